@@ -1,0 +1,53 @@
+"""The code behind the rules. A check is a function registered under a name; rules in `rules/`
+name the check they use and pass it parameters, so several rules can share one check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from loralint.sites import ConfigSite, Fix, Span
+
+# Names of the modules that register checks; imported by load_checks().
+_CHECK_MODULES = ("generic", "invalid", "hyperparams", "targets", "quantization", "training", "architecture")
+
+
+@dataclass(slots=True)
+class Finding:
+    span: Span
+    message: str
+    fix: Fix | None = None
+    related: list[tuple[Span, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CheckContext:
+    """What a check may know besides the site: the rule's parameters and run-wide hints."""
+
+    params: dict[str, Any]
+    dataset_size: int | None = None
+    dataset_size_source: str | None = None
+    message: str | None = None  # a custom rule's message template
+
+
+CheckFn = Callable[[ConfigSite, CheckContext], Iterable[Finding]]
+CHECKS: dict[str, CheckFn] = {}
+
+
+def check(name: str) -> Callable[[CheckFn], CheckFn]:
+    def register(fn: CheckFn) -> CheckFn:
+        if name in CHECKS:
+            raise ValueError(f"check {name!r} registered twice")
+        CHECKS[name] = fn
+        return fn
+
+    return register
+
+
+def load_checks() -> dict[str, CheckFn]:
+    import importlib
+
+    for module in _CHECK_MODULES:
+        importlib.import_module(f"loralint.checks.{module}")
+    return CHECKS

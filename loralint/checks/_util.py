@@ -1,0 +1,112 @@
+"""Small helpers shared by checks: reading numbers, writing literals for fixes, suggestions."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from typing import Any, Iterable
+
+from loralint.sites import ConfigSite, Field, Fix, Span, TextEdit, format_value, is_known
+
+_PLAIN_YAML = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_YAML_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "none", "~"}
+
+
+def number(value: Any) -> float | int | None:
+    """An int or float, but not a bool (True is an int in Python, never a rank)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def known_field(site: ConfigSite, name: str) -> Field | None:
+    f = site.get(name)
+    return f if f is not None and f.known else None
+
+
+def effective(site: ConfigSite, name: str) -> tuple[Any, bool]:
+    """(value, known): the value in force, set or defaulted; known=False when it cannot be read."""
+    f = site.get(name)
+    if f is not None:
+        return f.value, f.known
+    if site.opaque:
+        return None, False  # `**kwargs` we could not read might set it
+    value = site.value(name)
+    return value, is_known(value)
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return format_value(value)
+
+
+def literal(site: ConfigSite, value: Any) -> str:
+    """`value` written as the site's file format writes it."""
+    if site.syntax == "python":
+        if isinstance(value, str):
+            return json.dumps(value)
+        return repr(value)
+    if site.syntax == "json":
+        return json.dumps(value)
+    # YAML
+    if isinstance(value, str):
+        if _PLAIN_YAML.match(value) and value.lower() not in _YAML_RESERVED:
+            return value
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(literal(site, v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def replace_value(
+    site: ConfigSite, name: str, new_value: Any, description: str, applicability: str = "safe"
+) -> Fix | None:
+    """A fix that rewrites the value of `name` where it is written; None when the value is not a
+    literal at the argument (a constant or an argparse default is the user's to change)."""
+    f = site.get(name)
+    if f is None or not written_here(f):
+        return None
+    return Fix(description, [TextEdit(f.span, literal(site, new_value))], applicability)  # type: ignore[arg-type]
+
+
+def written_here(f: Field) -> bool:
+    """The value is a literal at the argument or key itself (not a constant or default elsewhere)."""
+    return f.provenance in ("literal", "") or f.provenance.startswith(("YAML", "JSON"))
+
+
+def rename_key(site: ConfigSite, f: Field, new_name: str, description: str) -> Fix:
+    return Fix(description, [TextEdit(f.span, new_name)], "safe")
+
+
+def append_argument(
+    site: ConfigSite, name: str, value: Any, description: str, applicability: str = "safe"
+) -> Fix | None:
+    if site.append_at is None or site.syntax != "python":
+        return None
+    end = site.append_at
+    point = Span(end.path, end.end_line, end.end_column, end.end_line, end.end_column)
+    return Fix(description, [TextEdit(point, f", {name}={literal(site, value)}")], applicability)  # type: ignore[arg-type]
+
+
+def close_matches(word: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.7) -> list[str]:
+    return difflib.get_close_matches(word, list(candidates), n=n, cutoff=cutoff)
+
+
+def quote_list(items: Iterable[str], limit: int = 8) -> str:
+    items = list(items)
+    shown = ", ".join(repr(i) for i in items[:limit])
+    return shown + (f", … ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def nice_alpha(value: float) -> int | float:
+    """An alpha suggestion as users write it: an integer, or one decimal for rsLoRA's sqrt(r)."""
+    return int(round(value)) if abs(value - round(value)) < 1e-9 else round(value, 1)

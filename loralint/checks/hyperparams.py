@@ -1,0 +1,221 @@
+"""LORA1xx: hyper-parameters that PEFT accepts but that waste a run."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Iterable
+
+from loralint.checks import CheckContext, Finding, check
+from loralint.checks._util import append_argument, effective, fmt, known_field, nice_alpha, number, replace_value
+from loralint.sites import ConfigSite, Fix
+
+
+def scaling_of(alpha: float, r: float, rslora: bool) -> float:
+    """peft/tuners/lora/layer.py: LoraLayer.update_layer — alpha / sqrt(r) with rsLoRA, else alpha / r."""
+    return alpha / math.sqrt(r) if rslora else alpha / r
+
+
+@check("alpha_scaling")
+def alpha_scaling(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    low, high = float(ctx.params.get("min", 0.5)), float(ctx.params.get("max", 4.0))
+    r, r_known = effective(site, "r")
+    alpha, alpha_known = effective(site, "lora_alpha")
+    rslora, rslora_known = effective(site, "use_rslora")
+    if not (r_known and alpha_known and rslora_known):
+        return
+    r, alpha = number(r), number(alpha)
+    if r is None or alpha is None or r <= 0 or alpha <= 0:
+        return  # invalid values are LORA002 / LORA012's to report
+    rslora = bool(rslora)
+    formula = "lora_alpha/sqrt(r)" if rslora else "lora_alpha/r"
+    scaling = scaling_of(alpha, r, rslora)
+    if not low <= scaling <= high:
+        unit = math.sqrt(r) if rslora else r
+        one, two = nice_alpha(unit), nice_alpha(2 * unit)
+        direction = f"scaled down {1 / scaling:.3g}x" if scaling < 1 else f"scaled up {scaling:.3g}x"
+        parts = [_short(site, "lora_alpha", "alpha"), _short(site, "r", "r")]
+        if rslora:
+            parts.append("use_rslora=True")
+        message = (
+            f"{formula} = {fmt(scaling)} ({', '.join(parts)}): updates are {direction}"
+            f" (outside [{fmt(low)}, {fmt(high)}]); use lora_alpha={fmt(one)} for scaling 1 or {fmt(two)} for 2"
+        )
+        target = one if scaling < 1 else two
+        description = f"Set lora_alpha={fmt(target)} (scaling {1 if target == one else 2})"
+        fix: Fix | None = replace_value(site, "lora_alpha", target, description, "unsafe")
+        if fix is None and not site.is_set("lora_alpha"):
+            fix = append_argument(site, "lora_alpha", target, description, "unsafe")
+        span = site.span_of("lora_alpha") if site.is_set("lora_alpha") else site.span_of("r")
+        yield Finding(span, message, fix=fix)
+    # Per-layer overrides: rank_pattern / alpha_pattern feed the same formula (research §3.7).
+    ranks = known_field(site, "rank_pattern")
+    alphas = known_field(site, "alpha_pattern")
+    rank_map = ranks.value if ranks is not None and isinstance(ranks.value, dict) else {}
+    alpha_map = alphas.value if alphas is not None and isinstance(alphas.value, dict) else {}
+    for key in dict.fromkeys([*rank_map, *alpha_map]):
+        layer_r = number(rank_map.get(key, r))
+        layer_alpha = number(alpha_map.get(key, alpha))
+        if layer_r is None or layer_alpha is None or layer_r <= 0 or layer_alpha <= 0:
+            continue
+        s = scaling_of(layer_alpha, layer_r, rslora)
+        if not low <= s <= high:
+            where = ranks if key in rank_map else alphas
+            assert where is not None
+            missing = " (rank_pattern sets r but alpha_pattern has no matching key)" if key not in alpha_map else ""
+            yield Finding(
+                where.span,
+                f"layers matching {key!r}: {formula} = {fmt(s)} (alpha={fmt(layer_alpha)}, r={fmt(layer_r)}){missing};"
+                f" outside [{fmt(low)}, {fmt(high)}]",
+            )
+
+
+def _short(site: ConfigSite, name: str, label: str) -> str:
+    """`alpha=16` for a literal, `alpha=16 (default of --lora_alpha)` otherwise."""
+    f = site.get(name)
+    if f is not None and f.provenance == "literal":
+        return f"{label}={fmt(f.value)}"
+    return label + site.describe(name)[len(name):]
+
+
+@check("rslora_high_rank")
+def rslora_high_rank(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    threshold = int(ctx.params.get("min_rank", 64))
+    r, r_known = effective(site, "r")
+    rslora, rslora_known = effective(site, "use_rslora")
+    r = number(r) if r_known else None
+    if r is None or not rslora_known or rslora or r < threshold:
+        return
+    yield Finding(
+        site.span_of("r"),
+        f"{site.describe('r')} without use_rslora: with lora_alpha/r scaling the update shrinks as the rank grows,"
+        f" so a high rank learns no better than a low one (rsLoRA, arXiv:2312.03732); set use_rslora=True with"
+        f" lora_alpha≈{nice_alpha(math.sqrt(r))}–{nice_alpha(2 * math.sqrt(r))} (scaling 1–2)",
+    )
+
+
+@check("dropout_large_dataset")
+def dropout_large_dataset(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    threshold = int(ctx.params.get("min_examples", 100_000))
+    size, source = ctx.dataset_size, ctx.dataset_size_source
+    if size is None and site.hints.dataset_size is not None and isinstance(site.hints.dataset_size.value, int):
+        size, source = site.hints.dataset_size.value, site.hints.dataset_size.provenance
+    dropout, known = effective(site, "lora_dropout")
+    dropout = number(dropout) if known else None
+    if size is None or size < threshold or dropout is None or not 0 < dropout < 1:
+        return
+    description = "Set lora_dropout=0"
+    fix = replace_value(site, "lora_dropout", 0.0, description, "unsafe")
+    yield Finding(
+        site.span_of("lora_dropout"),
+        f"{site.describe('lora_dropout')} with {size:,} training examples ({source}): with this much data a LoRA"
+        f" adapter rarely over-fits, so dropout mostly slows learning; use lora_dropout=0",
+        fix=fix,
+    )
+
+
+@check("bias_trained")
+def bias_trained(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    f = known_field(site, "bias")
+    if f is None or f.value not in ("all", "lora_only"):
+        return
+    scope = "every bias in the model" if f.value == "all" else "the biases of the adapted layers"
+    yield Finding(
+        f.span,
+        f"{f.describe()} trains {scope}, which change the base model: disabling or unmerging the adapter no longer"
+        " restores it, only one adapter per model may train biases, and Unsloth leaves its fast path; use bias='none'",
+        fix=replace_value(site, "bias", "none", "Set bias='none'", "unsafe"),
+    )
+
+
+_TASK_FROM_CLASS = (
+    ("ForSequenceClassification", "SEQ_CLS"),
+    ("ForTokenClassification", "TOKEN_CLS"),
+    ("ForQuestionAnswering", "QUESTION_ANS"),
+    ("ForSeq2SeqLM", "SEQ_2_SEQ_LM"),
+    ("ForCausalLM", "CAUSAL_LM"),
+    ("LMHeadModel", "CAUSAL_LM"),
+)
+_SEQ2SEQ_FAMILIES = ("T5", "MT5", "UMT5", "LongT5", "Bart", "MBart", "Pegasus", "Marian", "Blenderbot")
+
+
+def task_type_for_class(model_class: str | None) -> str | None:
+    if not model_class:
+        return None
+    if model_class.endswith("ForConditionalGeneration") and model_class.startswith(_SEQ2SEQ_FAMILIES):
+        return "SEQ_2_SEQ_LM"
+    for suffix, task in _TASK_FROM_CLASS:
+        if suffix in model_class:
+            return task
+    if model_class == "AutoModel":
+        return "FEATURE_EXTRACTION"
+    return None
+
+
+@check("missing_task_type")
+def missing_task_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/mapping_func.py: get_peft_model picks PeftModelFor<Task> from task_type; without it the
+    model is a plain PeftModel, and for classification PEFT does not add the head to modules_to_save
+    (peft_model.py: PeftModelForSequenceClassification)."""
+    if not site.hints.applied or site.is_set("task_type") or "task_type" in site.defaults or site.opaque:
+        return
+    task = task_type_for_class(site.hints.model_class)
+    if task in ("SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS"):
+        effect = (
+            "PEFT does not know a classification head is there: the new, randomly initialised head is neither"
+            " trained nor saved, so the reloaded model predicts at random"
+        )
+    else:
+        effect = "get_peft_model returns a plain PeftModel instead of the task's PeftModelFor* class"
+    message = f"task_type is not set on a config that is applied to a model: {effect}"
+    if site.hints.model_class:
+        message += f" (it is loaded with {site.hints.model_class})"
+    fix = None
+    if task:
+        message += f"; set task_type={task!r}"
+        fix = append_argument(site, "task_type", task, f"Add task_type={task!r}")
+    yield Finding(site.hints.applied_span or site.span, message, fix=fix)
+
+
+@check("unsloth_dropout")
+def unsloth_dropout(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    if not site.origin.startswith("unsloth"):
+        return
+    f = known_field(site, "lora_dropout")
+    if f is None or number(f.value) in (None, 0):
+        return
+    yield Finding(
+        f.span,
+        f"{f.describe()}: Unsloth's fused LoRA kernels run only with lora_dropout=0 (and bias='none'); with dropout"
+        " it patches the other layers but not the LoRA matrices, a slowdown. Use lora_dropout=0",
+        fix=replace_value(site, "lora_dropout", 0, "Set lora_dropout=0"),
+    )
+
+
+_PLAIN_NAME = re.compile(r"^[\w.]+$")
+
+
+@check("pattern_shadowed")
+def pattern_shadowed(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/utils/other.py: get_pattern_key returns the FIRST key, in dict order, whose regex
+    `(.*\\.)?(key)$` matches the module name — not the most specific one."""
+    for name in ("rank_pattern", "alpha_pattern"):
+        f = known_field(site, name)
+        if f is None or not isinstance(f.value, dict):
+            continue
+        keys = [k for k in f.value if isinstance(k, str)]
+        for j, later in enumerate(keys):
+            if not _PLAIN_NAME.match(later):
+                continue
+            for earlier in keys[:j]:
+                try:
+                    shadowing = re.match(rf"(.*\.)?({earlier})$", later)
+                except re.error:
+                    continue
+                if shadowing:
+                    yield Finding(
+                        f.span,
+                        f"{name} key {later!r} never applies: the earlier key {earlier!r} also matches it, and PEFT"
+                        f" uses the first matching key in dict order; put {later!r} first",
+                    )
+                    break

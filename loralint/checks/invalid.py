@@ -1,0 +1,430 @@
+"""LORA0xx: configurations PEFT rejects or mishandles at run time, decided from the source.
+
+Each check cites the PEFT 0.21.2 code it mirrors. Most of these are *not* checked when the
+LoraConfig is built: PEFT only fails once the (possibly multi-GB) base model is loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from loralint.checks import CheckContext, Finding, check
+from loralint.checks._util import (
+    close_matches,
+    effective,
+    fmt,
+    known_field,
+    number,
+    quote_list,
+    rename_key,
+    replace_value,
+)
+from loralint.peft_fields import (
+    BIAS_VALUES,
+    INIT_METHODS,
+    KNOWN_CONFUSIONS,
+    LORA_FIELDS,
+    REMOVED_FIELDS,
+    TASK_TYPES,
+)
+from loralint.sites import ConfigSite
+
+_PISSA_NITER = re.compile(r"^pissa_niter_(\d+)$")
+
+
+@check("unknown_argument")
+def unknown_argument(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/config.py: LoraConfig is a dataclass, so an unknown keyword raises TypeError at once;
+    from adapter_config.json (peft >= 0.14) it is dropped with a warning instead."""
+    peft_like = site.origin in ("peft.LoraConfig", "unsloth.get_peft_model", "adapter_config")
+    known = (LORA_FIELDS | site.extra_known) if peft_like else site.extra_known
+    api = {
+        "peft.LoraConfig": "LoraConfig",
+        "unsloth.get_peft_model": "Unsloth's get_peft_model",
+        "adapter_config": "LoraConfig (adapter_config.json)",
+    }.get(site.origin, site.origin)
+    for f in site.unknown_args:
+        name = f.raw_name or f.name
+        fix = None
+        if name in REMOVED_FIELDS:
+            message = f"{name} is not a {api} argument: {REMOVED_FIELDS[name]}"
+        else:
+            meant = KNOWN_CONFUSIONS.get(name)
+            matches = [meant] if meant and meant in known else close_matches(name, known)
+            if site.origin == "adapter_config":
+                effect = "newer/older PEFT versions drop it with a warning, so it has no effect"
+            elif site.origin == "unsloth.get_peft_model":
+                effect = "Unsloth passes unknown keywords to LoraConfig, which raises TypeError"
+            else:
+                effect = f"{api}(...) raises TypeError: unexpected keyword argument {name!r}"
+            message = f"{name} is not a {api} argument; {effect}"
+            if matches:
+                message += f"; did you mean {' or '.join(matches)}?"
+                if len(matches) == 1 and matches[0] not in site.fields:
+                    fix = rename_key(site, f, matches[0], f"Rename {name} to {matches[0]}")
+        yield Finding(f.span, message, fix=fix)
+
+
+@check("invalid_rank")
+def invalid_rank(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/tuners/lora/layer.py: LoraLayer.update_layer raises
+    "`r` should be a positive integer value but the value passed is {r}" at injection;
+    a float r fails inside torch. rank_pattern values go through the same check per layer."""
+    f = known_field(site, "r")
+    if f is not None and not _positive_int(f.value):
+        yield Finding(f.span, f"{f.describe()} is not a positive integer; {_rank_failure(f.value)}")
+    patterns = known_field(site, "rank_pattern")
+    if patterns is not None and isinstance(patterns.value, dict):
+        for key, value in patterns.value.items():
+            if not _positive_int(value):
+                yield Finding(
+                    patterns.span,
+                    f"rank_pattern[{key!r}]={fmt(value)} is not a positive integer; {_rank_failure(value)}",
+                )
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _rank_failure(value: Any) -> str:
+    if isinstance(value, float):
+        return "LoRA builds nn.Linear(in, r), so torch raises TypeError when PEFT injects the adapter"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "PEFT raises ValueError (`r` should be a positive integer) after the model is loaded"
+    return f"a {type(value).__name__} rank fails when PEFT injects the adapter"
+
+
+@check("invalid_dropout")
+def invalid_dropout(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """torch.nn.Dropout raises "dropout probability has to be between 0 and 1" when PEFT builds the
+    LoRA layer (peft/tuners/lora/layer.py: update_layer); p=1 is accepted but zeroes every input."""
+    f = known_field(site, "lora_dropout")
+    if f is None:
+        return
+    p = number(f.value)
+    if p is None:
+        yield Finding(f.span, f"{f.describe()} is not a number; nn.Dropout rejects it when PEFT injects the adapter")
+    elif p < 0 or p > 1:
+        yield Finding(f.span, f"{f.describe()} is outside [0, 1): torch raises ValueError when PEFT injects the adapter")
+    elif p == 1:
+        yield Finding(f.span, f"{f.describe()} drops every input to the LoRA path: the adapter can never learn")
+
+
+@check("invalid_bias")
+def invalid_bias(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/tuners/tuners_utils.py: _mark_only_adapters_as_trainable raises
+    NotImplementedError("Requested bias: {bias}, is not implemented.") at injection."""
+    f = known_field(site, "bias")
+    if f is None or f.value in BIAS_VALUES:
+        return
+    message = f"{f.describe()} is not one of {quote_list(BIAS_VALUES)}; PEFT raises NotImplementedError at injection"
+    fix = None
+    if isinstance(f.value, str) and f.value.strip().lower() in BIAS_VALUES:
+        fixed = f.value.strip().lower()
+        message += f"; did you mean {fixed!r}?"
+        fix = replace_value(site, "bias", fixed, f"Set bias to {fixed!r}")
+    elif f.value is None or f.value is False:
+        message += "; use 'none' to train no biases"
+        fix = replace_value(site, "bias", "none", "Set bias to 'none'")
+    yield Finding(f.span, message, fix=fix)
+
+
+@check("invalid_task_type")
+def invalid_task_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/config.py: PeftConfigMixin.__post_init__ raises ValueError("Invalid task type: ...")
+    (since peft 0.14; older versions silently used a plain PeftModel). The match is case-sensitive."""
+    f = known_field(site, "task_type")
+    if f is None or f.value is None or f.value in TASK_TYPES:
+        return
+    text = str(f.value)
+    guess = _task_type_guess(text)
+    message = f"{f.describe()} is not a PEFT TaskType ({', '.join(TASK_TYPES)}); LoraConfig raises ValueError"
+    fix = None
+    if guess:
+        message += f"; did you mean {guess!r}?"
+        fix = replace_value(site, "task_type", guess, f"Set task_type to {guess!r}")
+    yield Finding(f.span, message, fix=fix)
+
+
+_TASK_ALIASES = {
+    "QUESTION_ANSWERING": "QUESTION_ANS",
+    "CAUSAL": "CAUSAL_LM",
+    "CAUSALLM": "CAUSAL_LM",
+    "SEQ2SEQ": "SEQ_2_SEQ_LM",
+    "SEQ2SEQ_LM": "SEQ_2_SEQ_LM",
+    "SEQ_TO_SEQ_LM": "SEQ_2_SEQ_LM",
+    "SEQUENCE_CLASSIFICATION": "SEQ_CLS",
+    "TOKEN_CLASSIFICATION": "TOKEN_CLS",
+    "FEATURE_EXTRACTION": "FEATURE_EXTRACTION",
+}
+
+
+def _task_type_guess(text: str) -> str | None:
+    upper = text.strip().upper().replace("-", "_").replace(" ", "_")
+    if upper in TASK_TYPES:
+        return upper
+    if upper in _TASK_ALIASES:
+        return _TASK_ALIASES[upper]
+    matches = close_matches(upper, TASK_TYPES, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+@check("invalid_init")
+def invalid_init(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/tuners/lora/layer.py: update_layer dispatches on init_lora_weights; an unknown string
+    raises ValueError("Unknown initialization init_lora_weights=...") at injection, and
+    "pissa_niter_x" fails in int()."""
+    f = known_field(site, "init_lora_weights")
+    if f is None or isinstance(f.value, bool):
+        return
+    value = f.value
+    if isinstance(value, str):
+        lowered = value.lower()
+        if lowered in INIT_METHODS or _PISSA_NITER.match(lowered):
+            return
+        if lowered.startswith("pissa_niter_"):
+            yield Finding(f.span, f"{f.describe()}: the PiSSA iteration count must be an integer, e.g. 'pissa_niter_16'")
+            return
+        matches = close_matches(lowered, INIT_METHODS, n=1, cutoff=0.6)
+        message = (
+            f"{f.describe()} is not an initialisation PEFT knows (True, False, {', '.join(repr(m) for m in INIT_METHODS)},"
+            " 'pissa_niter_<n>'); PEFT raises ValueError when it injects the adapter"
+        )
+        fix = None
+        if matches:
+            message += f"; did you mean {matches[0]!r}?"
+            fix = replace_value(site, "init_lora_weights", matches[0], f"Set init_lora_weights to {matches[0]!r}", "unsafe")
+        yield Finding(f.span, message, fix=fix)
+    else:
+        yield Finding(f.span, f"{f.describe()} must be True, False or the name of an initialisation method")
+
+
+@check("conflicting_options")
+def conflicting_options(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """Combinations PEFT rejects: peft/tuners/lora/config.py LoraConfig.__post_init__ (C3–C6, C14,
+    C15), LoraLayer.resolve_lora_variant (one variant at a time), ParamWrapper (target_parameters),
+    orthogonal_init (even r)."""
+    target_modules, tm_known = effective(site, "target_modules")
+    ltt = site.get("layers_to_transform")
+    lp = site.get("layers_pattern")
+    if tm_known and isinstance(target_modules, str):
+        for f in (ltt, lp):
+            if f is not None and f.known and f.value is not None:
+                yield Finding(
+                    f.key_span or f.span,
+                    f"{f.name} cannot be used when target_modules is a string (a regex): LoraConfig raises ValueError;"
+                    " give target_modules as a list, or put the layer numbers in the regex",
+                )
+    if lp is not None and lp.known and lp.value and ltt is None and not site.opaque:
+        yield Finding(
+            lp.key_span or lp.span,
+            "layers_pattern without layers_to_transform: LoraConfig raises ValueError; add layers_to_transform"
+            " or remove layers_pattern",
+        )
+    if _truthy(site, "use_dora") and _set_value(site, "megatron_config"):
+        yield Finding(site.span_of("use_dora"), "DoRA does not support megatron_core: LoraConfig raises ValueError")
+    if _truthy(site, "lora_bias"):
+        init, init_known = effective(site, "init_lora_weights")
+        if init_known and init not in (True, False):
+            yield Finding(
+                site.span_of("lora_bias"),
+                f"lora_bias=True works only with init_lora_weights=True or False, not {init!r}: LoraConfig raises ValueError",
+            )
+        if _truthy(site, "use_dora"):
+            yield Finding(site.span_of("lora_bias"), "lora_bias=True is not supported with DoRA: LoraConfig raises ValueError")
+    variants = _variants(site)
+    if len(variants) > 1:
+        yield Finding(
+            site.span_of(variants[1]),
+            f"{' and '.join(variants)} are separate LoRA variants; PEFT allows one at a time and raises"
+            f" ValueError (Invalid or unsupported variant combination) when it builds the layers",
+        )
+    if _set_value(site, "target_parameters"):
+        for name, bad, why in (
+            ("lora_dropout", lambda v: number(v) not in (None, 0), "lora_dropout != 0"),
+            ("use_dora", lambda v: v is True, "use_dora=True"),
+            ("lora_bias", lambda v: v is True, "lora_bias=True"),
+            ("fan_in_fan_out", lambda v: v is True, "fan_in_fan_out"),
+        ):
+            f = known_field(site, name)
+            if f is not None and bad(f.value):
+                yield Finding(
+                    f.span,
+                    f"target_parameters (LoRA on nn.Parameter, e.g. fused MoE experts) does not work with {why}:"
+                    " PEFT's ParamWrapper raises ValueError at injection",
+                )
+    init = known_field(site, "init_lora_weights")
+    r = known_field(site, "r")
+    if init is not None and isinstance(init.value, str) and init.value.lower() == "orthogonal":
+        if r is not None and isinstance(r.value, int) and r.value % 2:
+            yield Finding(r.span, f"orthogonal initialisation needs an even rank, not r={r.value}: PEFT raises ValueError")
+
+
+_VARIANT_FIELDS = (
+    "use_dora",
+    "alora_invocation_tokens",
+    "velora_config",
+    "monteclora_config",
+    "use_bdlora",
+    "arrow_config",
+    "kasa_config",
+)
+
+
+def _variants(site: ConfigSite) -> list[str]:
+    found = [name for name in _VARIANT_FIELDS if _set_value(site, name)]
+    init = known_field(site, "init_lora_weights")
+    if init is not None and isinstance(init.value, str) and init.value.lower() == "mica":
+        found.append("init_lora_weights='mica'")
+    return found
+
+
+def _truthy(site: ConfigSite, name: str) -> bool:
+    f = known_field(site, name)
+    return f is not None and bool(f.value)
+
+
+def _set_value(site: ConfigSite, name: str) -> bool:
+    """Set to something other than None/False/empty (unknown values count as not set)."""
+    f = known_field(site, name)
+    return f is not None and f.value not in (None, False) and f.value != {} and f.value != []
+
+
+@check("loftq_config")
+def loftq_config(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/tuners/lora/config.py: init_lora_weights="loftq" without loftq_config raises ValueError
+    (C8); peft/utils/loftq_utils.py: loftq_init accepts 4 or 8 bits and iter > 0 only."""
+    init = known_field(site, "init_lora_weights")
+    loftq = site.get("loftq_config")
+    if init is not None and init.value == "loftq" and (loftq is None or (loftq.known and not loftq.value)):
+        if not site.opaque:
+            yield Finding(
+                init.span,
+                "init_lora_weights='loftq' needs loftq_config=LoftQConfig(loftq_bits=4): LoraConfig raises ValueError",
+            )
+    if loftq is None or not loftq.known or not isinstance(loftq.value, dict):
+        return
+    values = loftq.value
+    unknown_keys = sorted(set(values) - {"loftq_bits", "loftq_iter"})
+    for key in unknown_keys:
+        meant = close_matches(f"loftq_{key}" if not key.startswith("loftq_") else key, ["loftq_bits", "loftq_iter"], n=1, cutoff=0.5)
+        hint = f"; did you mean {meant[0]}?" if meant else ""
+        yield Finding(loftq.span, f"loftq_config has no key {key!r} (only loftq_bits, loftq_iter){hint}")
+    bits = values.get("loftq_bits", 4)
+    if bits not in (4, 8):
+        yield Finding(loftq.span, f"loftq_bits={fmt(bits)}: LoftQ supports 4 or 8 bits only (loftq_init raises ValueError)")
+    iters = values.get("loftq_iter", 1)
+    if number(iters) is None or iters <= 0:
+        yield Finding(loftq.span, f"loftq_iter={fmt(iters)} must be a positive integer (loftq_init raises ValueError)")
+
+
+@check("ignored_sub_config")
+def ignored_sub_config(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/tuners/lora/config.py: a loftq/eva/corda config given for another initialisation is
+    ignored with a warning (loftq_config is even reset to {}). PEFT checks these in one if/elif
+    chain, so it reports at most one; each is checked on its own here."""
+    init, known = effective(site, "init_lora_weights")
+    if not known:
+        return
+    init_name = init.lower() if isinstance(init, str) else init
+    for config_field, method in (("loftq_config", "loftq"), ("eva_config", "eva"), ("corda_config", "corda"), ("lora_ga_config", "lora_ga")):
+        if _set_value(site, config_field) and init_name != method:
+            f = site.get(config_field)
+            assert f is not None
+            yield Finding(
+                f.key_span or f.span,
+                f"{config_field} is set but init_lora_weights={init!r}, so PEFT ignores it; "
+                f"set init_lora_weights={method!r} or remove {config_field}",
+            )
+
+
+@check("wrong_type")
+def wrong_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """Types LoraConfig does not check but PEFT relies on (research §1.6, §3.4)."""
+    f = known_field(site, "modules_to_save")
+    if f is not None and isinstance(f.value, str):
+        yield Finding(
+            f.span,
+            f"modules_to_save={f.value!r} is a string: PEFT iterates it character by character and wraps every module"
+            f" whose name ends in one of them (the whole model); use a list: [{f.value!r}]",
+            fix=replace_value(site, "modules_to_save", [f.value], f"Wrap {f.value!r} in a list"),
+        )
+    f = known_field(site, "target_parameters")
+    if f is not None and isinstance(f.value, str):
+        yield Finding(
+            f.span,
+            "target_parameters must be a list of strings: LoraConfig raises TypeError",
+            fix=replace_value(site, "target_parameters", [f.value], f"Wrap {f.value!r} in a list"),
+        )
+    f = known_field(site, "target_modules")
+    if f is not None and not (f.value is None or isinstance(f.value, (str, list, tuple, set))):
+        yield Finding(f.span, f"{f.describe()} must be a list of module names, a regex string, or 'all-linear'")
+    elif f is not None and isinstance(f.value, (list, tuple, set)) and not all(isinstance(v, str) for v in f.value):
+        yield Finding(f.span, f"{f.describe()}: every target_modules entry must be a string")
+    f = known_field(site, "layers_to_transform")
+    if f is not None and f.value is not None:
+        values = f.value if isinstance(f.value, (list, tuple)) else [f.value]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            yield Finding(f.span, f"{f.describe()} must be an int or a list of ints (layer indices)")
+    for name in ("rank_pattern", "alpha_pattern"):
+        f = known_field(site, name)
+        if f is not None and f.value is not None and not isinstance(f.value, dict):
+            yield Finding(f.span, f"{f.describe()} must be a dict of {{module-name regex: value}}")
+    for name in ("use_rslora", "use_dora", "fan_in_fan_out", "lora_bias", "use_qalora", "ensure_weight_tying"):
+        f = known_field(site, name)
+        if f is not None and not isinstance(f.value, bool):
+            yield Finding(
+                f.span,
+                f"{f.describe()} should be True or False; PEFT only tests its truth, so {f.value!r} means"
+                f" {bool(f.value)}",
+            )
+
+
+@check("alpha_not_positive")
+def alpha_not_positive(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """Scaling is lora_alpha / r (peft/tuners/lora/layer.py: update_layer): alpha 0 makes the adapter
+    a permanent no-op, a negative alpha flips the update's sign. PEFT accepts both silently."""
+    f = known_field(site, "lora_alpha")
+    if f is None:
+        return
+    alpha = number(f.value)
+    if f.value is None:
+        yield Finding(f.span, "lora_alpha=None: PEFT computes lora_alpha / r and raises TypeError at injection")
+    elif alpha is not None and alpha <= 0:
+        effect = "the adapter output is multiplied by 0 and never changes the model" if alpha == 0 else (
+            "the update is applied with its sign flipped"
+        )
+        yield Finding(f.span, f"{f.describe()}: {effect}")
+    patterns = known_field(site, "alpha_pattern")
+    if patterns is not None and isinstance(patterns.value, dict):
+        for key, value in patterns.value.items():
+            a = number(value)
+            if a is not None and a <= 0:
+                yield Finding(patterns.span, f"alpha_pattern[{key!r}]={fmt(value)} disables or inverts those layers' updates")
+
+
+@check("sub_config_values")
+def sub_config_values(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """Value checks of the variant configs (peft/tuners/lora/config.py: EvaConfig, VeloraConfig,
+    KasaConfig, ArrowConfig, MontecloraConfig __post_init__), which raise ValueError."""
+    rules: dict[str, list[tuple[str, Any, str]]] = {
+        "eva_config": [("rho", lambda v: v >= 1.0, "rho must be >= 1.0"), ("tau", lambda v: 0 <= v <= 1, "tau must be between 0 and 1")],
+        "velora_config": [("num_groups", lambda v: v > 0, "num_groups must be positive"), ("scale", lambda v: v > 0, "scale must be positive")],
+        "kasa_config": [("beta", lambda v: v >= 0, "beta must be non-negative"), ("gamma", lambda v: v >= 0, "gamma must be non-negative")],
+        "arrow_config": [("top_k", lambda v: v > 0, "top_k must be positive"), ("router_temperature", lambda v: v > 0, "router_temperature must be > 0")],
+        "monteclora_config": [
+            ("num_samples", lambda v: v > 0, "num_samples must be positive"),
+            ("dirichlet_prior", lambda v: v > 0, "dirichlet_prior must be positive"),
+            ("buffer_size", lambda v: v > 0, "buffer_size must be positive"),
+        ],
+    }
+    for config_name, constraints in rules.items():
+        f = known_field(site, config_name)
+        if f is None or not isinstance(f.value, dict):
+            continue
+        for key, ok, text in constraints:
+            value = number(f.value.get(key))
+            if value is not None and not ok(value):
+                yield Finding(f.span, f"{config_name}: {key}={fmt(value)}: {text} (PEFT raises ValueError)")

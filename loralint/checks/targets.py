@@ -1,0 +1,95 @@
+"""Target-module mistakes visible in the source alone (no architecture needed).
+
+peft/tuners/tuners_utils.py: check_target_module_exists — a string target_modules is
+`re.fullmatch`ed against each module's full dotted name (except the special "all-linear");
+a list entry matches the full name exactly or as a suffix after a dot, never as a regex.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+from loralint.checks import CheckContext, Finding, check
+from loralint.checks._util import known_field, replace_value
+from loralint.sites import ConfigSite
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*$")
+_CSV = re.compile(r"^\s*[\w.]+\s*(,\s*[\w.]+\s*)+,?\s*$")
+_ALL_LINEAR_NEAR = {"all_linear", "all linear", "alllinear", "all-linears", "all", "linear", "all-linear-layers", "all_linear_layers"}
+_REGEX_CHARS = re.compile(r"[*+?|^$()\[\]\\{}]")
+
+
+@check("string_target")
+def string_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    f = known_field(site, "target_modules")
+    if f is None or not isinstance(f.value, str):
+        return
+    value = f.value
+    if value.lower() == "all-linear":
+        return
+    stripped = value.strip().lower()
+    if stripped == "all-linear" or stripped in _ALL_LINEAR_NEAR:
+        yield Finding(
+            f.span,
+            f"target_modules={value!r} is not the special value 'all-linear' (only that exact spelling is), so PEFT"
+            " treats it as a regex that must match a whole module name: it matches nothing and get_peft_model raises",
+            fix=replace_value(site, "target_modules", "all-linear", "Use 'all-linear'", "unsafe"),
+        )
+        return
+    if _CSV.match(value):
+        names = [part.strip() for part in value.split(",") if part.strip()]
+        yield Finding(
+            f.span,
+            f"target_modules={value!r} is one string, which PEFT reads as a regex over full module names, not a"
+            f" comma-separated list: it matches nothing; use a list {names!r}",
+            fix=replace_value(site, "target_modules", names, "Split into a list", "safe"),
+        )
+        return
+    if _IDENTIFIER.match(value):
+        yield Finding(
+            f.span,
+            f"target_modules={value!r} is a string, so PEFT re.fullmatch-es it against full names such as"
+            f" 'model.layers.0.self_attn.{value.rsplit('.', 1)[-1]}': it matches nothing; use a list [{value!r}]"
+            f" or a regex r'.*\\.{re.escape(value)}'",
+            fix=replace_value(site, "target_modules", [value], "Use a one-element list", "safe"),
+        )
+        return
+    try:
+        re.compile(value)
+    except re.error as exc:
+        yield Finding(f.span, f"target_modules={value!r} is not a valid regular expression ({exc}); PEFT raises re.error")
+
+
+@check("regex_in_list")
+def regex_in_list(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    for name in ("target_modules", "exclude_modules", "modules_to_save"):
+        f = known_field(site, name)
+        if f is None or not isinstance(f.value, (list, tuple, set)):
+            continue
+        entries = [e for e in f.value if isinstance(e, str)]
+        if name == "target_modules" and any(e.lower() == "all-linear" for e in entries):
+            fix = None
+            if len(entries) == 1:
+                fix = replace_value(site, name, "all-linear", "Use the string 'all-linear'", "safe")
+            yield Finding(
+                f.span,
+                "'all-linear' only works as the plain string target_modules='all-linear'; inside a list it is a module"
+                " name that matches nothing",
+                fix=fix,
+            )
+        regexy = [e for e in entries if _REGEX_CHARS.search(e)]
+        if regexy:
+            how = {
+                "target_modules": "use one regex string such as target_modules=r'.*\\.(q_proj|v_proj)' instead",
+                "exclude_modules": "use one regex string for exclude_modules instead",
+                "modules_to_save": "list the module names themselves",
+            }[name]
+            yield Finding(
+                f.span,
+                f"{name} entries {regexy!r} look like regular expressions, but list entries match module names"
+                f" exactly or as a dotted suffix (since peft 0.6), so they match nothing; {how}",
+            )
+        empty = [e for e in entries if not e.strip()]
+        if empty and name == "target_modules":
+            yield Finding(f.span, "target_modules contains an empty string, which matches nothing (and raises for 20+ entries)")

@@ -1,0 +1,237 @@
+"""The `loralint` command line. Exit codes: 0 clean, 1 findings, 2 usage or internal error.
+
+Imports stay lazy: `loralint check one_file.py` must start about as fast as Python itself, and
+nothing here may import torch, transformers or peft (only `verify` does, on demand).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from loralint import __version__
+
+OUTPUT_FORMATS = ("text", "json", "sarif", "github", "lsp")
+
+
+def _codes(values: tuple[str, ...]) -> list[str]:
+    return [c.strip().upper() for v in values for c in v.split(",") if c.strip()]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"loralint: error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="loralint")
+def cli() -> None:
+    """A static linter and advisor for LoRA / QLoRA fine-tuning configurations."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option(
+    "--output-format",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="text",
+    envvar="LORALINT_OUTPUT_FORMAT",
+    show_default=True,
+    help="How to print the results.",
+)
+@click.option("--select", multiple=True, help="Rule codes or prefixes to enable (comma-separated), replacing the settings.")
+@click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable in addition.")
+@click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable.")
+@click.option("--model", "model", help="Base model id or local folder for every configuration (overrides the source).")
+@click.option("--online", is_flag=True, help="Allow fetching config.json from the Hugging Face Hub (HF_HUB_OFFLINE=1 wins).")
+@click.option("--verify", is_flag=True, help="Also build each model on the meta device and apply real PEFT (needs loralint[verify]).")
+@click.option("--trust-remote-code", is_flag=True, help="With --verify: allow models whose code lives on the Hub.")
+@click.option("--fix", is_flag=True, help="Apply safe fixes to the files.")
+@click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that may change behaviour (with --fix or --diff).")
+@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff instead of writing them.")
+@click.option("--stdin-filename", help="Read the source from stdin and report it under this name.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
+@click.option(
+    "--fail-level",
+    type=click.Choice(["error", "warning", "info"]),
+    help="Lowest severity that makes the exit code 1 (settings: fail-level; default: warning).",
+)
+@click.option("--statistics", is_flag=True, help="Print a count of findings per rule instead of each finding.")
+@click.option("-q", "--quiet", is_flag=True, help="Print findings only: no source snippets, no summary.")
+@click.option("--no-show-source", is_flag=True, help="Do not print the source line under each finding.")
+@click.option("--dataset-size", type=click.IntRange(min=0), help="Number of training examples (for dataset-aware rules).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Settings file to use instead of discovery.")
+@click.option("--force-exclude", is_flag=True, help="Apply exclude settings to files named on the command line too.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write .loralint_cache.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), help="Processes used to parse files (default: all cores).")
+def check(
+    paths: tuple[str, ...],
+    output_format: str,
+    select: tuple[str, ...],
+    extend_select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    model: str | None,
+    online: bool,
+    verify: bool,
+    trust_remote_code: bool,
+    fix: bool,
+    unsafe_fixes: bool,
+    diff: bool,
+    stdin_filename: str | None,
+    exit_zero: bool,
+    fail_level: str | None,
+    statistics: bool,
+    quiet: bool,
+    no_show_source: bool,
+    dataset_size: int | None,
+    config_path: Path | None,
+    force_exclude: bool,
+    no_cache: bool,
+    jobs: int | None,
+) -> None:
+    """Check PATHS (default: the current directory) for problems in LoRA configurations."""
+    from loralint.engine import Options, UsageError, exit_code, run
+    from loralint.settings import SettingsError, discover_settings
+
+    use_stdin = stdin_filename is not None or paths == ("-",)
+    targets = list(paths) or ["."]
+    try:
+        settings = discover_settings(
+            [Path(stdin_filename or ".")] if use_stdin else [Path(p) for p in targets], config_path
+        )
+    except SettingsError as exc:
+        _fail(str(exc))
+    if dataset_size is not None:
+        settings.dataset_size = dataset_size
+    if model:
+        settings.model = model
+    options = Options(
+        select=_codes(select) or None,
+        extend_select=_codes(extend_select),
+        ignore=_codes(ignore),
+        model=model,
+        online=online or settings.online,
+        force_exclude=force_exclude,
+        no_cache=no_cache,
+        jobs=jobs,
+    )
+    sources = None
+    texts: dict[str, str] = {}
+    if use_stdin:
+        name = stdin_filename or "-"
+        data = sys.stdin.buffer.read()
+        sources = {name: data}
+        texts[name] = data.decode("utf-8", errors="replace")
+    resolver = _resolver()
+    try:
+        result = run(targets, settings, options, sources=sources, resolve=resolver)
+        if verify:
+            from loralint.verify import verify_sites
+
+            verify_sites(result, settings, options, trust_remote_code=trust_remote_code, progress=output_format == "text")
+    except UsageError as exc:
+        _fail(str(exc))
+    for note in result.notes:
+        click.echo(f"loralint: warning: {note}", err=True)
+    if fix or diff:
+        from loralint.fixes import apply_fixes
+
+        fixed = apply_fixes(result, unsafe=unsafe_fixes, write=not diff and not use_stdin, texts=texts)
+        if diff:
+            click.echo(fixed.diff, nl=False)
+            sys.exit(0 if exit_zero or not fixed.diff else 1)
+        if use_stdin:
+            # ruff-style: with --fix on stdin, print the fixed source.
+            click.echo(fixed.texts.get(stdin_filename or "-", texts.get(stdin_filename or "-", "")), nl=False)
+            sys.exit(0)
+        result = fixed.remaining
+        if fixed.count and output_format == "text" and not quiet:
+            click.echo(f"Fixed {fixed.count} problem{'s' if fixed.count != 1 else ''}.", err=True)
+    click.echo(_render(result, output_format, statistics=statistics, quiet=quiet, show_source=not no_show_source, texts=texts, unsafe=unsafe_fixes))
+    if exit_zero:
+        sys.exit(0)
+    sys.exit(exit_code(result.diagnostics, fail_level or settings.fail_level))
+
+
+def _resolver():
+    try:
+        from loralint.resolve import resolve_sites
+    except ImportError:  # pragma: no cover - resolve ships with the package
+        return None
+    return resolve_sites
+
+
+def _render(result, output_format: str, *, statistics: bool, quiet: bool, show_source: bool, texts, unsafe: bool) -> str:
+    if output_format == "text":
+        from loralint.report.text import render, use_colour
+
+        return render(
+            result, colour=use_colour(), show_source=show_source, statistics=statistics, quiet=quiet, texts=texts,
+            unsafe_hint=not unsafe,
+        )
+    import importlib
+
+    return importlib.import_module(f"loralint.report.{output_format}").render(result)
+
+
+@cli.command()
+@click.argument("code", required=False)
+@click.option("--all", "show_all", is_flag=True, help="List every rule: code, name, severity, summary.")
+@click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def rule(code: str | None, show_all: bool, output_format: str) -> None:
+    """Print the documentation of rule CODE (a code such as LORA101 or a name such as alpha-scaling)."""
+    import json
+
+    from loralint.ruleset import builtin_rules, find_rule
+
+    rules = builtin_rules()
+    if show_all or code is None:
+        if output_format == "json":
+            click.echo(json.dumps([
+                {"code": r.code, "name": r.name, "severity": r.severity, "fix": r.fix, "summary": r.summary}
+                for r in rules.values()
+            ], indent=2))
+            return
+        width = max(len(r.name) for r in rules.values())
+        for r in rules.values():
+            fix = {"safe": "fix", "unsafe": "fix*", "none": ""}[r.fix]
+            click.echo(f"{r.code}  {r.name:<{width}}  {r.severity:<7}  {fix:<4}  {r.summary}")
+        return
+    found = find_rule(code, rules)
+    if found is None:
+        _fail(f"unknown rule {code!r}; `loralint rule --all` lists them")
+    if output_format == "json":
+        click.echo(json.dumps({"code": found.code, "name": found.name, "severity": found.severity, "check": found.check,
+                               "params": found.params, "fix": found.fix, "summary": found.summary, "docs": found.docs}, indent=2))
+        return
+    click.echo(f"{found.name} ({found.code})\n\nDefault severity: {found.severity}. Fix: {found.fix}."
+               + (f" Parameters: {', '.join(f'{k}={v}' for k, v in found.params.items())}." if found.params else "")
+               + f"\n\n{found.docs}")
+
+
+def main() -> None:
+    """Entry point: no traceback ever reaches the user; internal errors exit 2 with one line."""
+    try:
+        cli.main(prog_name="loralint", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("loralint: interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`loralint check | head`): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - last line of defence
+        if os.environ.get("LORALINT_DEBUG"):
+            raise
+        click.echo(f"loralint: internal error: {type(exc).__name__}: {exc} (set LORALINT_DEBUG=1 for a traceback)", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

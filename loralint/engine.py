@@ -1,0 +1,292 @@
+"""engine: runs the pipeline — discover → extract → resolve → check — and applies settings,
+selection and suppressions. Reporters get a RunResult and nothing else."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable
+
+from loralint.discover import Discovery, Matcher, SourceFile, discover, glob_to_regex
+from loralint.extract import extract_source, file_diagnostic, is_candidate
+from loralint.ruleset import Rule, builtin_rules, code_matches, rule_from_mapping
+from loralint.settings import Settings
+from loralint.sites import SEVERITY_RANK, ConfigSite, Diagnostic, FileResult
+
+# Parse in a process pool only when there is enough work to pay for starting it.
+POOL_MIN_CANDIDATES = 24
+POOL_MIN_BYTES = 400_000
+
+
+class UsageError(Exception):
+    """A problem with how loralint was invoked (exit code 2)."""
+
+
+@dataclass(slots=True)
+class Options:
+    """What the command line adds to the settings."""
+
+    select: list[str] | None = None
+    extend_select: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    model: str | None = None
+    online: bool = False
+    force_exclude: bool = False
+    no_cache: bool = False
+    jobs: int | None = None
+
+
+@dataclass(slots=True)
+class RunResult:
+    files_checked: int
+    diagnostics: list[Diagnostic]
+    sites: list[ConfigSite]
+    rules: dict[str, Rule]
+    notes: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # display path → filesystem path
+
+
+def all_rules(settings: Settings) -> dict[str, Rule]:
+    """Built-in rules plus the user's own, with the settings' parameters and severities applied."""
+    rules = dict(builtin_rules())
+    for custom in settings.rules:
+        if custom.code in rules:
+            raise UsageError(f"custom rule {custom.code} clashes with a built-in rule")
+        rules[custom.code] = rule_from_mapping(
+            custom.model_dump(), docs=custom.summary, source="settings", builtin=False
+        )
+    from loralint.checks import load_checks
+
+    checks = load_checks()
+    for rule in rules.values():
+        if rule.check not in checks and rule.check != "engine":
+            raise UsageError(f"rule {rule.code} uses unknown check {rule.check!r} (known: {', '.join(sorted(checks))})")
+    by_name = {r.name: r for r in rules.values()}
+    for key, params in settings.params.items():
+        rule = rules.get(key.upper()) or by_name.get(key)
+        if rule is None:
+            raise UsageError(f"params for unknown rule {key!r}")
+        rules[rule.code] = replace(rule, params={**rule.params, **params})
+    for key, severity in settings.severity.items():
+        rule = rules.get(key.upper()) or by_name.get(key)
+        if rule is None:
+            raise UsageError(f"severity for unknown rule {key!r}")
+        rules[rule.code] = replace(rules[rule.code], severity=severity)
+    return rules
+
+
+def selected_codes(rules: dict[str, Rule], settings: Settings, options: Options) -> set[str]:
+    select = options.select if options.select is not None else (settings.select or ["ALL"])
+    extend = [*settings.extend_select, *options.extend_select]
+    ignore = [*settings.ignore, *options.ignore]
+    known = [*rules]
+    for selector in [*select, *extend, *ignore]:
+        if selector != "ALL" and not any(code_matches(code, selector) for code in known):
+            raise UsageError(f"unknown rule selector {selector!r}")
+    chosen = set()
+    for code in rules:
+        picked = [s for s in (*select, *extend) if code_matches(code, s)]
+        dropped = [s for s in ignore if code_matches(code, s)]
+        if not picked:
+            continue
+        # The more specific selector wins, as in ruff: --select LORA101 beats ignore = ["LORA1"].
+        if dropped and max(len(s) for s in dropped) >= max(len(s) for s in picked):
+            continue
+        chosen.add(code)
+    return chosen
+
+
+def extract_all(files: list[SourceFile], settings: Settings, options: Options) -> list[FileResult]:
+    """Read every file, prefilter, and parse the candidates (cached, in a pool when many)."""
+    from loralint.cache import ExtractionCache
+
+    cache = ExtractionCache(settings.root) if settings.cache and not options.no_cache else None
+    results: dict[str, FileResult] = {}
+    todo: list[tuple[SourceFile, bytes, str | None]] = []
+    for source in files:
+        try:
+            data = source.path.read_bytes()
+        except OSError as exc:
+            result = FileResult(source.display)
+            reason = exc.strerror or type(exc).__name__
+            result.diagnostics.append(file_diagnostic("LORA902", source.display, f"cannot read: {reason}; not checked"))
+            results[source.display] = result
+            continue
+        if not is_candidate(data, source.fmt):
+            continue
+        key = cache.key(source.display, source.fmt, data) if cache else None
+        cached = cache.get(key) if cache and key else None
+        if cached is not None:
+            results[source.display] = cached
+        else:
+            todo.append((source, data, key))
+    jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
+    big = len(todo) >= POOL_MIN_CANDIDATES or sum(len(d) for _, d, _ in todo) >= POOL_MIN_BYTES
+    if jobs > 1 and big and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
+            fresh = list(pool.map(_extract_bytes, [(s.display, d, s.fmt) for s, d, _ in todo], chunksize=4))
+    else:
+        fresh = [extract_source(s.display, d, s.fmt) for s, d, _ in todo]
+    for (source, _, key), result in zip(todo, fresh):
+        results[source.display] = result
+        if cache and key and not any(d.code == "LORA904" for d in result.diagnostics):
+            cache.put(key, result)
+    return [results[s.display] for s in files if s.display in results]
+
+
+def _extract_bytes(args: tuple[str, bytes, str]) -> FileResult:
+    return extract_source(*args)
+
+
+def _matches_glob(display: str, filesystem: Path, root: Path, globs: Iterable[str]) -> list[str]:
+    try:
+        rel = filesystem.resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        rel = display
+    return [g for g in globs if glob_to_regex(g).match(rel) or glob_to_regex(g).match(display)]
+
+
+def run(
+    paths: list[str],
+    settings: Settings,
+    options: Options,
+    *,
+    sources: dict[str, bytes] | None = None,
+    resolve: Callable[[list[ConfigSite], Settings, Options], None] | None = None,
+) -> RunResult:
+    """Check `paths` (or, with `sources`, in-memory files keyed by display path: stdin, editors)."""
+    rules = all_rules(settings)
+    active = selected_codes(rules, settings, options)
+    notes: list[str] = []
+    fs_paths: dict[str, Path] = {}
+    if sources is not None:
+        from loralint.extract import file_format
+
+        results = []
+        for display, data in sources.items():
+            fmt = file_format(display) or "python"
+            fs_paths[display] = Path(display)
+            results.append(extract_source(display, data, fmt) if is_candidate(data, fmt) else FileResult(display))
+        files_checked = len(sources)
+    else:
+        matcher = Matcher(settings.root, [*settings.exclude, *settings.extend_exclude], settings.include)
+        found: Discovery = discover(paths, matcher, settings.respect_gitignore, options.force_exclude)
+        if found.missing:
+            raise UsageError(f"{found.missing[0]}: no such file or directory")
+        notes.extend(found.notes)
+        results = extract_all(found.files, settings, options)
+        files_checked = len(found.files)
+        fs_paths = {f.display: f.path for f in found.files}
+
+    sites = [site for result in results for site in result.sites]
+    if resolve is not None and sites:
+        resolve(sites, settings, options)
+
+    from loralint.checks import CheckContext, load_checks
+
+    checks = load_checks()
+    diagnostics: list[Diagnostic] = []
+    for result in results:
+        per_file_ignores = [
+            code
+            for glob in _matches_glob(result.path, fs_paths.get(result.path, Path(result.path)), settings.root, settings.per_file_ignores)
+            for code in settings.per_file_ignores[glob]
+        ]
+        dataset_size, dataset_source = None, None
+        size_globs = _matches_glob(
+            result.path, fs_paths.get(result.path, Path(result.path)), settings.root, settings.per_file_dataset_size
+        )
+        if size_globs:
+            dataset_size = settings.per_file_dataset_size[size_globs[0]]
+            dataset_source = f"per-file-dataset-size in {settings.source.name if settings.source else 'settings'}"
+        file_diags: list[tuple[Diagnostic, int | None]] = [(d, None) for d in result.diagnostics]
+        for site in result.sites:
+            size, source = dataset_size, dataset_source
+            if size is None and site.hints.dataset_size is None and settings.dataset_size is not None:
+                size = settings.dataset_size
+                source = f"dataset-size in {settings.source.name if settings.source else 'settings'}"
+            for code in sorted(active):
+                rule = rules[code]
+                if rule.check == "engine":
+                    continue
+                ctx = CheckContext(params=rule.params, dataset_size=size, dataset_size_source=source, message=rule.message)
+                try:
+                    findings = list(checks[rule.check](site, ctx))
+                except Exception as exc:  # a bug in one check must not hide the others
+                    if os.environ.get("LORALINT_DEBUG"):
+                        raise
+                    findings = []
+                    file_diags.append(
+                        (
+                            file_diagnostic(
+                                "LORA904", result.path, f"internal error in {code} ({type(exc).__name__}: {exc}); please report it",
+                                site.span.line, site.span.column,
+                            ),
+                            None,
+                        )
+                    )
+                for finding in findings:
+                    diag = Diagnostic(
+                        code=code,
+                        name=rule.name,
+                        severity=rule.severity,
+                        message=finding.message,
+                        span=finding.span,
+                        fix=finding.fix,
+                        related=finding.related,
+                    )
+                    file_diags.append((diag, site.span.line))
+        diagnostics.extend(_apply_file_filters(result, file_diags, active, rules, per_file_ignores))
+    diagnostics.sort(key=Diagnostic.sort_key)
+    return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()})
+
+
+def _apply_file_filters(
+    result: FileResult,
+    diags: list[tuple[Diagnostic, int | None]],
+    active: set[str],
+    rules: dict[str, Rule],
+    per_file_ignores: list[str],
+) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    used: dict[int, set[str]] = {line: set() for line in result.suppressions}
+    seen: set[tuple] = set()
+    for diag, site_line in diags:
+        if diag.code not in active or any(code_matches(diag.code, c) for c in per_file_ignores):
+            continue
+        if diag.code in rules:
+            diag.severity = rules[diag.code].severity  # file-level diagnostics take the configured severity
+        key = (diag.code, diag.span.line, diag.span.column, diag.message)
+        if key in seen:
+            continue  # the same finding reached twice (a dict shared by two configs)
+        seen.add(key)
+        suppressed = False
+        for line in (diag.span.line, site_line):
+            if line is None or line not in result.suppressions:
+                continue
+            codes, _ = result.suppressions[line]
+            if codes is None or diag.code in codes:
+                used[line].add(diag.code if codes is not None else "*")
+                suppressed = True
+                break
+        if not suppressed:
+            out.append(diag)
+    if "LORA903" in active and not any(code_matches("LORA903", c) for c in per_file_ignores):
+        rule = rules["LORA903"]
+        for line, (codes, span) in sorted(result.suppressions.items()):
+            if codes is None:
+                if not used[line]:
+                    out.append(Diagnostic("LORA903", rule.name, rule.severity, "unused suppression: nothing to ignore on this line", span))
+                continue
+            unused = sorted(c for c in codes if c not in used[line] and (c in active or c not in rules))
+            for code in unused:
+                why = "unknown rule code" if code not in rules else f"no {code} finding on this line"
+                out.append(Diagnostic("LORA903", rule.name, rule.severity, f"unused suppression for {code} ({why})", span))
+    return out
+
+
+def exit_code(diagnostics: list[Diagnostic], fail_level: str) -> int:
+    threshold = SEVERITY_RANK[fail_level]
+    return 1 if any(SEVERITY_RANK[d.severity] >= threshold for d in diagnostics) else 0

@@ -1,0 +1,85 @@
+"""extract: one file's bytes → ConfigSites (or LORA9xx diagnostics about the file).
+
+A cheap byte prefilter runs first: most files of a repository cannot hold a LoRA configuration,
+and parsing is the cost centre (libcst parses ~0.7 MB/s). Parsers are imported only when a file
+passes the prefilter, so a run with no candidates never imports libcst.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from loralint.extract.source import SourceSyntaxError, UndecodableSource, decode_python, decode_text, looks_binary
+from loralint.sites import Diagnostic, FileResult, Span
+from loralint.suppressions import find_suppressions
+
+FORMATS: dict[str, str] = {".py": "python", ".pyi": "python", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+
+# Words without which a file of that format cannot hold a configuration we extract.
+PREFILTERS: dict[str, re.Pattern[bytes]] = {
+    "python": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig)\b"),
+    "yaml": re.compile(rb"\b(?:lora_\w+|adapter|peft_\w+|use_peft)\b|_component_:\s*\S*lora", re.I),
+    "json": re.compile(rb'"(?:lora_alpha|peft_type|lora_r|lora_rank|r)"\s*:'),
+}
+
+
+def file_format(path: str | Path) -> str | None:
+    return FORMATS.get(os.path.splitext(str(path))[1].lower())
+
+
+def is_candidate(data: bytes, fmt: str) -> bool:
+    return PREFILTERS[fmt].search(data) is not None
+
+
+def file_diagnostic(code: str, path: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:
+    names = {"LORA901": "parse-error", "LORA902": "unreadable-file", "LORA904": "internal-error"}
+    return Diagnostic(code, names[code], "error", message, Span(path, line, column, line, column + 1))
+
+
+def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
+    """Extract from bytes already read. Never raises: problems become diagnostics."""
+    result = FileResult(display)
+    if looks_binary(data):
+        result.diagnostics.append(file_diagnostic("LORA902", display, "binary file (contains NUL bytes); not checked"))
+        return result
+    try:
+        text = decode_python(data) if fmt == "python" else decode_text(data)
+        result.suppressions = find_suppressions(display, text)
+        if fmt == "python":
+            from loralint.extract.python import extract_python, parse_error_position
+
+            try:
+                result.sites = extract_python(display, text)
+            except Exception as exc:  # libcst.ParserSyntaxError, imported lazily
+                position = parse_error_position(exc)
+                if position is None:
+                    raise
+                line, column, message = position
+                raise SourceSyntaxError(message, line, column) from exc
+        elif fmt == "yaml":
+            from loralint.extract.yaml_formats import extract_yaml
+
+            result.sites = extract_yaml(display, text)
+        else:
+            from loralint.extract.adapter_json import extract_json
+
+            result.sites = extract_json(display, text)
+    except UndecodableSource as exc:
+        result.diagnostics.append(file_diagnostic("LORA902", display, f"cannot decode: {exc}; not checked"))
+    except SourceSyntaxError as exc:
+        result.diagnostics.append(
+            file_diagnostic("LORA901", display, f"cannot parse: {exc.message}; not checked", exc.line, exc.column)
+        )
+    except RecursionError:
+        result.diagnostics.append(file_diagnostic("LORA901", display, "cannot parse: nesting too deep; not checked"))
+    except Exception as exc:  # an internal failure on one file is that file's diagnostic, never a crash
+        if os.environ.get("LORALINT_DEBUG"):
+            raise
+        result.diagnostics.append(
+            file_diagnostic(
+                "LORA904", display, f"internal error while reading this file ({type(exc).__name__}: {exc}); please report it"
+            )
+        )
+    return result

@@ -1,0 +1,110 @@
+"""`--output-format json`: the contract in DESIGN.md, validated by pydantic models."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from loralint.engine import RunResult
+from loralint.report import jsonable, site_scaling
+from loralint.sites import Diagnostic, Fix
+
+
+class JsonEdit(BaseModel):
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    content: str
+
+
+class JsonFix(BaseModel):
+    description: str
+    applicability: Literal["safe", "unsafe"]
+    edits: list[JsonEdit]
+
+
+class JsonDiagnostic(BaseModel):
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    code: str
+    name: str
+    severity: Literal["error", "warning", "info"]
+    message: str
+    fix: JsonFix | None
+
+
+class JsonConfig(BaseModel):
+    path: str
+    line: int
+    column: int
+    origin: str
+    fields: dict[str, Any]
+    base_model: str | None
+    scaling: float | None
+    trainable_params: int | None
+    # Filled when the base model resolves (see `loralint.resolve`).
+    model_type: str | None = None
+    resolved_from: str | None = None
+    matched_modules: dict[str, Any] | None = None
+    total_params: int | None = None
+
+
+class JsonReport(BaseModel):
+    version: Literal[1] = 1
+    files_checked: int
+    diagnostics: list[JsonDiagnostic]
+    configs: list[JsonConfig]
+
+
+def fix_model(fix: Fix | None) -> JsonFix | None:
+    if fix is None:
+        return None
+    return JsonFix(
+        description=fix.description,
+        applicability=fix.applicability,
+        edits=[
+            JsonEdit(line=e.span.line, column=e.span.column, end_line=e.span.end_line, end_column=e.span.end_column, content=e.new_text)
+            for e in fix.edits
+        ],
+    )
+
+
+def diagnostic_model(d: Diagnostic) -> JsonDiagnostic:
+    s = d.span
+    return JsonDiagnostic(
+        path=s.path, line=s.line, column=s.column, end_line=s.end_line, end_column=s.end_column,
+        code=d.code, name=d.name, severity=d.severity, message=d.message, fix=fix_model(d.fix),
+    )
+
+
+def config_model(site) -> JsonConfig:
+    base = site.base_model.value if site.base_model is not None and isinstance(site.base_model.value, str) else None
+    advice = getattr(site.model, "advice", None) if site.model is not None else None
+    return JsonConfig(
+        path=site.path,
+        line=site.span.line,
+        column=site.span.column,
+        origin=site.origin,
+        fields={name: jsonable(f.value) for name, f in site.fields.items()},
+        base_model=base,
+        scaling=site_scaling(site),
+        trainable_params=getattr(advice, "trainable_params", None),
+        model_type=getattr(site.model, "model_type", None),
+        resolved_from=getattr(site.model, "source", None),
+        matched_modules=getattr(advice, "matched_modules", None),
+        total_params=getattr(advice, "total_params", None),
+    )
+
+
+def render(result: RunResult) -> str:
+    report = JsonReport(
+        files_checked=result.files_checked,
+        diagnostics=[diagnostic_model(d) for d in result.diagnostics],
+        configs=[config_model(s) for s in result.sites],
+    )
+    return report.model_dump_json(indent=2)

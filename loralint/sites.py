@@ -1,0 +1,215 @@
+"""The data every stage shares: where a configuration is, what it sets, and what was found.
+
+Rules only ever see these objects, never libcst or YAML nodes, so one rule serves every format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a file. Lines and columns are 1-based; the end column is exclusive."""
+
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    @classmethod
+    def point(cls, path: str, line: int = 1, column: int = 1) -> Span:
+        return cls(path, line, column, line, column + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A value that cannot be known without running the code; rules skip it instead of guessing."""
+
+    reason: str
+
+    def __repr__(self) -> str:
+        return f"Unknown({self.reason!r})"
+
+
+def is_known(value: Any) -> bool:
+    """True when `value` holds no Unknown anywhere (containers included)."""
+    if isinstance(value, Unknown):
+        return False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return all(is_known(v) for v in value)
+    if isinstance(value, dict):
+        return all(is_known(k) and is_known(v) for k, v in value.items())
+    return True
+
+
+@dataclass(slots=True)
+class Field:
+    """One configuration argument under its canonical PEFT name.
+
+    `span` covers the value (what an editor underlines); `key_span` covers `name=value` or the YAML
+    key, for findings about the argument itself. `provenance` says where the value came from:
+    "literal", "constant LORA_R (line 3)", "default of --lora_r", "YAML key lora_r", ...
+    """
+
+    name: str
+    value: Any
+    span: Span
+    key_span: Span | None = None
+    provenance: str = "literal"
+    raw_name: str | None = None  # the name as written when it differs (axolotl's lora_r, ...)
+
+    @property
+    def known(self) -> bool:
+        return is_known(self.value)
+
+    def describe(self) -> str:
+        """`r=8` or `r=8 (default of --lora_r)`: how messages quote a value."""
+        text = f"{self.raw_name or self.name}={format_value(self.value)}"
+        if self.provenance not in ("literal", ""):
+            text += f" ({self.provenance})"
+        return text
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (set, frozenset)):
+        return repr(sorted(value, key=str))
+    return repr(value)
+
+
+Origin = Literal[
+    "peft.LoraConfig",
+    "unsloth.get_peft_model",
+    "trl.ModelConfig",
+    "axolotl",
+    "llamafactory",
+    "torchtune",
+    "trl",
+    "unsloth",
+    "adapter_config",
+]
+
+
+@dataclass(slots=True)
+class Hints:
+    """What the extractor saw around a configuration that rules may use."""
+
+    dataset_size: Field | None = None
+    quantization: str | None = None  # "4bit" / "8bit" when the base model is loaded quantized
+    quantization_span: Span | None = None
+    bnb_config: dict[str, Any] | None = None  # BitsAndBytesConfig(...) arguments when statically known
+    applied: list[str] = field(default_factory=list)  # "get_peft_model", "trainer", "unsloth", "add_adapter"
+    applied_span: Span | None = None
+    reapplied: list[Span] = field(default_factory=list)  # the same config object applied again
+    kbit_prepared_after: Span | None = None  # prepare_model_for_kbit_training after get_peft_model
+    calls: frozenset[str] | None = None  # functions called in the file (Python only; EVA/CorDA set-up)
+    model_class: str | None = None  # the class that loads the base model: "AutoModelForCausalLM", ...
+
+
+@dataclass(slots=True, eq=False)
+class ConfigSite:
+    """A place where one LoRA configuration is built."""
+
+    path: str
+    span: Span
+    origin: str
+    fields: dict[str, Field] = field(default_factory=dict)
+    # Arguments that are not fields of the origin's API (LORA001), keyed by the name as written.
+    unknown_args: list[Field] = field(default_factory=list)
+    # Origin-specific defaults that differ from PEFT's (Unsloth r=16, TRL lora_alpha=32, ...).
+    defaults: dict[str, Any] = field(default_factory=dict)
+    base_model: Field | None = None
+    hints: Hints = field(default_factory=Hints)
+    # Set when part of the call cannot be read (`**kwargs` we cannot resolve): rules about an
+    # argument's absence must not fire then.
+    opaque: str | None = None
+    # Extra keyword names the origin accepts besides LoraConfig fields (Unsloth's random_state, ...).
+    extra_known: frozenset[str] = frozenset()
+    # "python" | "yaml" | "json": how a fix writes a literal into this file.
+    syntax: str = "python"
+    # Where a new argument can be appended (after the last argument of a call); None: no insertion fixes.
+    append_at: Span | None = None
+    # The resolved base model (loralint.resolve.Resolution), filled in by the resolve stage.
+    model: Any = None
+
+    def get(self, name: str) -> Field | None:
+        return self.fields.get(name)
+
+    def value(self, name: str, default: Any = None) -> Any:
+        """The value set in the source, else the origin's default, else PEFT's, else `default`."""
+        f = self.fields.get(name)
+        if f is not None:
+            return f.value
+        if name in self.defaults:
+            return self.defaults[name]
+        from loralint.peft_fields import PEFT_DEFAULTS
+
+        return PEFT_DEFAULTS.get(name, default)
+
+    def is_set(self, name: str) -> bool:
+        return name in self.fields
+
+    def describe(self, name: str) -> str:
+        """How a message quotes a field, set or defaulted: `r=64` or `lora_alpha=16 (Unsloth default)`."""
+        f = self.fields.get(name)
+        if f is not None:
+            return f.describe()
+        where = "Unsloth default" if self.origin.startswith("unsloth") else f"{self.origin} default"
+        if name not in self.defaults:
+            where = "PEFT default"
+        return f"{name}={format_value(self.value(name))} ({where})"
+
+    def span_of(self, name: str) -> Span:
+        """Where a finding about `name` points: its value if set, else the whole call."""
+        f = self.fields.get(name)
+        return f.span if f is not None else self.span
+
+
+@dataclass(slots=True)
+class TextEdit:
+    span: Span
+    new_text: str
+
+
+@dataclass(slots=True)
+class Fix:
+    description: str
+    edits: list[TextEdit]
+    applicability: Literal["safe", "unsafe"] = "safe"
+
+
+@dataclass(slots=True)
+class Diagnostic:
+    code: str
+    name: str
+    severity: str
+    message: str
+    span: Span
+    fix: Fix | None = None
+    related: list[tuple[Span, str]] = field(default_factory=list)
+
+    def sort_key(self) -> tuple:
+        s = self.span
+        return (s.path, s.line, s.column, self.code)
+
+
+@dataclass(slots=True)
+class FileResult:
+    """What extraction produced for one file: sites, plus diagnostics about the file itself."""
+
+    path: str
+    sites: list[ConfigSite] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # LORA9xx from reading/parsing
+    # line -> (codes or None for all, span of the comment); filled from the source text.
+    suppressions: dict[int, tuple[frozenset[str] | None, Span]] = field(default_factory=dict)
+
+    def iter_fields(self) -> Iterator[Field]:
+        for site in self.sites:
+            yield from site.fields.values()
