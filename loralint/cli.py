@@ -150,7 +150,12 @@ def check(
         result = fixed.remaining
         if fixed.count and output_format == "text" and not quiet:
             click.echo(f"Fixed {fixed.count} problem{'s' if fixed.count != 1 else ''}.", err=True)
-    click.echo(_render(result, output_format, statistics=statistics, quiet=quiet, show_source=not no_show_source, texts=texts, unsafe=unsafe_fixes))
+    colour = output_format == "text" and _use_colour()
+    rendered = _render(
+        result, output_format, statistics=statistics, quiet=quiet, show_source=not no_show_source, texts=texts,
+        unsafe=unsafe_fixes, colour=colour,
+    )
+    click.echo(rendered, color=colour)
     if exit_zero:
         sys.exit(0)
     sys.exit(exit_code(result.diagnostics, fail_level or settings.fail_level))
@@ -164,12 +169,19 @@ def _resolver():
     return resolve_sites
 
 
-def _render(result, output_format: str, *, statistics: bool, quiet: bool, show_source: bool, texts, unsafe: bool) -> str:
+def _use_colour() -> bool:
+    from loralint.report.text import use_colour
+
+    return use_colour()
+
+
+def _render(result, output_format: str, *, statistics: bool, quiet: bool, show_source: bool, texts, unsafe: bool,
+            colour: bool = False) -> str:
     if output_format == "text":
-        from loralint.report.text import render, use_colour
+        from loralint.report.text import render
 
         return render(
-            result, colour=use_colour(), show_source=show_source, statistics=statistics, quiet=quiet, texts=texts,
+            result, colour=colour, show_source=show_source, statistics=statistics, quiet=quiet, texts=texts,
             unsafe_hint=not unsafe,
         )
     import importlib

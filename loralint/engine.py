@@ -3,8 +3,8 @@ selection and suppressions. Reporters get a RunResult and nothing else."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -55,7 +55,7 @@ def all_rules(settings: Settings) -> dict[str, Rule]:
         if custom.code in rules:
             raise UsageError(f"custom rule {custom.code} clashes with a built-in rule")
         rules[custom.code] = rule_from_mapping(
-            custom.model_dump(), docs=custom.summary, source="settings", builtin=False
+            dataclasses.asdict(custom), docs=custom.summary, source="settings", builtin=False
         )
     from loralint.checks import load_checks
 
@@ -78,8 +78,12 @@ def all_rules(settings: Settings) -> dict[str, Rule]:
 
 
 def selected_codes(rules: dict[str, Rule], settings: Settings, options: Options) -> set[str]:
-    select = options.select if options.select is not None else (settings.select or ["ALL"])
-    extend = [*settings.extend_select, *options.extend_select]
+    # As in ruff, a `--select` on the command line resets the selection: the settings' select and
+    # extend-select no longer apply, only the command line's extend-select does.
+    if options.select is not None:
+        select, extend = options.select, list(options.extend_select)
+    else:
+        select, extend = settings.select or ["ALL"], [*settings.extend_select, *options.extend_select]
     ignore = [*settings.ignore, *options.ignore]
     known = [*rules]
     for selector in [*select, *extend, *ignore]:
@@ -125,6 +129,8 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options) -
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     big = len(todo) >= POOL_MIN_CANDIDATES or sum(len(d) for _, d, _ in todo) >= POOL_MIN_BYTES
     if jobs > 1 and big and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
             fresh = list(pool.map(_extract_bytes, [(s.display, d, s.fmt) for s, d, _ in todo], chunksize=4))
     else:

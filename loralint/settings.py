@@ -7,10 +7,9 @@ silently ignored setting.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,61 +17,50 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 SETTINGS_FILES = (".loralint.toml", "loralint.toml", "pyproject.toml")
-SeverityName = Literal["error", "warning", "info"]
 
 
 class SettingsError(Exception):
     """Settings that cannot be used; the CLI prints it and exits 2."""
 
 
-class CustomRule(BaseModel):
+@dataclass(slots=True)
+class CustomRule:
     """A user-defined rule on one of the shipped checks (an organisation's policy)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    code: str = Field(pattern=r"^[A-Z][A-Z0-9]*[0-9]+$")
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    code: str
+    name: str
     check: str
-    severity: SeverityName = "warning"
-    params: dict[str, Any] = Field(default_factory=dict)
+    severity: str = "warning"
+    params: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
     message: str | None = None  # overrides the check's message; may use {value}, {field}, {limit}
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+@dataclass(slots=True)
+class Settings:
+    """Effective settings. Defaults need no file and no pydantic (a fast start); a settings file
+    is validated by the pydantic schema in loralint/settings_schema.py."""
 
     select: list[str] | None = None
-    ignore: list[str] = Field(default_factory=list)
-    extend_select: list[str] = Field(default_factory=list, alias="extend-select")
-    per_file_ignores: dict[str, list[str]] = Field(default_factory=dict, alias="per-file-ignores")
-    severity: dict[str, SeverityName] = Field(default_factory=dict)
-    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    rules: list[CustomRule] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-    extend_exclude: list[str] = Field(default_factory=list, alias="extend-exclude")
-    include: list[str] = Field(default_factory=list)
-    respect_gitignore: bool = Field(default=True, alias="respect-gitignore")
-    fail_level: SeverityName = Field(default="warning", alias="fail-level")
-    dataset_size: int | None = Field(default=None, alias="dataset-size", ge=0)
-    per_file_dataset_size: dict[str, int] = Field(default_factory=dict, alias="per-file-dataset-size")
+    ignore: list[str] = field(default_factory=list)
+    extend_select: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    severity: dict[str, str] = field(default_factory=dict)
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rules: list[CustomRule] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    extend_exclude: list[str] = field(default_factory=list)
+    include: list[str] = field(default_factory=list)
+    respect_gitignore: bool = True
+    fail_level: str = "warning"
+    dataset_size: int | None = None
+    per_file_dataset_size: dict[str, int] = field(default_factory=dict)
     model: str | None = None
     online: bool = False
     cache: bool = True
-
     # Where the settings came from; relative globs are relative to `root`.
-    root: Path = Field(default_factory=Path.cwd, exclude=True)
-    source: Path | None = Field(default=None, exclude=True)
-
-    @field_validator("select", "ignore", "extend_select")
-    @classmethod
-    def _codes_upper(cls, value):
-        return None if value is None else [c.strip().upper() for c in value]
-
-    @field_validator("per_file_ignores")
-    @classmethod
-    def _pfi_upper(cls, value):
-        return {glob: [c.strip().upper() for c in codes] for glob, codes in value.items()}
+    root: Path = field(default_factory=Path.cwd)
+    source: Path | None = None
 
 
 def find_settings_file(start: Path) -> Path | None:
@@ -113,16 +101,20 @@ def load_settings(path: Path | None) -> Settings:
         data = data.get("tool", {}).get("loralint", {})
     elif "tool" in data and "loralint" in data["tool"]:
         data = data["tool"]["loralint"]
+    from pydantic import ValidationError
+
+    from loralint.settings_schema import SettingsFile
+
     try:
-        settings = Settings.model_validate(data)
+        validated = SettingsFile.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
         )
         raise SettingsError(f"{path}: invalid loralint settings: {problems}") from exc
-    settings.root = path.parent.resolve()
-    settings.source = path
-    return settings
+    values = validated.model_dump()
+    values["rules"] = [CustomRule(**rule) for rule in values["rules"]]
+    return Settings(**values, root=path.parent.resolve(), source=path)
 
 
 def discover_settings(paths: list[Path], explicit: Path | None = None) -> Settings:

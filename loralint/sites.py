@@ -78,7 +78,8 @@ class Field:
 
 def format_value(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:g}"
+        text = repr(value)
+        return text if len(text) <= 8 else f"{value:g}"
     if isinstance(value, (set, frozenset)):
         return repr(sorted(value, key=str))
     return repr(value)

@@ -50,6 +50,11 @@ def literal(site: ConfigSite, value: Any) -> str:
     if site.syntax == "python":
         if isinstance(value, str):
             return json.dumps(value)
+        if isinstance(value, (list, tuple)):
+            inner = ", ".join(literal(site, v) for v in value)
+            return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{literal(site, k)}: {literal(site, v)}" for k, v in value.items()) + "}"
         return repr(value)
     if site.syntax == "json":
         return json.dumps(value)

@@ -48,7 +48,7 @@ def unknown_argument(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         name = f.raw_name or f.name
         fix = None
         if name in REMOVED_FIELDS:
-            message = f"{name} is not a {api} argument: {REMOVED_FIELDS[name]}"
+            message = f"{name} is not an argument of {api}: {REMOVED_FIELDS[name]}"
         else:
             meant = KNOWN_CONFUSIONS.get(name)
             matches = [meant] if meant and meant in known else close_matches(name, known)
@@ -58,7 +58,7 @@ def unknown_argument(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
                 effect = "Unsloth passes unknown keywords to LoraConfig, which raises TypeError"
             else:
                 effect = f"{api}(...) raises TypeError: unexpected keyword argument {name!r}"
-            message = f"{name} is not a {api} argument; {effect}"
+            message = f"{name} is not an argument of {api}; {effect}"
             if matches:
                 message += f"; did you mean {' or '.join(matches)}?"
                 if len(matches) == 1 and matches[0] not in site.fields:

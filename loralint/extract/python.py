@@ -97,6 +97,7 @@ class PythonExtractor:
             resolve_qualname=self.qualname,
             dataclasses=self.collector.dataclasses,
             argparse_options=self.argparse_options,
+            function_returns=lambda node: _returns(node) if isinstance(node, cst.FunctionDef) else [],
         )
         self.sites_by_call: dict[cst.Call, ConfigSite] = {}
         self.scope_by_call: dict[cst.Call, Scope] = {}

@@ -80,12 +80,14 @@ class Evaluator:
         resolve_qualname: Callable[[cst.CSTNode, Scope], str | None],
         dataclasses: dict[str, DataclassInfo],
         argparse_options: dict[str, ArgparseOption],
+        function_returns: Callable[[cst.CSTNode], list[cst.Return]] | None = None,
     ) -> None:
         self.code_for = code_for
         self.line_of = line_of
         self.resolve_qualname = resolve_qualname
         self.dataclasses = dataclasses
         self.argparse_options = argparse_options
+        self.function_returns = function_returns
         self._active: set[int] = set()
 
     # --- entry point -------------------------------------------------------------------------
@@ -319,6 +321,10 @@ class Evaluator:
             return None
         binding = sources[0]
         value = binding.value
+        # args = parse_args(), a local function that returns parser.parse_args()
+        returned = self.returned_expression(value, scope) if isinstance(value, cst.Call) else None
+        if returned is not None:
+            value = returned
         # args = parser.parse_args() / args, _ = parser.parse_known_args()
         if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
             method = value.func.attr.value
@@ -344,6 +350,18 @@ class Evaluator:
             if cls_name in self.dataclasses:
                 return self.dataclass_default(self.dataclasses[cls_name], attr, scope, depth)
         return None
+
+    def returned_expression(self, call: cst.Call, scope: Scope) -> cst.BaseExpression | None:
+        """What a call to a local function returns, when it has exactly one `return <expr>`."""
+        if self.function_returns is None or not isinstance(call.func, cst.Name):
+            return None
+        bindings = scope.lookup(call.func.value)
+        if len(bindings) != 1 or bindings[0].kind != "def":
+            return None
+        returns = self.function_returns(bindings[0].node)
+        if len(returns) != 1 or returns[0].value is None:
+            return None
+        return returns[0].value
 
     def _hf_parser_class(self, call: cst.Call, index: int | None, scope: Scope) -> DataclassInfo | None:
         """HfArgumentParser((ModelArgs, DataArgs)).parse_args_into_dataclasses() unpacked by position."""

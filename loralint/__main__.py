@@ -1,0 +1,5 @@
+"""`python -m loralint` is the `loralint` command."""
+
+from loralint.cli import main
+
+main()

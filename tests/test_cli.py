@@ -1,0 +1,167 @@
+"""The command line as a user meets it: output formats, exit codes, options."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from helpers import REPO, run_cli, run_subprocess
+
+BAD = """from peft import LoraConfig
+
+config = LoraConfig(
+    r=64,
+    lora_alpha=16,
+    target_modules=["q_proj", "v_proj"],
+    task_type="CAUSAL_LM",
+)
+"""
+CLEAN = 'from peft import LoraConfig\nconfig = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj"], task_type="CAUSAL_LM")\n'
+
+
+def test_text_output_is_ruff_style_with_a_caret_under_the_argument(write, tmp_path):
+    write("train.py", BAD)
+    run = run_cli(["check", "--no-cache", "train.py"], cwd=tmp_path)
+    assert run.exit_code == 1
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("train.py:4:7: LORA102 [info] r=64 without use_rslora")
+    lines = lines[lines.index("") + 1 :]
+    assert lines[0] == (
+        "train.py:5:16: LORA101 [warning] lora_alpha/r = 0.25 (alpha=16, r=64): updates are scaled down 4x"
+        " (outside [0.5, 4]); use lora_alpha=64 for scaling 1 or 128 for 2"
+    )
+    assert lines[2] == "5 |     lora_alpha=16,"
+    assert lines[3] == "  |                ^^ LORA101"
+    assert lines[-2].startswith("Found 2 problems in 1 file (1 warning, 1 info; 1 file checked, 1 LoRA configuration)")
+    assert "\x1b[" not in run.stdout  # not a terminal: no colour
+
+
+def test_colour_only_when_forced_and_never_with_no_color(write, tmp_path):
+    write("train.py", BAD)
+    coloured = run_cli(["check", "--no-cache", "train.py"], cwd=tmp_path, env={"FORCE_COLOR": "1"})
+    assert "\x1b[" in coloured.stdout
+    plain = run_cli(["check", "--no-cache", "train.py"], cwd=tmp_path, env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert "\x1b[" not in plain.stdout
+
+
+def test_json_output_follows_the_contract(write, tmp_path):
+    write("sub/train.py", BAD)
+    run = run_cli(["check", "--no-cache", "--output-format", "json", "sub"], cwd=tmp_path)
+    report = json.loads(run.stdout)
+    assert set(report) == {"version", "files_checked", "diagnostics", "configs"}
+    assert report["version"] == 1 and report["files_checked"] == 1
+    first = next(d for d in report["diagnostics"] if d["code"] == "LORA101")
+    assert set(first) == {"path", "line", "column", "end_line", "end_column", "code", "name", "severity", "message", "fix"}
+    assert (first["path"], first["line"], first["column"], first["end_column"]) == ("sub/train.py", 5, 16, 18)
+    assert first["code"] == "LORA101" and first["name"] == "alpha-scaling" and first["severity"] == "warning"
+    assert first["fix"]["applicability"] == "unsafe"
+    assert first["fix"]["edits"] == [{"line": 5, "column": 16, "end_line": 5, "end_column": 18, "content": "64"}]
+    config = report["configs"][0]
+    assert {k: config[k] for k in ("path", "line", "column", "origin", "base_model", "scaling")} == {
+        "path": "sub/train.py", "line": 3, "column": 10, "origin": "peft.LoraConfig", "base_model": None, "scaling": 0.25,
+    }
+    assert config["fields"] == {"r": 64, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"], "task_type": "CAUSAL_LM"}
+
+
+def test_json_fields_are_null_when_not_statically_known(write, tmp_path):
+    write("t.py", "from peft import LoraConfig\nc = LoraConfig(r=get_rank(), lora_alpha=16)\n")
+    report = run_cli(["check", "--no-cache", "--output-format", "json", "t.py"], cwd=tmp_path).json
+    assert report["configs"][0]["fields"] == {"r": None, "lora_alpha": 16}
+    assert report["configs"][0]["scaling"] is None
+
+
+def test_exit_codes(write, tmp_path):
+    write("bad.py", BAD)
+    write("clean.py", CLEAN)
+    assert run_cli(["check", "--no-cache", "clean.py"], cwd=tmp_path).exit_code == 0
+    assert run_cli(["check", "--no-cache", "bad.py"], cwd=tmp_path).exit_code == 1
+    assert run_cli(["check", "--no-cache", "--exit-zero", "bad.py"], cwd=tmp_path).exit_code == 0
+    assert run_cli(["check", "--no-cache", "--fail-level", "error", "bad.py"], cwd=tmp_path).exit_code == 0
+    assert run_cli(["check", "--no-cache", "--select", "LORA102", "bad.py"], cwd=tmp_path).exit_code == 0
+    assert run_cli(["check", "--no-cache", "--select", "LORA102", "--fail-level", "info", "bad.py"], cwd=tmp_path).exit_code == 1
+    assert run_cli(["check", "--bogus-option"], cwd=tmp_path).exit_code == 2
+    assert run_cli(["check", "--select", "LORA999"], cwd=tmp_path).exit_code == 2
+
+
+def test_clean_run_says_so(write, tmp_path):
+    write("clean.py", CLEAN)
+    run = run_cli(["check", "--no-cache", "."], cwd=tmp_path)
+    assert run.exit_code == 0
+    assert run.stdout.strip() == "All checks passed! (1 file checked, 1 LoRA configuration found)"
+
+
+def test_statistics_quiet_and_no_source(write, tmp_path):
+    write("bad.py", BAD)
+    stats = run_cli(["check", "--no-cache", "--statistics", "bad.py"], cwd=tmp_path)
+    assert stats.stdout.splitlines() == [
+        "    1  LORA101   alpha-scaling                    [warning]",
+        "    1  LORA102   rslora-for-high-rank             [info]",
+    ]
+    quiet = run_cli(["check", "--no-cache", "-q", "bad.py"], cwd=tmp_path)
+    assert len(quiet.stdout.strip().splitlines()) == 2
+    no_source = run_cli(["check", "--no-cache", "--no-show-source", "bad.py"], cwd=tmp_path)
+    assert "^^" not in no_source.stdout and "Found 2 problems" in no_source.stdout
+
+
+def test_stdin_filename(tmp_path):
+    run = run_cli(["check", "--no-cache", "--output-format", "json", "--stdin-filename", "pipe.py"], cwd=tmp_path, input=BAD)
+    assert [(d["path"], d["line"]) for d in run.json["diagnostics"]] == [("pipe.py", 4), ("pipe.py", 5)]
+    text = run_cli(["check", "--stdin-filename", "pipe.py"], cwd=tmp_path, input=BAD)
+    assert "5 |     lora_alpha=16," in text.stdout
+
+
+def test_rule_command(tmp_path):
+    run = run_cli(["rule", "LORA101"], cwd=tmp_path)
+    assert run.exit_code == 0
+    assert run.stdout.startswith("alpha-scaling (LORA101)")
+    assert "## Why is this bad?" in run.stdout and "## Example" in run.stdout
+    by_name = run_cli(["rule", "alpha-scaling"], cwd=tmp_path)
+    assert by_name.stdout == run.stdout
+    listing = run_cli(["rule", "--all"], cwd=tmp_path).stdout.splitlines()
+    assert any(line.startswith("LORA101  alpha-scaling") and "warning" in line for line in listing)
+    assert run_cli(["rule", "LORA999"], cwd=tmp_path).exit_code == 2
+    rules = json.loads(run_cli(["rule", "--all", "--output-format", "json"], cwd=tmp_path).stdout)
+    assert {"code": "LORA001", "name": "unknown-argument", "severity": "error"}.items() <= rules[0].items()
+
+
+def test_missing_path_is_a_usage_error_in_one_line_without_traceback(tmp_path):
+    run = run_subprocess(["check", "does/not/exist.py"], cwd=tmp_path)
+    assert run.exit_code == 2
+    assert run.stderr.strip() == "loralint: error: does/not/exist.py: no such file or directory"
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_static_path_never_imports_torch_transformers_or_peft(write, tmp_path):
+    write("bad.py", BAD)
+    code = (
+        "import sys\n"
+        "from loralint.cli import main\n"
+        "sys.argv = ['loralint', 'check', '--no-cache', 'bad.py']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stderr, proc.stderr
+    assert "LORA101" in proc.stdout
+
+
+def test_a_run_without_candidates_never_imports_libcst(write, tmp_path):
+    write("other.py", "print('no lora here')\n")
+    import subprocess
+
+    code = (
+        "import sys\nfrom loralint.cli import main\nsys.argv = ['loralint', 'check', '--no-cache', 'other.py']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint('LIBCST', 'libcst' in sys.modules, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "LIBCST False" in proc.stderr, proc.stderr
+
+
+def test_readme_commands_are_what_ci_runs():
+    readme = (REPO / "README.md").read_text()
+    blocks = [b.split("```", 1)[0].strip() for b in readme.split("```console\n")[1:3]]
+    assert blocks[0] == "pip install . && loralint check examples/"
+    assert blocks[1] in (REPO / ".ci" / "run").read_text()

@@ -1,0 +1,64 @@
+"""The pipeline's performance features keep results identical: prefilter, cache, process pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helpers import run_cli
+
+CFG = 'from peft import LoraConfig\nc = LoraConfig(r={r}, lora_alpha=4, target_modules=["q_proj"], task_type="CAUSAL_LM")\n'
+
+
+def report(tmp_path, *args):
+    return run_cli(["check", "--output-format", "json", *args, "."], cwd=tmp_path).json
+
+
+def test_cache_is_written_reused_and_invalidated_by_content(write, tmp_path, monkeypatch):
+    write("t.py", CFG.format(r=16))
+    first = report(tmp_path)
+    assert (tmp_path / ".loralint_cache").is_dir()
+    assert (tmp_path / ".loralint_cache" / ".gitignore").read_text().strip().endswith("*")
+    # A cached file is not parsed again.
+    import loralint.extract as extract
+
+    calls = []
+    real = extract.extract_source
+    monkeypatch.setattr("loralint.engine.extract_source", lambda *a: calls.append(a) or real(*a))
+    assert report(tmp_path) == first
+    assert calls == []
+    write("t.py", CFG.format(r=32))
+    changed = report(tmp_path)
+    assert len(calls) == 1
+    assert changed["configs"][0]["fields"]["r"] == 32
+
+
+def test_process_pool_gives_the_same_results_as_one_process(write, tmp_path):
+    for i in range(40):
+        write(f"pkg/m{i:02d}.py", CFG.format(r=8 + i))
+    for i in range(200):
+        write(f"pkg/plain{i:03d}.py", "x = 1\n")
+    serial = report(tmp_path, "--no-cache", "--jobs", "1")
+    parallel = report(tmp_path, "--no-cache", "--jobs", "2")
+    assert serial == parallel
+    assert serial["files_checked"] == 240 and len(serial["configs"]) == 40
+
+
+def test_prefilter_skips_files_without_trigger_words(write, tmp_path, monkeypatch):
+    write("a.py", "import peft\nprint('LoRA is great')\n")
+    write("b.py", CFG.format(r=16))
+    seen = []
+    import loralint.engine as engine
+
+    real = engine.extract_source
+    monkeypatch.setattr(engine, "extract_source", lambda display, data, fmt: seen.append(display) or real(display, data, fmt))
+    result = report(tmp_path, "--no-cache")
+    assert seen == ["b.py"] and result["files_checked"] == 2
+
+
+def test_paths_in_cached_results_follow_the_command_line(write, tmp_path):
+    write("d/t.py", CFG.format(r=16))
+    a = run_cli(["check", "--output-format", "json", "d"], cwd=tmp_path).json
+    b = run_cli(["check", "--output-format", "json", "./d"], cwd=tmp_path).json
+    assert {x["path"] for x in a["diagnostics"]} == {"d/t.py"}
+    assert {x["path"] for x in b["diagnostics"]} == {"./d/t.py"}
+    assert Path(tmp_path / ".loralint_cache").exists()
