@@ -1,0 +1,350 @@
+"""`--output-format sarif`: SARIF 2.1.0 for GitHub code scanning and other SARIF consumers.
+
+What GitHub needs and what we add (see shared/research/linter-anchors.md §2):
+- `tool.driver.rules[]` from the rule files (`rules/*.md`): summary, the "What it does" section,
+  the whole documentation as help (Markdown), the rule's page, its level and tags;
+- URIs relative to the repository root (`git rev-parse --show-toplevel`, else the current
+  directory) with `uriBaseId: "%SRCROOT%"`, resolved by `originalUriBaseIds`;
+- all four region fields; columns count code points (`columnKind: "unicodeCodePoints"`);
+- `partialFingerprints` that survive re-runs and lines inserted or removed elsewhere in the file:
+  `primaryLocationLineHash` (GitHub's own algorithm, so REST API uploads match upload-sarif's) and
+  `loralint/v1` (rule + path + the flagged line and text with whitespace removed + occurrence);
+- `fixes[]` from a diagnostic's fix, `relatedLocations` from its related spans.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from loralint import __version__
+from loralint.engine import RunResult
+from loralint.report.lsp import SourceLines
+from loralint.ruleset import Rule
+from loralint.sites import Diagnostic, Fix, Span
+
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://github.com/loralint/loralint"
+SRCROOT = "%SRCROOT%"
+LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+# GitHub sorts and filters non-security alerts by `problem.severity`.
+PROBLEM_SEVERITY = {"error": "error", "warning": "warning", "info": "recommendation"}
+CONCERNS = {
+    "0": "invalid-configuration",
+    "1": "hyper-parameters",
+    "2": "target-modules",
+    "3": "quantization",
+    "4": "training-integration",
+    "9": "loralint",
+}
+
+
+# --- where files are -----------------------------------------------------------------------------
+
+@lru_cache(maxsize=8)
+def _git_toplevel(cwd: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    top = proc.stdout.strip()
+    return top if proc.returncode == 0 and top else None
+
+
+def repository_root(cwd: str | None = None) -> Path:
+    """The root of the git work tree holding `cwd` (default: the current directory), else `cwd`."""
+    cwd = os.path.abspath(cwd or os.getcwd())
+    top = _git_toplevel(cwd)
+    return Path(os.path.abspath(top)) if top else Path(cwd)
+
+
+def relative_path(path: str, root: Path) -> str | None:
+    """`path` relative to `root` with forward slashes, or None when it lies outside `root`.
+
+    Symbolic links are compared both as written and resolved (macOS /tmp → /private/tmp, say).
+    """
+    absolute = Path(os.path.abspath(path))
+    for candidate, base in ((absolute, root), (absolute.resolve(), root.resolve())):
+        try:
+            return candidate.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return None
+
+
+def artifact_location(path: str, root: Path) -> dict[str, str]:
+    rel = relative_path(path, root)
+    if rel is None:
+        return {"uri": Path(os.path.abspath(path)).as_uri()}
+    return {"uri": quote(rel, safe="/"), "uriBaseId": SRCROOT}
+
+
+# --- fingerprints --------------------------------------------------------------------------------
+
+_BLOCK = 100
+_MASK = (1 << 64) - 1
+_FIRST_MOD = pow(37, _BLOCK, 1 << 64)
+_TAB, _SPACE, _LF, _CR, _EOF = 9, 32, 10, 13, 65535
+
+
+def line_hashes(data: bytes) -> dict[int, str]:
+    """GitHub's `primaryLocationLineHash` for every line of a file, keyed by 1-based line number.
+
+    A port of github/codeql-action `src/fingerprints.ts` (`hash`): a rolling hash (base 37, mod
+    2**64) over the next 100 characters that are not spaces or tabs, counted in UTF-16 code units
+    from the start of each line, with CR and CRLF read as LF; the value is `hex:occurrence`, where
+    occurrence counts earlier lines of the file with the same hash.
+    """
+    text = data.decode("utf-8", errors="replace")
+    units = memoryview(text.encode("utf-16-be" if sys.byteorder == "big" else "utf-16-le")).cast("H")
+    window = [0] * _BLOCK
+    starts = [-1] * _BLOCK
+    state = {"hash": 0, "index": 0}
+    counts: dict[str, int] = {}
+    out: dict[int, str] = {}
+
+    def output() -> None:
+        value = format(state["hash"], "x")
+        counts[value] = counts.get(value, 0) + 1
+        out[starts[state["index"]]] = f"{value}:{counts[value]}"
+        starts[state["index"]] = -1
+
+    def update(current: int) -> None:
+        i = state["index"]
+        begin = window[i]
+        window[i] = current
+        state["hash"] = (37 * state["hash"] + current - _FIRST_MOD * begin) & _MASK
+        state["index"] = (i + 1) % _BLOCK
+
+    line_number = 0
+    line_start = True
+    prev_cr = False
+    for current in [*units, _EOF]:
+        if current in (_SPACE, _TAB) or (prev_cr and current == _LF):
+            prev_cr = False
+            continue
+        if current == _CR:
+            current, prev_cr = _LF, True
+        else:
+            prev_cr = False
+        if starts[state["index"]] != -1:
+            output()
+        if line_start:
+            line_start = False
+            line_number += 1
+            starts[state["index"]] = line_number
+        if current == _LF:
+            line_start = True
+        update(current)
+    for _ in range(_BLOCK):
+        if starts[state["index"]] != -1:
+            output()
+        update(0)
+    return out
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _squeeze(text: str | None) -> str:
+    return _WHITESPACE.sub("", text or "")
+
+
+def flagged_text(span: Span, line_text: str | None) -> str:
+    """The text a span covers on its first line (the argument or value that was flagged)."""
+    if line_text is None:
+        return ""
+    end = span.end_column - 1 if span.end_line == span.line else len(line_text)
+    return line_text[span.column - 1 : max(end, span.column - 1)]
+
+
+class _Fingerprints:
+    """`loralint/v1`: sha256 of rule id, URI, the flagged line and the flagged text (whitespace
+    removed), plus `:n` for the n-th such finding in the file. No line or column numbers go in,
+    so inserting lines above a finding, or re-indenting it, leaves the fingerprint unchanged."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, diag: Diagnostic, uri: str, line_text: str | None) -> str:
+        parts = [diag.code, uri, _squeeze(line_text), _squeeze(flagged_text(diag.span, line_text))]
+        if line_text is None:
+            parts.append(diag.message)  # an unreadable file: the message is all there is
+        digest = hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:32]
+        self.seen[digest] = self.seen.get(digest, 0) + 1
+        return f"{digest}:{self.seen[digest]}"
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+_SECTION = re.compile(r"^##\s+What it does\s*\n(.*?)(?=^##\s|\Z)", re.DOTALL | re.MULTILINE)
+
+
+def _what_it_does(rule: Rule) -> str:
+    match = _SECTION.search(rule.docs or "")
+    text = " ".join(match.group(1).split()) if match else ""
+    return text or rule.summary or rule.name
+
+
+def _limit(text: str, size: int = 1024) -> str:
+    """GitHub takes at most 1024 characters of a rule's short and full description."""
+    return text if len(text) <= size else text[: size - 1].rstrip() + "\u2026"
+
+
+def rule_descriptor(rule: Rule) -> dict[str, Any]:
+    docs = rule.docs or rule.summary or rule.name
+    tags = ["lora"]
+    if rule.builtin:
+        concern = CONCERNS.get(rule.code[4:5]) if rule.code.startswith("LORA") else None
+        if concern:
+            tags.append(concern)
+    else:
+        tags.append("custom")
+    descriptor: dict[str, Any] = {
+        "id": rule.code,
+        "name": rule.name,
+        "shortDescription": {"text": _limit(rule.summary or rule.name)},
+        "fullDescription": {"text": _limit(_what_it_does(rule))},
+        "help": {"text": docs, "markdown": docs},
+        "defaultConfiguration": {"level": LEVELS.get(rule.severity, "warning")},
+        "properties": {
+            "tags": tags,
+            "precision": "high",
+            "problem.severity": PROBLEM_SEVERITY.get(rule.severity, "warning"),
+            "fix": rule.fix,
+        },
+    }
+    if rule.builtin:
+        descriptor["helpUri"] = rule.url
+    return descriptor
+
+
+# --- results -------------------------------------------------------------------------------------
+
+def _region(span: Span) -> dict[str, int]:
+    return {
+        "startLine": max(span.line, 1),
+        "startColumn": max(span.column, 1),
+        "endLine": max(span.end_line, span.line, 1),
+        "endColumn": max(span.end_column, 1),
+    }
+
+
+def _physical(span: Span, fs_path: str, root: Path) -> dict[str, Any]:
+    return {"artifactLocation": artifact_location(fs_path, root), "region": _region(span)}
+
+
+def _fix(fix: Fix, paths: dict[str, str], root: Path) -> dict[str, Any]:
+    changes: dict[str, list[dict[str, Any]]] = {}
+    for edit in fix.edits:
+        changes.setdefault(edit.span.path, []).append(
+            {"deletedRegion": _region(edit.span), "insertedContent": {"text": edit.new_text}}
+        )
+    return {
+        "description": {"text": fix.description},
+        "artifactChanges": [
+            {"artifactLocation": artifact_location(paths.get(path, path), root), "replacements": replacements}
+            for path, replacements in changes.items()
+        ],
+        "properties": {"applicability": fix.applicability},
+    }
+
+
+def render(result: RunResult) -> str:
+    return json.dumps(sarif_log(result), indent=2, ensure_ascii=False)
+
+
+def sarif_log(result: RunResult, root: Path | None = None) -> dict[str, Any]:
+    root = root or repository_root()
+    paths = dict(result.sources)
+    lines = SourceLines(paths)
+    rules = dict(result.rules)
+    for diag in result.diagnostics:  # a code the run knows nothing about still gets a descriptor
+        if diag.code not in rules:
+            rules[diag.code] = Rule(diag.code, diag.name, diag.severity, "unknown", builtin=False)
+    ordered = sorted(rules.values(), key=lambda r: r.code)
+    index = {rule.code: i for i, rule in enumerate(ordered)}
+
+    hashes: dict[str, dict[int, str]] = {}
+    fingerprint = _Fingerprints()
+    results = []
+    for diag in result.diagnostics:
+        span = diag.span
+        fs_path = paths.get(span.path, span.path)
+        location = artifact_location(fs_path, root)
+        line_text = lines.line(span.path, span.line)
+        partial = {"loralint/v1": fingerprint(diag, location["uri"], line_text)}
+        if span.path not in hashes:
+            try:
+                hashes[span.path] = line_hashes(Path(fs_path).read_bytes())
+            except OSError:
+                hashes[span.path] = {}
+        if span.line in hashes[span.path]:
+            partial["primaryLocationLineHash"] = hashes[span.path][span.line]
+        item: dict[str, Any] = {
+            "ruleId": diag.code,
+            "ruleIndex": index[diag.code],
+            "level": LEVELS.get(diag.severity, "warning"),
+            "message": {"text": diag.message},
+            "locations": [{"physicalLocation": {"artifactLocation": location, "region": _region(span)}}],
+            "partialFingerprints": partial,
+        }
+        if diag.related:
+            item["relatedLocations"] = [
+                {"id": i, "physicalLocation": _physical(rspan, paths.get(rspan.path, rspan.path), root),
+                 "message": {"text": message}}
+                for i, (rspan, message) in enumerate(diag.related, start=1)
+            ]
+        if diag.fix is not None and diag.fix.edits:
+            item["fixes"] = [_fix(diag.fix, paths, root)]
+        results.append(item)
+
+    notifications = [{"level": "warning", "message": {"text": note}} for note in result.notes]
+    internal = [d for d in result.diagnostics if d.code == "LORA904"]
+    notifications += [
+        {"level": "error", "message": {"text": f"{d.span.path}:{d.span.line}: {d.message}"},
+         "associatedRule": {"id": d.code, "index": index[d.code]}}
+        for d in internal
+    ]
+    invocation: dict[str, Any] = {
+        "executionSuccessful": not internal,
+        "workingDirectory": {"uri": _dir_uri(Path(os.getcwd()))},
+    }
+    if notifications:
+        invocation["toolExecutionNotifications"] = notifications
+    return {
+        "$schema": SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "loralint",
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "informationUri": INFORMATION_URI,
+                        "rules": [rule_descriptor(rule) for rule in ordered],
+                    }
+                },
+                "originalUriBaseIds": {SRCROOT: {"uri": _dir_uri(root)}},
+                "invocations": [invocation],
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
+    }
+
+
+def _dir_uri(path: Path) -> str:
+    uri = Path(os.path.abspath(path)).as_uri()
+    return uri if uri.endswith("/") else uri + "/"
