@@ -152,7 +152,7 @@ def check(
             click.echo(f"Fixed {fixed.count} problem{'s' if fixed.count != 1 else ''}.", err=True)
     colour = output_format == "text" and _use_colour()
     rendered = _render(
-        result, output_format, statistics=statistics, quiet=quiet, show_source=not no_show_source, texts=texts,
+        result, output_format, statistics=statistics, quiet=quiet, show_source=not no_show_source,
         unsafe=unsafe_fixes, colour=colour,
     )
     click.echo(rendered, color=colour)
@@ -175,13 +175,13 @@ def _use_colour() -> bool:
     return use_colour()
 
 
-def _render(result, output_format: str, *, statistics: bool, quiet: bool, show_source: bool, texts, unsafe: bool,
+def _render(result, output_format: str, *, statistics: bool, quiet: bool, show_source: bool, unsafe: bool,
             colour: bool = False) -> str:
     if output_format == "text":
         from loralint.report.text import render
 
         return render(
-            result, colour=colour, show_source=show_source, statistics=statistics, quiet=quiet, texts=texts,
+            result, colour=colour, show_source=show_source, statistics=statistics, quiet=quiet,
             unsafe_hint=not unsafe,
         )
     import importlib

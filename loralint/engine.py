@@ -46,6 +46,7 @@ class RunResult:
     rules: dict[str, Rule]
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # display path → filesystem path
+    texts: dict[str, str] = field(default_factory=dict)  # display path → text, for in-memory sources
 
 
 def all_rules(settings: Settings) -> dict[str, Rule]:
@@ -167,6 +168,7 @@ def run(
     active = selected_codes(rules, settings, options)
     notes: list[str] = []
     fs_paths: dict[str, Path] = {}
+    texts: dict[str, str] = {}
     if sources is not None:
         from loralint.extract import file_format
 
@@ -176,6 +178,7 @@ def run(
             fs_paths[display] = Path(display)
             results.append(extract_source(display, data, fmt) if is_candidate(data, fmt) else FileResult(display))
         files_checked = len(sources)
+        texts = {display: data.decode("utf-8", errors="replace") for display, data in sources.items()}
     else:
         matcher = Matcher(settings.root, [*settings.exclude, *settings.extend_exclude], settings.include)
         found: Discovery = discover(paths, matcher, settings.respect_gitignore, options.force_exclude)
@@ -246,7 +249,7 @@ def run(
                     file_diags.append((diag, site.span.line))
         diagnostics.extend(_apply_file_filters(result, file_diags, active, rules, per_file_ignores))
     diagnostics.sort(key=Diagnostic.sort_key)
-    return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()})
+    return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()}, texts)
 
 
 def _apply_file_filters(

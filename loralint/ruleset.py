@@ -42,6 +42,9 @@ class Rule:
 
     @property
     def url(self) -> str:
+        """Where the documentation lives; user-defined rules have none."""
+        if not self.builtin:
+            return ""
         return f"https://github.com/loralint/loralint/blob/main/rules/{self.code}-{self.name}.md"
 
 

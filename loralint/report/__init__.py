@@ -3,11 +3,67 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from loralint.sites import ConfigSite, is_known
 
 FORMATS = ("text", "json", "sarif", "github", "lsp")
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+# 1-based line number -> that line's text (without its line break), or None when unknown.
+LineLookup = Callable[[int], "str | None"]
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as the extractors count them: `\\r\\n`, `\\r` and `\\n` end a line (universal newlines)."""
+    return _NEWLINE.split(text)
+
+
+def decode_source(path: str, data: bytes) -> str:
+    """The text of a file as the extractors decode it (PEP 263 for Python, UTF-8 otherwise)."""
+    from loralint.extract.source import UndecodableSource, decode_python, decode_text
+
+    try:
+        return decode_python(data) if path.endswith((".py", ".pyi")) else decode_text(data)
+    except UndecodableSource:
+        return data.decode("utf-8", errors="replace")
+
+
+class SourceLines:
+    """File lines, read once per file: from `texts` (stdin, an editor's buffer) or from disk.
+
+    `paths` maps the display path of a diagnostic to the file on disk (RunResult.sources).
+    """
+
+    def __init__(self, paths: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None) -> None:
+        self.paths = dict(paths or {})
+        self.texts = dict(texts or {})
+        self._lines: dict[str, list[str] | None] = {}
+
+    def lines(self, display: str) -> list[str] | None:
+        if display not in self._lines:
+            text = self.texts.get(display)
+            if text is None:
+                try:
+                    data = Path(self.paths.get(display, display)).read_bytes()
+                except OSError:
+                    data = None
+                text = decode_source(display, data) if data is not None else None
+            self._lines[display] = split_lines(text) if text is not None else None
+        return self._lines[display]
+
+    def line(self, display: str, number: int) -> str | None:
+        lines = self.lines(display)
+        if lines is None or not 0 < number <= len(lines):
+            return None
+        return lines[number - 1]
+
+    def lookup(self, display: str) -> LineLookup:
+        return lambda number: self.line(display, number)
 
 
 def jsonable(value: Any) -> Any:

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from loralint import __version__
 from loralint.engine import RunResult
-from loralint.report.lsp import SourceLines
+from loralint.report import SourceLines
 from loralint.ruleset import Rule
 from loralint.sites import Diagnostic, Fix, Span
 
@@ -267,7 +267,7 @@ def render(result: RunResult) -> str:
 def sarif_log(result: RunResult, root: Path | None = None) -> dict[str, Any]:
     root = root or repository_root()
     paths = dict(result.sources)
-    lines = SourceLines(paths)
+    lines = SourceLines(paths, result.texts)
     rules = dict(result.rules)
     for diag in result.diagnostics:  # a code the run knows nothing about still gets a descriptor
         if diag.code not in rules:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
-from pathlib import Path
 
 from loralint.engine import RunResult
+from loralint.report import SourceLines
 from loralint.sites import Diagnostic
 
 _COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
@@ -34,27 +34,6 @@ class _Style:
         return click.style(text, fg=fg, bold=bold)
 
 
-class SourceCache:
-    """File lines for snippets, read once per file (from memory for stdin / editors)."""
-
-    def __init__(self, paths: dict[str, str], texts: dict[str, str] | None = None) -> None:
-        self.paths = paths
-        self.texts = dict(texts or {})
-        self.lines: dict[str, list[str]] = {}
-
-    def line(self, display: str, number: int) -> str | None:
-        if display not in self.lines:
-            text = self.texts.get(display)
-            if text is None:
-                try:
-                    text = Path(self.paths.get(display, display)).read_text(encoding="utf-8", errors="replace")
-                except OSError:
-                    text = ""
-            self.lines[display] = text.splitlines()
-        lines = self.lines[display]
-        return lines[number - 1] if 0 < number <= len(lines) else None
-
-
 def render(
     result: RunResult,
     *,
@@ -62,14 +41,13 @@ def render(
     show_source: bool = True,
     statistics: bool = False,
     quiet: bool = False,
-    texts: dict[str, str] | None = None,
     unsafe_hint: bool = True,
 ) -> str:
     style = _Style(colour)
     if statistics:
         return _statistics(result, style)
     out: list[str] = []
-    sources = SourceCache(result.sources, texts)
+    sources = SourceLines(result.sources, result.texts)
     for d in result.diagnostics:
         out.append(_headline(d, style))
         if show_source and not quiet:
@@ -88,7 +66,7 @@ def _headline(d: Diagnostic, style: _Style) -> str:
     return f"{location} {code}{fixable} {severity} {d.message}"
 
 
-def _snippet(d: Diagnostic, sources: SourceCache, style: _Style) -> list[str]:
+def _snippet(d: Diagnostic, sources: SourceLines, style: _Style) -> list[str]:
     s = d.span
     line = sources.line(s.path, s.line)
     if line is None:
