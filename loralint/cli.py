@@ -139,14 +139,15 @@ def check(
     if fix or diff:
         from loralint.fixes import apply_fixes
 
-        fixed = apply_fixes(result, unsafe=unsafe_fixes, write=not diff and not use_stdin, texts=texts)
+        fixed = apply_fixes(result, unsafe=unsafe_fixes, write=not diff and not use_stdin, texts=texts,
+                            settings=settings, options=options, resolve=resolver)
         if diff:
             click.echo(fixed.diff, nl=False)
             sys.exit(0 if exit_zero or not fixed.diff else 1)
         if use_stdin:
-            # ruff-style: with --fix on stdin, print the fixed source.
+            # As ruff does: with --fix on stdin, print the fixed source; the exit code says what is left.
             click.echo(fixed.texts.get(stdin_filename or "-", texts.get(stdin_filename or "-", "")), nl=False)
-            sys.exit(0)
+            sys.exit(0 if exit_zero else exit_code(fixed.remaining.diagnostics, fail_level or settings.fail_level))
         result = fixed.remaining
         if fixed.count and output_format == "text" and not quiet:
             click.echo(f"Fixed {fixed.count} problem{'s' if fixed.count != 1 else ''}.", err=True)
@@ -222,6 +223,21 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
     click.echo(f"{found.name} ({found.code})\n\nDefault severity: {found.severity}. Fix: {found.fix}."
                + (f" Parameters: {', '.join(f'{k}={v}' for k, v in found.params.items())}." if found.params else "")
                + f"\n\n{found.docs}")
+
+
+@cli.command()
+@click.option("--stdio", is_flag=True, hidden=True, help="Accepted for editors that pass it; stdio is the only transport.")
+def server(stdio: bool) -> None:
+    """Run the language server (LSP over stdio) for editors. Needs loralint[lsp]."""
+    try:
+        import lsprotocol  # noqa: F401
+        import pygls  # noqa: F401
+    except ImportError:
+        click.echo("loralint: error: the language server needs pygls: pip install 'loralint[lsp]'", err=True)
+        sys.exit(2)
+    from loralint.server import serve
+
+    serve()
 
 
 def main() -> None:
