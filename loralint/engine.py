@@ -128,7 +128,9 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options) -
         else:
             todo.append((source, data, key))
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
-    big = len(todo) >= POOL_MIN_CANDIDATES or sum(len(d) for _, d, _ in todo) >= POOL_MIN_BYTES
+    # YAML/JSON extraction is cheap (libyaml); only libcst parsing is worth a pool.
+    python = [d for s, d, _ in todo if s.fmt == "python"]
+    big = len(python) >= POOL_MIN_CANDIDATES or sum(len(d) for d in python) >= POOL_MIN_BYTES
     if jobs > 1 and big and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
 

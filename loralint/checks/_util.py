@@ -106,6 +106,10 @@ def close_matches(word: str, candidates: Iterable[str], n: int = 3, cutoff: floa
     return difflib.get_close_matches(word, list(candidates), n=n, cutoff=cutoff)
 
 
+def similarity(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
+
+
 def quote_list(items: Iterable[str], limit: int = 8) -> str:
     items = list(items)
     shown = ", ".join(repr(i) for i in items[:limit])

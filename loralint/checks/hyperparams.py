@@ -75,7 +75,7 @@ def _short(site: ConfigSite, name: str, label: str) -> str:
     f = site.get(name)
     if f is not None and f.provenance == "literal":
         return f"{label}={fmt(f.value)}"
-    return label + site.describe(name)[len(name):]
+    return f"{label}={site.describe(name).split('=', 1)[1]}"
 
 
 @check("rslora_high_rank")

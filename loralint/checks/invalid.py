@@ -12,6 +12,7 @@ from typing import Any, Iterable
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import (
     close_matches,
+    similarity,
     effective,
     fmt,
     known_field,
@@ -43,6 +44,11 @@ def unknown_argument(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         "peft.LoraConfig": "LoraConfig",
         "unsloth.get_peft_model": "Unsloth's get_peft_model",
         "adapter_config": "LoraConfig (adapter_config.json)",
+        "axolotl": "axolotl's LoraConfig schema",
+        "llamafactory": "LLaMA-Factory's FinetuningArguments",
+        "torchtune": "torchtune's LoRA model builder",
+        "trl": "TRL's ModelConfig",
+        "unsloth": "the Unsloth CLI's LoraConfig",
     }.get(site.origin, site.origin)
     for f in site.unknown_args:
         name = f.raw_name or f.name
@@ -52,18 +58,32 @@ def unknown_argument(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         else:
             meant = KNOWN_CONFUSIONS.get(name)
             matches = [meant] if meant and meant in known else close_matches(name, known)
-            if site.origin == "adapter_config":
-                effect = "newer/older PEFT versions drop it with a warning, so it has no effect"
-            elif site.origin == "unsloth.get_peft_model":
-                effect = "Unsloth passes unknown keywords to LoraConfig, which raises TypeError"
-            else:
-                effect = f"{api}(...) raises TypeError: unexpected keyword argument {name!r}"
+            effect = _UNKNOWN_EFFECT.get(site.origin, f"{api}(...) raises TypeError: unexpected keyword argument {name!r}")
             message = f"{name} is not an argument of {api}; {effect}"
             if matches:
                 message += f"; did you mean {' or '.join(matches)}?"
-                if len(matches) == 1 and matches[0] not in site.fields:
+                # Rename automatically only when the intent is unambiguous: one candidate, not set
+                # already, and either a known confusion or a near-typo (use_rslora is not use_dora).
+                if (
+                    len(matches) == 1
+                    and matches[0] not in site.fields
+                    and (meant == matches[0] or similarity(name, matches[0]) >= 0.85)
+                ):
                     fix = rename_key(site, f, matches[0], f"Rename {name} to {matches[0]}")
         yield Finding(f.span, message, fix=fix)
+
+
+# What happens to an unknown key, per origin (research/trainer-formats.md, §8 "unknown keys").
+_UNKNOWN_EFFECT = {
+    "adapter_config": "PEFT >= 0.14 drops it with a warning when it loads the adapter, so it has no effect",
+    "unsloth.get_peft_model": "Unsloth passes unknown keywords to LoraConfig, which raises TypeError",
+    "axolotl": "axolotl drops unknown keys silently, so the setting has no effect",
+    "llamafactory": "LLaMA-Factory refuses to start (Some keys are not used by the HfArgumentParser)",
+    "trl": "TRL's parser rejects it (trl/scripts/sft.py ignores it silently)",
+    "unsloth": "the Unsloth CLI ignores unknown keys, so the setting has no effect",
+    "torchtune": "torchtune's builder raises TypeError when it instantiates the model",
+    "trl.ModelConfig": "ModelConfig(...) raises TypeError: unexpected keyword argument",
+}
 
 
 @check("invalid_rank")

@@ -47,11 +47,21 @@ def string_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         )
         return
     if _IDENTIFIER.match(value):
+        example = f"'model.layers.0.self_attn.{value.rsplit('.', 1)[-1]}'"
+        if site.origin == "trl" or site.origin == "trl.ModelConfig":
+            # TRL's ModelConfig collapses a one-element list into this very string: a list of one
+            # name is not a way out there, two names or a regex are.
+            yield Finding(
+                f.span,
+                f"target_modules={value!r} ({f.provenance}): PEFT re.fullmatch-es a string against full names such"
+                f" as {example}, so it matches nothing; list two or more names or use a regex such as"
+                f" '.*\\.{re.escape(value)}'",
+            )
+            return
         yield Finding(
             f.span,
             f"target_modules={value!r} is a string, so PEFT re.fullmatch-es it against full names such as"
-            f" 'model.layers.0.self_attn.{value.rsplit('.', 1)[-1]}': it matches nothing; use a list [{value!r}]"
-            f" or a regex r'.*\\.{re.escape(value)}'",
+            f" {example}: it matches nothing; use a list [{value!r}] or a regex r'.*\\.{re.escape(value)}'",
             fix=replace_value(site, "target_modules", [value], "Use a one-element list", "safe"),
         )
         return

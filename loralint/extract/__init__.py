@@ -20,8 +20,14 @@ FORMATS: dict[str, str] = {".py": "python", ".pyi": "python", ".yaml": "yaml", "
 # Words without which a file of that format cannot hold a configuration we extract.
 PREFILTERS: dict[str, re.Pattern[bytes]] = {
     "python": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig)\b"),
-    "yaml": re.compile(rb"\b(?:lora_\w+|adapter|peft_\w+|use_peft)\b|_component_:\s*\S*lora", re.I),
-    "json": re.compile(rb'"(?:lora_alpha|peft_type|lora_r|lora_rank|r)"\s*:'),
+    # YAML: the LoRA keys of axolotl, LLaMA-Factory (also `finetuning_type: lora` alone, whose
+    # lora_* keys all default), torchtune (`_component_: ...lora_*`), TRL, Unsloth (`lora:` section).
+    "yaml": re.compile(
+        rb"\b(?:lora_\w+|adapter|peft_\w+|use_peft|finetuning_type)\b|_component_:\s*\S*lora|^lora\s*:", re.I | re.M
+    ),
+    "json": re.compile(
+        rb'"(?:lora_\w+|peft_type|peft_config|r|finetuning_type|use_peft|adapter|_component_)"\s*:'
+    ),
 }
 
 
