@@ -68,10 +68,15 @@ class Field:
     def known(self) -> bool:
         return is_known(self.value)
 
+    @property
+    def written_here(self) -> bool:
+        """The value is written as is at this argument or key (not a constant, default or derivation)."""
+        return self.provenance in ("literal", "") or self.provenance.startswith(("YAML key", "JSON key"))
+
     def describe(self) -> str:
         """`r=8` or `r=8 (default of --lora_r)`: how messages quote a value."""
         text = f"{self.raw_name or self.name}={format_value(self.value)}"
-        if self.provenance not in ("literal", ""):
+        if not self.written_here:
             text += f" ({self.provenance})"
         return text
 

@@ -78,14 +78,9 @@ def replace_value(
     """A fix that rewrites the value of `name` where it is written; None when the value is not a
     literal at the argument (a constant or an argparse default is the user's to change)."""
     f = site.get(name)
-    if f is None or not written_here(f):
+    if f is None or not f.written_here:
         return None
     return Fix(description, [TextEdit(f.span, literal(site, new_value))], applicability)  # type: ignore[arg-type]
-
-
-def written_here(f: Field) -> bool:
-    """The value is a literal at the argument or key itself (not a constant or default elsewhere)."""
-    return f.provenance in ("literal", "") or f.provenance.startswith(("YAML", "JSON"))
 
 
 def rename_key(site: ConfigSite, f: Field, new_name: str, description: str) -> Fix:

@@ -73,7 +73,7 @@ def alpha_scaling(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
 def _short(site: ConfigSite, name: str, label: str) -> str:
     """`alpha=16` for a literal, `alpha=16 (default of --lora_alpha)` otherwise."""
     f = site.get(name)
-    if f is not None and f.provenance == "literal":
+    if f is not None and f.written_here:
         return f"{label}={fmt(f.value)}"
     return f"{label}={site.describe(name).split('=', 1)[1]}"
 

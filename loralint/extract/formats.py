@@ -18,7 +18,7 @@ works unchanged. Sources read (research/trainer-formats.md §0 lists the commits
 * adapter_config.json: peft/config.py (PeftConfigMixin.from_peft_type), written by save_pretrained.
 
 Provenance convention: "YAML key <name>" / "JSON key <name>" only when the value in the file is
-exactly what PEFT receives, so a fix may rewrite it in place (see checks/_util.py: written_here).
+exactly what PEFT receives, so a fix may rewrite it in place (see sites.Field.written_here).
 A value the trainer transforms or derives gets a provenance that says how, and no in-place fix.
 """
 
