@@ -217,3 +217,16 @@ def test_dataset_size_threshold_parameter(tmp_path):
     (tmp_path / ".loralint.toml").write_text("[params.dropout-on-large-dataset]\nmin_examples = 10000\n")
     [m] = messages(tmp_path, src, "LORA104")
     assert "50,000 training examples (split='train[:50000]')" in m
+
+
+def test_sub_config_types_and_construction_warnings(tmp_path):
+    found = messages(tmp_path, "from peft import LoraConfig\nc = LoraConfig(use_bdlora=True)\n", "LORA010")
+    assert found == ["use_bdlora=True must be BdLoraConfig(...), a dict or None: LoraConfig raises TypeError"
+                     " (BD-LoRA is enabled with a BdLoraConfig, not a flag)"]
+    assert messages(tmp_path, "from peft import LoraConfig, EvaConfig\nc = LoraConfig(init_lora_weights='eva', eva_config=EvaConfig(rho=2))\n", "LORA010") == []
+    [m] = messages(
+        tmp_path,
+        "from peft import LoraConfig\nc = LoraConfig(init_lora_weights='pissa_niter_4', use_rslora=True, rank_pattern={'q_proj': 16})\n",
+        "LORA013",
+    )
+    assert "cannot be restored with save_pretrained" in m

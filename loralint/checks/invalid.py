@@ -388,6 +388,16 @@ def wrong_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         values = f.value if isinstance(f.value, (list, tuple)) else [f.value]
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             yield Finding(f.span, f"{f.describe()} must be an int or a list of ints (layer indices)")
+    # peft/tuners/lora/config.py: _get_lora_subconfig — a variant's config must be an instance of
+    # its class, a dict, or None (our extractor reads `EvaConfig(...)` calls as dicts).
+    for name, cls in _SUB_CONFIGS.items():
+        f = known_field(site, name)
+        if f is not None and f.value is not None and not isinstance(f.value, dict):
+            hint = " (BD-LoRA is enabled with a BdLoraConfig, not a flag)" if name == "use_bdlora" else ""
+            yield Finding(
+                f.span,
+                f"{f.describe()} must be {cls}(...), a dict or None: LoraConfig raises TypeError{hint}",
+            )
     for name in ("rank_pattern", "alpha_pattern"):
         f = known_field(site, name)
         if f is not None and f.value is not None and not isinstance(f.value, dict):
@@ -400,6 +410,44 @@ def wrong_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
                 f"{f.describe()} should be True or False; PEFT only tests its truth, so {f.value!r} means"
                 f" {bool(f.value)}",
             )
+
+
+_SUB_CONFIGS = {
+    "velora_config": "VeloraConfig",
+    "kasa_config": "KasaConfig",
+    "eva_config": "EvaConfig",
+    "corda_config": "CordaConfig",
+    "lora_ga_config": "LoraGAConfig",
+    "arrow_config": "ArrowConfig",
+    "use_bdlora": "BdLoraConfig",
+    "monteclora_config": "MontecloraConfig",
+}
+
+
+@check("construction_warning")
+def construction_warning(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """The warnings LoraConfig.__post_init__ itself emits (peft/tuners/lora/config.py), raised here
+    before anything runs: each marks a setting that will not do what it seems to."""
+    tokens = site.get("alora_invocation_tokens")
+    task, task_known = effective(site, "task_type")
+    if tokens is not None and tokens.known and tokens.value is not None and task_known and task != "CAUSAL_LM":
+        yield Finding(
+            tokens.key_span or tokens.span,
+            f"aLoRA (alora_invocation_tokens) is only supported for task_type='CAUSAL_LM', not {task!r}:"
+            " PEFT warns and the activated-LoRA behaviour is not applied as intended",
+        )
+    init, init_known = effective(site, "init_lora_weights")
+    rslora, rslora_known = effective(site, "use_rslora")
+    patterns = _set_value(site, "rank_pattern") or _set_value(site, "alpha_pattern")
+    if init_known and rslora_known and rslora and patterns and isinstance(init, str) and (
+        init.lower().startswith("pissa") or init.lower() in ("olora", "corda", "lora_ga")
+    ):
+        yield Finding(
+            site.span_of("init_lora_weights"),
+            f"init_lora_weights={init!r} with use_rslora and rank_pattern/alpha_pattern: the modified base weights"
+            " cannot be restored with save_pretrained(path_initial_model_for_weight_conversion=...); drop rsLoRA"
+            " or the patterns if you need the plain-LoRA conversion",
+        )
 
 
 @check("alpha_not_positive")
