@@ -131,6 +131,14 @@ def _jsonable(v: Any) -> Any:
 # --------------------------------------------------------------------------------------------------
 
 
+def _safe_getattr(obj: Any, name: str) -> Any:
+    """getattr that tolerates configs refusing access (per-layer attributes of heterogeneous configs)."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:
+        return None
+
+
 def _is_config(obj: Any) -> bool:
     from transformers import PreTrainedConfig
 
@@ -143,13 +151,18 @@ def sub_config_keys(cfg) -> list[str]:
     for k in cfg.to_dict().keys():
         if k in META_KEYS:
             continue
-        try:
-            v = getattr(cfg, k, None)
-        except Exception:
-            continue
+        v = _safe_getattr(cfg, k)
         if _is_config(v):
             keys.append(k)
     return keys
+
+
+def attribute_aliases(cfg, prefix: str = "") -> dict[str, str]:
+    """``attribute_map`` of the config and its sub-configs, flattened: alias -> canonical field."""
+    out = {f"{prefix}{a}": f"{prefix}{c}" for a, c in (getattr(cfg, "attribute_map", {}) or {}).items()}
+    for k in sub_config_keys(cfg):
+        out.update(attribute_aliases(getattr(cfg, k), f"{prefix}{k}."))
+    return out
 
 
 def flatten_config(cfg, prefix: str = "") -> dict[str, Any]:
@@ -159,10 +172,11 @@ def flatten_config(cfg, prefix: str = "") -> dict[str, Any]:
         d = cfg.to_dict()
     except Exception:
         d = dict(vars(cfg))
+    aliases = set(getattr(cfg, "attribute_map", {}) or {})
     for k, v in d.items():
-        if k in META_KEYS or k.startswith("_"):
+        if k in META_KEYS or k.startswith("_") or k in aliases:
             continue
-        sub = getattr(cfg, k, None)
+        sub = _safe_getattr(cfg, k)
         if _is_config(sub):
             out.update(flatten_config(sub, f"{prefix}{k}."))
             continue
@@ -244,7 +258,17 @@ def set_path(tree: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
     return out
 
 
+# String fields known to change the module tree, with the values worth trying.
+STRING_ALTERNATIVES: dict[str, list[str]] = {
+    "feed_forward_proj": ["relu", "gated-gelu", "gated-silu"],
+    "position_embedding_type": ["absolute", "relative_key", "rotary"],
+}
+
+
 def perturbations(name: str, v: Any) -> list[Any]:
+    leaf = name.rsplit(".", 1)[-1]
+    if isinstance(v, str) and leaf in STRING_ALTERNATIVES:
+        return [x for x in STRING_ALTERNATIVES[leaf] if x != v]
     if isinstance(v, bool):
         return [not v]
     if _is_int(v):
@@ -257,7 +281,48 @@ def perturbations(name: str, v: Any) -> list[Any]:
         if LAYER_FIELD_RE.match(name.rsplit(".", 1)[-1]):
             return [v * 2, v + 1]
         return [v * 2, v + 2, v * 3]
+    if isinstance(v, list) and all(_is_int(x) for x in v) and len(v) <= 64:
+        # index lists (mlp_only_layers, ...) and per-stage sizes (depths, hidden_sizes, ...)
+        if not v:
+            return [[1]]
+        return [[], [2 * x for x in v]]
     return []
+
+
+# Fields a config may leave None (or not define at all) that the *modeling* code then fills with a
+# fallback. They are real inputs when a config.json sets them (Mistral-Nemo: head_dim 128 != 5120 // 32),
+# so the generator fills them exactly like the model does, perturbs them explicitly, and records the
+# fallback in the per-type file ("implicit") for the loader. The self-check rejects a wrong fallback.
+IMPLICIT_RULES: list[tuple[str, str]] = [
+    ("head_dim", "hidden_size // num_attention_heads"),
+    ("num_key_value_heads", "num_attention_heads"),
+]
+_IMPLICIT: dict[str, str] = {}
+
+
+def implicit_rules_for(env: dict[str, Any], model_type: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    prefixes = {""} | {k.rsplit(".", 1)[0] + "." for k in env if "." in k}
+    for pre in sorted(prefixes):
+        for f, rule in IMPLICIT_RULES:
+            key = pre + f
+            names = re.findall(r"[A-Za-z_]+", rule)
+            if env.get(key) is not None:
+                continue
+            if not all(_is_int(env.get(pre + n)) for n in names):
+                continue
+            out[key] = re.sub(r"[A-Za-z_]+", lambda m: pre + m.group(0), rule)
+    return out
+
+
+def fill_implicit(env: dict[str, Any]) -> dict[str, Any]:
+    for k, rule in _IMPLICIT.items():
+        if env.get(k) is None:
+            try:
+                env[k] = evaluate(rule, env)
+            except Exception:
+                pass
+    return env
 
 
 def build_config(config_cls, kwargs: dict[str, Any]):
@@ -322,8 +387,7 @@ def module_slots(m, kind: str) -> dict[str, int]:
     if kind == "embedding":
         return {"in": int(m.num_embeddings), "out": int(m.embedding_dim)}
     if kind == "conv":
-        return {"in": int(m.in_channels), "out": int(m.out_channels), "ks": int(math.prod(m.kernel_size)),
-                "groups": int(m.groups)}
+        return {"in": int(m.in_channels), "out": int(m.out_channels), "groups": int(m.groups)}
     if kind == "mha":
         return {"in": int(m.embed_dim), "out": int(m.embed_dim)}
     return {}
@@ -397,29 +461,31 @@ PLACEHOLDERS = ["i", "j", "k", "l"]
 
 
 def decide_fold_lists(builds: list[BuildObs]) -> set[str]:
-    """Folded names of ModuleLists whose length depends on the config (so their index is a variable)."""
-    lengths: dict[str, set[int]] = {}
-    children_cls: dict[str, set[str]] = {}
-    for b in builds:
-        folded_cache: dict[str, str] = {}
-        for path, n in b.lists.items():
-            lengths.setdefault(path, set()).add(n)
-        del folded_cache
-    # first decide on raw names, then iterate by normalising with already-folded parents
+    """Folded names of ModuleLists whose length is driven by an integer config field (a stack depth,
+    a number of experts, ...). Lists whose length changes only when a flag flips (T5's per-block
+    ``layer`` list grows a cross-attention entry with ``is_decoder``) keep literal indices."""
     fold: set[str] = set()
+    base = builds[0]
     changed = True
     while changed:
         changed = False
-        agg: dict[str, set[int]] = {}
-        for b in builds:
+        lens: dict[str, dict[int, set[int]]] = {}
+        for bi, b in enumerate(builds):
             for path, n in b.lists.items():
                 fpath, _ = fold_name(path, fold)
-                agg.setdefault(fpath, set()).add(n)
-        for fpath, ns in agg.items():
-            if fpath not in fold and len(ns) > 1:
-                fold.add(fpath)
-                changed = True
-    del children_cls, lengths
+                lens.setdefault(fpath, {}).setdefault(bi, set()).add(n)
+        for fpath, per_build in lens.items():
+            if fpath in fold:
+                continue
+            base_set = per_build.get(0)
+            for bi, ns in per_build.items():
+                b = builds[bi]
+                if b.role != "single" or ns == base_set or base_set is None:
+                    continue
+                if any(_is_int(b.env.get(k)) or isinstance(b.env.get(k), list) for k in b.changed):
+                    fold.add(fpath)
+                    changed = True
+                    break
     return fold
 
 
@@ -496,23 +562,32 @@ def _var_ok(v: Any) -> bool:
 
 
 def make_monomials(cands: list[str], allow3: bool, i_dep: bool, list_vars: list[str]) -> list[Mono]:
+    """Candidate monomials in priority order (the two-term search only looks at the first 160)."""
     monos = [Mono(c, (c,), 1, "v") for c in cands]
     for a, b in itertools.combinations(cands, 2):
         monos.append(Mono(f"{a}*{b}", (a, b), 2, "mul"))
+    # heads * (hidden // heads): attention widths computed in modeling code, not from a head_dim field
+    for a, b in itertools.permutations(cands, 2):
+        monos.append(Mono(f"{a}*({b}//{a})", (a, b), 2, "muldiv"))
     for a, b in itertools.permutations(cands, 2):
         monos.append(Mono(f"({a}//{b})", (a, b), 2, "div"))
     for a in cands:
+        monos.append(Mono(f"{a}*{a}", (a,), 2, "sq"))
+    for a in cands:
         for c in (2, 3, 4, 8):
             monos.append(Mono(f"({a}//{c})", (a,), 1, "divc"))
-    for a in cands:
-        monos.append(Mono(f"{a}*{a}", (a,), 2, "sq"))
+    for a, b, c in itertools.permutations(cands, 3):
+        monos.append(Mono(f"{a}*({b}//{c})", (a, b, c), 3, "muldiv"))
+    for a, b in itertools.permutations(cands, 2):
+        monos.append(Mono(f"({a}//{b})*({a}//{b})", (a, b), 3, "divsq"))
+        monos.append(Mono(f"{a}*{a}*{b}", (a, b), 3, "mul3"))
     if allow3:
         for a, b, c in itertools.combinations(cands, 3):
             monos.append(Mono(f"{a}*{b}*{c}", (a, b, c), 3, "mul3"))
         for a, b in itertools.combinations(cands, 2):
             for c in cands:
                 if c not in (a, b):
-                    monos.append(Mono(f"({a}*{b}//{c})", (a, b, c), 3, "muldiv"))
+                    monos.append(Mono(f"({a}*{b}//{c})", (a, b, c), 3, "muldiv3"))
     if i_dep:
         monos.append(Mono("i", ("i",), 1, "v"))
         for lv in list_vars:
@@ -540,15 +615,76 @@ def format_sum(terms: list[tuple[int, Mono]], const: int) -> str:
 
 
 class Solver:
-    """Finds the simplest integer expression over config fields reproducing observed values."""
+    """Finds the simplest integer expression over config fields reproducing observed values.
+
+    Candidate sums of 1-3 monomials are screened in batches with float least squares (numpy), and
+    every survivor is verified exactly in integer arithmetic, so a returned expression always
+    reproduces every observation exactly. If no single expression fits, the observations are split
+    on a boolean config field (``(A) if flag else (B)``, up to two levels).
+    """
 
     def __init__(self) -> None:
         self.cache: dict[Any, str | None] = {}
+        self.deadline = float("inf")  # past it, only the cheap one-term search runs
 
-    def solve(self, points: list[tuple[dict[str, Any], int]], cands: list[str], list_vars: list[str]) -> str | None:
-        ys = [y for _, y in points]
+    def solve(self, points: list[tuple[dict[str, Any], int]], cands: list[str], list_vars: list[str],
+              bools: list[str] | None = None, depth: int = 0) -> str | None:
         if not points:
             return None
+        res = self._solve_plain(points, cands, list_vars)
+        if res is not None or depth >= 2:
+            return res
+        res = self._solve_by_layer_type(points, cands, list_vars)
+        if res is not None:
+            return res
+        for b in bools or []:
+            vals = {env.get(b) for env, _ in points}
+            if not vals <= {True, False} or len(vals) < 2:
+                continue
+            yes = [(e, y) for e, y in points if e.get(b)]
+            no = [(e, y) for e, y in points if not e.get(b)]
+            rest = [x for x in (bools or []) if x != b]
+            ra = self.solve(yes, cands, list_vars, rest, depth + 1)
+            if ra is None:
+                continue
+            rb = self.solve(no, cands, list_vars, rest, depth + 1)
+            if rb is None:
+                continue
+            return f"({ra}) if {b} else ({rb})"
+        return None
+
+    def _solve_by_layer_type(self, points, cands, list_vars) -> str | None:
+        """Per-layer values that depend on the layer's type (Gemma 4: a larger head_dim on full-attention
+        layers): ``(A) if layer_types[i] == "full_attention" else (B)``."""
+        if not all("i" in env for env, _ in points):
+            return None
+        for lv in list_vars:
+            try:
+                keys = [env[lv][env["i"]] for env, _ in points]
+            except (KeyError, IndexError, TypeError):
+                continue
+            if not all(isinstance(k, str) for k in keys):
+                continue
+            distinct = sorted(set(keys))
+            if not 2 <= len(distinct) <= 3:
+                continue
+            parts = []
+            for val in distinct:
+                sub = [pt for pt, k in zip(points, keys) if k == val]
+                r = self._solve_plain(sub, cands, [])
+                if r is None:
+                    break
+                parts.append((val, r))
+            else:
+                expr = f"({parts[-1][1]})"
+                for val, r in reversed(parts[:-1]):
+                    expr = f"({r}) if {lv}[i] == {_q(val)} else {expr}"
+                return expr
+        return None
+
+    def _solve_plain(self, points, cands, list_vars) -> str | None:
+        ys = [y for _, y in points]
+        cands = [c for c in cands if all(_var_ok(env.get(c)) for env, _ in points)]
         i_dep = False
         # does the value vary while no candidate variable varies? then it depends on the layer index
         by_env: dict[tuple, set[int]] = {}
@@ -559,8 +695,6 @@ class Solver:
             i_dep = True
         if len(set(ys)) == 1 and not i_dep:
             return str(ys[0])
-        # drop candidates that are missing / non-int anywhere
-        cands = [c for c in cands if all(_var_ok(env.get(c)) for env, _ in points)]
         # drop candidates that are constant over the data (they cannot explain any variation)
         cands = [c for c in cands if len({env[c] for env, _ in points}) > 1]
         # merge candidates with identical value vectors (keep the first: callers order them by preference)
@@ -574,6 +708,14 @@ class Solver:
             uniq.append(c)
         cands = uniq[:12]
         lvars = [lv for lv in list_vars if all(isinstance(env.get(lv), list) for env, _ in points)] if i_dep else []
+        # identical rows (same variables, same index, same value) carry no information: keep one
+        uniq_pts = {}
+        for env, y in points:
+            k = (tuple(env[c] for c in cands), env.get("i") if i_dep else None,
+                 tuple(json.dumps(env.get(lv)) for lv in lvars), y)
+            uniq_pts.setdefault(k, (env, y))
+        points = list(uniq_pts.values())
+        ys = [y for _, y in points]
         key = (tuple(ys), tuple(tuple(env.get(c) for c in cands) for env, _ in points), tuple(cands),
                tuple(tuple(env.get("i") for env, _ in points)) if i_dep else (), tuple(lvars))
         if key in self.cache:
@@ -583,6 +725,8 @@ class Solver:
         return res
 
     def _search(self, points, ys, cands, i_dep, lvars) -> str | None:
+        import numpy as np
+
         allow3 = len(cands) <= 8
         monos = make_monomials(cands, allow3=allow3, i_dep=i_dep, list_vars=lvars)
         cols: list[tuple[Mono, list[int]]] = []
@@ -596,43 +740,84 @@ class Solver:
                 continue
             seen_cols.add(t)
             cols.append((mo, col))
-        npts = len(points)
+        if not cols:
+            return None
+        npts_all = len(points)
+        # screen on at most 120 evenly spaced points (exact verification below uses all of them)
+        if npts_all > 120:
+            sel = sorted({round(k * (npts_all - 1) / 119) for k in range(120)})
+        else:
+            sel = list(range(npts_all))
+        npts = len(sel)
+        A = np.array([[c[p] for p in sel] for _, c in cols], dtype=np.float64).T  # P x M
+        norms = np.linalg.norm(A, axis=0)
+        norms[norms == 0] = 1.0
+        An = A / norms
+        Y = np.array([ys[p] for p in sel], dtype=np.float64)
+        ynorm = float(np.linalg.norm(Y)) or 1.0
+        ones = np.full((npts, 1), 1.0 / math.sqrt(npts))
 
-        def fit(chosen: list[tuple[Mono, list[int]]]) -> str | None:
-            if len(chosen) + 1 > npts:
-                return None
-            rows = [[c[1][p] for c in chosen] + [1] for p in range(npts)]
-            sol = _solve_linear(rows, ys)
-            if sol is None:
-                return None
-            if any(s.denominator != 1 for s in sol):
-                return None
-            coefs = [int(s) for s in sol]
-            if any(c == 0 for c in coefs[:-1]) or any(abs(c) > 64 for c in coefs[:-1]):
-                return None
-            return format_sum([(c, mo) for c, (mo, _) in zip(coefs[:-1], chosen)], coefs[-1])
+        def exact(chosen: tuple[int, ...], coefs: list[int], const: int) -> bool:
+            for p in range(npts_all):
+                v = const
+                for j, c in zip(chosen, coefs):
+                    v += c * cols[j][1][p]
+                if v != ys[p]:
+                    return False
+            return True
 
-        # 1 term
-        best: list[tuple[tuple, str]] = []
-        for mo, col in cols:
-            r = fit([(mo, col)])
-            if r is not None:
-                best.append(((mo.degree, 0 if mo.kind == "v" else 1, len(r)), r))
+        def batch(combos: list[tuple[int, ...]]) -> list[tuple[tuple, str]]:
+            found: list[tuple[tuple, str]] = []
+            if not combos:
+                return found
+            k = len(combos[0])
+            if k + 1 > npts:
+                return found
+            idx = np.array(combos, dtype=np.int64)  # K x k
+            for s0 in range(0, len(combos), 20000):
+                sl = idx[s0:s0 + 20000]
+                X = An[:, sl]  # P x K x k
+                X = np.concatenate([X, np.broadcast_to(ones[:, None, :], (npts, len(sl), 1))], axis=2)
+                G = np.einsum("pkn,pkm->knm", X, X)
+                G += np.eye(k + 1)[None] * 1e-12
+                bvec = np.einsum("pkn,p->kn", X, Y)
+                try:
+                    sol = np.linalg.solve(G, bvec[..., None])[..., 0]
+                except np.linalg.LinAlgError:
+                    continue
+                pred = np.einsum("pkn,kn->pk", X, sol)
+                resid = np.abs(pred - Y[:, None]).max(axis=0)
+                ok = np.nonzero(resid <= 1e-6 * max(ynorm, 1.0) + 1e-6)[0]
+                for r in ok:
+                    chosen = tuple(int(x) for x in sl[r])
+                    raw = sol[r]
+                    coefs = [raw[t] / norms[j] for t, j in enumerate(chosen)]
+                    const = raw[k] / math.sqrt(npts)
+                    ic = [int(round(c)) for c in coefs]
+                    icst = int(round(const))
+                    if any(c == 0 or abs(c) > 1024 for c in ic):
+                        continue
+                    if not exact(chosen, ic, icst):
+                        continue
+                    text = format_sum([(c, cols[j][0]) for c, j in zip(ic, chosen)], icst)
+                    deg = sum(cols[j][0].degree for j in chosen)
+                    plain = sum(0 if cols[j][0].kind == "v" else 1 for j in chosen)
+                    found.append(((deg, plain, 1 if icst else 0, len(text)), text))
+            return found
+
+        M = len(cols)
+        best = batch([(j,) for j in range(M)])
         if best:
             return min(best)[1]
-        # 2 terms
-        for (m1, c1), (m2, c2) in itertools.combinations(cols, 2):
-            r = fit([(m1, c1), (m2, c2)])
-            if r is not None:
-                best.append(((m1.degree + m2.degree, len(r)), r))
+        if time.time() > self.deadline:
+            return None
+        best = batch(list(itertools.combinations(range(min(M, 160)), 2)))
         if best:
             return min(best)[1]
-        # 3 terms (no floor divisions, to keep the search bounded)
-        small = [(mo, col) for mo, col in cols if mo.kind in ("v", "mul", "sq", "mul3", "idx")][:60]
-        for trio in itertools.combinations(small, 3):
-            r = fit(list(trio))
-            if r is not None:
-                best.append(((sum(m.degree for m, _ in trio), len(r)), r))
+        if i_dep or time.time() > self.deadline:
+            return None
+        small = [j for j, (mo, _) in enumerate(cols) if mo.kind in ("v", "mul", "sq", "mul3", "idx", "muldiv")][:45]
+        best = batch(list(itertools.combinations(small, 3)))
         if best:
             return min(best)[1]
         return None
@@ -648,23 +833,41 @@ def _q(s: str) -> str:
 
 
 def predicate_atoms(envs: list[dict[str, Any]], fields: list[str], indexed: bool) -> list[str]:
-    atoms: list[str] = []
+    atoms: list[str] = ["i == 0", "i != 0"] if indexed else []
     sample = envs[0]
-    for f in fields:
+    ints = [f for f in fields if _is_int(sample.get(f))]
+    if len(ints) <= 12:
+        for a, b in itertools.combinations(ints, 2):
+            atoms += [f"{a} == {b}", f"{a} != {b}"]
+    small_ints = [k for k, v in sample.items()
+                  if _is_int(v) and 0 <= v <= 64 and k not in fields and "[" not in k and k != "i"
+                  and not SKIP_FIELD_RE.search(k.rsplit(".", 1)[-1]) and all(_is_int(e.get(k)) for e in envs)]
+    for f in list(fields) + (small_ints if indexed else []):
         vals = [e.get(f) for e in envs]
         v0 = sample.get(f)
         if isinstance(v0, bool):
             atoms += [f, f"not {f}"]
         elif _is_int(v0):
             atoms += [f"{f} > 0", f"{f} == 0"]
+            small = sorted({v for v in vals if _is_int(v)})
+            if len(small) <= 4:
+                for c in small:
+                    if c not in (0,):
+                        atoms += [f"{f} == {c}", f"{f} != {c}"]
             if indexed:
                 atoms += [f"i >= {f}", f"i < {f}", f"(i + 1) % {f} == 0", f"i % {f} == 0", f"(i + 1) % {f} != 0",
-                          f"i % {f} != 0"]
-                for g in fields:
+                          f"i % {f} != 0", f"i == {f} - 1", f"i != {f} - 1"]
+                offsets = [k for k in list(fields) + small_ints if not SKIP_FIELD_RE.search(k.rsplit(".", 1)[-1])]
+                for g in offsets:
                     if g != f and _is_int(sample.get(g)):
                         atoms += [f"i % {f} == {g}", f"i % {f} != {g}"]
                 for c in (1, 2, 3):
                     atoms += [f"i % {f} == {c}"]
+                if LAYER_FIELD_RE.match(f.rsplit(".", 1)[-1]):
+                    # the last G layers differ (Gemma 3n / 4: KV shared by the last num_kv_shared_layers)
+                    for g in fields:
+                        if g != f and _is_int(sample.get(g)):
+                            atoms += [f"i < {f} - {g}", f"i >= {f} - {g}"]
         elif isinstance(v0, str) or v0 is None:
             strs = sorted({v for v in vals if isinstance(v, str)})
             for s in strs[:6]:
@@ -688,54 +891,107 @@ def predicate_atoms(envs: list[dict[str, Any]], fields: list[str], indexed: bool
     return atoms
 
 
+_PRED_CACHE: dict[Any, str | None] = {}
+
+
 def solve_predicate(obs: list[tuple[dict[str, Any], bool]], fields: list[str], indexed: bool,
                     prefer: set[str]) -> str | None:
-    """Smallest conjunction (<= 3 atoms) of template atoms that equals the observed truth values."""
+    """Smallest conjunction (<= 3 atoms) of template atoms that equals the observed truth values.
+
+    Tries the fields the one-at-a-time variants implicate first, then all fields."""
     if all(v for _, v in obs):
         return "true"
     if not any(v for _, v in obs):
         return "false"
+    key = (tuple(v for _, v in obs), tuple(id(e) for e, _ in obs), tuple(fields), indexed, tuple(sorted(prefer)))
+    if key in _PRED_CACHE:
+        return _PRED_CACHE[key]
+    res = None
+    pref_fields = [f for f in fields if f in prefer]
+    if pref_fields and len(pref_fields) < len(fields):
+        res = _solve_predicate(obs, pref_fields, indexed, prefer)
+    if res is None:
+        res = _solve_predicate(obs, fields, indexed, prefer)
+    _PRED_CACHE[key] = res
+    return res
+
+
+def _solve_predicate(obs, fields, indexed, prefer) -> str | None:
     envs = [e for e, _ in obs]
     atoms = predicate_atoms(envs, fields, indexed)
+    pos = [e for e, v in obs if v]
+    neg = [e for e, v in obs if not v]
 
-    def truth(atom: str) -> list[bool] | None:
-        out = []
-        for e, _ in obs:
+    def holds_all(atom: str, group, want: bool) -> bool:
+        for e in group:
+            try:
+                r = evaluate(atom, e)
+            except Exception:
+                return False
+            if not isinstance(r, bool) or r != want:
+                return False
+        return True
+
+    def bits(atom: str) -> int | None:
+        out = 0
+        for k, (e, _) in enumerate(obs):
             try:
                 r = evaluate(atom, e)
             except Exception:
                 return None
             if not isinstance(r, bool):
                 return None
-            out.append(r)
+            if r:
+                out |= 1 << k
         return out
 
-    target = [v for _, v in obs]
-    necessary: list[tuple[str, list[bool]]] = []
-    seen: set[tuple] = set()
+    full = (1 << len(obs)) - 1
+    target = 0
+    for k, (_, v) in enumerate(obs):
+        if v:
+            target |= 1 << k
+    necessary: list[tuple[str, int]] = []
+    sufficient: list[tuple[str, int]] = []
+    seen: set[int] = set()
+    seen_s: set[int] = set()
     for a in atoms:
-        t = truth(a)
+        # necessary: true wherever the module exists; sufficient: false wherever it does not
+        nec = holds_all(a, pos, True)
+        suf = holds_all(a, neg, False)
+        if not nec and not suf:
+            continue
+        t = bits(a)
         if t is None:
             continue
-        # an atom is necessary if it is true wherever the module exists
-        if all(tt for tt, want in zip(t, target) if want) and not all(t):
-            key = tuple(t)
-            if key in seen:
-                continue
-            seen.add(key)
+        if nec and t != full and t not in seen:
+            seen.add(t)
             necessary.append((a, t))
+        if suf and t != 0 and t not in seen_s:
+            seen_s.add(t)
+            sufficient.append((a, t))
 
     def score(a: str) -> tuple:
-        names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", a)) - {"i", "not", "and", "or", "in", "None"}
-        return (0 if names & prefer else 1, len(a))
+        found = [n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", a) if n not in ("i", "not", "and", "or", "in", "None")]
+        names = set(found)
+        affinity = 0
+        if len(found) == 2:  # `i % expert_layer_period == expert_layer_offset`: related names belong together
+            affinity = len(os.path.commonprefix(found))
+        return (-len(names & prefer), len(names - prefer), -affinity, len(a))
 
     necessary.sort(key=lambda at: score(at[0]))
-    necessary = necessary[:40]
+    necessary = necessary[:60]
     for k in (1, 2, 3):
         for combo in itertools.combinations(necessary, k):
-            res = [all(vals) for vals in zip(*(t for _, t in combo))]
-            if res == target:
+            acc = full
+            for _, t in combo:
+                acc &= t
+            if acc == target:
                 return " and ".join(a if (" or " not in a) else f"({a})" for a, _ in combo)
+    sufficient.sort(key=lambda at: score(at[0]))
+    sufficient = sufficient[:60]
+    for combo in itertools.combinations(sufficient, 2):
+        if combo[0][1] | combo[1][1] == target:
+            return " or ".join(f"({a})" if " and " in a else a for a, _ in combo)
     return None
 
 
@@ -792,8 +1048,9 @@ def analyse_class(
 
     def build(kwargs, role, label=""):
         cfg = build_config(config_cls, kwargs)
+        # the config as config.json would state it: flattened BEFORE the model's __init__ may mutate it
+        env = fill_implicit(flatten_config(cfg))
         model = instantiate(model_cls, cfg)
-        env = flatten_config(model.config)
         obs = observe(model, env, set(), role, kwargs)
         del model
         return obs
@@ -883,6 +1140,7 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
 
     all_list_vars = sorted({k for b in builds for k, v in b.env.items() if isinstance(v, list)})
     wide_cands = sorted({k for b in builds for k in b.changed if _is_int(b.env.get(k))}, key=_var_order)
+    bool_cands = sorted({k for b in builds for k in b.changed if isinstance(b.env.get(k), bool)}, key=_var_order)
 
     for fpath, pts in list_points.items():
         vals_by_build: dict[int, Any] = {}
@@ -892,7 +1150,7 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
             vals_by_build[bi] = vs
             bis.append(bi)
         cands = cand_vars(bis, vals_by_build)
-        expr = solve_with_fallback(solver, pts, cands, all_list_vars, wide_cands)
+        expr = solve_with_fallback(solver, pts, cands, all_list_vars, wide_cands, bool_cands)
         if expr is None:
             unsolved.append(f"count of {fpath}")
             expr = str(pts[0][1])
@@ -915,7 +1173,7 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
         kinds = set()
         for bi, idx, m in g["inst"]:
             kinds.add(m.kind)
-            env = {**_numeric_env(builds[bi].env), **_idx_env(idx)}
+            env = _env_for(builds, bi, idx)
             for s, v in m.slots.items():
                 slot_points.setdefault(s, []).append((env, v))
                 slot_vals_by_build.setdefault(s, {}).setdefault(bi, []).append((idx, v))
@@ -933,16 +1191,24 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
             notes.append(f"{fname}: kind varies with config ({sorted(kinds)})")
         # solve slots
         solved: dict[str, Any] = {}
+        aliased = conditional_aliases(g, list(slot_points))
         for sk, pts in slot_points.items():
+            if sk in aliased:
+                continue
             vb = {bi: frozenset(x for _, x in v) for bi, v in slot_vals_by_build.get(sk, {}).items()}
             cands = cand_vars(vb.keys(), vb)
-            expr = solve_with_fallback(solver, pts, cands, all_list_vars, wide_cands)
+            expr = solve_with_fallback(solver, pts, cands, all_list_vars, wide_cands, bool_cands)
             if expr is None:
+                if os.environ.get("KB_DEBUG"):
+                    print("UNSOLVED", fname, sk, "cands", cands, "wide", wide_cands[:20], file=sys.stderr)
+                    for env, v in pts[:40]:
+                        print("   ", v, {c: env.get(c) for c in (cands + wide_cands)[:14]}, file=sys.stderr)
                 unsolved.append(f"{fname}[{cls}].{sk}")
                 expr = str(pts[0][1])
                 self_check_failed = True
             solved[sk] = int(expr) if re.fullmatch(r"-?\d+", expr) else expr
-        alias_conditional_dims(g, solved, builds)
+        for sk, other in aliased.items():
+            solved[sk] = solved[other]
         for s in ("in", "out", "ks", "groups"):
             if s in solved:
                 rec[s] = solved[s]
@@ -960,6 +1226,15 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
         # presence of the whole record (per build, per index) and of each param
         rec_where = presence_predicate(builds, g, fold, fname, list_counts, notes)
         if rec_where is None:
+            if os.environ.get("KB_DEBUG"):
+                present: dict[int, set] = {}
+                for bi, idx, m in g["inst"]:
+                    present.setdefault(bi, set()).add(idx)
+                print("PRESENCE", fname, cls, file=sys.stderr)
+                for bi, b in enumerate(builds):
+                    print("   ", bi, b.role, sorted(b.changed)[:5], sorted(present.get(bi, set()))[:20],
+                          {k: b.env.get(k) for k in ("num_hidden_layers", "num_experts", "expert_layer_period",
+                                                     "expert_layer_offset")}, file=sys.stderr)
             self_check_failed = True
             unsolved.append(f"{fname}[{cls}] presence")
         elif rec_where != "true":
@@ -1019,44 +1294,67 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
     return rec_class
 
 
-def alias_conditional_dims(g, solved: dict[str, Any], builds) -> None:
+def conditional_aliases(g, keys: list[str]) -> dict[str, str]:
     """A dimension of a parameter that exists only under some configs (a bias behind ``attention_bias``)
-    is seen in few builds, so its own search is weak. If it equals another slot of the same module in
-    every observation (bias == out_features), reuse that slot's expression."""
-    counts: dict[str, int] = {}
-    values: dict[str, list[Any]] = {}
+    is seen in few builds, so its own search is weak. If it equals an always-present slot of the same
+    module in every observation (bias == out_features), it takes that slot's expression."""
+    values: dict[str, list[Any]] = {k: [] for k in keys}
     for bi, idx, m in g["inst"]:
-        row = dict(m.slots)
+        row: dict[str, Any] = dict(m.slots)
         for pn, shape, _ in m.params:
             for d, v in enumerate(shape):
                 row[f"p:{pn}:{d}"] = v
-        for k in solved:
-            values.setdefault(k, []).append(row.get(k))
-    n_inst = len(g["inst"])
-    for k, vals in values.items():
-        if not k.startswith("p:"):
+        for k in keys:
+            values[k].append(row.get(k))
+    always = [k for k in keys if all(v is not None for v in values[k]) and not k.startswith("nd:")]
+    out: dict[str, str] = {}
+    for k in keys:
+        if not k.startswith("p:") or all(v is not None for v in values[k]):
             continue
-        present = [v is not None for v in vals]
-        if all(present):
-            continue
-        for other in ("out", "in") + tuple(o for o in values if o.startswith("p:") and o != k):
-            ov = values.get(other)
-            if ov is None or other == k or not all(x is not None for x in ov):
+        for other in ["out", "in"] + [o for o in always if o.startswith("p:")]:
+            if other not in always or other == k:
                 continue
-            if all(v is None or v == o for v, o in zip(vals, ov)):
-                solved[k] = solved[other]
+            if all(v is None or v == o for v, o in zip(values[k], values[other])):
+                out[k] = other
                 break
+    return out
 
 
-def solve_with_fallback(solver: Solver, pts, cands: list[str], list_vars: list[str], wide: list[str]) -> str | None:
-    """Solve over the variables the one-at-a-time variants implicate; if that fails, over all varied ones."""
+def solve_with_fallback(solver: Solver, pts, cands: list[str], list_vars: list[str], wide: list[str],
+                        bools: list[str] = ()) -> str | None:
+    """Solve over the variables the one-at-a-time variants implicate; if that fails, over all varied
+    ones; if that fails, piecewise on boolean fields."""
     expr = solver.solve(pts, cands, list_vars)
     if expr is not None:
         return expr
     more = cands + [w for w in wide if w not in cands]
-    if len(more) == len(cands):
-        return None
-    return solver.solve(pts, more, list_vars)
+    if len(more) > len(cands):
+        expr = solver.solve(pts, more, list_vars)
+        if expr is not None:
+            return expr
+    # piecewise only on flags whose one-at-a-time flip changed this value
+    implicated = [b for b in cands if b in set(bools)][:3]
+    if implicated:
+        return solver.solve(pts, more, list_vars, implicated)
+    return None
+
+
+_ENV_MEMO: dict[tuple[int, tuple[int, ...]], dict[str, Any]] = {}
+_ENV_OWNER: list[Any] = [None]
+
+
+def _env_for(builds, bi: int, idx: tuple[int, ...]) -> dict[str, Any]:
+    """One shared environment object per (build, index) so predicate results can be cached by identity."""
+    if _ENV_OWNER[0] is not builds:
+        _ENV_MEMO.clear()
+        _PRED_CACHE.clear()
+        _ENV_OWNER[0] = builds
+    key = (bi, idx)
+    env = _ENV_MEMO.get(key)
+    if env is None:
+        env = {**_numeric_env(builds[bi].env), **_idx_env(idx)}
+        _ENV_MEMO[key] = env
+    return env
 
 
 def _idx_env(idx: tuple[int, ...]) -> dict[str, int]:
@@ -1072,7 +1370,7 @@ def presence_predicate(builds, g, fold, fname, list_counts, notes) -> str | None
     # the list that provides {i}
     parts = fname.split(".")
     if n_ph == 0:
-        obs = [(_numeric_env(b.env), bi in present) for bi, b in enumerate(builds)]
+        obs = [(_env_for(builds, bi, ()), bi in present) for bi, b in enumerate(builds)]
         fields = _pred_fields(builds)
         return solve_predicate(obs, fields, indexed=False, prefer=_prefer(builds, present))
     # outer list path
@@ -1091,10 +1389,9 @@ def presence_predicate(builds, g, fold, fname, list_counts, notes) -> str | None
             if bi in present:
                 return None
             continue
-        env = _numeric_env(b.env)
         seen_i = {idx[0] for idx in present.get(bi, set())}
         for i in range(n):
-            obs.append(({**env, "i": i}, i in seen_i))
+            obs.append((_env_for(builds, bi, (i,)), i in seen_i))
         if n_ph > 1:
             # inner placeholders must be complete (every expert etc.)
             inner_sets = {}
@@ -1119,18 +1416,31 @@ def _pred_fields(builds) -> list[str]:
         if b.role == "single":
             fields |= b.changed
     base = builds[0].env
-    # include list / str fields of the baseline even if never perturbed (layer_types etc.)
+    # include list / str / bool fields of the baseline even if never perturbed (layer_types, flags ...)
     for k, v in base.items():
-        if isinstance(v, list) or isinstance(v, str):
+        if isinstance(v, (list, str, bool)) and "[" not in k:
             fields.add(k)
     return sorted(fields, key=_var_order)
 
 
 def _prefer(builds, present) -> set[str]:
+    """Fields whose one-at-a-time perturbation changed where the record exists (layer-count effects
+    are ignored by comparing only indices both builds have)."""
     out: set[str] = set()
-    base_p = present.get(0)
+    base_p = present.get(0, set())
+
+    def firsts(s):
+        return {x[0] if x else -1 for x in s}
+
+    base_f = firsts(base_p)
     for bi, b in enumerate(builds):
-        if b.role == "single" and present.get(bi) != base_p:
+        if b.role != "single":
+            continue
+        cur = firsts(present.get(bi, set()))
+        if cur == base_f:
+            continue
+        cut = min(max(base_f, default=-1), max(cur, default=-1)) + 1
+        if not base_p or not present.get(bi) or {x for x in cur if x < cut} != {x for x in base_f if x < cut}:
             out |= b.changed
     return out
 
@@ -1138,7 +1448,7 @@ def _prefer(builds, present) -> set[str]:
 def param_presence(builds, g, pn) -> str | None:
     obs = []
     for bi, idx, m in g["inst"]:
-        env = {**_numeric_env(builds[bi].env), **_idx_env(idx)}
+        env = _env_for(builds, bi, idx)
         obs.append((env, any(p[0] == pn for p in m.params)))
     if all(v for _, v in obs):
         return "true"
@@ -1152,7 +1462,7 @@ def tie_rule(builds, g, pn, fold) -> Any:
     obs = []
     sources: set[str] = set()
     for bi, idx, m in g["inst"]:
-        env = {**_numeric_env(builds[bi].env), **_idx_env(idx)}
+        env = _env_for(builds, bi, idx)
         for p in m.params:
             if p[0] == pn:
                 obs.append((env, p[2] is not None))
@@ -1309,7 +1619,7 @@ def solve_derived(config_cls, base_kwargs, single_variants, combo_variants, solv
         elif isinstance(v0, bool) or isinstance(v0, str) or v0 is None:
             # value picked among a few alternatives
             vals = {json.dumps(e.get(k)) for e in all_envs}
-            if len(vals) <= 3:
+            if len(vals) <= 6:
                 rule = solve_choice_rule(k, all_envs, cands)
                 if rule is not None:
                     rules[k] = rule
@@ -1363,13 +1673,30 @@ def solve_choice_rule(k: str, envs: list[dict[str, Any]], cands: list[str]) -> d
     if len(vals) == 1:
         return {"value": vals[0]}
     if len(vals) != 2:
-        return None
+        return _map_rule(k, envs, cands)
     a, b = vals
     obs = [(_numeric_env(e), e.get(k) == a) for e in envs]
     pred = solve_predicate(obs, cands, indexed=False, prefer=set(cands))
     if pred is None:
-        return None
+        return _map_rule(k, envs, cands)
     return {"when": pred, "then": a, "else": b}
+
+
+def _map_rule(k: str, envs: list[dict[str, Any]], cands: list[str]) -> dict | None:
+    """A derived value that is a function of one string field (T5: dense_act_fn from feed_forward_proj)."""
+    for c in cands:
+        if not all(isinstance(e.get(c), str) for e in envs):
+            continue
+        table: dict[str, Any] = {}
+        ok = True
+        for e in envs:
+            v = e.get(k)
+            if table.setdefault(e[c], v) != v:
+                ok = False
+                break
+        if ok and len(table) > 1:
+            return {"field": c, "map": table}
+    return None
 
 
 def _maybe_int(s: str) -> Any:
@@ -1402,8 +1729,13 @@ def _seed_for(model_type: str) -> int:
     return int(hashlib.sha256(model_type.encode()).hexdigest()[:8], 16)
 
 
-def analyse_model_type(model_type: str, time_limit: float = 300.0) -> dict[str, Any]:
-    """Full analysis of one model type; returns the per-type JSON document (or raises)."""
+def analyse_model_type(model_type: str, time_limit: float = 300.0, prefill: bool = False) -> dict[str, Any]:
+    """Full analysis of one model type; returns the per-type JSON document (or raises).
+
+    ``prefill`` writes the implicit fields (``head_dim``, ``num_key_value_heads``) into the baseline
+    config: some config classes default them to None although their modeling code needs a number
+    (ministral, nemotron, hunyuan), and every real config.json of those types sets them.
+    """
     import transformers
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -1415,6 +1747,7 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0) -> dict[str, 
     if not tasks:
         raise RuntimeError("no model class in the Auto mappings used for LoRA tasks")
     solver = Solver()
+    solver.deadline = t0 + time_limit * 0.6
 
     # ---- baseline kwargs: default config with stack depths capped ----
     base_tree = input_tree(default_cfg, top=True)
@@ -1430,8 +1763,30 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0) -> dict[str, 
         base_kwargs = dict(base_tree)
         base_env = flatten_config(build_config(config_cls, base_kwargs))
 
+    # ---- implicit (modeling-code) fallbacks for None / absent fields ----
+    _IMPLICIT.clear()
+    implicit = implicit_rules_for(base_env, model_type)
+    if prefill and implicit:
+        for k, rule in implicit.items():
+            base_kwargs = set_path(base_kwargs, k, evaluate(rule, base_env))
+        base_env = flatten_config(build_config(config_cls, base_kwargs))
+        implicit = implicit_rules_for(base_env, model_type)
+    _IMPLICIT.update(implicit)
     # ---- one-at-a-time variants (config level) ----
     single_variants: list[tuple[str, dict[str, Any]]] = []
+    filled = fill_implicit(dict(base_env))
+    for k in implicit:
+        v = filled.get(k)
+        if _is_int(v):
+            for new in (2 * v, v + 8):
+                kw = set_path(base_kwargs, k, new)
+                try:
+                    env = flatten_config(build_config(config_cls, kw))
+                except Exception:
+                    continue
+                if env.get(k) == new:
+                    single_variants.append((k, kw))
+                    break
     derived_all = set()
     for k, v in sorted(base_env.items()):
         if SKIP_FIELD_RE.search(k.rsplit(".", 1)[-1]):
@@ -1445,8 +1800,10 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0) -> dict[str, 
             if env.get(k) != new:
                 continue  # the config class overrides this field: not an input
             single_variants.append((k, kw))
-            break
+            if not isinstance(v, str):
+                break  # strings: keep every alternative
     rng = random.Random(_seed_for(model_type))
+    input_ints = [k for k, _ in single_variants if _is_int(filled.get(k)) or isinstance(filled.get(k), bool)]
 
     def combo(fields: list[str], n: int, tries: int) -> list[dict[str, Any]]:
         out = []
@@ -1455,7 +1812,7 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0) -> dict[str, 
                 break
             kw = base_kwargs
             for k in fields:
-                v = base_env.get(k)
+                v = filled.get(k)
                 if isinstance(v, bool):
                     if rng.random() < 0.5:
                         kw = set_path(kw, k, not v)
@@ -1519,13 +1876,33 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0) -> dict[str, 
             rec, builds, rel = analyse_class(cls, config_cls, base_kwargs, singles, [], solver, derived_all, deadline,
                                              base_env)
             relevant = rel | {"num_labels"}
-            combos_primary = combo(sorted(rel), 4, 14)
+            # combined variants: all inputs at once (finds dependencies that only show up together, e.g. the
+            # dense MLP width of layers that exist only when decoder_sparse_step > 1), then the relevant ones
+            combos_primary = combo(input_ints, 5, 16) + combo(sorted(rel & set(input_ints)), 3, 10)
+            # second order: every structural flag flipped, with each relevant integer perturbed on top
+            # (Falcon's fused QKV width depends on num_kv_heads only when new_decoder_architecture is set)
+            rel_bools = [k for k in sorted(rel) if isinstance(filled.get(k), bool)][:6]
+            rel_ints = sorted((k for k in input_ints if _is_int(filled.get(k))), key=_var_order)
+            for b in rel_bools:
+                flipped = set_path(base_kwargs, b, not filled[b])
+                for k in rel_ints:
+                    for new in perturbations(k, filled[k]):
+                        kw = set_path(flipped, k, new)
+                        try:
+                            build_config(config_cls, kw)
+                        except Exception:
+                            continue
+                        combos_primary.append(kw)
+                        break
+                    if len(combos_primary) > 90:
+                        break
             if combos_primary:
                 extra_builds = []
                 for kw in combos_primary:
                     try:
-                        model = instantiate(cls, build_config(config_cls, kw))
-                        env = flatten_config(model.config)
+                        cfg_kw = build_config(config_cls, kw)
+                        env = fill_implicit(flatten_config(cfg_kw))
+                        model = instantiate(cls, cfg_kw)
                         ob = observe(model, env, set(), "combo", kw)
                         ob.changed = _flat_changed(env, builds[0].env)
                         extra_builds.append(ob)
@@ -1537,7 +1914,7 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0) -> dict[str, 
                 builds = builds + extra_builds
                 rec = solve_class(builds, solver, derived_all)
         else:
-            singles = [(k, kw) for k, kw in single_variants if k in relevant]
+            singles = [(k, kw) for k, kw in single_variants if k in relevant or isinstance(base_env.get(k), bool)]
             nl_kw = dict(base_kwargs)
             nl_kw["num_labels"] = 3
             singles = singles + [("num_labels", nl_kw)]
@@ -1569,7 +1946,7 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0) -> dict[str, 
         raise RuntimeError("no class analysed: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
 
     # ---- per-type facts ----
-    defaults = {k: v for k, v in flatten_config(default_cfg).items() if k not in derived_all}
+    defaults = {k: v for k, v in flatten_config(default_cfg).items() if k not in derived_rules}
     layer_field = None
     for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "text_config.num_hidden_layers",
               "decoder_layers", "depth"):
@@ -1589,6 +1966,11 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0) -> dict[str, 
         "classes": classes_out,
         "moe_conversion": moe_conversion_for(model_type),
     }
+    amap = attribute_aliases(default_cfg)
+    if amap:
+        doc["attribute_map"] = amap
+    if implicit:
+        doc["implicit"] = implicit
     if derived_unsolved:
         doc["derived_unsolved"] = derived_unsolved
     if failures:
@@ -1696,7 +2078,15 @@ def _run_one(args: tuple[str, float]) -> tuple[str, dict[str, Any] | None, str |
     t0 = time.time()
     signal.alarm(int(time_limit) + 1)
     try:
-        doc = analyse_model_type(model_type, time_limit)
+        try:
+            doc = analyse_model_type(model_type, time_limit)
+        except RuntimeError as exc:
+            if "no class could be built" not in str(exc) or "NoneType" not in str(exc):
+                raise
+            doc = analyse_model_type(model_type, time_limit, prefill=True)
+            doc.setdefault("notes", []).append(
+                "the default config leaves head_dim/num_key_value_heads unset and the model cannot be built "
+                "from it; generated with them set explicitly, as real config.json files do")
         return model_type, doc, None, time.time() - t0
     except Timeout:
         return model_type, None, f"timeout after {time_limit:.0f}s", time.time() - t0
@@ -1755,45 +2145,87 @@ def write_doc(out_dir: Path, doc: dict[str, Any]) -> Path:
 
 
 def summary_entry(doc: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "file": f"arch/{doc['model_type']}.json",
-        "exact": doc["exact"],
-        "tasks": doc["task_classes"],
-        "moe_conversion": doc.get("moe_conversion"),
-        "seconds": doc.get("seconds"),
-    }
+    """The index keeps only what is needed before the per-type file is read (it stays small)."""
+    entry: dict[str, Any] = {"file": f"arch/{doc['model_type']}.json", "exact": doc["exact"]}
+    if doc.get("moe_conversion"):
+        entry["moe_conversion"] = doc["moe_conversion"]
+    return entry
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--types", nargs="*", help="model types to (re)generate (default: all)")
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=240.0, help="per model type, seconds")
-    ap.add_argument("--merge", action="store_true", help="update an existing index instead of replacing it")
-    args = ap.parse_args(argv)
-
-    _worker_init()
+def write_index(out_dir: Path, models: dict[str, Any], failed: dict[str, str], seconds: Any, jobs: int) -> dict:
     import peft
     import torch
     import transformers
 
+    all_types = all_model_types()
+    exact = sorted(k for k, v in models.items() if v["exact"])
+    remote = remote_code_types()
+    no_class = sorted(k for k, v in failed.items() if "no model class in the Auto mappings" in v)
+    index = {
+        "format": FORMAT_VERSION,
+        "versions": {
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+            "torch": torch.__version__.split("+")[0],
+            "python": ".".join(map(str, sys.version_info[:3])),
+        },
+        "generated": _dt.date.today().isoformat(),
+        "generator_seconds": seconds,
+        "generator_jobs": jobs,
+        "coverage": {
+            "model_types_total": len(all_types),
+            "covered": len(models),
+            "exact": len(exact),
+            "partial": len(models) - len(exact),
+            "failed": len(failed),
+            "failed_no_auto_class": len(no_class),
+            "remote_code_types_listed": len(remote),
+        },
+        "peft": peft_facts(),
+        "remote_code_model_types": remote,
+        "model_types": dict(sorted(models.items())),
+        "failed": dict(sorted(failed.items())),
+    }
+    (out_dir / "index.json").write_text(json.dumps(index, indent=0, sort_keys=False) + "\n")
+    return index
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--types", nargs="*", help="model types to (re)generate, merged into the existing index "
+                                                 "(default: all, replacing it)")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=240.0, help="per model type, seconds")
+    ap.add_argument("--reindex", action="store_true", help="only rebuild index.json from the files in --out")
+    args = ap.parse_args(argv)
+
+    _worker_init()
     t0 = time.time()
-    types = args.types or all_model_types()
     out_dir: Path = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     index_path = out_dir / "index.json"
-    index: dict[str, Any] = {}
-    if args.merge and index_path.exists():
-        index = json.loads(index_path.read_text())
-    models = dict(index.get("model_types", {}))
-    failed = dict(index.get("failed", {}))
-    if not args.merge and not args.types:
+    old: dict[str, Any] = json.loads(index_path.read_text()) if index_path.exists() else {}
+    merge = bool(args.types) or args.reindex
+    models: dict[str, Any] = dict(old.get("model_types", {})) if merge else {}
+    failed: dict[str, str] = dict(old.get("failed", {})) if merge else {}
+
+    if args.reindex:
+        models = {}
+        for p in sorted((out_dir / "arch").glob("*.json")):
+            doc = json.loads(p.read_text())
+            models[doc["model_type"]] = summary_entry(doc)
+            failed.pop(doc["model_type"], None)
+        write_index(out_dir, models, failed, old.get("generator_seconds"), old.get("generator_jobs", args.jobs))
+        print(f"reindexed {len(models)} model types", file=sys.stderr)
+        return 0
+
+    types = args.types or all_model_types()
+    if not merge:
         arch_dir = out_dir / "arch"
         if arch_dir.exists():
             for p in arch_dir.glob("*.json"):
                 p.unlink()
-
     work = [(t, args.timeout) for t in types]
     done = 0
     if args.jobs > 1:
@@ -1810,35 +2242,12 @@ def main(argv: list[str] | None = None) -> int:
             done += 1
             _record(out_dir, models, failed, mt, doc, err, secs, done, len(work))
 
-    all_types = all_model_types()
     total_seconds = round(time.time() - t0, 1)
-    exact = sorted(k for k, v in models.items() if v["exact"])
-    index = {
-        "format": FORMAT_VERSION,
-        "versions": {
-            "transformers": transformers.__version__,
-            "peft": peft.__version__,
-            "torch": torch.__version__.split("+")[0],
-            "python": ".".join(map(str, sys.version_info[:3])),
-        },
-        "generated": _dt.date.today().isoformat(),
-        "generator_seconds": total_seconds if not args.merge else index.get("generator_seconds", total_seconds),
-        "generator_jobs": args.jobs,
-        "coverage": {
-            "model_types_total": len(all_types),
-            "covered": len(models),
-            "exact": len(exact),
-            "partial": len(models) - len(exact),
-            "failed": len(failed),
-        },
-        "peft": peft_facts(),
-        "remote_code_model_types": remote_code_types(),
-        "model_types": dict(sorted(models.items())),
-        "failed": dict(sorted(failed.items())),
-    }
-    index_path.write_text(json.dumps(index, indent=0, sort_keys=False) + "\n")
-    print(f"done in {total_seconds}s: {len(models)} covered ({len(exact)} exact), {len(failed)} failed, "
-          f"of {len(all_types)} model types", file=sys.stderr)
+    seconds = old.get("generator_seconds", total_seconds) if merge else total_seconds
+    index = write_index(out_dir, models, failed, seconds, args.jobs if not merge else old.get("generator_jobs", args.jobs))
+    cov = index["coverage"]
+    print(f"done in {total_seconds}s: {cov['covered']} covered ({cov['exact']} exact), {cov['failed']} failed, "
+          f"of {cov['model_types_total']} model types", file=sys.stderr)
     return 0
 
 

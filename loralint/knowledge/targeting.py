@@ -1,0 +1,1066 @@
+"""What PEFT would do with a LoraConfig on a known architecture -- without torch.
+
+This mirrors peft 0.21.2 (the version the knowledge base was generated against) step by step:
+
+* ``peft_model.py``: ``PeftModelForSequenceClassification`` / ``...TokenClassification`` extend
+  ``modules_to_save`` with ``["classifier", "score"]`` before injection;
+  ``PeftModelForQuestionAnswering`` adds ``"qa_outputs"`` after it;
+* ``peft/utils/transformers_weight_conversion.py: _convert_peft_config_moe`` (transformers v5 MoE
+  models: v4-style expert targets become ``target_parameters`` + rank/alpha patterns);
+* ``tuners/lora/model.py: LoraModel._prepare_adapter_config`` (``target_modules=None``);
+* ``tuners/tuners_utils.py: _maybe_include_all_linear_layers`` ("all-linear"),
+  ``_find_minimal_target_modules`` (lists of >= 20 entries), ``check_target_module_exists``,
+  ``BaseTuner.inject_adapter`` (its error and warning analysis), ``BaseTuner._inject_parameters``,
+  ``BaseTuner._mark_only_adapters_as_trainable`` (``bias``);
+* ``peft/utils/other.py: get_pattern_key`` (rank/alpha patterns), ``_set_trainable``
+  (``modules_to_save``), ``set_additional_trainable_modules`` (``trainable_token_indices``);
+* ``tuners/lora/layer.py``: the parameters each LoRA layer adds (Linear/Conv1D ``r*(in+out)``,
+  Embedding ``r*(num+dim)``, ConvNd, MultiheadAttention, ParamWrapper ``r*E*(in+out)``, ``lora_bias``,
+  DoRA magnitude);
+* ``peft_model.py: PeftModel.get_nb_trainable_parameters`` (tied weights counted once).
+
+The counting is done on a small torch-free model of the module tree after injection, so shared
+(tied) tensors, ``ModulesToSaveWrapper`` copies and frozen originals behave as in PEFT.
+Stdlib only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from loralint.knowledge.models import ModelInfo, Module, Param, peft_facts
+
+__all__ = ["TargetedModule", "TargetedParameter", "TargetingResult", "analyze_lora", "check_target_module_exists",
+           "get_pattern_key"]
+
+ALL_LINEAR = "all-linear"  # peft/utils/constants.py: INCLUDE_LINEAR_LAYERS_SHORTHAND
+MIN_TARGET_MODULES_FOR_OPTIMIZATION = 20  # peft/utils/constants.py
+SEQ_CLS_HEAD_NAMES = ("score", "classifier")  # peft/utils/constants.py
+
+
+class _Excluded:
+    """peft/tuners/tuners_utils.py: _ExcludedModule (falsy)."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
+EXCLUDED = _Excluded()
+
+
+# --------------------------------------------------------------------------------------------------
+# result types
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TargetedModule:
+    name: str
+    folded: str
+    cls: str
+    kind: str
+    in_features: int | None
+    out_features: int | None
+    r: Any
+    lora_alpha: Any
+    scaling: float | None
+    lora_params: int  # parameters LoRA adds on this module (A, B, lora_bias, DoRA magnitude)
+    matched_by: str  # the target_modules entry (or "regex" / "all-linear" / "default") that matched
+    layer_index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetedParameter:
+    name: str  # "model.layers.0.mlp.experts.gate_up_proj"
+    module: str
+    shape: tuple[int, ...]
+    r: Any
+    lora_alpha: Any
+    scaling: float | None
+    lora_params: int
+    matched_by: str
+
+
+@dataclass
+class TargetingResult:
+    """PEFT's view of one LoraConfig on one ModelInfo."""
+
+    model_type: str
+    model_class: str
+    task_type: str | None
+    target_modules: Any  # what PEFT ends up matching with (resolved all-linear set, default mapping, ...)
+    target_parameters: list[str]
+    rank_pattern: dict[str, Any]
+    alpha_pattern: dict[str, Any]
+    modules_to_save: Any
+    targeted: list[TargetedModule] = field(default_factory=list)
+    targeted_parameters: list[TargetedParameter] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)  # module names excluded (exclude_modules / modules_to_save)
+    entry_matches: dict[str, int] = field(default_factory=dict)  # list entry -> targeted modules it matched
+    unmatched_target_entries: list[str] = field(default_factory=list)
+    unmatched_exclude_entries: list[str] = field(default_factory=list)
+    unmatched_rank_pattern_keys: list[str] = field(default_factory=list)
+    unmatched_alpha_pattern_keys: list[str] = field(default_factory=list)
+    unmatched_target_parameters: list[str] = field(default_factory=list)
+    containers_hit: list[str] = field(default_factory=list)  # targeted non-adaptable modules (PEFT raises)
+    modules_to_save_wrapped: list[tuple[str, int]] = field(default_factory=list)  # (name, params of the copy)
+    unmatched_modules_to_save: list[str] = field(default_factory=list)
+    all_linear_excluded: list[str] = field(default_factory=list)  # output layer / SEQ_CLS head left out
+    moe_converted: bool = False
+    default_targets_used: bool = False
+    errors: list[str] = field(default_factory=list)  # what PEFT would raise (the first one stops it)
+    warnings: list[str] = field(default_factory=list)
+    lora_params: int = 0
+    bias_params: int = 0  # base biases made trainable by bias="all"/"lora_only"
+    modules_to_save_params: int = 0
+    trainable_token_params: int = 0
+    trainable_params: int = 0  # get_nb_trainable_parameters()[0]
+    total_params: int = 0  # get_nb_trainable_parameters()[1]
+    base_params: int = 0
+    exact: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def targeted_names(self) -> list[str]:
+        return [t.name for t in self.targeted]
+
+    def folded_summary(self) -> dict[str, dict[str, Any]]:
+        """Folded name -> {"count", "lora_params", "r", "cls", "in", "out"} (r/in/out None when they vary)."""
+        out: dict[str, dict[str, Any]] = {}
+        for t in self.targeted:
+            e = out.setdefault(t.folded, {"count": 0, "lora_params": 0, "r": t.r, "cls": t.cls,
+                                          "in": t.in_features, "out": t.out_features})
+            e["count"] += 1
+            e["lora_params"] += t.lora_params
+            for k, v in (("r", t.r), ("in", t.in_features), ("out", t.out_features)):
+                if e[k] != v:
+                    e[k] = None
+        for p in self.targeted_parameters:
+            folded = _fold_like(p.name)
+            e = out.setdefault(folded, {"count": 0, "lora_params": 0, "r": p.r, "cls": "nn.Parameter",
+                                        "in": None, "out": None})
+            e["count"] += 1
+            e["lora_params"] += p.lora_params
+            if e["r"] != p.r:
+                e["r"] = None
+        return out
+
+
+def _fold_like(name: str) -> str:
+    parts = name.split(".")
+    out = []
+    used = 0
+    for p in parts:
+        if p.isdigit() and used < 4:
+            out.append("{" + "ijkl"[used] + "}")
+            used += 1
+        else:
+            out.append(p)
+    return ".".join(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# PEFT matching primitives
+# --------------------------------------------------------------------------------------------------
+
+
+def get_pattern_key(pattern_keys: Iterable[str], key_to_match: str) -> str:
+    """peft/utils/other.py: get_pattern_key -- first key (insertion order) with ``(.*\\.)?(key)$``."""
+    for key in pattern_keys:
+        if re.match(rf"(.*\.)?({key})$", key_to_match):
+            return key
+    return key_to_match
+
+
+@dataclass
+class _Cfg:
+    target_modules: Any
+    exclude_modules: Any
+    modules_to_save: Any
+    layers_to_transform: Any
+    layers_pattern: Any
+    target_parameters: Any
+
+
+def check_target_module_exists(cfg: _Cfg, key: str) -> Any:
+    """peft/tuners/tuners_utils.py: check_target_module_exists (0.21.2), returning the matched entry.
+
+    Returns EXCLUDED (falsy), False/None, or a truthy value: the list entry that matched, the full
+    name for an exact hit, or the regex match for a string target.
+    """
+    ex = cfg.exclude_modules
+    if ex:
+        if isinstance(ex, str):
+            if re.fullmatch(ex, key):
+                return EXCLUDED
+        elif key in ex or any(key.endswith(f".{e}") for e in ex):
+            return EXCLUDED
+    mts = cfg.modules_to_save
+    if mts:
+        if any(re.match(rf"(^|.*\.){m}($|\..*)", key) for m in mts):
+            return EXCLUDED
+    if cfg.target_modules is None and cfg.target_parameters is not None:
+        return False
+    tm = cfg.target_modules
+    if isinstance(tm, str):
+        return re.fullmatch(tm, key)  # utils/other.py: match_target_against_key
+    if key in tm:
+        return key
+    found = next((t for t in tm if key.endswith(f".{t}")), None)
+    layer_indexes = cfg.layers_to_transform
+    layers_pattern = cfg.layers_pattern
+    using = layer_indexes is not None and (len(layer_indexes) != 0 if isinstance(layer_indexes, list) else True)
+    if using and found is not None:
+        layer_index = None
+        if layers_pattern is None or len(layers_pattern) == 0:
+            match = re.match(r".*?\.[^.]*\.(?P<idx>\d+)\.", key)
+        else:
+            pats = [layers_pattern] if isinstance(layers_pattern, str) else layers_pattern
+            match = None
+            for pattern in pats:
+                match = re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", key)
+                if match is not None:
+                    break
+        if match:
+            layer_index = match.groupdict().get("idx")
+        if layer_index is None:
+            return False
+        layer_index = int(layer_index)
+        if isinstance(layer_indexes, int):
+            return found if layer_index == layer_indexes else False
+        return found if layer_index in layer_indexes else False
+    return found if found is not None else False
+
+
+def _find_minimal_target_modules(target_modules: set[str], other_module_names: Iterable[str]) -> set[str]:
+    """peft/tuners/tuners_utils.py: _find_minimal_target_modules (same algorithm)."""
+    if "" in target_modules:
+        raise ValueError("target_modules should not contain an empty string.")
+    other = set(other_module_names)
+
+    def suffixes(s: str) -> list[str]:
+        parts = s.split(".")
+        return [".".join(parts[i:]) for i in range(len(parts))][::-1]
+
+    other_suffixes = {suf for item in other for suf in suffixes(item)}
+    required: set[str] = set()
+    for item, sufs in sorted(((t, suffixes(t)) for t in target_modules), key=lambda tup: tup[1]):
+        for suf in sufs:
+            if suf in required or suf in other_suffixes:
+                continue
+            if not any(item.endswith("." + req) for req in required):
+                required.add(suf)
+                break
+    return required
+
+
+# --------------------------------------------------------------------------------------------------
+# a torch-free module tree, to count parameters like get_nb_trainable_parameters
+# --------------------------------------------------------------------------------------------------
+
+
+class _P:
+    __slots__ = ("numel", "requires_grad", "is_bias", "shape")
+
+    def __init__(self, numel: int, is_bias: bool = False, requires_grad: bool = True, shape: tuple = ()) -> None:
+        self.numel = numel
+        self.requires_grad = requires_grad
+        self.is_bias = is_bias
+        self.shape = shape
+
+
+class _N:
+    """A module: own parameters (name -> _P, shared objects for tied tensors) and ordered children."""
+
+    __slots__ = ("cls", "kind", "params", "children", "module", "lora", "wrapper")
+
+    def __init__(self, cls: str, kind: str, module: Module | None = None) -> None:
+        self.cls = cls
+        self.kind = kind
+        self.params: dict[str, _P] = {}
+        self.children: dict[str, _N] = {}
+        self.module = module
+        self.lora = False  # a LoRA tuner layer (BaseTunerLayer)
+        self.wrapper = False  # a ModulesToSaveWrapper
+
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True, memo: set | None = None):
+        if remove_duplicate:
+            if memo is None:
+                memo = set()
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, child in self.children.items():
+            sub = f"{prefix}.{name}" if prefix else name
+            yield from child.named_modules(sub, remove_duplicate, memo)
+
+    def named_parameters(self):
+        seen: set[int] = set()
+        for mname, mod in self.named_modules():
+            for pname, p in mod.params.items():
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{mname}.{pname}" if mname else pname), p
+
+    def parameters_of_subtree(self):
+        seen: set[int] = set()
+        for _, mod in self.named_modules():
+            for p in mod.params.values():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield p
+
+    def get(self, path: str) -> _N | None:
+        node: _N | None = self
+        if not path:
+            return node
+        for part in path.split("."):
+            if node is None:
+                return None
+            if part in node.children:
+                node = node.children[part]
+            elif node.wrapper and part in node.children["original_module"].children:
+                # ModulesToSaveWrapper.__getattr__ forwards to the original module
+                node = node.children["original_module"].children[part]
+            else:
+                return None
+        return node
+
+    def deepcopy(self, memo: dict[int, Any] | None = None) -> _N:
+        memo = {} if memo is None else memo
+        if id(self) in memo:
+            return memo[id(self)]
+        n = _N(self.cls, self.kind, self.module)
+        memo[id(self)] = n
+        n.lora, n.wrapper = self.lora, self.wrapper
+        for k, p in self.params.items():
+            if id(p) not in memo:
+                memo[id(p)] = _P(p.numel, p.is_bias, p.requires_grad, p.shape)
+            n.params[k] = memo[id(p)]
+        for k, c in self.children.items():
+            n.children[k] = c.deepcopy(memo)
+        return n
+
+
+def _build_tree(info: ModelInfo) -> tuple[_N, dict[str, _N]]:
+    root = _N(info.model_class, "container")
+    nodes: dict[str, _N] = {"": root}
+    params_by_name: dict[str, _P] = {}
+    for m in info.modules:
+        if m.name == "":
+            node = root
+            node.module = m
+        else:
+            node = _N(m.cls, m.kind, m)
+            parent, _, leaf = m.name.rpartition(".")
+            pnode = nodes.get(parent)
+            if pnode is None:  # should not happen: named_modules is pre-order
+                pnode = root
+            pnode.children[leaf] = node
+            nodes[m.name] = node
+        for p in m.params:
+            if p.tied_to is not None and p.tied_to in params_by_name:
+                obj = params_by_name[p.tied_to]
+            else:
+                obj = _P(p.numel, p.local_name == "bias", True, p.shape)
+            node.params[p.local_name] = obj
+            params_by_name[p.name] = obj
+    for alias, canon in info.aliases:
+        parent, _, leaf = alias.rpartition(".")
+        if parent in nodes and canon in nodes and leaf not in nodes[parent].children:
+            nodes[parent].children[leaf] = nodes[canon]
+    return root, nodes
+
+
+# --------------------------------------------------------------------------------------------------
+# the analysis
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_list(v: Any) -> Any:
+    if isinstance(v, (list, tuple, set, frozenset)):
+        return list(v)
+    return v
+
+
+def _scaling(alpha: Any, r: Any, rslora: bool) -> float | None:
+    try:
+        if not r or r <= 0:
+            return None
+        return float(alpha) / (math.sqrt(r) if rslora else r)
+    except (TypeError, ValueError):
+        return None
+
+
+def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwargs: Any) -> TargetingResult:
+    """Apply PEFT 0.21.2's targeting and counting to ``info`` for LoraConfig ``fields``.
+
+    ``fields`` (or keyword arguments) are plain values under LoraConfig's own names: target_modules,
+    exclude_modules, layers_to_transform, layers_pattern, modules_to_save, rank_pattern, alpha_pattern,
+    r, lora_alpha, use_rslora, bias, use_dora, lora_bias, task_type, target_parameters,
+    trainable_token_indices. Missing ones take LoraConfig's defaults. The result carries what PEFT
+    would raise in ``errors`` (counts are still computed as far as they are meaningful).
+    """
+    f: dict[str, Any] = dict(fields or {})
+    f.update(kwargs)
+    r = f.get("r", 8)
+    lora_alpha = f.get("lora_alpha", 8)
+    use_rslora = bool(f.get("use_rslora", False))
+    bias = f.get("bias", "none")
+    use_dora = bool(f.get("use_dora", False))
+    lora_bias = bool(f.get("lora_bias", False))
+    task_type = f.get("task_type")
+    rank_pattern = dict(f.get("rank_pattern") or {})
+    alpha_pattern = dict(f.get("alpha_pattern") or {})
+    target_modules = _as_list(f.get("target_modules"))
+    exclude_modules = _as_list(f.get("exclude_modules"))
+    layers_to_transform = f.get("layers_to_transform")
+    layers_pattern = f.get("layers_pattern")
+    target_parameters = f.get("target_parameters")
+    tti = f.get("trainable_token_indices")
+    mts_in = f.get("modules_to_save")
+    res = TargetingResult(
+        model_type=info.model_type, model_class=info.model_class, task_type=task_type,
+        target_modules=None, target_parameters=[], rank_pattern=rank_pattern, alpha_pattern=alpha_pattern,
+        modules_to_save=None, exact=info.exact)
+    if not info.exact:
+        res.notes.append("architecture shapes are default-config only for this model type; counts may differ")
+
+    # ---- LoraConfig.__post_init__ (tuners/lora/config.py) ----
+    if isinstance(target_parameters, str):
+        res.errors.append("TypeError: `target_parameters` must be a list of strings or None.")
+        target_parameters = [target_parameters]
+    if isinstance(target_modules, list):
+        target_modules = set(target_modules)
+    if isinstance(exclude_modules, list):
+        exclude_modules = set(exclude_modules)
+    if isinstance(target_modules, str) and layers_to_transform is not None:
+        res.errors.append("ValueError: `layers_to_transform` cannot be used when `target_modules` is a str.")
+    if isinstance(target_modules, str) and layers_pattern is not None:
+        res.errors.append("ValueError: `layers_pattern` cannot be used when `target_modules` is a str.")
+    if layers_pattern and layers_to_transform is None:
+        res.errors.append("ValueError: When `layers_pattern` is specified, `layers_to_transform` must also be "
+                          "specified. ")
+
+    # ---- task-type side effects (peft_model.py) ----
+    modules_to_save: Any = mts_in if not isinstance(mts_in, (tuple, set)) else list(mts_in)
+    if isinstance(modules_to_save, list):
+        modules_to_save = list(modules_to_save)  # PEFT mutates the caller's list; we do not
+    # PeftModelForSequenceClassification extends modules_to_save *before* injection (so the head is not
+    # LoRA-targeted); PeftModelForTokenClassification and ...QuestionAnswering do it *after* (see _count).
+    if task_type == "SEQ_CLS":
+        if modules_to_save is None:
+            modules_to_save = ["classifier", "score"]
+        elif isinstance(modules_to_save, list):
+            modules_to_save.extend(["classifier", "score"])
+        else:
+            res.errors.append(f"AttributeError: '{type(modules_to_save).__name__}' object has no attribute 'extend' "
+                              "(modules_to_save must be a list)")
+    if isinstance(modules_to_save, str):
+        res.warnings.append("modules_to_save is a str: PEFT iterates it character by character")
+
+    cfg = _Cfg(target_modules, exclude_modules, modules_to_save, layers_to_transform, layers_pattern,
+               target_parameters)
+    names = [m.name for m in info.modules]
+
+    # ---- transformers v5 MoE conversion (utils/transformers_weight_conversion.py) ----
+    if info.moe_conversion:
+        try:
+            _convert_moe(info, cfg, rank_pattern, alpha_pattern, r, lora_alpha, task_type, res)
+        except ValueError as exc:
+            res.errors.append(f"ValueError: {exc}")
+        except re.error as exc:
+            res.errors.append(f"re.error: {exc}")
+
+    # ---- _prepare_adapter_config (tuners/lora/model.py) ----
+    if cfg.target_modules is None:
+        default = peft_facts()["default_target_modules"].get(info.model_type)
+        if default is not None:
+            cfg.target_modules = default if isinstance(default, str) else set(default)
+            res.default_targets_used = True
+        elif not cfg.target_parameters:
+            res.errors.append("ValueError: Please specify `target_modules` or `target_parameters`in `peft_config`")
+
+    # ---- "all-linear" (tuners_utils.py: _maybe_include_all_linear_layers) ----
+    matched_by_default = "default" if res.default_targets_used else None
+    all_linear = isinstance(cfg.target_modules, str) and cfg.target_modules.lower() == ALL_LINEAR
+    if all_linear:
+        resolved, excluded_heads = _all_linear(info, task_type)
+        cfg.target_modules = resolved
+        res.all_linear_excluded = excluded_heads
+    # ---- >= 20 list entries are condensed to a minimal suffix set ----
+    if isinstance(cfg.target_modules, (set, list)) and len(cfg.target_modules) >= MIN_TARGET_MODULES_FOR_OPTIMIZATION:
+        tms = set(cfg.target_modules)
+        suffixes = tuple("." + s for s in tms)
+        no_target = [n for n in names if n not in tms and not n.endswith(suffixes)]
+        try:
+            new = _find_minimal_target_modules(tms, no_target)
+            if len(new) < len(tms):
+                cfg.target_modules = new
+        except ValueError as exc:
+            res.errors.append(f"ValueError: {exc}")
+    res.target_modules = sorted(cfg.target_modules) if isinstance(cfg.target_modules, (set, list)) else cfg.target_modules
+    res.modules_to_save = modules_to_save
+
+    # ---- matching (inject_adapter) ----
+    targeted: list[tuple[Module, str]] = []
+    excluded: list[str] = []
+    unmatched: list[str] = []
+    exclude_hits: dict[str, int] = {}
+    for m in info.modules:
+        key = m.name
+        if not key:
+            continue
+        try:
+            hit = check_target_module_exists(cfg, key) if cfg.target_modules is not None or cfg.target_parameters \
+                is not None else False
+        except re.error as exc:
+            res.errors.append(f"re.error: invalid regular expression: {exc}")
+            break
+        except TypeError as exc:  # e.g. a non-str entry in a list
+            res.errors.append(f"TypeError: {exc}")
+            break
+        if hit is EXCLUDED:
+            excluded.append(key)
+            _count_exclude_hits(exclude_modules, key, exclude_hits)
+        elif not hit:
+            unmatched.append(key)
+        else:
+            if all_linear:
+                entry = "all-linear"
+            elif isinstance(cfg.target_modules, str):
+                entry = matched_by_default or "regex"
+            else:
+                entry = hit if isinstance(hit, str) else str(hit)
+            targeted.append((m, entry))
+    res.excluded = excluded
+
+    # ---- per-entry bookkeeping for list targets ----
+    if isinstance(target_modules, (set, list)) and not all_linear:
+        counts = {t: 0 for t in sorted(target_modules)}
+        for m, _ in targeted:
+            for t in counts:
+                if m.name == t or m.name.endswith("." + t):
+                    counts[t] += 1
+        res.entry_matches = counts
+        res.unmatched_target_entries = [t for t, c in counts.items() if c == 0]
+    if isinstance(exclude_modules, (set, list)):
+        res.unmatched_exclude_entries = sorted(e for e in exclude_modules if not exclude_hits.get(e))
+    elif isinstance(exclude_modules, str) and exclude_modules and not exclude_hits:
+        res.unmatched_exclude_entries = [exclude_modules]
+
+    # ---- LoRA layers ----
+    for m, entry in targeted:
+        rk = get_pattern_key(rank_pattern.keys(), m.name)
+        ak = get_pattern_key(alpha_pattern.keys(), m.name)
+        rr = rank_pattern.get(rk, r)
+        aa = alpha_pattern.get(ak, lora_alpha)
+        if not m.lora_supported:
+            res.containers_hit.append(m.name)
+            continue
+        n = _lora_layer_params(m, rr, use_dora, lora_bias, res)
+        res.targeted.append(TargetedModule(
+            name=m.name, folded=m.folded, cls=m.cls, kind=m.kind, in_features=m.in_features,
+            out_features=m.out_features, r=rr, lora_alpha=aa, scaling=_scaling(aa, rr, use_rslora), lora_params=n,
+            matched_by=entry, layer_index=m.layer_index))
+    if res.containers_hit:
+        first = info.get(res.containers_hit[0])
+        res.errors.append(
+            f"ValueError: Target module {first.cls if first else '?'}() is not supported. Currently, only the "
+            "following modules are supported: `torch.nn.Linear`, `torch.nn.Embedding`, `torch.nn.Conv1d`, "
+            "`torch.nn.Conv2d`, `torch.nn.Conv3d`, `transformers.pytorch_utils.Conv1D`, "
+            f"`torch.nn.MultiheadAttention.` (targeted: {', '.join(res.containers_hit[:5])})")
+    for t in res.targeted:
+        if not isinstance(t.r, int) or isinstance(t.r, bool) or t.r <= 0:
+            res.errors.append(f"ValueError: `r` should be a positive integer value but the value passed is {t.r}")
+            break
+
+    # ---- target_parameters (BaseTuner._inject_parameters) ----
+    tparams = cfg.target_parameters
+    if tparams:
+        _inject_parameters(info, set(tparams), rank_pattern, alpha_pattern, r, lora_alpha, use_rslora, res,
+                           {t.name for t in res.targeted})
+
+    # ---- error analysis (inject_adapter) ----
+    targeted_module_names = [t.name for t in res.targeted] + res.containers_hit
+    if not targeted_module_names and not res.targeted_parameters:
+        tm_desc = sorted(cfg.target_modules) if isinstance(cfg.target_modules, (set, list)) else cfg.target_modules
+        if excluded and not unmatched:
+            res.errors.append("NoMatchingPeftModuleError: All modules were excluded. This is likely unintended. Check "
+                              "your `target_modules`, `exclude_modules` and `modules_to_save` configuration.")
+        elif not excluded and unmatched and not cfg.target_modules:
+            res.errors.append("NoMatchingPeftModuleError: No `target_modules` passed but also no `target_parameters` "
+                              "found. Please check the values for these arguments.")
+        elif not excluded and unmatched:
+            msg = (f"NoMatchingPeftModuleError: Target modules {tm_desc} not found in the base model. Please check "
+                   "the target modules and try again.")
+            if layers_to_transform is not None:
+                msg += f" Note: You specified 'layers_to_transform': {layers_to_transform}."
+            if layers_pattern is not None:
+                msg += f" You also specified 'layers_pattern': {layers_pattern}."
+            res.errors.append(msg)
+        else:
+            msg = ("NoMatchingPeftModuleError: No modules were targeted for adaptation. This might be caused by a "
+                   "combination of mismatched target modules and excluded modules. Please check your "
+                   "`target_modules` and `exclude_modules` configuration. You may also have only targeted modules "
+                   "that are marked to be saved (`modules_to_save`).")
+            if layers_to_transform is not None:
+                msg += f" Note: You specified 'layers_to_transform': {layers_to_transform}."
+            if layers_pattern is not None:
+                msg += f" You also specified 'layers_pattern': {layers_pattern}."
+            res.errors.append(msg)
+    elif exclude_modules and not excluded:
+        res.warnings.append(f"You have passed exclude_modules={exclude_modules} but no modules were excluded. "
+                            "Please check that exclude_modules was set correctly.")
+    else:
+        if cfg.target_modules and not targeted_module_names:
+            res.warnings.append(f"target_modules={cfg.target_modules} were set but no module was matched.")
+        elif cfg.target_parameters and not res.targeted_parameters:
+            res.warnings.append(f"target_parameters={cfg.target_parameters} were set but no parameter was matched.")
+    for attr, patterns, sink in (("rank_pattern", rank_pattern, res.unmatched_rank_pattern_keys),
+                                 ("alpha_pattern", alpha_pattern, res.unmatched_alpha_pattern_keys)):
+        if not patterns:
+            continue
+        matched = set()
+        for k in patterns:
+            try:
+                if any(re.match(rf"(.*\.)?({k})$", n) for n in targeted_module_names):
+                    matched.add(k)
+            except re.error:
+                pass
+        unmatched_keys = sorted(set(patterns) - matched)
+        sink.extend(unmatched_keys)
+        if unmatched_keys:
+            res.warnings.append(f"The following {attr} keys did not match any targeted module and were ignored: "
+                                f"{unmatched_keys}.")
+
+    # ---- counting on the module tree ----
+    _count(info, res, bias, modules_to_save, task_type, tti, use_dora, lora_bias)
+    return res
+
+
+def _count_exclude_hits(exclude_modules: Any, key: str, hits: dict[str, int]) -> None:
+    if isinstance(exclude_modules, str):
+        if re.fullmatch(exclude_modules, key):
+            hits[exclude_modules] = hits.get(exclude_modules, 0) + 1
+    elif exclude_modules:
+        for e in exclude_modules:
+            if key == e or key.endswith("." + e):
+                hits[e] = hits.get(e, 0) + 1
+
+
+def _all_linear(info: ModelInfo, task_type: Any) -> tuple[set[str], list[str]]:
+    """tuners_utils.py: _maybe_include_all_linear_layers on a PreTrainedModel."""
+    names = {m.name for m in info.modules if m.is_linear}
+    excl: list[str] = []
+    if info.output_layer is not None:
+        excl.append(info.output_layer)
+    elif task_type == "SEQ_CLS" and info.seq_cls_head is not None:
+        excl.append(info.seq_cls_head)
+    return names - set(excl), [e for e in excl if e in names]
+
+
+def _lora_layer_params(m: Module, r: Any, use_dora: bool, lora_bias: bool, res: TargetingResult) -> int:
+    """Parameters one LoRA layer adds (tuners/lora/layer.py: Linear / Embedding / _ConvNd / MultiheadAttention)."""
+    if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
+        return 0
+    i, o = m.in_features or 0, m.out_features or 0
+    if m.kind in ("linear", "conv1d"):
+        n = r * (i + o)
+        if lora_bias:
+            n += o
+        if use_dora:
+            n += o
+        return n
+    if m.kind == "embedding":
+        if lora_bias:
+            res.errors.append(f"ValueError: lora_bias=True is not supported for {m.cls} ({m.name})")
+        return r * (i + o) + (o if use_dora else 0)
+    if m.kind == "conv":
+        ks = m.kernel_numel or 1
+        g = m.groups or 1
+        n = r * i * ks + o * (r // g)
+        if lora_bias:
+            n += o
+        if use_dora:
+            n += o
+        return n
+    if m.kind == "mha":
+        e = i
+        n = r * (e + 3 * e) + r * (e + e)
+        return n
+    return 0
+
+
+def _convert_moe(info: ModelInfo, cfg: _Cfg, rank_pattern: dict, alpha_pattern: dict, r: Any, alpha: Any,
+                 task_type: Any, res: TargetingResult) -> None:
+    """peft/utils/transformers_weight_conversion.py: _convert_peft_config_moe (+ _resolve_string_target_modules)."""
+    facts = peft_facts()
+    base = info.moe_conversion
+    mapping: dict[str, str] = facts.get("moe_target_module_mapping", {}).get(base) or {}
+    fused: dict[str, list[str]] = facts.get("moe_fused_targets", {}).get(base) or {}
+    if not mapping or not fused:
+        return
+    if isinstance(cfg.target_modules, str):
+        if cfg.target_modules.lower() == ALL_LINEAR:
+            resolved_full, _ = _all_linear(info, task_type)
+            resolved = {n.rsplit(".", 1)[-1] for n in resolved_full} | set(mapping)
+        else:
+            module_keys = [m.name for m in info.modules]
+            param_keys = [p.name for p in info.parameters()]
+            resolved = set()
+            for key in module_keys + param_keys:
+                if check_target_module_exists(cfg, key):
+                    resolved.add(key.rsplit(".", 1)[-1])
+            containers: dict[str, set[str]] = {}
+            for name in param_keys:
+                container, _, leaf = name.rpartition(".")
+                containers.setdefault(leaf, set()).add(container)
+            for old, new in mapping.items():
+                if old in resolved:
+                    continue
+                for container in sorted(containers.get(new, ())):
+                    if check_target_module_exists(cfg, f"{container}.{old}"):
+                        resolved.add(old)
+                        break
+        if not resolved:
+            return
+        cfg.target_modules = resolved
+    tps = set(cfg.target_parameters or [])
+    tms = set(cfg.target_modules or [])  # NB: None becomes an empty set here (no default targets later)
+    new_tps = set(tps)
+    remaining: set[str] = set()
+    matched: dict[str, set[str]] = {n: set() for n in fused}
+    for target in sorted(tms):
+        mapped_new = mapped_old = None
+        for old, new in mapping.items():
+            if target == old or target.endswith(f".{old}"):
+                mapped_new, mapped_old = new, old
+                break
+        if mapped_new is None:
+            remaining.add(target)
+            continue
+        new_tps.add(mapped_new)
+        if mapped_new in fused:
+            matched.setdefault(mapped_new, set()).add(mapped_old)
+    for new, required in fused.items():
+        present = matched.get(new, set())
+        if 0 < len(present) < len(required):
+            missing = ", ".join(sorted(set(required) - present))
+            raise ValueError(f"Cannot convert PEFT target(s) {', '.join(sorted(present))} without also targeting "
+                             f"{missing} because they are fused into {new}.")
+        if len(present) == len(required) and len(required) > 1:
+            key = rf".*\.{re.escape(new)}"
+            rank_pattern[key] = r * len(required)
+            alpha_pattern[key] = alpha * len(required)
+    cfg.target_parameters = sorted(new_tps)
+    cfg.target_modules = remaining
+    res.moe_converted = True
+    res.notes.append(f"transformers v5 MoE conversion ({base}): target_modules -> {sorted(remaining)}, "
+                     f"target_parameters -> {sorted(new_tps)}")
+
+
+def _inject_parameters(info: ModelInfo, target_names: set[str], rank_pattern: dict, alpha_pattern: dict, r: Any,
+                       alpha: Any, rslora: bool, res: TargetingResult, lora_targets: set[str]) -> None:
+    """BaseTuner._inject_parameters: parameters matched exactly or as a dotted suffix of module.param."""
+    names = sorted(target_names)
+    hits: set[str] = set()
+    for m in info.modules:
+        for p in m.params:
+            if p.tied_to is not None:
+                continue
+            key = p.name
+            entry = key if key in target_names else next((t for t in names if key.endswith(f".{t}")), None)
+            if entry is None:
+                continue
+            hits.add(entry)
+            if m.name == "":
+                res.errors.append(f"ValueError: Targeting an nn.Parameter on the top-level module is not supported "
+                                  f"(parameter '{p.local_name}'). ")
+                continue
+            if m.name in lora_targets:
+                res.errors.append(f"ValueError: Trying to wrap an `nn.Parameter` of layer '{m.name}' of type "
+                                  f"{m.cls}, which is not a valid target. Make sure that this layer is not also "
+                                  "targeted with `target_modules`.")
+                continue
+            rr = rank_pattern.get(get_pattern_key(rank_pattern.keys(), key), r)
+            aa = alpha_pattern.get(get_pattern_key(alpha_pattern.keys(), key), alpha)
+            shape = p.shape
+            if len(shape) == 3:
+                e, a, b = shape
+            elif len(shape) == 2:
+                e, a, b = 1, shape[1], shape[0]
+            else:
+                res.errors.append(f"ValueError: lora.ParamWrapper was initialized with {len(shape)} dimensional "
+                                  f"Parameter, but only 2d and 3d are supported ({key}).")
+                continue
+            n = rr * e * (a + b) if isinstance(rr, int) and rr > 0 else 0
+            res.targeted_parameters.append(TargetedParameter(
+                name=key, module=m.name, shape=shape, r=rr, lora_alpha=aa, scaling=_scaling(aa, rr, rslora),
+                lora_params=n, matched_by=entry))
+    res.target_parameters = names
+    res.unmatched_target_parameters = [t for t in names if t not in hits]
+
+
+def _lora_node(base: _N, m: Module, r: int, use_dora: bool, lora_bias: bool, dropout: bool = False) -> _N:
+    """The module tree of a lora.Linear / lora.Embedding / ... wrapping ``base``."""
+    n = _N(base.cls, base.kind, base.module)
+    n.lora = True
+    n.children["base_layer"] = base
+    drop = _N("ModuleDict", "container")
+    drop.children["default"] = _N("Dropout" if dropout else "Identity", "other")
+    n.children["lora_dropout"] = drop
+    la, lb = _N("ModuleDict", "container"), _N("ModuleDict", "container")
+    ea, eb = _N("ParameterDict", "other"), _N("ParameterDict", "other")
+    i, o = m.in_features or 0, m.out_features or 0
+    if m.kind == "embedding":
+        ea.params["default"] = _P(r * i)
+        eb.params["default"] = _P(o * r)
+    else:
+        a = _N("Linear", "linear")
+        b = _N("Linear", "linear")
+        if m.kind == "conv":
+            a.params["weight"] = _P(r * i * (m.kernel_numel or 1))
+            b.params["weight"] = _P(o * (r // (m.groups or 1)))
+        elif m.kind == "mha":
+            a.params["weight"] = _P(r * i)
+            b.params["weight"] = _P(3 * i * r)
+            out = base.children.get("out_proj")
+            if out is not None:
+                o2 = _N(out.cls, out.kind, out.module)
+                o2.lora = True
+                o2.children["base_layer"] = out
+                oa, ob = _N("Linear", "linear"), _N("Linear", "linear")
+                oa.params["weight"] = _P(r * i)
+                ob.params["weight"] = _P(i * r)
+                o2.children["lora_A"] = _N("ModuleDict", "container")
+                o2.children["lora_A"].children["default"] = oa
+                o2.children["lora_B"] = _N("ModuleDict", "container")
+                o2.children["lora_B"].children["default"] = ob
+                base.children["out_proj"] = o2
+        else:
+            a.params["weight"] = _P(r * i)
+            b.params["weight"] = _P(o * r)
+        if lora_bias:
+            b.params["bias"] = _P(o, is_bias=True)
+        la.children["default"] = a
+        lb.children["default"] = b
+    n.children["lora_A"] = la
+    n.children["lora_B"] = lb
+    n.children["lora_embedding_A"] = ea
+    n.children["lora_embedding_B"] = eb
+    mag = _N("ModuleDict", "container")
+    if use_dora and m.kind != "mha":
+        d = _N("DoraLayer", "other")
+        d.params["weight"] = _P(o)
+        mag.children["default"] = d
+    n.children["lora_magnitude_vector"] = mag
+    return n
+
+
+def _param_wrapper(base: _N, pname: str, r: int, shape: tuple[int, ...]) -> _N:
+    n = _N("ParamWrapper", base.kind, base.module)
+    n.lora = True
+    n.children["base_layer"] = base
+    if len(shape) == 3:
+        e, a_, b_ = shape
+    else:
+        e, a_, b_ = 1, shape[1], shape[0]
+    la, lb = _N("ModuleDict", "container"), _N("ModuleDict", "container")
+    a = _N("Linear", "linear")
+    a.params["weight"] = _P(a_ * r * e)
+    b = _N("Linear", "linear")
+    b.params["weight"] = _P(r * e * b_)
+    la.children["default"] = a
+    lb.children["default"] = b
+    n.children["lora_dropout"] = _N("ModuleDict", "container")
+    n.children["lora_A"] = la
+    n.children["lora_B"] = lb
+    n.children["lora_embedding_A"] = _N("ParameterDict", "other")
+    n.children["lora_embedding_B"] = _N("ParameterDict", "other")
+    n.children["lora_magnitude_vector"] = _N("ModuleDict", "container")
+    return n
+
+
+def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
+           use_dora: bool, lora_bias: bool) -> None:
+    root, nodes = _build_tree(info)
+    res.base_params = sum(p.numel for _, p in root.named_parameters())
+    lora_param_ids: set[int] = set()
+
+    def set_child(path: str, new: _N) -> None:
+        parent, _, leaf = path.rpartition(".")
+        pn = root.get(parent)
+        if pn is not None:
+            pn.children[leaf] = new
+
+    # LoRA layers
+    for t in res.targeted:
+        base = nodes.get(t.name)
+        mod = info.get(t.name)
+        if base is None or mod is None or not isinstance(t.r, int) or t.r <= 0:
+            continue
+        ln = _lora_node(base, mod, t.r, use_dora, lora_bias)
+        set_child(t.name, ln)
+        nodes[t.name] = ln
+    # ParamWrappers (nested when several parameters of one module are targeted; sorted by name as PEFT does)
+    for tp in sorted(res.targeted_parameters, key=lambda x: x.name):
+        cur = root.get(tp.module)
+        if cur is None or not isinstance(tp.r, int) or tp.r <= 0:
+            continue
+        pw = _param_wrapper(cur, tp.name.rsplit(".", 1)[-1], tp.r, tp.shape)
+        set_child(tp.module, pw)
+    for _, node in root.named_modules():
+        if node.lora:
+            for cname in ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector"):
+                c = node.children.get(cname)
+                if c is not None:
+                    for p in c.parameters_of_subtree():
+                        lora_param_ids.add(id(p))
+    # _mark_only_adapters_as_trainable
+    for _, p in root.named_parameters():
+        p.requires_grad = id(p) in lora_param_ids
+    res.lora_params = sum(p.numel for _, p in root.named_parameters() if id(p) in lora_param_ids)
+    if bias == "all":
+        for name, p in root.named_parameters():
+            if name == "bias" or name.endswith(".bias"):
+                p.requires_grad = True
+    elif isinstance(bias, str) and bias.endswith("_only"):
+        for _, node in root.named_modules():
+            if node.lora and node.cls != "ParamWrapper":
+                bl = node.children.get("base_layer")
+                if bl is not None and "bias" in bl.params:
+                    bl.params["bias"].requires_grad = True
+    elif bias != "none":
+        res.errors.append(f"NotImplementedError: Requested bias: {bias}, is not implemented.")
+    res.bias_params = sum(p.numel for _, p in root.named_parameters()
+                          if p.requires_grad and id(p) not in lora_param_ids)
+
+    # modules_to_save (utils/other.py: _set_trainable over named_modules(remove_duplicate=False))
+    mts_before = sum(p.numel for _, p in root.named_parameters())
+    if modules_to_save is not None:
+        _set_trainable(root, modules_to_save, res)
+    if task_type in ("QUESTION_ANS", "TOKEN_CLS"):
+        heads = ["qa_outputs"] if task_type == "QUESTION_ANS" else ["classifier", "score"]
+        extra = list(heads) if modules_to_save is None else (
+            list(modules_to_save) + heads if isinstance(modules_to_save, list) else None)
+        if extra is None:
+            res.errors.append(f"AttributeError: '{type(modules_to_save).__name__}' object has no attribute 'extend' "
+                              "(modules_to_save must be a list)")
+        else:
+            res.modules_to_save = extra
+            _set_trainable(root, extra, res, second_pass=True)
+    elif task_type == "SEQ_CLS" and modules_to_save is not None:
+        _set_trainable(root, modules_to_save, res, second_pass=True)
+    res.modules_to_save_params = sum(p.numel for _, p in root.named_parameters()) - mts_before
+
+    # trainable_token_indices (a TrainableTokensWrapper: len(indices) * embedding_dim new parameters)
+    if tti is not None:
+        layers = tti if isinstance(tti, Mapping) else {_input_emb_leaf(info): tti}
+        for lname, idxs in layers.items():
+            if isinstance(modules_to_save, list) and lname in modules_to_save:
+                res.errors.append("ValueError: The embedding layer is already marked to be trained fully, either "
+                                  f'specify `modules_to_save=[..., "{lname}", ...]` or '
+                                  f"`trainable_tokens={{'{lname}': x}}` but not both.")
+            hit = [m for m in info.modules if m.name.endswith(lname) and m.kind == "embedding"]
+            if not any(m.name.endswith(lname) for m in info.modules):
+                res.errors.append(f"ValueError: Target modules {{'{lname}'}} not found in the base model. Please check "
+                                  "the target modules and try again.")
+            for m in hit:
+                try:
+                    n = len(idxs) * (m.out_features or 0)
+                except TypeError:
+                    n = 0
+                res.trainable_token_params += n
+                holder = _N("TrainableTokens", "other")
+                holder.params["delta"] = _P(n)
+                root.children.setdefault("__trainable_tokens__" + m.name, holder)
+        if info.tied_word_embeddings and not isinstance(tti, Mapping) and info.output_layer:
+            res.notes.append("tied embeddings: PEFT also wraps the tied output layer (shared delta, not counted twice)")
+
+    trainable = total = 0
+    for _, p in root.named_parameters():
+        total += p.numel
+        if p.requires_grad:
+            trainable += p.numel
+    res.trainable_params = trainable
+    res.total_params = total
+
+
+def _input_emb_leaf(info: ModelInfo) -> str:
+    # utils/other.py: _get_input_embeddings_name(model, "embed_tokens")
+    return info.input_embeddings or "embed_tokens"
+
+
+def _set_layer_trainable(node: _N, value: bool) -> None:
+    for p in node.parameters_of_subtree():
+        p.requires_grad = value
+
+
+def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pass: bool = False) -> None:
+    """utils/other.py: _set_trainable with ModulesToSaveWrapper (plain ``str.endswith`` matching, no dot
+    boundary, over named_modules(remove_duplicate=False); a str is iterated character by character)."""
+    if not module_names:
+        return
+    names = list(module_names)
+    if second_pass:
+        # PeftModelFor*.__init__ runs it again on the PeftModel ("base_model.model." prefix): existing wrappers
+        # are only updated; new hits are wrapped like the first time.
+        keys = [("base_model", None), ("base_model.model", "")] + [
+            ("base_model.model." + k, k) for k, _ in root.named_modules(remove_duplicate=False) if k]
+    else:
+        keys = [(k, k) for k, _ in root.named_modules(remove_duplicate=False)]
+    found: set[str] = set()
+    for shown, key in keys:
+        if not any(shown.endswith(t) for t in names):
+            continue
+        if key is None:
+            res.notes.append("modules_to_save matched the PeftModel's own 'base_model' (not modelled)")
+            res.exact = False
+            continue
+        parent_path, _, leaf = key.rpartition(".")
+        parent = root.get(parent_path)
+        target = root.get(key)
+        if target is None or parent is None and key:
+            continue
+        grand_path = parent_path.rpartition(".")[0] if parent_path else None
+        grand = root.get(grand_path) if grand_path is not None else None
+        if grand is not None and grand.lora:
+            res.errors.append(f"ValueError: You are trying to target a module with ModulesToSaveWrapper that is a "
+                              f"child of a LoRA layer ({key}).")
+            continue
+        if (grand is not None and grand.wrapper) or target.wrapper:
+            found.add(leaf)
+            continue
+        if key == "":
+            res.notes.append("modules_to_save matched the whole model (not modelled exactly)")
+            res.exact = False
+            continue
+        # utils/other.py: ModulesToSaveWrapper.check_module
+        if target.lora or target.cls in ("ModuleDict", "ModuleList", "ParameterDict", "ParameterList"):
+            kind = "a LoRA layer" if target.lora else target.cls
+            res.errors.append(f"TypeError: modules_to_save cannot be applied to modules of type {kind} ({key})")
+            continue
+        copy = target.deepcopy()
+        w = _N("ModulesToSaveWrapper", "container", target.module)
+        w.wrapper = True
+        w.children["original_module"] = target
+        md = _N("ModuleDict", "container")
+        md.children["default"] = copy
+        w.children["modules_to_save"] = md
+        _set_layer_trainable(target, False)
+        _set_layer_trainable(copy, True)
+        parent.children[leaf] = w
+        res.modules_to_save_wrapped.append((key, sum(p.numel for p in copy.parameters_of_subtree())))
+        found.add(leaf)
+    if not second_pass:
+        res.unmatched_modules_to_save = [t for t in names if not any(k.endswith(t) for k, _ in keys)]
