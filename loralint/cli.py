@@ -49,6 +49,10 @@ def cli() -> None:
 @click.option("--online", is_flag=True, help="Allow fetching config.json from the Hugging Face Hub (HF_HUB_OFFLINE=1 wins).")
 @click.option("--verify", is_flag=True, help="Also build each model on the meta device and apply real PEFT (needs loralint[verify]).")
 @click.option("--trust-remote-code", is_flag=True, help="With --verify: allow models whose code lives on the Hub.")
+@click.option("--device", type=click.Choice(["meta", "auto", "cuda", "cpu"]), default="meta", show_default=True,
+              help="With --verify: also run one training step with random weights on this device (cuda: peak GPU memory).")
+@click.option("--seq-len", type=click.IntRange(min=1), default=2048, show_default=True, help="With --device: tokens per example.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="With --device: examples per step.")
 @click.option("--fix", is_flag=True, help="Apply safe fixes to the files.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that may change behaviour (with --fix or --diff).")
 @click.option("--diff", is_flag=True, help="Print the fixes as a unified diff instead of writing them.")
@@ -77,6 +81,9 @@ def check(
     online: bool,
     verify: bool,
     trust_remote_code: bool,
+    device: str,
+    seq_len: int,
+    batch_size: int,
     fix: bool,
     unsafe_fixes: bool,
     diff: bool,
@@ -126,15 +133,18 @@ def check(
         sources = {name: data}
         texts[name] = data.decode("utf-8", errors="replace")
     resolver = _resolver()
-    try:
-        result = run(targets, settings, options, sources=sources, resolve=resolver)
-        if verify:
-            from loralint.verify import verify_sites
+    reports: list = []
+    stage = None
+    if verify:
+        from loralint.verify import verify_stage
 
-            verify_sites(result, settings, options, trust_remote_code=trust_remote_code, progress=output_format == "text")
+        stage = verify_stage(reports, trust_remote_code=trust_remote_code, progress=output_format == "text",
+                             device=device, seq_len=seq_len, batch_size=batch_size)
+    try:
+        result = run(targets, settings, options, sources=sources, resolve=resolver, verify=stage)
     except UsageError as exc:
         _fail(str(exc))
-    for note in result.notes:
+    for note in [*result.notes, *(n for r in reports for n in r.notes)]:
         click.echo(f"loralint: warning: {note}", err=True)
     if fix or diff:
         from loralint.fixes import apply_fixes
@@ -163,10 +173,9 @@ def check(
 
 
 def _resolver():
-    try:
-        from loralint.resolve import resolve_sites
-    except ImportError:  # pragma: no cover - resolve ships with the package
-        return None
+    # Imported here so that `loralint rules` and `--help` do not pay for the resolver's imports.
+    from loralint.resolve import resolve_sites
+
     return resolve_sites
 
 
@@ -188,6 +197,82 @@ def _render(result, output_format: str, *, statistics: bool, quiet: bool, show_s
     import importlib
 
     return importlib.import_module(f"loralint.report.{output_format}").render(result)
+
+
+# The rules `loralint verify` reports: its own, and what keeps a file from being read.
+_VERIFY_SELECT = ["LORA25", "LORA901", "LORA902", "LORA904"]
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="How to print the results.")
+@click.option("--model", "model", help="Base model id or local folder for every configuration (overrides the source).")
+@click.option("--online", is_flag=True, help="Allow fetching config.json (and, with --trust-remote-code, code) from the Hub.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow models whose architecture is defined by code in their repository.")
+@click.option("--device", type=click.Choice(["meta", "auto", "cuda", "cpu"]), default="meta", show_default=True,
+              help="Also run one training step with random weights on this device (cuda: peak GPU memory).")
+@click.option("--seq-len", type=click.IntRange(min=1), default=2048, show_default=True, help="With --device: tokens per example.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="With --device: examples per step.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
+@click.option("--fail-level", type=click.Choice(["error", "warning", "info"]),
+              help="Lowest severity that makes the exit code 1 (settings: fail-level; default: warning).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Settings file to use instead of discovery.")
+@click.option("--force-exclude", is_flag=True, help="Apply exclude settings to files named on the command line too.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write .loralint_cache.")
+def verify(
+    paths: tuple[str, ...],
+    output_format: str,
+    model: str | None,
+    online: bool,
+    trust_remote_code: bool,
+    device: str,
+    seq_len: int,
+    batch_size: int,
+    exit_zero: bool,
+    fail_level: str | None,
+    config_path: Path | None,
+    force_exclude: bool,
+    no_cache: bool,
+) -> None:
+    """Build each configuration's base model on the meta device and apply real PEFT (needs loralint[verify]).
+
+    Prints, per configuration: the base model and where its config.json came from, the modules PEFT
+    matches (folded by layer), trainable and total parameters as PEFT counts them, and the scaling.
+    """
+    from loralint.engine import Options, UsageError, exit_code, run
+    from loralint.settings import SettingsError, discover_settings
+
+    targets = list(paths) or ["."]
+    try:
+        settings = discover_settings([Path(p) for p in targets], config_path)
+    except SettingsError as exc:
+        _fail(str(exc))
+    if model:
+        settings.model = model
+    options = Options(select=list(_VERIFY_SELECT), model=model, online=online or settings.online,
+                      force_exclude=force_exclude, no_cache=no_cache)
+    try:
+        from loralint.verify import VerifyReport, render_json, render_text, verify_stage
+
+        reports: list = []
+        stage = verify_stage(reports, trust_remote_code=trust_remote_code, progress=output_format == "text",
+                             device=device, seq_len=seq_len, batch_size=batch_size)
+        result = run(targets, settings, options, resolve=_resolver(), verify=stage)
+        report = reports[0] if reports else VerifyReport(device=device)
+    except UsageError as exc:
+        _fail(str(exc))
+    for note in result.notes:
+        if note not in report.notes:
+            click.echo(f"loralint: warning: {note}", err=True)
+    if output_format == "json":
+        click.echo(render_json(report, result))
+    else:
+        colour = _use_colour()
+        click.echo(render_text(report, result, colour=colour), color=colour)
+    if exit_zero:
+        sys.exit(0)
+    sys.exit(exit_code(result.diagnostics, fail_level or settings.fail_level))
 
 
 @cli.command()
@@ -226,6 +311,70 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
 
 
 @cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--model", help="Base model id or local folder for every configuration (overrides the source).")
+@click.option("--online", is_flag=True, help="Allow fetching config.json from the Hugging Face Hub.")
+@click.option("--verify", is_flag=True, help="Count with the real PEFT on the meta device (needs loralint[verify]).")
+@click.option("--trust-remote-code", is_flag=True, help="With --verify: allow models whose code lives on the Hub.")
+@click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Settings file to use instead of discovery.")
+def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: bool, trust_remote_code: bool,
+            output_format: str, config_path: Path | None) -> None:
+    """Explain each LoRA configuration in PATHS: scaling, adapted modules, parameters, memory, advice."""
+    import json
+
+    from loralint.engine import Options, UsageError, run
+    from loralint.explain import explain_site, render_text
+    from loralint.settings import SettingsError, discover_settings
+
+    targets = list(paths) or ["."]
+    try:
+        settings = discover_settings([Path(p) for p in targets], config_path)
+    except SettingsError as exc:
+        _fail(str(exc))
+    if model:
+        settings.model = model
+    options = Options(model=model, online=online or settings.online)
+    stage = None
+    if verify:
+        from loralint.verify import verify_stage
+
+        stage = verify_stage([], trust_remote_code=trust_remote_code, progress=output_format == "text")
+    try:
+        result = run(targets, settings, options, resolve=_resolver(), verify=stage)
+    except UsageError as exc:
+        _fail(str(exc))
+    entries = [explain_site(site) for site in result.sites]
+    click.echo(json.dumps({"version": 1, "configs": entries}, indent=2) if output_format == "json" else render_text(entries), nl=output_format == "json")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--rank", "-r", type=click.IntRange(min=1), default=16, show_default=True, help="Rank for the parameter counts.")
+@click.option(
+    "--task-type",
+    type=click.Choice(["CAUSAL_LM", "SEQ_2_SEQ_LM", "SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS", "FEATURE_EXTRACTION"]),
+    help="Which model class to describe (default: the causal LM, else the model's natural class).",
+)
+@click.option("--online", is_flag=True, help="Allow fetching config.json from the Hugging Face Hub.")
+@click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def modules(model: str, rank: int, task_type: str | None, online: bool, output_format: str) -> None:
+    """List MODEL's linear layers, embeddings and target_modules presets, without loading it.
+
+    MODEL is a hub id (resolved from the local Hugging Face cache or loralint's index; the Hub
+    only with --online) or a folder with a config.json."""
+    import json
+
+    from loralint.inventory import InventoryError, build_inventory, render_text
+
+    try:
+        data = build_inventory(model, rank, task_type, online)
+    except InventoryError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(data, indent=2) if output_format == "json" else render_text(data))
+
+
+@cli.command()
 @click.option("--stdio", is_flag=True, hidden=True, help="Accepted for editors that pass it; stdio is the only transport.")
 def server(stdio: bool) -> None:
     """Run the language server (LSP over stdio) for editors. Needs loralint[lsp]."""
@@ -244,7 +393,8 @@ def main() -> None:
     """Entry point: no traceback ever reaches the user; internal errors exit 2 with one line."""
     try:
         cli.main(prog_name="loralint", standalone_mode=True)
-    except SystemExit:
+    except SystemExit as exc:
+        _fast_exit_after_verify(exc)
         raise
     except KeyboardInterrupt:
         click.echo("loralint: interrupted", err=True)
@@ -259,6 +409,23 @@ def main() -> None:
             raise
         click.echo(f"loralint: internal error: {type(exc).__name__}: {exc} (set LORALINT_DEBUG=1 for a traceback)", err=True)
         sys.exit(2)
+
+
+def _fast_exit_after_verify(exc: SystemExit) -> None:
+    """After --verify, skip the interpreter's teardown of torch/transformers/peft (about 0.8 s of
+    module and tensor finalisation that does nothing for a finished command): flush, then exit."""
+    verify = sys.modules.get("loralint.verify")
+    if verify is None or getattr(verify, "_STACK", None) is None:
+        return
+    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    if not isinstance(exc.code, (int, type(None))):
+        click.echo(exc.code, err=True)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -149,7 +149,7 @@ def _extract_bytes(args: tuple[str, bytes, str]) -> FileResult:
     return extract_source(*args)
 
 
-def _matches_glob(display: str, filesystem: Path, root: Path, globs: Iterable[str]) -> list[str]:
+def matches_glob(display: str, filesystem: Path, root: Path, globs: Iterable[str]) -> list[str]:
     try:
         rel = filesystem.resolve().relative_to(root).as_posix()
     except (ValueError, OSError):
@@ -163,7 +163,8 @@ def run(
     options: Options,
     *,
     sources: dict[str, bytes] | None = None,
-    resolve: Callable[[list[ConfigSite], Settings, Options], None] | None = None,
+    resolve: Callable[[list[ConfigSite], Settings, Options], list[tuple[ConfigSite, str]] | None] | None = None,
+    verify: Callable[[list[ConfigSite], dict[str, Rule], Settings, Options], dict[int, list[Diagnostic]]] | None = None,
 ) -> RunResult:
     """Check `paths` (or, with `sources`, in-memory files keyed by display path: stdin, editors)."""
     rules = all_rules(settings)
@@ -193,7 +194,18 @@ def run(
 
     sites = [site for result in results for site in result.sites]
     if resolve is not None and sites:
-        resolve(sites, settings, options)
+        failures = resolve(sites, settings, options) or []
+        by_path = {result.path: result for result in results}
+        for site, reason in failures:
+            by_path[site.path].diagnostics.append(
+                file_diagnostic(
+                    "LORA904", site.path, f"internal error while resolving the base model ({reason}); please report it",
+                    site.span.line, site.span.column,
+                )
+            )
+
+    # --verify: the real PEFT's findings per site, filtered below like every other finding.
+    verified: dict[int, list[Diagnostic]] = verify(sites, rules, settings, options) if verify is not None and sites else {}
 
     from loralint.checks import CheckContext, load_checks
 
@@ -202,11 +214,11 @@ def run(
     for result in results:
         per_file_ignores = [
             code
-            for glob in _matches_glob(result.path, fs_paths.get(result.path, Path(result.path)), settings.root, settings.per_file_ignores)
+            for glob in matches_glob(result.path, fs_paths.get(result.path, Path(result.path)), settings.root, settings.per_file_ignores)
             for code in settings.per_file_ignores[glob]
         ]
         dataset_size, dataset_source = None, None
-        size_globs = _matches_glob(
+        size_globs = matches_glob(
             result.path, fs_paths.get(result.path, Path(result.path)), settings.root, settings.per_file_dataset_size
         )
         if size_globs:
@@ -214,6 +226,7 @@ def run(
             dataset_source = f"per-file-dataset-size in {settings.source.name if settings.source else 'settings'}"
         file_diags: list[tuple[Diagnostic, int | None]] = [(d, None) for d in result.diagnostics]
         for site in result.sites:
+            file_diags.extend((d, site.span.line) for d in verified.get(id(site), []))
             size, source = dataset_size, dataset_source
             if size is None and site.hints.dataset_size is None and settings.dataset_size is not None:
                 size = settings.dataset_size
@@ -249,7 +262,7 @@ def run(
                         related=finding.related,
                     )
                     file_diags.append((diag, site.span.line))
-        diagnostics.extend(_apply_file_filters(result, file_diags, active, rules, per_file_ignores))
+        diagnostics.extend(_apply_file_filters(result, file_diags, active, rules, per_file_ignores, verify is not None))
     diagnostics.sort(key=Diagnostic.sort_key)
     return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()}, texts)
 
@@ -260,6 +273,7 @@ def _apply_file_filters(
     active: set[str],
     rules: dict[str, Rule],
     per_file_ignores: list[str],
+    verified: bool = False,
 ) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     used: dict[int, set[str]] = {line: set() for line in result.suppressions}
@@ -291,7 +305,11 @@ def _apply_file_filters(
                 if not used[line]:
                     out.append(Diagnostic("LORA903", rule.name, rule.severity, "unused suppression: nothing to ignore on this line", span))
                 continue
-            unused = sorted(c for c in codes if c not in used[line] and (c in active or c not in rules))
+            # A code only --verify reports cannot be judged unused by a static run.
+            unused = sorted(
+                c for c in codes
+                if c not in used[line] and (c in active or c not in rules) and not (c in rules and rules[c].verify and not verified)
+            )
             for code in unused:
                 why = "unknown rule code" if code not in rules else f"no {code} finding on this line"
                 out.append(Diagnostic("LORA903", rule.name, rule.severity, f"unused suppression for {code} ({why})", span))

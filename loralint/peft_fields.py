@@ -135,3 +135,17 @@ UNSLOTH_VISION_DEFAULTS: dict[str, Any] = {
     **UNSLOTH_DEFAULTS,
     "target_modules": Unknown("FastVisionModel builds target_modules from its finetune_* flags"),
 }
+
+# TRL's ModelConfig (trl/trainer/model_config.py): its lora_* keys and the LoraConfig field each
+# feeds, shared by the Python extractor (ModelConfig(...)) and the YAML one (`trl sft --config`).
+TRL_MODEL_CONFIG_KEYS: dict[str, str] = {
+    "lora_r": "r",
+    "lora_alpha": "lora_alpha",
+    "lora_dropout": "lora_dropout",
+    "lora_target_modules": "target_modules",
+    "lora_target_parameters": "target_parameters",
+    "lora_modules_to_save": "modules_to_save",
+    "lora_task_type": "task_type",
+    "use_rslora": "use_rslora",
+    "use_dora": "use_dora",
+}

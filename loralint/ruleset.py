@@ -39,6 +39,7 @@ class Rule:
     source: str = ""  # the file it came from
     message: str | None = None  # custom rules may template their message
     builtin: bool = True
+    verify: bool = False  # reported only by --verify (the real PEFT), never by the static checks
 
     @property
     def url(self) -> str:
@@ -96,6 +97,7 @@ def rule_from_mapping(meta: dict[str, Any], docs: str = "", source: str = "", bu
         source=source,
         message=meta.get("message"),
         builtin=builtin,
+        verify=bool(meta.get("verify", False)),
     )
 
 

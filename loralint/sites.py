@@ -63,6 +63,8 @@ class Field:
     key_span: Span | None = None
     provenance: str = "literal"
     raw_name: str | None = None  # the name as written when it differs (axolotl's lora_r, ...)
+    # For a list written in place: (item value, item span), so a finding can point at one entry.
+    items: list[tuple[Any, Span]] = field(default_factory=list)
 
     @property
     def known(self) -> bool:

@@ -165,3 +165,13 @@ def test_readme_commands_are_what_ci_runs():
     blocks = [b.split("```", 1)[0].strip() for b in readme.split("```console\n")[1:3]]
     assert blocks[0] == "pip install . && loralint check examples/"
     assert blocks[1] in (REPO / ".ci" / "run").read_text()
+
+
+def test_readme_rule_table_is_up_to_date():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("update_readme_rules", REPO / "scripts" / "update_readme_rules.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (REPO / "README.md").read_text()
+    assert module.render(readme) == readme, "run python scripts/update_readme_rules.py"

@@ -135,6 +135,7 @@ def test_adapter_config_mistakes_are_reported(check_json, formats):
     assert found == [
         ("adapter_config.json", "LORA001", 9, 4, 15),  # loftq_confg: PEFT drops it with a warning
         ("adapter_config.json", "LORA106", 3, 11, 16),  # bias "all"
+        ("adapter_config.json", "LORA205", 13, 21, 41),  # attention-only targets on the base model (advice)
     ]
     by_code = {d["code"]: d for d in report["diagnostics"]}
     assert "did you mean loftq_config?" in by_code["LORA001"]["message"]

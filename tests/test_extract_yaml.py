@@ -525,6 +525,7 @@ def test_axolotl_mistakes_are_reported(check_json, formats):
         ("axolotl_mistakes.yml", "LORA101", 15, 13),  # lora_alpha 16 copied onto r=64: scaling 0.25
         ("axolotl_mistakes.yml", "LORA102", 14, 9),  # r=64 without rsLoRA
         ("axolotl_mistakes.yml", "LORA104", 16, 15),  # dropout with split train[:250000]
+        ("axolotl_mistakes.yml", "LORA205", 18, 3),  # attention-only targets on Mistral (advice)
     ]
     by_code = {d["code"]: d for d in report["diagnostics"]}
     assert "did you mean lora_fan_in_fan_out?" in by_code["LORA001"]["message"]
@@ -560,8 +561,7 @@ def test_llamafactory_comma_target_is_fine_and_mistakes_are_reported(check_json,
     assert clean["origin"] == "llamafactory"
     assert clean["fields"] == {
         "r": 16,
-        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
-        "modules_to_save": ["embed_tokens"],
+        "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         "lora_alpha": 32,
     }
     assert clean["base_model"] == "meta-llama/Meta-Llama-3-8B-Instruct"
@@ -607,6 +607,7 @@ def test_unsloth_mistakes_are_reported(check_json, formats):
         ("unsloth_mistakes.yaml", "LORA001", 12, 3),  # lora_aplha
         ("unsloth_mistakes.yaml", "LORA009", 15, 3),  # use_loftq passes a LoftQ config PEFT ignores
         ("unsloth_mistakes.yaml", "LORA108", 13, 17),  # dropout leaves Unsloth's fast path
+        ("unsloth_mistakes.yaml", "LORA205", 14, 19),  # attention-only targets (advice)
     ]
     lora001 = next(d for d in report["diagnostics"] if d["code"] == "LORA001")
     assert "did you mean lora_alpha?" in lora001["message"]

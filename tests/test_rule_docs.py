@@ -23,7 +23,8 @@ def _examples(rule):
 
 
 RULES = sorted(builtin_rules().values(), key=lambda r: r.code)
-DOCUMENTED = [r for r in RULES if "Example" in _examples(r)]
+# Rules only the real PEFT reports (--verify) have their examples run in tests/verify/.
+DOCUMENTED = [r for r in RULES if "Example" in _examples(r) and not r.verify]
 
 
 def test_every_rule_file_has_the_documented_sections():
@@ -34,7 +35,7 @@ def test_every_rule_file_has_the_documented_sections():
 
 
 def test_rules_without_examples_are_only_the_engine_ones():
-    missing = {r.code for r in RULES} - {r.code for r in DOCUMENTED}
+    missing = {r.code for r in RULES if not r.verify} - {r.code for r in DOCUMENTED}
     assert missing == {"LORA902", "LORA904"}, missing
 
 

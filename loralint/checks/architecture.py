@@ -1,1 +1,526 @@
-"""LORA2xx checks that need the base model's architecture (filled in by issue 3)."""
+"""LORA2xx: target modules against the base model's real architecture.
+
+These run only when the base model resolved to a known architecture (loralint.resolve), never on a
+guess from the name. The matching itself is PEFT's, mirrored in loralint.knowledge.targeting.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any, Iterable
+
+from loralint.checks import CheckContext, Finding, check
+from loralint.checks._util import append_argument, close_matches, effective, known_field, replace_value
+from loralint.checks.targets import misread_string_target
+from loralint.sites import ConfigSite
+
+# What people write, and what the same layer is called in other families (for "did you mean").
+_QKV = ("c_attn", "query_key_value", "qkv_proj", "Wqkv", "W_pack", "qkv", "in_proj")
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "q_proj": (*_QKV, "q", "query", "q_lin", "query_proj", "q_a_proj", "q_b_proj"),
+    "k_proj": (*_QKV, "k", "key", "k_lin", "key_proj", "kv_a_proj_with_mqa", "kv_b_proj"),
+    "v_proj": (*_QKV, "v", "value", "v_lin", "value_proj", "kv_a_proj_with_mqa", "kv_b_proj"),
+    "o_proj": ("c_proj", "dense", "out_proj", "o", "out_lin", "wo"),
+    "gate_proj": ("gate_up_proj", "c_fc", "dense_h_to_4h", "fc1", "fc_in", "wi", "wi_0", "w1", "lin1", "up_proj"),
+    "up_proj": ("gate_up_proj", "c_fc", "dense_h_to_4h", "fc1", "fc_in", "wi", "wi_1", "w3", "lin1"),
+    "down_proj": ("c_proj", "dense_4h_to_h", "fc2", "fc_out", "wo", "w2", "lin2"),
+    "query": ("q_proj", "q", "query_proj", "q_lin"),
+    "key": ("k_proj", "k", "key_proj", "k_lin"),
+    "value": ("v_proj", "v", "value_proj", "v_lin"),
+    "dense": ("o_proj", "out_proj", "c_proj"),
+    "c_attn": ("q_proj", "k_proj", "v_proj", "qkv_proj", "query_key_value"),
+    "query_key_value": ("q_proj", "k_proj", "v_proj", "qkv_proj", "c_attn", "Wqkv"),
+    "qkv_proj": ("q_proj", "k_proj", "v_proj", "query_key_value", "c_attn", "Wqkv"),
+    "w1": ("gate_proj", "fc1", "gate_up_proj"),
+    "w2": ("down_proj", "fc2"),
+    "w3": ("up_proj", "gate_up_proj"),
+}
+_ATTENTION = re.compile(r"att", re.I)
+_MAMBA_TYPES = {"mamba", "mamba2", "falcon_mamba", "falcon_h1", "nemotron_h"}
+
+
+def _context(site: ConfigSite) -> tuple[Any, Any, Any] | None:
+    """(resolution, ModelInfo, TargetingResult) when the architecture is known for sure."""
+    resolution = site.model
+    if resolution is None or resolution.guessed or resolution.info is None or resolution.advice is None:
+        return None
+    if resolution.info.unmodelled_nulls:  # module names not known for sure: no name-based finding
+        return None
+    return resolution, resolution.info, resolution.advice.result
+
+
+def _model(resolution) -> str:
+    info = resolution.info
+    return f"{info.model_type} ({info.model_class}, from {resolution.origin})"
+
+
+def _adaptable_names(info, layers_only: bool = False) -> dict[str, str]:
+    """Leaf name → class of every module LoRA can wrap (first seen class), in model order."""
+    names: dict[str, str] = {}
+    for m in info.modules:
+        if layers_only and (m.layer_index is None or not m.is_linear):
+            continue
+        if m.lora_supported and m.leaf_name not in names:
+            names[m.leaf_name] = m.cls
+    return names
+
+
+def _has_list(info, limit: int = 12) -> str:
+    """The linear layers of the transformer blocks, by class: what a target list usually names."""
+    by_cls: dict[str, list[str]] = {}
+    for name, cls in (_adaptable_names(info, layers_only=True) or _adaptable_names(info)).items():
+        by_cls.setdefault(cls, []).append(name)
+    parts = []
+    shown = 0
+    for cls, names in by_cls.items():
+        take = names[: max(limit - shown, 0)]
+        if not take:
+            break
+        shown += len(take)
+        parts.append(f"{', '.join(take)} ({cls})")
+    more = sum(len(v) for v in by_cls.values()) - shown
+    return "; ".join(parts) + (f"; … {more} more" if more > 0 else "")
+
+
+def suggestions(entry: str, info) -> list[str]:
+    names = _adaptable_names(info)
+    leaf = entry.rsplit(".", 1)[-1]
+    # The same layer under this family's name first (q_proj → c_attn); spelling only as a fallback.
+    picked = [s for s in _SYNONYMS.get(leaf, ()) if s in names]
+    if not picked:
+        picked = close_matches(leaf, names, n=3, cutoff=0.6)
+    return picked[:2]
+
+
+@check("unknown_target_module")
+def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None:
+        return
+    resolution, info, result = found
+    targets, _ = effective(site, "target_modules")
+    if not isinstance(targets, (list, tuple, set, frozenset)):
+        return
+    for entry in result.unmatched_target_entries:
+        if not isinstance(entry, str) or entry.lower() == "all-linear" or re.search(r"[*+?|^$()\[\]\\{}]", entry):
+            continue  # LORA210 explains regex syntax and "all-linear" in a list
+        if info.get(entry) is not None and info.get(entry).kind == "container":
+            continue  # LORA214
+        if any(m.name == entry or m.name.endswith("." + entry) for m in info.modules):
+            continue  # matched, but dropped by layers_to_transform / exclusion: LORA202/206 say why
+        message = f"{entry!r} matches no module of {_model(resolution)}: {info.model_type} has {_has_list(info)}"
+        span = _item_span(site, "target_modules", entry)
+        meant = suggestions(entry, info)
+        if meant:
+            message += f"; did you mean {' or '.join(meant)}?"
+        matched = [e for e in result.entry_matches if result.entry_matches[e]]
+        if matched:
+            message += " (the other entries match, so PEFT will silently skip this one)"
+        yield Finding(span, message)
+
+
+@check("target_matches_nothing")
+def target_matches_nothing(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None:
+        return
+    resolution, info, result = found
+    targets, _ = effective(site, "target_modules")
+    nothing = not result.targeted and not result.targeted_parameters
+    no_match_error = next((e for e in result.errors if e.startswith("NoMatchingPeftModuleError")), None)
+    if isinstance(targets, str) and misread_string_target(targets):
+        nothing = False  # LORA209 says why this string matches nothing
+    if nothing and (no_match_error or result.default_targets_used or targets is not None):
+        if isinstance(targets, str) and targets.lower() != "all-linear":
+            message = (
+                f"target_modules={targets!r} matches no module of {_model(resolution)}: a string is a regex that must"
+                f" match a full name such as {_example_name(info)!r}"
+            )
+        elif result.excluded and not result.unmatched_exclude_entries:
+            message = f"every module targeted on {_model(resolution)} is excluded (exclude_modules / modules_to_save)"
+        elif site.is_set("layers_to_transform") or site.is_set("layers_pattern"):
+            message = (
+                f"no targeted module of {_model(resolution)} survives layers_to_transform/layers_pattern"
+                f" ({info.num_layers} layers in {info.layers_path or 'the layer list'})"
+            )
+        else:
+            message = f"{site.describe('target_modules')} matches no module of {_model(resolution)}"
+        detail = no_match_error.split(": ", 1)[1] if no_match_error else "nothing would be trained"
+        yield Finding(site.span_of("target_modules"), f"{message}; get_peft_model raises after loading: {detail}")
+    f = known_field(site, "exclude_modules")
+    for entry in result.unmatched_exclude_entries:
+        where = f.span if f is not None else site.span
+        yield Finding(
+            where,
+            f"exclude_modules entry {entry!r} excludes nothing on {_model(resolution)}: list entries match a full name"
+            " or a dotted suffix (a regex string matches full names), so the modules it was meant to protect are adapted",
+        )
+
+
+def _item_span(site: ConfigSite, name: str, item: str):
+    """The span of one entry of a list argument when the extractor recorded it, else the argument's."""
+    f = site.get(name)
+    if f is None:
+        return site.span
+    for value, span in f.items:
+        if value == item:
+            return span
+    return f.span
+
+
+def _example_name(info) -> str:
+    for m in info.modules:
+        if m.is_linear and m.layer_index is not None:
+            return m.name
+    return next((m.name for m in info.modules if m.is_linear), "")
+
+
+@check("embedding_or_head_target")
+def embedding_or_head_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None:
+        return
+    resolution, info, result = found
+    embeddings = [t for t in result.targeted if t.kind == "embedding"]
+    heads = [t for t in result.targeted if info.output_layer and t.name == info.output_layer]
+    tied = info.tied_word_embeddings
+    for group, what in ((embeddings, "embedding"), (heads, "output layer")):
+        if not group:
+            continue
+        names = sorted({t.folded for t in group})
+        params = sum(t.lora_params for t in group)
+        if what == "embedding":
+            effect = (
+                "PEFT wraps it in an embedding LoRA (lora_embedding_A/B): lora_dropout is ignored there and lora_bias"
+                " is not allowed"
+            )
+        else:
+            effect = (
+                f"its adapter alone adds {params:,} parameters (r·(hidden+vocab)) and vLLM will not serve LoRA on it"
+                if result.trainable_params
+                else "vLLM will not serve LoRA on it"
+            )
+        tied_note = ""
+        if tied:
+            tied_note = (
+                "; the word embeddings are tied to the output layer (tie_word_embeddings), so merging changes both"
+                " — set ensure_weight_tying=True or leave it out"
+            )
+        yield Finding(
+            site.span_of("target_modules"),
+            f"{', '.join(names)} is the {what} of {_model(resolution)}: {effect}{tied_note}. To train new tokens use"
+            " trainable_token_indices (or modules_to_save)",
+        )
+
+
+@check("conv1d_fan_in_fan_out")
+def conv1d_fan_in_fan_out(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None:
+        return
+    resolution, info, result = found
+    fan, known = effective(site, "fan_in_fan_out")
+    if not known or not result.targeted:
+        return
+    conv1d = sorted({t.folded.rsplit(".", 1)[-1] for t in result.targeted if t.kind == "conv1d"})
+    if conv1d and not fan:
+        fix = replace_value(site, "fan_in_fan_out", True, "Set fan_in_fan_out=True") if site.is_set("fan_in_fan_out") else (
+            append_argument(site, "fan_in_fan_out", True, "Add fan_in_fan_out=True")
+        )
+        yield Finding(
+            site.span_of("fan_in_fan_out") if site.is_set("fan_in_fan_out") else site.span_of("target_modules"),
+            f"{', '.join(conv1d)} on {_model(resolution)} {'is a transformers Conv1D layer' if len(conv1d) == 1 else 'are transformers Conv1D layers'}"
+            " (weights stored transposed) but fan_in_fan_out is False: PEFT flips it on the shared config with a"
+            " warning; set fan_in_fan_out=True",
+            fix=fix,
+        )
+    elif fan and not conv1d:
+        yield Finding(
+            site.span_of("fan_in_fan_out"),
+            f"fan_in_fan_out=True but every target on {_model(resolution)} is an nn.Linear: PEFT resets it to False with"
+            " a warning; remove it",
+            fix=replace_value(site, "fan_in_fan_out", False, "Set fan_in_fan_out=False"),
+        )
+
+
+@check("attention_only_targets")
+def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None:
+        return
+    resolution, info, result = found
+    targeted = [t for t in result.targeted if t.layer_index is not None]
+    if not targeted or not all(_ATTENTION.search(t.folded) for t in targeted):
+        return
+    targeted_names = {t.name for t in result.targeted}
+    mlp = [m for m in info.modules if m.is_linear and m.layer_index is not None and not _ATTENTION.search(m.folded)]
+    if not mlp:
+        return
+    from loralint.advice import advise
+
+    wider = advise(site, info, target_modules="all-linear", layers_to_transform=None, layers_pattern=None)
+    current = sorted({t.folded.rsplit(".", 1)[-1] for t in targeted})
+    extra = sorted(set(_adaptable_names(info, layers_only=True)) - set(current))
+    if wider is None or not extra:
+        return
+    added = len(wider.result.targeted) - len(result.targeted)
+    message = (
+        f"only attention projections are adapted ({', '.join(current)}: {len(result.targeted)} modules) on"
+        f" {_model(resolution)}, which also has MLP projections; \"all-linear\" would add {added} modules"
+        f" ({', '.join(extra[:8])})"
+    )
+    if wider.trainable_params and resolution.advice.trainable_params:
+        message += (
+            f" and take trainable parameters from {resolution.advice.trainable_params:,} to {wider.trainable_params:,}"
+        )
+    yield Finding(site.span_of("target_modules"), message)
+
+
+@check("layers_out_of_range")
+def layers_out_of_range(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None:
+        return
+    resolution, info, result = found
+    f = known_field(site, "layers_to_transform")
+    if f is not None and info.num_layers:
+        indices = f.value if isinstance(f.value, (list, tuple)) else [f.value]
+        bad = [i for i in indices if isinstance(i, int) and not isinstance(i, bool) and not 0 <= i < info.num_layers]
+        if bad:
+            layers = f"the {info.num_layers} layers (0–{info.num_layers - 1}) of {_model(resolution)}"
+            if len(bad) == len(indices):
+                message = (f"layers_to_transform: none of {_short_list(bad)} is within {layers}; nothing matches and"
+                           " get_peft_model raises after loading")
+            else:
+                verb, pronoun = ("is", "it") if len(bad) == 1 else ("are", "them")
+                message = f"layers_to_transform: {_short_list(bad)} {verb} outside {layers}; PEFT silently skips {pronoun}"
+            yield Finding(f.span, message)
+    p = known_field(site, "layers_pattern")
+    if p is not None and info.layers_path:
+        patterns = p.value if isinstance(p.value, list) else [p.value]
+        real = info.layers_path.rsplit(".", 1)[-1]
+        if all(isinstance(x, str) for x in patterns) and real not in patterns:
+            yield Finding(
+                p.span,
+                f"layers_pattern={p.value!r}, but {_model(resolution)} keeps its layers in {info.layers_path!r}: use"
+                f" layers_pattern={real!r}",
+                fix=replace_value(site, "layers_pattern", real, f"Set layers_pattern={real!r}", "unsafe"),
+            )
+
+
+def _short_list(values: list[int]) -> str:
+    values = sorted(values)
+    if len(values) > 4 and values == list(range(values[0], values[-1] + 1)):
+        return f"{values[0]}–{values[-1]}"
+    return ", ".join(str(v) for v in values)
+
+
+@check("pattern_key_matches_nothing")
+def pattern_key_matches_nothing(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None:
+        return
+    resolution, info, result = found
+    for name, keys in (("rank_pattern", result.unmatched_rank_pattern_keys), ("alpha_pattern", result.unmatched_alpha_pattern_keys)):
+        written, _ = effective(site, name)
+        for key in keys:
+            if not isinstance(written, dict) or key not in written:
+                continue  # a key PEFT's own MoE conversion added, not the user's
+            hint = ""
+            if key.startswith("base_model.model."):
+                hint = "; keys are relative to the model passed to get_peft_model, without 'base_model.model.'"
+            yield Finding(
+                site.span_of(name),
+                f"{name} key {key!r} matches none of the {len(result.targeted)} targeted modules of"
+                f" {_model(resolution)}: it is ignored and those layers keep the global value{hint}",
+            )
+
+
+@check("target_none_default")
+def target_none_default(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None or not found[2].default_targets_used or not found[2].targeted:
+        return
+    resolution, info, result = found
+    names = sorted({t.folded.rsplit(".", 1)[-1] for t in result.targeted})
+    yield Finding(
+        site.span,
+        f"target_modules is not set: PEFT's default for {info.model_type} adapts only {', '.join(names)}"
+        f" ({len(result.targeted)} modules); name the targets, or use \"all-linear\" for every linear layer",
+    )
+
+
+@check("no_default_targets")
+def no_default_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None:
+        return
+    resolution, info, result = found
+    if not any("Please specify `target_modules`" in e for e in result.errors):
+        return
+    yield Finding(
+        site.span,
+        f"target_modules is not set and PEFT has no default for model_type {info.model_type!r} ({_model(resolution)}):"
+        " get_peft_model raises 'Please specify `target_modules` or `target_parameters`' after loading the model;"
+        " set target_modules (e.g. \"all-linear\")",
+    )
+
+
+@check("rank_exceeds_layer")
+def rank_exceeds_layer(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None or not site.model.advice.counts_known:
+        return
+    resolution, info, result = found
+    offenders: Counter[str] = Counter()
+    smallest: dict[str, tuple[int, Any]] = {}
+    for t in result.targeted:
+        if t.kind not in ("linear", "conv1d") or not isinstance(t.r, int) or not t.in_features or not t.out_features:
+            continue
+        if t.name in (info.seq_cls_head, info.output_layer):
+            continue  # a head is a mistake of its own (LORA203/LORA211), whatever the rank
+        low = min(t.in_features, t.out_features)
+        if t.r >= low:
+            offenders[t.folded] += 1
+            smallest[t.folded] = (low, t.r)
+    for folded, count in offenders.items():
+        low, r = smallest[folded]
+        yield Finding(
+            site.span_of("r"),
+            f"r={r} is not below min(in, out)={low} of {folded} ({count}× on {_model(resolution)}): the update is not"
+            " low-rank there, the adapter is as large as the layer, and PiSSA/MiCA/KaSA truncate or refuse it",
+        )
+
+
+@check("target_is_container")
+def target_is_container(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None or not found[2].containers_hit:
+        return
+    resolution, info, result = found
+    hit = sorted({info.get(n).folded if info.get(n) else n for n in result.containers_hit})
+    classes = sorted({info.get(n).cls for n in result.containers_hit if info.get(n)})
+    children = sorted(
+        {m.leaf_name for m in info.modules if m.is_linear and any(m.name.startswith(n + ".") for n in result.containers_hit)}
+    )
+    yield Finding(
+        site.span_of("target_modules"),
+        f"{', '.join(hit[:3])} on {_model(resolution)} {'is a' if len(hit) == 1 else 'are'} {', '.join(classes)}"
+        f" container{'s' if len(hit) > 1 else ''}, not a layer LoRA can wrap: get_peft_model raises 'Target module"
+        f" … is not supported'"
+        + (f"; target the layers inside: {', '.join(children)}" if children else ""),
+    )
+
+
+@check("moe_experts")
+def moe_experts(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """transformers 5 fuses routed experts into 3-D parameters; list targets reach them only where
+    PEFT's v4→v5 conversion applies (peft/utils/transformers_weight_conversion.py)."""
+    found = _context(site)
+    if found is None:
+        return
+    resolution, info, result = found
+    fused = [p for p in info.fused_expert_params if ".experts." in p.name]  # not e.g. SigLIP's 3-D `probe`
+    for error in result.errors:
+        if "fused into" in error or "without also targeting" in error:
+            yield Finding(site.span_of("target_modules"), f"on {_model(resolution)}: {error.split(': ', 1)[-1]}")
+            return
+    if not fused or result.targeted_parameters:
+        return
+    names = sorted({p.name.rsplit(".", 1)[-1] for p in fused})
+    yield Finding(
+        site.span_of("target_modules"),
+        f"{_model(resolution)} keeps its routed experts as fused 3-D parameters ({', '.join(names)}) in transformers 5:"
+        " target_modules cannot reach them, so only attention and shared layers are adapted; add"
+        f" target_parameters={['mlp.experts.' + n for n in names]!r} (with lora_dropout=0)",
+    )
+
+
+@check("mamba_incompatible_target")
+def mamba_incompatible_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/tuners/lora/model.py: _check_lora_target_modules_mamba raises for out_proj / conv1d."""
+    found = _context(site)
+    if found is None or found[1].model_type not in _MAMBA_TYPES:
+        return
+    resolution, info, result = found
+    bad = sorted({t.folded for t in result.targeted if t.name.rsplit(".", 1)[-1] in ("out_proj", "conv1d")})
+    if bad:
+        yield Finding(
+            site.span_of("target_modules"),
+            f"{', '.join(bad)} on the Mamba-based {_model(resolution)}: PEFT raises 'Module … is incompatible with"
+            " Mamba-based models' (this includes \"all-linear\"); exclude out_proj and conv1d",
+        )
+
+
+_ROUTER = re.compile(r"(^|\.)(router|gate)$")
+_TOWER = re.compile(r"(^|\.)(vision|visual|vision_tower|vision_model|audio|audio_tower|image_encoder)(\.|$)")
+
+
+@check("all_linear_scope")
+def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    found = _context(site)
+    if found is None:
+        return
+    resolution, info, result = found
+    targets, _ = effective(site, "target_modules")
+    if not (isinstance(targets, str) and targets.lower() == "all-linear"):
+        return
+    surprises: list[str] = []
+    routers = sorted({t.folded for t in result.targeted if _ROUTER.search(t.name)})
+    if routers:
+        surprises.append(f"MoE routers ({', '.join(routers)})")
+    towers = [t for t in result.targeted if _TOWER.search(t.name)]
+    if towers:
+        surprises.append(f"{len(towers)} layers of the vision/audio tower")
+    task, _ = effective(site, "task_type")
+    if info.seq_cls_head and task != "SEQ_CLS" and any(t.name == info.seq_cls_head for t in result.targeted):
+        surprises.append(f"the classification head {info.seq_cls_head!r} (task_type is not SEQ_CLS)")
+    if surprises:
+        yield Finding(
+            site.span_of("target_modules"),
+            f"\"all-linear\" on {_model(resolution)} also adapts {'; '.join(surprises)}; use exclude_modules (a regex"
+            " string) or list the targets you mean",
+        )
+
+
+@check("modules_to_save_surprise")
+def modules_to_save_surprise(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/utils/other.py: _set_trainable wraps every module whose name ends with an entry (a plain
+    str.endswith, no dot boundary), keeping the original plus a trainable full copy."""
+    found = _context(site)
+    f = known_field(site, "modules_to_save")
+    if found is None or f is None or not isinstance(f.value, (list, tuple)):
+        return
+    resolution, info, result = found
+    targets, _ = effective(site, "target_modules")
+    target_list = set(targets) if isinstance(targets, (list, tuple, set)) else set()
+    for entry in f.value:
+        if not isinstance(entry, str):
+            continue
+        wrapped = [(name, params) for name, params in result.modules_to_save_wrapped if name.endswith(entry)]
+        loose = [name for name, _ in wrapped if name != entry and not name.endswith("." + entry)]
+        if entry in result.unmatched_modules_to_save or not wrapped:
+            yield Finding(f.span, f"modules_to_save entry {entry!r} matches no module of {_model(resolution)}: PEFT ignores it silently")
+            continue
+        if loose:
+            yield Finding(
+                f.span,
+                f"modules_to_save entry {entry!r} also wraps {', '.join(sorted(set(loose))[:3])}: PEFT matches by plain"
+                " suffix, without a dot boundary",
+            )
+        if entry in target_list:
+            yield Finding(
+                f.span,
+                f"{entry!r} is in both target_modules and modules_to_save: PEFT drops it from LoRA targeting and trains"
+                " a full copy instead",
+            )
+        params = sum(p for _, p in wrapped)
+        threshold = int(ctx.params.get("large_module_params", 50_000_000))
+        if params >= threshold:
+            yield Finding(
+                f.span,
+                f"modules_to_save entry {entry!r} trains a full copy of {params:,} parameters on {_model(resolution)}"
+                " (memory, optimizer state and checkpoint grow by that much, and vLLM will not serve it); for new"
+                " tokens prefer trainable_token_indices",
+            )

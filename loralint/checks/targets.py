@@ -20,6 +20,21 @@ _ALL_LINEAR_NEAR = {"all_linear", "all linear", "alllinear", "all-linears", "all
 _REGEX_CHARS = re.compile(r"[*+?|^$()\[\]\\{}]")
 
 
+def misread_string_target(value: str) -> bool:
+    """A string target LORA209 explains (a bare name, a comma list, a near-miss of "all-linear",
+    an invalid regex): other rules leave it to LORA209."""
+    stripped = value.strip().lower()
+    if value.lower() == "all-linear":
+        return False
+    if stripped == "all-linear" or stripped in _ALL_LINEAR_NEAR or _CSV.match(value) or _IDENTIFIER.match(value):
+        return True
+    try:
+        re.compile(value)
+    except re.error:
+        return True
+    return False
+
+
 @check("string_target")
 def string_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     f = known_field(site, "target_modules")

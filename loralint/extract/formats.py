@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from loralint.extract.yaml_positions import Node
-from loralint.peft_fields import LORA_FIELDS
+from loralint.peft_fields import LORA_FIELDS, TRL_MODEL_CONFIG_KEYS
 from loralint.sites import ConfigSite, Field, Span, Unknown
 
 # --- shared data -------------------------------------------------------------------------------
@@ -178,6 +178,9 @@ class _Builder:
             provenance=provenance,
             raw_name=raw if raw != name else None,
         )
+        if value.kind == "seq":
+            # Entries of a list written in place, so a finding can point at one of them.
+            field.items = [(item.value, self.doc.span(item)) for item in value.items if item.kind == "scalar"]
         self.site.fields[name] = field
         return field
 
@@ -814,17 +817,7 @@ def _torchtune_base_model(doc: Document, section_name: str) -> Field | None:
 
 # --- TRL -------------------------------------------------------------------------------------
 
-TRL_KEYS: dict[str, str] = {
-    "lora_r": "r",
-    "lora_alpha": "lora_alpha",
-    "lora_dropout": "lora_dropout",
-    "lora_target_modules": "target_modules",
-    "lora_target_parameters": "target_parameters",
-    "lora_modules_to_save": "modules_to_save",
-    "lora_task_type": "task_type",
-    "use_rslora": "use_rslora",
-    "use_dora": "use_dora",
-}
+TRL_KEYS = TRL_MODEL_CONFIG_KEYS
 TRL_LORA_KEYS = frozenset({*TRL_KEYS, "use_peft"})
 TRL_KNOWN = frozenset({*TRL_LORA_KEYS, "model_name_or_path", "load_in_4bit", "load_in_8bit"})
 TRL_DEFAULTS: dict[str, Any] = {

@@ -19,6 +19,7 @@ from loralint.extract.python_scope import Binding, CallRecord, Scope, ScopeColle
 from loralint.extract.python_values import ArgparseOption, Evaluator
 from loralint.peft_fields import (
     LORA_FIELDS,
+    TRL_MODEL_CONFIG_KEYS,
     PEFT_DEFAULTS,
     UNSLOTH_DEFAULTS,
     UNSLOTH_EXTRA_KEYWORDS,
@@ -30,18 +31,6 @@ from loralint.sites import ConfigSite, Field, Hints, Span, Unknown
 _UNSLOTH_POSITIONAL = ("model", "r", "target_modules", "lora_alpha", "lora_dropout", "bias")
 _LORA_POSITIONAL = tuple(PEFT_DEFAULTS)  # dataclass __init__ order
 
-# TRL's ModelConfig (trl/trainer/model_config.py) keys and the LoraConfig field each feeds.
-TRL_MODEL_CONFIG_KEYS: dict[str, str] = {
-    "lora_r": "r",
-    "lora_alpha": "lora_alpha",
-    "lora_dropout": "lora_dropout",
-    "lora_target_modules": "target_modules",
-    "lora_target_parameters": "target_parameters",
-    "lora_modules_to_save": "modules_to_save",
-    "lora_task_type": "task_type",
-    "use_rslora": "use_rslora",
-    "use_dora": "use_dora",
-}
 TRL_MODEL_CONFIG_DEFAULTS: dict[str, Any] = {
     "r": 16,
     "lora_alpha": 32,
@@ -241,13 +230,19 @@ class PythonExtractor:
 
     def _field(self, name: str, value_node: cst.BaseExpression, scope: Scope, key: cst.CSTNode | None) -> Field:
         value = self.evaluator.eval(value_node, scope)
-        return Field(
+        field = Field(
             name=name,
             value=value.value,
             span=self.span(value_node),
             key_span=self.span(key) if key is not None else None,
             provenance=value.provenance,
         )
+        written = value.node if isinstance(value.node, (cst.List, cst.Tuple, cst.Set)) else None
+        if written is not None and isinstance(value.value, (list, tuple, set)):
+            for element in written.elements:
+                if isinstance(element.value, cst.SimpleString):
+                    field.items.append((element.value.evaluated_value, self.span(element.value)))
+        return field
 
     def _expand_kwargs(self, site, expr, scope, rename, extra_known) -> None:
         entries = self._dict_entries(expr, scope, 0)

@@ -52,6 +52,9 @@ class JsonConfig(BaseModel):
     resolved_from: str | None = None
     matched_modules: dict[str, Any] | None = None
     total_params: int | None = None
+    counted_by: Literal["loralint", "peft"] | None = None  # the static knowledge base, or --verify
+    # Caveats of the resolved model: shapes at the type's defaults, fields the config leaves out, ...
+    model_notes: list[str] = []
 
 
 class JsonReport(BaseModel):
@@ -95,9 +98,11 @@ def config_model(site) -> JsonConfig:
         scaling=site_scaling(site),
         trainable_params=getattr(advice, "trainable_params", None),
         model_type=getattr(site.model, "model_type", None),
-        resolved_from=getattr(site.model, "source", None),
+        resolved_from=getattr(site.model, "origin", None),
         matched_modules=getattr(advice, "matched_modules", None),
         total_params=getattr(advice, "total_params", None),
+        counted_by=getattr(advice, "counted_by", None) if getattr(advice, "trainable_params", None) is not None else None,
+        model_notes=list(getattr(getattr(site.model, "info", None), "notes", None) or []),
     )
 
 

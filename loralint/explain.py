@@ -1,0 +1,199 @@
+"""`loralint explain`: the advisor. Per configuration, the table a practitioner would write —
+scaling, what is adapted, what it costs in parameters, disk and memory — and the guidance that
+applies to it. Numbers come from the static knowledge base or from --verify (PEFT's own count);
+anything derived from rules of thumb is marked as an estimate."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from loralint.checks._util import effective, fmt, number
+from loralint.report import site_scaling
+from loralint.sites import ConfigSite
+
+GIB = 1024**3
+# bitsandbytes NF4: 4 bits a weight plus an fp32 absmax per 64-weight block (0.5 + 4/64 bytes);
+# double quantization brings the constants to ~0.127 bits a weight. LLM.int8(): 1 byte + row scales.
+BYTES_4BIT = 0.5 + 4 / 64
+BYTES_4BIT_DOUBLE = 0.5 + 0.127 / 8
+BYTES_8BIT = 1.0
+
+
+def _size(n_bytes: float) -> str:
+    if n_bytes >= GIB:
+        return f"{n_bytes / GIB:.2f} GiB"
+    return f"{n_bytes / 1024**2:.1f} MiB"
+
+
+def explain_site(site: ConfigSite) -> dict[str, Any]:
+    r, r_known = effective(site, "r")
+    alpha, alpha_known = effective(site, "lora_alpha")
+    rslora, _ = effective(site, "use_rslora")
+    dropout, dropout_known = effective(site, "lora_dropout")
+    bias, _ = effective(site, "bias")
+    targets, targets_known = effective(site, "target_modules")
+    resolution = site.model
+    advice = getattr(resolution, "advice", None)
+    info = getattr(resolution, "info", None)
+    data: dict[str, Any] = {
+        "path": site.path,
+        "line": site.span.line,
+        "origin": site.origin,
+        "base_model": site.base_model.value if site.base_model is not None and site.base_model.known else None,
+        "model_type": getattr(resolution, "model_type", None),
+        "model_class": getattr(info, "model_class", None),
+        "resolved_from": getattr(resolution, "origin", None),
+        "r": r if r_known else None,
+        "lora_alpha": alpha if alpha_known else None,
+        "use_rslora": bool(rslora),
+        "scaling": site_scaling(site),
+        "lora_dropout": dropout if dropout_known else None,
+        "bias": bias,
+        "target_modules": sorted(targets) if isinstance(targets, (set, frozenset)) else (targets if targets_known else None),
+        "matched_modules": getattr(advice, "matched_modules", None),
+        "trainable_params": getattr(advice, "trainable_params", None),
+        "total_params": getattr(advice, "total_params", None),
+        "counted_by": getattr(advice, "counted_by", None),
+        "counts_exact": bool(advice.result.exact) if advice is not None else None,
+        "model_notes": list(getattr(info, "notes", None) or []),
+        "quantization": site.hints.quantization,
+    }
+    data["memory"] = _memory(data, info)
+    data["guidance"] = _guidance(site, data, info)
+    return data
+
+
+def _memory(data: dict[str, Any], info) -> dict[str, Any] | None:
+    trainable, total = data["trainable_params"], data["total_params"]
+    if trainable is None or total is None:
+        return None
+    base = total - trainable
+    memory: dict[str, Any] = {
+        "adapter_fp32_bytes": trainable * 4,
+        "adapter_bf16_bytes": trainable * 2,
+        # AdamW keeps two fp32 moments per trainable parameter; the gradients add one more copy.
+        "adamw_state_bytes": trainable * 8,
+        "gradients_fp32_bytes": trainable * 4,
+        "base_bf16_bytes": base * 2,
+    }
+    if info is not None:
+        # bitsandbytes quantizes the Linear layers except the output layer; embeddings, norms and
+        # lm_head stay in bf16 (transformers keeps the output embeddings unquantized).
+        quantizable = sum(
+            m.num_params for m in info.modules if m.kind == "linear" and m.name != info.output_layer
+        )
+        rest = max(info.total_params - quantizable, 0)
+        memory["base_8bit_bytes"] = quantizable * BYTES_8BIT + rest * 2
+        memory["base_4bit_bytes"] = quantizable * BYTES_4BIT + rest * 2
+        memory["base_4bit_double_quant_bytes"] = quantizable * BYTES_4BIT_DOUBLE + rest * 2
+        memory["quantized_estimate"] = True
+    return memory
+
+
+_BANDS = (
+    (4, "light: style, tone or output-format changes on a capable base model"),
+    (16, "standard: most task and instruction adaptation (8–16 is the common default)"),
+    (32, "substantial: a new domain, harder reasoning or a larger data set"),
+    (64, "high capacity: large data sets or big distribution shifts"),
+    (math.inf, "maximum capacity: approaching a full fine-tune in cost; use rsLoRA"),
+)
+
+
+def _guidance(site: ConfigSite, data: dict[str, Any], info) -> list[str]:
+    tips: list[str] = []
+    r = number(data["r"]) if data["r"] is not None else None
+    if r is not None and r > 0:
+        band = next(text for limit, text in _BANDS if r <= limit)
+        tips.append(f"rank band: r={fmt(r)} is {band}.")
+    scaling = data["scaling"]
+    if scaling is not None:
+        if data["use_rslora"]:
+            tips.append(f"scaling lora_alpha/sqrt(r) = {scaling:.3g} (rsLoRA keeps the update size stable as r grows).")
+        else:
+            tips.append(
+                f"scaling lora_alpha/r = {scaling:.3g}: keep it near 1–2 when you change r "
+                f"(alpha={fmt(r)} for 1, {fmt(2 * r)} for 2)" if r else f"scaling lora_alpha/r = {scaling:.3g}."
+            )
+    matched = data["matched_modules"]
+    all_linear = isinstance(data["target_modules"], str) and data["target_modules"].lower() == "all-linear"
+    tips.append(
+        "under-fitting (training loss stays high): raise r and lora_alpha together"
+        + ("" if all_linear else ", adapt the MLP as well (target_modules=\"all-linear\")")
+        + ", or raise the learning rate (LoRA typically wants 1e-4–3e-4)."
+    )
+    dropout = data["lora_dropout"]
+    tips.append(
+        "over-fitting (eval loss rises while train loss falls): lower r, train fewer epochs"
+        + (", or add lora_dropout=0.05–0.1 on small data sets" if not dropout else ", or keep lora_dropout")
+        + "."
+    )
+    if data["quantization"]:
+        tips.append("memory pressure: already quantized; reduce r or the targets, enable gradient checkpointing, "
+                    "or shorten sequences / use a smaller batch with gradient accumulation.")
+    else:
+        tips.append("memory pressure: load the base model in 4-bit (QLoRA, bnb nf4 with bf16 compute), enable "
+                    "gradient checkpointing, reduce r or the targets.")
+    slow = "slow training: "
+    if site.origin.startswith("unsloth") and dropout:
+        slow += "lora_dropout=0 puts Unsloth back on its fused kernels; "
+    slow += "fewer targeted modules and a lower r cut the adapter's compute; 4-bit bases trade speed for memory."
+    tips.append(slow)
+    if matched and matched.get("count") == 0:
+        tips.insert(0, "nothing is adapted: see the LORA20x findings of `loralint check`.")
+    return tips
+
+
+def render_text(entries: list[dict[str, Any]]) -> str:
+    out: list[str] = []
+    for data in entries:
+        title = f"{data['path']}:{data['line']}  {data['origin']}"
+        out += [title, "-" * len(title)]
+        rows: list[tuple[str, str]] = []
+        base = data["base_model"] or "not found in the file"
+        if data["model_type"]:
+            base += f" → {data['model_type']} ({data['model_class'] or 'class unknown'}), from {data['resolved_from']}"
+        rows.append(("base model", base))
+        rows.append(("r / lora_alpha", f"{_v(data['r'])} / {_v(data['lora_alpha'])}" + ("  (rsLoRA)" if data["use_rslora"] else "")))
+        rows.append(("scaling", f"{data['scaling']:.4g}" if data["scaling"] is not None else "unknown"))
+        rows.append(("dropout / bias", f"{_v(data['lora_dropout'])} / {_v(data['bias'])}"))
+        rows.append(("targets", _v(data["target_modules"])))
+        matched = data["matched_modules"]
+        if matched:
+            rows.append(("matched modules", f"{matched['count']}"))
+            for name, count in list(matched["modules"].items())[:12]:
+                rows.append(("", f"{name} ×{count}"))
+        trainable, total = data["trainable_params"], data["total_params"]
+        if trainable is not None and total:
+            if data["counted_by"] == "peft":
+                source = "counted by PEFT (--verify)"
+            elif data["counts_exact"]:
+                source = "exact, loralint's knowledge base"
+            else:
+                source = "approximate: some shapes at the model type's defaults (see notes; loralint verify is exact)"
+            rows.append(("trainable", f"{trainable:,} of {total:,} ({100 * trainable / total:.3f}%) — {source}"))
+        else:
+            rows.append(("trainable", "unknown (base model or values not statically known)"))
+        memory = data["memory"]
+        if memory:
+            rows.append(("adapter on disk", f"{_size(memory['adapter_fp32_bytes'])} fp32, {_size(memory['adapter_bf16_bytes'])} bf16/fp16"))
+            rows.append(("AdamW state", f"{_size(memory['adamw_state_bytes'])} (+ {_size(memory['gradients_fp32_bytes'])} gradients)"))
+            base_line = f"{_size(memory['base_bf16_bytes'])} bf16"
+            if "base_4bit_bytes" in memory:
+                base_line += (f", ~{_size(memory['base_8bit_bytes'])} 8-bit, ~{_size(memory['base_4bit_bytes'])} 4-bit"
+                              f" (~{_size(memory['base_4bit_double_quant_bytes'])} with double quantization) — estimates")
+            rows.append(("base weights", base_line))
+        for k, note in enumerate(data["model_notes"][:4]):
+            rows.append(("notes" if k == 0 else "", note))
+        width = max(len(k) for k, _ in rows)
+        out += [f"  {k:<{width}}  {v}" for k, v in rows]
+        out += ["", "  guidance:"] + [f"  - {tip}" for tip in data["guidance"]] + [""]
+    if not entries:
+        out.append("No LoRA configuration found.")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _v(value: Any) -> str:
+    if value is None:
+        return "unknown"
+    return fmt(value) if not isinstance(value, str) else value

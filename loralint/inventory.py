@@ -1,0 +1,150 @@
+"""`loralint modules MODEL`: a model's LoRA-relevant modules, from the knowledge base, loading nothing.
+
+It answers what every LoRA tutorial answers with a loop that loads the model and prints each
+nn.Linear: the folded linear layers with class and shapes, what "all-linear" selects and what it
+leaves out, the embeddings (an nn.Embedding is not a Linear), and ready-made target_modules lists
+with the trainable parameters each gives at a chosen rank.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_ATTENTION = re.compile(r"att", re.I)
+
+
+class InventoryError(Exception):
+    """The model cannot be resolved or is not in the knowledge base (exit 2 with this message)."""
+
+
+@dataclass(slots=True)
+class Preset:
+    name: str
+    target_modules: list[str] | str
+    modules: int
+    trainable: int
+    total: int
+
+
+def build_inventory(model: str, rank: int, task_type: str | None, online: bool) -> dict[str, Any]:
+    from loralint.knowledge.models import load_model_info
+    from loralint.knowledge.targeting import analyze_lora
+    from loralint.resolve import Resolver
+
+    resolution = Resolver(online=online).resolve(model)
+    if resolution is None or resolution.model_type is None:
+        raise InventoryError(
+            f"cannot resolve {model!r}: not a local folder with a config.json, not in the Hugging Face cache"
+            " (use --online to ask the Hub), not in loralint's index"
+        )
+    if resolution.guessed:
+        raise InventoryError(f"{model!r} is not known; its name suggests model_type {resolution.model_type!r}:"
+                             " pass a config.json folder or use --online")
+    info = load_model_info(resolution.model_type, resolution.config, task_type)
+    if info is None:
+        raise InventoryError(f"loralint has no module table for model_type {resolution.model_type!r}")
+    all_linear = analyze_lora(info, {"target_modules": "all-linear", "r": rank, "lora_alpha": rank, "task_type": task_type})
+    selected = set(all_linear.targeted_names)
+    folded = info.folded_modules()
+    linear = [m for m in folded if m.kind in ("linear", "conv1d")]
+    layer_linear = [m for m in linear if m.layer_indices is not None]
+    names = [m.name for m in linear]
+    attention = _suffixes([m.name for m in layer_linear if _ATTENTION.search(m.name)], names)
+    mlp = _suffixes([m.name for m in layer_linear if not _ATTENTION.search(m.name)], names)
+    both = _suffixes([m.name for m in layer_linear], names)
+    presets = []
+    for name, targets in (("attention only", attention), ("attention + MLP", both if mlp else []), ("all-linear", "all-linear")):
+        if not targets:
+            continue
+        result = analyze_lora(info, {"target_modules": targets, "r": rank, "lora_alpha": rank, "task_type": task_type})
+        presets.append(Preset(name, targets, len(result.targeted), result.trainable_params, result.total_params))
+    excluded = set(all_linear.all_linear_excluded)
+    return {
+        "model": model,
+        "model_type": info.model_type,
+        "model_class": info.model_class,
+        "resolved_from": resolution.origin,
+        "exact": info.exact,
+        "num_layers": info.num_layers,
+        "layers_path": info.layers_path,
+        "tied_word_embeddings": info.tied_word_embeddings,
+        "total_params": info.total_params,
+        "rank": rank,
+        "linear": [
+            {
+                "name": m.name,
+                "class": m.cls,
+                "in_features": m.in_features,
+                "out_features": m.out_features,
+                "count": m.count,
+                "all_linear": any(_instance_of(n, m.name) for n in selected),
+                "excluded_because": "output layer" if any(_instance_of(n, m.name) for n in excluded) else None,
+            }
+            for m in linear
+        ],
+        "embeddings": [
+            {"name": m.name, "class": m.cls, "num_embeddings": m.in_features, "embedding_dim": m.out_features, "count": m.count}
+            for m in folded
+            if m.kind == "embedding"
+        ],
+        "presets": [
+            {"name": p.name, "target_modules": p.target_modules, "modules": p.modules, "trainable_params": p.trainable,
+             "total_params": p.total}
+            for p in presets
+        ],
+        "notes": list(info.notes),
+    }
+
+
+def _suffixes(group: list[str], everything: list[str]) -> list[str]:
+    """The shortest dotted suffixes that select `group` and nothing else among `everything`
+    (GPT-2's `c_proj` is in attention and MLP: attention-only needs `attn.c_proj`)."""
+    others = [n for n in everything if n not in group]
+    out: list[str] = []
+    for name in group:
+        parts = name.split(".")
+        for size in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-size:])
+            if "{" in suffix:
+                continue
+            if not any(o == suffix or o.endswith("." + suffix) for o in others):
+                break
+        if suffix not in out:
+            out.append(suffix)
+    return out
+
+
+def _instance_of(concrete: str, folded: str) -> bool:
+    pattern = re.escape(folded).replace(r"\{i\}", r"\d+").replace(r"\{j\}", r"\d+")
+    return re.fullmatch(pattern, concrete) is not None
+
+
+def render_text(data: dict[str, Any]) -> str:
+    out = [
+        f"{data['model']}: {data['model_type']} ({data['model_class']}), from {data['resolved_from']}",
+        f"{data['num_layers']} layers ({data['layers_path']}), {data['total_params']:,} parameters"
+        + (", tied word embeddings" if data["tied_word_embeddings"] else "")
+        + ("" if data["exact"] else " (shapes from the default config: approximate)"),
+        "",
+        "Linear layers — what target_modules names (✓ = selected by \"all-linear\"):",
+    ]
+    width = max((len(m["name"]) for m in data["linear"]), default=10)
+    for m in data["linear"]:
+        mark = "✓" if m["all_linear"] else f"✗ {m['excluded_because'] or 'not selected'}"
+        out.append(
+            f"  {m['name']:<{width}}  {m['class']:<12} {m['in_features']:>7} → {m['out_features']:<7} ×{m['count']:<4} {mark}"
+        )
+    if data["embeddings"]:
+        out += ["", "Embeddings — nn.Embedding, not Linear: \"all-linear\" never adapts them:"]
+        for e in data["embeddings"]:
+            out.append(f"  {e['name']:<{width}}  {e['class']:<12} {e['num_embeddings']:>7} × {e['embedding_dim']:<7} ×{e['count']}")
+    out += ["", f"target_modules at r={data['rank']} (trainable parameters as PEFT counts them):"]
+    for p in data["presets"]:
+        targets = p["target_modules"] if isinstance(p["target_modules"], str) else "[" + ", ".join(f'"{t}"' for t in p["target_modules"]) + "]"
+        share = 100 * p["trainable_params"] / p["total_params"] if p["total_params"] else 0
+        out.append(f"  {p['name']:<16} {p['modules']:>5} modules  {p['trainable_params']:>14,} ({share:.2f}%)  {targets}")
+    for note in data["notes"]:
+        out.append(f"note: {note}")
+    return "\n".join(out)

@@ -1,0 +1,275 @@
+"""resolve: base model id or path → what the model is (model_type, config, module inventory).
+
+In this order, and every resolution says where it came from:
+1. `--model` on the command line, or `model` in settings (they override the source);
+2. a local folder with a config.json (relative to the working directory, then to the file);
+3. the local Hugging Face cache (HF_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME/huggingface/hub,
+   ~/.cache/huggingface/hub), read with the stdlib: huggingface_hub costs 0.13 s to import;
+4. the Hub itself, only with `--online` (HF_HUB_OFFLINE=1 always wins), through huggingface_hub;
+5. loralint's shipped index of popular checkpoints, with their real config.json shape fields;
+6. a guess from the name ("…llama…"): shown as advice, never used for an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from loralint.knowledge.models import known_model_types, load_model_info, lookup_checkpoint
+from loralint.sites import ConfigSite
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(slots=True)
+class Resolution:
+    model_id: str
+    source: str  # "local folder", "Hugging Face cache", "Hugging Face Hub", "loralint index", "--model", ...
+    detail: str = ""  # the config.json path, the index entry, ...
+    config: dict[str, Any] | None = None
+    model_type: str | None = None
+    guessed: bool = False  # from the name alone: never the basis of an error
+    info: Any = None  # loralint.knowledge ModelInfo for this config and task, when the type is known
+    advice: Any = None  # loralint.advice.Advice: matched modules and parameter counts
+    note: str = ""  # why the architecture is unknown, when it is
+    via: str = ""  # "--model" / "settings" when the id came from there rather than from the source
+
+    @property
+    def origin(self) -> str:
+        """Where the model's identity came from, for messages: `ckpt/config.json`, `the Hugging Face cache`."""
+        if self.source == "local folder":
+            where = self.detail
+        elif self.source == "loralint index":
+            where = "loralint's index of popular checkpoints"
+        elif self.source.startswith("Hugging Face"):
+            where = f"the {self.source}"
+        else:
+            where = self.source
+        return f"{self.via} {self.model_id} → {where}" if self.via else where
+
+
+@dataclass(slots=True)
+class Resolver:
+    cwd: Path = field(default_factory=Path.cwd)
+    online: bool = False
+    override: str | None = None
+    override_source: str = "--model"
+    _memo: dict[tuple[str, str], Resolution | None] = field(default_factory=dict)
+
+    def resolve_site(self, site: ConfigSite) -> Resolution | None:
+        model_id: str | None = None
+        source_note = ""
+        if self.override:
+            model_id, source_note = self.override, self.override_source
+        elif site.base_model is not None and isinstance(site.base_model.value, str):
+            model_id = site.base_model.value
+        if not model_id:
+            return None
+        base_dir = Path(site.path).parent if site.path not in ("-", "") else self.cwd
+        key = (model_id, str(base_dir))
+        if key not in self._memo:
+            self._memo[key] = self.resolve(model_id, base_dir)
+        base = self._memo[key]
+        if base is None:
+            return None
+        # Each site gets its own copy: the architecture and advice depend on the site's task and fields.
+        resolution = replace(base)
+        resolution.via = source_note
+        return resolution
+
+    def resolve(self, model_id: str, base_dir: Path | None = None) -> Resolution | None:
+        model_id = model_id.strip()
+        for folder in _local_candidates(model_id, self.cwd, base_dir):
+            config = _read_config(folder / "config.json")
+            if config is not None:
+                shown = folder if Path(model_id).is_absolute() else Path(model_id)
+                return _with_type(Resolution(model_id, "local folder", str(shown / "config.json"), config))
+        if _REPO_ID.match(model_id):
+            path = cached_config_path(model_id)
+            if path is not None:
+                config = _read_config(path)
+                if config is not None:
+                    return _with_type(Resolution(model_id, "Hugging Face cache", str(path), config))
+            if self.online and not hub_offline():
+                config = fetch_config_from_hub(model_id)
+                if config is not None:
+                    return _with_type(Resolution(model_id, "Hugging Face Hub", model_id, config))
+        entry = lookup_checkpoint(model_id)
+        if entry is not None:
+            config = {**entry.get("config", {}), "model_type": entry["model_type"]}
+            return _with_type(Resolution(model_id, "loralint index", model_id, config))
+        guess = guess_model_type(model_id)
+        if guess is not None:
+            return Resolution(model_id, "a guess from the name", model_id, None, guess, guessed=True)
+        return None
+
+
+def _with_type(resolution: Resolution) -> Resolution:
+    config = resolution.config or {}
+    model_type = config.get("model_type")
+    resolution.model_type = model_type if isinstance(model_type, str) else None
+    return resolution
+
+
+def _local_candidates(model_id: str, cwd: Path, base_dir: Path | None) -> list[Path]:
+    path = Path(os.path.expanduser(model_id))
+    candidates = [path] if path.is_absolute() else [cwd / path] + ([base_dir / path] if base_dir else [])
+    return [c for c in candidates if c.is_dir()]
+
+
+def _read_config(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def hub_cache_dir() -> Path:
+    """The cache huggingface_hub uses, from the same environment variables, without importing it."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(os.environ["HUGGINGFACE_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "huggingface" / "hub"
+
+
+def cached_config_path(model_id: str, revision: str = "main") -> Path | None:
+    """config.json of `model_id` in the local cache (layout: models--org--name/{refs,snapshots})."""
+    repo = hub_cache_dir() / ("models--" + model_id.replace("/", "--"))
+    if not repo.is_dir():
+        return None
+    commit = revision if _COMMIT.match(revision) else None
+    if commit is None:
+        try:
+            commit = (repo / "refs" / revision).read_text().strip()
+        except OSError:
+            commit = None
+    snapshots = repo / "snapshots"
+    if commit and (snapshots / commit / "config.json").is_file():
+        return snapshots / commit / "config.json"
+    # No ref (an offline copy): take the only snapshot that has a config.json, if unambiguous.
+    found = sorted(snapshots.glob("*/config.json")) if snapshots.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def fetch_config_from_hub(model_id: str) -> dict[str, Any] | None:
+    """Download config.json (only with --online). Any failure is "not resolved", never a crash."""
+    try:
+        from huggingface_hub import hf_hub_download
+
+        # Pass the cache and offline mode explicitly: huggingface_hub reads its environment once,
+        # at import, and a long-lived process (the LSP server, tests) may have imported it earlier.
+        path = hf_hub_download(model_id, "config.json", cache_dir=hub_cache_dir(), local_files_only=hub_offline())
+    except Exception:  # network, auth, gated repo, missing file: the run goes on
+        return None
+    return _read_config(Path(path))
+
+
+# Name fragments → model_type, for advice only (never for an error).
+_NAME_HINTS = (
+    ("mixtral", "mixtral"),
+    ("mistral", "mistral"),
+    ("llama", "llama"),
+    ("qwen3", "qwen3"),
+    ("qwen2", "qwen2"),
+    ("gemma-2", "gemma2"),
+    ("gemma", "gemma"),
+    ("phi-3", "phi3"),
+    ("phi-2", "phi"),
+    ("gpt2", "gpt2"),
+    ("pythia", "gpt_neox"),
+    ("falcon", "falcon"),
+    ("bloom", "bloom"),
+    ("opt-", "opt"),
+    ("t5", "t5"),
+    ("roberta", "roberta"),
+    ("bert", "bert"),
+)
+
+
+def guess_model_type(model_id: str) -> str | None:
+    name = model_id.lower().rsplit("/", 1)[-1]
+    for fragment, model_type in _NAME_HINTS:
+        if fragment in name:
+            return model_type
+    return None
+
+
+def model_selection(site: ConfigSite) -> tuple[str | None, str | None]:
+    """(task type, concrete class) of the model the config is applied to. The class the script
+    loads decides (PEFT adapts what it is given); the config's task_type only when it is unknown."""
+    from loralint.checks._util import effective
+    from loralint.checks.hyperparams import task_type_for_class
+
+    loaded = site.hints.model_class
+    if loaded and not loaded.startswith(("Auto", "Fast")):
+        return task_type_for_class(loaded), loaded  # LlamaForSequenceClassification: that very class
+    if loaded and task_type_for_class(loaded):
+        return task_type_for_class(loaded), None
+    task, known = effective(site, "task_type")
+    return (task if known and isinstance(task, str) and task else None), None
+
+
+def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[ConfigSite, str]]:
+    """The engine's resolve stage: attach a Resolution (and the architecture) to each site.
+
+    Returns the sites whose resolution failed inside loralint, with the reason: the engine reports
+    them as that file's internal error and the run goes on."""
+    override = options.model or settings.model
+    resolver = Resolver(
+        cwd=Path.cwd(),
+        online=bool(options.online),
+        override=override,
+        override_source="--model" if options.model else "settings",
+    )
+    failures: list[tuple[ConfigSite, str]] = []
+    for site in sites:
+        try:
+            resolution = resolver.resolve_site(site)
+            if resolution is None:
+                continue
+            site.model = resolution
+            attach_architecture(site, resolution)
+        except Exception as exc:  # a bug of ours on one site must not end the run
+            if os.environ.get("LORALINT_DEBUG"):
+                raise
+            site.model = None
+            failures.append((site, f"{type(exc).__name__}: {exc}"))
+    return failures
+
+
+def attach_architecture(site: ConfigSite, resolution: Resolution) -> None:
+    """Load the module inventory for this model type, config and task (lazily, per type)."""
+    if resolution.model_type is None:
+        return
+    if resolution.model_type not in known_model_types():
+        resolution.note = f"loralint has no module table for model_type {resolution.model_type!r}"
+        return
+    if resolution.guessed:
+        return
+    try:
+        task, model_class = model_selection(site)
+        resolution.info = load_model_info(resolution.model_type, resolution.config, task, model_class=model_class)
+        if resolution.info is None and model_class is not None:  # a class the knowledge base does not list
+            resolution.info = load_model_info(resolution.model_type, resolution.config, task)
+    except Exception as exc:  # a config we cannot evaluate: say so, keep going
+        resolution.note = f"cannot compute the module shapes from this config ({type(exc).__name__}: {exc})"
+        resolution.info = None
+    if resolution.info is not None:
+        from loralint.advice import advise
+
+        resolution.advice = advise(site, resolution.info)

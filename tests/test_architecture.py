@@ -1,0 +1,167 @@
+"""LORA2xx against real architectures: the issue's "done means" and each rule's edge cases."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+from helpers import REPO, run_cli
+
+LLAMA_3B = "meta-llama/Llama-3.2-3B"
+
+
+def check(tmp_path, source: str, *args: str):
+    (tmp_path / "train.py").write_text(textwrap.dedent(source).lstrip("\n"))
+    return run_cli(["check", "--output-format", "json", "--no-cache", *args, "train.py"], cwd=tmp_path)
+
+
+def script(model: str, config: str, loader: str = "AutoModelForCausalLM") -> str:
+    return f"""
+    from peft import LoraConfig, get_peft_model
+    from transformers import {loader}
+    model = {loader}.from_pretrained("{model}")
+    model = get_peft_model(model, LoraConfig({config}))
+    """
+
+
+def test_q_proj_on_gpt2_fails_naming_c_attn_and_passes_on_llama(tmp_path):
+    bad = check(tmp_path, script("gpt2", "r=8, lora_alpha=16, target_modules=['q_proj', 'v_proj'], fan_in_fan_out=True, task_type='CAUSAL_LM'"))
+    assert bad.exit_code == 1
+    lora201 = [d for d in bad.json["diagnostics"] if d["code"] == "LORA201"]
+    assert len(lora201) == 2
+    assert "gpt2 has c_attn, c_proj, c_fc (Conv1D); did you mean c_attn?" in lora201[0]["message"]
+    assert "LORA202" in bad.codes()
+    # each finding points at its own list entry
+    assert [(d["line"], d["column"], d["end_column"]) for d in lora201] == [(4, 78, 86), (4, 88, 96)]
+    good = check(tmp_path, script(LLAMA_3B, "r=8, lora_alpha=16, target_modules=['q_proj', 'v_proj'], task_type='CAUSAL_LM'"))
+    assert not [c for c in good.codes() if c in ("LORA201", "LORA202")]
+    assert good.exit_code == 0
+
+
+def test_regex_that_misses_every_layer_is_lora202(tmp_path):
+    run = check(tmp_path, script(LLAMA_3B, r"r=16, lora_alpha=32, target_modules=r'layers\.\d+\.attn\.q_proj', task_type='CAUSAL_LM'"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA202"]
+    assert "a string is a regex that must match a full name such as 'model.layers.0.self_attn.q_proj'" in d["message"]
+
+
+def test_llama_3_2_3b_json_counts_without_torch(tmp_path):
+    (tmp_path / "train.py").write_text(textwrap.dedent(script(LLAMA_3B, "r=16, lora_alpha=32, target_modules='all-linear', task_type='CAUSAL_LM'")))
+    # torch, transformers and peft made unimportable: the static path must not need them.
+    code = (
+        "import sys\n"
+        "for name in ('torch', 'transformers', 'peft'):\n    sys.modules[name] = None\n"
+        "from loralint.cli import main\n"
+        "sys.argv = ['loralint', 'check', '--output-format', 'json', '--no-cache', 'train.py']\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    [config] = json.loads(proc.stdout)["configs"]
+    assert config["trainable_params"] == 24_313_856
+    assert config["total_params"] == 3_237_063_680
+    assert config["model_type"] == "llama" and config["counted_by"] == "loralint"
+    assert config["matched_modules"]["count"] == 196
+    assert config["matched_modules"]["modules"]["model.layers.{i}.mlp.down_proj"] == 28
+
+
+def test_q_and_v_at_rank_8_on_llama_3_2_3b(tmp_path):
+    run = check(tmp_path, script(LLAMA_3B, "r=8, lora_alpha=16, target_modules=['q_proj', 'v_proj'], task_type='CAUSAL_LM'"))
+    assert run.json["configs"][0]["trainable_params"] == 2_293_760
+
+
+def test_embedding_and_tied_head(tmp_path):
+    run = check(tmp_path, script("meta-llama/Llama-3.2-1B", "r=8, lora_alpha=16, target_modules=['q_proj', 'embed_tokens', 'lm_head'], task_type='CAUSAL_LM'"))
+    messages = [d["message"] for d in run.json["diagnostics"] if d["code"] == "LORA203"]
+    assert len(messages) == 2
+    assert any(m.startswith("model.embed_tokens is the embedding of llama") for m in messages)
+    assert all("tied to the output layer" in m for m in messages)
+
+
+def test_conv1d_fan_in_fan_out_fix(tmp_path):
+    run = check(tmp_path, script("gpt2", "r=8, lora_alpha=16, target_modules=['c_attn'], task_type='CAUSAL_LM'"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA204"]
+    assert d["fix"]["edits"][0]["content"] == ", fan_in_fan_out=True"
+    run = check(tmp_path, script(LLAMA_3B, "r=8, lora_alpha=16, target_modules=['q_proj'], fan_in_fan_out=True, task_type='CAUSAL_LM'"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA204"]
+    assert d["message"].startswith("fan_in_fan_out=True but every target on llama")
+
+
+def test_attention_only_says_what_all_linear_adds(tmp_path):
+    run = check(tmp_path, script(LLAMA_3B, "r=16, lora_alpha=32, target_modules=['q_proj', 'v_proj'], task_type='CAUSAL_LM'"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA205"]
+    assert '"all-linear" would add 140 modules (down_proj, gate_proj, k_proj, o_proj, up_proj)' in d["message"]
+    assert "from 4,587,520 to 24,313,856" in d["message"]
+
+
+def test_layers_pattern_must_name_the_layer_list(tmp_path):
+    run = check(tmp_path, script("gpt2", "r=8, lora_alpha=16, target_modules=['c_attn'], layers_to_transform=[0], layers_pattern='layers', fan_in_fan_out=True, task_type='CAUSAL_LM'"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA206"]
+    assert "keeps its layers in 'transformer.h': use layers_pattern='h'" in d["message"]
+
+
+def test_default_targets_and_no_default(tmp_path):
+    run = check(tmp_path, script(LLAMA_3B, "r=16, lora_alpha=32, task_type='CAUSAL_LM'"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA208"]
+    assert "PEFT's default for llama adapts only q_proj, v_proj (56 modules)" in d["message"]
+    run = check(tmp_path, script("microsoft/Phi-3-mini-4k-instruct", "r=16, lora_alpha=32, task_type='CAUSAL_LM'"))
+    assert "LORA217" in run.codes() and run.exit_code == 1
+
+
+def test_containers_and_modules_to_save(tmp_path):
+    run = check(tmp_path, script(LLAMA_3B, "r=16, lora_alpha=32, target_modules=['mlp'], modules_to_save=['head'], task_type='CAUSAL_LM'"))
+    by_code: dict[str, list[str]] = {}
+    for d in run.json["diagnostics"]:
+        by_code.setdefault(d["code"], []).append(d["message"])
+    [container] = by_code["LORA214"]
+    assert "LlamaMLP container" in container and "down_proj, gate_proj, up_proj" in container
+    assert any("also wraps lm_head" in m for m in by_code["LORA213"])
+    assert any("trains a full copy of 394,002,432 parameters" in m for m in by_code["LORA213"])
+
+
+def test_rank_exceeding_a_narrow_layer(tmp_path):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 1, "vocab_size": 100}))
+    run = check(tmp_path, script("./tiny", "r=32, lora_alpha=32, target_modules=['q_proj', 'v_proj'], task_type='CAUSAL_LM'"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA212"]
+    assert d["message"].startswith("r=32 is not below min(in, out)=16 of model.layers.{i}.self_attn.v_proj (2×")
+
+
+def test_modules_command_lists_layers_and_presets(tmp_path):
+    run = run_cli(["modules", "gpt2", "--rank", "8"], cwd=tmp_path)
+    assert run.exit_code == 0
+    out = run.stdout
+    assert "transformer.h.{i}.attn.c_attn  Conv1D" in out
+    assert "lm_head" in out and "✗ output layer" in out
+    assert "transformer.wte" in out and "never adapts them" in out
+    assert '["c_attn", "attn.c_proj"]' in out
+    data = json.loads(run_cli(["modules", LLAMA_3B, "--output-format", "json"], cwd=tmp_path).stdout)
+    presets = {p["name"]: p["trainable_params"] for p in data["presets"]}
+    assert presets["all-linear"] == 24_313_856
+    assert [e["name"] for e in data["embeddings"]] == ["model.embed_tokens"]
+    assert run_cli(["modules", "nobody/nothing"], cwd=tmp_path).exit_code == 2
+
+
+def test_a_null_field_the_knowledge_base_never_saw_null_turns_name_checks_off(tmp_path):
+    # DeepSeek-V2-Lite's config.json has "q_lora_rank": null, so its attention has q_proj where the
+    # generated data (q_lora_rank=1536) has q_a_proj/q_b_proj: no LORA201 on a real name.
+    model_dir = tmp_path / "dsv2-lite"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text(json.dumps({
+        "model_type": "deepseek_v2", "hidden_size": 256, "intermediate_size": 512, "moe_intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 4, "n_routed_experts": 4,
+        "n_shared_experts": 1, "num_experts_per_tok": 2, "first_k_dense_replace": 1, "kv_lora_rank": 32,
+        "q_lora_rank": None, "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16, "vocab_size": 1000,
+    }))
+    run = check(tmp_path, script("./dsv2-lite", "r=8, lora_alpha=16, target_modules=['q_proj', 'kv_b_proj'], task_type='CAUSAL_LM'"))
+    assert "LORA201" not in run.codes()
+    [config] = run.json["configs"]
+    assert any("q_lora_rank is null" in note for note in config["model_notes"])
+    assert config["trainable_params"] is None and config["matched_modules"] is None
+    # with the field set, the same target is checked and q_proj is unknown
+    (model_dir / "config.json").write_text(
+        (model_dir / "config.json").read_text().replace('"q_lora_rank": null', '"q_lora_rank": 64'))
+    run = check(tmp_path, script("./dsv2-lite", "r=8, lora_alpha=16, target_modules=['q_proj', 'kv_b_proj'], task_type='CAUSAL_LM'"))
+    assert "LORA201" in run.codes()

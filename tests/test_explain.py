@@ -1,0 +1,47 @@
+"""loralint explain: the advisor's table and guidance."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from helpers import run_cli
+
+SCRIPT = """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-3B")
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+"""
+
+
+def test_explain_json_has_exact_counts_and_memory(tmp_path):
+    (tmp_path / "train.py").write_text(textwrap.dedent(SCRIPT))
+    run = run_cli(["explain", "--output-format", "json", "train.py"], cwd=tmp_path)
+    assert run.exit_code == 0
+    [entry] = json.loads(run.stdout)["configs"]
+    assert entry["trainable_params"] == 24_313_856 and entry["total_params"] == 3_237_063_680
+    assert entry["scaling"] == 2.0 and entry["counted_by"] == "loralint"
+    memory = entry["memory"]
+    assert memory["adapter_bf16_bytes"] == 24_313_856 * 2
+    assert memory["adamw_state_bytes"] == 24_313_856 * 8
+    assert memory["base_bf16_bytes"] == (3_237_063_680 - 24_313_856) * 2
+    assert memory["base_4bit_bytes"] < memory["base_8bit_bytes"] < memory["base_bf16_bytes"]
+    assert any(t.startswith("rank band: r=16 is standard") for t in entry["guidance"])
+
+
+def test_explain_text_table(tmp_path):
+    (tmp_path / "train.py").write_text(textwrap.dedent(SCRIPT))
+    out = run_cli(["explain", "train.py"], cwd=tmp_path).stdout
+    assert "meta-llama/Llama-3.2-3B → llama (LlamaForCausalLM), from loralint's index of popular checkpoints" in out
+    assert "24,313,856 of 3,237,063,680 (0.751%) — exact, loralint's knowledge base" in out
+    assert "model.layers.{i}.mlp.down_proj ×28" in out
+    assert "46.4 MiB bf16/fp16" in out
+    assert "estimates" in out and "under-fitting" in out
+
+
+def test_explain_unknown_values_are_said_to_be_unknown(tmp_path):
+    (tmp_path / "t.py").write_text("from peft import LoraConfig\nc = LoraConfig(r=get_rank())\n")
+    out = run_cli(["explain", "t.py"], cwd=tmp_path).stdout
+    assert "r / lora_alpha  unknown / 8" in out
+    assert "trainable       unknown" in out
