@@ -81,8 +81,27 @@ def advise(site: ConfigSite, info: Any, **overrides: Any) -> Advice | None:
         # The modules a config selects do not depend on r/alpha; count with placeholders, report no numbers.
         fields.setdefault("r", 8)
         fields.setdefault("lora_alpha", 8)
-    try:
-        result = analyze_lora(info, fields)
-    except (TypeError, ValueError):  # a value of a type PEFT itself would choke on: LORA0xx says so
-        return None
+    # Sites that share a model and its fields (the same script in many folders, LORA205's "all-linear"
+    # comparison) share one analysis: the result is never mutated.
+    memo = getattr(info, "_analyses", None)
+    key = repr(sorted((name, _frozen(value)) for name, value in fields.items()))
+    result = memo.get(key) if memo is not None else None
+    if result is None:
+        try:
+            result = analyze_lora(info, fields)
+        except (TypeError, ValueError):  # a value of a type PEFT itself would choke on: LORA0xx says so
+            return None
+        if memo is not None:
+            memo[key] = result
     return Advice(result, True, counts_known, unknown_counting)
+
+
+def _frozen(value: Any) -> Any:
+    """A value with a deterministic repr: sets sorted, containers recursed."""
+    if isinstance(value, (set, frozenset)):
+        return ("set", sorted((_frozen(v) for v in value), key=repr))
+    if isinstance(value, dict):
+        return ("dict", sorted(((k, _frozen(v)) for k, v in value.items()), key=repr))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_frozen(v) for v in value])
+    return value

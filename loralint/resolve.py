@@ -237,13 +237,14 @@ def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[Conf
         override_source="--model" if options.model else "settings",
     )
     failures: list[tuple[ConfigSite, str]] = []
+    inventories: dict[str, Any] = {}  # one ModelInfo per (type, config, class) for the whole run
     for site in sites:
         try:
             resolution = resolver.resolve_site(site)
             if resolution is None:
                 continue
             site.model = resolution
-            attach_architecture(site, resolution)
+            attach_architecture(site, resolution, inventories)
         except Exception as exc:  # a bug of ours on one site must not end the run
             if os.environ.get("LORALINT_DEBUG"):
                 raise
@@ -252,7 +253,7 @@ def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[Conf
     return failures
 
 
-def attach_architecture(site: ConfigSite, resolution: Resolution) -> None:
+def attach_architecture(site: ConfigSite, resolution: Resolution, inventories: dict[str, Any] | None = None) -> None:
     """Load the module inventory for this model type, config and task (lazily, per type)."""
     if resolution.model_type is None:
         return
@@ -263,9 +264,15 @@ def attach_architecture(site: ConfigSite, resolution: Resolution) -> None:
         return
     try:
         task, model_class = model_selection(site)
-        resolution.info = load_model_info(resolution.model_type, resolution.config, task, model_class=model_class)
-        if resolution.info is None and model_class is not None:  # a class the knowledge base does not list
-            resolution.info = load_model_info(resolution.model_type, resolution.config, task)
+        key = json.dumps([resolution.model_type, resolution.config, task, model_class], sort_keys=True, default=repr)
+        if inventories is not None and key in inventories:
+            resolution.info = inventories[key]
+        else:
+            resolution.info = load_model_info(resolution.model_type, resolution.config, task, model_class=model_class)
+            if resolution.info is None and model_class is not None:  # a class the knowledge base does not list
+                resolution.info = load_model_info(resolution.model_type, resolution.config, task)
+            if inventories is not None:
+                inventories[key] = resolution.info
     except Exception as exc:  # a config we cannot evaluate: say so, keep going
         resolution.note = f"cannot compute the module shapes from this config ({type(exc).__name__}: {exc})"
         resolution.info = None

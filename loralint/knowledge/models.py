@@ -165,6 +165,7 @@ class ModelInfo:
     unmodelled_nulls: tuple[str, ...] = ()  # null fields the generator never saw null: names unreliable
     _by_name: dict[str, Module] = field(default_factory=dict, repr=False)
     _total: int | None = field(default=None, repr=False)
+    _analyses: dict[str, Any] = field(default_factory=dict, repr=False)  # loralint.advice's memo
 
     # ---- lookups ----
     def module_names(self) -> Iterator[str]:

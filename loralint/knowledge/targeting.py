@@ -290,17 +290,32 @@ class _N:
         self.lora = False  # a LoRA tuner layer (BaseTunerLayer)
         self.wrapper = False  # a ModulesToSaveWrapper
 
-    def named_modules(self, prefix: str = "", remove_duplicate: bool = True, memo: set | None = None):
-        if remove_duplicate:
-            if memo is None:
-                memo = set()
-            if id(self) in memo:
-                return
-            memo.add(id(self))
-        yield prefix, self
-        for name, child in self.children.items():
-            sub = f"{prefix}.{name}" if prefix else name
-            yield from child.named_modules(sub, remove_duplicate, memo)
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True):
+        """torch's Module.named_modules: pre-order, children in insertion order, shared modules once.
+
+        Iterative: a model has hundreds of thousands of nodes and recursive generators cost ~4x more."""
+        memo: set[int] = set()
+        stack: list[tuple[str, _N]] = [(prefix, self)]
+        while stack:
+            name, node = stack.pop()
+            if remove_duplicate:
+                if id(node) in memo:
+                    continue
+                memo.add(id(node))
+            yield name, node
+            stack.extend((f"{name}.{k}" if name else k, c) for k, c in reversed(node.children.items()))
+
+    def _nodes(self):
+        """The distinct nodes in named_modules() order, without building names."""
+        memo: set[int] = set()
+        stack: list[_N] = [self]
+        while stack:
+            node = stack.pop()
+            if id(node) in memo:
+                continue
+            memo.add(id(node))
+            yield node
+            stack.extend(reversed(node.children.values()))
 
     def named_parameters(self):
         seen: set[int] = set()
@@ -311,13 +326,16 @@ class _N:
                 seen.add(id(p))
                 yield (f"{mname}.{pname}" if mname else pname), p
 
-    def parameters_of_subtree(self):
+    def parameters(self):
+        """named_parameters() without the names (tied tensors once)."""
         seen: set[int] = set()
-        for _, mod in self.named_modules():
+        for mod in self._nodes():
             for p in mod.params.values():
                 if id(p) not in seen:
                     seen.add(id(p))
                     yield p
+
+    parameters_of_subtree = parameters
 
     def get(self, path: str) -> _N | None:
         node: _N | None = self
@@ -894,7 +912,7 @@ def _param_wrapper(base: _N, pname: str, r: int, shape: tuple[int, ...]) -> _N:
 def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
            use_dora: bool, lora_bias: bool) -> None:
     root, nodes = _build_tree(info)
-    res.base_params = sum(p.numel for _, p in root.named_parameters())
+    res.base_params = sum(p.numel for p in root.parameters())
     lora_param_ids: set[int] = set()
 
     def set_child(path: str, new: _N) -> None:
@@ -919,7 +937,7 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
             continue
         pw = _param_wrapper(cur, tp.name.rsplit(".", 1)[-1], tp.r, tp.shape)
         set_child(tp.module, pw)
-    for _, node in root.named_modules():
+    for node in root._nodes():
         if node.lora:
             for cname in ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector"):
                 c = node.children.get(cname)
@@ -927,9 +945,10 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
                     for p in c.parameters_of_subtree():
                         lora_param_ids.add(id(p))
     # _mark_only_adapters_as_trainable
-    for _, p in root.named_parameters():
+    params = list(root.parameters())  # the structure does not change until modules_to_save
+    for p in params:
         p.requires_grad = id(p) in lora_param_ids
-    res.lora_params = sum(p.numel for _, p in root.named_parameters() if id(p) in lora_param_ids)
+    res.lora_params = sum(p.numel for p in params if id(p) in lora_param_ids)
     if bias == "all":
         for name, p in root.named_parameters():
             if name == "bias" or name.endswith(".bias"):
@@ -942,11 +961,10 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
                     bl.params["bias"].requires_grad = True
     elif bias != "none":
         res.errors.append(f"NotImplementedError: Requested bias: {bias}, is not implemented.")
-    res.bias_params = sum(p.numel for _, p in root.named_parameters()
-                          if p.requires_grad and id(p) not in lora_param_ids)
+    res.bias_params = sum(p.numel for p in params if p.requires_grad and id(p) not in lora_param_ids)
 
     # modules_to_save (utils/other.py: _set_trainable over named_modules(remove_duplicate=False))
-    mts_before = sum(p.numel for _, p in root.named_parameters())
+    mts_before = sum(p.numel for p in params)
     if modules_to_save is not None:
         _set_trainable(root, modules_to_save, res)
     if task_type in ("QUESTION_ANS", "TOKEN_CLS"):
@@ -961,7 +979,7 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
             _set_trainable(root, extra, res, second_pass=True)
     elif task_type == "SEQ_CLS" and modules_to_save is not None:
         _set_trainable(root, modules_to_save, res, second_pass=True)
-    res.modules_to_save_params = sum(p.numel for _, p in root.named_parameters()) - mts_before
+    res.modules_to_save_params = sum(p.numel for p in root.parameters()) - mts_before
 
     # trainable_token_indices (a TrainableTokensWrapper: len(indices) * embedding_dim new parameters)
     if tti is not None:
@@ -988,7 +1006,7 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
             res.notes.append("tied embeddings: PEFT also wraps the tied output layer (shared delta, not counted twice)")
 
     trainable = total = 0
-    for _, p in root.named_parameters():
+    for p in root.parameters():
         total += p.numel
         if p.requires_grad:
             trainable += p.numel

@@ -235,7 +235,7 @@ def test_static_count_mismatch_is_reported_and_peft_wins(tiny_model, script, mon
 
     from loralint import resolve
 
-    def wrong_prediction(site, resolution):
+    def wrong_prediction(site, resolution, *_):
         resolution.advice = SimpleNamespace(trainable_params=1, total_params=2, matched_modules={"x": 1})
 
     monkeypatch.setattr(resolve, "attach_architecture", wrong_prediction)
