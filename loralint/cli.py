@@ -26,6 +26,46 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _options(*decorators):
+    """Several click options as one decorator, in the order listed (shared by check, verify, explain)."""
+
+    def apply(f):
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+_MODEL = click.option("--model", "model", help="Base model id or local folder for every configuration (overrides the source).")
+_ONLINE = click.option("--online", is_flag=True, help="Allow fetching config.json from the Hugging Face Hub (HF_HUB_OFFLINE=1 wins).")
+
+
+def _verify_options(prefix: str):
+    """The options of a PEFT build; `prefix` says when they apply ("With --verify: ")."""
+
+    def say(text: str) -> str:
+        return prefix + text if prefix else text[0].upper() + text[1:]
+
+    return _options(
+        click.option("--trust-remote-code", is_flag=True, help=say("allow models whose code lives on the Hub.")),
+        click.option("--device", type=click.Choice(["meta", "auto", "cuda", "cpu"]), default="meta", show_default=True,
+                     help=say("also run one training step with random weights on this device (cuda: peak GPU memory).")),
+        click.option("--seq-len", type=click.IntRange(min=1), default=2048, show_default=True, help="With --device: tokens per example."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="With --device: examples per step."),
+    )
+
+
+_RUN_OPTIONS = _options(
+    click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found."),
+    click.option("--fail-level", type=click.Choice(["error", "warning", "info"]),
+                 help="Lowest severity that makes the exit code 1 (settings: fail-level; default: warning)."),
+    click.option("--config", "config_path", type=click.Path(path_type=Path), help="Settings file to use instead of discovery."),
+    click.option("--force-exclude", is_flag=True, help="Apply exclude settings to files named on the command line too."),
+    click.option("--no-cache", is_flag=True, help="Do not read or write .loralint_cache."),
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="loralint")
 def cli() -> None:
@@ -45,31 +85,19 @@ def cli() -> None:
 @click.option("--select", multiple=True, help="Rule codes or prefixes to enable (comma-separated), replacing the settings.")
 @click.option("--extend-select", multiple=True, help="Rule codes or prefixes to enable in addition.")
 @click.option("--ignore", multiple=True, help="Rule codes or prefixes to disable.")
-@click.option("--model", "model", help="Base model id or local folder for every configuration (overrides the source).")
-@click.option("--online", is_flag=True, help="Allow fetching config.json from the Hugging Face Hub (HF_HUB_OFFLINE=1 wins).")
+@_MODEL
+@_ONLINE
 @click.option("--verify", is_flag=True, help="Also build each model on the meta device and apply real PEFT (needs loralint[verify]).")
-@click.option("--trust-remote-code", is_flag=True, help="With --verify: allow models whose code lives on the Hub.")
-@click.option("--device", type=click.Choice(["meta", "auto", "cuda", "cpu"]), default="meta", show_default=True,
-              help="With --verify: also run one training step with random weights on this device (cuda: peak GPU memory).")
-@click.option("--seq-len", type=click.IntRange(min=1), default=2048, show_default=True, help="With --device: tokens per example.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="With --device: examples per step.")
+@_verify_options("With --verify: ")
 @click.option("--fix", is_flag=True, help="Apply safe fixes to the files.")
 @click.option("--unsafe-fixes", is_flag=True, help="Also apply fixes that may change behaviour (with --fix or --diff).")
 @click.option("--diff", is_flag=True, help="Print the fixes as a unified diff instead of writing them.")
 @click.option("--stdin-filename", help="Read the source from stdin and report it under this name.")
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
-@click.option(
-    "--fail-level",
-    type=click.Choice(["error", "warning", "info"]),
-    help="Lowest severity that makes the exit code 1 (settings: fail-level; default: warning).",
-)
 @click.option("--statistics", is_flag=True, help="Print a count of findings per rule instead of each finding.")
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only: no source snippets, no summary.")
 @click.option("--no-show-source", is_flag=True, help="Do not print the source line under each finding.")
 @click.option("--dataset-size", type=click.IntRange(min=0), help="Number of training examples (for dataset-aware rules).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Settings file to use instead of discovery.")
-@click.option("--force-exclude", is_flag=True, help="Apply exclude settings to files named on the command line too.")
-@click.option("--no-cache", is_flag=True, help="Do not read or write .loralint_cache.")
+@_RUN_OPTIONS
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Processes used to parse files (default: all cores).")
 def check(
     paths: tuple[str, ...],
@@ -207,19 +235,10 @@ _VERIFY_SELECT = ["LORA25", "LORA901", "LORA902", "LORA904"]
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="How to print the results.")
-@click.option("--model", "model", help="Base model id or local folder for every configuration (overrides the source).")
-@click.option("--online", is_flag=True, help="Allow fetching config.json (and, with --trust-remote-code, code) from the Hub.")
-@click.option("--trust-remote-code", is_flag=True, help="Allow models whose architecture is defined by code in their repository.")
-@click.option("--device", type=click.Choice(["meta", "auto", "cuda", "cpu"]), default="meta", show_default=True,
-              help="Also run one training step with random weights on this device (cuda: peak GPU memory).")
-@click.option("--seq-len", type=click.IntRange(min=1), default=2048, show_default=True, help="With --device: tokens per example.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True, help="With --device: examples per step.")
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when problems are found.")
-@click.option("--fail-level", type=click.Choice(["error", "warning", "info"]),
-              help="Lowest severity that makes the exit code 1 (settings: fail-level; default: warning).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Settings file to use instead of discovery.")
-@click.option("--force-exclude", is_flag=True, help="Apply exclude settings to files named on the command line too.")
-@click.option("--no-cache", is_flag=True, help="Do not read or write .loralint_cache.")
+@_MODEL
+@_ONLINE
+@_verify_options("")
+@_RUN_OPTIONS
 def verify(
     paths: tuple[str, ...],
     output_format: str,
@@ -312,8 +331,8 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("--model", help="Base model id or local folder for every configuration (overrides the source).")
-@click.option("--online", is_flag=True, help="Allow fetching config.json from the Hugging Face Hub.")
+@_MODEL
+@_ONLINE
 @click.option("--verify", is_flag=True, help="Count with the real PEFT on the meta device (needs loralint[verify]).")
 @click.option("--trust-remote-code", is_flag=True, help="With --verify: allow models whose code lives on the Hub.")
 @click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)

@@ -465,7 +465,6 @@ def decide_fold_lists(builds: list[BuildObs]) -> set[str]:
     a number of experts, ...). Lists whose length changes only when a flag flips (T5's per-block
     ``layer`` list grows a cross-attention entry with ``is_decoder``) keep literal indices."""
     fold: set[str] = set()
-    base = builds[0]
     changed = True
     while changed:
         changed = False
@@ -1158,7 +1157,6 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
 
     # ---- per-group records ----
     records: list[dict[str, Any]] = []
-    self_check_failed = False
     for key in sorted(order, key=lambda k: first_pos[k]):
         fname, cls = key
         g = groups[key]
@@ -1168,7 +1166,6 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
         slot_points: dict[str, list[tuple[dict[str, Any], int]]] = {}
         slot_vals_by_build: dict[str, dict[int, Any]] = {}
         param_names: list[str] = []
-        param_present: dict[str, list[tuple[int, tuple, bool]]] = {}
         ties: dict[str, dict[int, list[tuple[tuple, str | None]]]] = {}
         kinds = set()
         for bi, idx, m in g["inst"]:
@@ -1205,7 +1202,6 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
                         print("   ", v, {c: env.get(c) for c in (cands + wide_cands)[:14]}, file=sys.stderr)
                 unsolved.append(f"{fname}[{cls}].{sk}")
                 expr = str(pts[0][1])
-                self_check_failed = True
             solved[sk] = int(expr) if re.fullmatch(r"-?\d+", expr) else expr
         for sk, other in aliased.items():
             solved[sk] = solved[other]
@@ -1235,7 +1231,6 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
                     print("   ", bi, b.role, sorted(b.changed)[:5], sorted(present.get(bi, set()))[:20],
                           {k: b.env.get(k) for k in ("num_hidden_layers", "num_experts", "expert_layer_period",
                                                      "expert_layer_offset")}, file=sys.stderr)
-            self_check_failed = True
             unsolved.append(f"{fname}[{cls}] presence")
         elif rec_where != "true":
             rec["w"] = rec_where
@@ -1244,13 +1239,11 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
             pw = param_presence(builds, g, pn)
             if pw is None:
                 unsolved.append(f"{fname}.{pn} presence")
-                self_check_failed = True
             elif pw != "true":
                 pent.append({"w": pw})
             tie = tie_rule(builds, g, pn, fold)
             if tie == "?":
                 unsolved.append(f"{fname}.{pn} tie")
-                self_check_failed = True
             elif tie is not None:
                 if len(pent) == 2:
                     pent.append({})
@@ -1489,7 +1482,6 @@ def expand_records(rec_class: dict[str, Any], env: dict[str, Any]) -> tuple[list
     nenv = _numeric_env(env)
     out = []
     total = 0
-    counts_cache: dict[tuple[str, tuple], int] = {}
 
     def count(path_folded: str, idx: tuple) -> int:
         expr = rec_class["lists"][path_folded]
@@ -1570,7 +1562,6 @@ def solve_derived(config_cls, base_kwargs, single_variants, combo_variants, solv
     """Rules for flat fields that the config classes compute from other fields when omitted."""
     envs: list[tuple[dict[str, Any], set[str], str]] = []
     base_env = flatten_config(build_config(config_cls, base_kwargs))
-    inputs_changed: list[tuple[dict[str, Any], set[str]]] = []
     for label, kw in single_variants:
         try:
             env = flatten_config(build_config(config_cls, kw))

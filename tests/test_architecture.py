@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from helpers import REPO, run_cli
+from helpers import run_cli
 
 LLAMA_3B = "meta-llama/Llama-3.2-3B"
 

@@ -253,7 +253,6 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
     targeted = [t for t in result.targeted if t.layer_index is not None]
     if not targeted or not all(_ATTENTION.search(t.folded) for t in targeted):
         return
-    targeted_names = {t.name for t in result.targeted}
     mlp = [m for m in info.modules if m.is_linear and m.layer_index is not None and not _ATTENTION.search(m.folded)]
     if not mlp:
         return

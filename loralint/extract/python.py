@@ -25,7 +25,7 @@ from loralint.peft_fields import (
     UNSLOTH_EXTRA_KEYWORDS,
     UNSLOTH_VISION_DEFAULTS,
 )
-from loralint.sites import ConfigSite, Field, Hints, Span, Unknown
+from loralint.sites import ConfigSite, Field, Span, Unknown
 
 # Unsloth's get_peft_model(model, r, target_modules, lora_alpha, lora_dropout, bias, ...) positional order.
 _UNSLOTH_POSITIONAL = ("model", "r", "target_modules", "lora_alpha", "lora_dropout", "bias")

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from loralint.knowledge.models import ModelInfo, Module, Param, peft_facts
+from loralint.knowledge.models import ModelInfo, Module, peft_facts
 
 __all__ = ["TargetedModule", "TargetedParameter", "TargetingResult", "analyze_lora", "check_target_module_exists",
            "get_pattern_key"]
@@ -618,19 +618,15 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
         elif not excluded and unmatched and not cfg.target_modules:
             res.errors.append("NoMatchingPeftModuleError: No `target_modules` passed but also no `target_parameters` "
                               "found. Please check the values for these arguments.")
-        elif not excluded and unmatched:
-            msg = (f"NoMatchingPeftModuleError: Target modules {tm_desc} not found in the base model. Please check "
-                   "the target modules and try again.")
-            if layers_to_transform is not None:
-                msg += f" Note: You specified 'layers_to_transform': {layers_to_transform}."
-            if layers_pattern is not None:
-                msg += f" You also specified 'layers_pattern': {layers_pattern}."
-            res.errors.append(msg)
         else:
-            msg = ("NoMatchingPeftModuleError: No modules were targeted for adaptation. This might be caused by a "
-                   "combination of mismatched target modules and excluded modules. Please check your "
-                   "`target_modules` and `exclude_modules` configuration. You may also have only targeted modules "
-                   "that are marked to be saved (`modules_to_save`).")
+            if not excluded and unmatched:
+                msg = (f"NoMatchingPeftModuleError: Target modules {tm_desc} not found in the base model. Please "
+                       "check the target modules and try again.")
+            else:
+                msg = ("NoMatchingPeftModuleError: No modules were targeted for adaptation. This might be caused by "
+                       "a combination of mismatched target modules and excluded modules. Please check your "
+                       "`target_modules` and `exclude_modules` configuration. You may also have only targeted "
+                       "modules that are marked to be saved (`modules_to_save`).")
             if layers_to_transform is not None:
                 msg += f" Note: You specified 'layers_to_transform': {layers_to_transform}."
             if layers_pattern is not None:
