@@ -22,7 +22,8 @@ from typing import Any
 from loralint.knowledge.models import known_model_types, load_model_info, lookup_checkpoint
 from loralint.sites import ConfigSite
 
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# "org/name", or a legacy id without an organisation ("gpt2", "t5-small", "bert-base-uncased").
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 

@@ -135,3 +135,16 @@ def test_unresolvable_model_is_not_a_failure(hf_cache, tmp_path):
         """,
     )
     assert run.exit_code == 0 and config["base_model"] == "org/xyz-123" and config["model_type"] is None
+
+
+def test_a_legacy_id_without_organisation_is_read_from_the_cache(monkeypatch, tmp_path):
+    # "gpt2" lives in the cache as models--gpt2: the cached config (2 layers here) beats the shipped index (12).
+    snapshot = tmp_path / "hub" / "models--gpt2" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 2, "n_embd": 64, "n_head": 4}))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    resolution = Resolver(cwd=tmp_path).resolve("gpt2")
+    assert resolution is not None and resolution.source == "Hugging Face cache"
+    assert resolution.config["n_layer"] == 2
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    assert Resolver(cwd=tmp_path).resolve("gpt2").source == "loralint index"
