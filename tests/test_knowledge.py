@@ -249,6 +249,16 @@ def test_index_and_versions():
         assert t in types, t
     assert model_type_summary("llama")["exact"] is True
     assert "failed" in (model_type_summary("chatglm") or {"failed": ""})
+    # Every model type is either covered or listed with the reason it is not.
+    assert cov["covered"] + cov["failed"] == cov["model_types_total"]
+
+
+def test_readme_quotes_the_shipped_coverage():
+    cov = knowledge_versions()["coverage"]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"cover {cov['covered']} of transformers' {cov['model_types_total']} model types" in readme
+    assert f"({cov['failed_no_auto_class']} are sub-configurations" in readme
+    assert f"{cov['failed'] - cov['failed_no_auto_class']} cannot be built" in readme
 
 
 def test_peft_default_targets():
