@@ -22,7 +22,10 @@ TARGETING_FIELDS = (
     "trainable_token_indices",
     "task_type",
 )
-COUNTING_FIELDS = ("r", "lora_alpha", "use_rslora", "bias", "use_dora", "lora_bias")
+COUNTING_FIELDS = ("r", "lora_alpha", "use_rslora", "bias", "use_dora", "lora_bias", "inference_mode")
+# A saved adapter_config.json says inference_mode=true whatever it is used for; it is trained again
+# through PeftModel.from_pretrained(..., is_trainable=True), which sets it to False: count that.
+SAVED_ADAPTER_ORIGIN = "adapter_config"
 
 
 @dataclass(slots=True)
@@ -76,6 +79,8 @@ def advise(site: ConfigSite, info: Any, **overrides: Any) -> Advice | None:
     if unknown_targeting:
         return None
     fields = {**targeting, **counting, **overrides}
+    if site.origin == SAVED_ADAPTER_ORIGIN:
+        fields["inference_mode"] = False
     counts_known = not unknown_counting
     if not counts_known:
         # The modules a config selects do not depend on r/alpha; count with placeholders, report no numbers.

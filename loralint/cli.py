@@ -194,10 +194,10 @@ def check(
         result, output_format, statistics=statistics, quiet=quiet, show_source=not no_show_source,
         unsafe=unsafe_fixes, colour=colour,
     )
+    code = 0 if exit_zero else exit_code(result.diagnostics, fail_level or settings.fail_level)
+    _when_reader_leaves(code)
     click.echo(rendered, color=colour)
-    if exit_zero:
-        sys.exit(0)
-    sys.exit(exit_code(result.diagnostics, fail_level or settings.fail_level))
+    sys.exit(code)
 
 
 def _resolver():
@@ -284,14 +284,14 @@ def verify(
     for note in result.notes:
         if note not in report.notes:
             click.echo(f"loralint: warning: {note}", err=True)
+    code = 0 if exit_zero else exit_code(result.diagnostics, fail_level or settings.fail_level)
+    _when_reader_leaves(code)
     if output_format == "json":
         click.echo(render_json(report, result))
     else:
         colour = _use_colour()
         click.echo(render_text(report, result, colour=colour), color=colour)
-    if exit_zero:
-        sys.exit(0)
-    sys.exit(exit_code(result.diagnostics, fail_level or settings.fail_level))
+    sys.exit(code)
 
 
 @cli.command()
@@ -408,13 +408,26 @@ def server(stdio: bool) -> None:
     serve()
 
 
+# The exit code of a command whose reader closes the pipe early (`loralint check | head`): the
+# result's own code, decided before printing; 0 for commands without findings (rule, modules, ...).
+_EXIT_IF_READER_LEAVES = 0
+
+
+def _when_reader_leaves(code: int) -> None:
+    global _EXIT_IF_READER_LEAVES
+    _EXIT_IF_READER_LEAVES = code
+
+
 def main() -> None:
     """Entry point: no traceback ever reaches the user; internal errors exit 2 with one line."""
     try:
         cli.main(prog_name="loralint", standalone_mode=True)
     except SystemExit as exc:
+        if type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
+            # click caught EPIPE (the reader went away) and exits 1, which would read as "findings".
+            exc = SystemExit(_EXIT_IF_READER_LEAVES)
         _fast_exit_after_verify(exc)
-        raise
+        raise exc from None
     except KeyboardInterrupt:
         click.echo("loralint: interrupted", err=True)
         sys.exit(130)
@@ -422,7 +435,7 @@ def main() -> None:
         # The reader went away (`loralint check | head`): not an error of ours.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(1)
+        sys.exit(_EXIT_IF_READER_LEAVES)
     except Exception as exc:  # noqa: BLE001 - last line of defence
         if os.environ.get("LORALINT_DEBUG"):
             raise

@@ -40,7 +40,9 @@ def explain_site(site: ConfigSite) -> dict[str, Any]:
         "path": site.path,
         "line": site.span.line,
         "origin": site.origin,
-        "base_model": site.base_model.value if site.base_model is not None and site.base_model.known else None,
+        # --model / settings override what the source names
+        "base_model": resolution.model_id if getattr(resolution, "via", "") else (
+            site.base_model.value if site.base_model is not None and site.base_model.known else None),
         "model_type": getattr(resolution, "model_type", None),
         "model_class": getattr(info, "model_class", None),
         "resolved_from": getattr(resolution, "origin", None),

@@ -237,6 +237,17 @@ def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[Conf
         override=override,
         override_source="--model" if options.model else "settings",
     )
+    if override:
+        found = resolver.resolve(override)
+        if found is None or found.guessed or found.model_type is None:
+            from loralint.engine import UsageError
+
+            where = "--model" if options.model else f"model in {settings.source or 'settings'}"
+            hint = "" if resolver.online else "; --online fetches it from the Hugging Face Hub"
+            raise UsageError(
+                f"{where} {override!r}: no config.json found (not a local folder, not in the Hugging Face cache at "
+                f"{hub_cache_dir()}, not in loralint's index of popular checkpoints){hint}"
+            )
     failures: list[tuple[ConfigSite, str]] = []
     inventories: dict[str, Any] = {}  # one ModelInfo per (type, config, class) for the whole run
     for site in sites:

@@ -127,10 +127,8 @@ class LoraLintServer(LanguageServer):
             state.error = f"loralint: {exc}; using the default settings"
             settings = Settings()
         options = Options(online=False, no_cache=True, jobs=1)
-        try:
-            from loralint.resolve import resolve_sites
-        except ImportError:  # pragma: no cover
-            resolve_sites = None  # type: ignore[assignment]
+        from loralint.resolve import resolve_sites
+
         try:
             result = run([display], settings, options, sources={display: _encode(text, fmt)}, resolve=resolve_sites)
         except UsageError as exc:

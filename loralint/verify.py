@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loralint.advice import SAVED_ADAPTER_ORIGIN
 from loralint.engine import UsageError
 from loralint.sites import ConfigSite, Diagnostic, Span, format_value
 
@@ -545,6 +546,10 @@ class _Verifier:
                 self.diag(rep, "LORA250", f"{rep.reason} ({self.provenance(rep)})", _span_for_error(site, str(exc)))
                 self._warnings(job, caught)
                 return
+            if site.origin == SAVED_ADAPTER_ORIGIN and config.inference_mode:
+                config.inference_mode = False
+                rep.notes.append("inference_mode=true in the saved adapter: counted as "
+                                 "PeftModel.from_pretrained(..., is_trainable=True) loads it for training")
             init = getattr(config, "init_lora_weights", True)
             if isinstance(init, str) and init.lower().startswith(_DATA_DEPENDENT_INITS):
                 rep.notes.append(f"init_lora_weights={init!r} needs data or real weights; modules and counts were "
@@ -674,6 +679,9 @@ class _Verifier:
         predicted = (getattr(advice, "trainable_params", None), getattr(advice, "total_params", None))
         if not all(isinstance(v, int) for v in predicted):
             return
+        result = getattr(advice, "result", None)
+        if result is not None and not result.exact:
+            return  # the static count said it was approximate (shapes at defaults, an unmodelled wrapping)
         if predicted != (rep.trainable, rep.total):
             self.diag(rep, "LORA253", (
                 f"loralint's knowledge base predicts {predicted[0]:,} trainable of {predicted[1]:,} parameters, "

@@ -165,3 +165,14 @@ def test_a_null_field_the_knowledge_base_never_saw_null_turns_name_checks_off(tm
         (model_dir / "config.json").read_text().replace('"q_lora_rank": null', '"q_lora_rank": 64'))
     run = check(tmp_path, script("./dsv2-lite", "r=8, lora_alpha=16, target_modules=['q_proj', 'kv_b_proj'], task_type='CAUSAL_LM'"))
     assert "LORA201" in run.codes()
+
+
+def test_bias_all_is_reported_only_where_the_model_has_biases(tmp_path):
+    llama = check(tmp_path, script(LLAMA_3B, "r=8, lora_alpha=16, target_modules=['q_proj'], bias='all', task_type='CAUSAL_LM'"))
+    assert "LORA106" not in llama.codes()  # Llama has no biases: nothing extra trains
+    # 12 blocks x (c_attn 2304 + c_proj 768 + c_fc 3072 + c_proj 768 + ln_1 768 + ln_2 768) + ln_f 768
+    gpt2 = check(tmp_path, script("gpt2", "r=8, lora_alpha=16, target_modules=['c_attn'], fan_in_fan_out=True, bias='all', task_type='CAUSAL_LM'"))
+    [d] = [d for d in gpt2.json["diagnostics"] if d["code"] == "LORA106"]
+    assert "(102,144 parameters here)" in d["message"] and "Unsloth" not in d["message"]
+    unresolved = check(tmp_path, script("my-org/private-model", "r=8, lora_alpha=16, target_modules=['q_proj'], bias='all', task_type='CAUSAL_LM'"))
+    assert "LORA106" in unresolved.codes()  # unknown model: the risk stands

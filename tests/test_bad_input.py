@@ -27,6 +27,17 @@ def test_syntax_error_is_lora901_with_position_and_other_files_are_checked(write
     assert ("ok.py", "LORA101") in [(f[0], f[1]) for f in found]
 
 
+@pytest.mark.parametrize(("source", "position"), [
+    ("from peft import LoraConfig\nc = LoraConfig(r=8,\n  def f(): pass\n", (3, 7)),  # the parser's 0-based column
+    ("from peft import LoraConfig\nc = LoraConfig(r=8)\nx = )\n", (3, 5)),  # a tokenizer error has no position in libcst
+])
+def test_syntax_error_positions_count_from_one(write, tmp_path, source, position):
+    write("broken.py", source)
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "broken.py"], cwd=tmp_path)
+    [d] = run.json["diagnostics"]
+    assert (d["code"], d["line"], d["column"]) == ("LORA901", *position)
+
+
 def test_binary_and_non_utf8_files(write, tmp_path):
     write("blob.py", b"LoraConfig\x00\x01\x02")
     write("latin.py", "# comment caf\xe9\nfrom peft import LoraConfig\nc = LoraConfig(r=0)\n".encode("latin-1"))
@@ -37,7 +48,7 @@ def test_binary_and_non_utf8_files(write, tmp_path):
     for path, code, line, message in found:
         by_file.setdefault(path, []).append((code, message))
     assert by_file["blob.py"] == [("LORA902", "binary file (contains NUL bytes); not checked")]
-    assert by_file["latin.py"][0][0] == "LORA902" and "not valid utf-8" in by_file["latin.py"][0][1]
+    assert by_file["latin.py"][0][0] == "LORA902" and "not valid UTF-8" in by_file["latin.py"][0][1]
     # PEP 263: a declared encoding is honoured and the file is checked normally
     assert [c for c, _ in by_file["declared.py"]] == ["LORA002"]
     assert "ok.py" in by_file

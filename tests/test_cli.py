@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
+
 from helpers import REPO, run_cli, run_subprocess
 
 BAD = """from peft import LoraConfig
@@ -175,3 +177,17 @@ def test_readme_rule_table_is_up_to_date():
     spec.loader.exec_module(module)
     readme = (REPO / "README.md").read_text()
     assert module.render(readme) == readme, "run python scripts/update_readme_rules.py"
+
+
+@pytest.mark.parametrize(("args", "expected"), [(["rule", "--all"], 0), (["check", "examples"], 1)])
+def test_a_reader_that_leaves_early_does_not_change_the_exit_code(args, expected):
+    # `loralint rule --all | head -1`: the pipe is closed before loralint writes; the exit code is
+    # still the command's own (0 for a listing, 1 for findings), never a traceback.
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "loralint", *args], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == expected
+    assert b"Traceback" not in err

@@ -552,6 +552,7 @@ def test_llamafactory_comma_target_is_fine_and_mistakes_are_reported(check_json,
         ("llamafactory_mistakes.yaml", "LORA001", 12, 1),  # use_rslroa
         ("llamafactory_mistakes.yaml", "LORA101", 10, 13),  # alpha 16 at rank 128
         ("llamafactory_mistakes.yaml", "LORA102", 9, 12),
+        ("llamafactory_mistakes.yaml", "LORA205", 11, 14),  # q_proj,v_proj on Qwen3-4B: advice
         ("llamafactory_mistakes.yaml", "LORA301", 13, 13),  # PiSSA on a 4-bit model
     ]
     assert not any(

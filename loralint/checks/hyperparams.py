@@ -120,10 +120,16 @@ def bias_trained(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if f is None or f.value not in ("all", "lora_only"):
         return
     scope = "every bias in the model" if f.value == "all" else "the biases of the adapted layers"
+    advice = getattr(site.model, "advice", None) if site.model is not None and not site.model.guessed else None
+    result = getattr(advice, "result", None)
+    if result is not None and result.ok and result.exact and result.bias_params == 0:
+        return  # the resolved model has no such biases (Llama, Mistral, ...): nothing extra trains
+    counted = f" ({result.bias_params:,} parameters here)" if result is not None and result.bias_params else ""
+    unsloth = ", and Unsloth leaves its fast path" if site.origin.startswith("unsloth") else ""
     yield Finding(
         f.span,
-        f"{f.describe()} trains {scope}, which change the base model: disabling or unmerging the adapter no longer"
-        " restores it, only one adapter per model may train biases, and Unsloth leaves its fast path; use bias='none'",
+        f"{f.describe()} trains {scope}{counted}, which change the base model: disabling or unmerging the adapter no"
+        f" longer restores it, and only one adapter per model may train biases{unsloth}; use bias='none'",
         fix=replace_value(site, "bias", "none", "Set bias='none'", "unsafe"),
     )
 

@@ -59,7 +59,7 @@ def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             try:
                 result.sites = extract_python(display, text)
             except Exception as exc:  # libcst.ParserSyntaxError, imported lazily
-                position = parse_error_position(exc)
+                position = parse_error_position(exc, text)
                 if position is None:
                     raise
                 line, column, message = position

@@ -582,15 +582,27 @@ def extract_python(path: str, source: str) -> list[ConfigSite]:
 _PARSER_AT = re.compile(r"error at (\d+):(\d+):\s*(.*)", re.S)
 
 
-def parse_error_position(exc: Exception) -> tuple[int, int, str] | None:
+def parse_error_position(exc: Exception, source: str = "") -> tuple[int, int, str] | None:
     """(line, column, message) for a libcst syntax error, None for any other exception."""
     if not isinstance(exc, cst.ParserSyntaxError):
         return None
     text = exc.message.removeprefix("parser error: ").strip()
     line, column = exc.raw_line, exc.raw_column + 1
+    if text.startswith("tokenizer error") and source:
+        # libcst's tokenizer errors carry no position (1:0); Python's own parser knows it. ast.parse only
+        # parses: nothing is compiled to bytecode or run.
+        import ast
+
+        try:
+            ast.parse(source)
+        except SyntaxError as err:
+            line, column = err.lineno or 1, max(err.offset or 1, 1)
+        except (ValueError, RecursionError, MemoryError):
+            pass
     match = _PARSER_AT.search(text)
     if match:
-        line, column, text = int(match.group(1)), int(match.group(2)), match.group(3)
+        # the native parser's "error at L:C" counts columns from 0
+        line, column, text = int(match.group(1)), int(match.group(2)) + 1, match.group(3)
     text = text.splitlines()[0] if text else "invalid syntax"
     if len(text) > 90:
         text = text[:87] + "..."

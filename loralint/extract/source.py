@@ -49,7 +49,7 @@ def decode_python(data: bytes) -> str:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise UndecodableSource(
-            f"not valid {encoding} (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+            f"not valid {'UTF-8' if encoding == 'utf-8' else encoding} (byte 0x{data[exc.start]:02x} at offset {exc.start})"
         ) from exc
 
 

@@ -384,6 +384,15 @@ def _resolve_env(doc: dict[str, Any], config: Mapping[str, Any] | None) -> tuple
         if alias in given and canonical not in given:
             given[canonical] = given.pop(alias)
     env: dict[str, Any] = dict(doc["defaults"])
+    for k in list(given):
+        # A number where the class default is an integer: 4096.0 is 4096; "x" or [1] is not used.
+        default, v = env.get(k), given[k]
+        if isinstance(default, int) and not isinstance(default, bool) and v is not None:
+            if isinstance(v, float) and v.is_integer():
+                given[k] = int(v)
+            elif isinstance(v, bool) or not isinstance(v, int):
+                notes.append(f"config.json: {k}={v!r} is not an integer; the default {default} was used")
+                del given[k]
     for k, v in given.items():
         if v is not None or k not in doc.get("derived", {}):
             env[k] = v
@@ -600,7 +609,7 @@ def load_model_info(
     records, lists, aliases, rec = _class_records(doc, cname)
     ev = _Evaluator(env, default_env)
     modules = _expand(records, lists, ev)
-    exact = bool(rec.get("exact")) and not ev.failures
+    exact = bool(rec.get("exact")) and not ev.failures and not any(n.startswith("config.json: ") for n in notes)
     if not rec.get("exact"):
         notes.append(f"{cname}: shapes of some modules are known only for the default config "
                      f"({', '.join(rec.get('unsolved', [])[:3]) or 'self-check failed'})")

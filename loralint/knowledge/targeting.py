@@ -346,9 +346,10 @@ class _N:
                 return None
             if part in node.children:
                 node = node.children[part]
-            elif node.wrapper and part in node.children["original_module"].children:
-                # ModulesToSaveWrapper.__getattr__ forwards to the original module
-                node = node.children["original_module"].children[part]
+            elif node.wrapper and part in node.children["modules_to_save"].children["default"].children:
+                # AuxiliaryTrainingWrapper.__getattr__ -> ModulesToSaveWrapper._getattr_wrapped: with the adapter
+                # active (get_peft_model activates it), attributes come from modules_to_save[active adapter].
+                node = node.children["modules_to_save"].children["default"].children[part]
             else:
                 return None
         return node
@@ -425,7 +426,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     ``fields`` (or keyword arguments) are plain values under LoraConfig's own names: target_modules,
     exclude_modules, layers_to_transform, layers_pattern, modules_to_save, rank_pattern, alpha_pattern,
     r, lora_alpha, use_rslora, bias, use_dora, lora_bias, task_type, target_parameters,
-    trainable_token_indices. Missing ones take LoraConfig's defaults. The result carries what PEFT
+    trainable_token_indices, inference_mode. Missing ones take LoraConfig's defaults. The result carries what PEFT
     would raise in ``errors`` (counts are still computed as far as they are meaningful).
     """
     f: dict[str, Any] = dict(fields or {})
@@ -658,7 +659,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
                                 f"{unmatched_keys}.")
 
     # ---- counting on the module tree ----
-    _count(info, res, bias, modules_to_save, task_type, tti, use_dora, lora_bias)
+    _count(info, res, bias, modules_to_save, task_type, tti, use_dora, lora_bias, bool(f.get("inference_mode")))
     return res
 
 
@@ -906,7 +907,7 @@ def _param_wrapper(base: _N, pname: str, r: int, shape: tuple[int, ...]) -> _N:
 
 
 def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
-           use_dora: bool, lora_bias: bool) -> None:
+           use_dora: bool, lora_bias: bool, inference_mode: bool = False) -> None:
     root, nodes = _build_tree(info)
     res.base_params = sum(p.numel for p in root.parameters())
     lora_param_ids: set[int] = set()
@@ -1000,6 +1001,15 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
                 root.children.setdefault("__trainable_tokens__" + m.name, holder)
         if info.tied_word_embeddings and not isinstance(tti, Mapping) and info.output_layer:
             res.notes.append("tied embeddings: PEFT also wraps the tied output layer (shared delta, not counted twice)")
+
+    if inference_mode:
+        # tuners_utils.py BaseTuner.inject_adapter: "if self.peft_config[adapter_name].inference_mode:
+        # for n, p in model.named_parameters(): if adapter_name in n: p.requires_grad = False" (a substring
+        # test on the full name; biases trained by bias="all" stay trainable).
+        for name, p in root.named_parameters():
+            if "default" in name:
+                p.requires_grad = False
+        res.notes.append("inference_mode=True: PEFT freezes the adapter, so nothing of it trains")
 
     trainable = total = 0
     for p in root.parameters():

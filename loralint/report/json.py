@@ -55,6 +55,8 @@ class JsonConfig(BaseModel):
     counted_by: Literal["loralint", "peft"] | None = None  # the static knowledge base, or --verify
     # Caveats of the resolved model: shapes at the type's defaults, fields the config leaves out, ...
     model_notes: list[str] = []
+    # False when the static count is approximate (see model_notes); None when nothing was counted.
+    counts_exact: bool | None = None
 
 
 class JsonReport(BaseModel):
@@ -102,8 +104,19 @@ def config_model(site) -> JsonConfig:
         matched_modules=getattr(advice, "matched_modules", None),
         total_params=getattr(advice, "total_params", None),
         counted_by=getattr(advice, "counted_by", None) if getattr(advice, "trainable_params", None) is not None else None,
-        model_notes=list(getattr(getattr(site.model, "info", None), "notes", None) or []),
+        model_notes=list(getattr(getattr(site.model, "info", None), "notes", None) or [])
+        + list(getattr(getattr(advice, "result", None), "notes", None) or []),
+        counts_exact=_counts_exact(advice),
     )
+
+
+def _counts_exact(advice) -> bool | None:
+    if advice is None or getattr(advice, "trainable_params", None) is None:
+        return None
+    if getattr(advice, "counted_by", None) == "peft":
+        return True
+    result = getattr(advice, "result", None)
+    return bool(getattr(result, "exact", False))
 
 
 def render(result: RunResult) -> str:

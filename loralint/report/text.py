@@ -68,9 +68,14 @@ def _headline(d: Diagnostic, style: _Style) -> str:
 
 def _snippet(d: Diagnostic, sources: SourceLines, style: _Style) -> list[str]:
     s = d.span
+    if d.code == "LORA902":
+        return []  # a file that cannot be decoded has no line to show (raw bytes would garble the terminal)
     line = sources.line(s.path, s.line)
     if line is None:
         return []
+    # Control characters (an escape sequence in a string) would act on the terminal: show them as U+FFFD,
+    # one for one, so the caret still lines up.
+    line = "".join(ch if ch == "\t" or ch.isprintable() else "\ufffd" for ch in line.rstrip("\r\n"))
     gutter = " " * len(str(s.line))
     start = max(s.column - 1, 0)
     end = s.end_column - 1 if s.end_line == s.line else len(line.rstrip())

@@ -239,3 +239,38 @@ def test_every_model_fixture_counts_like_peft(fixture, script):
     if config["status"] != "verified":
         pytest.skip(f"{fixture}: {config['reason']}")
     assert_matches_peft(config, model, config["model_class"], r=8, target_modules="all-linear")
+
+
+def test_modules_to_save_as_a_string_wraps_what_peft_wraps(tiny_model, script):
+    # A string is iterated character by character: "lm_head" also matches every module name ending in
+    # l, m, _, h, e, a or d, the whole "model" among them; later keys resolve inside its active copy.
+    model = tiny_model("llama")
+    lora = {"r": 4, "target_modules": ["q_proj"], "modules_to_save": "lm_head", "task_type": "CAUSAL_LM"}
+    report = verify_json(script(model, "LoraConfig(r=4, target_modules=['q_proj'], modules_to_save='lm_head', task_type='CAUSAL_LM')"))
+    config = only_config(report)
+    assert_matches_peft(config, model, "AutoModelForCausalLM", **lora)
+    assert "LORA253" not in [d["code"] for d in config["diagnostics"]]  # the static count agrees
+
+
+@pytest.mark.parametrize("bias", ["none", "all"])
+def test_inference_mode_freezes_the_adapter_as_peft_does(tiny_model, script, bias):
+    model = tiny_model("llama")
+    lora = {"r": 4, "target_modules": ["q_proj", "o_proj"], "bias": bias, "inference_mode": True, "task_type": "CAUSAL_LM"}
+    report = verify_json(script(model, f"LoraConfig(r=4, target_modules=['q_proj', 'o_proj'], bias={bias!r}, inference_mode=True, task_type='CAUSAL_LM')"))
+    config = only_config(report)
+    assert_matches_peft(config, model, "AutoModelForCausalLM", **lora)
+    assert "LORA253" not in [d["code"] for d in config["diagnostics"]]
+
+
+def test_a_saved_adapter_is_counted_for_training(tiny_model, tmp_path):
+    # adapter_config.json always says inference_mode=true; training loads it with is_trainable=True.
+    model = tiny_model("llama")
+    (tmp_path / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "base_model_name_or_path": str(model), "r": 4, "lora_alpha": 8,
+        "target_modules": ["q_proj"], "inference_mode": True, "task_type": "CAUSAL_LM",
+    }))
+    config = only_config(verify_json(tmp_path / "adapter_config.json"))
+    lora = {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj"], "task_type": "CAUSAL_LM"}
+    assert_matches_peft(config, model, "AutoModelForCausalLM", **lora)
+    assert config["trainable_params"] > 0
+    assert any("is_trainable=True" in note for note in config["notes"])
