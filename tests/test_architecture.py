@@ -176,3 +176,12 @@ def test_bias_all_is_reported_only_where_the_model_has_biases(tmp_path):
     assert "(102,144 parameters here)" in d["message"] and "Unsloth" not in d["message"]
     unresolved = check(tmp_path, script("my-org/private-model", "r=8, lora_alpha=16, target_modules=['q_proj'], bias='all', task_type='CAUSAL_LM'"))
     assert "LORA106" in unresolved.codes()  # unknown model: the risk stands
+
+
+def test_a_bare_name_string_is_also_checked_against_the_architecture(tmp_path):
+    run = check(tmp_path, script("gpt2", "r=8, lora_alpha=16, target_modules='q_proj', task_type='CAUSAL_LM'"))
+    by_code = {d["code"]: d["message"] for d in run.json["diagnostics"]}
+    assert "did you mean c_attn?" in by_code["LORA201"]  # the name itself does not exist on gpt2
+    assert "full names such as 'transformer.h.0.attn.c_attn'" in by_code["LORA209"]  # gpt2's own names
+    run = check(tmp_path, script(LLAMA_3B, "r=8, lora_alpha=16, target_modules='q_proj,v_proj', task_type='CAUSAL_LM'"))
+    assert "LORA209" in run.codes() and "LORA201" not in run.codes()  # real names, wrong form

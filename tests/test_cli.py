@@ -169,6 +169,14 @@ def test_readme_commands_are_what_ci_runs():
     assert blocks[1] in (REPO / ".ci" / "run").read_text()
 
 
+def test_readme_sample_output_is_what_loralint_prints():
+    readme = (REPO / "README.md").read_text()
+    sample = readme.split("$ loralint check examples/sft_trainer.py\n", 1)[1].split("```", 1)[0]
+    run = run_cli(["check", "--no-cache", "examples/sft_trainer.py"], cwd=REPO)
+    shown = [line for line in sample.splitlines() if line != "..."]
+    assert shown and all(line in run.stdout.splitlines() for line in shown), run.stdout
+
+
 def test_readme_rule_table_is_up_to_date():
     import importlib.util
 

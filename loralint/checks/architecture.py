@@ -100,9 +100,16 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
         return
     resolution, info, result = found
     targets, _ = effective(site, "target_modules")
-    if not isinstance(targets, (list, tuple, set, frozenset)):
+    if isinstance(targets, str) and misread_string_target(targets) and re.fullmatch(r"[\w.]+(\s*,\s*[\w.]+)*\s*,?", targets.strip()):
+        # "q_proj" or "q_proj,v_proj" as a string: LORA209 says how PEFT reads it; the names themselves are
+        # checked here, as they would be in the list the user meant.
+        entries = [n.strip() for n in targets.split(",") if n.strip()]
+        unmatched = [n for n in entries if not any(m.name == n or m.name.endswith("." + n) for m in info.modules)]
+    elif isinstance(targets, (list, tuple, set, frozenset)):
+        unmatched = result.unmatched_target_entries
+    else:
         return
-    for entry in result.unmatched_target_entries:
+    for entry in unmatched:
         if not isinstance(entry, str) or entry.lower() == "all-linear" or re.search(r"[*+?|^$()\[\]\\{}]", entry):
             continue  # LORA210 explains regex syntax and "all-linear" in a list
         if info.get(entry) is not None and info.get(entry).kind == "container":

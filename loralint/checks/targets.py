@@ -35,6 +35,18 @@ def misread_string_target(value: str) -> bool:
     return False
 
 
+def _full_name_example(site: ConfigSite, leaf: str) -> str:
+    """A full module name to show what a string is matched against: the resolved model's own (its module
+    of that name, or its first layer's first linear), else a Llama-style one."""
+    info = getattr(site.model, "info", None) if site.model is not None and not site.model.guessed else None
+    if info is not None:
+        named = next((m.name for m in info.modules if m.name.endswith("." + leaf)), None)
+        linear = next((m.name for m in info.modules if m.is_linear and m.layer_index is not None), None)
+        if named or linear:
+            return repr(named or linear)
+    return f"'model.layers.0.self_attn.{leaf}'"
+
+
 @check("string_target")
 def string_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     f = known_field(site, "target_modules")
@@ -62,7 +74,7 @@ def string_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         )
         return
     if _IDENTIFIER.match(value):
-        example = f"'model.layers.0.self_attn.{value.rsplit('.', 1)[-1]}'"
+        example = _full_name_example(site, value.rsplit(".", 1)[-1])
         if site.origin == "trl" or site.origin == "trl.ModelConfig":
             # TRL's ModelConfig collapses a one-element list into this very string: a list of one
             # name is not a way out there, two names or a regex are.
