@@ -139,8 +139,6 @@ def check(
         )
     except SettingsError as exc:
         _fail(str(exc))
-    if dataset_size is not None:
-        settings.dataset_size = dataset_size
     if model:
         settings.model = model
     options = Options(
@@ -152,6 +150,7 @@ def check(
         force_exclude=force_exclude,
         no_cache=no_cache,
         jobs=jobs,
+        dataset_size=dataset_size,
     )
     sources = None
     texts: dict[str, str] = {}
@@ -337,8 +336,9 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
 @click.option("--trust-remote-code", is_flag=True, help="With --verify: allow models whose code lives on the Hub.")
 @click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Settings file to use instead of discovery.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write .loralint_cache.")
 def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: bool, trust_remote_code: bool,
-            output_format: str, config_path: Path | None) -> None:
+            output_format: str, config_path: Path | None, no_cache: bool) -> None:
     """Explain each LoRA configuration in PATHS: scaling, adapted modules, parameters, memory, advice."""
     import json
 
@@ -353,7 +353,7 @@ def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: boo
         _fail(str(exc))
     if model:
         settings.model = model
-    options = Options(model=model, online=online or settings.online)
+    options = Options(model=model, online=online or settings.online, no_cache=no_cache)
     stage = None
     if verify:
         from loralint.verify import verify_stage
@@ -423,11 +423,12 @@ def main() -> None:
     try:
         cli.main(prog_name="loralint", standalone_mode=True)
     except SystemExit as exc:
+        final = exc
         if type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
             # click caught EPIPE (the reader went away) and exits 1, which would read as "findings".
-            exc = SystemExit(_EXIT_IF_READER_LEAVES)
-        _fast_exit_after_verify(exc)
-        raise exc from None
+            final = SystemExit(_EXIT_IF_READER_LEAVES)
+        _fast_exit_after_verify(final)
+        raise final from None
     except KeyboardInterrupt:
         click.echo("loralint: interrupted", err=True)
         sys.exit(130)

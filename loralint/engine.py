@@ -7,7 +7,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from loralint.discover import Discovery, Matcher, SourceFile, discover, glob_to_regex
 from loralint.extract import extract_source, file_diagnostic, is_candidate
@@ -36,6 +36,7 @@ class Options:
     force_exclude: bool = False
     no_cache: bool = False
     jobs: int | None = None
+    dataset_size: int | None = None  # --dataset-size: beats the settings, per-file settings and the script
 
 
 @dataclass(slots=True)
@@ -47,6 +48,46 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # display path → filesystem path
     texts: dict[str, str] = field(default_factory=dict)  # display path → text, for in-memory sources
+
+
+# What the check templates accept (checks/generic.py); other checks accept the keys their rule file sets.
+_TEMPLATE_PARAMS: dict[str, dict[str, tuple[type, ...]]] = {
+    "field_range": {"field": (str,), "min": (int, float), "max": (int, float), "skip_at_or_above": (int, float),
+                    "reason": (str,)},
+    "field_required": {"field": (str,)},
+    "field_choices": {"field": (str,), "choices": (list,), "forbidden": (list,)},
+}
+
+
+def _check_params(rule: Rule, params: dict[str, Any], where: str) -> None:
+    """Settings' parameters, checked before any file is: a typo or a wrong type is a usage error, not a
+    finding that never fires or an internal error on every file."""
+    from loralint.checks._util import close_matches
+
+    accepted: dict[str, tuple[type, ...]] = dict(_TEMPLATE_PARAMS.get(rule.check, {}))
+    for key, default in rule.params.items():
+        if key not in accepted:
+            kinds: tuple[type, ...] = (int, float) if isinstance(default, (int, float)) and not isinstance(default, bool) \
+                else (type(default),)
+            accepted[key] = kinds
+    for key, value in params.items():
+        if key not in accepted:
+            near = close_matches(key, accepted, n=1, cutoff=0.6)
+            known = ", ".join(sorted(accepted)) or "none"
+            raise UsageError(f"{where}: unknown parameter {key!r}" + (f" (did you mean {near[0]!r}?)" if near else "")
+                             + f"; it takes: {known}")
+        kinds = accepted[key]
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            wanted = "a number" if float in kinds else f"a {kinds[0].__name__}"
+            raise UsageError(f"{where}: {key} = {value!r} should be {wanted}")
+    field_name = params.get("field", rule.params.get("field"))
+    if rule.check in _TEMPLATE_PARAMS and isinstance(field_name, str):
+        from loralint.peft_fields import LORA_FIELDS
+
+        if field_name not in LORA_FIELDS:
+            near = close_matches(field_name, LORA_FIELDS, n=1, cutoff=0.6)
+            raise UsageError(f"{where}: field {field_name!r} is not a LoraConfig field"
+                             + (f" (did you mean {near[0]!r}?)" if near else ""))
 
 
 def all_rules(settings: Settings) -> dict[str, Rule]:
@@ -65,10 +106,13 @@ def all_rules(settings: Settings) -> dict[str, Rule]:
         if rule.check not in checks and rule.check != "engine":
             raise UsageError(f"rule {rule.code} uses unknown check {rule.check!r} (known: {', '.join(sorted(checks))})")
     by_name = {r.name: r for r in rules.values()}
+    for custom in settings.rules:
+        _check_params(rules[custom.code], custom.params, f"custom rule {custom.code}")
     for key, params in settings.params.items():
         rule = rules.get(key.upper()) or by_name.get(key)
         if rule is None:
             raise UsageError(f"params for unknown rule {key!r}")
+        _check_params(rule, params, f"params of {rule.code} ({rule.name})")
         rules[rule.code] = replace(rule, params={**rule.params, **params})
     for key, severity in settings.severity.items():
         rule = rules.get(key.upper()) or by_name.get(key)
@@ -228,7 +272,9 @@ def run(
         for site in result.sites:
             file_diags.extend((d, site.span.line) for d in verified.get(id(site), []))
             size, source = dataset_size, dataset_source
-            if size is None and site.hints.dataset_size is None and settings.dataset_size is not None:
+            if options.dataset_size is not None:
+                size, source = options.dataset_size, "--dataset-size"
+            elif size is None and site.hints.dataset_size is None and settings.dataset_size is not None:
                 size = settings.dataset_size
                 source = f"dataset-size in {settings.source.name if settings.source else 'settings'}"
             for code in sorted(active):

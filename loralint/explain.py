@@ -61,9 +61,39 @@ def explain_site(site: ConfigSite) -> dict[str, Any]:
         "model_notes": list(getattr(info, "notes", None) or []),
         "quantization": site.hints.quantization,
     }
+    data["scaling_by_pattern"] = _pattern_scalings(site, advice, data["scaling"])
     data["memory"] = _memory(data, info)
     data["guidance"] = _guidance(site, data, info)
     return data
+
+
+def _pattern_scalings(site: ConfigSite, advice, default: float | None) -> dict[str, float]:
+    """Where rank_pattern / alpha_pattern give modules another scaling: folded module → scaling as PEFT
+    applies it (from the matched modules when the model is known, else per pattern key)."""
+    out: dict[str, float] = {}
+    result = getattr(advice, "result", None)
+    if result is not None and getattr(advice, "counted_by", "loralint") == "loralint":
+        for t in result.targeted:
+            if t.scaling is not None and (default is None or abs(t.scaling - default) > 1e-9):
+                out.setdefault(t.folded, t.scaling)
+        return out
+    ranks, ranks_known = effective(site, "rank_pattern")
+    alphas, alphas_known = effective(site, "alpha_pattern")
+    r, _ = effective(site, "r")
+    alpha, _ = effective(site, "lora_alpha")
+    rslora, _ = effective(site, "use_rslora")
+    if not (ranks_known and alphas_known) or not isinstance(ranks, dict) or not isinstance(alphas, dict):
+        return out
+    from loralint.checks.hyperparams import scaling_of
+
+    for key in [*ranks, *(k for k in alphas if k not in ranks)]:
+        rk, ak = number(ranks.get(key, r)), number(alphas.get(key, alpha))
+        if rk is None or ak is None or rk <= 0:
+            continue
+        s = scaling_of(ak, rk, bool(rslora))
+        if default is None or abs(s - default) > 1e-9:
+            out[key] = s
+    return out
 
 
 def _memory(data: dict[str, Any], info) -> dict[str, Any] | None:
@@ -109,6 +139,11 @@ def _guidance(site: ConfigSite, data: dict[str, Any], info) -> list[str]:
         band = next(text for limit, text in _BANDS if r <= limit)
         tips.append(f"rank band: r={fmt(r)} is {band}.")
     scaling = data["scaling"]
+    odd = {k: v for k, v in data["scaling_by_pattern"].items() if not 0.5 <= v <= 4}
+    if odd:
+        tips.append("per-module scaling outside 0.5–4 from rank_pattern/alpha_pattern: "
+                    + ", ".join(f"{k} {v:.3g}" for k, v in list(odd.items())[:4])
+                    + " (LORA101 in `loralint check` says which alpha restores 1–2).")
     if scaling is not None:
         if data["use_rslora"]:
             tips.append(f"scaling lora_alpha/sqrt(r) = {scaling:.3g} (rsLoRA keeps the update size stable as r grows).")
@@ -157,7 +192,11 @@ def render_text(entries: list[dict[str, Any]]) -> str:
             base += f" → {data['model_type']} ({data['model_class'] or 'class unknown'}), from {data['resolved_from']}"
         rows.append(("base model", base))
         rows.append(("r / lora_alpha", f"{_v(data['r'])} / {_v(data['lora_alpha'])}" + ("  (rsLoRA)" if data["use_rslora"] else "")))
-        rows.append(("scaling", f"{data['scaling']:.4g}" if data["scaling"] is not None else "unknown"))
+        scaling = f"{data['scaling']:.4g}" if data["scaling"] is not None else "unknown"
+        if data["scaling_by_pattern"]:
+            scaling += " (rank_pattern/alpha_pattern: " + ", ".join(
+                f"{name} {value:.4g}" for name, value in list(data["scaling_by_pattern"].items())[:6]) + ")"
+        rows.append(("scaling", scaling))
         rows.append(("dropout / bias", f"{_v(data['lora_dropout'])} / {_v(data['bias'])}"))
         rows.append(("targets", _v(data["target_modules"])))
         matched = data["matched_modules"]

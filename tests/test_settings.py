@@ -116,6 +116,28 @@ def test_dataset_size_from_settings_and_the_command_line(write, tmp_path):
     assert "500,000 training examples (dataset-size in .loralint.toml)" in diag["message"]
     run = run_cli(["check", "--output-format", "json", "--no-cache", "--dataset-size", "1000", "."], cwd=tmp_path)
     assert "LORA104" not in codes(run)
+    # the command line beats per-file settings too, and says where the number came from
+    write(".loralint.toml", 'per-file-dataset-size = { "train.py" = 1000 }\n')
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "--dataset-size", "500000", "."], cwd=tmp_path)
+    [diag] = [d for d in run.json["diagnostics"] if d["code"] == "LORA104"]
+    assert "500,000 training examples (--dataset-size)" in diag["message"]
+
+
+def test_rule_parameters_are_checked_before_any_file(write, tmp_path):
+    write("train.py", BAD)
+    for table, error in [
+        ('[tool.loralint.params.alpha-scaling]\nmin = "x"\n', "params of LORA101 (alpha-scaling): min = 'x' should be a number"),
+        ("[tool.loralint.params.LORA103]\nmxa = 64\n", "unknown parameter 'mxa' (did you mean 'max'?)"),
+        ('[[tool.loralint.rules]]\ncode = "ORG001"\nname = "max-rank"\ncheck = "field_range"\nparams = { field = "rr", max = 3 }\n',
+         "custom rule ORG001: field 'rr' is not a LoraConfig field (did you mean 'r'?)"),
+        ('[[tool.loralint.rules]]\ncode = "ORG001"\nname = "max-rank"\ncheck = "field_range"\nparams = { field = "r", max = "3" }\n',
+         "custom rule ORG001: max = '3' should be a number"),
+    ]:
+        write("pyproject.toml", table)
+        run = run_cli(["check", "train.py"], cwd=tmp_path)
+        assert run.exit_code == 2 and error in run.stderr, run.stderr
+    write("pyproject.toml", "[tool.loralint.params.LORA103]\nmax = 32\n")
+    assert "LORA103" in codes(run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path))
 
 
 def test_explicit_config_option(write, tmp_path):

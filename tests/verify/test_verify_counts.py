@@ -196,9 +196,21 @@ def test_check_verify_fills_configs_with_peft_numbers(tiny_model, script):
                                                 target_modules="all-linear", task_type="CAUSAL_LM")
     assert config["trainable_params"] == trainable
     assert config["total_params"] == total
-    assert sum(config["matched_modules"].values()) == len(targeted)
-    if "counted_by" in config:  # the JSON reporter's field (loralint/report/json.py)
-        assert config["counted_by"] == "peft"
+    # the same shape as without --verify: the total and the folded names
+    assert config["matched_modules"]["count"] == sum(config["matched_modules"]["modules"].values()) == len(targeted)
+    assert config["counted_by"] == "peft"
+    static = run_cli(["check", "--output-format", "json", "--no-cache", path.name], cwd=path.parent).json["configs"][0]
+    assert static["matched_modules"] == config["matched_modules"]
+
+
+def test_explain_verify_shows_peft_numbers(tiny_model, script):
+    model = tiny_model("llama")
+    path = script(model, "LoraConfig(r=8, lora_alpha=16, target_modules='all-linear', task_type='CAUSAL_LM')")
+    run = run_cli(["explain", "--verify", "--no-cache", path.name], cwd=path.parent)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    trainable, total, _ = peft_reference(model, "AutoModelForCausalLM", r=8, lora_alpha=16, target_modules="all-linear",
+                                         task_type="CAUSAL_LM")
+    assert f"{trainable:,} of {total:,}" in run.stdout and "counted by PEFT (--verify)" in run.stdout
 
 
 def test_one_build_per_distinct_model(tiny_model, tmp_path, monkeypatch):
