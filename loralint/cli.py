@@ -447,8 +447,8 @@ def main() -> None:
 def _fast_exit_after_verify(exc: SystemExit) -> None:
     """After --verify, skip the interpreter's teardown of torch/transformers/peft (about 0.8 s of
     module and tensor finalisation that does nothing for a finished command): flush, then exit."""
-    verify = sys.modules.get("loralint.verify")
-    if verify is None or getattr(verify, "_STACK", None) is None:
+    stack = sys.modules.get("loralint.verify.stack")
+    if stack is None or getattr(stack, "_STACK", None) is None:
         return
     code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     if not isinstance(exc.code, (int, type(None))):

@@ -215,7 +215,7 @@ def test_explain_verify_shows_peft_numbers(tiny_model, script):
 
 def test_one_build_per_distinct_model(tiny_model, tmp_path, monkeypatch):
     """Sites that share a base model share one build (each gets its own copy for PEFT)."""
-    from loralint import verify
+    from loralint.verify import runner as verify
 
     llama, gpt2 = tiny_model("llama"), tiny_model("gpt2")
     lines = ["from transformers import AutoModelForCausalLM", "from peft import LoraConfig, get_peft_model"]

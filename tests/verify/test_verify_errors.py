@@ -197,7 +197,7 @@ def test_text_output_folds_modules(tiny_model, script):
 
 def test_without_torch_verify_fails_with_one_line(tiny_model, script, monkeypatch):
     """Simulated: the import of torch fails as it would where loralint[verify] is not installed."""
-    import loralint.verify as verify_module
+    import loralint.verify.stack as verify_module
 
     path = script(tiny_model("llama"), "LoraConfig(r=8, target_modules=['q_proj'], task_type='CAUSAL_LM')")
     real_import = builtins.__import__
@@ -262,7 +262,7 @@ def test_static_prediction_agrees_with_peft(arch, tiny_model, script):
 def test_progress_bar_only_on_a_terminal(monkeypatch):
     import io
 
-    import loralint.verify as verify_module
+    import loralint.verify.capture as verify_module
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -1,0 +1,142 @@
+"""Output of `loralint verify`: JSON and text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from loralint.sites import Diagnostic
+from loralint.verify.model import _ranges
+from loralint.verify.report import ModuleGroup, VerifyReport
+
+
+def render_json(report: VerifyReport, result) -> str:
+    from loralint.report.json import diagnostic_model
+
+    data = report.as_json()
+    for config, rep in zip(data["configs"], report.sites):
+        config["diagnostics"] = [diagnostic_model(d).model_dump() for d in rep.diagnostics]
+    out = {
+        "version": data["version"],
+        "files_checked": result.files_checked,
+        "versions": data["versions"],
+        "device": data["device"],
+        "configs": data["configs"],
+        "diagnostics": [diagnostic_model(d).model_dump() for d in result.diagnostics],
+        "notes": data["notes"],
+        "timings": data["timings"],
+    }
+    return json.dumps(out, indent=2)
+
+
+def render_text(report: VerifyReport, result, colour: bool = False) -> str:
+    import click
+
+    def style(text: str, **kw: Any) -> str:
+        return click.style(text, **kw) if colour else text
+
+    colours = {"error": "red", "warning": "yellow", "info": "cyan"}
+    status_colour = {"verified": "green", "rejected": "red", "refused": "yellow", "unresolved": "cyan", "skipped": "cyan"}
+    lines: list[str] = []
+    shown: set[int] = set()
+    for rep in report.sites:
+        s = rep.site
+        head = f"{s.path}:{s.span.line}:{s.span.column}"
+        lines.append(f"{style(head, bold=True)}  {s.origin}  {style(rep.status, fg=status_colour[rep.status], bold=True)}")
+        if rep.model_id or rep.model_type:
+            where = f"{rep.model_id or '?'}"
+            if rep.model_type:
+                where += f": {rep.model_type}"
+            if rep.resolved_from:
+                where += f" from {rep.resolved_from}"
+            if rep.model_class and rep.status in ("verified", "rejected"):
+                where += f", built as {rep.model_class}"
+            lines.append(label("base model") + where)
+        if rep.status == "verified":
+            groups = [*rep.groups, *rep.parameter_groups]
+            if groups:
+                width = max(len(g.pattern) for g in groups)
+                for n, g in enumerate(groups):
+                    lines.append(label("targets" if n == 0 else "") + _group_line(g, width))
+            if rep.modules_to_save:
+                for n, g in enumerate(rep.modules_to_save):
+                    extra = f"  {g.kind}, {g.lora_params:,} parameters trained in full"
+                    lines.append(label("saved" if n == 0 else "") + g.pattern + (f" × {g.count}" if g.count > 1 else "") + extra)
+            pct = f" ({rep.percent:.4f}%)" if rep.percent is not None else ""
+            lines.append(label("trainable") + f"{rep.trainable:,} of {rep.total:,} parameters{pct}, counted by PEFT")
+            if rep.scaling is not None:
+                lines.append(label("scaling") + _number(rep.scaling))
+            else:
+                lines.append(label("scaling") + "per module (see targets)")
+            if rep.device:
+                lines.append(label("device") + _device_line(rep.device))
+        elif rep.reason and not rep.diagnostics:
+            lines.append(label("why") + rep.reason)
+        for note in rep.notes:
+            if note != rep.reason:
+                lines.append(label("note") + note)
+        for d in rep.diagnostics:
+            shown.add(id(d))
+            lines.append("  " + _diag_line(d, style, colours))
+        lines.append("")
+    for d in result.diagnostics:
+        if id(d) not in shown and d.code.startswith("LORA9"):
+            lines.append(_diag_line(d, style, colours))
+    v = report.versions
+    verified = sum(1 for r in report.sites if r.status == "verified")
+    total = len(report.sites)
+    if total == 0:
+        lines.append("No LoRA configuration found.")
+    else:
+        timing = ""
+        if "verify" in report.timings:
+            timing = f" in {report.timings['verify']:.2f} s (imports {report.timings.get('import', 0):.2f} s)"
+        lines.append(
+            f"Verified {verified} of {total} configuration{'s' if total != 1 else ''} with peft {v.get('peft', '?')}, "
+            f"transformers {v.get('transformers', '?')}, torch {v.get('torch', '?')} on the meta device{timing}"
+            + (f"; one training step each on {report.device}" if report.device != "meta" else "") + "."
+        )
+    for note in report.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def label(text: str) -> str:
+    return f"  {text:<12}"
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if len(repr(float(value))) <= 8 else f"{value:.6g}"
+
+
+def _group_line(g: ModuleGroup, width: int) -> str:
+    count = f"× {g.count}"
+    index = f"i={_ranges(g.indices)}" if g.indices and "{i}" in g.pattern else ""
+    rank = ""
+    if g.ranks:
+        rank = "r=" + "/".join(str(r) for r in g.ranks)
+    if len(g.scalings) > 1:
+        rank += " scaling=" + "/".join(_number(s) for s in g.scalings)
+    parts = [f"{g.pattern:<{width}}", f"{count:>6}", index, " ".join(x for x in (g.kind, g.shape) if x), rank]
+    return "  ".join(p for p in parts if p)
+
+
+def _device_line(device: dict[str, Any]) -> str:
+    if "skipped" in device:
+        return device["skipped"]
+    if "error" in device:
+        return f"{device['device']}: {device['error']}"
+    text = f"{device['device']}, {device['dtype']}"
+    if device.get("quantization"):
+        text += f", {device['quantization']}"
+    text += f", batch {device['batch_size']} × {device['seq_len']} tokens: one step in {device['seconds']} s"
+    if "peak_bytes" in device:
+        text += (f"; weights {device['weights_bytes'] / 2**30:.2f} GiB, peak {device['peak_bytes'] / 2**30:.2f} GiB "
+                 f"({device['note']})")
+    return text
+
+
+def _diag_line(d: Diagnostic, style, colours: dict[str, str]) -> str:
+    s = d.span
+    return (f"{style(f'{s.path}:{s.line}:{s.column}:', bold=True)} {style(d.code, fg=colours[d.severity], bold=True)} "
+            f"{style(f'[{d.severity}]', fg=colours[d.severity])} {d.message}")
