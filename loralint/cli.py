@@ -129,18 +129,10 @@ def check(
 ) -> None:
     """Check PATHS (default: the current directory) for problems in LoRA configurations."""
     from loralint.engine import Options, UsageError, exit_code, run
-    from loralint.settings import SettingsError, discover_settings
 
     use_stdin = stdin_filename is not None or paths == ("-",)
     targets = list(paths) or ["."]
-    try:
-        settings = discover_settings(
-            [Path(stdin_filename or ".")] if use_stdin else [Path(p) for p in targets], config_path
-        )
-    except SettingsError as exc:
-        _fail(str(exc))
-    if model:
-        settings.model = model
+    settings = _settings([Path(stdin_filename or ".")] if use_stdin else [Path(p) for p in targets], config_path, model)
     options = Options(
         select=_codes(select) or None,
         extend_select=_codes(extend_select),
@@ -197,6 +189,19 @@ def check(
     _when_reader_leaves(code)
     click.echo(rendered, color=colour)
     sys.exit(code)
+
+
+def _settings(paths: list[Path], config_path: Path | None, model: str | None):
+    """The settings for these paths (discovered, or --config); --model overrides `model`. Exit 2 when invalid."""
+    from loralint.settings import SettingsError, discover_settings
+
+    try:
+        settings = discover_settings(paths, config_path)
+    except SettingsError as exc:
+        _fail(str(exc))
+    if model:
+        settings.model = model
+    return settings
 
 
 def _resolver():
@@ -259,15 +264,9 @@ def verify(
     matches (folded by layer), trainable and total parameters as PEFT counts them, and the scaling.
     """
     from loralint.engine import Options, UsageError, exit_code, run
-    from loralint.settings import SettingsError, discover_settings
 
     targets = list(paths) or ["."]
-    try:
-        settings = discover_settings([Path(p) for p in targets], config_path)
-    except SettingsError as exc:
-        _fail(str(exc))
-    if model:
-        settings.model = model
+    settings = _settings([Path(p) for p in targets], config_path, model)
     options = Options(select=list(_VERIFY_SELECT), model=model, online=online or settings.online,
                       force_exclude=force_exclude, no_cache=no_cache)
     try:
@@ -344,15 +343,9 @@ def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: boo
 
     from loralint.engine import Options, UsageError, run
     from loralint.explain import explain_site, render_text
-    from loralint.settings import SettingsError, discover_settings
 
     targets = list(paths) or ["."]
-    try:
-        settings = discover_settings([Path(p) for p in targets], config_path)
-    except SettingsError as exc:
-        _fail(str(exc))
-    if model:
-        settings.model = model
+    settings = _settings([Path(p) for p in targets], config_path, model)
     options = Options(model=model, online=online or settings.online, no_cache=no_cache)
     stage = None
     if verify:
