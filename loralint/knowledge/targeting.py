@@ -689,26 +689,17 @@ def _lora_layer_params(m: Module, r: Any, use_dora: bool, lora_bias: bool, res: 
     if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
         return 0
     i, o = m.in_features or 0, m.out_features or 0
-    if m.kind in ("linear", "conv1d"):
-        n = r * (i + o)
-        if lora_bias:
-            n += o
-        if use_dora:
-            n += o
-        return n
     if m.kind == "embedding":
         if lora_bias:
             res.errors.append(f"ValueError: lora_bias=True is not supported for {m.cls} ({m.name})")
         return r * (i + o) + (o if use_dora else 0)
-    if m.kind == "conv":
-        ks = m.kernel_numel or 1
-        g = m.groups or 1
-        n = r * i * ks + o * (r // g)
-        if lora_bias:
-            n += o
-        if use_dora:
-            n += o
-        return n
+    if m.kind in ("linear", "conv1d", "conv"):
+        if m.kind == "conv":  # lora_A is a conv over the kernel, lora_B a grouped 1x1 conv
+            n = r * i * (m.kernel_numel or 1) + o * (r // (m.groups or 1))
+        else:
+            n = r * (i + o)
+        # lora_B's bias (lora_bias) and DoRA's magnitude vector are out_features each
+        return n + (o if lora_bias else 0) + (o if use_dora else 0)
     if m.kind == "mha":
         e = i
         n = r * (e + 3 * e) + r * (e + e)
