@@ -31,14 +31,11 @@ class Preset:
 def build_inventory(model: str, rank: int, task_type: str | None, online: bool) -> dict[str, Any]:
     from loralint.knowledge.models import load_model_info
     from loralint.knowledge.targeting import analyze_lora
-    from loralint.resolve import Resolver
+    from loralint.resolve import Resolver, not_found
 
     resolution = Resolver(online=online).resolve(model)
     if resolution is None or resolution.model_type is None:
-        raise InventoryError(
-            f"cannot resolve {model!r}: not a local folder with a config.json, not in the Hugging Face cache"
-            " (use --online to ask the Hub), not in loralint's index"
-        )
+        raise InventoryError(f"cannot resolve {not_found(model, online)}")
     if resolution.guessed:
         raise InventoryError(f"{model!r} is not known; its name suggests model_type {resolution.model_type!r}:"
                              " pass a config.json folder or use --online")

@@ -225,6 +225,13 @@ def model_selection(site: ConfigSite) -> tuple[str | None, str | None]:
     return (task if known and isinstance(task, str) and task else None), None
 
 
+def not_found(model_id: str, online: bool) -> str:
+    """Why `model_id` has no config.json here, and what would find it."""
+    hint = "" if online else "; --online fetches it from the Hugging Face Hub"
+    return (f"{model_id!r}: no config.json found (not a local folder, not in the Hugging Face cache at "
+            f"{hub_cache_dir()}, not in loralint's index of popular checkpoints){hint}")
+
+
 def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[ConfigSite, str]]:
     """The engine's resolve stage: attach a Resolution (and the architecture) to each site.
 
@@ -243,11 +250,7 @@ def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[Conf
             from loralint.engine import UsageError
 
             where = "--model" if options.model else f"model in {settings.source or 'settings'}"
-            hint = "" if resolver.online else "; --online fetches it from the Hugging Face Hub"
-            raise UsageError(
-                f"{where} {override!r}: no config.json found (not a local folder, not in the Hugging Face cache at "
-                f"{hub_cache_dir()}, not in loralint's index of popular checkpoints){hint}"
-            )
+            raise UsageError(f"{where} {not_found(override, resolver.online)}")
     failures: list[tuple[ConfigSite, str]] = []
     inventories: dict[str, Any] = {}  # one ModelInfo per (type, config, class) for the whole run
     for site in sites:
