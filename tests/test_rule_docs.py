@@ -36,7 +36,7 @@ def test_every_rule_file_has_the_documented_sections():
 
 def test_rules_without_examples_are_only_the_engine_ones():
     missing = {r.code for r in RULES if not r.verify} - {r.code for r in DOCUMENTED}
-    assert missing == {"LORA902", "LORA904"}, missing
+    assert missing == {"LORA902", "LORA904", "LORA905", "LORA906"}, missing
 
 
 @pytest.mark.parametrize("rule", DOCUMENTED, ids=lambda r: r.code)

@@ -40,8 +40,10 @@ def is_candidate(data: bytes, fmt: str) -> bool:
 
 
 def file_diagnostic(code: str, path: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:
-    names = {"LORA901": "parse-error", "LORA902": "unreadable-file", "LORA904": "internal-error"}
-    return Diagnostic(code, names[code], "error", message, Span(path, line, column, line, column + 1))
+    names = {"LORA901": "parse-error", "LORA902": "unreadable-file", "LORA904": "internal-error",
+             "LORA905": "input-skipped", "LORA906": "analysis-limit"}
+    severity = "warning" if code in ("LORA905", "LORA906") else "error"
+    return Diagnostic(code, names[code], severity, message, Span(path, line, column, line, column + 1))
 
 
 def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
