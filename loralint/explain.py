@@ -10,6 +10,7 @@ from typing import Any
 
 from loralint.checks._util import effective, fmt, number
 from loralint.report import site_scaling
+from loralint.report.escape import escape
 from loralint.sites import ConfigSite
 
 GIB = 1024**3
@@ -184,7 +185,9 @@ def _guidance(site: ConfigSite, data: dict[str, Any], info) -> list[str]:
 def render_text(entries: list[dict[str, Any]]) -> str:
     out: list[str] = []
     for data in entries:
-        title = f"{data['path']}:{data['line']}  {data['origin']}"
+        # Paths, model names, values and module names come from the checked tree: `escape` keeps their
+        # control and bidi characters off the terminal (each line here is one line of text).
+        title = escape(f"{data['path']}:{data['line']}  {data['origin']}")
         out += [title, "-" * len(title)]
         rows: list[tuple[str, str]] = []
         base = data["base_model"] or "not found in the file"
@@ -227,8 +230,8 @@ def render_text(entries: list[dict[str, Any]]) -> str:
         for k, note in enumerate(data["model_notes"][:4]):
             rows.append(("notes" if k == 0 else "", note))
         width = max(len(k) for k, _ in rows)
-        out += [f"  {k:<{width}}  {v}" for k, v in rows]
-        out += ["", "  guidance:"] + [f"  - {tip}" for tip in data["guidance"]] + [""]
+        out += [f"  {k:<{width}}  {escape(v)}" for k, v in rows]
+        out += ["", "  guidance:"] + [f"  - {escape(tip)}" for tip in data["guidance"]] + [""]
     if not entries:
         out.append("No LoRA configuration found.")
     return "\n".join(out).rstrip() + "\n"

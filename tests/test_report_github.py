@@ -59,9 +59,10 @@ def test_annotation_escapes_message_and_properties_exactly():
         "scaling 50% too low: r=64,\nalpha=16",
         Span("odd:dir,x/train.py", 7, 5, 7, 9),
     )
+    # A line break inside a message is text from the checked file: shown escaped, as in the text output.
     assert annotation(diag, "odd:dir,x/train.py") == (
         "::warning file=odd%3Adir%2Cx/train.py,line=7,col=5,endLine=7,endColumn=9,title=LORA101 (alpha-scaling)"
-        "::scaling 50%25 too low: r=64,%0Aalpha=16"
+        "::scaling 50%25 too low: r=64,\\nalpha=16"
     )
 
 

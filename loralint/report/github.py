@@ -6,7 +6,10 @@ error → `::error`, warning → `::warning`, info → `::notice`. Paths are rel
 root (as GitHub resolves them), with forward slashes. Columns are left out when a finding spans
 several lines: the runner drops annotations whose `col`/`endColumn` go with different lines.
 Values are escaped as `@actions/core` does: data `%`→`%25`, CR→`%0D`, LF→`%0A`; properties also
-`:`→`%3A` and `,`→`%2C`. The last line is a plain summary (not a command) for the log.
+`:`→`%3A` and `,`→`%2C`. Before that, text from the checked tree (paths, messages) has its control
+and bidi characters escaped visibly (`report.escape`), as in the text output: the runner decodes only
+those five escapes, so an ESC or a newline inside a value would otherwise reach the log raw or be
+shown as a line break of ours. The last line is a plain summary (not a command) for the log.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from loralint.engine import RunResult
+from loralint.report.escape import escape
 from loralint.report.sarif import relative_path, repository_root
 from loralint.sites import Diagnostic
 
@@ -33,16 +37,16 @@ def escape_property(value: str) -> str:
 def annotation(diag: Diagnostic, file: str) -> str:
     """One workflow command for `diag`, reported against `file` (a repository-relative path)."""
     s = diag.span
-    props: list[tuple[str, object]] = [("file", file), ("line", s.line)]
+    props: list[tuple[str, object]] = [("file", escape(file)), ("line", s.line)]
     if s.end_line == s.line:
         props += [("col", s.column), ("endLine", s.end_line), ("endColumn", max(s.end_column, s.column))]
     else:
         props += [("endLine", s.end_line)]
-    props.append(("title", f"{diag.code} ({diag.name})"))
-    message = diag.message
+    props.append(("title", escape(f"{diag.code} ({diag.name})")))
+    message = escape(diag.message)
     if diag.fix is not None:
         unsafe = " (unsafe)" if diag.fix.applicability == "unsafe" else ""
-        message += f"\nfix{unsafe}: {diag.fix.description}"
+        message += f"\nfix{unsafe}: {escape(diag.fix.description)}"  # our line break: the runner shows two lines
     command = COMMANDS.get(diag.severity, "warning")
     rendered = ",".join(f"{key}={escape_property(str(value))}" for key, value in props)
     return f"::{command} {rendered}::{escape_data(message)}"

@@ -8,6 +8,7 @@ from collections import Counter
 
 from loralint.engine import RunResult
 from loralint.report import SourceLines
+from loralint.report.escape import escape
 from loralint.sites import Diagnostic
 
 _COLOURS = {"error": "red", "warning": "yellow", "info": "cyan"}
@@ -59,11 +60,13 @@ def render(
 
 def _headline(d: Diagnostic, style: _Style) -> str:
     s = d.span
-    location = style(f"{s.path}:{s.line}:{s.column}:", bold=True)
-    code = style(d.code, fg=_COLOURS[d.severity], bold=True)
+    # Everything from the checked tree (the path, values quoted in the message) is escaped: a newline
+    # in a file name must not forge a second finding line, an ESC sequence must not reach the terminal.
+    location = style(f"{escape(s.path)}:{s.line}:{s.column}:", bold=True)
+    code = style(escape(d.code), fg=_COLOURS[d.severity], bold=True)
     severity = style(f"[{d.severity}]", fg=_COLOURS[d.severity])
     fixable = style(" [*]", fg="cyan") if d.fix is not None and d.fix.applicability == "safe" else ""
-    return f"{location} {code}{fixable} {severity} {d.message}"
+    return f"{location} {code}{fixable} {severity} {escape(d.message)}"
 
 
 def _snippet(d: Diagnostic, sources: SourceLines, style: _Style) -> list[str]:
@@ -73,20 +76,21 @@ def _snippet(d: Diagnostic, sources: SourceLines, style: _Style) -> list[str]:
     line = sources.line(s.path, s.line)
     if line is None:
         return []
-    # Control characters (an escape sequence in a string) would act on the terminal: show them as U+FFFD,
-    # one for one, so the caret still lines up.
-    line = "".join(ch if ch == "\t" or ch.isprintable() else "\ufffd" for ch in line.rstrip("\r\n"))
+    line = line.rstrip("\r\n")
     gutter = " " * len(str(s.line))
     start = max(s.column - 1, 0)
-    end = s.end_column - 1 if s.end_line == s.line else len(line.rstrip())
-    width = max(end - start, 1)
+    end = max(s.end_column - 1 if s.end_line == s.line else len(line.rstrip()), start)
+    # Control characters would act on the terminal: escape them (visibly, as everywhere else) in three
+    # pieces, so the caret starts under the escaped form and spans as much as the marked text now takes.
+    before, marked, after = (escape(part, keep_tabs=True) for part in (line[:start], line[start:end], line[end:]))
+    width = max(len(marked), 1)
     # Keep tabs so the caret lines up under the same characters.
-    pad = "".join("\t" if ch == "\t" else " " for ch in line[:start])
-    caret = style(pad + "^" * width + f" {d.code}", fg=_COLOURS[d.severity], bold=True)
+    pad = "".join("\t" if ch == "\t" else " " for ch in before)
+    caret = style(pad + "^" * width + f" {escape(d.code)}", fg=_COLOURS[d.severity], bold=True)
     bar = style("|", fg="blue", bold=True)
     return [
         f"{gutter} {bar}",
-        f"{style(str(s.line), fg='blue', bold=True)} {bar} {line.rstrip()}",
+        f"{style(str(s.line), fg='blue', bold=True)} {bar} {(before + marked + after).rstrip()}",
         f"{gutter} {bar} {caret}",
         f"{gutter} {bar}",
         "",
@@ -120,7 +124,7 @@ def _plural(n: int, word: str) -> str:
 def _statistics(result: RunResult, style: _Style) -> str:
     counts = Counter((d.code, d.name, d.severity) for d in result.diagnostics)
     rows = [
-        f"{n:>5}  {style(code, fg=_COLOURS[sev], bold=True):<8}  {name:<32} [{sev}]"
+        f"{n:>5}  {style(escape(code), fg=_COLOURS[sev], bold=True):<8}  {escape(name):<32} [{sev}]"
         for (code, name, sev), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     return "\n".join(rows) if rows else "No problems found."

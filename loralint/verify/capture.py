@@ -85,7 +85,10 @@ class _Bar:
 
     def describe(self, text: str) -> None:
         if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, description=text)
+            from loralint.report.escape import escape
+
+            # It names a model and a path from the checked tree: no control characters on the terminal.
+            self.progress.update(self.task, description=escape(text))
 
     def advance(self) -> None:
         if self.progress is not None and self.task is not None:
@@ -111,7 +114,9 @@ def _progress(enabled: bool) -> Iterator[_Bar]:
         yield _Bar()
         return
     progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        # markup=False: a model id or path such as "[red]x" is text, not rich markup.
+        SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(),
         console=Console(stderr=True), transient=True,
     )
     with progress:

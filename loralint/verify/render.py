@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from loralint.report.escape import escape
 from loralint.sites import Diagnostic
 from loralint.verify.model import _ranges
 from loralint.verify.report import ModuleGroup, VerifyReport
@@ -41,7 +42,9 @@ def render_text(report: VerifyReport, result, colour: bool = False) -> str:
     shown: set[int] = set()
     for rep in report.sites:
         s = rep.site
-        head = f"{s.path}:{s.span.line}:{s.span.column}"
+        # Paths, model ids and types, module names, reasons and notes may come from the checked tree or a
+        # model folder: escaped, so that no control or bidi character reaches the terminal raw.
+        head = escape(f"{s.path}:{s.span.line}:{s.span.column}")
         lines.append(f"{style(head, bold=True)}  {s.origin}  {style(rep.status, fg=status_colour[rep.status], bold=True)}")
         if rep.model_id or rep.model_type:
             where = f"{rep.model_id or '?'}"
@@ -51,17 +54,18 @@ def render_text(report: VerifyReport, result, colour: bool = False) -> str:
                 where += f" from {rep.resolved_from}"
             if rep.model_class and rep.status in ("verified", "rejected"):
                 where += f", built as {rep.model_class}"
-            lines.append(label("base model") + where)
+            lines.append(label("base model") + escape(where))
         if rep.status == "verified":
             groups = [*rep.groups, *rep.parameter_groups]
             if groups:
-                width = max(len(g.pattern) for g in groups)
+                width = max(len(escape(g.pattern)) for g in groups)
                 for n, g in enumerate(groups):
                     lines.append(label("targets" if n == 0 else "") + _group_line(g, width))
             if rep.modules_to_save:
                 for n, g in enumerate(rep.modules_to_save):
                     extra = f"  {g.kind}, {g.lora_params:,} parameters trained in full"
-                    lines.append(label("saved" if n == 0 else "") + g.pattern + (f" × {g.count}" if g.count > 1 else "") + extra)
+                    lines.append(label("saved" if n == 0 else "") + escape(g.pattern)
+                                 + (f" × {g.count}" if g.count > 1 else "") + extra)
             pct = f" ({rep.percent:.4f}%)" if rep.percent is not None else ""
             lines.append(label("trainable") + f"{rep.trainable:,} of {rep.total:,} parameters{pct}, counted by PEFT")
             if rep.scaling is not None:
@@ -69,12 +73,12 @@ def render_text(report: VerifyReport, result, colour: bool = False) -> str:
             else:
                 lines.append(label("scaling") + "per module (see targets)")
             if rep.device:
-                lines.append(label("device") + _device_line(rep.device))
+                lines.append(label("device") + escape(_device_line(rep.device)))
         elif rep.reason and not rep.diagnostics:
-            lines.append(label("why") + rep.reason)
+            lines.append(label("why") + escape(rep.reason))
         for note in rep.notes:
             if note != rep.reason:
-                lines.append(label("note") + note)
+                lines.append(label("note") + escape(note))
         for d in rep.diagnostics:
             shown.add(id(d))
             lines.append("  " + _diag_line(d, style, colours))
@@ -97,7 +101,7 @@ def render_text(report: VerifyReport, result, colour: bool = False) -> str:
             + (f"; one training step each on {report.device}" if report.device != "meta" else "") + "."
         )
     for note in report.notes:
-        lines.append(f"note: {note}")
+        lines.append(f"note: {escape(note)}")
     return "\n".join(lines)
 
 
@@ -117,7 +121,7 @@ def _group_line(g: ModuleGroup, width: int) -> str:
         rank = "r=" + "/".join(str(r) for r in g.ranks)
     if len(g.scalings) > 1:
         rank += " scaling=" + "/".join(_number(s) for s in g.scalings)
-    parts = [f"{g.pattern:<{width}}", f"{count:>6}", index, " ".join(x for x in (g.kind, g.shape) if x), rank]
+    parts = [f"{escape(g.pattern):<{width}}", f"{count:>6}", index, " ".join(x for x in (g.kind, g.shape) if x), rank]
     return "  ".join(p for p in parts if p)
 
 
@@ -138,5 +142,6 @@ def _device_line(device: dict[str, Any]) -> str:
 
 def _diag_line(d: Diagnostic, style, colours: dict[str, str]) -> str:
     s = d.span
-    return (f"{style(f'{s.path}:{s.line}:{s.column}:', bold=True)} {style(d.code, fg=colours[d.severity], bold=True)} "
-            f"{style(f'[{d.severity}]', fg=colours[d.severity])} {d.message}")
+    return (f"{style(f'{escape(s.path)}:{s.line}:{s.column}:', bold=True)} "
+            f"{style(escape(d.code), fg=colours[d.severity], bold=True)} "
+            f"{style(f'[{d.severity}]', fg=colours[d.severity])} {escape(d.message)}")
