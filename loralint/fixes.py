@@ -11,9 +11,14 @@ overlapped, or that the first fixes made possible) are applied in the next pass,
 JSON load); when it does not, the fixes are retried one at a time and the ones that break the file
 are dropped and reported, so a file that no longer parses is never written.
 
-Writes are atomic (a temporary file in the same directory, then `os.replace`), keep the file's
-mode, its encoding (UTF-8 BOM, PEP 263 coding line) and its newline style, and never overwrite a
-file whose bytes changed since they were read.
+An edit that knows the text it replaces (a rename knows the old name) is checked against the
+text under its span first: a fix whose span holds anything else is refused and reported, never
+applied or counted.
+
+Writes keep the file's encoding (UTF-8 BOM, PEP 263 coding line), newline style, mode, owner,
+group and hard links, never overwrite a file whose bytes changed since they were read, and refuse
+what the user could not write (see `write_file`): each refusal is that file's error, and the run
+goes on with the other files.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import functools
 import itertools
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +46,11 @@ _LINE_WITH_END = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
 class EditError(ValueError):
     """An edit whose span is not inside the text (a stale or wrong position)."""
+
+
+class EditMismatch(EditError):
+    """An edit whose span holds other text than the fix means to replace: applying it would edit
+    something else (a rename landing on a value), so the fix is refused and reported."""
 
 
 @dataclass(slots=True)
@@ -90,6 +101,8 @@ def fix_ranges(text: str, starts: list[int], fix: Fix, newline: str = "\n") -> l
         start, end = offset(text, starts, s.line, s.column), offset(text, starts, s.end_line, s.end_column)
         if end < start:
             raise EditError(f"edit ends before it starts at {s.line}:{s.column}")
+        if edit.expected is not None and text[start:end] != edit.expected:
+            raise EditMismatch(f"its span {s.line}:{s.column} holds {_excerpt(text[start:end])}, not {edit.expected!r}")
         new = edit.new_text
         if newline != "\n" and "\n" in new:
             new = new.replace("\r\n", "\n").replace("\n", newline)
@@ -99,6 +112,10 @@ def fix_ranges(text: str, starts: list[int], fix: Fix, newline: str = "\n") -> l
         if _conflict(a, b, c, d):
             raise EditError("the fix's own edits overlap")
     return out
+
+
+def _excerpt(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def _conflict(a: int, b: int, c: int, d: int) -> bool:
@@ -291,8 +308,18 @@ def _fix_pass(doc: _Doc, unsafe: bool) -> bool:
             continue
         try:
             ranges = fix_ranges(doc.text, starts, diag.fix, doc.newline)  # type: ignore[arg-type]
-        except EditError:
-            continue  # a position that does not fit the text: leave the finding reported
+        except EditError as exc:
+            # A span that does not fit the text, or holds other text than the fix means to replace:
+            # never apply (or count) it; the finding stays, and why is reported once.
+            key = ("refused", diag.code, diag.message, str(exc))
+            if key not in doc.rejected:
+                doc.rejected.add(key)
+                sp = diag.span
+                doc.errors.append(
+                    f"{doc.display}:{sp.line}:{sp.column}: {diag.code} fix ({diag.fix.description}) refused:"  # type: ignore[union-attr]
+                    f" {exc}; not applied"
+                )
+            continue
         key = _fix_key(diag, doc.text, ranges)
         if key in doc.rejected:
             continue
@@ -413,46 +440,120 @@ def unified_diff(display: str, before: str, after: str) -> str:
     return "".join(out)
 
 
-def write_atomic(path: Path, data: bytes, expected: bytes) -> str | None:
-    """Replace `path`'s contents with `data` unless it no longer holds `expected`.
+def write_file(path: Path, data: bytes, expected: bytes, root: Path | None = None) -> str | None:
+    """Replace `path`'s contents with `data` unless it no longer holds `expected`. Returns None on
+    success, else why nothing was written (the file is then byte for byte what it was).
 
-    A temporary file in the same directory takes the original's mode, then replaces it with
-    `os.replace` (atomic on POSIX and Windows). A symbolic link is followed: its target is written.
-    Returns None on success, else why nothing was written.
+    Refused: a file with no write bit set for anyone (as editors refuse it, even for root) or that
+    the user may not write, a directory with no write bit, something other than a regular file, and
+    a file reached through a symbolic link whose real location is outside `root` (the project;
+    default: the current directory). A link inside the project is followed: its target is fixed.
+
+    The new bytes go first to a temporary file in the same directory (fsynced). When the file has
+    one name, no extended attributes (ACLs) and an owner and group the temporary file can take, that
+    file gets its mode and replaces it atomically (`os.replace`). Otherwise (hard links, another
+    owner) the bytes are copied into the original inode, which keeps every name, the owner, group,
+    mode and ACLs; that copy is not atomic, but until it is complete the temporary file holds the
+    whole fixed text, so a crash part-way leaves it next to the file.
     """
-    target = Path(os.path.realpath(path))
+    base = Path(root) if root is not None else Path.cwd()
+    real = Path(os.path.realpath(path))
+    if real != Path(os.path.abspath(path)) and not real.is_relative_to(os.path.realpath(base)):
+        return f"it is reached through a symbolic link to {real}, outside the project ({base}); not following it"
     try:
-        st = target.stat()
+        st = os.stat(real)
     except OSError as exc:
         return f"cannot read it any more ({exc.strerror})"
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".loralint-tmp", dir=target.parent)
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file any more"
+    if not st.st_mode & 0o222:
+        return f"it is read-only (mode {stat.S_IMODE(st.st_mode):04o}); make it writable to fix it"
+    if not os.access(real, os.W_OK):
+        return "permission denied: you cannot write it"
+    directory = real.parent
+    try:
+        dir_mode = os.stat(directory).st_mode
+    except OSError as exc:
+        return f"cannot read its directory ({exc.strerror})"
+    if not dir_mode & 0o222:
+        return f"its directory is read-only (mode {stat.S_IMODE(dir_mode):04o}), so no temporary file can be made there"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "permission denied: you cannot create the temporary file in its directory"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".loralint-tmp", dir=directory)
+    except OSError as exc:
+        return f"cannot create a temporary file in its directory ({exc.strerror or exc})"
+    tmp_path: str | None = tmp
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, st.st_mode & 0o7777)
-        try:
-            current = target.read_bytes()
-        except OSError as exc:
-            return f"cannot read it any more ({exc.strerror})"
-        if current != expected:
+        if st.st_nlink > 1 or _has_xattrs(real) or not _take_owner(tmp, st):
+            return _write_in_place(real, data, expected)
+        os.chmod(tmp, stat.S_IMODE(st.st_mode))  # after chown, which clears set-id bits
+        if _read_current(real, len(expected)) != expected:
             return "it changed since it was read"
-        os.replace(tmp, target)
-        tmp = None
+        os.replace(tmp, real)
+        tmp_path = None
     except OSError as exc:
         return f"cannot write it ({exc.strerror or exc})"
     finally:
-        if tmp is not None:
+        if tmp_path is not None:
             try:
-                os.unlink(tmp)
+                os.unlink(tmp_path)
             except OSError:
                 pass
     return None
 
 
+def _take_owner(tmp: str, st: os.stat_result) -> bool:
+    """Give the temporary file `st`'s owner and group; False when that is not allowed (EPERM)."""
+    mine = os.stat(tmp)
+    if (mine.st_uid, mine.st_gid) == (st.st_uid, st.st_gid):
+        return True
+    try:
+        os.chown(tmp, st.st_uid, st.st_gid)
+    except PermissionError:
+        return False
+    return True
+
+
+def _has_xattrs(path: Path) -> bool:
+    """Extended attributes (POSIX ACLs, SELinux labels) a replacing file would not carry."""
+    try:
+        return bool(os.listxattr(path))
+    except (AttributeError, OSError):  # no xattr support here: nothing to lose
+        return False
+
+
+def _read_current(path: Path, size: int) -> bytes:
+    """The file's bytes, never more than `size` + 1 (enough to tell it is not what was read)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(size + 1)
+
+
+def _write_in_place(path: Path, data: bytes, expected: bytes) -> str | None:
+    """Overwrite the file through its own inode (keeps hard links, owner, group, mode, ACLs)."""
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "r+b") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return "it is not a regular file any more"
+        if handle.read(len(expected) + 1) != expected:
+            return "it changed since it was read"
+        handle.seek(0)
+        handle.write(data)
+        handle.truncate()
+        handle.flush()
+        os.fsync(handle.fileno())
+    return None
+
+
 def _report(message: str) -> None:
-    print(f"loralint: error: {message}", file=sys.stderr)
+    from loralint.report.escape import escape  # file names come from the checked tree
+
+    print(f"loralint: error: {escape(message)}", file=sys.stderr)
 
 
 def apply_fixes(
@@ -477,13 +578,23 @@ def apply_fixes(
     from loralint.extract import file_format
 
     texts = dict(texts or {})
+    root = getattr(settings, "root", None)  # symbolic links are followed only inside it
     outcome = FixOutcome()
     by_path: dict[str, list[Diagnostic]] = {}
     for diag in result.diagnostics:
         by_path.setdefault(diag.span.path, []).append(diag)
 
     docs: dict[str, _FileDoc] = {}
-    for display, diags in by_path.items():
+    # One file reached by several names (hard links, a symbolic link and its target) is fixed once,
+    # through the first name; the others are checked again afterwards.
+    seen: dict[tuple[int, int], str] = {}
+    aliases: dict[str, str] = {}
+
+    def through_link(item: tuple[str, list[Diagnostic]]) -> bool:  # the real name is fixed first
+        fs = result.sources.get(item[0], item[0])
+        return item[0] not in texts and os.path.realpath(fs) != os.path.abspath(fs)
+
+    for display, diags in sorted(by_path.items(), key=through_link):
         if not any(applicable(d.fix, unsafe) for d in diags):
             continue
         fmt = file_format(display) or "python"
@@ -496,11 +607,19 @@ def apply_fixes(
             continue
         fs_path = Path(result.sources.get(display, display))
         try:
+            st = os.stat(fs_path)
+            if not stat.S_ISREG(st.st_mode):  # swapped for a FIFO or device since the check
+                raise OSError(f"{fs_path} is not a regular file")
+            identity = (st.st_dev, st.st_ino)
+            if identity in seen:
+                aliases[display] = seen[identity]
+                continue
             data = fs_path.read_bytes()
             text, encoding = _decode(display, fmt, data)
         except Exception as exc:  # noqa: BLE001 - OSError, UnicodeDecodeError, UndecodableSource
             outcome.errors.append(f"{display}: cannot read it to fix it ({exc}); not fixed")
             continue
+        seen[identity] = display
         docs[display] = _FileDoc(_Doc(display, fmt, text, list(diags)), encoding, fs_path, data)
 
     new_sites: dict[str, list] = {}
@@ -538,7 +657,7 @@ def apply_fixes(
             kept.add(display)
             continue
         if write:
-            problem = write_atomic(fd.path, data, fd.data)  # type: ignore[arg-type]
+            problem = write_file(fd.path, data, fd.data, root)  # type: ignore[arg-type]
             if problem is not None:
                 outcome.errors.append(f"{display}: not fixed: {problem}")
                 kept.add(display)
@@ -548,9 +667,12 @@ def apply_fixes(
         outcome.diff += unified_diff(display, doc.original, doc.text)
         outcome.count += doc.count
         out_texts[display] = doc.text
+    alias_diagnostics = _recheck_aliases(aliases, docs, outcome, new_sites, result, settings, options, resolve)
     for display, diags in by_path.items():
         fd = docs.get(display)
-        if fd is None or display in kept:
+        if display in alias_diagnostics:
+            diagnostics.extend(alias_diagnostics[display])
+        elif fd is None or display in kept:
             diagnostics.extend(diags)
         else:
             diagnostics.extend(fd.doc.diagnostics)
@@ -563,6 +685,25 @@ def apply_fixes(
     for message in outcome.errors:
         report(message)
     return outcome
+
+
+def _recheck_aliases(aliases, docs, outcome, new_sites, result, settings, options, resolve) -> dict[str, list[Diagnostic]]:
+    """The other names of files just written see the fixed text: check them again under their
+    own names (their settings may differ), and count them as written."""
+    moved = [alias for alias, primary in aliases.items() if primary in outcome.written]
+    if not moved:
+        return {}
+    copies = []
+    for alias in moved:
+        fd = docs[aliases[alias]]
+        copies.append(_FileDoc(_Doc(alias, fd.doc.fmt, fd.doc.text, []), fd.encoding, fd.path))
+    fresh = _recheck(copies, result, settings, options, resolve)
+    out: dict[str, list[Diagnostic]] = {}
+    for alias in moved:
+        out[alias] = [d for d in fresh.diagnostics if d.span.path == alias]
+        new_sites[alias] = [s for s in fresh.sites if s.path == alias]
+        outcome.written.append(alias)
+    return out
 
 
 def _recheck(changed: list[_FileDoc], result, settings, options, resolve):

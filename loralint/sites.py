@@ -184,6 +184,9 @@ class ConfigSite:
 class TextEdit:
     span: Span
     new_text: str
+    # The text the edit replaces, when the fix knows it (a rename knows the old name): the fixer
+    # refuses the fix if the span holds anything else, so a wrong span never edits the wrong text.
+    expected: str | None = None
 
 
 @dataclass(slots=True)

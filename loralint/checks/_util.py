@@ -83,8 +83,16 @@ def replace_value(
     return Fix(description, [TextEdit(f.span, literal(site, new_value))], applicability)  # type: ignore[arg-type]
 
 
-def rename_key(site: ConfigSite, f: Field, new_name: str, description: str) -> Fix:
-    return Fix(description, [TextEdit(f.span, new_name)], "safe")
+def rename_key(site: ConfigSite, f: Field, new_name: str, description: str) -> Fix | None:
+    """A fix that renames an argument or key where it is written; `f.span` covers the name alone
+    (an identifier, or a key without its quotes). None when the span cannot be just the name (a key
+    written with escapes or concatenated); the edit carries the old name, so a span that holds
+    anything else is refused when the fix is applied."""
+    old = f.raw_name or f.name
+    s = f.span
+    if s.line != s.end_line or s.end_column - s.column != len(old):
+        return None
+    return Fix(description, [TextEdit(s, new_name, expected=old)], "safe")
 
 
 def append_argument(
