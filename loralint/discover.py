@@ -8,13 +8,15 @@ does), unless `force_exclude` asks to apply the excludes to them too.
 
 from __future__ import annotations
 
+import errno
 import os
-import re
+import stat
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from loralint.extract import file_format
+from loralint.globs import Glob, GlobError, compile_glob
+from loralint.safe_read import InputRefused, read_text_limited
 
 DEFAULT_EXCLUDED_DIRS = frozenset(
     {
@@ -57,98 +59,95 @@ class Discovery:
     notes: list[str] = field(default_factory=list)  # skipped explicit paths, unreadable directories
 
 
-@lru_cache(maxsize=512)
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """gitignore-style glob → regex over a '/'-separated relative path.
+def glob_to_regex(pattern: str) -> Glob:
+    """A gitignore-style glob, compiled to run in linear time (see loralint.globs). Raises GlobError."""
+    return compile_glob(pattern)
 
-    `*` and `?` stay within a segment, `**` crosses segments, a pattern without '/' (other than a
-    trailing one) matches at any depth, a leading '/' anchors it.
-    """
-    anchored = pattern.startswith("/") or "/" in pattern.rstrip("/")
-    pattern = pattern.strip("/")
-    out = []
-    i = 0
-    while i < len(pattern):
-        c = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-            continue
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : end].replace("\\", "\\\\")
-                if body.startswith("!"):
-                    body = "^" + body[1:]
-                out.append(f"[{body}]")
-                i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    prefix = "" if anchored else "(?:.*/)?"
-    # A match on a directory covers everything below it.
-    return re.compile(f"^{prefix}{''.join(out)}(?:/.*)?$")
+
+# A .gitignore is read from the checked tree: past this many patterns the rest are not used.
+MAX_GITIGNORE_PATTERNS = 10_000
 
 
 class GitIgnore:
     """The rules of one .gitignore file, relative to its directory."""
 
-    def __init__(self, base: Path, lines: list[str]) -> None:
+    def __init__(
+        self, base: Path, lines: list[str], notes: list[str] | None = None, source: str = ".gitignore"
+    ) -> None:
         self.base = os.path.abspath(base)
-        self.rules: list[tuple[re.Pattern[str], bool, bool]] = []  # (regex, negated, dir_only)
-        for raw in lines:
+        self.rules: list[tuple[Glob, bool, bool]] = []  # (glob, negated, dir_only)
+        for number, raw in enumerate(lines, start=1):
             line = raw.rstrip("\n").rstrip()
             if not line or line.startswith("#"):
                 continue
+            if len(self.rules) >= MAX_GITIGNORE_PATTERNS:
+                if notes is not None:
+                    notes.append(
+                        f"{source}: more than {MAX_GITIGNORE_PATTERNS} patterns; the rest are not used"
+                    )
+                break
             negated = line.startswith("!")
             if negated:
                 line = line[1:]
-            if line.startswith("\\"):
-                line = line[1:]
+            line = line.removeprefix("\\")
             dir_only = line.endswith("/")
-            self.rules.append((glob_to_regex(line), negated, dir_only))
+            try:
+                self.rules.append((compile_glob(line), negated, dir_only))
+            except GlobError as exc:
+                if notes is not None:
+                    notes.append(f"{source}:{number}: pattern {_shown(line)} is invalid ({exc}); ignored")
 
     def verdict(self, rel: str, is_dir: bool) -> bool | None:
         """True ignored, False re-included, None no opinion. Last matching rule wins."""
         result = None
-        for regex, negated, dir_only in self.rules:
+        for glob, negated, dir_only in self.rules:
             # Files below an ignored directory are never reached: the walk prunes the directory.
             if dir_only and not is_dir:
                 continue
-            if regex.match(rel):
+            if glob.match(rel):
                 result = not negated
         return result
 
 
-def _read_gitignore(directory: Path) -> GitIgnore | None:
+def _shown(pattern: str) -> str:
+    return repr(pattern if len(pattern) <= 60 else pattern[:57] + "...")
+
+
+def _read_gitignore(directory: Path, notes: list[str]) -> GitIgnore | None:
     path = directory / ".gitignore"
     try:
-        return GitIgnore(directory, path.read_text(encoding="utf-8", errors="replace").splitlines())
-    except OSError:
+        text = read_text_limited(path)
+    except InputRefused as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            notes.append(f"{path}: {exc}; not used")
         return None
+    return GitIgnore(directory, text.splitlines(), notes, str(path))
 
 
 class Matcher:
-    """Settings-level include/exclude globs, relative to the settings root."""
+    """Settings-level include/exclude globs, relative to the settings root. An invalid glob is a
+    note (in `notes`) and matches nothing."""
 
     def __init__(self, root: Path, exclude: list[str], include: list[str]) -> None:
         self.root = root
-        self.exclude = [glob_to_regex(p) for p in exclude]
-        self.include = [glob_to_regex(p) for p in include]
+        self.notes: list[str] = []
+        self.exclude = self._compile(exclude, "exclude")
+        self.include = self._compile(include, "include")
+        self._include_given = bool(include)
+
+    def _compile(self, patterns: list[str], setting: str) -> list[Glob]:
+        compiled = []
+        for pattern in patterns:
+            try:
+                compiled.append(compile_glob(pattern))
+            except GlobError as exc:
+                self.notes.append(f"{setting} pattern {_shown(pattern)} is invalid ({exc}); ignored")
+        return compiled
 
     def rel(self, path: Path) -> str | None:
         try:
-            return path.resolve().relative_to(self.root).as_posix()
+            # realpath, not Path.resolve: a symbolic-link loop must not raise here.
+            return Path(os.path.realpath(path)).relative_to(self.root).as_posix()
         except (ValueError, OSError):
             return None
 
@@ -159,7 +158,7 @@ class Matcher:
         return any(r.match(c) for r in self.exclude for c in candidates)
 
     def included(self, path: Path) -> bool:
-        if not self.include:
+        if not self._include_given:
             return True
         rel = self.rel(path) or path.as_posix()
         return any(r.match(rel) for r in self.include)
@@ -185,31 +184,46 @@ def discover(
     seen: set[Path] = set()
 
     def add(source: SourceFile) -> None:
-        key = source.path.resolve()
+        key = Path(os.path.realpath(source.path))  # not Path.resolve: a symbolic-link loop raises there
         if key not in seen:
             seen.add(key)
             found.files.append(source)
 
+    found.notes.extend(matcher.notes)
     for given in paths:
         given_path = Path(given)
-        if not given_path.exists() and not given_path.is_symlink():
-            found.missing.append(given)
+        try:
+            is_dir = stat.S_ISDIR(os.stat(given_path).st_mode)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                # Named, so reported: with a checked extension the reader says LORA905 for it.
+                _add_explicit(given, given_path, "symbolic link loop", matcher, force_exclude, found, add)
+            elif os.path.islink(given_path):
+                found.notes.append(f"{given}: broken symbolic link; skipped")
+            elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+                found.missing.append(given)
+            else:  # permission denied on the way, ...: the reader reports it (LORA902) when the type is checked
+                _add_explicit(given, given_path, f"cannot read ({exc.strerror})", matcher, force_exclude, found, add)
             continue
-        if given_path.is_file() or (given_path.exists() and not given_path.is_dir()):
-            fmt = file_format(given_path)
-            if fmt is None:
-                found.notes.append(f"{given}: not a Python, YAML or JSON file; skipped")
-            elif force_exclude and matcher.excluded(given_path):
-                continue
-            else:
-                add(SourceFile(given_path, given, fmt, explicit=True))
-            continue
-        if given_path.is_symlink() and not given_path.exists():
-            found.notes.append(f"{given}: broken symbolic link; skipped")
-            continue
-        _walk(given, given_path, matcher, respect_gitignore, found, add)
+        if is_dir:
+            _walk(given, given_path, matcher, respect_gitignore, found, add)
+        else:
+            # A regular file, or a FIFO, device or socket: never opened here; the reader refuses those.
+            _add_explicit(
+                given, given_path, "not a Python, YAML or JSON file", matcher, force_exclude, found, add
+            )
     found.files.sort(key=lambda f: f.display)
     return found
+
+
+def _add_explicit(
+    given: str, path: Path, unknown: str, matcher: Matcher, force_exclude: bool, found: Discovery, add
+) -> None:
+    fmt = file_format(path)
+    if fmt is None:
+        found.notes.append(f"{given}: {unknown}; skipped")
+    elif not (force_exclude and matcher.excluded(path)):
+        add(SourceFile(path, given, fmt, explicit=True))
 
 
 def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: Discovery, add) -> None:
@@ -220,7 +234,7 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
         in_repository = False
         for parent in reversed(Path(os.path.abspath(root)).parents):
             in_repository = in_repository or (parent / ".git").exists()
-            gi = _read_gitignore(parent) if in_repository else None
+            gi = _read_gitignore(parent, found.notes) if in_repository else None
             if gi:
                 inherited.append(gi)
         ignores[root] = inherited
@@ -232,7 +246,7 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
         directory = Path(dirpath)
         active = ignores.get(directory, [])
         if respect_gitignore:
-            own = _read_gitignore(directory)
+            own = _read_gitignore(directory, found.notes)
             if own:
                 active = [*active, own]
         kept = []

@@ -33,9 +33,10 @@ def build_inventory(model: str, rank: int, task_type: str | None, online: bool) 
     from loralint.knowledge.targeting import analyze_lora
     from loralint.resolve import Resolver, not_found
 
-    resolution = Resolver(online=online).resolve(model)
+    resolver = Resolver(online=online)
+    resolution = resolver.resolve(model)
     if resolution is None or resolution.model_type is None:
-        raise InventoryError(f"cannot resolve {not_found(model, online)}")
+        raise InventoryError(f"cannot resolve {not_found(model, online, resolver.problems)}")
     if resolution.guessed:
         raise InventoryError(f"{model!r} is not known; its name suggests model_type {resolution.model_type!r}:"
                              " pass a config.json folder or use --online")

@@ -11,7 +11,15 @@ import os
 import re
 from pathlib import Path
 
-from loralint.extract.source import SourceSyntaxError, UndecodableSource, decode_python, decode_text, looks_binary
+from loralint.extract.source import (
+    SourceSyntaxError,
+    UndecodableSource,
+    as_utf8,
+    decode_python,
+    decode_text,
+    looks_binary,
+    wide_encoding,
+)
 from loralint.sites import Diagnostic, FileResult, Span
 from loralint.suppressions import find_suppressions
 
@@ -36,7 +44,7 @@ def file_format(path: str | Path) -> str | None:
 
 
 def is_candidate(data: bytes, fmt: str) -> bool:
-    return PREFILTERS[fmt].search(data) is not None
+    return PREFILTERS[fmt].search(as_utf8(data, fmt)) is not None  # UTF-16/32 text is searched as UTF-8
 
 
 def file_diagnostic(code: str, path: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:
@@ -49,11 +57,13 @@ def file_diagnostic(code: str, path: str, message: str, line: int = 1, column: i
 def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
     """Extract from bytes already read. Never raises: problems become diagnostics."""
     result = FileResult(display)
-    if looks_binary(data):
+    if wide_encoding(data, fmt) is None and looks_binary(data):
         result.diagnostics.append(file_diagnostic("LORA902", display, "binary file (contains NUL bytes); not checked"))
         return result
     try:
-        text = decode_python(data) if fmt == "python" else decode_text(data)
+        text = decode_python(data) if fmt == "python" else decode_text(data, fmt)
+        if "\x00" in text[:8192]:
+            raise UndecodableSource("binary file (contains NUL characters)")
         result.suppressions = find_suppressions(display, text)
         if fmt == "python":
             from loralint.extract.python import extract_python, parse_error_position

@@ -7,12 +7,15 @@ same mechanism libcst's own PositionProvider uses (libcst/metadata/position_prov
 
 from __future__ import annotations
 
+import re
 from typing import Iterator
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
 
 Position = tuple[int, int, int, int]  # start line, start column, end line, end column (0-based cols)
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")  # as the fixer and the other formats count lines: CR-only files too
 
 
 class _Recorder(CodegenState):
@@ -24,6 +27,12 @@ class _Recorder(CodegenState):
         self.positions: dict[cst.CSTNode, Position] = {}
 
     def _advance(self, text: str) -> None:
+        if "\r" in text:
+            breaks = _LINE_BREAK.findall(text)
+            if breaks:
+                self.line += len(breaks)
+                self.column = len(text) - max(text.rfind("\n"), text.rfind("\r")) - 1
+                return
         newlines = text.count("\n")
         if newlines:
             self.line += newlines

@@ -16,14 +16,13 @@ top-level keys look like a LoRA configuration, so a large tokenizer.json never p
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 from typing import Any, Iterator
 
 import yaml
 
-from loralint.extract.source import SourceSyntaxError
+from loralint.extract.source import LINE_BREAK, LineIndex, SourceSyntaxError, line_column
 from loralint.sites import Unknown
 
 try:  # libyaml
@@ -164,22 +163,32 @@ def _first_line(exc: Exception) -> str:
 # --- YAML ------------------------------------------------------------------------------------
 
 
+# Line ends to YAML (and PyYAML's marks) but not to editors, the LSP or the other outputs.
+_YAML_ONLY_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
 class _YamlBuilder:
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+        # PyYAML's marks count NEL, LS and PS as line ends; with one of those in the text, positions
+        # come from the mark's offset instead, so that every output agrees on the line.
+        unusual = any(ch in text for ch in _YAML_ONLY_BREAKS)
+        self.index = LineIndex(text) if unusual else None
+        self.lines = LINE_BREAK.split(text) if unusual else text.splitlines()
         self.constructor = yaml.constructor.SafeConstructor()
         # id(yaml node) → (yaml node, Node): aliases reuse the Node; the yaml node is kept so that
         # its id cannot be reused by another node while this builder lives.
         self.memo: dict[int, tuple[Any, Node]] = {}
 
     def position(self, mark: Any) -> Position:
+        if self.index is not None:
+            return self.index.position(mark.index)
         return mark.line + 1, mark.column + 1
 
     def end_of(self, node: Any) -> Position:
         """End of a scalar or flow collection; a block scalar's end mark sits at the start of the
         next line, which is moved back to the end of the last line with text."""
-        line, column = node.end_mark.line, node.end_mark.column
-        start_line = node.start_mark.line
+        line, column = (n - 1 for n in self.position(node.end_mark))
+        start_line = self.position(node.start_mark)[0] - 1
         if column == 0 and line > start_line:
             line -= 1
             while line > start_line and not self._text(line).strip():
@@ -238,6 +247,10 @@ def compose_yaml(text: str) -> list[Node]:
     """Every document of a YAML stream as a Node (a document that is empty is skipped)."""
     builder = _YamlBuilder(text)
     documents: list[Node] = []
+
+    def where(mark: Any) -> str:
+        line, column = builder.position(mark)
+        return f"line {line}, column {column}"
     try:
         for document in yaml.compose_all(text, Loader=_Loader):
             if document is not None:
@@ -247,12 +260,12 @@ def compose_yaml(text: str) -> list[Node]:
         context = exc.context or ""
         if context and exc.context_mark is not None and exc.context_mark is not mark:
             # libyaml notices an unclosed `[` or quote only later: say where it was opened.
-            context += f" (line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})"
+            context += f" ({where(exc.context_mark)})"
         message = ": ".join(part for part in (context, exc.problem) if part) or "invalid YAML"
-        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        line, column = builder.position(mark) if mark is not None else (1, 1)
         raise SourceSyntaxError(f"invalid YAML ({message})", line, column) from exc
     except yaml.reader.ReaderError as exc:
-        line, column = _line_column(text, exc.position)
+        line, column = line_column(text, exc.position)
         char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or " ")
         raise SourceSyntaxError(
             f"invalid YAML (special character U+{char:04X} is not allowed)", line, column
@@ -260,13 +273,6 @@ def compose_yaml(text: str) -> list[Node]:
     except yaml.YAMLError as exc:
         raise SourceSyntaxError(f"invalid YAML ({_first_line(exc)})") from exc
     return documents
-
-
-def _line_column(text: str, offset: int) -> Position:
-    offset = max(0, min(offset, len(text)))
-    line = text.count("\n", 0, offset) + 1
-    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
-    return line, column
 
 
 # --- JSON ------------------------------------------------------------------------------------
@@ -289,7 +295,8 @@ def parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SourceSyntaxError(f"invalid JSON ({exc.msg})", exc.lineno, exc.colno) from exc
+        # json counts lines at \n only; a CR-only file has its lines too.
+        raise SourceSyntaxError(f"invalid JSON ({exc.msg})", *line_column(text, exc.pos)) from exc
     except RecursionError as exc:
         raise SourceSyntaxError("invalid JSON (nesting too deep)") from exc
 
@@ -302,7 +309,7 @@ def compose_json(text: str) -> Node:
 class _JsonScanner:
     def __init__(self, text: str) -> None:
         self.text = text
-        self.line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
+        self.lines = LineIndex(text)
         self.tokens = [
             (m.lastgroup, m.group(), m.start(), m.end())
             for m in _JSON_TOKEN.finditer(text)
@@ -311,8 +318,7 @@ class _JsonScanner:
         self.index = 0
 
     def position(self, offset: int) -> Position:
-        line = bisect.bisect_right(self.line_starts, offset) - 1
-        return line + 1, offset - self.line_starts[line] + 1
+        return self.lines.position(offset)
 
     def document(self) -> Node:
         return self.value(0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
+from loralint.safe_read import DEFAULT_MAX_FILE_SIZE, read_limited
 from loralint.sites import ConfigSite, is_known
 
 FORMATS = ("text", "json", "sarif", "github", "lsp")
@@ -39,9 +39,11 @@ class SourceLines:
     `paths` maps the display path of a diagnostic to the file on disk (RunResult.sources).
     """
 
-    def __init__(self, paths: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None) -> None:
+    def __init__(self, paths: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
+                 limit: int = DEFAULT_MAX_FILE_SIZE) -> None:
         self.paths = dict(paths or {})
         self.texts = dict(texts or {})
+        self.limit = limit
         self._lines: dict[str, list[str] | None] = {}
 
     def lines(self, display: str) -> list[str] | None:
@@ -49,7 +51,8 @@ class SourceLines:
             text = self.texts.get(display)
             if text is None:
                 try:
-                    data = Path(self.paths.get(display, display)).read_bytes()
+                    # Regular files only, bounded: a diagnostic may be about a FIFO or a huge file.
+                    data = read_limited(self.paths.get(display, display), self.limit)
                 except OSError:
                     data = None
                 text = decode_source(display, data) if data is not None else None

@@ -29,6 +29,7 @@ from loralint import __version__
 from loralint.engine import RunResult
 from loralint.report import SourceLines
 from loralint.ruleset import Rule
+from loralint.safe_read import read_limited
 from loralint.sites import Diagnostic, Fix, Span
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -74,7 +75,8 @@ def relative_path(path: str, root: Path) -> str | None:
     Symbolic links are compared both as written and resolved (macOS /tmp → /private/tmp, say).
     """
     absolute = Path(os.path.abspath(path))
-    for candidate, base in ((absolute, root), (absolute.resolve(), root.resolve())):
+    resolved = (Path(os.path.realpath(absolute)), Path(os.path.realpath(root)))  # realpath: a link loop must not raise
+    for candidate, base in ((absolute, root), resolved):
         try:
             return candidate.relative_to(base).as_posix()
         except ValueError:
@@ -286,7 +288,7 @@ def sarif_log(result: RunResult, root: Path | None = None) -> dict[str, Any]:
         partial = {"loralint/v1": fingerprint(diag, location["uri"], line_text)}
         if span.path not in hashes:
             try:
-                hashes[span.path] = line_hashes(Path(fs_path).read_bytes())
+                hashes[span.path] = line_hashes(read_limited(fs_path, lines.limit))
             except OSError:
                 hashes[span.path] = {}
         if span.line in hashes[span.path]:
