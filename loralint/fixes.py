@@ -23,6 +23,7 @@ goes on with the other files.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import difflib
 import functools
@@ -106,12 +107,75 @@ def fix_ranges(text: str, starts: list[int], fix: Fix, newline: str = "\n") -> l
         new = edit.new_text
         if newline != "\n" and "\n" in new:
             new = new.replace("\r\n", "\n").replace("\n", newline)
+        appended = _APPENDED_ARGUMENT.fullmatch(new) if start == end else None
+        if appended is not None:
+            out.extend(argument_ranges(text, starts, start, appended.group(1), newline))
+            continue
         out.append((start, end, new))
     out.sort(key=lambda r: (r[0], r[1]))
     for (a, b, _), (c, d, _) in itertools.pairwise(out):
         if _conflict(a, b, c, d):
             raise EditError("the fix's own edits overlap")
     return out
+
+
+# checks._util.append_argument inserts `, name=value` right after a call's last argument; where it
+# goes on the line is decided here, where the text is known.
+_APPENDED_ARGUMENT = re.compile(r", ([A-Za-z_]\w*=[^\r\n]*)")
+_LINE_TAIL = re.compile(r"[ \t]*(,?)[ \t]*(?:#[^\r\n]*)?")
+_INDENT = re.compile(r"[ \t]*")
+MAX_ARGUMENT_LINES = 200  # how far up the start of a multi-line last argument is looked for
+
+
+def argument_ranges(text: str, starts: list[int], at: int, argument: str, newline: str) -> list[tuple[int, int, str]]:
+    """Where `argument` (`name=value`) goes after the call argument that ends at offset `at`.
+
+    A call laid out one argument a line (its closing bracket on a later line) gets the new argument
+    on a line of its own, indented like the last argument, after that line's comment, with a trailing
+    comma when the last argument had one; a comma is added after the last argument when it had none.
+    A call whose arguments continue on lines of their own but that closes on the last one
+    (`f(a,\n  b)`) gets it on a new line before the bracket; a one-line call gets `, name=value`.
+    """
+    index = bisect.bisect_right(starts, at) - 1
+    first = _argument_line(text, starts, index, at)
+    tail = _LINE_TAIL.fullmatch(text, at, _line_end(text, starts, index))
+    if tail is not None and index + 1 < len(starts):
+        if first is None:  # `f(a, b,\n)`: the call opens on this line; one level deeper than it
+            indent = _INDENT.match(text, starts[index]).group() + ("\t" if text[starts[index]] == "\t" else "    ")
+        else:
+            indent = _INDENT.match(text, starts[first]).group()
+        comma = tail.group(1)
+        ranges = [] if comma else [(at, at, ",")]
+        ranges.append((starts[index + 1], starts[index + 1], f"{indent}{argument}{comma}{newline}"))
+        return ranges
+    if first is not None:
+        return [(at, at, f",{newline}{_INDENT.match(text, starts[first]).group()}{argument}")]
+    return [(at, at, f", {argument}")]
+
+
+def _argument_line(text: str, starts: list[int], index: int, at: int) -> int | None:
+    """The 0-based line where the argument ending at `at` (on line `index`) starts, when that line
+    begins at argument level; None when the call's own bracket opens on it (or it cannot be told)."""
+    import io
+    import tokenize
+
+    for line in range(index, max(index - MAX_ARGUMENT_LINES, -1), -1):
+        depth = 0
+        try:
+            for token in tokenize.generate_tokens(io.StringIO(text[starts[line]:at]).readline):
+                if token.type == tokenize.OP and token.string in "([{":
+                    depth += 1
+                elif token.type == tokenize.OP and token.string in ")]}":
+                    depth -= 1
+        except tokenize.TokenError:
+            pass  # "EOF in multi-line statement": the call's bracket is still open, as expected
+        except (SyntaxError, ValueError):
+            return None
+        if depth > 0:
+            return None
+        if depth == 0:
+            return line
+    return None
 
 
 def _excerpt(text: str, limit: int = 40) -> str:
@@ -614,7 +678,9 @@ def apply_fixes(
             if identity in seen:
                 aliases[display] = seen[identity]
                 continue
-            data = fs_path.read_bytes()
+            from loralint.safe_read import DEFAULT_MAX_FILE_SIZE, read_limited
+
+            data = read_limited(fs_path, getattr(settings, "max_file_size", DEFAULT_MAX_FILE_SIZE))
             text, encoding = _decode(display, fmt, data)
         except Exception as exc:  # noqa: BLE001 - OSError, UnicodeDecodeError, UndecodableSource
             outcome.errors.append(f"{display}: cannot read it to fix it ({exc}); not fixed")

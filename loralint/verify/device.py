@@ -7,6 +7,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from loralint.verify.capture import _quiet_transformers
+from loralint.verify.memory import Available, available_memory, cpu_step_refusal, step_needs
 from loralint.verify.plan import _DATA_DEPENDENT_INITS
 from loralint.verify.stack import Stack
 
@@ -14,12 +15,35 @@ if TYPE_CHECKING:  # the runner imports this module
     from loralint.verify.runner import _Job, _Verifier
 
 
+def cpu_refusal(verifier: _Verifier, job: _Job, config: Any,
+                available: Available | None = None) -> dict[str, Any] | None:
+    """Before any real tensor: when the step's estimated needs do not fit in the memory this process
+    can get, the device entry that says why (the kernel would kill the run instead, much later)."""
+    rep = job.report
+    if _quantization(job) or config is None or rep.total is None:
+        return None  # a quantized step needs CUDA: measure_step says so without building
+    needs = step_needs(config, rep.total, rep.trainable or 0, 4, "float32", verifier.batch_size, verifier.seq_len)
+    available = available if available is not None else available_memory()
+    reason = cpu_step_refusal(needs, available)
+    if reason is None:
+        return None
+    return {"device": "cpu", "skipped": reason, "needed_bytes": needs.total,
+            "available_bytes": available.bytes if available else None}
+
+
+def _quantization(job: _Job) -> str | None:
+    quant = job.report.site.hints.quantization
+    return quant if quant in ("4bit", "8bit") else None
+
+
 def measure_step(verifier: _Verifier, job: _Job, device: str) -> dict[str, Any]:
     """Random weights on `device`, the same LoraConfig, one forward+backward at --seq-len and
     --batch-size; on CUDA the peak memory (torch.cuda.max_memory_allocated)."""
     torch, peft = verifier.stack.torch, verifier.stack.peft
     site = job.report.site
-    quant = site.hints.quantization if site.hints.quantization in ("4bit", "8bit") else None
+    quant = _quantization(job)
+    if quant and device != "cuda":  # before building: a CPU model of this size may take minutes
+        raise RuntimeError(f"{quant} quantization (bitsandbytes) needs a CUDA device")
     bnb_config = site.hints.bnb_config or {}
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -36,8 +60,6 @@ def measure_step(verifier: _Verifier, job: _Job, device: str) -> dict[str, Any]:
     with _quiet_transformers(verifier.stack):
         model = verifier.build(job, device=device, dtype=dtype)
         if quant:
-            if device != "cuda":
-                raise RuntimeError(f"{quant} quantization (bitsandbytes) needs a CUDA device")
             _quantize_bnb(verifier.stack, model, quant, bnb_config, dtype)
         weights = (torch.cuda.memory_allocated() - base_memory) if device == "cuda" else None
         kwargs = dict(job.kwargs)

@@ -20,7 +20,7 @@ from loralint.verify.capture import (
     _progress,
     _quiet_transformers,
 )
-from loralint.verify.device import measure_step
+from loralint.verify.device import cpu_refusal, measure_step
 from loralint.verify.model import (
     _TOWER_SEGMENTS,
     DEVICES,
@@ -47,7 +47,7 @@ from loralint.verify.plan import (
     lora_kwargs,
 )
 from loralint.verify.report import ModuleGroup, SiteReport, VerifiedAdvice, VerifyReport
-from loralint.verify.stack import Stack, load_stack
+from loralint.verify.stack import Stack, load_stack, version_differences, version_note
 
 
 def verify_sites(
@@ -71,6 +71,9 @@ def verify_sites(
         return report
     stack = load_stack()
     report.versions = stack.versions
+    note = version_note(stack.versions)
+    if note:  # said once per run: it explains any LORA253 below
+        report.notes.append(note)
     report.timings["import"] = stack.import_seconds
     start = time.perf_counter()
     verifier = _Verifier(stack, sites, rules, settings, options, trust_remote_code, device, seq_len, batch_size, report)
@@ -182,9 +185,10 @@ class _Verifier:
                 t = time.perf_counter()
                 self.apply(job, model)
                 self.report.timings["peft"] += time.perf_counter() - t
+                config = getattr(model, "config", None)  # its sizes bound the memory of a --device step
                 del model
                 if self.device != "meta" and rep.status == "verified":
-                    self.measure(job)
+                    self.measure(job, config)
                 rep.seconds = time.perf_counter() - start
                 bar.advance()
 
@@ -205,7 +209,13 @@ class _Verifier:
                 rep.reason = "no base model is known for this configuration; pass --model ID_OR_PATH to verify it"
             else:
                 where = "not a local folder with a config.json, not in the local Hugging Face cache"
-                where += "" if self.options.online else "; --online allows fetching its config.json from the Hub"
+                if self.options.online:
+                    from loralint import hub
+
+                    why = hub.failure(model_id.strip())
+                    where += f"; not from the Hub either: {why}" if why else ""
+                else:
+                    where += "; --online allows fetching its config.json from the Hub"
                 rep.reason = f"cannot read the config.json of base model {model_id!r} ({where})"
             self.diag(rep, "LORA254", f"not verified: {rep.reason}", _model_span(site))
             return None
@@ -459,15 +469,24 @@ class _Verifier:
         if result is not None and not result.exact:
             return  # the static count said it was approximate (shapes at defaults, an unmodelled wrapping)
         if predicted != (rep.trainable, rep.total):
-            self.diag(rep, "LORA253", (
-                f"loralint's knowledge base predicts {predicted[0]:,} trainable of {predicted[1]:,} parameters, "
-                f"PEFT counts {rep.trainable:,} of {rep.total:,}: this is a bug in loralint's knowledge base for "
-                f"{rep.model_type or rep.model_id}, not in your configuration; please report it "
-                f"({self.provenance(rep)})"
-            ))
+            counts = (f"loralint's knowledge base predicts {predicted[0]:,} trainable of {predicted[1]:,} parameters, "
+                      f"PEFT counts {rep.trainable:,} of {rep.total:,}")
+            where = rep.model_type or rep.model_id
+            differences = version_differences(self.stack.versions)
+            if differences:
+                installed = " and ".join(f"{lib} {have}" for lib, have, _ in differences)
+                recorded = " and ".join(f"{lib} {want}" for lib, _, want in differences)
+                verb = "is" if len(differences) == 1 else "are"
+                why = (f"the knowledge base describes {recorded} and {installed} {verb} installed: the difference is "
+                       f"likely the version, not your configuration; if it persists with {recorded}, please report "
+                       f"it as a bug in loralint's knowledge base for {where}")
+            else:
+                why = (f"this is a bug in loralint's knowledge base for {where}, not in your configuration; "
+                       "please report it")
+            self.diag(rep, "LORA253", f"{counts}: {why} ({self.provenance(rep)})")
 
     # -- real tensors ----------------------------------------------------------------------------
-    def measure(self, job: _Job) -> None:
+    def measure(self, job: _Job, config: Any = None) -> None:
         rep = job.report
         torch = self.stack.torch
         target = self.device
@@ -480,6 +499,12 @@ class _Verifier:
                     self.report.notes.append(note)
                 return
             target = "cuda"
+        if target == "cpu":
+            refused = cpu_refusal(self, job, config)
+            if refused is not None:  # said before any tensor is built, instead of being killed
+                rep.device = refused
+                self.diag(rep, "LORA256", refused["skipped"])
+                return
         try:
             rep.device = measure_step(self, job, target)
         except Exception as exc:  # out of memory, a missing kernel, bitsandbytes absent: say so, go on
