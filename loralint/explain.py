@@ -216,6 +216,9 @@ def render_text(entries: list[dict[str, Any]]) -> str:
             else:
                 source = "approximate: some shapes at the model type's defaults (see notes; loralint verify is exact)"
             rows.append(("trainable", f"{trainable:,} of {total:,} ({100 * trainable / total:.3f}%) — {source}"))
+        elif matched is not None and matched["count"] == 0:
+            # Both sides known (the model's modules and the targets): nothing to count, and PEFT says so.
+            rows.append(("trainable", "none: 0 modules matched (get_peft_model raises; see LORA202 in `loralint check`)"))
         else:
             rows.append(("trainable", "unknown (base model or values not statically known)"))
         memory = data["memory"]

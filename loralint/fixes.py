@@ -125,6 +125,8 @@ _APPENDED_ARGUMENT = re.compile(r", ([A-Za-z_]\w*=[^\r\n]*)")
 _LINE_TAIL = re.compile(r"[ \t]*(,?)[ \t]*(?:#[^\r\n]*)?")
 _INDENT = re.compile(r"[ \t]*")
 MAX_ARGUMENT_LINES = 200  # how far up the start of a multi-line last argument is looked for
+MAX_ARGUMENT_SCAN = 100_000  # characters scanned for it, at most
+_CALL_OPENS_HERE = -1  # what _argument_line says when the call's bracket opens on the argument's line
 
 
 def argument_ranges(text: str, starts: list[int], at: int, argument: str, newline: str) -> list[tuple[int, int, str]]:
@@ -140,42 +142,67 @@ def argument_ranges(text: str, starts: list[int], at: int, argument: str, newlin
     first = _argument_line(text, starts, index, at)
     tail = _LINE_TAIL.fullmatch(text, at, _line_end(text, starts, index))
     if tail is not None and index + 1 < len(starts):
-        if first is None:  # `f(a, b,\n)`: the call opens on this line; one level deeper than it
+        if first == _CALL_OPENS_HERE:  # `f(a, b,\n)`: one level deeper than the call's line
             indent = _INDENT.match(text, starts[index]).group() + ("\t" if text[starts[index]] == "\t" else "    ")
-        else:
-            indent = _INDENT.match(text, starts[first]).group()
+        else:  # the last argument's first line (or, too far up to find, its last line)
+            indent = _INDENT.match(text, starts[index if first is None else first]).group()
         comma = tail.group(1)
         ranges = [] if comma else [(at, at, ",")]
         ranges.append((starts[index + 1], starts[index + 1], f"{indent}{argument}{comma}{newline}"))
         return ranges
-    if first is not None:
+    if first is not None and first != _CALL_OPENS_HERE:
         return [(at, at, f",{newline}{_INDENT.match(text, starts[first]).group()}{argument}")]
     return [(at, at, f", {argument}")]
 
 
 def _argument_line(text: str, starts: list[int], index: int, at: int) -> int | None:
     """The 0-based line where the argument ending at `at` (on line `index`) starts, when that line
-    begins at argument level; None when the call's own bracket opens on it (or it cannot be told)."""
-    import io
-    import tokenize
-
-    for line in range(index, max(index - MAX_ARGUMENT_LINES, -1), -1):
-        depth = 0
-        try:
-            for token in tokenize.generate_tokens(io.StringIO(text[starts[line]:at]).readline):
-                if token.type == tokenize.OP and token.string in "([{":
-                    depth += 1
-                elif token.type == tokenize.OP and token.string in ")]}":
-                    depth -= 1
-        except tokenize.TokenError:
-            pass  # "EOF in multi-line statement": the call's bracket is still open, as expected
-        except (SyntaxError, ValueError):
+    begins at argument level; `_CALL_OPENS_HERE` when the call's own bracket opens on that line;
+    None when it is too far up to find (more lines or characters than are scanned)."""
+    first = max(index - MAX_ARGUMENT_LINES + 1, 0)
+    if at - starts[first] > MAX_ARGUMENT_SCAN:
+        first = bisect.bisect_left(starts, at - MAX_ARGUMENT_SCAN)
+        if first > index:
             return None
-        if depth > 0:
-            return None
-        if depth == 0:
+    opened = _bracket_depths(text, starts, first, index, at)  # brackets opened from line k to `at`
+    for line in range(index, first - 1, -1):
+        if opened[line - first] > 0:
+            return _CALL_OPENS_HERE  # an unclosed bracket on this line: the call's own
+        if opened[line - first] == 0:
             return line
     return None
+
+
+def _bracket_depths(text: str, starts: list[int], first: int, last: int, end: int) -> list[int]:
+    """For each line from `first` to `last`: brackets opened minus closed from that line's start to
+    `end`, outside strings and comments (one scan)."""
+    at_line: list[int] = []
+    depth, i, line = 0, starts[first], first
+    while i < end:
+        while line <= last and i >= starts[line]:
+            at_line.append(depth)
+            line += 1
+        ch = text[i]
+        if ch == "#":
+            line_break = _NEWLINE.search(text, i, end)
+            i = line_break.start() if line_break else end
+            continue
+        if ch in "\"'":
+            quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else ch
+            i += len(quote)
+            while i < end and not text.startswith(quote, i):
+                i += 2 if text[i] == "\\" else 1
+            i += len(quote)
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        i += 1
+    while line <= last:
+        at_line.append(depth)
+        line += 1
+    return [depth - before for before in at_line]
 
 
 def _excerpt(text: str, limit: int = 40) -> str:

@@ -95,9 +95,10 @@ def test_clean_run_says_so(write, tmp_path):
 def test_statistics_quiet_and_no_source(write, tmp_path):
     write("bad.py", BAD)
     stats = run_cli(["check", "--no-cache", "--statistics", "bad.py"], cwd=tmp_path)
-    assert stats.stdout.splitlines() == [
-        "    1  LORA101   alpha-scaling                    [warning]",
-        "    1  LORA102   rslora-for-high-rank             [info]",
+    assert stats.stdout.splitlines() == [  # ruff's layout: count, code, name (tab-separated)
+        "1\tLORA101\talpha-scaling [warning]",
+        "1\tLORA102\trslora-for-high-rank [info]",
+        "1 more fixable with `--fix --unsafe-fixes`.",
     ]
     quiet = run_cli(["check", "--no-cache", "-q", "bad.py"], cwd=tmp_path)
     assert len(quiet.stdout.strip().splitlines()) == 2

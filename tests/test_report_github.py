@@ -45,7 +45,7 @@ def test_a_clean_run_prints_only_the_summary(tmp_path):
     make_project(tmp_path, {"train.py": "x = 1\n"})
     run = github(tmp_path, "train.py")
     assert run.exit_code == 0
-    assert run.stdout.splitlines() == ["loralint: no problems found (1 file checked)"]
+    assert run.stdout.splitlines() == ["loralint: All checks passed! (1 file checked, 0 LoRA configurations found)"]
 
 
 def test_escaping_follows_the_actions_toolkit():

@@ -164,7 +164,7 @@ def test_missing_task_type_for_classification_is_specific_and_fixable(tmp_path):
     assert d["message"].endswith("set task_type='SEQ_CLS'")
     assert d["fix"] == {
         "description": "Add task_type='SEQ_CLS'",
-        "applicability": "safe",
+        "applicability": "unsafe",  # it makes PEFT train and save the new head: training changes
         "edits": [{"line": 4, "column": 60, "end_line": 4, "end_column": 60, "content": ', task_type="SEQ_CLS"'}],
     }
     # Not applied anywhere: nothing to say. Opaque kwargs: cannot know.

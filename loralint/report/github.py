@@ -56,7 +56,9 @@ def summary(result: RunResult) -> str:
     count = len(result.diagnostics)
     checked = f"{result.files_checked} file{'s' if result.files_checked != 1 else ''} checked"
     if count == 0:
-        return f"loralint: no problems found ({checked})"
+        from loralint.report.text import clean_summary
+
+        return f"loralint: {clean_summary(result)}"  # the same phrase as the text output
     by_severity = Counter(d.severity for d in result.diagnostics)
     parts = [
         f"{by_severity[s]} {s}{'s' if by_severity[s] != 1 and s != 'info' else ''}"

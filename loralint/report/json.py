@@ -126,3 +126,13 @@ def render(result: RunResult) -> str:
         configs=[config_model(s) for s in result.sites],
     )
     return report.model_dump_json(indent=2)
+
+
+def render_statistics(result: RunResult, unsafe_fixes: bool = False) -> str:
+    """`--statistics --output-format json`: ruff's shape, one object a rule (code, name, count, fixable,
+    fixable_count), with the severity added."""
+    import json
+
+    from loralint.report.text import statistics_rows
+
+    return json.dumps(statistics_rows(result, unsafe_fixes), indent=2)

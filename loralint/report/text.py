@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import unicodedata
 from collections import Counter
 
 from loralint.engine import RunResult
@@ -44,9 +45,10 @@ def render(
     quiet: bool = False,
     unsafe_hint: bool = True,
 ) -> str:
+    """The report; "" when there is nothing to say (`quiet` and no finding), so nothing is printed."""
     style = _Style(colour)
     if statistics:
-        return _statistics(result, style)
+        return _statistics(result, style, quiet, unsafe_fixes=not unsafe_hint)
     out: list[str] = []
     sources = SourceLines(result.sources, result.texts)
     for d in result.diagnostics:
@@ -56,6 +58,12 @@ def render(
     if not quiet:
         out.append(_summary(result, style, unsafe_hint))
     return "\n".join(out)
+
+
+def clean_summary(result: RunResult) -> str:
+    """The one phrase of a run with nothing to report, in every human-readable output."""
+    return (f"All checks passed! ({_plural(result.files_checked, 'file')} checked, "
+            f"{_plural(len(result.sites), 'LoRA configuration')} found)")
 
 
 def _headline(d: Diagnostic, style: _Style) -> str:
@@ -83,9 +91,10 @@ def _snippet(d: Diagnostic, sources: SourceLines, style: _Style) -> list[str]:
     # Control characters would act on the terminal: escape them (visibly, as everywhere else) in three
     # pieces, so the caret starts under the escaped form and spans as much as the marked text now takes.
     before, marked, after = (escape(part, keep_tabs=True) for part in (line[:start], line[start:end], line[end:]))
-    width = max(len(marked), 1)
-    # Keep tabs so the caret lines up under the same characters.
-    pad = "".join("\t" if ch == "\t" else " " for ch in before)
+    width = max(display_width(marked), 1)
+    # Keep tabs so the caret lines up under the same characters; a wide character (CJK, emoji) takes
+    # two terminal cells, a combining mark none.
+    pad = "".join("\t" if ch == "\t" else " " * _cells(ch) for ch in before)
     caret = style(pad + "^" * width + f" {escape(d.code)}", fg=_COLOURS[d.severity], bold=True)
     bar = style("|", fg="blue", bold=True)
     return [
@@ -101,8 +110,7 @@ def _summary(result: RunResult, style: _Style, unsafe_hint: bool) -> str:
     count = len(result.diagnostics)
     files = len({d.span.path for d in result.diagnostics})
     if count == 0:
-        return style(f"All checks passed! ({_plural(result.files_checked, 'file')} checked, "
-                     f"{_plural(len(result.sites), 'LoRA configuration')} found)", fg="green")
+        return style(clean_summary(result), fg="green")
     by_severity = Counter(d.severity for d in result.diagnostics)
     parts = [f"{by_severity[s]} {s}{'s' if by_severity[s] != 1 and s != 'info' else ''}" for s in ("error", "warning", "info") if by_severity[s]]
     text = (f"Found {count} problem{'s' if count != 1 else ''} in {files} file{'s' if files != 1 else ''} "
@@ -121,10 +129,58 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _statistics(result: RunResult, style: _Style) -> str:
-    counts = Counter((d.code, d.name, d.severity) for d in result.diagnostics)
-    rows = [
-        f"{n:>5}  {style(escape(code), fg=_COLOURS[sev], bold=True):<8}  {escape(name):<32} [{sev}]"
-        for (code, name, sev), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    ]
-    return "\n".join(rows) if rows else "No problems found."
+def display_width(text: str) -> int:
+    """Terminal cells `text` takes (East Asian wide and fullwidth characters: 2; combining marks and
+    zero-width characters: 0)."""
+    return sum(_cells(ch) for ch in text)
+
+
+def _cells(ch: str) -> int:
+    if ch < "\u0300":
+        return 1  # ASCII and Latin-1: the common case, without a table look-up
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def statistics_rows(result: RunResult, unsafe_fixes: bool = False) -> list[dict]:
+    """Per rule: code, name, severity, count, and how many of them `--fix` would fix (with
+    `--unsafe-fixes`, the unsafe fixes too), most frequent first (as ruff orders them)."""
+    rows: dict[str, dict] = {}
+    for d in result.diagnostics:
+        row = rows.setdefault(d.code, {"code": d.code, "name": d.name, "severity": d.severity, "count": 0,
+                                       "fixable": False, "fixable_count": 0})
+        row["count"] += 1
+        if d.fix is not None and d.fix.edits and (d.fix.applicability == "safe" or unsafe_fixes):
+            row["fixable_count"] += 1
+            row["fixable"] = True
+    return sorted(rows.values(), key=lambda r: (-r["count"], r["code"]))
+
+
+def _statistics(result: RunResult, style: _Style, quiet: bool, unsafe_fixes: bool) -> str:
+    """ruff's layout: `count<TAB>code<TAB>[*] name`, `[*]` where `--fix` fixes some of that rule's
+    findings (how many when not all), then how many are fixable."""
+    rows = statistics_rows(result, unsafe_fixes)
+    if not rows:
+        return "" if quiet else style(clean_summary(result), fg="green")
+    count_width = max(len(str(r["count"])) for r in rows)
+    code_width = max(len(r["code"]) for r in rows)
+    any_fixable = any(r["fixable"] for r in rows)
+    lines = []
+    for r in rows:
+        mark = ""
+        if any_fixable:
+            mark = style("[*]", fg="cyan") + " " if r["fixable"] else "[ ] "
+        partial = f" ({r['fixable_count']} fixable)" if 0 < r["fixable_count"] < r["count"] else ""
+        code = style(escape(r["code"]), fg=_COLOURS[r["severity"]], bold=True) + " " * (code_width - len(r["code"]))
+        lines.append(f"{style(str(r['count']).rjust(count_width), bold=True)}\t{code}\t{mark}{escape(r['name'])}"
+                     f" [{r['severity']}]{partial}")
+    fixable = sum(r["fixable_count"] for r in rows)
+    if fixable:
+        flag = " --unsafe-fixes" if unsafe_fixes else ""
+        lines.append(f"[*] {fixable} fixable with `loralint check --fix{flag}`.")
+    hidden = 0 if unsafe_fixes else sum(
+        1 for d in result.diagnostics if d.fix is not None and d.fix.edits and d.fix.applicability == "unsafe")
+    if hidden:
+        lines.append(f"{hidden} more fixable with `--fix --unsafe-fixes`.")
+    return "\n".join(lines)

@@ -52,7 +52,9 @@ FIX_KINDS = [
      IMPORT + 'c = LoraConfig(r=8, lora_alpha=16, **{"bias": "None", "task_type": "causal_lm"})\n', [],
      IMPORT + 'c = LoraConfig(r=8, lora_alpha=16, **{"bias": "none", "task_type": "CAUSAL_LM"})\n'),
     ("replace a string by a list", "t.py",
-     IMPORT + 'c = LoraConfig(r=8, lora_alpha=16, target_modules="q_proj,v_proj", modules_to_save="lm_head")\n', [],
+     # the modules_to_save fix changes what trains: unsafe (README, "Fixing problems")
+     IMPORT + 'c = LoraConfig(r=8, lora_alpha=16, target_modules="q_proj,v_proj", modules_to_save="lm_head")\n',
+     ["--unsafe-fixes"],
      IMPORT + 'c = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], modules_to_save=["lm_head"])\n'),
     ("replace values, unsafe", "t.py",
      IMPORT + 'c = LoraConfig(r=8, lora_alpha=16, bias="all", target_modules="all_linear", init_lora_weights="gausian")\n',

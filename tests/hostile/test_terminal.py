@@ -143,8 +143,10 @@ def test_statistics_and_github_output_are_escaped(tmp_path):
     tree = hostile_tree(tmp_path / "tree")
     stats = run_cli(["check", "--no-cache", "--statistics", "."], cwd=tree)
     assert_clean(stats.stdout)
-    assert all(re.fullmatch(r" +\d+  LORA\d{3} +[a-z-]+ +\[(error|warning|info)\]", line)
-               for line in stats.stdout.splitlines())
+    *rows, footer = stats.stdout.splitlines()  # ruff's layout, then how many are fixable
+    assert all(re.fullmatch(r"\d+\tLORA\d{3}\t(\[[* ]\] )?[a-z-]+ \[(error|warning|info)\]( \(\d+ fixable\))?", line)
+               for line in rows)
+    assert footer == "[*] 2 fixable with `loralint check --fix`."
 
     github = run_cli(["check", "--no-cache", "--output-format", "github", "."], cwd=tree)
     assert github.exit_code == 1

@@ -1,0 +1,125 @@
+"""`check --show-settings` and `check --show-files`: what a run would use, without running it.
+
+As ruff's options of the same names. `--show-settings` prints the resolved settings as TOML (it can
+be pasted into `[tool.loralint]`), each line with a comment saying where its value came from: the
+command line, the environment, the user-level config, the settings file, or loralint's default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from loralint.discover import Discovery
+from loralint.report.escape import escape, escape_lines
+from loralint.settings import ONLINE_ENV, Settings, setting_location, user_config_path
+
+# Settings keys as a file writes them → the Settings attribute; in the order ruff's users expect.
+KEYS = (
+    ("select", "select"),
+    ("extend-select", "extend_select"),
+    ("ignore", "ignore"),
+    ("per-file-ignores", "per_file_ignores"),
+    ("severity", "severity"),
+    ("params", "params"),
+    ("fail-level", "fail_level"),
+    ("exclude", "exclude"),
+    ("extend-exclude", "extend_exclude"),
+    ("include", "include"),
+    ("respect-gitignore", "respect_gitignore"),
+    ("dataset-size", "dataset_size"),
+    ("per-file-dataset-size", "per_file_dataset_size"),
+    ("model", "model"),
+    ("online", "online"),
+    ("cache", "cache"),
+    ("max-file-size", "max_file_size"),
+    ("max-data-file-size", "max_data_file_size"),
+)
+
+
+@dataclass(slots=True)
+class CommandLine:
+    """What the command line set, by settings key: the option and the value it gives."""
+
+    values: Mapping[str, tuple[str, Any]]
+    # Keys the command line adds to instead of replacing (`--extend-select`, `--ignore`, ...).
+    added: Mapping[str, tuple[str, list[str]]]
+
+
+def render_settings(settings: Settings, command_line: CommandLine, enabled: list[str] | None, problem: str | None,
+                    target: str) -> str:
+    """The resolved settings for `target`, one `key = value  # source` line each."""
+    source = None
+    if settings.source is not None:
+        source = os.path.relpath(settings.source) if os.path.isabs(settings.source) else str(settings.source)
+        if source.startswith(".."):
+            source = str(settings.source)
+    lines = [
+        f"# Resolved settings for: {target}",
+        f"# Settings file: {source}" if source else "# Settings file: none (loralint's defaults)",
+        f"# Relative globs are relative to: {settings.root}",
+        "",
+    ]
+    rows: list[tuple[str, str]] = []
+    for key, attribute in KEYS:
+        value = getattr(settings, attribute)
+        origin = "default"
+        if key in settings.written:
+            origin = setting_location(settings, key)
+        if key == "online":
+            origin = _online_origin(settings, origin)
+        if key in command_line.values:
+            option, value = command_line.values[key]
+            origin = option
+        elif key in command_line.added:
+            option, extra = command_line.added[key]
+            value = [*(value or []), *extra]
+            origin = f"{origin} + {option}" if origin != "default" else option
+        if key == "select" and value is None:
+            value = ["ALL"]
+        # TOML has no null: an unset key is shown commented out.
+        rows.append((f"{key} = {toml_value(value)}" if value is not None else f"# {key} (not set)", origin))
+    if settings.rules:
+        rows.append((f"# [[rules]]: {', '.join(rule.code for rule in settings.rules)}", setting_location(settings, "rules")))
+    width = min(max(len(text) for text, _ in rows), 60)
+    lines += [f"{text:<{width}}  # {origin}" for text, origin in rows]
+    lines.append("")
+    if problem is not None:
+        lines.append(f"# These settings cannot be used: {problem}")
+    elif enabled is not None:
+        lines.append(f"# Enabled rules ({len(enabled)}): {', '.join(enabled)}")
+    return escape_lines("\n".join(lines))  # paths and values come from the checked tree
+
+
+def _online_origin(settings: Settings, origin: str) -> str:
+    """`online` is the user's word only (a repository's settings cannot turn it on)."""
+    if os.environ.get(ONLINE_ENV) is not None:
+        return ONLINE_ENV
+    path = user_config_path()
+    if settings.online and path is not None:
+        return str(path)
+    return "default" if origin == "default" else f"default ({origin} is ignored: repository settings cannot turn it on)"
+
+
+def toml_value(value: Any) -> str:
+    """`value` as TOML writes it (strings, numbers, booleans, lists, inline tables)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {toml_value(v)}" for k, v in value.items()) + " }" \
+            if value else "{}"
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def render_files(found: Discovery) -> str:
+    """The files a run would check, one a line, as the report names them."""
+    return "\n".join(escape(source.display) for source in sorted(found.files, key=lambda f: f.display))
