@@ -1,76 +1,368 @@
 """A content-hash cache of extraction results, as ruff keeps one: an unchanged file is never
-parsed twice. Entries are keyed by the file's bytes, its reported path and loralint's version,
-so any change to either misses the cache. A cache that cannot be written is simply not used."""
+parsed twice. Entries are keyed by the file's bytes, its reported path and loralint's code, so any
+change to either misses the cache. A cache that cannot be used safely is simply not used.
+
+The cache lives in the checked tree (`<settings root>/.loralint_cache/`), which a stranger's
+repository controls, so it trusts nothing it finds there:
+- every path component is opened relative to its parent's descriptor with O_NOFOLLOW: nothing is
+  read, written or deleted through a symbolic link, and nothing outside the cache directory is
+  reached; a cache directory that is a link, not ours, or world-writable turns the cache off;
+- entries are JSON (loralint.cache_format), never pickle, and carry a MAC: a keyed blake2b with a
+  per-user key kept outside the tree (`$XDG_CACHE_HOME/loralint/key`, else `~/.cache/loralint/key`),
+  so a planted, corrupt, truncated or foreign entry is a miss, never code and never a wrong result;
+- loralint marks the directories it creates (CACHEDIR.TAG, and a token derived from the same key in
+  each version directory) and prunes only real directories that carry its token.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import pickle
-import tempfile
+import secrets
+import shutil
+import stat
+import sys
+import weakref
 from pathlib import Path
 
 from loralint import __version__
 from loralint.sites import FileResult
 
-_FORMAT = 1  # bump when the pickled data model changes
+_FORMAT = 2  # bump when the entry format changes (2: JSON + MAC instead of pickle)
+_DIRNAME = ".loralint_cache"
+_MARKER = ".loralint-cache-dir"
+_HEADER = f"loralint-cache {_FORMAT}\n".encode()
+_MAC_HEX = 64
+MAX_ENTRY_BYTES = 16 * 1024 * 1024  # larger results are recomputed, not cached
+_KEY_BYTES = 32
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_CACHEDIR_TAG = (
+    b"Signature: 8a477f597d28d172789f06886806bc55\n"
+    b"# This file is a cache directory tag created by loralint.\n"
+    b"# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+# Descriptor-relative calls are what make the walk immune to links; without them, no cache.
+_SUPPORTED = bool(_NOFOLLOW and _DIRECTORY) and os.open in os.supports_dir_fd and os.mkdir in os.supports_dir_fd \
+    and os.rename in os.supports_dir_fd and os.unlink in os.supports_dir_fd
 
 
 def _code_fingerprint() -> str:
     """Changes whenever the extraction code changes (an edited checkout, not only a new version)."""
     package = Path(__file__).parent
     digest = hashlib.blake2b(digest_size=6)
-    for path in sorted([package / "sites.py", package / "peft_fields.py", *(package / "extract").glob("*.py")]):
+    names = [package / "sites.py", package / "peft_fields.py", package / "cache_format.py", *(package / "extract").glob("*.py")]
+    for path in sorted(names):
         try:
-            stat = path.stat()
+            info = path.stat()
         except OSError:
             continue
-        digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+        digest.update(f"{path.name}:{info.st_size}:{info.st_mtime_ns};".encode())
     return digest.hexdigest()
+
+
+def user_cache_dir() -> Path | None:
+    """`$XDG_CACHE_HOME/loralint` (an absolute one, as the spec says), else `~/.cache/loralint`."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "loralint"
+    try:
+        return Path.home() / ".cache" / "loralint"
+    except (RuntimeError, KeyError, OSError):  # no home directory
+        return None
+
+
+def _read_small_file(name: str | Path, dir_fd: int | None, limit: int) -> bytes | None:
+    """The bytes of a regular file of ours (not a link, FIFO or device) of at most `limit` bytes."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | _NONBLOCK | _CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_size > limit:
+            return None
+        chunks, left = [], limit + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        return data if len(data) <= limit else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _write_new(name: str, data: bytes, dir_fd: int, mode: int = 0o644) -> None:
+    """Create `name` in `dir_fd` (never through a link, never over an existing file) holding `data`."""
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode, dir_fd=dir_fd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def _user_key() -> bytes | None:
+    """The per-user MAC key, created on first use (mode 0600). None: no safe place for one."""
+    directory = user_cache_dir()
+    if directory is None:
+        return None
+    path = directory / "key"
+    data = _read_small_file(path, None, _KEY_BYTES)
+    if data is None:
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            dir_fd = os.open(directory, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+        except OSError:
+            return None
+        tmp = f".key.{os.getpid()}.{secrets.token_hex(4)}"
+        try:
+            _write_new(tmp, secrets.token_bytes(_KEY_BYTES), dir_fd, 0o600)
+            try:
+                os.link(tmp, "key", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except FileExistsError:
+                pass  # another loralint made it first: use theirs
+            finally:
+                os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            return None
+        finally:
+            os.close(dir_fd)
+        data = _read_small_file(path, None, _KEY_BYTES)
+    if data is None or len(data) != _KEY_BYTES:
+        return None
+    try:
+        if os.stat(path, follow_symlinks=False).st_mode & 0o077:
+            return None  # others can read it: entries signed with it prove nothing
+    except OSError:
+        return None
+    return data
+
+
+def _open_dir(name: str, parent_fd: int) -> int | None:
+    """A descriptor on the real directory `name` in `parent_fd` if it is ours and not world-writable."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=parent_fd)
+    except OSError:
+        return None
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid() or info.st_mode & stat.S_IWOTH:
+        os.close(fd)
+        return None
+    return fd
 
 
 class ExtractionCache:
     def __init__(self, root: Path) -> None:
-        self.directory = root / ".loralint_cache" / f"{__version__}-{_FORMAT}-{_code_fingerprint()}"
-        self.enabled = True
+        self.root = root
+        self.name = f"{__version__}-{_FORMAT}-{_code_fingerprint()}"
+        self.directory = root / _DIRNAME / self.name
+        self.enabled = _SUPPORTED
+        self._key: bytes | None = None
+        self._fds: dict[str, int] = {}  # "top", "version": descriptors of the cache's own directories
+        self._finalizer = weakref.finalize(self, _close_all, self._fds)
 
-    def _prune_stale(self) -> None:
-        """Entries written by another loralint version can never be read again."""
-        import shutil
+    # -- the directories ------------------------------------------------------------------------
 
-        for sibling in self.directory.parent.iterdir():
-            if sibling.is_dir() and sibling != self.directory:
-                shutil.rmtree(sibling, ignore_errors=True)
+    def _token(self) -> bytes:
+        assert self._key is not None
+        return b"loralint cache directory\n" + hashlib.blake2b(b"marker", key=self._key).hexdigest().encode() + b"\n"
+
+    def _open(self, create: bool) -> bool:
+        """Open (and with `create`, make) the cache directories; False when the cache cannot be used."""
+        if not self.enabled:
+            return False
+        if "version" in self._fds:
+            return True  # both directories exist and are ours: nothing left to create
+        if create and not self._load_key():
+            return False  # the version directory's marker is made from the key
+        try:
+            root_fd = os.open(self.root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
+        except OSError:
+            self.enabled = False
+            return False
+        try:
+            top = self._fds.get("top")
+            if top is None:
+                top = self._enter(root_fd, _DIRNAME, create, self._mark_top)
+                if top is None:
+                    return False
+                self._fds["top"] = top
+            version = self._fds.get("version")
+            if version is None:
+                version = self._enter(top, self.name, create, self._mark_version)
+                if version is None:
+                    return False
+                self._fds["version"] = version
+            return self._load_key()  # no key, no way to verify an entry
+        finally:
+            os.close(root_fd)
+
+    def _load_key(self) -> bool:
+        if self._key is None:
+            self._key = _user_key()
+            if self._key is None:
+                self.enabled = False
+        return self._key is not None
+
+    def _enter(self, parent_fd: int, name: str, create: bool, mark) -> int | None:
+        made = False
+        if create:
+            try:
+                os.mkdir(name, 0o755, dir_fd=parent_fd)
+                made = True
+            except FileExistsError:
+                pass
+            except OSError:
+                self.enabled = False  # read-only checkout, full disk: run without the cache
+                return None
+        fd = _open_dir(name, parent_fd)
+        if fd is None:
+            if create or not self._missing(name, parent_fd):
+                self.enabled = False  # a link, a file, someone else's directory: not ours to use
+            return None
+        if made:
+            try:
+                mark(fd, parent_fd)
+            except OSError:
+                os.close(fd)
+                self.enabled = False
+                return None
+        return fd
+
+    @staticmethod
+    def _missing(name: str, parent_fd: int) -> bool:
+        try:
+            os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    def _mark_top(self, fd: int, parent_fd: int) -> None:
+        _write_new("CACHEDIR.TAG", _CACHEDIR_TAG, fd)
+        _write_new(".gitignore", b"# created by loralint\n*\n", fd)
+
+    def _mark_version(self, fd: int, parent_fd: int) -> None:
+        _write_new(_MARKER, self._token(), fd)
+        self._prune_stale(parent_fd)
+
+    def _prune_stale(self, top_fd: int) -> None:
+        """Entries written by another loralint version can never be read again. Only directories
+        that carry our token go; rmtree is given the parent's descriptor, so a link swapped in
+        for the cache directory cannot redirect it, and it refuses a link as the tree itself."""
+        if not shutil.rmtree.avoids_symlink_attacks:
+            return
+        try:
+            with os.scandir(top_fd) as entries:
+                names = [e.name for e in entries if e.name != self.name and e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return
+        token = self._token()
+        for name in names:
+            fd = _open_dir(name, top_fd)
+            if fd is None:
+                continue
+            try:
+                if _read_small_file(_MARKER, fd, len(token)) != token:
+                    continue
+            finally:
+                os.close(fd)
+            try:
+                if sys.version_info >= (3, 11):
+                    shutil.rmtree(name, dir_fd=top_fd)
+            except OSError:
+                pass
+
+    # -- entries --------------------------------------------------------------------------------
 
     def key(self, display: str, fmt: str, data: bytes) -> str:
         digest = hashlib.blake2b(data, digest_size=20)
-        digest.update(f"\0{fmt}\0{display}".encode())
+        digest.update(f"\0{fmt}\0{display}".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
+    def _mac(self, key: str, payload: bytes) -> bytes:
+        assert self._key is not None
+        mac = hashlib.blake2b(_HEADER, key=self._key, digest_size=_MAC_HEX // 2)
+        mac.update(key.encode("ascii") + b"\0")
+        mac.update(payload)
+        return mac.hexdigest().encode("ascii")
+
     def get(self, key: str) -> FileResult | None:
-        if not self.enabled:
+        """The cached result, or None for anything else: missing, corrupt, foreign, too big, planted."""
+        if not self._open(create=False):
             return None
         try:
-            with open(self.directory / key[:2] / key, "rb") as handle:
-                result = pickle.load(handle)
-        except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
+            sub = os.open(key[:2], os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=self._fds["version"])
+        except OSError:
             return None
-        return result if isinstance(result, FileResult) else None
+        try:
+            data = _read_small_file(key, sub, MAX_ENTRY_BYTES)
+        finally:
+            os.close(sub)
+        if data is None or not data.startswith(_HEADER):
+            return None
+        start = len(_HEADER)
+        mac, newline, payload = data[start:start + _MAC_HEX], data[start + _MAC_HEX:start + _MAC_HEX + 1], data[start + _MAC_HEX + 1:]
+        if newline != b"\n" or not secrets.compare_digest(mac, self._mac(key, payload)):
+            return None
+        from loralint.cache_format import loads
+
+        try:
+            return loads(payload)
+        except Exception:  # noqa: BLE001 - a verified entry this code cannot read: recompute, never fail
+            return None
 
     def put(self, key: str, result: FileResult) -> None:
         if not self.enabled:
             return
-        target = self.directory / key[:2]
+        from loralint.cache_format import dumps
+
         try:
-            if not self.directory.parent.exists():
-                self.directory.parent.mkdir(parents=True)
-                (self.directory.parent / ".gitignore").write_text("# created by loralint\n*\n")
-            if not self.directory.exists():
-                self._prune_stale()
-            target.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target)
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, target / key)
+            payload = dumps(result)
+        except (ValueError, TypeError, RecursionError):
+            return  # a value the format does not hold: this file is simply not cached
+        if len(payload) + len(_HEADER) + _MAC_HEX + 1 > MAX_ENTRY_BYTES or not self._open(create=True):
+            return
+        version = self._fds["version"]
+        try:
+            try:
+                os.mkdir(key[:2], 0o755, dir_fd=version)
+            except FileExistsError:
+                pass
+            sub = os.open(key[:2], os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=version)
         except OSError:
-            self.enabled = False  # read-only checkout, full disk: run without the cache
+            return  # something planted in the way of this one entry
+        tmp = f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        try:
+            _write_new(tmp, _HEADER + self._mac(key, payload) + b"\n" + payload, sub)
+            os.replace(tmp, key, src_dir_fd=sub, dst_dir_fd=sub)  # replaces a planted link, never follows it
+        except OSError:
+            try:
+                os.unlink(tmp, dir_fd=sub)
+            except OSError:
+                pass
+            self.enabled = False  # full disk, quota: run without the cache
+        finally:
+            os.close(sub)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _close_all(fds: dict[str, int]) -> None:
+    for fd in fds.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    fds.clear()

@@ -6,10 +6,13 @@ silently ignored setting.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, DEFAULT_MAX_FILE_SIZE, InputRefused, read_limited
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,11 +59,17 @@ class Settings:
     dataset_size: int | None = None
     per_file_dataset_size: dict[str, int] = field(default_factory=dict)
     model: str | None = None
+    # Network use: only ever from the user (LORALINT_ONLINE, the user-level config), never from a
+    # repository's settings file; `--online` is added by the CLI.
     online: bool = False
     cache: bool = True
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE  # bytes; a larger source, YAML or JSON file is skipped (LORA905)
+    max_data_file_size: int = DEFAULT_MAX_DATA_FILE_SIZE  # bytes; data files are read by streaming
     # Where the settings came from; relative globs are relative to `root`.
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None
+    notes: list[str] = field(default_factory=list)  # for the CLI to print to stderr: ignored keys, ...
+    written: frozenset[str] = frozenset()  # the keys the settings file sets, with dashes (--show-settings)
 
 
 def find_settings_file(start: Path) -> Path | None:
@@ -85,10 +94,16 @@ def find_settings_file(start: Path) -> Path | None:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
+        # Regular files only, 10 MB at most: a settings file may come with a cloned repository.
+        return tomllib.loads(read_limited(path).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path}: invalid TOML: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from exc
+    except RecursionError as exc:
+        raise SettingsError(f"{path}: invalid TOML: nesting too deep") from exc
+    except InputRefused as exc:
+        raise SettingsError(f"{path}: cannot read: {exc}") from exc
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read: {exc.strerror}") from exc
 
@@ -114,13 +129,75 @@ def load_settings(path: Path | None) -> Settings:
         raise SettingsError(f"{path}: invalid loralint settings: {problems}") from exc
     values = validated.model_dump()
     values["rules"] = [CustomRule(**rule) for rule in values["rules"]]
-    return Settings(**values, root=path.parent.resolve(), source=path)
+    notes = []
+    # A checked repository is a stranger's: its settings may narrow what loralint does, never widen
+    # what it touches. The key stays valid (no exit 2 on old files) but has no effect.
+    if values.pop("online"):
+        notes.append(f"{_shown(path)}: `online` is ignored in repository settings; pass --online or set {ONLINE_ENV}=1")
+    return Settings(**values, root=path.parent.resolve(), source=path, notes=notes,
+                    written=frozenset(key.replace("_", "-") for key in data))  # extend_select is extend-select too
+
+
+def setting_location(settings: Settings, key: str) -> str:
+    """Where `key` of these settings is written, for messages: `pyproject.toml: tool.loralint.ignore`."""
+    if settings.source is None:
+        return f"settings: {key}"
+    table = "tool.loralint." if settings.source.name == "pyproject.toml" else ""
+    return f"{_shown(settings.source)}: {table}{key}"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+ONLINE_ENV = "LORALINT_ONLINE"
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def user_config_path() -> Path | None:
+    """`$XDG_CONFIG_HOME/loralint/loralint.toml` (an absolute one), else `~/.config/loralint/loralint.toml`."""
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "loralint" / "loralint.toml"
+    try:
+        return Path.home() / ".config" / "loralint" / "loralint.toml"
+    except (RuntimeError, KeyError, OSError):  # no home directory
+        return None
+
+
+def user_allows_online() -> bool:
+    """Network use the user allowed outside any repository: LORALINT_ONLINE (wins), else `online`
+    in the user-level config. SettingsError when either is malformed."""
+    raw = os.environ.get(ONLINE_ENV, "")
+    if raw.strip():  # set and not empty
+        value = raw.strip().lower()
+        if value in _TRUE or value in _FALSE:
+            return value in _TRUE
+        raise SettingsError(f"{ONLINE_ENV}={raw!r}: expected 1 or 0 (true/false, yes/no, on/off)")
+    path = user_config_path()
+    if path is None or not path.is_file():
+        return False
+    data = _read_toml(path)
+    unknown = sorted(set(data) - {"online"})
+    if unknown:
+        raise SettingsError(f"{path}: the user-level config only takes `online`; unknown: {', '.join(unknown)}")
+    if not isinstance(data.get("online", False), bool):
+        raise SettingsError(f"{path}: online must be true or false")
+    return bool(data.get("online", False))
 
 
 def discover_settings(paths: list[Path], explicit: Path | None = None) -> Settings:
     if explicit is not None:
         if not explicit.is_file():
             raise SettingsError(f"{explicit}: settings file not found")
-        return load_settings(explicit)
-    start = paths[0] if paths else Path.cwd()
-    return load_settings(find_settings_file(start if start.exists() else Path.cwd()))
+        settings = load_settings(explicit)
+    else:
+        start = paths[0] if paths else Path.cwd()
+        # os.path.exists: False (not an exception) for a path behind a link loop or an unreadable directory
+        settings = load_settings(find_settings_file(start if os.path.exists(start) else Path.cwd()))
+    settings.online = user_allows_online()  # the user's word only, never the project's file
+    return settings

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, DEFAULT_MAX_FILE_SIZE, parse_size
+
 SeverityName = Literal["error", "warning", "info"]
 
 
@@ -41,8 +43,16 @@ class SettingsFile(BaseModel):
     dataset_size: int | None = Field(default=None, alias="dataset-size", ge=0)
     per_file_dataset_size: dict[str, int] = Field(default_factory=dict, alias="per-file-dataset-size")
     model: str | None = None
-    online: bool = False
+    online: bool = False  # accepted, never obeyed: network use is the user's call (settings.load_settings)
     cache: bool = True
+    # Bytes, or a size with a unit: 10_000_000, "10 MB", "512 KiB".
+    max_file_size: int = Field(default=DEFAULT_MAX_FILE_SIZE, alias="max-file-size", ge=1)
+    max_data_file_size: int = Field(default=DEFAULT_MAX_DATA_FILE_SIZE, alias="max-data-file-size", ge=1)
+
+    @field_validator("max_file_size", "max_data_file_size", mode="before")
+    @classmethod
+    def _size(cls, value):
+        return parse_size(value) if isinstance(value, str) else value
 
     @field_validator("select", "ignore", "extend_select")
     @classmethod

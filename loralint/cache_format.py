@@ -1,0 +1,143 @@
+"""The on-disk form of a cached `FileResult`: plain JSON that can only ever become data.
+
+Decoding builds nothing but JSON values, a few builtin containers and the dataclasses of
+`loralint.sites` (a fixed list): unlike pickle, a planted entry cannot run code. Values keep their
+exact Python types: tuples stay tuples, sets stay sets, dict keys need not be strings, floats may be
+inf or nan. A value of any other type makes the entry unencodable (the file is simply not cached).
+
+Encoding: JSON scalars and lists stand for themselves; everything else is a one-key object
+`{tag: payload}`: "t" tuple, "s" set, "f" frozenset, "d" dict (flat key/value list), "b" bytes
+(latin-1), "c" complex, "e" Ellipsis, "date"/"datetime" (ISO), or a sites dataclass by class name
+with its init fields in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+from typing import Any
+
+from loralint import sites
+from loralint.sites import FileResult
+
+
+class FormatError(ValueError):
+    """The payload is not a FileResult this version wrote."""
+
+
+def _dataclasses() -> dict[str, tuple[type, tuple[str, ...]]]:
+    found = {}
+    for name, obj in vars(sites).items():
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == sites.__name__:
+            found[name] = (obj, tuple(f.name for f in dataclasses.fields(obj) if f.init))
+    return found
+
+
+_CLASSES = _dataclasses()
+_BY_TYPE = {cls: (name, names) for name, (cls, names) in _CLASSES.items()}
+_SCALARS = (str, int, float, bool, type(None))
+_Span = sites.Span
+
+
+def _encode(value: Any) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list:
+        return [_encode(v) for v in value]
+    if kind is tuple:
+        return {"t": [_encode(v) for v in value]}
+    if kind is dict:
+        flat = []
+        for key, item in value.items():
+            flat.append(_encode(key))
+            flat.append(_encode(item))
+        return {"d": flat}
+    if kind is set:
+        return {"s": [_encode(v) for v in value]}
+    if kind is frozenset:
+        return {"f": [_encode(v) for v in value]}
+    if kind in _BY_TYPE:
+        name, names = _BY_TYPE[kind]
+        if kind is sites.ConfigSite and value.model is not None:
+            raise FormatError("a resolved site is not cacheable")
+        return {name: [_encode(getattr(value, n)) for n in names]}
+    if kind is bytes:
+        return {"b": value.decode("latin-1")}
+    if kind is complex:
+        return {"c": [value.real, value.imag]}
+    if value is Ellipsis:
+        return {"e": 0}
+    if kind is datetime.date:
+        return {"date": value.isoformat()}
+    if kind is datetime.datetime:
+        return {"datetime": value.isoformat()}
+    raise FormatError(f"cannot encode a {kind.__name__}")
+
+
+def _pairs(flat: list) -> dict:
+    if len(flat) % 2:
+        raise FormatError("odd dict")
+    items = iter(flat)
+    return dict(zip(items, items))
+
+
+_BUILTIN_TAGS = {
+    "t": tuple,
+    "s": set,
+    "f": frozenset,
+    "d": _pairs,
+    "b": lambda text: text.encode("latin-1"),
+    "c": lambda parts: complex(*parts),
+    "e": lambda _: Ellipsis,
+    "date": datetime.date.fromisoformat,
+    "datetime": datetime.datetime.fromisoformat,
+}
+_PAYLOAD_TYPES = {"t": list, "s": list, "f": list, "d": list, "b": str, "c": list, "date": str, "datetime": str}
+
+
+def _object_hook(obj: dict) -> Any:
+    # json calls this bottom-up, so every nested value is already decoded.
+    if len(obj) != 1:
+        raise FormatError("an encoded value has exactly one tag")
+    ((tag, payload),) = obj.items()
+    if tag == "Span":  # most objects are spans: the fast path
+        if type(payload) is list and len(payload) == 5:
+            path, line, column, end_line, end_column = payload
+            if type(path) is str and type(line) is int and type(column) is int and type(end_line) is int \
+                    and type(end_column) is int:
+                return _Span(path, line, column, end_line, end_column)
+        raise FormatError("a span is a path and four integers")
+    builder = _BUILTIN_TAGS.get(tag)
+    if builder is not None:
+        wanted = _PAYLOAD_TYPES.get(tag)
+        if wanted is not None and type(payload) is not wanted:
+            raise FormatError(f"bad payload for {tag!r}")
+        return builder(payload)
+    entry = _CLASSES.get(tag)
+    if entry is None or type(payload) is not list:
+        raise FormatError(f"unknown tag {tag!r}")
+    cls, names = entry
+    if len(payload) != len(names):
+        raise FormatError(f"{tag} has {len(names)} fields")
+    return cls(*payload)
+
+
+def dumps(result: FileResult) -> bytes:
+    """`result` as JSON bytes; FormatError (or ValueError/RecursionError) when it cannot be encoded."""
+    return json.dumps(_encode(result), separators=(",", ":")).encode("ascii")
+
+
+def loads(data: bytes) -> FileResult:
+    """The FileResult in `data`; FormatError (or another ValueError/TypeError) when it is not one."""
+    result = json.loads(data, object_hook=_object_hook)
+    if type(result) is not FileResult:
+        raise FormatError("not a FileResult")
+    for site in result.sites:
+        if type(site) is not sites.ConfigSite:
+            raise FormatError("sites hold ConfigSites")
+    for diagnostic in result.diagnostics:
+        if type(diagnostic) is not sites.Diagnostic:
+            raise FormatError("diagnostics hold Diagnostics")
+    return result
