@@ -53,8 +53,9 @@ def _code_fingerprint() -> str:
     """Changes whenever the extraction code changes (an edited checkout, not only a new version)."""
     package = Path(__file__).parent
     digest = hashlib.blake2b(digest_size=6)
-    names = [package / "sites.py", package / "peft_fields.py", package / "cache_format.py", *(package / "extract").glob("*.py")]
-    for path in sorted(names):
+    # Every module of the package: extraction reads many (suppressions, limits, the program model), and
+    # stat-ing some sixty files costs well under a millisecond.
+    for path in sorted(package.rglob("*.py")):
         try:
             info = path.stat()
         except OSError:

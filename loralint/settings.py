@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, DEFAULT_MAX_FILE_SIZE, InputRefused, read_limited
+from loralint.safe_read import (
+    DEFAULT_MAX_DATA_FILE_SIZE,
+    DEFAULT_MAX_FILE_SIZE,
+    InputRefused,
+    format_size,
+    parse_size,
+    read_limited,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -169,7 +176,38 @@ def user_config_path() -> Path | None:
         return None
 
 
-def user_allows_online() -> bool:
+_USER_KEYS = ("online", "max-file-size", "max-data-file-size")
+
+
+def _user_config_hint() -> str:
+    path = user_config_path()
+    return str(path) if path is not None else "the user-level config"
+
+
+def user_config() -> dict[str, Any]:
+    """The user-level config: what widens what loralint touches (the network, size limits), which a
+    checked repository's settings cannot. SettingsError when it is malformed."""
+    path = user_config_path()
+    if path is None or not path.is_file():
+        return {}
+    data = _read_toml(path)
+    unknown = sorted(set(data) - set(_USER_KEYS))
+    if unknown:
+        raise SettingsError(f"{path}: the user-level config only takes {', '.join(_USER_KEYS)}; unknown: {', '.join(unknown)}")
+    if not isinstance(data.get("online", False), bool):
+        raise SettingsError(f"{path}: online must be true or false")
+    for key in _USER_KEYS[1:]:
+        if key in data:
+            try:
+                data[key] = parse_size(str(data[key])) if not isinstance(data[key], bool) else None
+            except ValueError as exc:
+                raise SettingsError(f"{path}: {key}: {exc}") from None
+            if data[key] is None:
+                raise SettingsError(f"{path}: {key} must be a size such as 20000000 or \"20 MB\"")
+    return data
+
+
+def user_allows_online(config: dict[str, Any] | None = None) -> bool:
     """Network use the user allowed outside any repository: LORALINT_ONLINE (wins), else `online`
     in the user-level config. SettingsError when either is malformed."""
     raw = os.environ.get(ONLINE_ENV, "")
@@ -178,16 +216,7 @@ def user_allows_online() -> bool:
         if value in _TRUE or value in _FALSE:
             return value in _TRUE
         raise SettingsError(f"{ONLINE_ENV}={raw!r}: expected 1 or 0 (true/false, yes/no, on/off)")
-    path = user_config_path()
-    if path is None or not path.is_file():
-        return False
-    data = _read_toml(path)
-    unknown = sorted(set(data) - {"online"})
-    if unknown:
-        raise SettingsError(f"{path}: the user-level config only takes `online`; unknown: {', '.join(unknown)}")
-    if not isinstance(data.get("online", False), bool):
-        raise SettingsError(f"{path}: online must be true or false")
-    return bool(data.get("online", False))
+    return bool((user_config() if config is None else config).get("online", False))
 
 
 def discover_settings(paths: list[Path], explicit: Path | None = None) -> Settings:
@@ -199,5 +228,18 @@ def discover_settings(paths: list[Path], explicit: Path | None = None) -> Settin
         start = paths[0] if paths else Path.cwd()
         # os.path.exists: False (not an exception) for a path behind a link loop or an unreadable directory
         settings = load_settings(find_settings_file(start if os.path.exists(start) else Path.cwd()))
-    settings.online = user_allows_online()  # the user's word only, never the project's file
+    user = user_config()
+    settings.online = user_allows_online(user)  # the user's word only, never the project's file
+    # Size limits bound the memory a run may take: the user sets the ceiling (the defaults unless the
+    # user-level config raises them); a repository may go below it, never above.
+    for key, default in (("max-file-size", DEFAULT_MAX_FILE_SIZE), ("max-data-file-size", DEFAULT_MAX_DATA_FILE_SIZE)):
+        attribute = key.replace("-", "_")
+        ceiling = user.get(key, default)
+        if key not in settings.written:
+            setattr(settings, attribute, ceiling)
+        elif getattr(settings, attribute) > ceiling:
+            where = _shown(settings.source) if settings.source else "settings"
+            settings.notes.append(f"{where}: `{key}` above {format_size(ceiling)} is ignored in repository settings; "
+                                  f"raise it in {_user_config_hint()}")
+            setattr(settings, attribute, ceiling)
     return settings

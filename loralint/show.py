@@ -96,7 +96,7 @@ def render_settings(settings: Settings, command_line: CommandLine, enabled: list
 
 def _online_origin(settings: Settings, origin: str) -> str:
     """`online` is the user's word only (a repository's settings cannot turn it on)."""
-    if os.environ.get(ONLINE_ENV) is not None:
+    if os.environ.get(ONLINE_ENV, "").strip():  # an empty value counts as unset, as in settings.py
         return ONLINE_ENV
     path = user_config_path()
     if settings.online and path is not None:

@@ -148,7 +148,9 @@ def test_the_user_can_keep_it_off(run, project, tmp_path, how):
 @pytest.mark.parametrize("problem, message", [
     ("LORALINT_ONLINE=maybe", "LORALINT_ONLINE='maybe': expected 1 or 0"),
     ("user config: online = 'yes'", "online must be true or false"),
-    ("user config: select = ['LORA1']", "the user-level config only takes `online`; unknown: select"),
+    ("user config: select = ['LORA1']",
+     "the user-level config only takes online, max-file-size, max-data-file-size; unknown: select"),
+    ("user config: max-file-size = 'lots'", "max-file-size: 'lots' is not a size"),
 ])
 def test_a_malformed_user_setting_is_a_usage_error(run, project, tmp_path, problem, message):
     env = {}
@@ -160,3 +162,25 @@ def test_a_malformed_user_setting_is_a_usage_error(run, project, tmp_path, probl
         (user / "loralint.toml").write_text(problem.split(": ", 1)[1].replace("'", '"') + "\n")
     result, _, requests = run(project, env=env, expect=2)
     assert message in result.stderr and requests == []
+
+
+BIG = "from peft import LoraConfig\nconfig = LoraConfig(r=8, lora_alpha=0)\n" + "# padding\n" * 1_100_000  # ~11 MB
+
+
+def test_a_repository_may_lower_the_size_limit_but_only_the_user_may_raise_it(bounded, project, tmp_path):
+    (project / "big.py").write_text(BIG)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "user-config"), "LORALINT_ONLINE": ""}
+    (project / ".loralint.toml").write_text('max-file-size = "1 GB"\n')
+    result = bounded(["check", "--no-cache", "--output-format", "json", "big.py"], cwd=project, env=env)
+    assert [d["code"] for d in json.loads(result.stdout)["diagnostics"]] == ["LORA905"]
+    assert "`max-file-size` above 10 MB is ignored in repository settings" in result.stderr
+
+    user = tmp_path / "user-config" / "loralint"
+    user.mkdir(parents=True)
+    (user / "loralint.toml").write_text('max-file-size = "20 MB"\n')
+    result = bounded(["check", "--no-cache", "--output-format", "json", "big.py"], cwd=project, env=env)
+    assert "LORA905" not in [d["code"] for d in json.loads(result.stdout)["diagnostics"]], result.stdout
+
+    (project / ".loralint.toml").write_text('max-file-size = "1 KB"\n')  # lowering is the repository's right
+    result = bounded(["check", "--no-cache", "--output-format", "json", "big.py"], cwd=project, env=env)
+    assert "larger than max-file-size (1 KB)" in result.stdout
