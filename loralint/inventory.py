@@ -31,6 +31,7 @@ class Preset:
 def build_inventory(model: str, rank: int, task_type: str | None, online: bool) -> dict[str, Any]:
     from loralint.knowledge.models import load_model_info
     from loralint.knowledge.targeting import analyze_lora
+    from loralint.limits import AnalysisLimit
     from loralint.resolve import Resolver, not_found
 
     resolver = Resolver(online=online)
@@ -40,7 +41,10 @@ def build_inventory(model: str, rank: int, task_type: str | None, online: bool) 
     if resolution.guessed:
         raise InventoryError(f"{model!r} is not known; its name suggests model_type {resolution.model_type!r}:"
                              " pass a config.json folder or use --online")
-    info = load_model_info(resolution.model_type, resolution.config, task_type)
+    try:
+        info = load_model_info(resolution.model_type, resolution.config, task_type)
+    except AnalysisLimit as exc:  # 10**9 layers in config.json: refused before anything is built
+        raise InventoryError(f"{resolution.origin}: {exc.message}") from None
     if info is None:
         raise InventoryError(f"loralint has no module table for model_type {resolution.model_type!r}")
     all_linear = analyze_lora(info, {"target_modules": "all-linear", "r": rank, "lora_alpha": rank, "task_type": task_type})

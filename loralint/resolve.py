@@ -12,6 +12,7 @@ In this order, and every resolution says where it came from:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from loralint.knowledge.models import known_model_types, load_model_info, lookup_checkpoint
+from loralint.limits import AnalysisLimit
+from loralint.safe_read import InputRefused, read_limited, read_text_limited
 from loralint.sites import ConfigSite
 
 # "org/name", or a legacy id without an organisation ("gpt2", "t5-small", "bert-base-uncased").
@@ -38,6 +41,8 @@ class Resolution:
     info: Any = None  # loralint.knowledge ModelInfo for this config and task, when the type is known
     advice: Any = None  # loralint.advice.Advice: matched modules and parameter counts
     note: str = ""  # why the architecture is unknown, when it is
+    # Bounds of loralint's reached for this site (LORA906): (LoraConfig field or None, message).
+    limits: list[tuple[str | None, str]] = field(default_factory=list)
     via: str = ""  # "--model" / "settings" when the id came from there rather than from the source
 
     @property
@@ -60,6 +65,8 @@ class Resolver:
     online: bool = False
     override: str | None = None
     override_source: str = "--model"
+    # config.json files found but not used, with the reason ("…/config.json: not a regular file (FIFO)").
+    problems: list[str] = field(default_factory=list)
     _memo: dict[tuple[str, str], Resolution | None] = field(default_factory=dict)
 
     def resolve_site(self, site: ConfigSite) -> Resolution | None:
@@ -86,34 +93,42 @@ class Resolver:
     def resolve(self, model_id: str, base_dir: Path | None = None) -> Resolution | None:
         model_id = model_id.strip()
         for folder in _local_candidates(model_id, self.cwd, base_dir):
-            config = _read_config(folder / "config.json")
+            config = _read_config(folder / "config.json", self.problems)
             if config is not None:
                 shown = folder if Path(model_id).is_absolute() else Path(model_id)
-                return _with_type(Resolution(model_id, "local folder", str(shown / "config.json"), config))
+                return _with_type(Resolution(model_id, "local folder", str(shown / "config.json"), config), self.problems)
         if _REPO_ID.match(model_id):
             path = cached_config_path(model_id)
             if path is not None:
-                config = _read_config(path)
+                config = _read_config(path, self.problems)
                 if config is not None:
-                    return _with_type(Resolution(model_id, "Hugging Face cache", str(path), config))
+                    return _with_type(Resolution(model_id, "Hugging Face cache", str(path), config), self.problems)
             if self.online and not hub_offline():
                 config = fetch_config_from_hub(model_id)
                 if config is not None:
-                    return _with_type(Resolution(model_id, "Hugging Face Hub", model_id, config))
+                    return _with_type(Resolution(model_id, "Hugging Face Hub", model_id, config), self.problems)
         entry = lookup_checkpoint(model_id)
         if entry is not None:
             config = {**entry.get("config", {}), "model_type": entry["model_type"]}
-            return _with_type(Resolution(model_id, "loralint index", model_id, config))
+            return _with_type(Resolution(model_id, "loralint index", model_id, config), self.problems)
         guess = guess_model_type(model_id)
         if guess is not None:
             return Resolution(model_id, "a guess from the name", model_id, None, guess, guessed=True)
         return None
 
 
-def _with_type(resolution: Resolution) -> Resolution:
+def _with_type(resolution: Resolution, problems: list[str] | None = None) -> Resolution:
     config = resolution.config or {}
     model_type = config.get("model_type")
     resolution.model_type = model_type if isinstance(model_type, str) else None
+    if model_type is not None and resolution.model_type is None and problems is not None:
+        # A list or a dict here is a config.json no transformers version reads: say so, never hash it.
+        from loralint.knowledge.models import short_repr
+
+        problem = (f"{resolution.detail}: model_type must be a string, not {type(model_type).__name__} "
+                   f"{short_repr(model_type)}")
+        if problem not in problems:
+            problems.append(problem)
     return resolution
 
 
@@ -123,12 +138,33 @@ def _local_candidates(model_id: str, cwd: Path, base_dir: Path | None) -> list[P
     return [c for c in candidates if c.is_dir()]
 
 
-def _read_config(path: Path) -> dict[str, Any] | None:
+def _read_config(path: Path, problems: list[str] | None = None) -> dict[str, Any] | None:
+    """A config.json as a dict; None when there is none or it cannot be used, with the reason in `problems`.
+    Read as any checked file is: regular files only, 10 MB at most (a FIFO or /dev/zero never hangs)."""
+    from loralint.extract.source import UndecodableSource, decode_text
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        data = json.loads(decode_text(read_limited(path), "json"))
+    except InputRefused as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        problem = f"{exc}"
+    except UndecodableSource as exc:
+        problem = f"cannot decode: {exc}"
+    except ValueError as exc:
+        problem = f"invalid JSON ({getattr(exc, 'msg', exc)})"
+    except RecursionError:
+        problem = "invalid JSON (nesting too deep)"
+    except OSError as exc:
+        problem = exc.strerror or type(exc).__name__
+    else:
+        if isinstance(data, dict):
+            return data
+        problem = "not a JSON object"
+    entry = f"{os.path.abspath(path)}: {problem}"  # absolute: one entry when two candidates are the same folder
+    if problems is not None and entry not in problems:
+        problems.append(entry)
+    return None
 
 
 def hub_cache_dir() -> Path:
@@ -152,7 +188,7 @@ def cached_config_path(model_id: str, revision: str = "main") -> Path | None:
     commit = revision if _COMMIT.match(revision) else None
     if commit is None:
         try:
-            commit = (repo / "refs" / revision).read_text().strip()
+            commit = read_text_limited(repo / "refs" / revision, 4096).strip()
         except OSError:
             commit = None
     snapshots = repo / "snapshots"
@@ -168,16 +204,14 @@ def hub_offline() -> bool:
 
 
 def fetch_config_from_hub(model_id: str) -> dict[str, Any] | None:
-    """Download config.json (only with --online). Any failure is "not resolved", never a crash."""
-    try:
-        from huggingface_hub import hf_hub_download
+    """Download config.json (only with --online). Any failure is "not resolved", never a crash:
+    one short try, no retries, the reason kept for the run's notes (`loralint.hub`)."""
+    from loralint import hub
 
-        # Pass the cache and offline mode explicitly: huggingface_hub reads its environment once,
-        # at import, and a long-lived process (the LSP server, tests) may have imported it earlier.
-        path = hf_hub_download(model_id, "config.json", cache_dir=hub_cache_dir(), local_files_only=hub_offline())
-    except Exception:  # network, auth, gated repo, missing file: the run goes on
-        return None
-    return _read_config(Path(path))
+    # Pass the cache and offline mode explicitly: huggingface_hub reads its environment once,
+    # at import, and a long-lived process (the LSP server, tests) may have imported it earlier.
+    path = hub.fetch_config_path(model_id, hub_cache_dir(), offline=hub_offline())
+    return _read_config(path) if path is not None else None
 
 
 # Name fragments → model_type, for advice only (never for an error).
@@ -225,18 +259,26 @@ def model_selection(site: ConfigSite) -> tuple[str | None, str | None]:
     return (task if known and isinstance(task, str) and task else None), None
 
 
-def not_found(model_id: str, online: bool) -> str:
+def not_found(model_id: str, online: bool, problems: list[str] | None = None) -> str:
     """Why `model_id` has no config.json here, and what would find it."""
+    if problems:  # a config.json was there but could not be used: that is the reason
+        return f"{model_id!r}: {'; '.join(problems)}; the model stays unresolved"
     hint = "" if online else "; --online fetches it from the Hugging Face Hub"
+    if online:
+        from loralint import hub
+
+        why = hub.failure(model_id.strip())
+        hint = f"; not from the Hub either: {why}" if why else hint
     return (f"{model_id!r}: no config.json found (not a local folder, not in the Hugging Face cache at "
             f"{hub_cache_dir()}, not in loralint's index of popular checkpoints){hint}")
 
 
-def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[ConfigSite, str]]:
+def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[ConfigSite | None, str]]:
     """The engine's resolve stage: attach a Resolution (and the architecture) to each site.
 
     Returns the sites whose resolution failed inside loralint, with the reason: the engine reports
-    them as that file's internal error and the run goes on."""
+    them as that file's internal error and the run goes on. Entries without a site are notes: a
+    config.json that is there but was not used (not a regular file, too large, invalid)."""
     override = options.model or settings.model
     resolver = Resolver(
         cwd=Path.cwd(),
@@ -250,7 +292,7 @@ def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[Conf
             from loralint.engine import UsageError
 
             where = "--model" if options.model else f"model in {settings.source or 'settings'}"
-            raise UsageError(f"{where} {not_found(override, resolver.online)}")
+            raise UsageError(f"{where} {not_found(override, resolver.online, resolver.problems)}")
     failures: list[tuple[ConfigSite, str]] = []
     inventories: dict[str, Any] = {}  # one ModelInfo per (type, config, class) for the whole run
     for site in sites:
@@ -265,7 +307,28 @@ def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[Conf
                 raise
             site.model = None
             failures.append((site, f"{type(exc).__name__}: {exc}"))
+    # A config.json that is there but unusable (a FIFO, too large, invalid): a note, with no site.
+    failures.extend((None, f"{problem}; not used") for problem in resolver.problems)
+    failures.extend((None, note) for note in _hub_notes(resolver))
     return failures
+
+
+def _hub_notes(resolver: Resolver) -> list[str]:
+    """With --online: one line when the Hub could not be reached (naming the models left
+    unresolved), and one per model the Hub answered no for (not found, gated)."""
+    if not resolver.online:
+        return []
+    from loralint import hub
+
+    unresolved = dict.fromkeys(m.strip() for (m, _), found in resolver._memo.items() if found is None or found.guessed)
+    down = hub.unreachable()
+    lost = [m for m in unresolved if down is not None and hub.failure(m) == down]
+    notes = []
+    if down is not None:
+        notes.append(f"--online: {down}" + (f"; not resolved: {', '.join(map(repr, lost))}" if lost else ""))
+    notes.extend(f"--online: {m!r} was not resolved: {hub.failure(m)}"
+                 for m in unresolved if m not in lost and hub.failure(m) is not None)
+    return notes
 
 
 def attach_architecture(site: ConfigSite, resolution: Resolution, inventories: dict[str, Any] | None = None) -> None:
@@ -288,10 +351,17 @@ def attach_architecture(site: ConfigSite, resolution: Resolution, inventories: d
                 resolution.info = load_model_info(resolution.model_type, resolution.config, task)
             if inventories is not None:
                 inventories[key] = resolution.info
+    except AnalysisLimit as exc:  # an absurd config.json (10**9 layers): not built, LORA906 says so
+        resolution.note = exc.message
+        resolution.limits = [*resolution.limits, (None, f"{resolution.origin}: {exc.message}")]
+        resolution.info = None
     except Exception as exc:  # a config we cannot evaluate: say so, keep going
         resolution.note = f"cannot compute the module shapes from this config ({type(exc).__name__}: {exc})"
         resolution.info = None
     if resolution.info is not None:
         from loralint.advice import advise
 
-        resolution.advice = advise(site, resolution.info)
+        try:
+            resolution.advice = advise(site, resolution.info)
+        except AnalysisLimit as exc:  # patterns loralint will not run, or too much matching: LORA906
+            resolution.limits = [*resolution.limits, (exc.field, exc.message)]

@@ -13,6 +13,8 @@ from typing import Any, Iterable
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import append_argument, close_matches, effective, known_field, replace_value
 from loralint.checks.targets import misread_string_target
+from loralint.knowledge.targeting import dotted_suffixes
+from loralint.limits import AnalysisLimit
 from loralint.sites import ConfigSite
 
 # What people write, and what the same layer is called in other families (for "did you mean").
@@ -47,6 +49,8 @@ def _context(site: ConfigSite) -> tuple[Any, Any, Any] | None:
         return None
     if resolution.info.unmodelled_nulls:  # module names not known for sure: no name-based finding
         return None
+    if any(e.startswith("re.error") for e in resolution.advice.result.errors):
+        return None  # PEFT stops at an invalid pattern before anything else: LORA014 / LORA209 say which
     return resolution, resolution.info, resolution.advice.result
 
 
@@ -83,8 +87,8 @@ def _has_list(info, limit: int = 12) -> str:
     return "; ".join(parts) + (f"; … {more} more" if more > 0 else "")
 
 
-def suggestions(entry: str, info) -> list[str]:
-    names = _adaptable_names(info)
+def suggestions(entry: str, info, names: dict[str, str] | None = None) -> list[str]:
+    names = _adaptable_names(info) if names is None else names
     leaf = entry.rsplit(".", 1)[-1]
     # The same layer under this family's name first (q_proj → c_attn); spelling only as a fallback.
     picked = [s for s in _SYNONYMS.get(leaf, ()) if s in names]
@@ -104,27 +108,40 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
         # "q_proj" or "q_proj,v_proj" as a string: LORA209 says how PEFT reads it; the names themselves are
         # checked here, as they would be in the list the user meant.
         entries = [n.strip() for n in targets.split(",") if n.strip()]
-        unmatched = [n for n in entries if not any(m.name == n or m.name.endswith("." + n) for m in info.modules)]
+        unmatched = [n for n in entries if n not in _names_and_suffixes(info)]
     elif isinstance(targets, (list, tuple, set, frozenset)):
         unmatched = result.unmatched_target_entries
     else:
         return
+    # Computed once, not per entry: a list of thousands of entries stays linear.
+    known = _names_and_suffixes(info)
+    has, adaptable, spans = _has_list(info), _adaptable_names(info), _item_spans(site, "target_modules")
+    others_match = any(result.entry_matches.values())
     for entry in unmatched:
         if not isinstance(entry, str) or entry.lower() == "all-linear" or re.search(r"[*+?|^$()\[\]\\{}]", entry):
             continue  # LORA210 explains regex syntax and "all-linear" in a list
         if info.get(entry) is not None and info.get(entry).kind == "container":
             continue  # LORA214
-        if any(m.name == entry or m.name.endswith("." + entry) for m in info.modules):
+        if entry in known:
             continue  # matched, but dropped by layers_to_transform / exclusion: LORA202/206 say why
-        message = f"{entry!r} matches no module of {_model(resolution)}: {info.model_type} has {_has_list(info)}"
-        span = _item_span(site, "target_modules", entry)
-        meant = suggestions(entry, info)
+        message = f"{entry!r} matches no module of {_model(resolution)}: {info.model_type} has {has}"
+        span = spans.get(entry, site.span_of("target_modules"))
+        meant = suggestions(entry, info, adaptable)
         if meant:
             message += f"; did you mean {' or '.join(meant)}?"
-        matched = [e for e in result.entry_matches if result.entry_matches[e]]
-        if matched:
+        if others_match:
             message += " (the other entries match, so PEFT will silently skip this one)"
         yield Finding(span, message)
+
+
+def _names_and_suffixes(info) -> set[str]:
+    """Every module name and every dotted suffix of one: the list entries that match something
+    (`m.name == entry or m.name.endswith("." + entry)`), as one set lookup."""
+    out: set[str] = set()
+    for m in info.modules:
+        out.add(m.name)
+        out.update(dotted_suffixes(m.name))
+    return out
 
 
 @check("target_matches_nothing")
@@ -163,6 +180,18 @@ def target_matches_nothing(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
             f"exclude_modules entry {entry!r} excludes nothing on {_model(resolution)}: list entries match a full name"
             " or a dotted suffix (a regex string matches full names), so the modules it was meant to protect are adapted",
         )
+
+
+def _item_spans(site: ConfigSite, name: str) -> dict[Any, Any]:
+    """Entry -> its span (the first occurrence), for a list argument whose extractor recorded them."""
+    f = site.get(name)
+    spans: dict[Any, Any] = {}
+    for value, span in f.items if f is not None else ():
+        try:
+            spans.setdefault(value, span)
+        except TypeError:  # an unhashable entry: it has no span of its own here
+            continue
+    return spans
 
 
 def _item_span(site: ConfigSite, name: str, item: str):
@@ -265,7 +294,10 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
         return
     from loralint.advice import advise
 
-    wider = advise(site, info, target_modules="all-linear", layers_to_transform=None, layers_pattern=None)
+    try:
+        wider = advise(site, info, target_modules="all-linear", layers_to_transform=None, layers_pattern=None)
+    except AnalysisLimit:
+        return  # its own patterns were matched already; only a bound of loralint's can stop this one
     current = sorted({t.folded.rsplit(".", 1)[-1] for t in targeted})
     extra = sorted(set(_adaptable_names(info, layers_only=True)) - set(current))
     if wider is None or not extra:
@@ -501,23 +533,26 @@ def modules_to_save_surprise(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
     resolution, info, result = found
     targets, _ = effective(site, "target_modules")
     target_list = set(targets) if isinstance(targets, (list, tuple, set)) else set()
+    spans = _item_spans(site, "modules_to_save")
+    unmatched = set(result.unmatched_modules_to_save)
     for entry in f.value:
         if not isinstance(entry, str):
             continue
+        span = spans.get(entry, f.span)  # the entry itself where the extractor knows it
         wrapped = [(name, params) for name, params in result.modules_to_save_wrapped if name.endswith(entry)]
         loose = [name for name, _ in wrapped if name != entry and not name.endswith("." + entry)]
-        if entry in result.unmatched_modules_to_save or not wrapped:
-            yield Finding(f.span, f"modules_to_save entry {entry!r} matches no module of {_model(resolution)}: PEFT ignores it silently")
+        if entry in unmatched or not wrapped:
+            yield Finding(span, f"modules_to_save entry {entry!r} matches no module of {_model(resolution)}: PEFT ignores it silently")
             continue
         if loose:
             yield Finding(
-                f.span,
+                span,
                 f"modules_to_save entry {entry!r} also wraps {', '.join(sorted(set(loose))[:3])}: PEFT matches by plain"
                 " suffix, without a dot boundary",
             )
         if entry in target_list:
             yield Finding(
-                f.span,
+                span,
                 f"{entry!r} is in both target_modules and modules_to_save: PEFT drops it from LoRA targeting and trains"
                 " a full copy instead",
             )
@@ -525,7 +560,7 @@ def modules_to_save_surprise(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
         threshold = int(ctx.params.get("large_module_params", 50_000_000))
         if params >= threshold:
             yield Finding(
-                f.span,
+                span,
                 f"modules_to_save entry {entry!r} trains a full copy of {params:,} parameters on {_model(resolution)}"
                 " (memory, optimizer state and checkpoint grow by that much, and vLLM will not serve it); for new"
                 " tokens prefer trainable_token_indices",

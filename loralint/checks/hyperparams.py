@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Iterable
 
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import append_argument, effective, fmt, known_field, nice_alpha, number, replace_value
+from loralint.limits import AnalysisLimit, Budget
+from loralint.safe_regex import PATTERN_KEY, Matcher, Prepared, Profile, Refused
 from loralint.sites import ConfigSite, Fix
 
 
@@ -179,7 +182,10 @@ def missing_task_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     fix = None
     if task:
         message += f"; set task_type={task!r}"
-        fix = append_argument(site, "task_type", task, f"Add task_type={task!r}")
+        # A language model's task class trains the same adapter (safe); a classification task type also
+        # makes PEFT train and save the new head, which changes training (unsafe).
+        heads = task in ("SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS")
+        fix = append_argument(site, "task_type", task, f"Add task_type={task!r}", "unsafe" if heads else "safe")
     yield Finding(site.hints.applied_span or site.span, message, fix=fix)
 
 
@@ -194,11 +200,53 @@ def unsloth_dropout(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         f.span,
         f"{f.describe()}: Unsloth's fused LoRA kernels run only with lora_dropout=0 (and bias='none'); with dropout"
         " it patches the other layers but not the LoRA matrices, a slowdown. Use lora_dropout=0",
-        fix=replace_value(site, "lora_dropout", 0, "Set lora_dropout=0"),
+        # Unsafe: dropout=0 changes how the adapter trains (no regularisation), not just how fast.
+        fix=replace_value(site, "lora_dropout", 0, "Set lora_dropout=0", "unsafe"),
     )
 
 
 _PLAIN_NAME = re.compile(r"^[\w.]+$")
+SHADOW_KEYS = 300  # keys compared with each other for LORA109: 44,850 pairs at most
+_SHADOW_BUDGET = 500_000_000  # units of safe_regex work (about half a second at worst)
+
+
+@lru_cache(maxsize=32)
+def shadowing(name: str, keys: tuple[str, ...]) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """((later, earlier) for each plain key an earlier key shadows, the bounds reached as LORA906 messages).
+
+    The keys are untrusted regexes matched against other keys (also untrusted): through safe_regex,
+    the first SHADOW_KEYS keys only, on one budget."""
+    limits: list[str] = []
+    if len(keys) > SHADOW_KEYS:
+        limits.append(f"{name} has {len(keys):,} keys: only the first {SHADOW_KEYS} are compared with each other for"
+                      " shadowing (LORA109)")
+        keys = keys[:SHADOW_KEYS]
+    plain = [k for k in keys if _PLAIN_NAME.match(k)]
+    if not plain:
+        return (), tuple(limits)
+    rx = Matcher(Profile(plain), Budget(_SHADOW_BUDGET, f"comparing the {name} keys for shadowing (LORA109)"))
+    prepared: dict[str, Prepared | None] = {}
+    found: list[tuple[str, str]] = []
+    try:
+        for j, later in enumerate(keys):
+            if not _PLAIN_NAME.match(later):
+                continue
+            for earlier in keys[:j]:
+                if earlier not in prepared:
+                    try:
+                        prepared[earlier] = rx.prepare(earlier, PATTERN_KEY, name)
+                    except re.error:
+                        prepared[earlier] = None  # LORA014
+                    except Refused as exc:
+                        prepared[earlier] = None
+                        limits.append(f"{name}: {exc.message}; LORA109 did not compare it with the other keys")
+                pattern = prepared[earlier]
+                if pattern is not None and rx.match(pattern, later, name):
+                    found.append((later, earlier))
+                    break
+    except AnalysisLimit as exc:
+        limits.append(exc.message)
+    return tuple(found), tuple(limits)
 
 
 @check("pattern_shadowed")
@@ -209,19 +257,10 @@ def pattern_shadowed(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         f = known_field(site, name)
         if f is None or not isinstance(f.value, dict):
             continue
-        keys = [k for k in f.value if isinstance(k, str)]
-        for j, later in enumerate(keys):
-            if not _PLAIN_NAME.match(later):
-                continue
-            for earlier in keys[:j]:
-                try:
-                    shadowing = re.match(rf"(.*\.)?({earlier})$", later)
-                except re.error:
-                    continue
-                if shadowing:
-                    yield Finding(
-                        f.span,
-                        f"{name} key {later!r} never applies: the earlier key {earlier!r} also matches it, and PEFT"
-                        f" uses the first matching key in dict order; put {later!r} first",
-                    )
-                    break
+        pairs, _ = shadowing(name, tuple(k for k in f.value if isinstance(k, str)))
+        for later, earlier in pairs:
+            yield Finding(
+                f.span,
+                f"{name} key {later!r} never applies: the earlier key {earlier!r} also matches it, and PEFT"
+                f" uses the first matching key in dict order; put {later!r} first",
+            )

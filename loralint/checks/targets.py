@@ -12,6 +12,8 @@ from typing import Iterable
 
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import known_field, replace_value
+from loralint.limits import AnalysisLimit
+from loralint.safe_regex import compile_checked
 from loralint.sites import ConfigSite
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*$")
@@ -29,9 +31,11 @@ def misread_string_target(value: str) -> bool:
     if stripped == "all-linear" or stripped in _ALL_LINEAR_NEAR or _CSV.match(value) or _IDENTIFIER.match(value):
         return True
     try:
-        re.compile(value)
+        compile_checked(value)
     except re.error:
         return True
+    except AnalysisLimit:
+        return False  # not evaluated (LORA906)
     return False
 
 
@@ -93,9 +97,11 @@ def string_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         )
         return
     try:
-        re.compile(value)
+        compile_checked(value)
     except re.error as exc:
         yield Finding(f.span, f"target_modules={value!r} is not a valid regular expression ({exc}); PEFT raises re.error")
+    except AnalysisLimit:
+        return  # too long or too deep to compile safely: LORA906 says so
 
 
 @check("regex_in_list")

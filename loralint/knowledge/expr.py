@@ -21,6 +21,10 @@ Grammar (Python semantics for every operator, integers only, no floats)::
 A dotted name such as ``text_config.hidden_size`` is looked up as ONE key of the flat environment
 (the knowledge base flattens nested sub-configs with dots). Unknown names raise
 :class:`UnknownName`, so callers can tell "not computable" from a wrong answer.
+
+The expressions are the knowledge base's, but the values are config.json's (untrusted): arithmetic
+is bounded (an integer result beyond ``MAX_INT`` and a string or list longer than ``MAX_LENGTH``
+raise :class:`ExprError`), so no config makes an evaluation build gigabytes.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ import re
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-__all__ = ["ExprError", "UnknownName", "compile_expr", "evaluate", "names_in"]
+__all__ = ["MAX_INT", "MAX_LENGTH", "ExprError", "UnknownName", "compile_expr", "evaluate", "names_in"]
+
+MAX_INT = 2**64  # far beyond any dimension; a product of two config values stays cheap
+MAX_LENGTH = 100_000  # a string or list an operator may build (per-layer lists of real models: < 1,000)
 
 
 class ExprError(ValueError):
@@ -97,10 +104,34 @@ def _index(a: Any, b: Any) -> Any:
         raise ExprError(f"cannot index {type(a).__name__} with {b!r}") from exc
 
 
+def _bounded(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value <= MAX_INT:
+        raise ExprError(f"integer beyond {MAX_INT:,}: not a real model's size")
+    return value
+
+
+def _length(value: Any) -> int:
+    return len(value) if isinstance(value, (str, list, tuple)) else 1
+
+
+def _add(a: Any, b: Any) -> Any:
+    if _length(a) + _length(b) > MAX_LENGTH:
+        raise ExprError(f"a value longer than {MAX_LENGTH:,}")
+    return _bounded(a + b)
+
+
+def _mul(a: Any, b: Any) -> Any:
+    # A sequence times an int is checked before it is built: ["q_proj"] * 10**9 never allocates.
+    for seq, n in ((a, b), (b, a)):
+        if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * max(n, 0) > MAX_LENGTH:
+            raise ExprError(f"a value longer than {MAX_LENGTH:,}")
+    return _bounded(a * b)
+
+
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
+    "+": _add,
+    "-": lambda a, b: _bounded(a - b),
+    "*": _mul,
     "//": _floordiv,
     "%": _mod,
     "==": lambda a, b: a == b,
@@ -214,7 +245,7 @@ class _Parser:
     def unary(self) -> Node:
         if self.accept("-"):
             inner = self.unary()
-            return lambda env: -inner(env)
+            return lambda env: _bounded(-inner(env))
         return self.postfix()
 
     def postfix(self) -> Node:

@@ -19,22 +19,28 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from loralint.knowledge.expr import ExprError, UnknownName, compile_expr, evaluate, names_in
+from loralint.limits import AnalysisLimit
 
 __all__ = [
     "DATA_DIR",
-    "FoldedModule",
-    "Module",
-    "ModelInfo",
-    "Param",
+    "MAX_CONFIG_INT",
+    "MAX_MODULES",
     "TASK_TYPES",
-    "known_model_types",
+    "FoldedModule",
+    "ModelInfo",
+    "ModelTooLarge",
+    "Module",
+    "Param",
+    "config_refusal",
     "knowledge_versions",
+    "known_model_types",
     "load_model_info",
     "lookup_checkpoint",
     "model_type_summary",
@@ -61,6 +67,72 @@ _TASK_PREFERENCE: dict[str | None, tuple[str, ...]] = {
 }
 
 _PLACEHOLDERS = ("i", "j", "k", "l")
+
+# Bounds on what a config.json may make loralint build. The inventory is concrete (PEFT matches
+# patterns and layer indices against real names, so names are materialised), hence bounded: the
+# largest real models have under 5,000 modules (Llama-3.1-405B 1,645, NLLB-MoE 4,298).
+MAX_MODULES = 50_000
+MAX_CONFIG_INT = 2**40  # a size or count in config.json beyond any real model (1.1e12)
+
+
+class ModelTooLarge(AnalysisLimit):
+    """config.json describes a model beyond loralint's bounds (LORA906): its architecture is not analysed."""
+
+
+# What `loralint verify` refuses to build (transformers materialises every layer, PEFT allocates its
+# LoRA matrices on the CPU even for a meta model): counts and sizes beyond any real model.
+MAX_VERIFY_COUNT = 10_000  # layers, experts, heads (real models: at most a few hundred; Switch-C 2,048 experts)
+MAX_VERIFY_DIM = 2**22  # hidden/intermediate/vocab sizes (real models: under 300,000)
+MAX_VERIFY_PARAMS = 10**13  # the largest real models have about 2 * 10**12
+_COUNT_KEY = re.compile(r"(layers|experts|heads)$|^n_(layer|head|experts?)$")
+_SIZE_KEY = re.compile(r"(_size|_dim)$|^(n_embd|d_model|dim|n_inner|d_ff)$")
+
+
+def config_refusal(config: Mapping[str, Any]) -> tuple[str, str] | None:
+    """Why `config` must not be built (``loralint verify``), decided from its values alone, before anything
+    is built: ("LORA254", reason) when no architecture can be chosen, ("LORA256", reason) for a size beyond
+    any real model; None when it may be built."""
+    model_type = config.get("model_type")
+    if model_type is not None and not isinstance(model_type, str):
+        return "LORA254", f"config.json: model_type must be a string, not {type(model_type).__name__} {short_repr(model_type)}"
+    for key, value in _config_numbers(config):
+        if _COUNT_KEY.search(key) and value > MAX_VERIFY_COUNT:
+            return "LORA256", f"config.json: {key}={_magnitude(value)} is beyond any real model (more than {MAX_VERIFY_COUNT:,})"
+        if _SIZE_KEY.search(key) and value > MAX_VERIFY_DIM:
+            return "LORA256", f"config.json: {key}={_magnitude(value)} is beyond any real model (more than {MAX_VERIFY_DIM:,})"
+    if isinstance(model_type, str) and model_type in _index()["model_types"]:
+        try:
+            info = load_model_info(model_type, config)
+        except AnalysisLimit as exc:
+            return "LORA256", f"config.json: {exc.message}"
+        except Exception:  # noqa: BLE001 - the static estimate is only a guard; transformers decides the rest
+            return None
+        if info is not None and info.total_params > MAX_VERIFY_PARAMS:
+            return "LORA256", (f"config.json describes about {_magnitude(info.total_params)} parameters, beyond any real "
+                               f"model (more than {MAX_VERIFY_PARAMS:,})")
+    return None
+
+
+def _config_numbers(config: Mapping[str, Any], limit: int = 100_000) -> Iterator[tuple[str, int]]:
+    """(key, integer value) for every integral number in the config, nested ones included (bounded walk)."""
+    stack: list[tuple[str, Any, int]] = [("", config, 0)]
+    seen = 0
+    while stack and seen < limit:
+        key, value, depth = stack.pop()
+        seen += 1
+        if isinstance(value, Mapping) and depth < 16:
+            stack.extend((str(k), v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list) and depth < 16:
+            stack.extend((key, v, depth + 1) for v in value[:1000])
+        elif isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            yield key, int(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            yield key, value
+
+
+def _magnitude(v: int) -> str:
+    """A huge int for a message, without converting all its digits (Python refuses past 4,300)."""
+    return f"{v:,}" if abs(v) < 10**30 else f"about 10**{int(abs(v).bit_length() * 0.30103)}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -166,6 +238,7 @@ class ModelInfo:
     _by_name: dict[str, Module] = field(default_factory=dict, repr=False)
     _total: int | None = field(default=None, repr=False)
     _analyses: dict[str, Any] = field(default_factory=dict, repr=False)  # loralint.advice's memo
+    _match_profile: Any = field(default=None, repr=False)  # targeting's safe_regex.Profile of the names
 
     # ---- lookups ----
     def module_names(self) -> Iterator[str]:
@@ -364,7 +437,11 @@ def _apply_rule(rule: dict[str, Any], env: dict[str, Any]) -> Any:
             return rule["map"][key]
         raise ExprError(f"no mapping for {rule['field']}={key!r}")
     if "len" in rule:
-        n = int(evaluate(rule["len"], env))
+        n = evaluate(rule["len"], env)
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise ExprError(f"{rule['len']} is {short_repr(n)}, not a length")
+        if n > MAX_MODULES:  # a per-layer list for 10**9 layers: never built
+            raise ExprError(f"{rule['len']} = {_magnitude(n)} is beyond loralint's bound of {MAX_MODULES:,}")
         if "item" in rule:
             return [rule["item"]] * n
         out = []
@@ -389,10 +466,16 @@ def _resolve_env(doc: dict[str, Any], config: Mapping[str, Any] | None) -> tuple
         default, v = env.get(k), given[k]
         if isinstance(default, int) and not isinstance(default, bool) and v is not None:
             if isinstance(v, float) and v.is_integer():
-                given[k] = int(v)
+                given[k] = v = int(v)
             elif isinstance(v, bool) or not isinstance(v, int):
-                notes.append(f"config.json: {k}={v!r} is not an integer; the default {default} was used")
+                notes.append(f"config.json: {k}={short_repr(v)} is not an integer; the default {default} was used")
                 del given[k]
+                continue
+            if abs(v) > MAX_CONFIG_INT:
+                raise ModelTooLarge(f"{k}={_magnitude(v)} is beyond any real model (more than {MAX_CONFIG_INT:,}); "
+                                    "its modules are not analysed")
+            if v < 0 <= default:
+                notes.append(f"config.json: {k}={v} is negative")
     for k, v in given.items():
         if v is not None or k not in doc.get("derived", {}):
             env[k] = v
@@ -471,6 +554,7 @@ class _Evaluator:
 
 def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator) -> list[Module]:
     out: list[Module] = []
+    left = MAX_MODULES  # concrete modules still allowed: counted before anything is built
     for rec in records:
         name = rec["n"]
         parts = name.split(".")
@@ -478,11 +562,16 @@ def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator
         combos: list[tuple[int, ...]] = [()]
         for pos in ph_pos:
             lpath = ".".join(parts[:pos])
-            new = []
+            new: list[tuple[int, ...]] = []
             for c in combos:
-                n = ev(lists.get(lpath, 0), _idx(c)) or 0
-                new.extend(c + (v,) for v in range(int(n)))
+                n = _length(ev, lists.get(lpath, 0), _idx(c))
+                if len(new) + n > left:
+                    raise ModelTooLarge(
+                        f"{lists.get(lpath)} = {_magnitude(n)} makes more than {MAX_MODULES:,} modules ({name}; the "
+                        "largest real models have under 5,000); its modules are not analysed")
+                new.extend(c + (v,) for v in range(n))
             combos = new
+        left -= len(combos)
         # expressions that do not depend on the index are evaluated once
         static_cache: dict[str, Any] = {}
 
@@ -509,7 +598,7 @@ def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator
                 extra = pent[2] if len(pent) > 2 else None
                 if extra and "w" in extra and not val(extra["w"], idx):
                     continue
-                shp = tuple(int(val(d, idx) or 0) for d in shape)
+                shp = tuple(_dim(val(d, idx)) for d in shape)
                 tied = None
                 if extra and "t" in extra and val(extra["t"][1], idx):
                     src = extra["t"][0]
@@ -543,6 +632,32 @@ def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator
 
     out.sort(key=order)
     return out
+
+
+def _length(ev: _Evaluator, expr: Any, idx: dict[str, int]) -> int:
+    """A list length from the config: an int, 0 when negative (range() of it is empty, as in transformers);
+    a value of another type is an evaluation failure (default-config values are noted), never a crash."""
+    n = ev(expr, idx)
+    if n is None:
+        return 0
+    if not isinstance(n, int) or isinstance(n, bool):
+        ev.failures.add(str(expr))
+        return 0
+    return max(n, 0)
+
+
+def _dim(v: Any) -> int:
+    """A shape dimension: an int, else 0 (a float or string where an int belongs is not guessed at)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def short_repr(v: Any, width: int = 60) -> str:
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = width
+    r.maxlist = r.maxdict = 4
+    return r.repr(v)
 
 
 def _idx(combo: tuple[int, ...]) -> dict[str, int]:

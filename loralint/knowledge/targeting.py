@@ -22,6 +22,12 @@ This mirrors peft 0.21.2 (the version the knowledge base was generated against) 
 The counting is done on a small torch-free model of the module tree after injection, so shared
 (tied) tensors, ``ModulesToSaveWrapper`` copies and frozen originals behave as in PEFT.
 Stdlib only.
+
+Patterns from the checked code (string targets, exclude_modules, modules_to_save entries, rank/alpha
+keys, layers_pattern) run through :mod:`loralint.safe_regex`: PEFT's exact forms, a bound on each
+match, one budget for the analysis. List entries are matched through dotted-suffix sets, so
+thousands of entries cost no more than a few. A bound reached raises
+:class:`~loralint.limits.AnalysisLimit` (LORA906): the analysis is not evaluated rather than wrong.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from loralint.knowledge.models import ModelInfo, Module, peft_facts
+from loralint.limits import Budget
+from loralint.safe_regex import FULLMATCH, LAYERS, PATTERN_KEY, SAVED_MODULE, Matcher, Prepared, Profile
 
 __all__ = ["TargetedModule", "TargetedParameter", "TargetingResult", "analyze_lora", "check_target_module_exists",
            "get_pattern_key"]
@@ -39,6 +47,9 @@ __all__ = ["TargetedModule", "TargetedParameter", "TargetingResult", "analyze_lo
 ALL_LINEAR = "all-linear"  # peft/utils/constants.py: INCLUDE_LINEAR_LAYERS_SHORTHAND
 MIN_TARGET_MODULES_FOR_OPTIMIZATION = 20  # peft/utils/constants.py
 SEQ_CLS_HEAD_NAMES = ("score", "classifier")  # peft/utils/constants.py
+# Work allowed for the untrusted patterns of one analysis (units ≈ ns of `re`, see safe_regex): a
+# second or two at worst, hundreds of times what a real configuration needs.
+ANALYSIS_BUDGET = 2_000_000_000
 
 
 class _Excluded:
@@ -171,12 +182,50 @@ def _fold_like(name: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def get_pattern_key(pattern_keys: Iterable[str], key_to_match: str) -> str:
-    """peft/utils/other.py: get_pattern_key -- first key (insertion order) with ``(.*\\.)?(key)$``."""
-    for key in pattern_keys:
-        if re.match(rf"(.*\.)?({key})$", key_to_match):
-            return key
-    return key_to_match
+def get_pattern_key(pattern_keys: Iterable[str], key_to_match: str, rx: Matcher | None = None,
+                    field_name: str = "rank_pattern") -> str:
+    """peft/utils/other.py: get_pattern_key -- first key (insertion order) with ``re.match(rf"(.*\\.)?({key})$", name)``.
+
+    Raises re.error for an invalid key (as PEFT does) and AnalysisLimit for one loralint will not run."""
+    rx = rx or _matcher(Profile([key_to_match]))
+    return _pattern_key(rx.prepare_all(pattern_keys, PATTERN_KEY, field_name), key_to_match, rx, field_name)
+
+
+def _pattern_key(prepared: list, key_to_match: str, rx: Matcher, field_name: str) -> Any:
+    """get_pattern_key over keys prepared once for the whole analysis."""
+    if not prepared:
+        return key_to_match
+    found = rx.first(prepared, key_to_match, field_name)
+    return key_to_match if found is None else prepared[found][0]
+
+
+def _profile(info: ModelInfo) -> Profile:
+    """Every string PEFT matches the patterns against on this model: module and parameter names, and the
+    expert names the MoE conversion tries. Computed once per model."""
+    if info._match_profile is None:
+        names = [m.name for m in info.modules]
+        params = [p.name for m in info.modules for p in m.params]
+        extra: list[str] = []
+        if info.moe_conversion:
+            mapping = peft_facts().get("moe_target_module_mapping", {}).get(info.moe_conversion) or {}
+            containers = {n.rpartition(".")[0] for n in params}
+            extra = [f"{c}.{old}" for c in containers for old in mapping]
+        info._match_profile = Profile([*names, *params, *extra])
+    return info._match_profile
+
+
+def _matcher(profile: Profile) -> Matcher:
+    return Matcher(profile, Budget(ANALYSIS_BUDGET, "matching the patterns of this configuration"))
+
+
+def dotted_suffixes(name: str) -> list[str]:
+    """The strings ``t`` with ``name.endswith("." + t)``: what a list entry matches besides the full name."""
+    out = []
+    i = name.find(".")
+    while i != -1:
+        out.append(name[i + 1:])
+        i = name.find(".", i + 1)
+    return out
 
 
 @dataclass
@@ -187,6 +236,50 @@ class _Cfg:
     layers_to_transform: Any
     layers_pattern: Any
     target_parameters: Any
+    rx: Matcher = field(default_factory=lambda: _matcher(Profile(())))
+    _order: tuple[Any, dict[Any, int]] | None = None  # (target_modules, entry -> position in its iteration order)
+
+    _prepared: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def pattern(self, text: Any, form: str, field_name: str) -> Prepared:
+        """A single pattern (a str target_modules / exclude_modules) prepared on first use; an invalid one
+        raises its re.error every time, as PEFT does at the first module."""
+        key = (form, str(text))
+        got = self._prepared.get(key)
+        if got is None:
+            try:
+                got = self.rx.prepare(key[1], form, field_name)
+            except re.error as exc:
+                got = exc
+            self._prepared[key] = got
+        if isinstance(got, re.error):
+            raise got
+        return got
+
+    def patterns(self, entries: Any, form: str, field_name: str) -> list:
+        """A list of patterns (modules_to_save entries, layers_pattern), prepared once, in order."""
+        key = (form, field_name)
+        got = self._prepared.get(key)
+        if got is None or got[0] is not entries:
+            got = (entries, self.rx.prepare_all(entries, form, field_name))
+            self._prepared[key] = got
+        return got[1]
+
+    def first_suffix_entry(self, key: str) -> Any:
+        """``next(t for t in target_modules if key.endswith(f".{t}"))`` through a suffix lookup: the same
+        entry (the first in the collection's iteration order), in time independent of its size."""
+        tm = self.target_modules
+        if self._order is None or self._order[0] is not tm:
+            self._order = (tm, {t: k for k, t in enumerate(tm) if isinstance(t, str)} if _all_str(tm) else {})
+        if not self._order[1] and tm:
+            return next((t for t in tm if key.endswith(f".{t}")), None)  # TypeError for a non-str entry, as in PEFT
+        order = self._order[1]
+        hits = [t for t in dotted_suffixes(key) if t in order]
+        return min(hits, key=order.__getitem__) if hits else None
+
+
+def _all_str(entries: Any) -> bool:
+    return all(isinstance(t, str) for t in entries)
 
 
 def check_target_module_exists(cfg: _Cfg, key: str) -> Any:
@@ -195,25 +288,27 @@ def check_target_module_exists(cfg: _Cfg, key: str) -> Any:
     Returns EXCLUDED (falsy), False/None, or a truthy value: the list entry that matched, the full
     name for an exact hit, or the regex match for a string target.
     """
+    rx = cfg.rx
     ex = cfg.exclude_modules
     if ex:
         if isinstance(ex, str):
-            if re.fullmatch(ex, key):
+            if rx.fullmatch(cfg.pattern(ex, FULLMATCH, "exclude_modules"), key, "exclude_modules"):
                 return EXCLUDED
-        elif key in ex or any(key.endswith(f".{e}") for e in ex):
+        elif key in ex or _any_suffix_in(key, ex):
             return EXCLUDED
     mts = cfg.modules_to_save
     if mts:
-        if any(re.match(rf"(^|.*\.){m}($|\..*)", key) for m in mts):
+        # any(re.match(rf"(^|.*\.){m}($|\..*)", key) for m in modules_to_save)
+        if rx.first(cfg.patterns(mts, SAVED_MODULE, "modules_to_save"), key, "modules_to_save") is not None:
             return EXCLUDED
     if cfg.target_modules is None and cfg.target_parameters is not None:
         return False
     tm = cfg.target_modules
-    if isinstance(tm, str):
-        return re.fullmatch(tm, key)  # utils/other.py: match_target_against_key
+    if isinstance(tm, str):  # utils/other.py: match_target_against_key
+        return rx.fullmatch(cfg.pattern(tm, FULLMATCH, "target_modules"), key, "target_modules")
     if key in tm:
         return key
-    found = next((t for t in tm if key.endswith(f".{t}")), None)
+    found = cfg.first_suffix_entry(key)
     layer_indexes = cfg.layers_to_transform
     layers_pattern = cfg.layers_pattern
     using = layer_indexes is not None and (len(layer_indexes) != 0 if isinstance(layer_indexes, list) else True)
@@ -224,8 +319,10 @@ def check_target_module_exists(cfg: _Cfg, key: str) -> Any:
         else:
             pats = [layers_pattern] if isinstance(layers_pattern, str) else layers_pattern
             match = None
-            for pattern in pats:
-                match = re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", key)
+            for _, pattern in cfg.patterns(pats, LAYERS, "layers_pattern"):
+                if isinstance(pattern, re.error):
+                    raise pattern
+                match = rx.match(pattern, key, "layers_pattern")
                 if match is not None:
                     break
         if match:
@@ -237,6 +334,14 @@ def check_target_module_exists(cfg: _Cfg, key: str) -> Any:
             return found if layer_index == layer_indexes else False
         return found if layer_index in layer_indexes else False
     return found if found is not None else False
+
+
+def _any_suffix_in(key: str, entries: Any) -> bool:
+    """``any(key.endswith(f".{e}") for e in entries)`` for a set or list of strings, by suffix lookup."""
+    if isinstance(entries, (set, frozenset, list, tuple)) and _all_str(entries):
+        pool = entries if isinstance(entries, (set, frozenset)) else set(entries)
+        return any(s in pool for s in dotted_suffixes(key))
+    return any(key.endswith(f".{e}") for e in entries)
 
 
 def _find_minimal_target_modules(target_modules: set[str], other_module_names: Iterable[str]) -> set[str]:
@@ -255,7 +360,8 @@ def _find_minimal_target_modules(target_modules: set[str], other_module_names: I
         for suf in sufs:
             if suf in required or suf in other_suffixes:
                 continue
-            if not any(item.endswith("." + req) for req in required):
+            # any(item.endswith("." + req) for req in required), by suffix lookup
+            if not any(s in required for s in dotted_suffixes(item)):
                 required.add(suf)
                 break
     return required
@@ -487,8 +593,9 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     if isinstance(modules_to_save, str):
         res.warnings.append("modules_to_save is a str: PEFT iterates it character by character")
 
+    rx = _matcher(_profile(info))
     cfg = _Cfg(target_modules, exclude_modules, modules_to_save, layers_to_transform, layers_pattern,
-               target_parameters)
+               target_parameters, rx)
     names = [m.name for m in info.modules]
 
     # ---- transformers v5 MoE conversion (utils/transformers_weight_conversion.py) ----
@@ -519,8 +626,11 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     # ---- >= 20 list entries are condensed to a minimal suffix set ----
     if isinstance(cfg.target_modules, (set, list)) and len(cfg.target_modules) >= MIN_TARGET_MODULES_FOR_OPTIMIZATION:
         tms = set(cfg.target_modules)
-        suffixes = tuple("." + s for s in tms)
-        no_target = [n for n in names if n not in tms and not n.endswith(suffixes)]
+        # n.endswith(tuple("." + t for t in tms)) by suffix lookup: all-linear on a big model has thousands
+        if _all_str(tms):
+            no_target = [n for n in names if n not in tms and not any(x in tms for x in dotted_suffixes(n))]
+        else:
+            no_target = [n for n in names if n not in tms and not n.endswith(tuple(f".{t}" for t in tms))]
         try:
             new = _find_minimal_target_modules(tms, no_target)
             if len(new) < len(tms):
@@ -550,7 +660,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
             break
         if hit is EXCLUDED:
             excluded.append(key)
-            _count_exclude_hits(exclude_modules, key, exclude_hits)
+            _count_exclude_hits(exclude_modules, key, exclude_hits, cfg)
         elif not hit:
             unmatched.append(key)
         else:
@@ -566,9 +676,11 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     # ---- per-entry bookkeeping for list targets ----
     if isinstance(target_modules, (set, list)) and not all_linear:
         counts = {t: 0 for t in sorted(target_modules)}
+        strs = _all_str(counts)
         for m, _ in targeted:
-            for t in counts:
-                if m.name == t or m.name.endswith("." + t):
+            # every entry t with m.name == t or m.name.endswith("." + t), by suffix lookup
+            for t in {m.name, *dotted_suffixes(m.name)} if strs else counts:
+                if t in counts and (strs or m.name == t or m.name.endswith(f".{t}")):
                     counts[t] += 1
         res.entry_matches = counts
         res.unmatched_target_entries = [t for t, c in counts.items() if c == 0]
@@ -578,9 +690,15 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
         res.unmatched_exclude_entries = [exclude_modules]
 
     # ---- LoRA layers ----
+    rank_keys = rx.prepare_all(rank_pattern.keys(), PATTERN_KEY, "rank_pattern")
+    alpha_keys = rx.prepare_all(alpha_pattern.keys(), PATTERN_KEY, "alpha_pattern")
     for m, entry in targeted:
-        rk = get_pattern_key(rank_pattern.keys(), m.name)
-        ak = get_pattern_key(alpha_pattern.keys(), m.name)
+        try:
+            rk = _pattern_key(rank_keys, m.name, rx, "rank_pattern")
+            ak = _pattern_key(alpha_keys, m.name, rx, "alpha_pattern")
+        except re.error as exc:  # get_pattern_key raises it at this module in PEFT too
+            res.errors.append(f"re.error: invalid regular expression in rank_pattern/alpha_pattern: {exc}")
+            break
         rr = rank_pattern.get(rk, r)
         aa = alpha_pattern.get(ak, lora_alpha)
         if not m.lora_supported:
@@ -607,7 +725,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     tparams = cfg.target_parameters
     if tparams:
         _inject_parameters(info, set(tparams), rank_pattern, alpha_pattern, r, lora_alpha, use_rslora, res,
-                           {t.name for t in res.targeted})
+                           {t.name for t in res.targeted}, rx, rank_keys, alpha_keys)
 
     # ---- error analysis (inject_adapter) ----
     targeted_module_names = [t.name for t in res.targeted] + res.containers_hit
@@ -641,17 +759,17 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
             res.warnings.append(f"target_modules={cfg.target_modules} were set but no module was matched.")
         elif cfg.target_parameters and not res.targeted_parameters:
             res.warnings.append(f"target_parameters={cfg.target_parameters} were set but no parameter was matched.")
-    for attr, patterns, sink in (("rank_pattern", rank_pattern, res.unmatched_rank_pattern_keys),
-                                 ("alpha_pattern", alpha_pattern, res.unmatched_alpha_pattern_keys)):
+    for attr, patterns, prepared, sink in (
+            ("rank_pattern", rank_pattern, rank_keys, res.unmatched_rank_pattern_keys),
+            ("alpha_pattern", alpha_pattern, alpha_keys, res.unmatched_alpha_pattern_keys)):
         if not patterns:
             continue
         matched = set()
-        for k in patterns:
-            try:
-                if any(re.match(rf"(.*\.)?({k})$", n) for n in targeted_module_names):
-                    matched.add(k)
-            except re.error:
-                pass
+        for k, key_rx in prepared:
+            if isinstance(key_rx, re.error):
+                continue
+            if any(rx.match(key_rx, n, attr) for n in targeted_module_names):
+                matched.add(k)
         unmatched_keys = sorted(set(patterns) - matched)
         sink.extend(unmatched_keys)
         if unmatched_keys:
@@ -663,13 +781,16 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     return res
 
 
-def _count_exclude_hits(exclude_modules: Any, key: str, hits: dict[str, int]) -> None:
+def _count_exclude_hits(exclude_modules: Any, key: str, hits: dict[str, int], cfg: _Cfg) -> None:
     if isinstance(exclude_modules, str):
-        if re.fullmatch(exclude_modules, key):
+        if cfg.rx.fullmatch(cfg.pattern(exclude_modules, FULLMATCH, "exclude_modules"), key, "exclude_modules"):
             hits[exclude_modules] = hits.get(exclude_modules, 0) + 1
+    elif exclude_modules and _all_str(exclude_modules):
+        for e in {key, *dotted_suffixes(key)} & set(exclude_modules):  # key == e or key.endswith("." + e)
+            hits[e] = hits.get(e, 0) + 1
     elif exclude_modules:
         for e in exclude_modules:
-            if key == e or key.endswith("." + e):
+            if key == e or key.endswith(f".{e}"):
                 hits[e] = hits.get(e, 0) + 1
 
 
@@ -776,16 +897,24 @@ def _convert_moe(info: ModelInfo, cfg: _Cfg, rank_pattern: dict, alpha_pattern: 
 
 
 def _inject_parameters(info: ModelInfo, target_names: set[str], rank_pattern: dict, alpha_pattern: dict, r: Any,
-                       alpha: Any, rslora: bool, res: TargetingResult, lora_targets: set[str]) -> None:
+                       alpha: Any, rslora: bool, res: TargetingResult, lora_targets: set[str], rx: Matcher,
+                       rank_keys: list, alpha_keys: list) -> None:
     """BaseTuner._inject_parameters: parameters matched exactly or as a dotted suffix of module.param."""
     names = sorted(target_names)
+    strs = _all_str(names)
     hits: set[str] = set()
     for m in info.modules:
         for p in m.params:
             if p.tied_to is not None:
                 continue
             key = p.name
-            entry = key if key in target_names else next((t for t in names if key.endswith(f".{t}")), None)
+            # the first of the sorted names with key.endswith(f".{t}"), by suffix lookup
+            if key in target_names:
+                entry = key
+            elif strs:
+                entry = min((t for t in dotted_suffixes(key) if t in target_names), default=None)
+            else:
+                entry = next((t for t in names if key.endswith(f".{t}")), None)
             if entry is None:
                 continue
             hits.add(entry)
@@ -798,8 +927,12 @@ def _inject_parameters(info: ModelInfo, target_names: set[str], rank_pattern: di
                                   f"{m.cls}, which is not a valid target. Make sure that this layer is not also "
                                   "targeted with `target_modules`.")
                 continue
-            rr = rank_pattern.get(get_pattern_key(rank_pattern.keys(), key), r)
-            aa = alpha_pattern.get(get_pattern_key(alpha_pattern.keys(), key), alpha)
+            try:
+                rr = rank_pattern.get(_pattern_key(rank_keys, key, rx, "rank_pattern"), r)
+                aa = alpha_pattern.get(_pattern_key(alpha_keys, key, rx, "alpha_pattern"), alpha)
+            except re.error as exc:
+                res.errors.append(f"re.error: invalid regular expression in rank_pattern/alpha_pattern: {exc}")
+                return
             shape = p.shape
             if len(shape) == 3:
                 e, a, b = shape
@@ -1035,8 +1168,10 @@ def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pas
     else:
         keys = [(k, k) for k, _ in root.named_modules(remove_duplicate=False)]
     found: set[str] = set()
+    # str.endswith with a tuple is any(shown.endswith(t) for t in names), at C speed for long lists
+    suffixes = tuple(names) if _all_str(names) else None
     for shown, key in keys:
-        if not any(shown.endswith(t) for t in names):
+        if not (shown.endswith(suffixes) if suffixes is not None else any(shown.endswith(t) for t in names)):
             continue
         if key is None:
             res.notes.append("modules_to_save matched the PeftModel's own 'base_model' (not modelled)")
@@ -1078,4 +1213,8 @@ def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pas
         res.modules_to_save_wrapped.append((key, sum(p.numel for p in copy.parameters_of_subtree())))
         found.add(leaf)
     if not second_pass:
-        res.unmatched_modules_to_save = [t for t in names if not any(k.endswith(t) for k, _ in keys)]
+        if suffixes is not None and len(names) > 16:  # every character suffix of every name, once
+            tails = {k[i:] for k, _ in keys for i in range(len(k) + 1)}
+            res.unmatched_modules_to_save = [t for t in names if t not in tails]
+        else:
+            res.unmatched_modules_to_save = [t for t in names if not any(k.endswith(t) for k, _ in keys)]

@@ -224,6 +224,14 @@ class _Verifier:
         config = dict(resolution.config)
         rep.resolved_from = resolution.origin
         rep.model_type = config.get("model_type") if isinstance(config.get("model_type"), str) else None
+        from loralint.knowledge.models import config_refusal
+
+        refused = config_refusal(config)  # before building anything: 10**9 layers would take the machine
+        if refused is not None:
+            code, rep.reason = refused
+            rep.status = "unresolved" if code == "LORA254" else "skipped"
+            self.diag(rep, code, f"not verified: {rep.reason}", _model_span(site))
+            return None
 
         kwargs, unknown, dropped = lora_kwargs(site)
         if site.opaque:
