@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from loralint.extract.bounds import LimitReached, check_python_source, recording
 from loralint.extract.source import (
     SourceSyntaxError,
     UndecodableSource,
@@ -56,6 +57,14 @@ def file_diagnostic(code: str, path: str, message: str, line: int = 1, column: i
 
 def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
     """Extract from bytes already read. Never raises: problems become diagnostics."""
+    with recording() as limits:  # bounds reached on part of the file: one LORA906 per kind
+        result = _extract_source(display, data, fmt)
+    for reached in limits.values():
+        result.diagnostics.append(file_diagnostic("LORA906", display, reached.message, reached.line, reached.column))
+    return result
+
+
+def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
     result = FileResult(display)
     if wide_encoding(data, fmt) is None and looks_binary(data):
         result.diagnostics.append(file_diagnostic("LORA902", display, "binary file (contains NUL bytes); not checked"))
@@ -66,6 +75,7 @@ def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             raise UndecodableSource("binary file (contains NUL characters)")
         result.suppressions = find_suppressions(display, text)
         if fmt == "python":
+            valid = check_python_source(text)  # CPython's verdict and loralint's bounds, before libcst
             from loralint.extract.python import extract_python, parse_error_position
 
             try:
@@ -75,6 +85,9 @@ def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
                 if position is None:
                     raise
                 line, column, message = position
+                if valid:  # Python accepts it: the limitation is loralint's parser's, not the file's
+                    raise LimitReached(f"loralint's Python parser cannot read this file, which Python accepts: {message}",
+                                       line, column) from exc
                 raise SourceSyntaxError(message, line, column) from exc
         elif fmt == "yaml":
             from loralint.extract.yaml_formats import extract_yaml
@@ -90,8 +103,11 @@ def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
         result.diagnostics.append(
             file_diagnostic("LORA901", display, f"cannot parse: {exc.message}; not checked", exc.line, exc.column)
         )
-    except RecursionError:
-        result.diagnostics.append(file_diagnostic("LORA901", display, "cannot parse: nesting too deep; not checked"))
+    except LimitReached as exc:
+        result.diagnostics.append(file_diagnostic("LORA906", display, f"{exc.message}; not checked", exc.line, exc.column))
+    except (RecursionError, MemoryError) as exc:  # a bound of Python's own, reached in spite of ours
+        what = "nested too deeply" if isinstance(exc, RecursionError) else "too large"
+        result.diagnostics.append(file_diagnostic("LORA906", display, f"{what} for loralint to analyse; not checked"))
     except Exception as exc:  # an internal failure on one file is that file's diagnostic, never a crash
         if os.environ.get("LORALINT_DEBUG"):
             raise

@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
+from loralint.extract.source import LINE_BREAK
 from loralint.extract.yaml_positions import Node
 from loralint.peft_fields import LORA_FIELDS, TRL_MODEL_CONFIG_KEYS
 from loralint.sites import ConfigSite, Field, Span, Unknown
@@ -113,7 +115,7 @@ class Document:
 
     def text_line(self, number: int) -> str:
         if self.lines is None:
-            self.lines = self.text.splitlines()
+            self.lines = LINE_BREAK.split(self.text)  # lines as every position counts them
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
 
@@ -170,10 +172,11 @@ class _Builder:
         PEFT receives and the provenance says why (no in-place fix then)."""
         raw = dotted.rsplit(".", 1)[-1]
         provenance = how if how is not None else self.key(dotted)
+        span = self.doc.span(value)
         field = Field(
             name=name,
-            value=value.value if how is None else converted,
-            span=self.doc.span(value),
+            value=bound_pattern_keys(name, value.value if how is None else converted, span.line, span.column),
+            span=span,
             key_span=self.doc.span(key),
             provenance=provenance,
             raw_name=raw if raw != name else None,
@@ -181,6 +184,8 @@ class _Builder:
         if value.kind == "seq":
             # Entries of a list written in place, so a finding can point at one of them.
             field.items = [(item.value, self.doc.span(item)) for item in value.items if item.kind == "scalar"]
+        elif how is not None and isinstance(converted, list):
+            field.items = _comma_items(self.doc, value)  # `additional_target: lm_head,embed_tokens`
         self.site.fields[name] = field
         return field
 
@@ -280,6 +285,27 @@ def _first_key(root: Node, names: Iterable[str]) -> Node | None:
 
 def _str_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _comma_items(doc: Document, node: Node) -> list[tuple[Any, Span]]:
+    """The entries of a comma-separated scalar, each with its own span, when the scalar is written on
+    one line as it reads (plain, or quoted without escapes); else none (findings keep the value's span)."""
+    span = doc.span(node)
+    if node.kind != "scalar" or not isinstance(node.value, str) or span.line != span.end_line:
+        return []
+    raw = doc.text_line(span.line)[span.column - 1 : span.end_column - 1]
+    shift = 1 if len(raw) >= 2 and raw[0] in "'\"" and raw[-1] == raw[0] else 0
+    if raw[shift : len(raw) - shift] != node.value:
+        return []
+    items: list[tuple[Any, Span]] = []
+    column = span.column + shift
+    for piece in node.value.split(","):
+        entry = piece.strip()
+        if entry:
+            start = column + len(piece) - len(piece.lstrip())
+            items.append((entry, Span(doc.path, span.line, start, span.line, start + len(entry))))
+        column += len(piece) + 1
+    return items
 
 
 def _split_commas(text: str) -> list[str]:
@@ -780,18 +806,26 @@ def _torchtune_section(
     return b.done()
 
 
-def _torchtune_base_model(doc: Document, section_name: str) -> Field | None:
-    """torchtune names no hub id: recipes say `tune download <id> --output-dir <dir>` in a comment.
-    With several downloads (distillation), the one whose directory the checkpointer reads wins."""
-    if "tune" not in doc.text:
-        return None
+@functools.lru_cache(maxsize=1)
+def _tune_downloads(text: str) -> tuple[tuple[str, str | None, int, int], ...]:
+    """(repo, output dir, line, column) of each `tune download` comment; once per file, not once per
+    configuration (a stream of many documents shares one text)."""
+    if "tune" not in text:
+        return ()
     found: list[tuple[str, str | None, int, int]] = []
-    for number, line in enumerate(doc.text.splitlines(), start=1):
+    for number, line in enumerate(LINE_BREAK.split(text), start=1):
         if "#" not in line:
             continue
         match = _TUNE_DOWNLOAD.search(line)
         if match and line.lstrip().startswith("#"):
             found.append((match.group(1), match.group(2), number, match.start(1) + 1))
+    return tuple(found)
+
+
+def _torchtune_base_model(doc: Document, section_name: str) -> Field | None:
+    """torchtune names no hub id: recipes say `tune download <id> --output-dir <dir>` in a comment.
+    With several downloads (distillation), the one whose directory the checkpointer reads wins."""
+    found = _tune_downloads(doc.text)
     if not found:
         return None
     checkpointer = (
@@ -1098,10 +1132,22 @@ def detect(root: Node, syntax: str) -> Callable[[Document], list[ConfigSite]] | 
 
 def extract_documents(path: str, syntax: str, text: str, roots: Iterable[Node]) -> list[ConfigSite]:
     sites: list[ConfigSite] = []
+    lines: list[str] | None = None  # split once per file, shared by its documents
     for root in roots:
         extractor = detect(root, syntax)
-        if extractor is not None:
-            sites.extend(extractor(Document(path, syntax, root, text)))
+        if extractor is None:
+            continue
+        if lines is None:
+            lines = LINE_BREAK.split(text)
+        found = extractor(Document(path, syntax, root, text, lines))
+        room = MAX_SITES_PER_FILE - len(sites)
+        if len(found) > room:
+            over = found[room].span
+            note("sites", f"more than {MAX_SITES_PER_FILE:,} configurations in one file; only the first "
+                 f"{MAX_SITES_PER_FILE:,} are checked", over.line, over.column)
+            sites.extend(found[:room])
+            break  # the documents after it are not even read
+        sites.extend(found)
     return sites
 
 

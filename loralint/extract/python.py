@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import libcst as cst
 
+from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.positions import compute_positions
-from loralint.extract.python_scope import Binding, CallRecord, Scope, ScopeCollector, collect, dotted_name
+from loralint.extract.python_scope import CallRecord, Scope, ScopeCollector, collect, dotted_name
 from loralint.extract.python_values import ArgparseOption, Evaluator
 from loralint.peft_fields import (
     LORA_FIELDS,
@@ -130,12 +131,17 @@ class PythonExtractor:
     # --- the pass ----------------------------------------------------------------------------
     def extract(self) -> list[ConfigSite]:
         loads: dict[cst.Call, _ModelLoad] = {}
+        full = False
         for record in self.collector.calls:
             qual = self.qualname(record.node.func, record.scope)
             if not qual:
                 continue
-            site = self._site_for(record, qual)
-            if site is not None:
+            site = None if full else self._site_for(record, qual)
+            if site is not None and len(self.sites_by_call) >= MAX_SITES_PER_FILE:
+                note("sites", f"more than {MAX_SITES_PER_FILE:,} configurations in one file; only the first "
+                     f"{MAX_SITES_PER_FILE:,} are checked", site.span.line, site.span.column)
+                full = True
+            elif site is not None:
                 self.sites_by_call[record.node] = site
                 self.scope_by_call[record.node] = record.scope
             elif _is_model_load(qual):
@@ -226,14 +232,27 @@ class PythonExtractor:
             field = self._field(name, value_node, scope, key_node)
             if isinstance(key_node, cst.Arg) and key_node.keyword is not None:
                 field.span = self.span(key_node.keyword)
+            elif isinstance(key_node, cst.DictElement):
+                field.span = self._key_name_span(key_node.key)
             site.unknown_args.append(field)
+
+    def _key_name_span(self, key: cst.BaseExpression) -> Span:
+        """A dict key's name without its prefix and quotes (what a rename replaces); the whole key
+        when its text is not the name itself (escapes, concatenation, a constant)."""
+        span = self.span(key)
+        if isinstance(key, cst.SimpleString) and span.line == span.end_line:
+            opening = len(key.prefix) + len(key.quote)
+            if key.raw_value == key.evaluated_value:
+                return Span(span.path, span.line, span.column + opening, span.line, span.end_column - len(key.quote))
+        return span
 
     def _field(self, name: str, value_node: cst.BaseExpression, scope: Scope, key: cst.CSTNode | None) -> Field:
         value = self.evaluator.eval(value_node, scope)
+        span = self.span(value_node)
         field = Field(
             name=name,
-            value=value.value,
-            span=self.span(value_node),
+            value=bound_pattern_keys(name, value.value, span.line, span.column),
+            span=span,
             key_span=self.span(key) if key is not None else None,
             provenance=value.provenance,
         )
@@ -441,25 +460,40 @@ class PythonExtractor:
     # --- file-level facts --------------------------------------------------------------------
     def _mark_mutations(self) -> None:
         """`cfg.r = 64` after `cfg = LoraConfig(...)`: the built value is no longer what the call says."""
+        # One pass over every scope's bindings, summarised per name (not a scan per configuration:
+        # 10,000 configurations assigned to one name made that quadratic).
+        named: dict[cst.Call, list[tuple[str, dict[str, tuple[cst.Attribute, int, int, int]]]]] = {}
+        for scope in (self.collector.module_scope, *self.collector.scope_of.values()):
+            for name, items in scope.bindings.items():
+                calls = [b.value for b in items if isinstance(b.value, cst.Call) and b.value in self.sites_by_call]
+                if not calls:
+                    continue
+                # attr → (first target, its line, the last one's line, how many)
+                changed: dict[str, tuple[cst.Attribute, int, int, int]] = {}
+                for b in items:
+                    # site.fields only holds LoRA field names: other attributes change nothing we read
+                    if b.kind == "mutate" and isinstance(b.target, cst.Attribute) and b.target.attr.value in LORA_FIELDS:
+                        line = self.span(b.target).line
+                        seen = changed.get(b.target.attr.value)
+                        changed[b.target.attr.value] = (
+                            (seen[0], seen[1], line, seen[3] + 1) if seen else (b.target, line, line, 1)
+                        )
+                if changed:
+                    for call in dict.fromkeys(calls):
+                        named.setdefault(call, []).append((name, changed))
         for call, site in self.sites_by_call.items():
-            scope = self.scope_by_call[call]
-            for bindings in _scopes_bindings(scope):
-                for name, items in bindings.items():
-                    if not any(isinstance(b.value, cst.Call) and b.value is call for b in items):
-                        continue
-                    for b in items:
-                        if b.kind == "mutate" and isinstance(b.target, cst.Attribute):
-                            attr = b.target.attr.value
-                            line = self.span(b.target).line
-                            if attr in site.fields:
-                                site.fields[attr].value = Unknown(f"{name}.{attr} is changed at line {line}")
-                            elif attr in LORA_FIELDS:
-                                site.fields[attr] = Field(
-                                    attr,
-                                    Unknown(f"{name}.{attr} is set at line {line}"),
-                                    self.span(b.target),
-                                    provenance=f"set at line {line}",
-                                )
+            for name, changed in named.get(call, ()):
+                for attr, (target, first, last, count) in changed.items():
+                    if attr in site.fields:
+                        site.fields[attr].value = Unknown(f"{name}.{attr} is changed at line {last}")
+                    else:
+                        how = f"is set at line {first}" if count == 1 else f"is changed at line {last}"
+                        site.fields[attr] = Field(
+                            attr,
+                            Unknown(f"{name}.{attr} {how}"),
+                            self.span(target),
+                            provenance=f"set at line {first}",
+                        )
 
     def _attach_file_hints(self) -> None:
         calls: set[str] = set()
@@ -568,13 +602,6 @@ def _returns(function: cst.FunctionDef) -> list[cst.Return]:
     return finder.found
 
 
-def _scopes_bindings(scope: Scope) -> Iterable[dict[str, list[Binding]]]:
-    current: Scope | None = scope
-    while current is not None:
-        yield current.bindings
-        current = current.parent
-
-
 def extract_python(path: str, source: str) -> list[ConfigSite]:
     return PythonExtractor(path, source).extract()
 
@@ -592,9 +619,12 @@ def parse_error_position(exc: Exception, source: str = "") -> tuple[int, int, st
         # libcst's tokenizer errors carry no position (1:0); Python's own parser knows it. ast.parse only
         # parses: nothing is compiled to bytecode or run.
         import ast
+        import warnings
 
         try:
-            ast.parse(source)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ast.parse(source)
         except SyntaxError as err:
             line, column = err.lineno or 1, max(err.offset or 1, 1)
         except (ValueError, RecursionError, MemoryError):

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import libcst as cst
 
+from loralint.extract.bounds import MAX_RANGE_ITEMS, MAX_VALUE_SIZE, ValueGuard, ValueTooLarge, note
 from loralint.extract.python_scope import Binding, DataclassInfo, Scope, dotted_name
 from loralint.sites import Unknown
 
 _MAX_DEPTH = 24
+# `%`-formatting: a width or precision written in the format, or taken from the arguments (`*`).
+_PERCENT_WIDTH = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     cst.Add: operator.add,
@@ -66,6 +71,14 @@ class ArgparseOption:
     action: str | None
 
 
+def _literal(text: str) -> Any:
+    """A literal's value (`ast.literal_eval` only parses), without the warnings Python prints for
+    `"\\d"` and the like (a SyntaxWarning per string from Python 3.12)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.literal_eval(text)
+
+
 def unknown(reason: str, node: cst.CSTNode | None = None) -> Value:
     return Value(Unknown(reason), "unknown", node)
 
@@ -89,14 +102,25 @@ class Evaluator:
         self.argparse_options = argparse_options
         self.function_returns = function_returns
         self._active: set[int] = set()
+        self.guard = ValueGuard()  # bounds what this file's evaluation builds
+        # A name's value, evaluated once per binding: repeated uses (`b = a + a`, `c = b + b`, ...)
+        # cost no more than one, whatever the chain.
+        self._bound: dict[int, tuple[Binding, Value]] = {}
 
     # --- entry point -------------------------------------------------------------------------
     def eval(self, node: cst.BaseExpression, scope: Scope, depth: int = 0) -> Value:
-        if depth > _MAX_DEPTH or id(node) in self._active:
+        if id(node) in self._active:
             return unknown("the value refers to itself", node)
+        if depth > _MAX_DEPTH:
+            return unknown("nested too deeply to evaluate", node)
         self._active.add(id(node))
         try:
+            self.guard.step()
             result = self._eval(node, scope, depth + 1)
+        except (ValueTooLarge, MemoryError) as exc:
+            refused = exc if isinstance(exc, ValueTooLarge) else ValueTooLarge("a value too large to build")
+            note(refused.kind, refused.note_text(), self.line_of(node))
+            result = unknown("value too large to evaluate" if refused.kind == "value-size" else str(refused), node)
         except (ArithmeticError, TypeError, ValueError, OverflowError, RecursionError) as exc:
             result = unknown(f"cannot compute {self.code_for(node)!r} ({type(exc).__name__})", node)
         finally:
@@ -106,14 +130,13 @@ class Evaluator:
         return result
 
     def _eval(self, node: cst.BaseExpression, scope: Scope, depth: int) -> Value:
-        if isinstance(node, (cst.Integer, cst.Float, cst.Imaginary)):
-            return Value(ast.literal_eval(node.value))
-        if isinstance(node, cst.SimpleString):
-            return Value(ast.literal_eval(node.value))
+        if isinstance(node, (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString)):
+            return Value(self.guard.admit(_literal(node.value)))
         if isinstance(node, cst.ConcatenatedString):
             left, right = self.eval(node.left, scope, depth), self.eval(node.right, scope, depth)
             if left.known and right.known:
-                return Value(left.value + right.value)
+                self.guard.expect(self.guard.size(left.value) + self.guard.size(right.value))
+                return Value(self.guard.admit(left.value + right.value))
             return unknown("part of the string is not a literal", node)
         if isinstance(node, cst.FormattedString):
             return self._fstring(node, scope, depth)
@@ -159,7 +182,8 @@ class Evaluator:
             if not value.known or part.format_spec or part.conversion:
                 return unknown("an f-string with a value that is not statically known", node)
             parts.append(str(value.value))
-        return Value("".join(parts), "f-string")
+            self.guard.expect(sum(map(len, parts)))
+        return Value(self.guard.admit("".join(parts)), "f-string")
 
     def _name(self, node: cst.Name, scope: Scope, depth: int) -> Value:
         name = node.value
@@ -173,7 +197,12 @@ class Evaluator:
             return unknown(f"{name} is assigned {len(bindings)} times (lines {lines})", node)
         binding = bindings[0]
         if binding.kind == "assign" and binding.value is not None:
-            inner = self.eval(binding.value, binding.scope or scope, depth)
+            remembered = self._bound.get(id(binding))
+            if remembered is not None and remembered[0] is binding:
+                inner = remembered[1]
+            else:
+                inner = self.eval(binding.value, binding.scope or scope, depth)
+                self._bound[id(binding)] = (binding, inner)
             if not inner.known:
                 return inner
             provenance = f"{name} at line {self.line_of(binding.target)}"
@@ -202,9 +231,32 @@ class Evaluator:
             return left
         if not right.known:
             return right
-        if op is operator.pow and abs(right.value) > 64:
-            return unknown("exponent too large to compute statically", node)
-        return Value(op(left.value, right.value), f"computed as {self.code_for(node)}")
+        self._expect_result(op, left.value, right.value)
+        return Value(self.guard.admit(op(left.value, right.value)), f"computed as {self.code_for(node)}")
+
+    def _expect_result(self, op: Callable[[Any, Any], Any], left: Any, right: Any) -> None:
+        """Refuse, before computing it, a result over the bounds: repetition and concatenation of
+        strings and sequences, integer powers and products, `%`-formatting with a huge width."""
+        guard = self.guard
+        sequence = (str, bytes, list, tuple)
+        if op is operator.mul and isinstance(left, int) and isinstance(right, sequence):
+            left, right = right, left
+        if op is operator.mul and isinstance(left, sequence) and isinstance(right, int):
+            guard.expect((guard.size(left) - 1) * max(right, 0) + 1)
+        elif op is operator.add and isinstance(left, sequence) and isinstance(right, sequence):
+            guard.expect(guard.size(left) + guard.size(right))
+        elif op is operator.pow and isinstance(left, int) and isinstance(right, int):
+            if right > 0 and abs(left) > 1:  # a negative exponent gives a float: cheap
+                # A lower bound on the result's bits (exact for powers of two); the result is checked too.
+                guard.expect_int_bits((abs(left).bit_length() - 1) * right + 1)
+        elif op is operator.mul and isinstance(left, int) and isinstance(right, int):
+            guard.expect_int_bits(left.bit_length() + right.bit_length())
+        elif op is operator.mod and isinstance(left, (str, bytes)):
+            text = left if isinstance(left, str) else left.decode("latin-1")
+            for match in _PERCENT_WIDTH.finditer(text):
+                for width in match.groups():
+                    if width == "*" or (width is not None and int(width) > MAX_VALUE_SIZE):
+                        raise ValueTooLarge("a %-format with a width or precision too large to build")
 
     def _sequence(self, node: cst.List | cst.Tuple | cst.Set, scope: Scope, depth: int) -> Value:
         items: list[Any] = []
@@ -213,17 +265,18 @@ class Evaluator:
             if isinstance(element, cst.StarredElement):
                 if not value.known or not isinstance(value.value, (list, tuple, set)):
                     return unknown("a starred element that is not statically known", node)
+                self.guard.expect(len(items) + len(value.value))
                 items.extend(value.value)
             else:
                 items.append(value.value)  # Unknown items stay inside; rules check is_known
         if isinstance(node, cst.Tuple):
-            return Value(tuple(items))
+            return Value(self.guard.admit(tuple(items)))
         if isinstance(node, cst.Set):
             try:
-                return Value(set(items))
+                return Value(self.guard.admit(set(items)))
             except TypeError:
                 return unknown("a set with unhashable items", node)
-        return Value(items)
+        return Value(self.guard.admit(items))
 
     def _dict(self, node: cst.Dict, scope: Scope, depth: int) -> Value:
         out: dict[Any, Any] = {}
@@ -241,7 +294,7 @@ class Evaluator:
                 out[key.value] = self.eval(element.value, scope, depth).value
             except TypeError:
                 return unknown("a dict key that is not hashable", node)
-        return Value(out)
+        return Value(self.guard.admit(out))
 
     def _call(self, node: cst.Call, scope: Scope, depth: int) -> Value:
         func = dotted_name(node.func)
@@ -255,13 +308,21 @@ class Evaluator:
             for arg in args:
                 if not arg.known:
                     return arg
-            return Value(_BUILTIN_CALLS[func](*(a.value for a in args)), f"computed as {self.code_for(node)}")
+            if func == "round" and len(args) == 2 and not (isinstance(args[1].value, int) and abs(args[1].value) <= 1000):
+                return unknown(f"cannot compute {self.code_for(node)!r}", node)  # round(x, -10**9) builds 10**10**9
+            result = _BUILTIN_CALLS[func](*(a.value for a in args))
+            return Value(self.guard.admit(result), f"computed as {self.code_for(node)}")
         if func == "range" and not scope.lookup("range"):
             args = [self.eval(a.value, scope, depth) for a in node.args]
             if all(a.known and isinstance(a.value, int) for a in args) and 1 <= len(args) <= 3:
                 produced = range(*(a.value for a in args))
-                if len(produced) <= 4096:
-                    return Value(list(produced), f"computed as {self.code_for(node)}")
+                try:
+                    count = len(produced)
+                except OverflowError:  # more items than a machine integer counts
+                    count = MAX_RANGE_ITEMS + 1
+                if count > MAX_RANGE_ITEMS:
+                    raise ValueTooLarge(f"a range of more than {MAX_RANGE_ITEMS:,} items")
+                return Value(self.guard.admit(list(produced)), f"computed as {self.code_for(node)}")
             return unknown(f"cannot compute {self.code_for(node)!r}", node)
         # A PEFT sub-configuration (LoftQConfig(...), EvaConfig(...)) reads as the dict of its arguments.
         if qual.startswith("peft.") and qual.endswith("Config"):
@@ -281,7 +342,7 @@ class Evaluator:
                 out[arg.keyword.value] = self.eval(arg.value, scope, depth).value
             else:
                 return unknown(f"cannot compute {self.code_for(node)!r}", node)
-        return Value(out)
+        return Value(self.guard.admit(out))
 
     def _subscript(self, node: cst.Subscript, scope: Scope, depth: int) -> Value:
         base = self.eval(node.value, scope, depth)

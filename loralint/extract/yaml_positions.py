@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from loralint.extract.bounds import MAX_DATA_DEPTH, MAX_DATA_NODES, MAX_INT_BITS, MAX_VALUE_SIZE, LimitReached, note
 from loralint.extract.source import LINE_BREAK, LineIndex, SourceSyntaxError, line_column
 from loralint.sites import Unknown
 
@@ -39,7 +40,7 @@ _STANDARD_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 class Node:
     """One YAML/JSON value: a mapping, a sequence or a scalar, with where it is written."""
 
-    __slots__ = ("kind", "start", "end", "items", "_value", "_raw", "_constructor", "_keys")
+    __slots__ = ("kind", "start", "end", "items", "_value", "_raw", "_constructor", "_keys", "_measured")
 
     def __init__(self, kind: str, start: Position, end: Position) -> None:
         self.kind = kind  # "map" | "seq" | "scalar"
@@ -51,34 +52,58 @@ class Node:
         self._raw: Any = None
         self._constructor: Any = None
         self._keys: dict[str, int] | None = None
+        self._measured: tuple[int, int] | None = None  # see _expanded
 
     # --- values ------------------------------------------------------------------------------
     @property
     def value(self) -> Any:
         """The Python value (dicts, lists, str, int, float, bool, None), or Unknown."""
         if self._value is _UNSET:
-            if self._expanded_size(0) > _MAX_ELEMENTS:
-                # Aliases share nodes, so a small file can describe a huge value ("billion laughs").
-                self._value = Unknown(
-                    f"a value of more than {_MAX_ELEMENTS:,} elements once YAML aliases are expanded"
+            size, depth = self._expanded()
+            if size > _MAX_ELEMENTS or depth > MAX_DATA_DEPTH:
+                # Aliases share nodes, so a small file can describe a huge value ("billion laughs"), or
+                # an endless one (`&a [*a]`): it is never built.
+                what = (
+                    f"of more than {_MAX_ELEMENTS:,} elements" if size > _MAX_ELEMENTS
+                    else f"nested deeper than {MAX_DATA_DEPTH} levels"
                 )
+                self._value = Unknown(f"a value {what} once YAML aliases are expanded")
+                note("data-size", f"a value {what} once YAML aliases are expanded; treated as unknown", *self.start)
             else:
                 self._value = self._build()
         return self._value
 
-    def _expanded_size(self, depth: int) -> int:
-        if self.kind == "scalar":
-            return 1
-        if depth > 200:
-            raise RecursionError("YAML nesting too deep")
-        total = 1
-        for item in self.items:
-            children = item if self.kind == "map" else (item,)
-            for child in children:
-                total += child._expanded_size(depth + 1)
-                if total > _MAX_ELEMENTS:
-                    return total
-        return total
+    def _children(self) -> list[Node]:
+        if self.kind == "map":
+            return [node for pair in self.items for node in pair]
+        return self.items if self.kind == "seq" else []
+
+    def _expanded(self) -> tuple[int, int]:
+        """(elements, depth) of the value with aliases expanded, capped; each node is measured once
+        (without recursion), so shared nodes cost nothing more and a cycle counts as endless."""
+        stack = [self]
+        while stack:
+            node = stack[-1]
+            measured = node._measured
+            if measured is not None and measured is not _MEASURING:
+                stack.pop()
+            elif node.kind == "scalar":
+                node._measured = (1, 1)
+                stack.pop()
+            elif measured is None:  # first visit: measure the children first
+                node._measured = _MEASURING
+                stack.extend(child for child in node._children() if child._measured is None)
+            else:  # the children are measured; one still being measured is an ancestor: a cycle
+                size, depth = 1, 1
+                for child in node._children():
+                    got = child._measured
+                    if got is _MEASURING or got is None:
+                        size = depth = _ENDLESS
+                        break
+                    size, depth = min(_ENDLESS, size + got[0]), max(depth, got[1] + 1)
+                node._measured = (size, depth)
+                stack.pop()
+        return self._measured  # type: ignore[return-value]
 
     def _child(self) -> Any:
         if self._value is _UNSET:
@@ -101,14 +126,18 @@ class Node:
             if isinstance(self._raw, Unknown):
                 return self._raw
             return [item._child() for item in self.items]
+        scalar = self._raw
         if self._constructor is not None:
             try:
-                return self._constructor.construct_object(self._raw, deep=True)
+                scalar = self._constructor.construct_object(self._raw, deep=True)
             except yaml.YAMLError as exc:
                 return Unknown(f"YAML value with tag {getattr(self._raw, 'tag', '?')}: {_first_line(exc)}")
             except Exception as exc:  # a malformed timestamp, a bad base64 binary, ...
                 return Unknown(f"YAML value that cannot be read ({type(exc).__name__})")
-        return self._raw
+        if isinstance(scalar, int) and scalar.bit_length() > MAX_INT_BITS:  # no float holds it
+            note("value-size", f"an integer of more than {MAX_INT_BITS} bits; treated as unknown", *self.start)
+            return Unknown(f"an integer of more than {MAX_INT_BITS} bits")
+        return scalar
 
     # --- mapping access ----------------------------------------------------------------------
     def _index(self) -> dict[str, int]:
@@ -149,7 +178,9 @@ class _Unset:
     pass
 
 
-_MAX_ELEMENTS = 100_000
+_MAX_ELEMENTS = MAX_VALUE_SIZE
+_ENDLESS = 1 << 62
+_MEASURING = (-1, -1)  # the marker of a node whose children are being measured
 
 
 _UNSET = _Unset()
@@ -175,9 +206,7 @@ class _YamlBuilder:
         self.index = LineIndex(text) if unusual else None
         self.lines = LINE_BREAK.split(text) if unusual else text.splitlines()
         self.constructor = yaml.constructor.SafeConstructor()
-        # id(yaml node) → (yaml node, Node): aliases reuse the Node; the yaml node is kept so that
-        # its id cannot be reused by another node while this builder lives.
-        self.memo: dict[int, tuple[Any, Node]] = {}
+        self.resolver = yaml.resolver.Resolver()  # the implicit tags of SafeLoader (int, bool, merge, ...)
 
     def position(self, mark: Any) -> Position:
         if self.index is not None:
@@ -199,62 +228,153 @@ class _YamlBuilder:
     def _text(self, line: int) -> str:
         return self.lines[line] if 0 <= line < len(self.lines) else ""
 
-    def build(self, node: Any, depth: int = 0) -> Node:
-        cached = self.memo.get(id(node))
-        if cached is not None and cached[0] is node:  # an alias: the same node again
-            return cached[1]
-        if depth > 200:
-            raise RecursionError("YAML nesting too deep")
-        start = self.position(node.start_mark)
-        if isinstance(node, yaml.ScalarNode):
-            out = Node("scalar", start, self.end_of(node))
-            out._raw = node
-            out._constructor = self.constructor
-            self.memo[id(node)] = (node, out)
-            return out
-        kind = "map" if isinstance(node, yaml.MappingNode) else "seq"
-        out = Node(kind, start, start)
-        self.memo[id(node)] = (node, out)
-        if node.tag not in _STANDARD_COLLECTION_TAGS:
-            out._raw = Unknown(f"YAML collection with tag {node.tag}")
-        if kind == "map":
-            merged: list[tuple[Node, Node]] = []
-            own: list[tuple[Node, Node]] = []
-            for key, value in node.value:
-                if key.tag == _MERGE_TAG:
-                    sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
-                    for source in sources:
-                        built = self.build(source, depth + 1)
-                        if built.kind == "map":
-                            merged.extend(built.items)
-                    continue
-                own.append((self.build(key, depth + 1), self.build(value, depth + 1)))
-            out.items = merged + own  # explicit keys override merged ones (the last one wins)
-            children = [v for _, v in own] or [k for k, _ in own]
+    def documents(self, text: str) -> Iterator[Node]:
+        """The root of each document, composed from the parser's events without recursion. PyYAML's
+        own composer is recursive and keeps every node; here nesting is bounded (MAX_DATA_DEPTH), as
+        is what one document builds (MAX_DATA_NODES, counting what merge keys copy), and an alias is
+        the same Node again, never a copy."""
+        loader = _Loader(text)
+        try:
+            yield from self._compose(loader)
+        finally:
+            loader.dispose()
+
+    def _compose(self, loader: Any) -> Iterator[Node]:
+        anchors: dict[str, Node] = {}
+        stack: list[_Frame] = []
+        root: Node | None = None
+        built = 0
+        next_event = loader.get_event
+        while True:
+            event = next_event()
+            kind = type(event)
+            if kind is yaml.StreamEndEvent or event is None:
+                return
+            if kind is yaml.ScalarEvent:  # the most frequent first
+                tag = event.tag
+                if tag is None or tag == "!":
+                    tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
+                node = Node("scalar", self.position(event.start_mark), self.end_of(event))
+                node._raw = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+                node._constructor = self.constructor
+                if event.anchor is not None:
+                    self._anchor(anchors, event, node)
+            elif kind is yaml.AliasEvent:
+                node = anchors.get(event.anchor)
+                if node is None:
+                    raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
+            elif kind is yaml.DocumentStartEvent:
+                anchors, root, built = {}, None, 0
+                continue
+            elif kind is yaml.DocumentEndEvent:
+                if root is not None:
+                    yield root
+                continue
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                if len(stack) >= MAX_DATA_DEPTH:
+                    raise LimitReached(
+                        f"YAML nested deeper than {MAX_DATA_DEPTH} levels, more than loralint analyses",
+                        *self.position(event.start_mark),
+                    )
+                is_map = kind is yaml.MappingStartEvent
+                start = self.position(event.start_mark)
+                collection = Node("map" if is_map else "seq", start, start)
+                tag = event.tag
+                if tag is not None and tag != "!" and tag not in _STANDARD_COLLECTION_TAGS:
+                    collection._raw = Unknown(f"YAML collection with tag {tag}")
+                self._anchor(anchors, event, collection)
+                stack.append(_Frame(collection, event.flow_style, event.start_mark))
+                built = self._count(built, 1, event)
+                continue
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                frame = stack.pop()
+                frame.end_mark = event.end_mark
+                node = self._finish(frame)
+            else:  # the stream's start
+                continue
+            built += 1
+            if built > MAX_DATA_NODES:
+                self._count(built, 0, event)  # raises
+            if not stack:
+                root = node
+                continue
+            parent = stack[-1]
+            if parent.node.kind == "seq":
+                parent.node.items.append(node)
+            elif parent.key is None:
+                parent.key = node
+            else:
+                key, parent.key = parent.key, None
+                if key.kind == "scalar" and getattr(key._raw, "tag", None) == _MERGE_TAG:
+                    for source in node.items if node.kind == "seq" else [node]:
+                        if source.kind == "map":
+                            parent.merged.extend(source.items)
+                            built = self._count(built, len(source.items), event)
+                else:
+                    parent.own.append((key, node))
+
+    def _anchor(self, anchors: dict[str, Node], event: Any, node: Node) -> None:
+        if event.anchor is None:
+            return
+        first = anchors.get(event.anchor)
+        if first is not None:
+            line, column = first.start
+            raise yaml.composer.ComposerError(
+                f"found duplicate anchor; first occurrence (line {line}, column {column})", None,
+                "second occurrence", event.start_mark,
+            )
+        anchors[event.anchor] = node
+
+    def _count(self, built: int, more: int, event: Any) -> int:
+        built += more
+        if built > MAX_DATA_NODES:
+            raise LimitReached(
+                f"a YAML document of more than {MAX_DATA_NODES:,} nodes (counting what merge keys copy),"
+                " more than loralint analyses",
+                *self.position(event.start_mark),
+            )
+        return built
+
+    def _finish(self, frame: _Frame) -> Node:
+        out = frame.node
+        if out.kind == "map":
+            out.items = frame.merged + frame.own  # explicit keys override merged ones (the last one wins)
+            children = [v for _, v in frame.own] or [k for k, _ in frame.own]
         else:
-            out.items = [self.build(item, depth + 1) for item in node.value]
             children = out.items
-        if node.flow_style or not children:
-            out.end = self.end_of(node)
+        if frame.flow_style or not children:
+            out.end = self.end_of(frame)
         else:  # a block collection ends where its last value ends (comments and blank lines excluded)
             out.end = max(c.end for c in children)
-        if not children and not node.flow_style:
-            out.end = (start[0], start[1] + 1)
+        if not children and not frame.flow_style:
+            out.end = (out.start[0], out.start[1] + 1)
         return out
 
 
-def compose_yaml(text: str) -> list[Node]:
-    """Every document of a YAML stream as a Node (a document that is empty is skipped)."""
+class _Frame:
+    """A mapping or sequence being composed: its Node, and for a mapping the key waiting for its value."""
+
+    __slots__ = ("end_mark", "flow_style", "key", "merged", "node", "own", "start_mark")
+
+    def __init__(self, node: Node, flow_style: Any, start_mark: Any) -> None:
+        self.node = node
+        self.flow_style = flow_style
+        self.start_mark = start_mark
+        self.end_mark = start_mark
+        self.key: Node | None = None
+        self.own: list[tuple[Node, Node]] = []
+        self.merged: list[tuple[Node, Node]] = []
+
+
+def compose_yaml(text: str) -> Iterator[Node]:
+    """Every document of a YAML stream as a Node, one at a time (a caller may stop early)."""
     builder = _YamlBuilder(text)
-    documents: list[Node] = []
 
     def where(mark: Any) -> str:
         line, column = builder.position(mark)
         return f"line {line}, column {column}"
     try:
-        for document in yaml.compose_all(text, Loader=_Loader):
-            if document is not None:
-                documents.append(builder.build(document))
+        yield from builder.documents(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         context = exc.context or ""
@@ -272,7 +392,6 @@ def compose_yaml(text: str) -> list[Node]:
         ) from exc
     except yaml.YAMLError as exc:
         raise SourceSyntaxError(f"invalid YAML ({_first_line(exc)})") from exc
-    return documents
 
 
 # --- JSON ------------------------------------------------------------------------------------
@@ -297,8 +416,10 @@ def parse_json(text: str) -> Any:
     except json.JSONDecodeError as exc:
         # json counts lines at \n only; a CR-only file has its lines too.
         raise SourceSyntaxError(f"invalid JSON ({exc.msg})", *line_column(text, exc.pos)) from exc
-    except RecursionError as exc:
-        raise SourceSyntaxError("invalid JSON (nesting too deep)") from exc
+    except RecursionError:
+        raise LimitReached("JSON nested deeper than Python's json module reads") from None
+    except ValueError as exc:  # valid JSON that Python refuses: an integer of more than 4,300 digits
+        raise LimitReached(f"JSON that Python's json module refuses ({_first_line(exc)})") from None
 
 
 def compose_json(text: str) -> Node:
@@ -307,15 +428,15 @@ def compose_json(text: str) -> Node:
 
 
 class _JsonScanner:
+    """Reads the tokens one at a time (never a list of them all), nesting at most MAX_DATA_DEPTH
+    deep and MAX_DATA_NODES nodes."""
+
     def __init__(self, text: str) -> None:
         self.text = text
         self.lines = LineIndex(text)
-        self.tokens = [
-            (m.lastgroup, m.group(), m.start(), m.end())
-            for m in _JSON_TOKEN.finditer(text)
-            if m.lastgroup != "ws"
-        ]
-        self.index = 0
+        self.offset = 0
+        self.nodes = 0
+        self._peeked: tuple[str, str, int, int] | None = None
 
     def position(self, offset: int) -> Position:
         return self.lines.position(offset)
@@ -323,30 +444,53 @@ class _JsonScanner:
     def document(self) -> Node:
         return self.value(0)
 
+    def _peek(self) -> tuple[str, str, int, int]:
+        if self._peeked is None:
+            match = _JSON_TOKEN.match(self.text, self.offset)
+            if match is not None and match.lastgroup == "ws":
+                match = _JSON_TOKEN.match(self.text, match.end())
+            if match is None:  # cannot happen after json.loads accepted the text
+                raise SourceSyntaxError("invalid JSON", *self.position(self.offset))
+            self.offset = match.end()
+            self._peeked = (match.lastgroup or "", match.group(), match.start(), match.end())
+        return self._peeked
+
+    def _next(self) -> tuple[str, str, int, int]:
+        token = self._peek()
+        self._peeked = None
+        return token
+
+    def _node(self, kind: str, start: int, end: int) -> Node:
+        self.nodes += 1
+        if self.nodes > MAX_DATA_NODES:
+            raise LimitReached(f"JSON of more than {MAX_DATA_NODES:,} values, more than loralint analyses",
+                               *self.position(start))
+        return Node(kind, self.position(start), self.position(end))
+
     def value(self, depth: int) -> Node:
-        if depth > 500:
-            raise SourceSyntaxError("invalid JSON (nesting too deep)")
-        kind, text, start, end = self.tokens[self.index]
-        self.index += 1
+        kind, text, start, end = self._next()
         if kind == "punct" and text in "{[":
-            node = Node("map" if text == "{" else "seq", self.position(start), self.position(start))
+            if depth >= MAX_DATA_DEPTH:
+                raise LimitReached(f"JSON nested deeper than {MAX_DATA_DEPTH} levels, more than loralint analyses",
+                                   *self.position(start))
+            node = self._node("map" if text == "{" else "seq", start, start)
             closer = "}" if text == "{" else "]"
             while True:
-                kind2, text2, _, end2 = self.tokens[self.index]
+                kind2, text2, _, end2 = self._peek()
                 if kind2 == "punct" and text2 == closer:
-                    self.index += 1
+                    self._next()
                     node.end = self.position(end2)
                     return node
                 if kind2 == "punct" and text2 == ",":
-                    self.index += 1
+                    self._next()
                     continue
                 if node.kind == "map":
                     key = self.value(depth + 1)
-                    self.index += 1  # the colon
+                    self._next()  # the colon
                     node.items.append((key, self.value(depth + 1)))
                 else:
                     node.items.append(self.value(depth + 1))
-        node = Node("scalar", self.position(start), self.position(end))
+        node = self._node("scalar", start, end)
         if kind == "word" and text in _JSON_WORDS:
             node._raw = _JSON_WORDS[text]
         else:
