@@ -22,8 +22,26 @@ def _codes(values: tuple[str, ...]) -> list[str]:
 
 
 def _fail(message: str) -> None:
-    click.echo(f"loralint: error: {message}", err=True)
+    click.echo(f"loralint: error: {_safe(message)}", err=True)
     sys.exit(2)
+
+
+def _safe(text: str) -> str:
+    """`text` (it may quote paths and values from the checked tree) with control and bidi characters
+    escaped, for the terminal; see loralint.report.escape."""
+    from loralint.report.escape import escape
+
+    return escape(text)
+
+
+def _echo_source(text: str) -> None:
+    """Source text (a --diff, a --fix of stdin): exact for the pipe it is meant for; escaped on a terminal."""
+    if sys.stdout.isatty():
+        from loralint.report.escape import escape_lines
+
+        text = escape_lines(text)
+    # color=True: click would otherwise strip ESC[...m sequences from the source when piped.
+    click.echo(text, nl=False, color=True)
 
 
 def _options(*decorators):
@@ -38,7 +56,8 @@ def _options(*decorators):
 
 
 _MODEL = click.option("--model", "model", help="Base model id or local folder for every configuration (overrides the source).")
-_ONLINE = click.option("--online", is_flag=True, help="Allow fetching config.json from the Hugging Face Hub (HF_HUB_OFFLINE=1 wins).")
+_ONLINE = click.option("--online", is_flag=True, help="Allow fetching config.json from the Hugging Face Hub (also LORALINT_ONLINE=1; "
+                       "HF_HUB_OFFLINE=1 wins; a repository's settings cannot turn it on).")
 
 
 def _verify_options(prefix: str):
@@ -99,6 +118,13 @@ def cli() -> None:
 @click.option("--dataset-size", type=click.IntRange(min=0), help="Number of training examples (for dataset-aware rules).")
 @_RUN_OPTIONS
 @click.option("--jobs", "-j", type=click.IntRange(min=1), help="Processes used to parse files (default: all cores).")
+@click.option("--extend-exclude", multiple=True,
+              help="Globs to exclude in addition to the settings' exclude and extend-exclude (comma-separated).")
+@click.option("-o", "--output-file", type=click.Path(dir_okay=False, path_type=Path), envvar="LORALINT_OUTPUT_FILE",
+              help="Write the report to this file instead of stdout (also LORALINT_OUTPUT_FILE).")
+@click.option("--show-settings", is_flag=True, help="Print the resolved settings and where each came from, then exit.")
+@click.option("--show-files", is_flag=True, help="Print the files that would be checked, then exit.")
+@click.option("-w", "--watch", is_flag=True, help="Check again whenever a checked file changes; Ctrl-C stops.")
 def check(
     paths: tuple[str, ...],
     output_format: str,
@@ -126,6 +152,11 @@ def check(
     force_exclude: bool,
     no_cache: bool,
     jobs: int | None,
+    extend_exclude: tuple[str, ...] = (),
+    output_file: Path | None = None,
+    show_settings: bool = False,
+    show_files: bool = False,
+    watch: bool = False,
 ) -> None:
     """Check PATHS (default: the current directory) for problems in LoRA configurations."""
     from loralint.engine import Options, UsageError, exit_code, run
@@ -144,11 +175,23 @@ def check(
         jobs=jobs,
         dataset_size=dataset_size,
     )
+    excludes = [g.strip() for v in extend_exclude for g in v.split(",") if g.strip()]
+    if show_settings:
+        _show_settings(settings, options, stdin_filename or targets[0],
+                       {"fail_level": fail_level, "model": model, "dataset_size": dataset_size, "online": online,
+                        "no_cache": no_cache, "excludes": excludes})
+    settings.extend_exclude = [*settings.extend_exclude, *excludes]  # as ruff: added to the settings' own
+    if show_files:
+        _show_files(targets, settings, options)
+    if watch:
+        if use_stdin or diff:
+            _fail("--watch checks files on disk: it cannot be used with stdin or --diff")
+        sys.exit(_watch(targets, config_path, excludes, options))
     sources = None
     texts: dict[str, str] = {}
     if use_stdin:
         name = stdin_filename or "-"
-        data = sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read(settings.max_file_size + 1)  # bounded: the engine reports a larger input
         sources = {name: data}
         texts[name] = data.decode("utf-8", errors="replace")
     resolver = _resolver()
@@ -164,31 +207,139 @@ def check(
     except UsageError as exc:
         _fail(str(exc))
     for note in [*result.notes, *(n for r in reports for n in r.notes)]:
-        click.echo(f"loralint: warning: {note}", err=True)
+        click.echo(f"loralint: warning: {_safe(note)}", err=True)
     if fix or diff:
         from loralint.fixes import apply_fixes
 
         fixed = apply_fixes(result, unsafe=unsafe_fixes, write=not diff and not use_stdin, texts=texts,
                             settings=settings, options=options, resolve=resolver)
         if diff:
-            click.echo(fixed.diff, nl=False)
+            if output_file is not None:
+                _write_output(output_file, fixed.diff)
+            else:
+                _echo_source(fixed.diff)
             sys.exit(0 if exit_zero or not fixed.diff else 1)
-        if use_stdin:
-            # As ruff does: with --fix on stdin, print the fixed source; the exit code says what is left.
-            click.echo(fixed.texts.get(stdin_filename or "-", texts.get(stdin_filename or "-", "")), nl=False)
-            sys.exit(0 if exit_zero else exit_code(fixed.remaining.diagnostics, fail_level or settings.fail_level))
         result = fixed.remaining
         if fixed.count and output_format == "text" and not quiet:
             click.echo(f"Fixed {fixed.count} problem{'s' if fixed.count != 1 else ''}.", err=True)
-    colour = output_format == "text" and _use_colour()
+    # As ruff does: with --fix on stdin, stdout carries the fixed source, so the report of what is
+    # left goes to stderr (or to --output-file).
+    to_stderr = use_stdin and fix and output_file is None
+    colour = output_format == "text" and output_file is None and _use_colour(sys.stderr if to_stderr else None)
     rendered = _render(
         result, output_format, statistics=statistics, quiet=quiet, show_source=not no_show_source,
         unsafe=unsafe_fixes, colour=colour,
     )
     code = 0 if exit_zero else exit_code(result.diagnostics, fail_level or settings.fail_level)
+    if (fix or diff) and fixed.errors and not exit_zero:
+        code = max(code, 1)  # a fix that was refused or could not be written is a failure too
     _when_reader_leaves(code)
-    click.echo(rendered, color=colour)
+    if use_stdin and fix:
+        _echo_source(fixed.texts.get(stdin_filename or "-", texts.get(stdin_filename or "-", "")))
+    _emit(rendered, output_file, colour, err=to_stderr)
     sys.exit(code)
+
+
+def _emit(rendered: str, output_file: Path | None, colour: bool, err: bool = False) -> None:
+    """The report to stdout (stderr with `err`), or to --output-file (its folder made, as ruff does).
+    An empty report (`-q` with nothing to say) prints nothing, not even a blank line."""
+    if output_file is not None:
+        _write_output(output_file, rendered + "\n" if rendered else "")
+    elif rendered:
+        click.echo(rendered, color=colour, err=err)
+
+
+def _write_output(output_file: Path, text: str) -> None:
+    try:
+        output_file.parent.mkdir(parents=True, exist_ok=True)
+        with output_file.open("w", encoding="utf-8", newline="") as handle:  # a diff keeps its line endings
+            handle.write(text)
+    except OSError as exc:
+        _fail(f"cannot write --output-file {output_file}: {exc.strerror or exc}")
+
+
+def _show_settings(settings, options, target: str, given: dict) -> None:
+    """`--show-settings`: the resolved settings with where each came from; exit 0 (2 when unusable)."""
+    from loralint.engine import UsageError, all_rules, selected_codes
+    from loralint.show import CommandLine, render_settings
+
+    values: dict = {}
+    if options.select is not None:
+        values["select"] = ("--select", options.select)
+    for key, option, value in (("fail-level", "--fail-level", given["fail_level"]), ("model", "--model", given["model"]),
+                               ("dataset-size", "--dataset-size", given["dataset_size"])):
+        if value is not None:
+            values[key] = (option, value)
+    if given["online"]:
+        values["online"] = ("--online", True)
+    if given["no_cache"]:
+        values["cache"] = ("--no-cache", False)
+    added = {key: (option, extra) for key, option, extra in (
+        ("extend-select", "--extend-select", options.extend_select), ("ignore", "--ignore", options.ignore),
+        ("extend-exclude", "--extend-exclude", given["excludes"])) if extra}
+    enabled, problem = None, None
+    try:
+        enabled = sorted(selected_codes(all_rules(settings), settings, options))
+    except UsageError as exc:
+        problem = str(exc)
+    click.echo(render_settings(settings, CommandLine(values, added), enabled, problem, target))
+    sys.exit(2 if problem else 0)
+
+
+def _show_files(targets: list[str], settings, options) -> None:
+    """`--show-files`: the files a run would check, one a line; exit 0."""
+    from loralint.engine import discover_files
+    from loralint.show import render_files
+
+    found = discover_files(targets, settings, options)
+    if found.missing:
+        _fail(f"{found.missing[0]}: no such file or directory")
+    for note in found.notes:
+        click.echo(f"loralint: warning: {_safe(note)}", err=True)
+    listing = render_files(found)
+    if listing:
+        click.echo(listing)
+    sys.exit(0)
+
+
+def _watch(targets: list[str], config_path: Path | None, excludes: list[str], options) -> int:
+    """`--watch`: this very command again (without --watch and --output-file) after every change."""
+    from loralint.watch import watch
+
+    ctx = click.get_current_context()
+    params = {**ctx.params, "watch": False, "output_file": None}
+
+    def once() -> None:
+        try:
+            ctx.invoke(check, **params)
+        except SystemExit:
+            pass  # each run ends with its exit code; watching goes on
+        except Exception as exc:  # noqa: BLE001 - one failed run must not end watching
+            if os.environ.get("LORALINT_DEBUG"):
+                raise
+            click.echo(f"loralint: internal error: {type(exc).__name__}: {_safe(str(exc))}", err=True)
+
+    return watch(once, lambda: _watched_paths(targets, config_path, excludes, options))
+
+
+def _watched_paths(targets: list[str], config_path: Path | None, excludes: list[str], options) -> list[str]:
+    """The discovered files, their folders (a new file changes its folder) and the settings file."""
+    from loralint.engine import discover_files
+    from loralint.settings import SettingsError, discover_settings, find_settings_file
+
+    watched = set(targets)
+    settings_file = config_path or find_settings_file(Path(targets[0]) if Path(targets[0]).exists() else Path.cwd())
+    if settings_file is not None:
+        watched.add(str(settings_file))
+    try:
+        settings = discover_settings([Path(p) for p in targets], config_path)
+    except SettingsError:
+        return sorted(watched)  # a broken settings file: its fix is the change to wait for
+    settings.extend_exclude = [*settings.extend_exclude, *excludes]
+    for source in discover_files(targets, settings, options).files:
+        watched.add(str(source.path))
+        watched.add(os.path.dirname(str(source.path)) or ".")
+    return sorted(watched)
 
 
 def _settings(paths: list[Path], config_path: Path | None, model: str | None):
@@ -199,6 +350,8 @@ def _settings(paths: list[Path], config_path: Path | None, model: str | None):
         settings = discover_settings(paths, config_path)
     except SettingsError as exc:
         _fail(str(exc))
+    for note in settings.notes:  # keys a repository may not set (`online`): ignored, and said so
+        click.echo(f"loralint: warning: {_safe(note)}", err=True)
     if model:
         settings.model = model
     return settings
@@ -211,10 +364,10 @@ def _resolver():
     return resolve_sites
 
 
-def _use_colour() -> bool:
+def _use_colour(stream=None) -> bool:
     from loralint.report.text import use_colour
 
-    return use_colour()
+    return use_colour(stream)
 
 
 def _render(result, output_format: str, *, statistics: bool, quiet: bool, show_source: bool, unsafe: bool,
@@ -228,6 +381,10 @@ def _render(result, output_format: str, *, statistics: bool, quiet: bool, show_s
         )
     import importlib
 
+    if statistics and output_format == "json":  # as ruff: the counts as JSON; other formats ignore it
+        from loralint.report.json import render_statistics
+
+        return render_statistics(result, unsafe_fixes=unsafe)
     return importlib.import_module(f"loralint.report.{output_format}").render(result)
 
 
@@ -281,7 +438,12 @@ def verify(
         _fail(str(exc))
     for note in result.notes:
         if note not in report.notes:
-            click.echo(f"loralint: warning: {note}", err=True)
+            click.echo(f"loralint: warning: {_safe(note)}", err=True)
+    from loralint.verify.stack import version_note
+
+    version = version_note(report.versions) if report.versions else None
+    if version:  # also in the report; on stderr too, so that it is seen beside any LORA253
+        click.echo(f"loralint: warning: {_safe(version)}", err=True)
     code = 0 if exit_zero else exit_code(result.diagnostics, fail_level or settings.fail_level)
     _when_reader_leaves(code)
     if output_format == "json":
@@ -313,7 +475,7 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
         width = max(len(r.name) for r in rules.values())
         for r in rules.values():
             fix = {"safe": "fix", "unsafe": "fix*", "none": ""}[r.fix]
-            click.echo(f"{r.code}  {r.name:<{width}}  {r.severity:<7}  {fix:<4}  {r.summary}")
+            click.echo(_safe(f"{r.code}  {r.name:<{width}}  {r.severity:<7}  {fix:<4}  {r.summary}"))
         return
     found = find_rule(code, rules)
     if found is None:
@@ -322,9 +484,12 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
         click.echo(json.dumps({"code": found.code, "name": found.name, "severity": found.severity, "check": found.check,
                                "params": found.params, "fix": found.fix, "summary": found.summary, "docs": found.docs}, indent=2))
         return
-    click.echo(f"{found.name} ({found.code})\n\nDefault severity: {found.severity}. Fix: {found.fix}."
-               + (f" Parameters: {', '.join(f'{k}={v}' for k, v in found.params.items())}." if found.params else "")
-               + f"\n\n{found.docs}")
+    from loralint.report.escape import escape_lines
+
+    click.echo(escape_lines(
+        f"{found.name} ({found.code})\n\nDefault severity: {found.severity}. Fix: {found.fix}."
+        + (f" Parameters: {', '.join(f'{k}={v}' for k, v in found.params.items())}." if found.params else "")
+        + f"\n\n{found.docs}"))
 
 
 @cli.command()
@@ -378,12 +543,17 @@ def modules(model: str, rank: int, task_type: str | None, online: bool, output_f
     import json
 
     from loralint.inventory import InventoryError, build_inventory, render_text
+    from loralint.report.escape import escape_strings
+    from loralint.settings import SettingsError, user_allows_online
 
     try:
-        data = build_inventory(model, rank, task_type, online)
+        data = build_inventory(model, rank, task_type, online or user_allows_online())
+    except SettingsError as exc:
+        _fail(str(exc))
     except InventoryError as exc:
         _fail(str(exc))
-    click.echo(json.dumps(data, indent=2) if output_format == "json" else render_text(data))
+    # Text: every string from the model folder (name, model_type, module names) escaped; JSON keeps them.
+    click.echo(json.dumps(data, indent=2) if output_format == "json" else render_text(escape_strings(data)))
 
 
 @cli.command()
@@ -433,7 +603,8 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - last line of defence
         if os.environ.get("LORALINT_DEBUG"):
             raise
-        click.echo(f"loralint: internal error: {type(exc).__name__}: {exc} (set LORALINT_DEBUG=1 for a traceback)", err=True)
+        click.echo(f"loralint: internal error: {type(exc).__name__}: {_safe(str(exc))} (set LORALINT_DEBUG=1 for a traceback)",
+                   err=True)
         sys.exit(2)
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from loralint.discover import Discovery, Matcher, SourceFile, discover, glob_to_regex
-from loralint.extract import extract_source, file_diagnostic, is_candidate
+from loralint.extract import extract_source, file_diagnostic, file_format, is_candidate
+from loralint.globs import GlobError
 from loralint.ruleset import Rule, builtin_rules, code_matches, rule_from_mapping
-from loralint.settings import Settings
+from loralint.safe_read import InputRefused, format_size, read_limited
+from loralint.settings import Settings, setting_location
 from loralint.sites import SEVERITY_RANK, ConfigSite, Diagnostic, FileResult
+from loralint.suppressions import NOQA, own_suppressions
 
 # Parse in a process pool only when there is enough work to pay for starting it.
 POOL_MIN_CANDIDATES = 24
@@ -111,13 +115,13 @@ def all_rules(settings: Settings) -> dict[str, Rule]:
     for key, params in settings.params.items():
         rule = rules.get(key.upper()) or by_name.get(key)
         if rule is None:
-            raise UsageError(f"params for unknown rule {key!r}")
+            raise UsageError(f"{setting_location(settings, 'params')}: unknown rule {key!r}")
         _check_params(rule, params, f"params of {rule.code} ({rule.name})")
         rules[rule.code] = replace(rule, params={**rule.params, **params})
     for key, severity in settings.severity.items():
         rule = rules.get(key.upper()) or by_name.get(key)
         if rule is None:
-            raise UsageError(f"severity for unknown rule {key!r}")
+            raise UsageError(f"{setting_location(settings, 'severity')}: unknown rule {key!r}")
         rules[rule.code] = replace(rules[rule.code], severity=severity)
     return rules
 
@@ -130,10 +134,18 @@ def selected_codes(rules: dict[str, Rule], settings: Settings, options: Options)
     else:
         select, extend = settings.select or ["ALL"], [*settings.extend_select, *options.extend_select]
     ignore = [*settings.ignore, *options.ignore]
-    known = [*rules]
-    for selector in [*select, *extend, *ignore]:
-        if selector != "ALL" and not any(code_matches(code, selector) for code in known):
-            raise UsageError(f"unknown rule selector {selector!r}")
+    # Each selector in use, with where it is written: a typo names its settings file and key.
+    sources: list[tuple[str, list[str]]] = [("--select", options.select or []), ("--extend-select", options.extend_select),
+                                            ("--ignore", options.ignore), (setting_location(settings, "ignore"), settings.ignore)]
+    if options.select is None:
+        sources += [(setting_location(settings, "select"), settings.select or []),
+                    (setting_location(settings, "extend-select"), settings.extend_select)]
+    sources += [(f"{setting_location(settings, 'per-file-ignores')}[{glob!r}]", codes)
+                for glob, codes in settings.per_file_ignores.items()]
+    for where, selectors in sources:
+        for selector in selectors:
+            if selector != "ALL" and not any(code_matches(code, selector) for code in rules):
+                raise UsageError(f"{where}: unknown rule selector {selector!r} (`loralint rule --all` lists the codes)")
     chosen = set()
     for code in rules:
         picked = [s for s in (*select, *extend) if code_matches(code, s)]
@@ -156,12 +168,9 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options) -
     todo: list[tuple[SourceFile, bytes, str | None]] = []
     for source in files:
         try:
-            data = source.path.read_bytes()
+            data = read_limited(source.path, settings.max_file_size)
         except OSError as exc:
-            result = FileResult(source.display)
-            reason = exc.strerror or type(exc).__name__
-            result.diagnostics.append(file_diagnostic("LORA902", source.display, f"cannot read: {reason}; not checked"))
-            results[source.display] = result
+            results[source.display] = FileResult(source.display, diagnostics=[_read_problem(source.display, exc)])
             continue
         if not is_candidate(data, source.fmt):
             continue
@@ -193,12 +202,57 @@ def _extract_bytes(args: tuple[str, bytes, str]) -> FileResult:
     return extract_source(*args)
 
 
+def _read_problem(display: str, exc: OSError) -> Diagnostic:
+    """LORA905 for what loralint refuses to read (a FIFO, a device, a loop, too large), LORA902 for a read error."""
+    if isinstance(exc, InputRefused) and exc.skipped:
+        return file_diagnostic("LORA905", display, f"{exc}; not checked")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return file_diagnostic("LORA902", display, f"cannot read: {reason}; not checked")
+
+
+def _in_memory(display: str, data: bytes, settings: Settings) -> FileResult:
+    """An editor's buffer or stdin, bounded like a file on disk."""
+    if len(data) > settings.max_file_size:
+        refused = InputRefused(f"larger than max-file-size ({format_size(settings.max_file_size)}): "
+                               f"{format_size(len(data))}")
+        return FileResult(display, diagnostics=[_read_problem(display, refused)])
+    fmt = file_format(display) or "python"
+    return extract_source(display, data, fmt) if is_candidate(data, fmt) else FileResult(display)
+
+
+def _invalid_globs(settings: Settings) -> list[str]:
+    """Notes for the per-file globs of the settings that cannot be used (they match nothing)."""
+    notes = []
+    for setting, globs in (("per-file-ignores", settings.per_file_ignores),
+                           ("per-file-dataset-size", settings.per_file_dataset_size)):
+        for glob in globs:
+            try:
+                glob_to_regex(glob)
+            except GlobError as exc:
+                notes.append(f"{setting} pattern {glob!r} is invalid ({exc}); ignored")
+    return notes
+
+
 def matches_glob(display: str, filesystem: Path, root: Path, globs: Iterable[str]) -> list[str]:
     try:
-        rel = filesystem.resolve().relative_to(root).as_posix()
+        rel = Path(os.path.realpath(filesystem)).relative_to(root).as_posix()  # realpath: a link loop must not raise
     except (ValueError, OSError):
         rel = display
-    return [g for g in globs if glob_to_regex(g).match(rel) or glob_to_regex(g).match(display)]
+    return [g for g in globs if _glob_matches(g, rel) or _glob_matches(g, display)]
+
+
+def _glob_matches(glob: str, path: str) -> bool:
+    try:
+        return bool(glob_to_regex(glob).match(path))
+    except GlobError:
+        return False  # reported once, as a note, by _invalid_globs
+
+
+def discover_files(paths: list[str], settings: Settings, options: Options) -> Discovery:
+    """The files a run checks, under the settings' exclude, extend-exclude and include (also what
+    `check --show-files` lists and `check --watch` polls)."""
+    matcher = Matcher(settings.root, [*settings.exclude, *settings.extend_exclude], settings.include)
+    return discover(paths, matcher, settings.respect_gitignore, options.force_exclude)
 
 
 def run(
@@ -207,7 +261,7 @@ def run(
     options: Options,
     *,
     sources: dict[str, bytes] | None = None,
-    resolve: Callable[[list[ConfigSite], Settings, Options], list[tuple[ConfigSite, str]] | None] | None = None,
+    resolve: Callable[[list[ConfigSite], Settings, Options], list[tuple[ConfigSite | None, str]] | None] | None = None,
     verify: Callable[[list[ConfigSite], dict[str, Rule], Settings, Options], dict[int, list[Diagnostic]]] | None = None,
 ) -> RunResult:
     """Check `paths` (or, with `sources`, in-memory files keyed by display path: stdin, editors)."""
@@ -216,19 +270,19 @@ def run(
     notes: list[str] = []
     fs_paths: dict[str, Path] = {}
     texts: dict[str, str] = {}
+    notes.extend(_invalid_globs(settings))
     if sources is not None:
-        from loralint.extract import file_format
+        from loralint.report import decode_source
 
         results = []
         for display, data in sources.items():
-            fmt = file_format(display) or "python"
             fs_paths[display] = Path(display)
-            results.append(extract_source(display, data, fmt) if is_candidate(data, fmt) else FileResult(display))
+            results.append(_in_memory(display, data, settings))
         files_checked = len(sources)
-        texts = {display: data.decode("utf-8", errors="replace") for display, data in sources.items()}
+        texts = {display: decode_source(display, data) for display, data in sources.items()
+                 if len(data) <= settings.max_file_size}
     else:
-        matcher = Matcher(settings.root, [*settings.exclude, *settings.extend_exclude], settings.include)
-        found: Discovery = discover(paths, matcher, settings.respect_gitignore, options.force_exclude)
+        found = discover_files(paths, settings, options)
         if found.missing:
             raise UsageError(f"{found.missing[0]}: no such file or directory")
         notes.extend(found.notes)
@@ -241,6 +295,9 @@ def run(
         failures = resolve(sites, settings, options) or []
         by_path = {result.path: result for result in results}
         for site, reason in failures:
+            if site is None:  # not a failure of ours: an input the resolver would not use (see resolve_sites)
+                notes.append(reason)
+                continue
             by_path[site.path].diagnostics.append(
                 file_diagnostic(
                     "LORA904", site.path, f"internal error while resolving the base model ({reason}); please report it",
@@ -313,6 +370,22 @@ def run(
     return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()}, texts)
 
 
+# A name or value from the checked file longer than this is cut in messages (the source line and
+# JSON's structured fields keep it whole): a 300-character identifier is quoted, not echoed in full.
+MAX_MESSAGE_WORD = 80
+_LONG_WORD = re.compile(rf"\S{{{MAX_MESSAGE_WORD + 1},}}")
+_CLOSING = re.compile(r"[\]'\")}>,;:.]*$")
+
+
+def shorten_message(message: str) -> str:
+    def cut(match: re.Match[str]) -> str:
+        word = match.group()
+        closing = _CLOSING.search(word).group()[:4]  # type: ignore[union-attr]
+        return word[: MAX_MESSAGE_WORD - 1 - len(closing)] + "\u2026" + closing
+
+    return _LONG_WORD.sub(cut, message) if len(message) > MAX_MESSAGE_WORD else message
+
+
 def _apply_file_filters(
     result: FileResult,
     diags: list[tuple[Diagnostic, int | None]],
@@ -322,22 +395,25 @@ def _apply_file_filters(
     verified: bool = False,
 ) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    used: dict[int, set[str]] = {line: set() for line in result.suppressions}
+    # In a noqa comment, E501 is another linter's code; LORA101 and custom rule codes are ours.
+    suppressions = own_suppressions(result.suppressions, lambda code: code in rules or code.startswith("LORA"))
+    used: dict[int, set[str]] = {line: set() for line in suppressions}
     seen: set[tuple] = set()
     for diag, site_line in diags:
         if diag.code not in active or any(code_matches(diag.code, c) for c in per_file_ignores):
             continue
         if diag.code in rules:
             diag.severity = rules[diag.code].severity  # file-level diagnostics take the configured severity
+        diag.message = shorten_message(diag.message)
         key = (diag.code, diag.span.line, diag.span.column, diag.message)
         if key in seen:
             continue  # the same finding reached twice (a dict shared by two configs)
         seen.add(key)
         suppressed = False
         for line in (diag.span.line, site_line):
-            if line is None or line not in result.suppressions:
+            if line is None or line not in suppressions:
                 continue
-            codes, _ = result.suppressions[line]
+            codes = suppressions[line][0]
             if codes is None or diag.code in codes:
                 used[line].add(diag.code if codes is not None else "*")
                 suppressed = True
@@ -346,9 +422,9 @@ def _apply_file_filters(
             out.append(diag)
     if "LORA903" in active and not any(code_matches("LORA903", c) for c in per_file_ignores):
         rule = rules["LORA903"]
-        for line, (codes, span) in sorted(result.suppressions.items()):
+        for line, (codes, span, kind) in sorted(suppressions.items()):
             if codes is None:
-                if not used[line]:
+                if not used[line] and kind != NOQA:  # a bare noqa comment may be another linter's
                     out.append(Diagnostic("LORA903", rule.name, rule.severity, "unused suppression: nothing to ignore on this line", span))
                 continue
             # A code only --verify reports cannot be judged unused by a static run.

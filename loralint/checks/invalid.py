@@ -369,7 +369,8 @@ def wrong_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
             f.span,
             f"modules_to_save={f.value!r} is a string: PEFT iterates it character by character and wraps every module"
             f" whose name ends in one of them (the whole model); use a list: [{f.value!r}]",
-            fix=replace_value(site, "modules_to_save", [f.value], f"Wrap {f.value!r} in a list"),
+            # Unsafe: the string does train (far too much); the list trains other modules than that run did.
+            fix=replace_value(site, "modules_to_save", [f.value], f"Wrap {f.value!r} in a list", "unsafe"),
         )
     f = known_field(site, "target_parameters")
     if f is not None and isinstance(f.value, str):
