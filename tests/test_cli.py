@@ -162,6 +162,20 @@ def test_a_run_without_candidates_never_imports_libcst(write, tmp_path):
     assert "LIBCST False" in proc.stderr, proc.stderr
 
 
+def test_a_check_with_configurations_never_imports_libcst(write, tmp_path):
+    # libcst is for fixes only: a plain check of a file full of configurations reads it with ast.
+    write("train.py", "from peft import LoraConfig\nc = LoraConfig(r=16, lora_alpha=4)\n")
+    import subprocess
+
+    code = (
+        "import sys\nfrom loralint.cli import main\nsys.argv = ['loralint', 'check', '--no-cache', 'train.py']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint('LIBCST', 'libcst' in sys.modules, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert "LORA101" in proc.stdout, proc.stdout
+    assert "LIBCST False" in proc.stderr, proc.stderr
+
+
 def test_readme_commands_are_what_ci_runs():
     readme = (REPO / "README.md").read_text()
     blocks = [b.split("```", 1)[0].strip() for b in readme.split("```console\n")[1:3]]

@@ -1,8 +1,9 @@
 """extract: one file's bytes → ConfigSites (or LORA9xx diagnostics about the file).
 
 A cheap byte prefilter runs first: most files of a repository cannot hold a LoRA configuration,
-and parsing is the cost centre (libcst parses ~0.7 MB/s). Parsers are imported only when a file
-passes the prefilter, so a run with no candidates never imports libcst.
+and parsing is the cost centre. Python goes through the standard library's `ast` and the program
+model (`loralint.program`); libcst is for fixes only and is never imported by a check. Parsers are
+imported only when a file passes the prefilter.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ import os
 import re
 from pathlib import Path
 
-from loralint.extract.source import SourceSyntaxError, UndecodableSource, decode_python, decode_text, looks_binary
+from loralint.extract.source import (
+    AnalysisLimit,
+    SourceSyntaxError,
+    UndecodableSource,
+    decode_python,
+    decode_text,
+    looks_binary,
+)
 from loralint.sites import Diagnostic, FileResult, Span
 from loralint.suppressions import find_suppressions
 
@@ -56,16 +64,9 @@ def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
         text = decode_python(data) if fmt == "python" else decode_text(data)
         result.suppressions = find_suppressions(display, text)
         if fmt == "python":
-            from loralint.extract.python import extract_python, parse_error_position
+            from loralint.extract.python import extract_python
 
-            try:
-                result.sites = extract_python(display, text)
-            except Exception as exc:  # libcst.ParserSyntaxError, imported lazily
-                position = parse_error_position(exc, text)
-                if position is None:
-                    raise
-                line, column, message = position
-                raise SourceSyntaxError(message, line, column) from exc
+            result.sites = extract_python(display, text)
         elif fmt == "yaml":
             from loralint.extract.yaml_formats import extract_yaml
 
@@ -80,8 +81,10 @@ def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
         result.diagnostics.append(
             file_diagnostic("LORA901", display, f"cannot parse: {exc.message}; not checked", exc.line, exc.column)
         )
+    except AnalysisLimit as exc:
+        result.diagnostics.append(file_diagnostic("LORA906", display, f"{exc}; not checked"))
     except RecursionError:
-        result.diagnostics.append(file_diagnostic("LORA901", display, "cannot parse: nesting too deep; not checked"))
+        result.diagnostics.append(file_diagnostic("LORA906", display, "the file nests too deeply to analyse; not checked"))
     except Exception as exc:  # an internal failure on one file is that file's diagnostic, never a crash
         if os.environ.get("LORALINT_DEBUG"):
             raise

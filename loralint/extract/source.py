@@ -21,6 +21,10 @@ class SourceSyntaxError(Exception):
         self.message, self.line, self.column = message, line, column
 
 
+class AnalysisLimit(Exception):
+    """A file that parsed but is beyond what the analysis follows (nesting too deep); LORA906."""
+
+
 def looks_binary(data: bytes) -> bool:
     # Text files do not contain NUL bytes; UTF-16 text would, and nobody writes Python or YAML in it.
     return b"\x00" in data[:8192]
