@@ -301,7 +301,7 @@ def run(
                     diag = Diagnostic(
                         code=code,
                         name=rule.name,
-                        severity=rule.severity,
+                        severity=_demoted(rule.severity, finding.demote),
                         message=finding.message,
                         span=finding.span,
                         fix=finding.fix,
@@ -311,6 +311,14 @@ def run(
         diagnostics.extend(_apply_file_filters(result, file_diags, active, rules, per_file_ignores, verify is not None))
     diagnostics.sort(key=Diagnostic.sort_key)
     return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()}, texts)
+
+
+def _demoted(severity: str, steps: int) -> str:
+    """A rule's (configured) severity lowered by a finding that knows less than the rule assumes."""
+    if steps <= 0:
+        return severity
+    order = ["info", "warning", "error"]
+    return order[max(0, order.index(severity) - steps)] if severity in order else severity
 
 
 def _apply_file_filters(
@@ -327,7 +335,7 @@ def _apply_file_filters(
     for diag, site_line in diags:
         if diag.code not in active or any(code_matches(diag.code, c) for c in per_file_ignores):
             continue
-        if diag.code in rules:
+        if diag.code in rules and site_line is None:
             diag.severity = rules[diag.code].severity  # file-level diagnostics take the configured severity
         key = (diag.code, diag.span.line, diag.span.column, diag.message)
         if key in seen:

@@ -107,6 +107,8 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
         unmatched = [n for n in entries if not any(m.name == n or m.name.endswith("." + n) for m in info.modules)]
     elif isinstance(targets, (list, tuple, set, frozenset)):
         unmatched = result.unmatched_target_entries
+        if _matches_nothing(result) and not result.excluded:
+            return  # one mistake, one finding: LORA202 reports the whole list and what each entry may mean
     else:
         return
     for entry in unmatched:
@@ -125,6 +127,10 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
         if matched:
             message += " (the other entries match, so PEFT will silently skip this one)"
         yield Finding(span, message)
+
+
+def _matches_nothing(result) -> bool:
+    return not result.targeted and not result.targeted_parameters
 
 
 @check("target_matches_nothing")
@@ -151,6 +157,15 @@ def target_matches_nothing(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
                 f"no targeted module of {_model(resolution)} survives layers_to_transform/layers_pattern"
                 f" ({info.num_layers} layers in {info.layers_path or 'the layer list'})"
             )
+        elif isinstance(targets, (list, tuple, set, frozenset)):
+            message = f"{site.describe('target_modules')} matches no module of {_model(resolution)}: {info.model_type} has {_has_list(info)}"
+            meant: dict[str, list[str]] = {}
+            for entry in targets:
+                if isinstance(entry, str):
+                    for option in suggestions(entry, info)[:1]:
+                        meant.setdefault(option, []).append(entry)
+            if meant:
+                message += "; did you mean " + ", ".join(f"{o} (for {', '.join(e)})" for o, e in meant.items()) + "?"
         else:
             message = f"{site.describe('target_modules')} matches no module of {_model(resolution)}"
         detail = no_match_error.split(": ", 1)[1] if no_match_error else "nothing would be trained"
