@@ -19,7 +19,7 @@ LLAMA = "meta-llama/Llama-3.2-3B"
 
 
 def check(tmp_path, source: str, *args: str, name: str = "train.py", head: str = HEAD):
-    body = textwrap.dedent(head).lstrip("\n") + textwrap.dedent(source).lstrip("\n") if head else textwrap.dedent(source)
+    body = textwrap.dedent(head).lstrip("\n") + textwrap.dedent(source).lstrip("\n")
     (tmp_path / name).write_text(body)
     return run_cli(["check", "--output-format", "json", "--no-cache", "--fail-level", "info", *args, name], cwd=tmp_path)
 
@@ -438,5 +438,81 @@ def test_huge_or_deep_values_stay_unknown_and_the_file_is_still_checked(tmp_path
         c = LoraConfig(r=0)
         """,
     )
-    assert [d["code"] for d in run.json["diagnostics"]] == ["LORA002"]
+    found = [(d["code"], d["line"]) for d in run.json["diagnostics"]]
+    assert found == [("LORA906", 3), ("LORA906", 3), ("LORA906", 4), ("LORA002", 5)]  # each bound where it was hit
     assert [c["fields"]["r"] for c in run.json["configs"]] == [None, None, 0]
+
+
+# --- recall: configurations real code builds --------------------------------------------------------
+
+ARGS = """
+from dataclasses import dataclass, field
+from transformers import HfArgumentParser
+from peft import LoraConfig
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = "meta-llama/Llama-3.2-3B"
+
+@dataclass
+class LoraArguments:
+    lora_r: int = field(default=32)
+    lora_alpha: int = 64
+"""
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [
+        "model_args, lora_args = HfArgumentParser((ModelArguments, LoraArguments)).parse_args_into_dataclasses()",
+        "lora_args = HfArgumentParser((ModelArguments, LoraArguments)).parse_args_into_dataclasses()[1]",
+        "parser = HfArgumentParser((ModelArguments, LoraArguments))\n(model_args, lora_args, *rest) = parser.parse_args_into_dataclasses(return_remaining_strings=True)",
+        "parser = HfArgumentParser((ModelArguments, LoraArguments))\n"
+        "if len(sys.argv) == 2:\n"
+        "    model_args, lora_args = parser.parse_json_file(json_file=sys.argv[1])\n"
+        "else:\n"
+        "    model_args, lora_args = parser.parse_args_into_dataclasses()",
+    ],
+    ids=["unpacked", "indexed", "starred", "json-or-command-line"],
+)
+def test_argument_dataclasses_read_through_hfargumentparser(tmp_path, parse):
+    source = ARGS + "import sys\n" + parse + "\nc = LoraConfig(r=lora_args.lora_r, lora_alpha=lora_args.lora_alpha)\n"
+    [config] = check(tmp_path, source, head="").json["configs"]
+    assert config["fields"] == {"r": 32, "lora_alpha": 64}
+
+
+def test_an_argument_changed_after_parsing_is_not_its_default(tmp_path):
+    source = ARGS + (
+        "model_args, lora_args = HfArgumentParser((ModelArguments, LoraArguments)).parse_args_into_dataclasses()\n"
+        "lora_args.lora_r = 8\n"
+        "c = LoraConfig(r=lora_args.lora_r, lora_alpha=lora_args.lora_alpha)\n"
+    )
+    [config] = check(tmp_path, source, head="").json["configs"]
+    assert config["fields"] == {"r": None, "lora_alpha": 64}
+
+
+def test_mmengine_style_registry_dicts_are_configurations(tmp_path):
+    run = check(
+        tmp_path,
+        """
+        from peft import LoraConfig
+        lora = dict(type=LoraConfig, r=64, lora_alpha=16, lora_dropout=0.1, bias="none", task_type="CAUSAL_LM")
+        other = dict(type=SomethingElse, r=0)
+        """,
+        head="",
+    )
+    assert [(c["origin"], c["fields"]["r"]) for c in run.json["configs"]] == [("peft.LoraConfig", 64)]
+
+
+def test_a_suppression_inside_a_string_is_not_a_comment(tmp_path):
+    run = check(
+        tmp_path,
+        """
+        from peft import LoraConfig
+        c = LoraConfig(r=0, target_modules=["# loralint: ignore"])
+        d = LoraConfig(r=0)  # loralint: ignore[LORA002]
+        """,
+        "--select", "LORA002,LORA903",
+        head="",
+    )
+    assert [(d["code"], d["line"]) for d in run.json["diagnostics"]] == [("LORA002", 2)]

@@ -26,7 +26,7 @@ from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.flow import Point
 from loralint.program.model import base_models
 from loralint.program.objects import trl_model_class
-from loralint.program.values import Obj, OneOf
+from loralint.program.values import LimitReached, Obj, OneOf
 from loralint.sites import ConfigSite, Field, Span, Unknown
 
 # Unsloth's get_peft_model(model, r, target_modules, lora_alpha, lora_dropout, bias, ...) positional order.
@@ -59,6 +59,7 @@ TRL_MODEL_CONFIG_OTHER = frozenset(
 )
 
 _SITE_NAMES = frozenset({"LoraConfig", "get_peft_model", "ModelConfig"})
+_DICT = frozenset({"dict"})
 _SPLIT_SIZE_RE = re.compile(r"^\s*\w+\s*\[\s*(?:0\s*)?:\s*(\d+)\s*\]\s*$")
 # (entry key, value node, key span, whether the value may differ on some path)
 _Entry = tuple[str, ast.AST, Span, str | None]
@@ -85,8 +86,14 @@ class PythonExtractor:
             if site is not None:
                 self.sites[call] = site
                 self.points[call] = point
+        for call, point in self.program.calls_named(_DICT):
+            site = self._registry_site(call)
+            if site is not None:
+                self.sites[call] = site
+                self.points[call] = point
         if not self.sites:
             return []
+        self.sites = dict(sorted(self.sites.items(), key=lambda item: (item[0].lineno, item[0].col_offset)))
         self._link_applications()
         self._mark_mutations()
         self._attach_file_hints()
@@ -123,6 +130,16 @@ class PythonExtractor:
                 site.base_model = self._field("base_model", name_arg, None)
             return site
         return None
+
+    def _registry_site(self, call: ast.Call) -> ConfigSite | None:
+        """mmengine / xtuner configs: `dict(type=LoraConfig, r=64, ...)`, built by the framework's registry."""
+        kind = argument(call, "type", None)
+        if kind is None or self.program.qualname(call.func) != "builtins.dict":
+            return None
+        qual = self.program.qualname(kind) or ""
+        if not (qual.startswith("peft.") and qual.endswith(".LoraConfig")):
+            return None
+        return self._build_site(call, "peft.LoraConfig", (), {}, frozenset({"type"}))
 
     def _build_site(
         self,
@@ -535,4 +552,22 @@ def _always_before(edit: Point, use: Point) -> bool:
 
 def extract_python(path: str, source: str) -> list[ConfigSite]:
     return PythonExtractor(Program(path, source)).extract()
+
+
+def extract_python_file(path: str, source: str) -> tuple[list[ConfigSite], list[tuple[Span, str]]]:
+    """The sites, and where a bound of the analysis left a configuration value unknown (LORA906)."""
+    extractor = PythonExtractor(Program(path, source))
+    sites = extractor.extract()
+    return sites, limits_in(sites)
+
+
+def limits_in(sites: list[ConfigSite]) -> list[tuple[Span, str]]:
+    found: dict[tuple[int, int, str], tuple[Span, str]] = {}
+    for site in sites:
+        for f in [*site.fields.values(), *site.unknown_args]:
+            values = f.value if isinstance(f.value, (list, tuple)) else [f.value]
+            for value in values[:1000]:
+                if isinstance(value, LimitReached):
+                    found.setdefault((f.span.line, f.span.column, value.reason), (f.span, f"{f.name}: {value.reason}"))
+    return list(found.values())
 

@@ -31,6 +31,7 @@ from loralint.program.values import (
     Value,
     concat_too_big,
     guard,
+    limit,
     objects_in,
     options_of,
     power_too_big,
@@ -93,7 +94,7 @@ def plain(value: Value) -> Any:
         datas = [plain(o) for o in options]
         if datas and all(_same(d, datas[0]) for d in datas):
             return datas[0]
-        shown = ", ".join(_show(d) for d in datas[:4])
+        shown = ", ".join(list(dict.fromkeys(_show(d) for d in datas))[:4])
         return Unknown(f"{v.what}: one of {shown}" if shown else v.what)
     if isinstance(v, ImportRef):
         q = v.qualname
@@ -104,7 +105,12 @@ def plain(value: Value) -> Any:
         return Unknown(f"{q} is imported")
     if isinstance(v, (Obj, FunctionRef, ClassRef, Namespace)):
         return Unknown("an object built at run time")
+    if isinstance(v, (list, tuple)) and any(isinstance(i, _REFS) for i in v):
+        return type(v)(Unknown("an object built at run time") if isinstance(i, _REFS) else i for i in v)
     return v
+
+
+_REFS = (Obj, FunctionRef, ClassRef, Namespace, ImportRef, OneOf)
 
 
 def provenance_of(value: Value, data: Any) -> str:
@@ -141,6 +147,7 @@ class Evaluator:
         self._memo: dict[ast.AST, Value] = {}
         self._binding_memo: dict[Binding, Value] = {}
         self._active: set[ast.AST] = set()
+        self._active_bindings: set[Binding] = set()
         self._depth = 0
         self._steps = 0
         self._cuts = 0
@@ -148,6 +155,7 @@ class Evaluator:
         self._call_sites: dict[ast.AST, list[tuple[ast.Call, Point, int]]] | None = None
         self._argparse: dict[str, ArgparseOption] | None = None
         self._dataclasses: dict[str, ClassInfo] | None = None
+        self._stores_by_attr: dict[str, list[ast.Attribute]] | None = None
 
     # --- entry points ------------------------------------------------------------------------
     def eval(self, node: ast.AST) -> Value:
@@ -159,11 +167,11 @@ class Evaluator:
             return unknown("the value refers to itself", node)
         if self._depth > MAX_DEPTH:
             self._cuts += 1
-            return unknown("nested too deeply to follow", node)
+            return limit(f"nested deeper than {MAX_DEPTH} levels: not followed", node)
         self._steps += 1
         if self._steps > MAX_STEPS:
             self._cuts += 1
-            return unknown("analysis limit reached in this file", node)
+            return limit(f"more than {MAX_STEPS:,} evaluations in this file: the rest is not followed", node)
         self._active.add(node)
         self._depth += 1
         cuts = self._cuts
@@ -256,8 +264,20 @@ class Evaluator:
         memo = self._binding_memo.get(b)
         if memo is not None:
             return memo
+        if b in self._active_bindings:  # `x += 1` in a loop reaches itself
+            self._cuts += 1
+            return unknown(f"{b.name} depends on its own earlier value (line {b.line})", b.target)
+        if self._depth > MAX_DEPTH:
+            self._cuts += 1
+            return limit(f"nested deeper than {MAX_DEPTH} levels: not followed", b.target)
         cuts = self._cuts
-        value = self._binding_value(b)
+        self._active_bindings.add(b)
+        self._depth += 1
+        try:
+            value = self._binding_value(b)
+        finally:
+            self._depth -= 1
+            self._active_bindings.discard(b)
         if self._cuts == cuts:
             self._binding_memo[b] = value
         return value
@@ -426,13 +446,13 @@ class Evaluator:
         if not (_is_data(a) and _is_data(b)):
             return unknown(f"cannot compute {self.text.short(node)!r}", node)
         if fn is operator.pow and power_too_big(a, b):
-            return unknown("exponent too large to compute statically", node)
+            return limit("exponent too large to compute statically", node)
         if fn is operator.mul and repeat_too_big(a, b):
-            return unknown("the value is too large to compute statically", node)
+            return limit("the value is too large to compute statically", node)
         if fn is operator.lshift and shift_too_big(a, b):
-            return unknown("the value is too large to compute statically", node)
+            return limit("the value is too large to compute statically", node)
         if fn is operator.add and concat_too_big(a, b):
-            return unknown("the value is too large to compute statically", node)
+            return limit("the value is too large to compute statically", node)
         if fn is operator.mod and isinstance(a, (str, bytes)):
             return unknown("%-formatting is not evaluated", node)
         return guard(fn(a, b), f"computed as {self.text.short(node)}")
@@ -460,7 +480,7 @@ class Evaluator:
                 value = self.eval(element)
                 items.append(value.value if isinstance(value.value, (Obj,)) else plain(value))
             if len(items) > 100_000:
-                return unknown("the value is too large to compute statically", node)
+                return limit("the value is too large to compute statically", node)
         if isinstance(node, ast.Tuple):
             return guard(tuple(items), "literal", node)
         if isinstance(node, ast.Set):
@@ -521,11 +541,24 @@ class Evaluator:
 
     # --- attributes --------------------------------------------------------------------------
     def _attribute(self, node: ast.Attribute) -> Value:
-        attr = node.attr
         base_value = self.eval(node.value)
+        if isinstance(base_value.value, OneOf):
+            # `args` from one of two parser calls (a JSON file or the command line): the attribute of each
+            options = options_of(base_value)
+            if len(options) <= 8 and all(isinstance(o.value, (Namespace, Obj)) for o in options):
+                values = tuple(self._attribute_of(node, o) for o in options)
+                return _one_of(values, base_value.value.what, self.text.short(node))
+        return self._attribute_of(node, base_value)
+
+    def _attribute_of(self, node: ast.Attribute, base_value: Value) -> Value:
+        attr = node.attr
         base = base_value.value
         if isinstance(base, ImportRef):
             return Value(ImportRef(f"{base.qualname}.{attr}"), f"import of {base.qualname}.{attr}")
+        if isinstance(base, Namespace) or isinstance(base, Obj) and base.kind == "instance":
+            changed = self._changed_at(base, attr)
+            if changed is not None:
+                return unknown(f"{self.text.short(node)} is changed at line {changed}", node)
         if isinstance(base, Namespace):
             option = self.argparse_options().get(attr)
             if option is not None:
@@ -538,6 +571,24 @@ class Evaluator:
             elif base.kind == "self":
                 return self._self_attribute(base, attr, node)
         return unknown(f"{self.text.short(node)} is set at run time", node)
+
+    def _changed_at(self, owner: Namespace | Obj, attr: str) -> int | None:
+        """The line of an `x.attr = ...` on this object (an argparse namespace, a dataclass instance)."""
+        if self._stores_by_attr is None:
+            index: dict[str, list[ast.Attribute]] = {}
+            for store in self.flow.stores:
+                if isinstance(store.target, ast.Attribute):
+                    index.setdefault(store.target.attr, []).append(store.target)
+            self._stores_by_attr = index
+        for target in self._stores_by_attr.get(attr, ()):
+            for option in options_of(self.eval(target.value)):
+                other = option.value
+                same = other is owner or (
+                    isinstance(other, Namespace) and isinstance(owner, Namespace) and other.parser is owner.parser
+                )
+                if same:
+                    return target.lineno
+        return None
 
     def _self_attribute(self, obj: Obj, attr: str, node: ast.AST) -> Value:
         cls: ClassRef = obj.cls
@@ -697,9 +748,6 @@ class Evaluator:
             self._objects[node] = obj
         return obj
 
-    def argument(self, call: ast.Call, keyword: str | None, position: int | None) -> ast.expr | None:
-        return argument(call, keyword, position)
-
     def _library_call(self, node: ast.Call, qual: str) -> Value:
         kind = call_kind(qual)
         if kind is None:
@@ -814,7 +862,7 @@ class Evaluator:
         if name in ("list", "tuple", "set", "sorted") and values and not isinstance(values[0], (list, tuple, set, dict, str)):
             return unknown(f"cannot compute {self.text.short(node)!r}", node)
         if name == "str" and values and isinstance(values[0], int) and values[0].bit_length() > 3000:
-            return unknown("the value is too large to compute statically", node)
+            return limit("the value is too large to compute statically", node)
         return guard(fn(*values), f"computed as {self.text.short(node)}")
 
     def eval_dict_call(self, node: ast.Call) -> Value:

@@ -315,27 +315,40 @@ class Walker:
     # --- expressions ---------------------------------------------------------------------------
     def expressions(self, root: ast.AST, env: Env, point: Point) -> None:
         stack = [root]
+        pop, push, extend = stack.pop, stack.append, stack.extend
         reach_load = self.load
+        calls = self.calls
+        Name, Attribute, Constant, Call, keyword = ast.Name, ast.Attribute, ast.Constant, ast.Call, ast.keyword
+        Load = ast.Load
         while stack:
-            node = stack.pop()
-            if node is None:  # a `**` entry's key in a dict display
-                continue
+            node = pop()
             t = type(node)
-            if t is ast.Name:
-                if type(node.ctx) is ast.Load:  # type: ignore[attr-defined]
+            # the common node types first, without the generic field loop
+            if t is Name:
+                if type(node.ctx) is Load:  # type: ignore[attr-defined]
                     reach_load(node, node.id, env)  # type: ignore[attr-defined]
                 continue
-            if t is ast.Constant:
+            if t is Constant or node is None:  # None: a `**` entry's key in a dict display
                 continue
-            if t is ast.Call:
-                self.calls.append((node, point))  # type: ignore[arg-type]
-            elif t is ast.Lambda:
+            if t is Attribute:
+                push(node.value)  # type: ignore[attr-defined]
+                continue
+            if t is Call:
+                calls.append((node, point))  # type: ignore[arg-type]
+                extend(reversed(node.keywords))  # type: ignore[attr-defined]
+                extend(reversed(node.args))  # type: ignore[attr-defined]
+                push(node.func)  # type: ignore[attr-defined]
+                continue
+            if t is keyword:
+                push(node.value)  # type: ignore[attr-defined]
+                continue
+            if t is ast.Lambda:
                 self._lambda(node, env, point)  # type: ignore[arg-type]
                 continue
-            elif t in _COMPREHENSIONS:
+            if t in _COMPREHENSIONS:
                 self._comprehension(node, env, point)
                 continue
-            elif t is ast.NamedExpr:
+            if t is ast.NamedExpr:
                 self.expressions(node.value, env, point)  # type: ignore[attr-defined]
                 self.bind_target(node.target, node.value, "assign", env, point)  # type: ignore[attr-defined]
                 continue
@@ -344,9 +357,9 @@ class Walker:
                 if child is None:
                     continue
                 if type(child) is list:
-                    stack.extend(reversed(child))
+                    extend(reversed(child))
                 elif isinstance(child, ast.AST):
-                    stack.append(child)
+                    push(child)
 
     def _lambda(self, node: ast.Lambda, env: Env, point: Point) -> None:
         args = node.args

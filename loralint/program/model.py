@@ -80,6 +80,8 @@ class Program:
         self.evaluator = Evaluator(self.flow, self.text)
         self._points: dict[ast.Call, Point] | None = None
         self._aliases: dict[frozenset[str], frozenset[str]] = {}
+        self._alias_of: dict[str, set[str]] | None = None
+        self._by_last: dict[str, list[tuple[ast.Call, Point]]] | None = None
         self._applications: list[Application] | None = None
 
     # --- values ------------------------------------------------------------------------------
@@ -104,40 +106,44 @@ class Program:
         cached = self._aliases.get(lasts)
         if cached is not None:
             return cached
-        names = set(lasts)
-        scopes = list(self.flow.scopes.values())
-        for _ in range(3):
-            grew = False
-            for scope in scopes:
+        if self._alias_of is None:
+            # name -> the last part of what it may stand for, for every import and `a = b.c` binding
+            alias_of: dict[str, set[str]] = {}
+            for scope in self.flow.scopes.values():
                 for name, bindings in scope.bindings.items():
-                    if name in names:
-                        continue
                     for b in bindings:
-                        if b.kind == "import" and b.qualname and b.qualname.rsplit(".", 1)[-1] in names:
-                            names.add(name)
-                            grew = True
-                            break
-                        if b.kind == "assign" and isinstance(b.value, (ast.Name, ast.Attribute)):
-                            last = b.value.id if isinstance(b.value, ast.Name) else b.value.attr
-                            if last in names:
-                                names.add(name)
-                                grew = True
-                                break
+                        if b.kind == "import" and b.qualname:
+                            target = b.qualname.rsplit(".", 1)[-1]
+                        elif b.kind == "assign" and isinstance(b.value, ast.Name):
+                            target = b.value.id
+                        elif b.kind == "assign" and isinstance(b.value, ast.Attribute):
+                            target = b.value.attr
+                        else:
+                            continue
+                        if target != name:
+                            alias_of.setdefault(name, set()).add(target)
+            self._alias_of = alias_of
+        names = set(lasts)
+        for _ in range(4):
+            grew = {name for name, targets in self._alias_of.items() if name not in names and targets & names}
             if not grew:
                 break
+            names |= grew
         result = frozenset(names)
         self._aliases[lasts] = result
         return result
 
     def calls_named(self, lasts: frozenset[str]) -> list[tuple[ast.Call, Point]]:
         """Calls whose callee's last name (`f` in `a.b.f(...)`) may be one of `lasts`, in source order."""
-        names = self.names_for(lasts)
-        out = []
-        for call, point in self.flow.calls:
-            func = call.func
-            last = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-            if last in names:
-                out.append((call, point))
+        if self._by_last is None:
+            by_last: dict[str, list[tuple[ast.Call, Point]]] = {}
+            for call, point in self.flow.calls:
+                func = call.func
+                last = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else None
+                if last is not None:
+                    by_last.setdefault(last, []).append((call, point))
+            self._by_last = by_last
+        out = [item for name in self.names_for(lasts) for item in self._by_last.get(name, ())]
         out.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
         return out
 
@@ -147,14 +153,10 @@ class Program:
             return self._applications
         found: list[Application] = []
         candidates = {id(c): (c, p) for c, p in self.calls_named(_APPLYING)}
-        names = self.names_for(_APPLYING)
         for call, point in self.flow.calls:
-            if id(call) in candidates:
-                continue
-            func = call.func
-            if any(k.arg == "peft_config" for k in call.keywords) or (
-                isinstance(func, ast.Name) and func.id in names
-            ) or (isinstance(func, ast.Attribute) and (func.attr.startswith("PeftModelFor") or func.attr in names)):
+            if call.keywords and id(call) not in candidates and any(k.arg == "peft_config" for k in call.keywords):
+                candidates[id(call)] = (call, point)
+            elif type(call.func) is ast.Attribute and call.func.attr.startswith("PeftModelFor"):
                 candidates[id(call)] = (call, point)
         for call, point in sorted(candidates.values(), key=lambda item: (item[0].lineno, item[0].col_offset)):
             func = call.func

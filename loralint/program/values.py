@@ -95,8 +95,18 @@ class Namespace:
     parser: Obj | None
 
 
+@dataclass(frozen=True, slots=True)
+class LimitReached(Unknown):
+    """Unknown because a bound of the analysis refused it (a value too large to build, nesting too
+    deep to follow): reported as LORA906 where it reaches a configuration field."""
+
+
 def unknown(reason: str, node: ast.AST | None = None) -> Value:
     return Value(Unknown(reason), "unknown", node)
+
+
+def limit(reason: str, node: ast.AST | None = None) -> Value:
+    return Value(LimitReached(reason), "unknown", node)
 
 
 def options_of(value: Value) -> list[Value]:
@@ -138,7 +148,7 @@ def _size_ok(value: Any) -> bool:
 def guard(value: Any, provenance: str = "literal", node: ast.AST | None = None) -> Value:
     """Every computed value passes here: one that is too big becomes Unknown instead."""
     if not _size_ok(value):
-        return unknown("the value is too large to compute statically", node)
+        return limit("the value is too large to compute statically", node)
     return Value(value, provenance, node)
 
 
