@@ -178,6 +178,11 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options) -
     if jobs > 1 and big and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
+        # Import the extractors once here: forked workers then share them instead of each importing.
+        import loralint.extract.adapter_json  # noqa: F401
+        import loralint.extract.python  # noqa: F401
+        import loralint.extract.yaml_formats  # noqa: F401
+
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
             fresh = list(pool.map(_extract_bytes, [(s.display, d, s.fmt) for s, d, _ in todo], chunksize=4))
     else:

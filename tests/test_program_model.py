@@ -274,12 +274,14 @@ def test_missing_task_type_on_get_peft_model_and_trl_trainers(tmp_path):
         f'from peft import PeftModelForCausalLM\nmodel = PeftModelForCausalLM(AutoModelForCausalLM.from_pretrained("gpt2"), {NO_TASK})\n',
         f'from diffusers import UNet2DConditionModel\nunet = UNet2DConditionModel.from_pretrained("sd", subfolder="unet")\nunet = get_peft_model(unet, {NO_TASK})\n',
         f'from diffusers import UNet2DConditionModel\nunet = UNet2DConditionModel.from_pretrained("sd", subfolder="unet")\nunet.add_adapter({NO_TASK})\n',
-        "import torch.nn as nn\n"
-        "class MLP(nn.Module):\n"
-        "    def __init__(self):\n"
-        "        super().__init__()\n"
-        "        self.q_proj = nn.Linear(8, 8)\n"
-        f"model = get_peft_model(MLP(), {NO_TASK})\n",
+        (
+            "import torch.nn as nn\n"
+            "class MLP(nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.q_proj = nn.Linear(8, 8)\n"
+            f"model = get_peft_model(MLP(), {NO_TASK})\n"
+        ),
     ],
     ids=["add_adapter", "inject_adapter_in_model", "PeftModelForCausalLM", "diffusers", "diffusers-add_adapter", "nn.Module"],
 )
@@ -467,11 +469,13 @@ class LoraArguments:
         "model_args, lora_args = HfArgumentParser((ModelArguments, LoraArguments)).parse_args_into_dataclasses()",
         "lora_args = HfArgumentParser((ModelArguments, LoraArguments)).parse_args_into_dataclasses()[1]",
         "parser = HfArgumentParser((ModelArguments, LoraArguments))\n(model_args, lora_args, *rest) = parser.parse_args_into_dataclasses(return_remaining_strings=True)",
-        "parser = HfArgumentParser((ModelArguments, LoraArguments))\n"
-        "if len(sys.argv) == 2:\n"
-        "    model_args, lora_args = parser.parse_json_file(json_file=sys.argv[1])\n"
-        "else:\n"
-        "    model_args, lora_args = parser.parse_args_into_dataclasses()",
+        (
+            "parser = HfArgumentParser((ModelArguments, LoraArguments))\n"
+            "if len(sys.argv) == 2:\n"
+            "    model_args, lora_args = parser.parse_json_file(json_file=sys.argv[1])\n"
+            "else:\n"
+            "    model_args, lora_args = parser.parse_args_into_dataclasses()"
+        ),
     ],
     ids=["unpacked", "indexed", "starred", "json-or-command-line"],
 )
