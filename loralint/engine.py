@@ -187,6 +187,11 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options) -
     if jobs > 1 and big and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
+        # Import the extractors once here: forked workers then share them instead of each importing.
+        import loralint.extract.adapter_json  # noqa: F401
+        import loralint.extract.python  # noqa: F401
+        import loralint.extract.yaml_formats  # noqa: F401
+
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
             fresh = list(pool.map(_extract_bytes, [(s.display, d, s.fmt) for s, d, _ in todo], chunksize=4))
     else:
@@ -358,7 +363,7 @@ def run(
                     diag = Diagnostic(
                         code=code,
                         name=rule.name,
-                        severity=rule.severity,
+                        severity=_demoted(rule.severity, finding.demote),
                         message=finding.message,
                         span=finding.span,
                         fix=finding.fix,
@@ -386,6 +391,14 @@ def shorten_message(message: str) -> str:
     return _LONG_WORD.sub(cut, message) if len(message) > MAX_MESSAGE_WORD else message
 
 
+def _demoted(severity: str, steps: int) -> str:
+    """A rule's (configured) severity lowered by a finding that knows less than the rule assumes."""
+    if steps <= 0:
+        return severity
+    order = ["info", "warning", "error"]
+    return order[max(0, order.index(severity) - steps)] if severity in order else severity
+
+
 def _apply_file_filters(
     result: FileResult,
     diags: list[tuple[Diagnostic, int | None]],
@@ -402,7 +415,7 @@ def _apply_file_filters(
     for diag, site_line in diags:
         if diag.code not in active or any(code_matches(diag.code, c) for c in per_file_ignores):
             continue
-        if diag.code in rules:
+        if diag.code in rules and site_line is None:
             diag.severity = rules[diag.code].severity  # file-level diagnostics take the configured severity
         diag.message = shorten_message(diag.message)
         key = (diag.code, diag.span.line, diag.span.column, diag.message)

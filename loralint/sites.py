@@ -119,6 +119,12 @@ class Hints:
     kbit_prepared_after: Span | None = None  # prepare_model_for_kbit_training after get_peft_model
     calls: frozenset[str] | None = None  # functions called in the file (Python only; EVA/CorDA set-up)
     model_class: str | None = None  # the class that loads the base model: "AutoModelForCausalLM", ...
+    # Where the model a config is applied to comes from: "transformers", "unsloth", "diffusers",
+    # "custom" (an nn.Module class of the file); None when not known.
+    model_library: str | None = None
+    # An application where PEFT picks a PeftModelFor<task> class from task_type (get_peft_model, a
+    # TRL trainer's peft_config), as opposed to add_adapter / inject_adapter_in_model / PeftModel(...).
+    task_chosen: bool = False
 
 
 @dataclass(slots=True, eq=False)

@@ -12,7 +12,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-BAD = 'from peft import LoraConfig\n\nconfig = LoraConfig(r=64, lora_alpha=16, bias="all", lora_aplha=3)\n'
+BAD = 'from peft import LoraConfig\n\nconfig = LoraConfig(r=16, lora_alpha=96, bias="all", lora_aplha=3)\n'
 BAD_LINE = BAD.splitlines()[2]
 CLEAN = 'from peft import LoraConfig\n\nconfig = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")\n'
 
@@ -37,7 +37,7 @@ def column(line: str, needle: str) -> int:
 
 # (code, severity, first column, end column exclusive) of the findings on BAD's line 3
 EXPECTED = [
-    ("LORA101", "warning", column(BAD_LINE, "16"), column(BAD_LINE, "16") + 2),
+    ("LORA101", "warning", column(BAD_LINE, "96"), column(BAD_LINE, "96") + 2),
     ("LORA106", "info", column(BAD_LINE, '"all"'), column(BAD_LINE, '"all"') + 5),
     ("LORA001", "error", column(BAD_LINE, "lora_aplha"), column(BAD_LINE, "lora_aplha") + 10),
 ]

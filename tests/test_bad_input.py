@@ -22,14 +22,16 @@ def test_syntax_error_is_lora901_with_position_and_other_files_are_checked(write
     run, found = diagnostics(tmp_path)
     assert run.exit_code == 1
     broken = [f for f in found if f[0] == "broken.py"]
-    assert len(broken) == 1 and broken[0][1] == "LORA901" and broken[0][2] == 3
-    assert broken[0][3].startswith("cannot parse: invalid Python syntax")
+    # Python's own parser names the bracket that is never closed, where it opens
+    assert len(broken) == 1 and broken[0][1] == "LORA901" and broken[0][2] == 2
+    assert broken[0][3] == "cannot parse: invalid Python syntax ('(' was never closed); not checked"
     assert ("ok.py", "LORA101") in [(f[0], f[1]) for f in found]
 
 
 @pytest.mark.parametrize(("source", "position"), [
-    ("from peft import LoraConfig\nc = LoraConfig(r=8,\n  def f(): pass\n", (3, 7)),  # the parser's 0-based column
-    ("from peft import LoraConfig\nc = LoraConfig(r=8)\nx = )\n", (3, 5)),  # a tokenizer error has no position in libcst
+    ("from peft import LoraConfig\nc = LoraConfig(r=8,\n  def f(): pass\n", (2, 15)),  # where the '(' opens
+    ("from peft import LoraConfig\nc = LoraConfig(r=8)\nx = )\n", (3, 5)),
+    ("from peft import LoraConfig  # caf\u00e9\nx = '\u00e9\u00e9' +)\n", (2, 11)),  # characters, not UTF-8 bytes
 ])
 def test_syntax_error_positions_count_from_one(write, tmp_path, source, position):
     write("broken.py", source)

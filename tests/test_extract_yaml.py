@@ -522,17 +522,16 @@ def test_axolotl_mistakes_are_reported(check_json, formats):
     report = check_json("axolotl_mistakes.yml", cwd=formats).json
     assert diagnostics(report) == [
         ("axolotl_mistakes.yml", "LORA001", 22, 1),  # lora_fan_in_fanout: did you mean lora_fan_in_fan_out?
-        ("axolotl_mistakes.yml", "LORA101", 15, 13),  # lora_alpha 16 copied onto r=64: scaling 0.25
-        ("axolotl_mistakes.yml", "LORA102", 14, 9),  # r=64 without rsLoRA
+        ("axolotl_mistakes.yml", "LORA102", 14, 9),  # r=64, alpha 16 without rsLoRA: advice, one finding
         ("axolotl_mistakes.yml", "LORA104", 16, 15),  # dropout with split train[:250000]
         ("axolotl_mistakes.yml", "LORA205", 18, 3),  # attention-only targets on Mistral (advice)
     ]
     by_code = {d["code"]: d for d in report["diagnostics"]}
     assert "did you mean lora_fan_in_fan_out?" in by_code["LORA001"]["message"]
     assert by_code["LORA001"]["fix"]["edits"][0]["content"] == "lora_fan_in_fan_out"
-    assert by_code["LORA101"]["fix"]["edits"] == [
-        {"line": 15, "column": 13, "end_line": 15, "end_column": 15, "content": "64"}
-    ]
+    assert "set use_rslora=True, which keeps lora_alpha=16 at a scaling of lora_alpha/sqrt(r) = 2" in (
+        by_code["LORA102"]["message"]
+    )
     assert "250,000 training examples" in by_code["LORA104"]["message"]
     cfg = config(report, "axolotl_mistakes.yml")
     assert cfg["origin"] == "axolotl" and cfg["line"] == 6
@@ -550,8 +549,7 @@ def test_llamafactory_comma_target_is_fine_and_mistakes_are_reported(check_json,
     report = check_json("llamafactory_mistakes.yaml", "llamafactory_clean.yaml", cwd=formats).json
     assert diagnostics(report) == [
         ("llamafactory_mistakes.yaml", "LORA001", 12, 1),  # use_rslroa
-        ("llamafactory_mistakes.yaml", "LORA101", 10, 13),  # alpha 16 at rank 128
-        ("llamafactory_mistakes.yaml", "LORA102", 9, 12),
+        ("llamafactory_mistakes.yaml", "LORA102", 9, 12),  # alpha 16 at rank 128: rsLoRA keeps it
         ("llamafactory_mistakes.yaml", "LORA205", 11, 14),  # q_proj,v_proj on Qwen3-4B: advice
         ("llamafactory_mistakes.yaml", "LORA301", 13, 13),  # PiSSA on a 4-bit model
     ]
@@ -588,7 +586,6 @@ def test_torchtune_mistakes_are_reported(check_json, formats):
     report = check_json("torchtune_mistakes.yaml", "torchtune_clean.yaml", cwd=formats).json
     assert diagnostics(report) == [
         ("torchtune_mistakes.yaml", "LORA001", 13, 3),  # use_rslora: no such builder argument
-        ("torchtune_mistakes.yaml", "LORA101", 11, 15),
         ("torchtune_mistakes.yaml", "LORA102", 10, 14),
     ]
     cfg = config(report, "torchtune_mistakes.yaml")
@@ -656,8 +653,8 @@ def test_yaml_suppression_comments_apply(check_json, write, tmp_path):
         """
         model_name_or_path: m/x
         use_peft: true
-        lora_r: 64
-        lora_alpha: 8  # loralint: ignore[LORA101]
+        lora_r: 32
+        lora_alpha: 4  # loralint: ignore[LORA101]
         """,
     )
     codes = check_json("train.yaml", "--select", "LORA101,LORA903").codes()

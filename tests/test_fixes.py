@@ -66,13 +66,13 @@ def test_fixes_chain_across_passes(tmp_path):
     # `lora_alpha=64`: together with the rename that repeats a keyword (a SyntaxError). The rename
     # (safe, an error) goes first; after a re-check LORA101 rewrites the now-visible value instead.
     path = tmp_path / "train.py"
-    path.write_text('from peft import LoraConfig\nc = LoraConfig(r=64, lora_aplha=16, task_type="CAUSAL_LM",'
+    path.write_text('from peft import LoraConfig\nc = LoraConfig(r=32, lora_aplha=2, task_type="CAUSAL_LM",'
                     ' target_modules=["q_proj"])\n')
     before = check("--output-format", "json", "train.py", cwd=tmp_path).codes()
     assert "LORA001" in before and "LORA101" in before
     result = check("--fix", "--unsafe-fixes", "train.py", cwd=tmp_path)
     assert path.read_text() == (
-        'from peft import LoraConfig\nc = LoraConfig(r=64, lora_alpha=64, task_type="CAUSAL_LM", target_modules=["q_proj"])\n'
+        'from peft import LoraConfig\nc = LoraConfig(r=32, lora_alpha=32, task_type="CAUSAL_LM", target_modules=["q_proj"])\n'
     )
     assert "Fixed 2 problems." in result.stderr
     assert "error" not in result.stderr
@@ -184,7 +184,8 @@ def test_yaml_and_json_fixes_keep_comments_and_still_load(tmp_path):
     check("--fix", "--unsafe-fixes", "axolotl.yml", "adapter_config.json", cwd=tmp_path)
     fixed = axolotl.read_text()
     assert fixed.startswith("# QLoRA on Mistral-7B; hyper-parameters copied")  # comments survive
-    assert "lora_alpha: 64\n" in fixed and "lora_dropout: 0.0\n" in fixed
+    # r=64 with lora_alpha=16 is the QLoRA recipe: advice (LORA102), with no fix that rewrites alpha
+    assert "lora_alpha: 16\n" in fixed and "lora_dropout: 0.0\n" in fixed
     assert yaml.safe_load(fixed)["lora_fan_in_fan_out"] is False
     assert adapter.read_text() == adapter_text.replace('"bias": "all"', '"bias": "none"')
     assert json.loads(adapter.read_text())["bias"] == "none"

@@ -23,9 +23,9 @@ def test_alpha_scaling_uses_rslora_and_defaults(tmp_path):
     [m] = messages(tmp_path, "from peft import LoraConfig\nc = LoraConfig(r=64, lora_alpha=128, use_rslora=True)\n", "LORA101")
     assert m.startswith("lora_alpha/sqrt(r) = 16 (alpha=128, r=64, use_rslora=True): updates are scaled up 16x")
     assert m.endswith("use lora_alpha=8 for scaling 1 or 16 for 2")
-    # PEFT's default alpha (8) with r=64
-    [m] = messages(tmp_path, "from peft import LoraConfig\nc = LoraConfig(r=64)\n", "LORA101")
-    assert "alpha=8 (PEFT default)" in m and "= 0.125" in m
+    # PEFT's default alpha (8) with r=32
+    [m] = messages(tmp_path, "from peft import LoraConfig\nc = LoraConfig(r=32)\n", "LORA101")
+    assert "alpha=8 (PEFT default)" in m and "= 0.25" in m
     # Unsloth's default alpha is 16, TRL's 32: no finding at their default ranks
     assert messages(tmp_path, "from unsloth import FastLanguageModel\nm = FastLanguageModel.get_peft_model(model)\n", "LORA101") == []
     assert messages(tmp_path, "from trl import ModelConfig\nc = ModelConfig(use_peft=True)\n", "LORA101") == []
@@ -44,13 +44,13 @@ def test_alpha_scaling_per_layer_patterns(tmp_path):
 
 
 def test_alpha_scaling_fix_appends_when_alpha_is_defaulted(tmp_path):
-    [d] = findings(tmp_path, "from peft import LoraConfig\nc = LoraConfig(r=64, target_modules=['q_proj'])\n", "--select", "LORA101")
+    [d] = findings(tmp_path, "from peft import LoraConfig\nc = LoraConfig(r=32, target_modules=['q_proj'])\n", "--select", "LORA101")
     assert d["fix"]["applicability"] == "unsafe"
-    assert d["fix"]["edits"][0]["content"] == ", lora_alpha=64"
+    assert d["fix"]["edits"][0]["content"] == ", lora_alpha=32"
 
 
 def test_alpha_scaling_has_no_value_fix_for_a_constant(tmp_path):
-    [d] = findings(tmp_path, "from peft import LoraConfig\nA = 4\nc = LoraConfig(r=64, lora_alpha=A)\n", "--select", "LORA101")
+    [d] = findings(tmp_path, "from peft import LoraConfig\nA = 4\nc = LoraConfig(r=32, lora_alpha=A)\n", "--select", "LORA101")
     assert d["fix"] is None
     assert "alpha=4 (A at line 2)" in d["message"]
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from helpers import run_cli
 
-BAD = 'from peft import LoraConfig\nc = LoraConfig(r=64, lora_alpha=16, bias="all", target_modules=["q_proj"], task_type="CAUSAL_LM")\n'
+BAD = (
+    "from peft import LoraConfig\n"
+    'c = LoraConfig(r=16, lora_alpha=2, bias="all", target_modules=["q_proj"], task_type="CAUSAL_LM")\n'  # LORA101
+    'd = LoraConfig(r=128, lora_alpha=64, target_modules=["q_proj"], task_type="CAUSAL_LM")\n'  # LORA102
+)
 
 
 def codes(run):
@@ -76,7 +80,7 @@ def test_per_file_ignores_severity_and_fail_level(write, tmp_path):
 
 def test_rule_parameters_from_settings(write, tmp_path):
     write("train.py", BAD)
-    write(".loralint.toml", "[params.alpha-scaling]\nmin = 0.2\n[params.LORA102]\nmin_rank = 128\n")
+    write(".loralint.toml", "[params.alpha-scaling]\nmin = 0.1\n[params.LORA102]\nmin_rank = 256\n")
     run = run_cli(["check", "--output-format", "json", "--no-cache", "."], cwd=tmp_path)
     assert codes(run) == ["LORA106"]
     write(".loralint.toml", "[params.no-such-rule]\nmin = 1\n")
@@ -99,7 +103,7 @@ def test_custom_rules_use_the_shipped_checks(write, tmp_path):
     run = run_cli(["check", "--output-format", "json", "--no-cache", "."], cwd=tmp_path)
     messages = {d["code"]: (d["severity"], d["message"]) for d in run.json["diagnostics"]}
     assert messages == {
-        "ORG001": ("error", "r=64 is above 32, the largest rank we serve"),
+        "ORG001": ("error", "r=128 is above 32, the largest rank we serve"),
         "ORG002": ("warning", "lora_dropout is not set (required by this project's settings)"),
     }
     write(".loralint.toml", '[[rules]]\ncode = "ORG001"\nname = "x"\ncheck = "no_such_check"\n')

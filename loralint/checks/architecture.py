@@ -111,6 +111,8 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
         unmatched = [n for n in entries if n not in _names_and_suffixes(info)]
     elif isinstance(targets, (list, tuple, set, frozenset)):
         unmatched = result.unmatched_target_entries
+        if _matches_nothing(result) and not result.excluded:
+            return  # one mistake, one finding: LORA202 reports the whole list and what each entry may mean
     else:
         return
     # Computed once, not per entry: a list of thousands of entries stays linear.
@@ -144,6 +146,10 @@ def _names_and_suffixes(info) -> set[str]:
     return out
 
 
+def _matches_nothing(result) -> bool:
+    return not result.targeted and not result.targeted_parameters
+
+
 @check("target_matches_nothing")
 def target_matches_nothing(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     found = _context(site)
@@ -168,6 +174,15 @@ def target_matches_nothing(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
                 f"no targeted module of {_model(resolution)} survives layers_to_transform/layers_pattern"
                 f" ({info.num_layers} layers in {info.layers_path or 'the layer list'})"
             )
+        elif isinstance(targets, (list, tuple, set, frozenset)):
+            message = f"{site.describe('target_modules')} matches no module of {_model(resolution)}: {info.model_type} has {_has_list(info)}"
+            meant: dict[str, list[str]] = {}
+            for entry in targets:
+                if isinstance(entry, str):
+                    for option in suggestions(entry, info)[:1]:
+                        meant.setdefault(option, []).append(entry)
+            if meant:
+                message += "; did you mean " + ", ".join(f"{o} (for {', '.join(e)})" for o, e in meant.items()) + "?"
         else:
             message = f"{site.describe('target_modules')} matches no module of {_model(resolution)}"
         detail = no_match_error.split(": ", 1)[1] if no_match_error else "nothing would be trained"

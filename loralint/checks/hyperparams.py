@@ -19,9 +19,17 @@ def scaling_of(alpha: float, r: float, rslora: bool) -> float:
     return alpha / math.sqrt(r) if rslora else alpha / r
 
 
+def rslora_would_fix(r: float, alpha: float, rslora: bool, low: float, high: float, min_rank: int) -> bool:
+    """High rank, lora_alpha below r and no rsLoRA, where turning rsLoRA on with this same alpha lands the
+    scaling in [low, high] (the QLoRA recipe r=64, alpha=16: 0.25 becomes 2). That one-flag advice is
+    LORA102's; LORA101 stays silent, so a config never gets two different alphas recommended."""
+    return not rslora and r >= min_rank and alpha < r and low <= alpha / math.sqrt(r) <= high
+
+
 @check("alpha_scaling")
 def alpha_scaling(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     low, high = float(ctx.params.get("min", 0.5)), float(ctx.params.get("max", 4.0))
+    min_rank = int(ctx.params.get("high_rank", 64))
     r, r_known = effective(site, "r")
     alpha, alpha_known = effective(site, "lora_alpha")
     rslora, rslora_known = effective(site, "use_rslora")
@@ -33,7 +41,7 @@ def alpha_scaling(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     rslora = bool(rslora)
     formula = "lora_alpha/sqrt(r)" if rslora else "lora_alpha/r"
     scaling = scaling_of(alpha, r, rslora)
-    if not low <= scaling <= high:
+    if not low <= scaling <= high and not rslora_would_fix(r, alpha, rslora, low, high, min_rank):
         unit = math.sqrt(r) if rslora else r
         one, two = nice_alpha(unit), nice_alpha(2 * unit)
         direction = f"scaled down {1 / scaling:.3g}x" if scaling < 1 else f"scaled up {scaling:.3g}x"
@@ -83,17 +91,40 @@ def _short(site: ConfigSite, name: str, label: str) -> str:
 
 @check("rslora_high_rank")
 def rslora_high_rank(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """Only where the update really shrinks (lora_alpha below r at a high rank), and only where LORA101
+    does not already speak for the same config (see rslora_would_fix)."""
     threshold = int(ctx.params.get("min_rank", 64))
+    low, high = float(ctx.params.get("min", 0.5)), float(ctx.params.get("max", 4.0))
     r, r_known = effective(site, "r")
+    alpha, alpha_known = effective(site, "lora_alpha")
     rslora, rslora_known = effective(site, "use_rslora")
     r = number(r) if r_known else None
-    if r is None or not rslora_known or rslora or r < threshold:
+    alpha = number(alpha) if alpha_known else None
+    if r is None or alpha is None or not rslora_known or rslora or r < threshold or alpha <= 0 or alpha >= r:
         return
+    scaling = alpha / r
+    keeps_alpha = rslora_would_fix(r, alpha, False, low, high, threshold)
+    if not keeps_alpha and not low <= scaling <= high:
+        return  # LORA101 reports this scaling and its fix
+    rs = alpha / math.sqrt(r)
+    if keeps_alpha:
+        advice = f"set use_rslora=True, which keeps lora_alpha={fmt(alpha)} at a scaling of lora_alpha/sqrt(r) = {fmt(rs)}"
+    else:
+        advice = (
+            f"set use_rslora=True with lora_alpha≈{nice_alpha(math.sqrt(r))}–{nice_alpha(2 * math.sqrt(r))}"
+            " (scaling 1–2)"
+        )
+    fix = None
+    if keeps_alpha:
+        fix = replace_value(site, "use_rslora", True, "Set use_rslora=True", "unsafe") if site.is_set("use_rslora") else (
+            append_argument(site, "use_rslora", True, "Set use_rslora=True", "unsafe")
+        )
     yield Finding(
         site.span_of("r"),
-        f"{site.describe('r')} without use_rslora: with lora_alpha/r scaling the update shrinks as the rank grows,"
-        f" so a high rank learns no better than a low one (rsLoRA, arXiv:2312.03732); set use_rslora=True with"
-        f" lora_alpha≈{nice_alpha(math.sqrt(r))}–{nice_alpha(2 * math.sqrt(r))} (scaling 1–2)",
+        f"{site.describe('r')} without use_rslora and {_short(site, 'lora_alpha', 'lora_alpha')}: lora_alpha/r ="
+        f" {fmt(scaling)} scales the update down {1 / scaling:.3g}x, and with lora_alpha/r the update shrinks as"
+        f" the rank grows, so a high rank learns no better than a low one (rsLoRA, arXiv:2312.03732); {advice}",
+        fix=fix,
     )
 
 
@@ -165,10 +196,25 @@ def task_type_for_class(model_class: str | None) -> str | None:
 def missing_task_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """peft/mapping_func.py: get_peft_model picks PeftModelFor<Task> from task_type; without it the
     model is a plain PeftModel, and for classification PEFT does not add the head to modules_to_save
-    (peft_model.py: PeftModelForSequenceClassification)."""
+    (peft_model.py: PeftModelForSequenceClassification). Only where PEFT makes that choice
+    (get_peft_model, a TRL trainer's peft_config): add_adapter, inject_adapter_in_model and a directly
+    built PeftModelFor*(...) never read task_type, and diffusers models or the script's own nn.Module
+    have no task wrapper to miss."""
     if not site.hints.applied or site.is_set("task_type") or "task_type" in site.defaults or site.opaque:
         return
+    if not site.hints.task_chosen or site.hints.model_library in ("diffusers", "custom"):
+        return
     task = task_type_for_class(site.hints.model_class)
+    if task is None:
+        # What the model is cannot be read here: say what is certain, at a lower severity.
+        yield Finding(
+            site.hints.applied_span or site.span,
+            "task_type is not set on a config that get_peft_model applies: it returns a plain PeftModel, not the"
+            " PeftModelFor* class of the model's task; if the model has a task head (classification, causal LM),"
+            " set task_type to match it",
+            demote=1,
+        )
+        return
     if task in ("SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS"):
         effect = (
             "PEFT does not know a classification head is there: the new, randomly initialised head is neither"
@@ -177,15 +223,11 @@ def missing_task_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     else:
         effect = "get_peft_model returns a plain PeftModel instead of the task's PeftModelFor* class"
     message = f"task_type is not set on a config that is applied to a model: {effect}"
-    if site.hints.model_class:
-        message += f" (it is loaded with {site.hints.model_class})"
-    fix = None
-    if task:
-        message += f"; set task_type={task!r}"
-        # A language model's task class trains the same adapter (safe); a classification task type also
-        # makes PEFT train and save the new head, which changes training (unsafe).
-        heads = task in ("SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS")
-        fix = append_argument(site, "task_type", task, f"Add task_type={task!r}", "unsafe" if heads else "safe")
+    message += f" (it is loaded with {site.hints.model_class}); set task_type={task!r}"
+    # A language model's task class trains the same adapter (safe); a classification task type also
+    # makes PEFT train and save the new head, which changes training (unsafe).
+    heads = task in ("SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS")
+    fix = append_argument(site, "task_type", task, f"Add task_type={task!r}", "unsafe" if heads else "safe")
     yield Finding(site.hints.applied_span or site.span, message, fix=fix)
 
 

@@ -1,17 +1,19 @@
 """extract: one file's bytes → ConfigSites (or LORA9xx diagnostics about the file).
 
 A cheap byte prefilter runs first: most files of a repository cannot hold a LoRA configuration,
-and parsing is the cost centre (libcst parses ~0.7 MB/s). Parsers are imported only when a file
-passes the prefilter, so a run with no candidates never imports libcst.
+and parsing is the cost centre. Parsers are imported only when a file passes the prefilter; plain
+checking never imports libcst (only fixes do, loralint/fixes.py).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from pathlib import Path
 
-from loralint.extract.bounds import LimitReached, check_python_source, recording
+from loralint.extract.bounds import LimitReached, check_python_size, recording
+from loralint.limits import AnalysisLimit
 from loralint.extract.source import (
     SourceSyntaxError,
     UndecodableSource,
@@ -57,8 +59,16 @@ def file_diagnostic(code: str, path: str, message: str, line: int = 1, column: i
 
 def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
     """Extract from bytes already read. Never raises: problems become diagnostics."""
-    with recording() as limits:  # bounds reached on part of the file: one LORA906 per kind
-        result = _extract_source(display, data, fmt)
+    # A parse makes ~100k tracked objects and no cycles worth collecting before the file is done:
+    # collecting meanwhile costs a quarter of the extraction's time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        with recording() as limits:  # bounds reached on part of the file: one LORA906 per kind
+            result = _extract_source(display, data, fmt)
+    finally:
+        if collecting:
+            gc.enable()
     for reached in limits.values():
         result.diagnostics.append(file_diagnostic("LORA906", display, reached.message, reached.line, reached.column))
     return result
@@ -75,20 +85,14 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             raise UndecodableSource("binary file (contains NUL characters)")
         result.suppressions = find_suppressions(display, text)
         if fmt == "python":
-            valid = check_python_source(text)  # CPython's verdict and loralint's bounds, before libcst
-            from loralint.extract.python import extract_python, parse_error_position
+            check_python_size(text)  # ast's memory grows with the source: bounded before parsing
+            from loralint.extract.python import extract_python_file
 
-            try:
-                result.sites = extract_python(display, text)
-            except Exception as exc:  # libcst.ParserSyntaxError, imported lazily
-                position = parse_error_position(exc, text)
-                if position is None:
-                    raise
-                line, column, message = position
-                if valid:  # Python accepts it: the limitation is loralint's parser's, not the file's
-                    raise LimitReached(f"loralint's Python parser cannot read this file, which Python accepts: {message}",
-                                       line, column) from exc
-                raise SourceSyntaxError(message, line, column) from exc
+            result.sites, limits = extract_python_file(display, text)
+            for span, reason in limits:
+                result.diagnostics.append(
+                    file_diagnostic("LORA906", display, f"analysis limit: {reason}", span.line, span.column)
+                )
         elif fmt == "yaml":
             from loralint.extract.yaml_formats import extract_yaml
 
@@ -105,6 +109,8 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
         )
     except LimitReached as exc:
         result.diagnostics.append(file_diagnostic("LORA906", display, f"{exc.message}; not checked", exc.line, exc.column))
+    except AnalysisLimit as exc:
+        result.diagnostics.append(file_diagnostic("LORA906", display, f"{exc}; not checked"))
     except (RecursionError, MemoryError) as exc:  # a bound of Python's own, reached in spite of ours
         what = "nested too deeply" if isinstance(exc, RecursionError) else "too large"
         result.diagnostics.append(file_diagnostic("LORA906", display, f"{what} for loralint to analyse; not checked"))

@@ -154,6 +154,7 @@ class _Builder:
             # The trainer always builds and applies the adapter it reads from its config.
             self.site.hints.applied = ["trainer"]
             self.site.hints.applied_span = span
+            self.site.hints.task_chosen = True  # through get_peft_model
 
     def key(self, dotted: str) -> str:
         return f"{self.doc.label} key {dotted}"
@@ -383,6 +384,10 @@ def _axolotl(doc: Document) -> list[ConfigSite]:
     adapter_value = adapter.value if _is_set(adapter) else None
     if adapter_value is not None and adapter_value not in ("lora", "qlora"):
         return []  # llama-adapter or a plugin's adapter: not LoRA
+    if adapter is not None and (adapter_value is None or adapter_value == ""):
+        # `adapter:` written empty: full fine-tuning (axolotl's examples leave the lora_* keys in place,
+        # and axolotl ignores them). Not a LoRA configuration.
+        return []
     written = [k for k in AXOLOTL_KEYS if _is_set(root.get(k))] + (
         ["lora_target_linear"] if _is_set(root.get("lora_target_linear")) else []
     )

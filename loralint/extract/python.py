@@ -2,30 +2,32 @@
 
 Recognised: `peft.LoraConfig(...)` however imported, Unsloth's `Fast*Model.get_peft_model(...)`,
 TRL's `ModelConfig(...)`. Each becomes a ConfigSite whose fields carry their values (or Unknown),
-provenance and spans. The base model is linked when the configuration is applied to a model loaded
-in the same file (`get_peft_model(model, cfg)`, `SFTTrainer(..., peft_config=cfg)`, ...).
+provenance and spans. The program model (`loralint.program`) says which objects each call acts
+on, so the base model, the k-bit preparation and a reused config are facts about objects, not
+about variable names.
 """
 
 from __future__ import annotations
 
+import ast
 import re
-from dataclasses import dataclass
 from typing import Any
 
-import libcst as cst
-
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
-from loralint.extract.positions import compute_positions
-from loralint.extract.python_scope import CallRecord, Scope, ScopeCollector, collect, dotted_name
-from loralint.extract.python_values import ArgparseOption, Evaluator
 from loralint.peft_fields import (
     LORA_FIELDS,
-    TRL_MODEL_CONFIG_KEYS,
     PEFT_DEFAULTS,
+    TRL_MODEL_CONFIG_KEYS,
     UNSLOTH_DEFAULTS,
     UNSLOTH_EXTRA_KEYWORDS,
     UNSLOTH_VISION_DEFAULTS,
 )
+from loralint.program import Application, Program
+from loralint.program.evaluate import argument, plain, provenance_of
+from loralint.program.flow import Point
+from loralint.program.model import base_models
+from loralint.program.objects import trl_model_class
+from loralint.program.values import LimitReached, Obj, OneOf
 from loralint.sites import ConfigSite, Field, Span, Unknown
 
 # Unsloth's get_peft_model(model, r, target_modules, lora_alpha, lora_dropout, bias, ...) positional order.
@@ -57,375 +59,424 @@ TRL_MODEL_CONFIG_OTHER = frozenset(
     }
 )
 
-_TRL_MODEL_CLASSES = {
-    "RewardTrainer": "AutoModelForSequenceClassification",
-    "PRMTrainer": "AutoModelForTokenClassification",
-}
-_NOT_MODELS = ("Tokenizer", "Processor", "Config", "FeatureExtractor", "GenerationConfig", "PeftModel")
+_SITE_NAMES = frozenset({"LoraConfig", "get_peft_model", "ModelConfig"})
+_DICT = frozenset({"dict"})
 _SPLIT_SIZE_RE = re.compile(r"^\s*\w+\s*\[\s*(?:0\s*)?:\s*(\d+)\s*\]\s*$")
-_FLAG_RE = re.compile(r"^--?([\w-]+)$")
-
-
-@dataclass(slots=True)
-class _ModelLoad:
-    call: cst.Call
-    scope: Scope
-    qualname: str
+# (entry key, value node, key span, whether the value may differ on some path)
+_Entry = tuple[str, ast.AST, Span, str | None]
 
 
 class PythonExtractor:
-    def __init__(self, path: str, source: str) -> None:
-        self.path = path
-        self.source = source
-        self.module = cst.parse_module(source)  # raises cst.ParserSyntaxError
-        self._positions: dict[cst.CSTNode, tuple[int, int, int, int]] | None = None
-        self.collector: ScopeCollector = collect(self.module)
-        self.argparse_options = self._collect_argparse()
-        self.evaluator = Evaluator(
-            code_for=self.code_for,
-            line_of=lambda node: self.span(node).line,
-            resolve_qualname=self.qualname,
-            dataclasses=self.collector.dataclasses,
-            argparse_options=self.argparse_options,
-            function_returns=lambda node: _returns(node) if isinstance(node, cst.FunctionDef) else [],
-        )
-        self.sites_by_call: dict[cst.Call, ConfigSite] = {}
-        self.scope_by_call: dict[cst.Call, Scope] = {}
+    def __init__(self, program: Program) -> None:
+        self.program = program
+        self.text = program.text
+        self.path = program.text.path
+        self.sites: dict[ast.Call, ConfigSite] = {}
+        self.points: dict[ast.Call, Point] = {}
 
-    # --- positions and text ------------------------------------------------------------------
-    def span(self, node: cst.CSTNode) -> Span:
-        if self._positions is None:
-            self._positions = compute_positions(self.module)
-        pos = self._positions.get(node)
-        if pos is None:
-            return Span.point(self.path)
-        return Span(self.path, pos[0], pos[1] + 1, pos[2], pos[3] + 1)
-
-    def code_for(self, node: cst.CSTNode) -> str:
-        text = self.module.code_for_node(node).strip()
-        return text if len(text) <= 60 else text[:57] + "..."
-
-    # --- names -------------------------------------------------------------------------------
-    def qualname(self, node: cst.CSTNode, scope: Scope, _depth: int = 0) -> str | None:
-        """The import path a Name/Attribute refers to (`peft.LoraConfig`), or None if not imported."""
-        name = dotted_name(node)
-        if name is None or _depth > 8:
-            return None
-        root, _, rest = name.partition(".")
-        bindings = scope.lookup(root)
-        if not bindings:
-            return None
-        resolved: set[str | None] = set()
-        for binding in bindings:
-            if binding.kind == "import":
-                resolved.add(binding.qualname)
-            elif binding.kind == "assign" and isinstance(binding.value, (cst.Name, cst.Attribute)):
-                resolved.add(self.qualname(binding.value, binding.scope or scope, _depth + 1))
-            else:
-                return None  # a local class, function or value shadows any import
-        if len(resolved) != 1 or None in resolved:
-            return None
-        base = resolved.pop()
-        return f"{base}.{rest}" if rest else base
+    def span(self, node: ast.AST) -> Span:
+        return self.text.span(node)
 
     # --- the pass ----------------------------------------------------------------------------
     def extract(self) -> list[ConfigSite]:
-        loads: dict[cst.Call, _ModelLoad] = {}
-        full = False
-        for record in self.collector.calls:
-            qual = self.qualname(record.node.func, record.scope)
+        for call, point in self.program.calls_named(_SITE_NAMES):
+            if self._full(call):
+                break
+            qual = self.program.qualname(call.func)
             if not qual:
                 continue
-            site = None if full else self._site_for(record, qual)
-            if site is not None and len(self.sites_by_call) >= MAX_SITES_PER_FILE:
-                note("sites", f"more than {MAX_SITES_PER_FILE:,} configurations in one file; only the first "
-                     f"{MAX_SITES_PER_FILE:,} are checked", site.span.line, site.span.column)
-                full = True
-            elif site is not None:
-                self.sites_by_call[record.node] = site
-                self.scope_by_call[record.node] = record.scope
-            elif _is_model_load(qual):
-                loads[record.node] = _ModelLoad(record.node, record.scope, qual)
-        if not self.sites_by_call:
+            site = self._site_for(call, qual)
+            if site is not None:
+                self.sites[call] = site
+                self.points[call] = point
+        for call, point in self.program.calls_named(_DICT):
+            if self._full(call):
+                break
+            site = self._registry_site(call)
+            if site is not None:
+                self.sites[call] = site
+                self.points[call] = point
+        if not self.sites:
             return []
-        self._link_applications(loads)
+        self.sites = dict(sorted(self.sites.items(), key=lambda item: (item[0].lineno, item[0].col_offset)))
+        self._link_applications()
         self._mark_mutations()
         self._attach_file_hints()
-        return list(self.sites_by_call.values())
+        return list(self.sites.values())
 
-    def _site_for(self, record: CallRecord, qual: str) -> ConfigSite | None:
+    def _full(self, call: ast.Call) -> bool:
+        """The per-file cap on configurations (extract/bounds.py): past it, one LORA906 and no more sites."""
+        if len(self.sites) < MAX_SITES_PER_FILE:
+            return False
+        note("sites", f"more than {MAX_SITES_PER_FILE:,} configurations in one file; only the first "
+             f"{MAX_SITES_PER_FILE:,} are checked", call.lineno, call.col_offset + 1)
+        return True
+
+    def _site_for(self, call: ast.Call, qual: str) -> ConfigSite | None:
         parts = qual.split(".")
         if parts[0] == "peft" and parts[-1] == "LoraConfig":
-            return self._build_site(record, "peft.LoraConfig", _LORA_POSITIONAL, {}, frozenset())
+            return self._build_site(call, "peft.LoraConfig", _LORA_POSITIONAL, {}, frozenset())
         if parts[0] == "unsloth" and parts[-1] == "get_peft_model":
             vision = any(p in ("FastVisionModel", "FastModel", "FastBaseModel") for p in parts)
             defaults = UNSLOTH_VISION_DEFAULTS if vision else UNSLOTH_DEFAULTS
-            site = self._build_site(record, "unsloth.get_peft_model", _UNSLOTH_POSITIONAL, defaults, UNSLOTH_EXTRA_KEYWORDS)
+            site = self._build_site(call, "unsloth.get_peft_model", _UNSLOTH_POSITIONAL, defaults, UNSLOTH_EXTRA_KEYWORDS)
             site.hints.applied.append("unsloth")
             site.hints.applied_span = site.span
-            model_arg = _argument(record.node, "model", 0)
+            model_arg = argument(call, "model", 0)
             if model_arg is not None:
-                site.base_model, _ = self._model_of(model_arg, record.scope, None, site)
+                self._link_model(site, model_arg, None)
             return site
         if parts[0] == "trl" and parts[-1] == "ModelConfig":
-            keywords = {a.keyword.value for a in record.node.args if a.keyword is not None}
+            keywords = {k.arg for k in call.keywords if k.arg}
             if not (keywords & (set(TRL_MODEL_CONFIG_KEYS) | {"use_peft"})):
                 return None
             site = self._build_site(
-                record,
+                call,
                 "trl.ModelConfig",
                 (),
                 TRL_MODEL_CONFIG_DEFAULTS,
                 TRL_MODEL_CONFIG_OTHER | frozenset(TRL_MODEL_CONFIG_KEYS),
                 TRL_MODEL_CONFIG_KEYS,
             )
-            name_arg = _argument(record.node, "model_name_or_path", None)
+            name_arg = argument(call, "model_name_or_path", None)
             if name_arg is not None:
-                site.base_model = self._field("base_model", name_arg, record.scope, key=None)
+                site.base_model = self._field("base_model", name_arg, None)
             return site
         return None
 
+    def _registry_site(self, call: ast.Call) -> ConfigSite | None:
+        """mmengine / xtuner configs: `dict(type=LoraConfig, r=64, ...)`, built by the framework's registry."""
+        kind = argument(call, "type", None)
+        if kind is None or self.program.qualname(call.func) != "builtins.dict":
+            return None
+        qual = self.program.qualname(kind) or ""
+        if not (qual.startswith("peft.") and qual.endswith(".LoraConfig")):
+            return None
+        return self._build_site(call, "peft.LoraConfig", (), {}, frozenset({"type"}))
+
     def _build_site(
         self,
-        record: CallRecord,
+        call: ast.Call,
         origin: str,
         positional: tuple[str, ...],
         defaults: dict[str, Any],
         extra_known: frozenset[str],
         rename: dict[str, str] | None = None,
     ) -> ConfigSite:
-        call = record.node
-        site = ConfigSite(
-            path=self.path,
-            span=self.span(call),
-            origin=origin,
-            defaults=dict(defaults),
-            extra_known=extra_known,
-        )
-        if call.args:
-            last = call.args[-1]
-            site.append_at = self.span(last)
+        site = ConfigSite(path=self.path, span=self.span(call), origin=origin, defaults=dict(defaults), extra_known=extra_known)
+        arguments: list[ast.AST] = [*call.args, *call.keywords]
+        if arguments:
+            site.append_at = self.span(max(arguments, key=lambda a: (a.end_lineno, a.end_col_offset)))
         for index, arg in enumerate(call.args):
-            if arg.star == "**":
-                self._expand_kwargs(site, arg.value, record.scope, rename, extra_known)
-            elif arg.star == "*":
-                site.opaque = f"*{self.code_for(arg.value)} passes positional arguments that cannot be read"
-            elif arg.keyword is not None:
-                self._add_argument(site, arg.keyword.value, arg.value, record.scope, arg, rename, extra_known)
+            if isinstance(arg, ast.Starred):
+                site.opaque = f"*{self.text.short(arg.value)} passes positional arguments that cannot be read"
             elif index < len(positional):
-                self._add_argument(site, positional[index], arg.value, record.scope, arg, rename, extra_known)
+                self._add_argument(site, positional[index], arg, self.span(arg), None, rename, extra_known)
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                self._expand_kwargs(site, keyword.value, call, rename, extra_known)
+            else:
+                self._add_argument(
+                    site, keyword.arg, keyword.value, self.span(keyword), self.text.name_span(keyword, keyword.arg),
+                    rename, extra_known,
+                )
         return site
 
-    def _add_argument(self, site, name, value_node, scope, key_node, rename, extra_known) -> None:
+    def _add_argument(
+        self,
+        site: ConfigSite,
+        name: str,
+        value_node: ast.AST,
+        key_span: Span | None,
+        name_span: Span | None,
+        rename: dict[str, str] | None,
+        extra_known: frozenset[str],
+        override: str | None = None,
+    ) -> None:
         canonical = rename.get(name, name) if rename is not None else name
         known_names = set(rename.values()) if rename is not None else LORA_FIELDS
-        if name in ("model",) and site.origin == "unsloth.get_peft_model":
+        if name == "model" and site.origin == "unsloth.get_peft_model":
             return
         if canonical in known_names and (rename is None or name in rename):
-            field = self._field(canonical, value_node, scope, key_node)
+            field = self._field(canonical, value_node, key_span)
+            if override is not None:
+                field.value = Unknown(override)
+                field.provenance = "unknown"
             if name != canonical:
                 field.raw_name = name
             site.fields[canonical] = field
         elif name in extra_known:
             return
         else:
-            field = self._field(name, value_node, scope, key_node)
-            if isinstance(key_node, cst.Arg) and key_node.keyword is not None:
-                field.span = self.span(key_node.keyword)
-            elif isinstance(key_node, cst.DictElement):
-                field.span = self._key_name_span(key_node.key)
+            field = self._field(name, value_node, key_span)
+            if name_span is not None:
+                field.span = name_span
             site.unknown_args.append(field)
 
-    def _key_name_span(self, key: cst.BaseExpression) -> Span:
-        """A dict key's name without its prefix and quotes (what a rename replaces); the whole key
-        when its text is not the name itself (escapes, concatenation, a constant)."""
-        span = self.span(key)
-        if isinstance(key, cst.SimpleString) and span.line == span.end_line:
-            opening = len(key.prefix) + len(key.quote)
-            if key.raw_value == key.evaluated_value:
-                return Span(span.path, span.line, span.column + opening, span.line, span.end_column - len(key.quote))
-        return span
-
-    def _field(self, name: str, value_node: cst.BaseExpression, scope: Scope, key: cst.CSTNode | None) -> Field:
-        value = self.evaluator.eval(value_node, scope)
+    def _field(self, name: str, value_node: ast.AST, key_span: Span | None) -> Field:
+        value = self.program.value(value_node)
+        data = plain(value)
+        provenance = provenance_of(value, data)
         span = self.span(value_node)
-        field = Field(
-            name=name,
-            value=bound_pattern_keys(name, value.value, span.line, span.column),
-            span=span,
-            key_span=self.span(key) if key is not None else None,
-            provenance=value.provenance,
-        )
-        written = value.node if isinstance(value.node, (cst.List, cst.Tuple, cst.Set)) else None
-        if written is not None and isinstance(value.value, (list, tuple, set)):
-            for element in written.elements:
-                if isinstance(element.value, cst.SimpleString):
-                    field.items.append((element.value.evaluated_value, self.span(element.value)))
+        data = bound_pattern_keys(name, data, span.line, span.column)
+        field = Field(name=name, value=data, span=span, key_span=key_span, provenance=provenance)
+        written = value.node
+        if isinstance(written, (ast.List, ast.Tuple, ast.Set)) and isinstance(data, (list, tuple, set)):
+            for element in written.elts:
+                if isinstance(element, ast.Constant) and isinstance(element.value, str):
+                    field.items.append((element.value, self.span(element)))
         return field
 
-    def _expand_kwargs(self, site, expr, scope, rename, extra_known) -> None:
-        entries = self._dict_entries(expr, scope, 0)
+    # --- **kwargs ----------------------------------------------------------------------------
+    def _expand_kwargs(self, site: ConfigSite, expr: ast.AST, call: ast.Call, rename, extra_known) -> None:
+        entries = self._dict_entries(expr, self.program.point_of(call), 0)
         if isinstance(entries, Unknown):
-            site.opaque = f"**{self.code_for(expr)}: {entries.reason}"
+            site.opaque = f"**{self.text.short(expr)}: {entries.reason}"
             return
-        for key, value_node, key_node, entry_scope in entries:
-            self._add_argument(site, key, value_node, entry_scope, key_node, rename, extra_known)
+        for key, value_node, key_span, override in entries:
+            self._add_argument(site, key, value_node, key_span, key_span, rename, extra_known, override)
 
-    def _dict_entries(self, expr, scope: Scope, depth: int):
-        """(key, value node, key node, scope) for each entry of a dict literal / dict(...) call."""
+    def _dict_entries(self, expr: ast.AST, use: Point | None, depth: int) -> list[_Entry] | Unknown:
+        """(key, value node, key span, why it may differ) for each entry of a dict built in this file."""
         if depth > 8:
             return Unknown("nested too deeply")
-        if isinstance(expr, cst.Name):
-            bindings = scope.lookup(expr.value)
+        if isinstance(expr, ast.Name):
+            bindings = self.program.flow.reach.get(expr, ())
             if len(bindings) != 1 or bindings[0].kind != "assign" or bindings[0].value is None:
                 reason = "assigned more than once" if len(bindings) > 1 else "not a dict built in this file"
-                return Unknown(f"{expr.value} is {reason}")
-            return self._dict_entries(bindings[0].value, bindings[0].scope or scope, depth + 1)
-        entries: list[tuple[str, cst.BaseExpression, cst.CSTNode, Scope]] = []
-        if isinstance(expr, cst.Dict):
-            for element in expr.elements:
-                if isinstance(element, cst.StarredDictElement):
-                    inner = self._dict_entries(element.value, scope, depth + 1)
+                return Unknown(f"{expr.id} is {reason}")
+            binding = bindings[0]
+            entries = self._dict_entries(binding.value, binding.point, depth + 1)
+            if isinstance(entries, Unknown) or use is None:
+                return entries
+            return self._edited(entries, binding, use)
+        entries: list[_Entry] = []
+        if isinstance(expr, ast.Dict):
+            for key, value in zip(expr.keys, expr.values):
+                if key is None:
+                    inner = self._dict_entries(value, use, depth + 1)
                     if isinstance(inner, Unknown):
                         return inner
                     entries.extend(inner)
                     continue
-                key = self.evaluator.eval(element.key, scope)
-                if not key.known or not isinstance(key.value, str):
+                k = self.program.value(key)
+                if not k.known or not isinstance(k.value, str):
                     return Unknown("a key is not a string literal")
-                entries.append((key.value, element.value, element, scope))
+                entries.append((k.value, value, self.text.span_between(key, value), None))
             return entries
-        if isinstance(expr, cst.Call) and dotted_name(expr.func) == "dict":
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "dict":
+            if self.program.qualname(expr.func) not in (None, "builtins.dict"):
+                return Unknown(f"{self.text.short(expr)} is not a dict literal")
             for arg in expr.args:
-                if arg.keyword is not None:
-                    entries.append((arg.keyword.value, arg.value, arg, scope))
-                else:
-                    inner = self._dict_entries(arg.value, scope, depth + 1)
+                inner = self._dict_entries(arg.value if isinstance(arg, ast.Starred) else arg, use, depth + 1)
+                if isinstance(inner, Unknown):
+                    return inner
+                entries.extend(inner)
+            for keyword in expr.keywords:
+                if keyword.arg is None:
+                    inner = self._dict_entries(keyword.value, use, depth + 1)
                     if isinstance(inner, Unknown):
                         return inner
                     entries.extend(inner)
+                else:
+                    entries.append((keyword.arg, keyword.value, self.span(keyword), None))
             return entries
-        return Unknown(f"{self.code_for(expr)} is not a dict literal")
+        return Unknown(f"{self.text.short(expr)} is not a dict literal")
+
+    def _edited(self, entries: list[_Entry], binding, use: Point) -> list[_Entry] | Unknown:
+        """Apply `kw["key"] = v`, `kw.update(...)`, `del kw["key"]`, `kw.pop("key")` made to the dict
+        between its binding and its use. An edit on a path the use may not share makes the key unknown."""
+        edits: list[tuple[Point, str, Any]] = []  # (point, op, payload)
+        reach = self.program.flow.reach
+        for store in self.program.flow.stores:
+            target = store.target
+            if not isinstance(target, ast.Subscript) or not isinstance(target.value, ast.Name):
+                continue
+            if reach.get(target.value) != (binding,):
+                continue
+            edits.append((store.point, "set", (target, store.value, store.augmented)))
+        for call, point in self.program.flow.calls:
+            func = call.func
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr in ("update", "pop", "setdefault")
+                and isinstance(func.value, ast.Name)
+                and reach.get(func.value) == (binding,)
+            ):
+                edits.append((point, func.attr, call))
+        if not edits:
+            return entries
+        out = {key: (key, value, span, override) for key, value, span, override in entries}
+        for point, op, payload in sorted(edits, key=lambda e: e[0].order):
+            if not point.before(use) and point.scope is use.scope:
+                continue  # after the use, or on a path that excludes it
+            if point.scope is not use.scope:
+                line = (payload[0] if op == "set" else payload).lineno
+                return Unknown(f"the dict is changed in another function (line {line})")
+            conditional = not _always_before(point, use)
+            line = (payload[0] if op == "set" else payload).lineno
+            if op == "set":
+                target, value, augmented = payload
+                key = self.program.value(target.slice)
+                if not key.known or not isinstance(key.value, str):
+                    return Unknown(f"a key set at line {line} is not a string literal")
+                if value is None:
+                    out.pop(key.value, None)
+                    continue
+                why = f"set at line {line} only on some paths" if conditional else None
+                if augmented:
+                    why = f"changed with an augmented assignment at line {line}"
+                out[key.value] = (key.value, value, self.span(target), why)
+            elif op in ("pop",):
+                key_node = payload.args[0] if payload.args else None
+                key = self.program.value(key_node) if key_node is not None else None
+                if key is None or not key.known or not isinstance(key.value, str):
+                    return Unknown(f"a key removed at line {line} is not a string literal")
+                if conditional:
+                    if key.value in out:
+                        k, v, s, _ = out[key.value]
+                        out[key.value] = (k, v, s, f"removed at line {line} only on some paths")
+                else:
+                    out.pop(key.value, None)
+            else:  # update / setdefault
+                pairs: list[tuple[str, ast.AST, Span]] = []
+                if op == "setdefault":
+                    args = payload.args
+                    key = self.program.value(args[0]) if args else None
+                    if key is None or not key.known or not isinstance(key.value, str) or len(args) != 2:
+                        return Unknown(f"setdefault at line {line} cannot be read")
+                    if key.value in out:
+                        continue
+                    pairs.append((key.value, args[1], self.span(payload)))
+                else:
+                    for arg in payload.args:
+                        inner = self._dict_entries(arg, point, 1)
+                        if isinstance(inner, Unknown):
+                            return Unknown(f"update at line {line}: {inner.reason}")
+                        pairs.extend((k, v, s) for k, v, s, _ in inner)
+                    for keyword in payload.keywords:
+                        if keyword.arg is None:
+                            inner = self._dict_entries(keyword.value, point, 1)
+                            if isinstance(inner, Unknown):
+                                return Unknown(f"update at line {line}: {inner.reason}")
+                            pairs.extend((k, v, s) for k, v, s, _ in inner)
+                        else:
+                            pairs.append((keyword.arg, keyword.value, self.span(keyword)))
+                why = f"set at line {line} only on some paths" if conditional else None
+                for key_name, value, span in pairs:
+                    out[key_name] = (key_name, value, span, why)
+        return list(out.values())
 
     # --- applications: which model a configuration is applied to -----------------------------
-    def _link_applications(self, loads: dict[cst.Call, _ModelLoad]) -> None:
-        applications: dict[ConfigSite, list[Span]] = {}
-        for record in self.collector.calls:
-            call, scope = record.node, record.scope
-            qual = self.qualname(call.func, scope) or ""
-            parts = qual.split(".")
-            config_arg = model_arg = None
-            kind = None
-            if parts[0] == "peft" and parts[-1] in ("get_peft_model", "PeftModel", "PeftMixedModel") or (
-                parts[0] == "peft" and parts[-1].startswith("PeftModelFor")
-            ):
-                config_arg, model_arg, kind = _argument(call, "peft_config", 1), _argument(call, "model", 0), "get_peft_model"
-            elif parts[0] == "peft" and parts[-1] == "inject_adapter_in_model":
-                config_arg, model_arg, kind = _argument(call, "peft_config", 0), _argument(call, "model", 1), "get_peft_model"
-            elif _argument(call, "peft_config", None) is not None:
-                config_arg, model_arg, kind = _argument(call, "peft_config", None), _argument(call, "model", 0), "trainer"
-            elif isinstance(call.func, cst.Attribute) and call.func.attr.value == "add_adapter":
-                config_arg = _argument(call, "adapter_config", None)
-                if config_arg is None:
-                    config_arg = next((a.value for a in call.args if self._sites_of(a.value, scope)), None)
-                model_arg, kind = call.func.value, "add_adapter"
-            if config_arg is None or kind is None:
-                continue
-            for site in self._sites_of(config_arg, scope):
+    def _link_applications(self) -> None:
+        by_config: dict[int, list[Application]] = {}
+        for call in self.sites:
+            self.program.value(call)  # make the config objects
+        created: dict[int, ast.Call] = {}
+        for call in self.sites:
+            obj = self.program.evaluator.created(call)
+            if obj is not None:
+                created[id(obj)] = call
+        applications = self.program.applications()
+        preparations = self.program.preparations()
+        for app in applications:
+            sites = [self.sites[created[id(o)]] for o in app.configs if id(o) in created]
+            for site in sites:
+                kind = app.kind.kind
+                if app.kind.kind == "trainer" and not app.kind.chooses_task:
+                    kind = "peft_config"  # a project's own trainer or helper that takes peft_config
                 if kind not in site.hints.applied:
                     site.hints.applied.append(kind)
-                applications.setdefault(site, []).append(self.span(call))
                 if site.hints.applied_span is None:
-                    site.hints.applied_span = self.span(call)
-                if model_arg is not None and site.base_model is None:
-                    site.base_model, load = self._model_of(model_arg, scope, loads, site)
-                    if kind == "trainer" and load is None and site.base_model is not None and qual.startswith("trl."):
-                        # TRL trainers load a model id themselves, with the class their task needs.
-                        site.hints.model_class = _TRL_MODEL_CLASSES.get(parts[-1], "AutoModelForCausalLM")
-        for site, spans in applications.items():
-            site.hints.reapplied = spans[1:]
+                    site.hints.applied_span = self.span(app.call)
+                if len(app.configs) == 1 and app.exact:
+                    by_config.setdefault(id(site), []).append(app)
+                if site.base_model is None and site.hints.model_library is None and app.model_node is not None:
+                    self._link_model(site, app.model_node, app)
+                if app.kind.chooses_task:
+                    site.hints.task_chosen = True
+                if app.kind.kind in ("get_peft_model", "wrapper"):
+                    prepared = self._prepared_after(app, preparations)
+                    if prepared is not None and site.hints.kbit_prepared_after is None:
+                        site.hints.kbit_prepared_after = prepared
+        for call, site in self.sites.items():
+            apps = by_config.get(id(site), [])
+            site.hints.reapplied = self._reapplied(apps, self.points.get(call))
 
-    def _sites_of(self, expr: cst.BaseExpression, scope: Scope, depth: int = 0) -> list[ConfigSite]:
-        """The configurations an expression can evaluate to: a call, a name bound to one, or a
-        call to a local function that returns one (`def lora_config(): return LoraConfig(...)`)."""
-        if depth > 4:
-            return []
-        if isinstance(expr, cst.Call):
-            site = self.sites_by_call.get(expr)
-            if site is not None:
-                return [site]
-            if isinstance(expr.func, cst.Name):
-                for binding in scope.lookup(expr.func.value):
-                    if binding.kind == "def" and isinstance(binding.node, cst.FunctionDef):
-                        return self._returned_sites(binding.node, depth)
-            return []
-        if isinstance(expr, cst.Name):
-            out: list[ConfigSite] = []
-            for binding in scope.lookup(expr.value):
-                if isinstance(binding.value, cst.BaseExpression):
-                    out.extend(self._sites_of(binding.value, binding.scope or scope, depth + 1))
-            return out
-        return []
-
-    def _returned_sites(self, function: cst.FunctionDef, depth: int) -> list[ConfigSite]:
-        inner_scope = self.collector.scope_of.get(function)
-        if inner_scope is None:
-            return []
-        out: list[ConfigSite] = []
-        for node in _returns(function):
-            if node.value is not None:
-                out.extend(self._sites_of(node.value, inner_scope, depth + 1))
+    def _reapplied(self, apps: list[Application], made: Point | None) -> list[Span]:
+        """Applications of one config object after an earlier one in the same function that the same
+        run reaches (not an exclusive if/elif arm), and one repeated by a loop the config was built
+        outside of. Applications in different functions are not counted: a test class's setUp or
+        fixture makes a fresh object for each test."""
+        out: list[Span] = []
+        for index, app in enumerate(apps):
+            if any(earlier.point.before(app.point) for earlier in apps[:index]):
+                out.append(self.span(app.call))
+            elif made is not None and app.point.scope is made.scope and set(app.point.loops) - set(made.loops):
+                out.append(self.span(app.call))
         return out
 
-    def _model_of(self, expr, scope: Scope, loads, site: ConfigSite) -> tuple[Field | None, Any]:
-        """The base model id for a model expression: a literal id, or the from_pretrained that built it."""
-        value = self.evaluator.eval(expr, scope)
-        if value.known and isinstance(value.value, str):
-            return Field("base_model", value.value, self.span(expr), provenance=value.provenance), None
-        load = self._load_of(expr, scope)
-        if load is None:
-            return None, None
-        call, load_scope, qual = load
-        self._quantization_hints(site, call, load_scope, qual)
-        site.hints.model_class = qual.split(".")[-2]
-        name_arg = _argument(call, "model_name", 0) if qual.startswith("unsloth.") else None
-        if name_arg is None:
-            name_arg = _argument(call, "pretrained_model_name_or_path", 0)
-        if name_arg is None:
-            return None, load
-        field = self._field("base_model", name_arg, load_scope, None)
-        return field, load
-
-    def _load_of(self, expr, scope: Scope, depth: int = 0):
-        if depth > 6:
-            return None
-        if isinstance(expr, cst.Call):
-            qual = self.qualname(expr.func, scope) or ""
-            return (expr, scope, qual) if _is_model_load(qual) else None
-        if not isinstance(expr, cst.Name):
-            return None
-        found = []
-        for binding in scope.lookup(expr.value):
-            value = binding.value
-            if isinstance(value, cst.Call):
-                qual = self.qualname(value.func, binding.scope or scope) or ""
-                if _is_model_load(qual):
-                    found.append((value, binding.scope or scope, qual))
-        return found[0] if len(found) == 1 else None
-
-    def _quantization_hints(self, site: ConfigSite, call: cst.Call, scope: Scope, qual: str) -> None:
-        hints = site.hints
-        for arg in call.args:
-            if arg.keyword is None:
+    def _prepared_after(self, app: Application, preparations) -> Span | None:
+        """prepare_model_for_kbit_training on the model this application wrapped, later in the same run."""
+        mine = [o for o in (*app.models, app.result) if o is not None]
+        mine_bases = base_models(mine)
+        for prep in preparations:
+            if not app.point.before(prep.point):
                 continue
-            key = arg.keyword.value
+            theirs = prep.models
+            same = any(o is m for o in theirs for m in mine) or any(
+                o is m for o in base_models(theirs) for m in mine_bases
+            )
+            if not same and not theirs and not mine:
+                same = self.program.same_names(app.model_node, prep.model_node)
+            if same:
+                return self.span(prep.call)
+        return None
+
+    def _link_model(self, site: ConfigSite, expr: ast.AST, app: Application | None) -> None:
+        """The base model id for a model expression: a literal id, or the from_pretrained that built it."""
+        value = self.program.value(expr)
+        data = plain(value)
+        if isinstance(data, str) and not isinstance(value.value, OneOf):
+            site.base_model = Field("base_model", data, self.span(expr), provenance=value.provenance)
+            if app is not None and app.kind.kind == "trainer" and (app.qualname or "").startswith("trl."):
+                # TRL trainers load a model id themselves, with the class their task needs.
+                site.hints.model_class = trl_model_class(app.qualname or "")
+                site.hints.model_library = "transformers"
+            return
+        models = base_models(self.program.objects(expr))
+        if not models:
+            return
+        libraries = {m.library for m in models}
+        if len(libraries) == 1:
+            site.hints.model_library = libraries.pop()
+        if len(models) != 1:
+            return
+        load = models[0]
+        if load.library == "custom":
+            return
+        call = load.node
+        if not isinstance(call, ast.Call):
+            return
+        self._quantization_hints(site, call, load)
+        site.hints.model_class = load.class_name
+        name_arg = argument(call, "model_name", 0) if load.library == "unsloth" else None
+        if name_arg is None:
+            name_arg = argument(call, "pretrained_model_name_or_path", 0)
+        if name_arg is not None and load.qualname.rsplit(".", 1)[-1] == "from_pretrained":
+            site.base_model = self._field("base_model", name_arg, None)
+
+    def _quantization_hints(self, site: ConfigSite, call: ast.Call, load: Obj) -> None:
+        hints = site.hints
+        for keyword in call.keywords:
+            key = keyword.arg
             if key in ("load_in_4bit", "load_in_8bit"):
-                value = self.evaluator.eval(arg.value, scope)
+                value = self.program.value(keyword.value)
                 if value.known and value.value is True:
                     hints.quantization = "4bit" if key.endswith("4bit") else "8bit"
-                    hints.quantization_span = self.span(arg)
+                    hints.quantization_span = self.span(keyword)
             elif key == "quantization_config":
-                config = self._bnb_config(arg.value, scope)
+                config = self._bnb_config(keyword.value)
                 if config is not None:
                     values, span = config
                     if values.get("load_in_4bit") is True:
@@ -434,206 +485,104 @@ class PythonExtractor:
                         hints.quantization = "8bit"
                     hints.quantization_span = span
                     hints.bnb_config = values
-        if hints.quantization is None and qual.startswith("unsloth.") and _argument(call, "load_in_4bit", None) is None:
-            if not any(a.keyword is not None and a.keyword.value in ("load_in_8bit", "load_in_16bit", "full_finetuning")
-                       for a in call.args):
+        if hints.quantization is None and load.library == "unsloth" and argument(call, "load_in_4bit", None) is None:
+            if not any(k.arg in ("load_in_8bit", "load_in_16bit", "full_finetuning") for k in call.keywords):
                 hints.quantization = "4bit"  # FastLanguageModel.from_pretrained defaults to load_in_4bit=True
                 hints.quantization_span = self.span(call)
 
-    def _bnb_config(self, expr, scope: Scope):
-        node, node_scope = expr, scope
-        if isinstance(expr, cst.Name):
-            bindings = scope.lookup(expr.value)
-            if len(bindings) != 1 or not isinstance(bindings[0].value, cst.Call):
+    def _bnb_config(self, expr: ast.AST) -> tuple[dict[str, Any], Span] | None:
+        node = expr
+        if isinstance(expr, ast.Name):
+            bindings = self.program.flow.reach.get(expr, ())
+            if len(bindings) != 1 or not isinstance(bindings[0].value, ast.Call) or bindings[0].kind != "assign":
                 return None
-            node, node_scope = bindings[0].value, bindings[0].scope or scope
-        if not isinstance(node, cst.Call):
+            node = bindings[0].value
+        if not isinstance(node, ast.Call):
             return None
-        qual = self.qualname(node.func, node_scope) or ""
-        if not qual.endswith("BitsAndBytesConfig"):
+        if not (self.program.qualname(node.func) or "").endswith("BitsAndBytesConfig"):
             return None
-        value = self.evaluator.eval_dict_call(node, node_scope)
-        if not value.known:
+        value = self.program.evaluator.eval_dict_call(node)
+        if not value.known or not isinstance(value.value, dict):
             return None
         return value.value, self.span(node)
 
     # --- file-level facts --------------------------------------------------------------------
     def _mark_mutations(self) -> None:
         """`cfg.r = 64` after `cfg = LoraConfig(...)`: the built value is no longer what the call says."""
-        # One pass over every scope's bindings, summarised per name (not a scan per configuration:
-        # 10,000 configurations assigned to one name made that quadratic).
-        named: dict[cst.Call, list[tuple[str, dict[str, tuple[cst.Attribute, int, int, int]]]]] = {}
-        for scope in (self.collector.module_scope, *self.collector.scope_of.values()):
-            for name, items in scope.bindings.items():
-                calls = [b.value for b in items if isinstance(b.value, cst.Call) and b.value in self.sites_by_call]
-                if not calls:
+        created: dict[int, ConfigSite] = {}
+        for call, site in self.sites.items():
+            obj = self.program.evaluator.created(call)
+            if obj is not None:
+                created[id(obj)] = site
+        for store in self.program.flow.stores:
+            target = store.target
+            if not isinstance(target, ast.Attribute):
+                continue
+            attr = target.attr
+            if attr not in LORA_FIELDS:
+                continue
+            for obj in self.program.objects(target.value):
+                site = created.get(id(obj))
+                if site is None:
                     continue
-                # attr → (first target, its line, the last one's line, how many)
-                changed: dict[str, tuple[cst.Attribute, int, int, int]] = {}
-                for b in items:
-                    # site.fields only holds LoRA field names: other attributes change nothing we read
-                    if b.kind == "mutate" and isinstance(b.target, cst.Attribute) and b.target.attr.value in LORA_FIELDS:
-                        line = self.span(b.target).line
-                        seen = changed.get(b.target.attr.value)
-                        changed[b.target.attr.value] = (
-                            (seen[0], seen[1], line, seen[3] + 1) if seen else (b.target, line, line, 1)
-                        )
-                if changed:
-                    for call in dict.fromkeys(calls):
-                        named.setdefault(call, []).append((name, changed))
-        for call, site in self.sites_by_call.items():
-            for name, changed in named.get(call, ()):
-                for attr, (target, first, last, count) in changed.items():
-                    if attr in site.fields:
-                        site.fields[attr].value = Unknown(f"{name}.{attr} is changed at line {last}")
-                    else:
-                        how = f"is set at line {first}" if count == 1 else f"is changed at line {last}"
-                        site.fields[attr] = Field(
-                            attr,
-                            Unknown(f"{name}.{attr} {how}"),
-                            self.span(target),
-                            provenance=f"set at line {first}",
-                        )
+                name = self.text.short(target.value)
+                line = target.lineno
+                if attr in site.fields:
+                    site.fields[attr].value = Unknown(f"{name}.{attr} is changed at line {line}")
+                else:
+                    site.fields[attr] = Field(
+                        attr, Unknown(f"{name}.{attr} is set at line {line}"), self.span(target), provenance=f"set at line {line}"
+                    )
 
     def _attach_file_hints(self) -> None:
         calls: set[str] = set()
+        for call, _ in self.program.flow.calls:
+            func = call.func
+            if isinstance(func, ast.Name):
+                calls.add(func.id)
+            elif isinstance(func, ast.Attribute):
+                calls.add(func.attr)
         dataset_size: Field | None = None
-        peft_calls: list[tuple[str, Span]] = []
-        for record in self.collector.calls:
-            qual = self.qualname(record.node.func, record.scope) or ""
-            short = qual.rsplit(".", 1)[-1] if qual else (dotted_name(record.node.func) or "").rsplit(".", 1)[-1]
-            calls.add(short)
-            if qual.startswith("peft.") and short in ("prepare_model_for_kbit_training", "get_peft_model"):
-                peft_calls.append((short, self.span(record.node)))
-            if short == "load_dataset" and dataset_size is None:
-                split = _argument(record.node, "split", None)
-                if split is not None:
-                    value = self.evaluator.eval(split, record.scope)
-                    match = _SPLIT_SIZE_RE.match(value.value) if value.known and isinstance(value.value, str) else None
-                    if match:
-                        dataset_size = Field(
-                            "dataset_size", int(match.group(1)), self.span(split), provenance=f"split={value.value!r}"
-                        )
-        prepared_after = None
-        seen_peft = False
-        for short, span in peft_calls:
-            if short == "get_peft_model":
-                seen_peft = True
-            elif seen_peft:
-                prepared_after = span
-        for site in self.sites_by_call.values():
-            site.hints.calls = frozenset(calls)
+        for call, _ in self.program.calls_named(frozenset({"load_dataset"})):
+            split = argument(call, "split", None)
+            if split is None:
+                continue
+            value = self.program.value(split)
+            match = _SPLIT_SIZE_RE.match(value.value) if value.known and isinstance(value.value, str) else None
+            if match:
+                dataset_size = Field("dataset_size", int(match.group(1)), self.span(split), provenance=f"split={value.value!r}")
+                break
+        frozen = frozenset(calls)
+        for site in self.sites.values():
+            site.hints.calls = frozen
             if dataset_size is not None and site.hints.dataset_size is None:
                 site.hints.dataset_size = dataset_size
-            if prepared_after is not None and "get_peft_model" in site.hints.applied:
-                site.hints.kbit_prepared_after = prepared_after
-
-    def _collect_argparse(self) -> dict[str, ArgparseOption]:
-        options: dict[str, ArgparseOption] = {}
-        for record in self.collector.calls:
-            func = record.node.func
-            if not (isinstance(func, cst.Attribute) and func.attr.value == "add_argument"):
-                continue
-            flags = [a.value for a in record.node.args if a.keyword is None]
-            names = [ast_str(f) for f in flags]
-            names = [n for n in names if n]
-            if not names:
-                continue
-            long = next((n for n in names if n.startswith("--")), names[0])
-            match = _FLAG_RE.match(long)
-            dest = match.group(1).replace("-", "_") if match else long
-            keywords = {a.keyword.value: a.value for a in record.node.args if a.keyword is not None}
-            if "dest" in keywords and ast_str(keywords["dest"]):
-                dest = ast_str(keywords["dest"])
-            type_node = keywords.get("type")
-            action = ast_str(keywords["action"]) if "action" in keywords else None
-            options[dest] = ArgparseOption(
-                dest=dest,
-                flag=long,
-                call=record.node,
-                default=keywords.get("default"),
-                type_name=dotted_name(type_node) if type_node is not None else None,
-                action=action,
-            )
-        return options
 
 
-def ast_str(node: cst.CSTNode) -> str | None:
-    if isinstance(node, cst.SimpleString):
-        value = node.evaluated_value
-        return value if isinstance(value, str) else None
-    return None
-
-
-def _argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == keyword:
-            return arg.value
-    if position is not None:
-        positional = [a for a in call.args if a.keyword is None and not a.star]
-        if position < len(positional):
-            return positional[position].value
-    return None
-
-
-def _is_model_load(qual: str) -> bool:
-    parts = qual.split(".")
-    if len(parts) < 3 or parts[-1] != "from_pretrained":
-        return False
-    if parts[0] == "unsloth":
-        return True
-    return parts[0] == "transformers" and not any(word in parts[-2] for word in _NOT_MODELS)
-
-
-class _ReturnFinder(cst.CSTVisitor):
-    def __init__(self) -> None:
-        self.found: list[cst.Return] = []
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False  # returns of nested functions are theirs
-
-    def visit_Return(self, node: cst.Return) -> None:
-        self.found.append(node)
-
-
-def _returns(function: cst.FunctionDef) -> list[cst.Return]:
-    finder = _ReturnFinder()
-    function.body.visit(finder)
-    return finder.found
+def _always_before(edit: Point, use: Point) -> bool:
+    """The edit runs on every path that reaches the use (its branch arms are the use's own)."""
+    arms = dict(use.branch)
+    return all(arms.get(fork) == arm for fork, arm in edit.branch) and not (set(edit.loops) - set(use.loops))
 
 
 def extract_python(path: str, source: str) -> list[ConfigSite]:
-    return PythonExtractor(path, source).extract()
+    return PythonExtractor(Program(path, source)).extract()
 
 
-_PARSER_AT = re.compile(r"error at (\d+):(\d+):\s*(.*)", re.S)
+def extract_python_file(path: str, source: str) -> tuple[list[ConfigSite], list[tuple[Span, str]]]:
+    """The sites, and where a bound of the analysis left a configuration value unknown (LORA906)."""
+    extractor = PythonExtractor(Program(path, source))
+    sites = extractor.extract()
+    return sites, limits_in(sites)
 
 
-def parse_error_position(exc: Exception, source: str = "") -> tuple[int, int, str] | None:
-    """(line, column, message) for a libcst syntax error, None for any other exception."""
-    if not isinstance(exc, cst.ParserSyntaxError):
-        return None
-    text = exc.message.removeprefix("parser error: ").strip()
-    line, column = exc.raw_line, exc.raw_column + 1
-    if text.startswith("tokenizer error") and source:
-        # libcst's tokenizer errors carry no position (1:0); Python's own parser knows it. ast.parse only
-        # parses: nothing is compiled to bytecode or run.
-        import ast
-        import warnings
+def limits_in(sites: list[ConfigSite]) -> list[tuple[Span, str]]:
+    found: dict[tuple[int, int, str], tuple[Span, str]] = {}
+    for site in sites:
+        for f in [*site.fields.values(), *site.unknown_args]:
+            values = f.value if isinstance(f.value, (list, tuple)) else [f.value]
+            for value in values[:1000]:
+                if isinstance(value, LimitReached):
+                    found.setdefault((f.span.line, f.span.column, value.reason), (f.span, f"{f.name}: {value.reason}"))
+    return list(found.values())
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ast.parse(source)
-        except SyntaxError as err:
-            line, column = err.lineno or 1, max(err.offset or 1, 1)
-        except (ValueError, RecursionError, MemoryError):
-            pass
-    match = _PARSER_AT.search(text)
-    if match:
-        # the native parser's "error at L:C" counts columns from 0
-        line, column, text = int(match.group(1)), int(match.group(2)) + 1, match.group(3)
-    text = text.splitlines()[0] if text else "invalid syntax"
-    if len(text) > 90:
-        text = text[:87] + "..."
-    return line, column, f"invalid Python syntax ({text})"

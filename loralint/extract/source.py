@@ -23,6 +23,7 @@ class SourceSyntaxError(Exception):
         self.message, self.line, self.column = message, line, column
 
 
+
 def looks_binary(data: bytes) -> bool:
     # Text in an 8-bit or UTF-8 encoding has no NUL bytes; UTF-16/32 text is recognised first (wide_encoding).
     return b"\x00" in data[:8192]

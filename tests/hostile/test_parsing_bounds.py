@@ -62,13 +62,11 @@ def test_deep_python_is_a_parse_error_or_an_analysis_limit_never_a_crash(bounded
         # Invalid early, then deep: libcst must never see the rest (it segfaults on it).
         "py2_then_deep.py": HEAD + 'print "x"\nx = ' + "-" * 100_000 + "1\n",
         "py2_then_wide.py": HEAD + 'print "x"\nx = [' + ",".join(["0"] * 150_000) + "]\n",
-        # Valid Python, deeper than loralint analyses: LORA906 where the nesting is.
-        "deep_calls.py": HEAD + deep_calls + "\ncfg = LoraConfig(r=x)\n",
-        # Flat for ast; libcst nests each `and` (and segfaults on 10,000).
-        "and_chain.py": HEAD + "x = 1" + " and 1" * 20_000 + "\n",
-        "elifs.py": HEAD + "if a: pass\n" + "elif a: pass\n" * 300,
-        # One constant for ast, 5,000 levels of nesting for libcst.
-        "concatenated.py": HEAD + "x = " + "'a' " * 5000 + "\n",
+        # Valid Python, deep or long: checked like any other file, within the program model's bounds.
+        "deep_calls.py": HEAD + deep_calls + "\ncfg = LoraConfig(r=x, lora_alpha=0)\n",
+        "and_chain.py": HEAD + "x = 1" + " and 1" * 20_000 + "\ncfg = LoraConfig(r=8, lora_alpha=0)\n",
+        "elifs.py": HEAD + "if a: pass\n" + "elif a: pass\n" * 300 + "cfg = LoraConfig(r=8, lora_alpha=0)\n",
+        "concatenated.py": HEAD + "x = " + "'a' " * 5000 + "\ncfg = LoraConfig(r=8, lora_alpha=0)\n",
     }
     found, _ = check(bounded, tmp_path, files)
     assert set(found) == set(files), set(files) - set(found)
@@ -89,11 +87,9 @@ def test_deep_python_is_a_parse_error_or_an_analysis_limit_never_a_crash(bounded
     for name in ("py2_then_deep.py", "py2_then_wide.py"):
         assert found[name][0]["line"] == 2, found[name]  # Python's own message and position
     for name in ("deep_calls.py", "and_chain.py", "elifs.py", "concatenated.py"):
-        assert codes(found[name]) == ["LORA906"], (name, found[name])
-        assert found[name][0]["message"].endswith("not checked"), found[name]
-    assert found["deep_calls.py"][0]["line"] == 2
+        # The configuration after the deep or long code is still found (lora_alpha=0 is LORA012).
+        assert "LORA012" in codes(found[name]), (name, found[name])
     assert codes(found["defs99.py"]) == ["LORA101"]
-    assert "nested deeper than" in found["elifs.py"][0]["message"]
 
 
 def test_huge_values_are_refused_before_they_are_built(bounded, tmp_path):
@@ -120,14 +116,15 @@ def test_huge_values_are_refused_before_they_are_built(bounded, tmp_path):
         )
     )
     found, report = check(bounded, tmp_path, {"huge.py": hostile})
-    # One LORA906 for the file, not one per value; it says which bound and where it was first met.
-    [diag] = [d for d in found["huge.py"] if d["code"] == "LORA906"]
-    assert diag["line"] == 2 and "value too large to evaluate" in diag["message"], diag
+    # LORA906 at each argument whose value was refused (the value stays unknown), none elsewhere.
+    limited = sorted({d["line"] for d in found["huge.py"] if d["code"] == "LORA906"})
+    last = len(hostile.splitlines())
+    assert 2 in limited and 4 in limited and last not in limited, limited
+    assert all("analysis limit" in d["message"] for d in found["huge.py"] if d["code"] == "LORA906")
     configs = [c for c in report["configs"] if c["path"] == "huge.py"]
     assert len(configs) == 14
     by_line = {c["line"]: c["fields"] for c in configs}
     assert by_line[2]["target_modules"] is None and by_line[4]["r"] is None  # unknown, not built
-    last = len(hostile.splitlines())
     assert by_line[last]["target_modules"] == ["q_proj", "q_proj", "v_proj"]  # ordinary values still known
 
 
@@ -153,7 +150,8 @@ def test_a_huge_python_file_is_refused_before_it_is_parsed(bounded, tmp_path):
     assert codes(found["calls.py"]) == ["LORA906"]
     dense = HEAD + "x = [" + ",".join(["0"] * 200_000) + "]\ncfg = LoraConfig(target_modules=x)\n"
     found, _ = check(bounded, tmp_path, {"calls.py": "", "dense.py": dense})
-    assert codes(found["dense.py"]) == ["LORA906"] and "syntax-tree nodes" in found["dense.py"][0]["message"]
+    # 200,000 list items parse in bounded memory; the evaluator refuses to build the list.
+    assert codes(found["dense.py"]) == ["LORA906"] and "too large" in found["dense.py"][0]["message"]
 
 
 def test_thousands_of_pattern_keys_are_read_up_to_a_bound(bounded, tmp_path):

@@ -1,0 +1,722 @@
+"""Scopes and bindings with control flow, from one pass over a module's ast.
+
+The walk keeps, at every statement, which bindings of each name can reach it (an environment:
+name -> tuple of Binding). Each arm of an `if` is walked from a copy and the arms are merged; a
+branch that returns, raises, breaks or continues ends its path; a rebinding replaces the old
+tuple; a loop merges with its entry (zero iterations) and feeds the uses exposed at the top of its
+body with what the body binds (the back edge); `try` joins its body and its handlers. Every name
+that is read is recorded with the bindings that reach it, so the evaluator never needs an
+environment again. Function bodies are walked after their enclosing scope (pyflakes defers them
+the same way), so a name they read from outside sees every binding the enclosing scope ends with.
+
+Each statement gets a Point: its scope, its order in the walk, and its branch path (the arm of
+every enclosing if/try/match, as ruff's semantic model keeps branch ids), so two points can be
+asked whether one runs before the other, or whether they exclude each other.
+
+Expressions are walked with an explicit stack; statements recurse only as deep as blocks nest
+(the parser allows 100 levels of indentation).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+Env = dict[str, tuple["Binding", ...]]
+_EMPTY: tuple = ()
+
+
+@dataclass(slots=True, eq=False)
+class Point:
+    """Where a statement runs: its scope, its place in the walk and the branch arms it is in."""
+
+    scope: Scope
+    order: int
+    branch: tuple[tuple[int, int], ...] = ()
+    loops: tuple[int, ...] = ()
+
+    def exclusive(self, other: Point) -> bool:
+        """True when no single run reaches both (different arms of one if/elif/try/match)."""
+        if not self.branch or not other.branch:
+            return False
+        arms = dict(self.branch)
+        return any(arms.get(fork, arm) != arm for fork, arm in other.branch)
+
+    def before(self, other: Point) -> bool:
+        """True when this point can run before `other` in one run of the same scope."""
+        return self.scope is other.scope and self.order < other.order and not self.exclusive(other)
+
+
+@dataclass(slots=True, eq=False)
+class Binding:
+    """One place where a name gets a value."""
+
+    name: str
+    # assign | unpack | import | param | loop | with | except | augassign | def | class | declare |
+    # starred | global | pattern | attr (self.x = ...)
+    kind: str
+    target: ast.AST  # what a span of the binding points at
+    point: Point
+    value: ast.AST | None = None  # the bound expression (the whole right-hand side for an unpacking)
+    path: tuple[int, ...] = ()  # element path in an unpacking: `a, (b, c) = ...` binds c at (1, 1)
+    qualname: str | None = None  # imports: "peft.LoraConfig"
+    annotation: ast.expr | None = None
+    node: ast.AST | None = None  # FunctionDef / ClassDef / ast.arg / AugAssign
+
+    @property
+    def scope(self) -> Scope:
+        return self.point.scope
+
+    @property
+    def line(self) -> int:
+        return getattr(self.target, "lineno", 0)
+
+
+@dataclass(slots=True, eq=False)
+class ClassInfo:
+    name: str
+    node: ast.ClassDef
+    scope: Scope
+    is_dataclass: bool
+    fields: dict[str, ast.AnnAssign] = field(default_factory=dict)
+    methods: dict[str, ast.AST] = field(default_factory=dict)
+    self_attrs: dict[str, list[Binding]] = field(default_factory=dict)  # `self.x = ...` in its methods
+
+
+@dataclass(slots=True, eq=False)
+class Scope:
+    kind: str  # module | function | class | lambda
+    node: ast.AST
+    parent: Scope | None
+    name: str = ""
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    final: Env | None = None  # what reaches the end (module, class) / every binding (function)
+    params: list[tuple[str, Binding]] = field(default_factory=list)  # (posonly|pos|vararg|kwonly|kwarg, b)
+    returns: list[tuple[ast.Return, Point]] = field(default_factory=list)
+    falls_through: bool = True
+    cls: ClassInfo | None = None  # a method's class
+    self_name: str | None = None  # a method's first parameter
+    globals: set[str] = field(default_factory=set)
+    decorated: bool = False
+
+
+@dataclass(slots=True)
+class Store:
+    """`x.attr = value`, `x[key] = value` (or `del`, value None), `x.attr += value`."""
+
+    target: ast.Attribute | ast.Subscript
+    value: ast.AST | None
+    point: Point
+    path: tuple[int, ...] = ()
+    augmented: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _Loop:
+    ident: int
+    entry: Env
+    exposed: list[tuple[ast.AST, str]] = field(default_factory=list)
+    breaks: list[Env] = field(default_factory=list)
+    continues: list[Env] = field(default_factory=list)
+
+
+@dataclass(slots=True, eq=False)
+class FlowModel:
+    """What the walk leaves: every read name's reaching bindings, calls and stores with their point."""
+
+    tree: ast.Module
+    module: Scope
+    reach: dict[ast.AST, tuple[Binding, ...]]
+    calls: list[tuple[ast.Call, Point]]
+    stores: list[Store]
+    scopes: dict[ast.AST, Scope]
+    classes: dict[ast.ClassDef, ClassInfo]
+
+
+_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+_SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "kind"})
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(t: type) -> tuple[str, ...]:
+    fields = _CHILD_FIELDS.get(t)
+    if fields is None:
+        fields = tuple(f for f in t._fields if f not in _SKIP_FIELDS)  # type: ignore[attr-defined]
+        _CHILD_FIELDS[t] = fields
+    return fields
+
+
+def _merge(envs: Iterable[Env | None]) -> Env | None:
+    live = [e for e in envs if e is not None]
+    if not live:
+        return None
+    if len(live) == 1:
+        return live[0]
+    out = dict(live[0])
+    for env in live[1:]:
+        for name, bindings in env.items():
+            current = out.get(name)
+            if current is bindings:
+                continue
+            if current is None:
+                out[name] = bindings
+            else:
+                extra = tuple(b for b in bindings if b not in current)
+                if extra:
+                    out[name] = current + extra
+    return out
+
+
+def _truth(test: ast.expr) -> bool | None:
+    """The truth of a constant condition (`if False:`, `if 0:`), None when it depends on the run."""
+    if isinstance(test, ast.Constant) and not isinstance(test.value, (str, bytes)):
+        return bool(test.value)
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _truth(test.operand)
+        return None if inner is None else not inner
+    return None
+
+
+def dotted(node: ast.AST | None) -> str | None:
+    """`a.b.c` for a Name/Attribute chain, else None."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def _is_dataclass_like(node: ast.ClassDef) -> bool:
+    for deco in node.decorator_list:
+        target = deco.func if isinstance(deco, ast.Call) else deco
+        if (dotted(target) or "").rsplit(".", 1)[-1] in ("dataclass", "define", "frozen"):
+            return True
+    for base in node.bases:
+        if (dotted(base) or "").rsplit(".", 1)[-1] in ("BaseModel", "BaseSettings"):
+            return True
+    return False
+
+
+class Walker:
+    def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
+        self.module = Scope("module", tree, None, "<module>")
+        self.reach: dict[ast.AST, tuple[Binding, ...]] = {}
+        self.calls: list[tuple[ast.Call, Point]] = []
+        self.stores: list[Store] = []
+        self.scopes: dict[ast.AST, Scope] = {tree: self.module}
+        self.classes: dict[ast.ClassDef, ClassInfo] = {}
+        self._order = 0
+        self._forks = 0
+        self._deferred: list[tuple[ast.AST, Scope]] = []
+        # the state of the walk
+        self.scope = self.module
+        self.branch: tuple[tuple[int, int], ...] = ()
+        self.loops: list[_Loop] = []
+        self.outer: list[Env] = []  # enclosing environments, innermost first
+
+    # --- the walk ------------------------------------------------------------------------------
+    def run(self) -> FlowModel:
+        end = self.block(self.tree.body, {})
+        self.module.final = end if end is not None else {}
+        index = 0
+        while index < len(self._deferred):
+            node, scope = self._deferred[index]
+            index += 1
+            self._function_body(node, scope)
+        return FlowModel(self.tree, self.module, self.reach, self.calls, self.stores, self.scopes, self.classes)
+
+    def point(self) -> Point:
+        self._order += 1
+        loops = tuple(loop.ident for loop in self.loops) if self.loops else ()
+        return Point(self.scope, self._order, self.branch, loops)
+
+    def block(self, body: list[ast.stmt], env: Env) -> Env | None:
+        saved = self.branch
+        current: Env | None = env
+        for stmt in body:
+            handler = _STATEMENTS.get(type(stmt))
+            point = self.point()
+            if handler is None:
+                self.expressions(stmt, current, point)  # type: ignore[arg-type]
+            else:
+                current = handler(self, stmt, current, point)
+            if current is None:
+                break  # what follows a return/raise/break/continue never runs
+        self.branch = saved
+        return current
+
+    # --- names ---------------------------------------------------------------------------------
+    def load(self, node: ast.AST, name: str, env: Env) -> None:
+        if name in self.scope.globals:
+            found = self.module.final.get(name, _EMPTY) if self.module.final is not None else env.get(name, _EMPTY)
+        else:
+            found = env.get(name)
+            if found is None:
+                found = _EMPTY
+                for outer in self.outer:
+                    hit = outer.get(name)
+                    if hit is not None:
+                        found = hit
+                        break
+        if self.loops:
+            for loop in self.loops:
+                if env.get(name) is loop.entry.get(name):
+                    loop.exposed.append((node, name))
+        self.reach[node] = found
+
+    def bind(self, env: Env, binding: Binding) -> None:
+        name = binding.name
+        if name in self.scope.globals and self.scope is not self.module:
+            module = self.module
+            module.bindings.setdefault(name, []).append(binding)
+            if module.final is not None:
+                module.final[name] = module.final.get(name, _EMPTY) + (binding,)
+            return
+        self.scope.bindings.setdefault(name, []).append(binding)
+        env[name] = (binding,)
+
+    def bind_target(
+        self, target: ast.AST, value: ast.AST | None, kind: str, env: Env, point: Point, path: tuple[int, ...] = ()
+    ) -> None:
+        t = type(target)
+        if t is ast.Name:
+            actual = kind if not path or kind != "assign" else "unpack"
+            self.bind(env, Binding(target.id, actual, target, point, value, path))  # type: ignore[attr-defined]
+        elif t is ast.Tuple or t is ast.List:
+            for index, element in enumerate(target.elts):  # type: ignore[attr-defined]
+                if isinstance(element, ast.Starred):
+                    self.bind_target(element.value, value, "starred", env, point, (*path, index))
+                else:
+                    self.bind_target(element, value, kind, env, point, (*path, index))
+        elif t is ast.Starred:
+            self.bind_target(target.value, value, "starred", env, point, path)  # type: ignore[attr-defined]
+        elif t is ast.Attribute or t is ast.Subscript:
+            self.expressions(target.value, env, point)  # type: ignore[attr-defined]
+            if t is ast.Subscript:
+                self.expressions(target.slice, env, point)  # type: ignore[attr-defined]
+            self.stores.append(Store(target, value, point, path))  # type: ignore[arg-type]
+            owner = target.value  # type: ignore[attr-defined]
+            scope = self.scope
+            if (
+                t is ast.Attribute
+                and scope.cls is not None
+                and isinstance(owner, ast.Name)
+                and owner.id == scope.self_name
+            ):
+                attr = target.attr  # type: ignore[attr-defined]
+                binding = Binding(f"{owner.id}.{attr}", "attr" if not path else "unpack", target, point, value, path)
+                scope.cls.self_attrs.setdefault(attr, []).append(binding)
+
+    # --- expressions ---------------------------------------------------------------------------
+    def expressions(self, root: ast.AST, env: Env, point: Point) -> None:
+        stack = [root]
+        pop, push, extend = stack.pop, stack.append, stack.extend
+        reach_load = self.load
+        calls = self.calls
+        Name, Attribute, Constant, Call, keyword = ast.Name, ast.Attribute, ast.Constant, ast.Call, ast.keyword
+        Load = ast.Load
+        while stack:
+            node = pop()
+            t = type(node)
+            # the common node types first, without the generic field loop
+            if t is Name:
+                if type(node.ctx) is Load:  # type: ignore[attr-defined]
+                    reach_load(node, node.id, env)  # type: ignore[attr-defined]
+                continue
+            if t is Constant or node is None:  # None: a `**` entry's key in a dict display
+                continue
+            if t is Attribute:
+                push(node.value)  # type: ignore[attr-defined]
+                continue
+            if t is Call:
+                calls.append((node, point))  # type: ignore[arg-type]
+                extend(reversed(node.keywords))  # type: ignore[attr-defined]
+                extend(reversed(node.args))  # type: ignore[attr-defined]
+                push(node.func)  # type: ignore[attr-defined]
+                continue
+            if t is keyword:
+                push(node.value)  # type: ignore[attr-defined]
+                continue
+            if t is ast.Lambda:
+                self._lambda(node, env, point)  # type: ignore[arg-type]
+                continue
+            if t in _COMPREHENSIONS:
+                self._comprehension(node, env, point)
+                continue
+            if t is ast.NamedExpr:
+                self.expressions(node.value, env, point)  # type: ignore[attr-defined]
+                self.bind_target(node.target, node.value, "assign", env, point)  # type: ignore[attr-defined]
+                continue
+            for name in _child_fields(t):
+                child = getattr(node, name)
+                if child is None:
+                    continue
+                if type(child) is list:
+                    extend(reversed(child))
+                elif isinstance(child, ast.AST):
+                    push(child)
+
+    def _lambda(self, node: ast.Lambda, env: Env, point: Point) -> None:
+        args = node.args
+        for default in (*args.defaults, *(d for d in args.kw_defaults if d is not None)):
+            self.expressions(default, env, point)
+        inner = dict(env)
+        scope = Scope("lambda", node, self.scope, "<lambda>")
+        self.scopes[node] = scope
+        for arg in _all_args(args):
+            inner[arg.arg] = (Binding(arg.arg, "param", arg, Point(scope, point.order), node=arg),)
+        self.expressions(node.body, inner, point)
+
+    def _comprehension(self, node: ast.AST, env: Env, point: Point) -> None:
+        generators = node.generators  # type: ignore[attr-defined]
+        self.expressions(generators[0].iter, env, point)
+        inner = dict(env)
+        for index, gen in enumerate(generators):
+            if index:
+                self.expressions(gen.iter, inner, point)
+            self.bind_target(gen.target, gen.iter, "loop", inner, point)
+            for cond in gen.ifs:
+                self.expressions(cond, inner, point)
+        if isinstance(node, ast.DictComp):
+            self.expressions(node.key, inner, point)
+            self.expressions(node.value, inner, point)
+        else:
+            self.expressions(node.elt, inner, point)  # type: ignore[attr-defined]
+
+    # --- statements ----------------------------------------------------------------------------
+    def _expr_stmt(self, node: ast.stmt, env: Env, point: Point) -> Env:
+        self.expressions(node, env, point)
+        return env
+
+    def _assign(self, node: ast.Assign, env: Env, point: Point) -> Env:
+        self.expressions(node.value, env, point)
+        for target in node.targets:
+            self.bind_target(target, node.value, "assign", env, point)
+        return env
+
+    def _ann_assign(self, node: ast.AnnAssign, env: Env, point: Point) -> Env:
+        self.expressions(node.annotation, env, point)
+        if node.value is not None:
+            self.expressions(node.value, env, point)
+            self.bind_target(node.target, node.value, "assign", env, point)
+            if isinstance(node.target, ast.Name):
+                env[node.target.id][0].annotation = node.annotation
+        elif isinstance(node.target, ast.Name):
+            if self.scope.kind == "function":  # `x: Args` declares a type only
+                self.bind(env, Binding(node.target.id, "declare", node.target, point, annotation=node.annotation))
+        else:
+            self.expressions(node.target, env, point)
+        return env
+
+    def _aug_assign(self, node: ast.AugAssign, env: Env, point: Point) -> Env:
+        target = node.target
+        self.expressions(node.value, env, point)
+        if isinstance(target, ast.Name):
+            self.load(node, target.id, env)  # the value before the update, read by the evaluator
+            self.bind(env, Binding(target.id, "augassign", target, point, node.value, node=node))
+        else:
+            self.expressions(target, env, point)
+            self.stores.append(Store(target, node.value, point, augmented=True))  # type: ignore[arg-type]
+        return env
+
+    def _delete(self, node: ast.Delete, env: Env, point: Point) -> Env:
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                env[target.id] = _EMPTY
+            else:
+                self.expressions(target, env, point)
+                if isinstance(target, (ast.Attribute, ast.Subscript)):
+                    self.stores.append(Store(target, None, point))
+        return env
+
+    def _import(self, node: ast.Import, env: Env, point: Point) -> Env:
+        for alias in node.names:
+            if alias.asname:
+                self.bind(env, Binding(alias.asname, "import", alias, point, qualname=alias.name))
+            else:
+                root = alias.name.split(".", 1)[0]
+                self.bind(env, Binding(root, "import", alias, point, qualname=root))
+        return env
+
+    def _import_from(self, node: ast.ImportFrom, env: Env, point: Point) -> Env:
+        module = "." * (node.level or 0) + (node.module or "")
+        for alias in node.names:
+            if alias.name == "*":
+                continue
+            local = alias.asname or alias.name
+            self.bind(env, Binding(local, "import", alias, point, qualname=f"{module}.{alias.name}"))
+        return env
+
+    def _global(self, node: ast.Global | ast.Nonlocal, env: Env, point: Point) -> Env:
+        if isinstance(node, ast.Global):
+            self.scope.globals.update(node.names)
+        return env
+
+    def _return(self, node: ast.Return, env: Env, point: Point) -> None:
+        if node.value is not None:
+            self.expressions(node.value, env, point)
+        if self.scope.kind == "function":
+            self.scope.returns.append((node, point))
+        return None
+
+    def _raise(self, node: ast.Raise, env: Env, point: Point) -> None:
+        self.expressions(node, env, point)
+        return None
+
+    def _break(self, node: ast.Break, env: Env, point: Point) -> None:
+        if self.loops:
+            self.loops[-1].breaks.append(env)
+        return None
+
+    def _continue(self, node: ast.Continue, env: Env, point: Point) -> None:
+        if self.loops:
+            self.loops[-1].continues.append(env)
+        return None
+
+    def _fork(self) -> int:
+        self._forks += 1
+        return self._forks
+
+    def _if(self, node: ast.If, env: Env, point: Point) -> Env | None:
+        self.expressions(node.test, env, point)
+        truth = _truth(node.test)
+        if truth is True:
+            return self.block(node.body, env)
+        if truth is False:
+            return self.block(node.orelse, env) if node.orelse else env
+        fork, base = self._fork(), self.branch
+        self.branch = base + ((fork, 0),)
+        body = self.block(node.body, dict(env))
+        self.branch = base + ((fork, 1),)
+        other = self.block(node.orelse, dict(env)) if node.orelse else env
+        self.branch = base
+        if body is None and other is not None:
+            self.branch = base + ((fork, 1),)  # the rest of the block runs only when the test is false
+        elif other is None and body is not None:
+            self.branch = base + ((fork, 0),)
+        return _merge((body, other))
+
+    def _loop(self, node: ast.For | ast.AsyncFor | ast.While, env: Env, point: Point) -> Env | None:
+        is_for = not isinstance(node, ast.While)
+        if is_for:
+            self.expressions(node.iter, env, point)  # type: ignore[union-attr]
+        else:
+            self.expressions(node.test, env, point)  # type: ignore[union-attr]
+        loop = _Loop(self._fork(), dict(env))
+        self.loops.append(loop)
+        inner = dict(env)
+        if is_for:
+            self.bind_target(node.target, node.iter, "loop", inner, point)  # type: ignore[union-attr]
+        end = self.block(node.body, inner)
+        self.loops.pop()
+        end = _merge((end, *loop.continues))
+        if end is not None:
+            for use, name in loop.exposed:  # the back edge: what the body binds reaches its top again
+                later = end.get(name)
+                if later and later is not loop.entry.get(name):
+                    known = self.reach.get(use, _EMPTY)
+                    extra = tuple(b for b in later if b not in known)
+                    if extra:
+                        self.reach[use] = known + extra
+        forever = not is_for and _truth(node.test) is True  # type: ignore[union-attr]
+        after = None if forever else _merge((env, end))
+        if node.orelse and after is not None:
+            after = self.block(node.orelse, dict(after))
+        return _merge((after, *loop.breaks))
+
+    def _with(self, node: ast.With | ast.AsyncWith, env: Env, point: Point) -> Env | None:
+        for item in node.items:
+            self.expressions(item.context_expr, env, point)
+            if item.optional_vars is not None:
+                self.bind_target(item.optional_vars, item.context_expr, "with", env, point)
+        return self.block(node.body, env)
+
+    def _try(self, node: ast.Try, env: Env, point: Point) -> Env | None:
+        fork, base = self._fork(), self.branch
+        self.branch = base + ((fork, 0),)
+        body = self.block(node.body, dict(env))
+        if body is not None and node.orelse:
+            body = self.block(node.orelse, body)
+        start = _merge((env, body)) or env
+        outs: list[Env | None] = [body]
+        for index, handler in enumerate(node.handlers):
+            self.branch = base + ((fork, index + 1),)
+            henv = dict(start)
+            hpoint = self.point()
+            if handler.type is not None:
+                self.expressions(handler.type, henv, hpoint)
+            if handler.name:
+                self.bind(henv, Binding(handler.name, "except", handler, hpoint, handler.type))
+            outs.append(self.block(handler.body, henv))
+        self.branch = base
+        out = _merge(outs)
+        if node.finalbody:
+            final = self.block(node.finalbody, out if out is not None else dict(start))
+            return None if out is None else final
+        return out
+
+    def _match(self, node: ast.Match, env: Env, point: Point) -> Env | None:
+        self.expressions(node.subject, env, point)
+        fork, base = self._fork(), self.branch
+        outs: list[Env | None] = []
+        exhaustive = False
+        for index, case in enumerate(node.cases):
+            self.branch = base + ((fork, index),)
+            cenv = dict(env)
+            for sub in ast.walk(case.pattern):
+                name = getattr(sub, "name", None)
+                if isinstance(sub, (ast.MatchAs, ast.MatchStar)) and name:
+                    self.bind(cenv, Binding(name, "pattern", sub, point, node.subject))
+                elif isinstance(sub, ast.MatchMapping) and sub.rest:
+                    self.bind(cenv, Binding(sub.rest, "pattern", sub, point, node.subject))
+                elif isinstance(sub, ast.MatchValue):
+                    self.expressions(sub.value, cenv, point)
+            if case.guard is not None:
+                self.expressions(case.guard, cenv, point)
+            elif isinstance(case.pattern, ast.MatchAs) and case.pattern.pattern is None:
+                exhaustive = True
+            outs.append(self.block(case.body, cenv))
+        self.branch = base
+        if not exhaustive:
+            outs.append(env)
+        return _merge(outs)
+
+    # --- definitions ---------------------------------------------------------------------------
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef, env: Env, point: Point) -> Env:
+        for deco in node.decorator_list:
+            self.expressions(deco, env, point)
+        args = node.args
+        for default in (*args.defaults, *(d for d in args.kw_defaults if d is not None)):
+            self.expressions(default, env, point)
+        for arg in _all_args(args):
+            if arg.annotation is not None:
+                self.expressions(arg.annotation, env, point)
+        scope = Scope("function", node, self.scope, node.name, decorated=bool(node.decorator_list))
+        if self.scope.kind == "class":
+            scope.cls = self.classes.get(self.scope.node)  # type: ignore[arg-type]
+            positional = [*args.posonlyargs, *args.args]
+            if scope.cls is not None and positional and not _is_static(node):
+                scope.self_name = positional[0].arg
+            if scope.cls is not None:
+                scope.cls.methods[node.name] = node
+        self.scopes[node] = scope
+        self.bind(env, Binding(node.name, "def", node, point, node=node))
+        self._deferred.append((node, scope))
+        return env
+
+    def _function_body(self, node: ast.AST, scope: Scope) -> None:
+        outer: list[Env] = []
+        parent = scope.parent
+        while parent is not None:
+            if parent.kind != "class" and parent.final is not None:
+                outer.append(parent.final)
+            parent = parent.parent
+        saved = (self.scope, self.branch, self.loops, self.outer)
+        self.scope, self.branch, self.loops, self.outer = scope, (), [], outer
+        env: Env = {}
+        start = self.point()
+        args = node.args  # type: ignore[attr-defined]
+        defaults = _defaults(args)
+        for kind, arg in _args_with_kinds(args):
+            binding = Binding(arg.arg, "param", arg, start, defaults.get(arg), annotation=arg.annotation, node=arg)
+            scope.params.append((kind, binding))
+            self.bind(env, binding)
+        end = self.block(node.body, env)  # type: ignore[attr-defined]
+        scope.falls_through = end is not None
+        scope.final = {name: tuple(items) for name, items in scope.bindings.items()}
+        self.scope, self.branch, self.loops, self.outer = saved
+
+    def _class(self, node: ast.ClassDef, env: Env, point: Point) -> Env:
+        for deco in node.decorator_list:
+            self.expressions(deco, env, point)
+        for base in (*node.bases, *(k.value for k in node.keywords)):
+            self.expressions(base, env, point)
+        scope = Scope("class", node, self.scope, node.name)
+        info = ClassInfo(node.name, node, scope, _is_dataclass_like(node))
+        for statement in node.body:
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+                info.fields[statement.target.id] = statement
+        self.scopes[node] = scope
+        self.classes[node] = info
+        saved = (self.scope, self.branch, self.loops, self.outer)
+        self.scope, self.loops, self.outer = scope, [], [env, *self.outer]
+        end = self.block(node.body, {})
+        scope.final = end if end is not None else {}
+        self.scope, self.branch, self.loops, self.outer = saved
+        self.bind(env, Binding(node.name, "class", node, point, node=node))
+        return env
+
+
+def _is_static(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    return any((dotted(d) or "").endswith("staticmethod") for d in node.decorator_list)
+
+
+def _all_args(args: ast.arguments) -> list[ast.arg]:
+    out = [*args.posonlyargs, *args.args]
+    if args.vararg is not None:
+        out.append(args.vararg)
+    out.extend(args.kwonlyargs)
+    if args.kwarg is not None:
+        out.append(args.kwarg)
+    return out
+
+
+def _args_with_kinds(args: ast.arguments) -> list[tuple[str, ast.arg]]:
+    out = [("posonly", a) for a in args.posonlyargs] + [("pos", a) for a in args.args]
+    if args.vararg is not None:
+        out.append(("vararg", args.vararg))
+    out.extend(("kwonly", a) for a in args.kwonlyargs)
+    if args.kwarg is not None:
+        out.append(("kwarg", args.kwarg))
+    return out
+
+
+def _defaults(args: ast.arguments) -> dict[ast.arg, ast.expr]:
+    positional = [*args.posonlyargs, *args.args]
+    out: dict[ast.arg, ast.expr] = {}
+    for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
+        out[arg] = default
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+        if default is not None:
+            out[arg] = default
+    return out
+
+
+_Handler = Callable[[Walker, ast.stmt, Env, Point], "Env | None"]
+_STATEMENTS: dict[type, _Handler] = {
+    ast.Expr: Walker._expr_stmt,
+    ast.Assign: Walker._assign,
+    ast.AnnAssign: Walker._ann_assign,
+    ast.AugAssign: Walker._aug_assign,
+    ast.Delete: Walker._delete,
+    ast.Import: Walker._import,
+    ast.ImportFrom: Walker._import_from,
+    ast.Global: Walker._global,
+    ast.Nonlocal: Walker._global,
+    ast.Return: Walker._return,
+    ast.Raise: Walker._raise,
+    ast.Break: Walker._break,
+    ast.Continue: Walker._continue,
+    ast.If: Walker._if,
+    ast.For: Walker._loop,
+    ast.AsyncFor: Walker._loop,
+    ast.While: Walker._loop,
+    ast.With: Walker._with,
+    ast.AsyncWith: Walker._with,
+    ast.Try: Walker._try,
+    ast.Match: Walker._match,
+    ast.FunctionDef: Walker._function,
+    ast.AsyncFunctionDef: Walker._function,
+    ast.ClassDef: Walker._class,
+}  # type: ignore[dict-item]
+if hasattr(ast, "TryStar"):
+    _STATEMENTS[ast.TryStar] = Walker._try  # type: ignore[assignment]
+
+
+def walk(tree: ast.Module) -> FlowModel:
+    return Walker(tree).run()

@@ -1,0 +1,226 @@
+"""`Program`: one module's flow model and evaluator, and the questions asked of them.
+
+Extraction asks which calls build configurations, what a value is, which objects an expression
+may be, and how each configuration is applied; the answers carry the Point of each call, so a
+question such as "was this model prepared for k-bit training after get_peft_model?" is asked
+about objects and program order, never about variable names.
+"""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from dataclasses import dataclass, field
+
+from loralint.extract.source import SourceSyntaxError
+from loralint.limits import AnalysisLimit
+from loralint.program.evaluate import Evaluator, argument
+from loralint.program.flow import FlowModel, Point, walk
+from loralint.program.objects import ApplicationKind, application_of
+from loralint.program.text import SourceText
+from loralint.program.values import Obj, Value, objects_in, options_of
+
+
+def parse(source: str) -> ast.Module:
+    """ast.parse, with failures as SourceSyntaxError. Only parses: nothing is compiled or run."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences etc. are not ours to report
+            return ast.parse(source)
+    except SyntaxError as err:
+        text = (err.msg or "invalid syntax").strip().splitlines()[0] if err.msg else "invalid syntax"
+        if len(text) > 90:
+            text = text[:87] + "..."
+        raise SourceSyntaxError(f"invalid Python syntax ({text})", err.lineno or 1, max(err.offset or 1, 1)) from err
+    except (RecursionError, MemoryError) as err:
+        raise SourceSyntaxError("nesting too deep") from err
+    except ValueError as err:  # null bytes
+        raise SourceSyntaxError(f"invalid Python source ({err})") from err
+
+
+@dataclass(slots=True, eq=False)
+class Application:
+    """A call that applies LoRA configs to a model."""
+
+    kind: ApplicationKind
+    call: ast.Call
+    point: Point
+    qualname: str | None
+    config_node: ast.expr | None
+    model_node: ast.expr | None
+    configs: list[Obj] = field(default_factory=list)  # what the config argument may be
+    exact: bool = False  # the config argument is always one of `configs` (no unknown alternative)
+    models: list[Obj] = field(default_factory=list)  # what the model argument may be
+    result: Obj | None = None  # the PEFT model it returns (get_peft_model, PeftModel(...))
+
+
+@dataclass(slots=True, eq=False)
+class Preparation:
+    """prepare_model_for_kbit_training(model): the objects it acts on."""
+
+    call: ast.Call
+    point: Point
+    model_node: ast.expr | None
+    models: list[Obj]
+
+
+_APPLYING = frozenset(
+    {"get_peft_model", "PeftModel", "PeftMixedModel", "inject_adapter_in_model", "add_adapter"}
+)
+_PREPARING = frozenset({"prepare_model_for_kbit_training", "prepare_model_for_int8_training"})
+
+
+class Program:
+    def __init__(self, path: str, source: str, tree: ast.Module | None = None) -> None:
+        self.text = SourceText(path, source)
+        self.tree = tree if tree is not None else parse(source)
+        try:
+            self.flow: FlowModel = walk(self.tree)
+        except RecursionError as err:
+            raise AnalysisLimit("the code nests too deeply to analyse") from err
+        self.evaluator = Evaluator(self.flow, self.text)
+        self._points: dict[ast.Call, Point] | None = None
+        self._aliases: dict[frozenset[str], frozenset[str]] = {}
+        self._alias_of: dict[str, set[str]] | None = None
+        self._by_last: dict[str, list[tuple[ast.Call, Point]]] | None = None
+        self._applications: list[Application] | None = None
+
+    # --- values ------------------------------------------------------------------------------
+    def value(self, node: ast.AST) -> Value:
+        return self.evaluator.eval(node)
+
+    def qualname(self, node: ast.AST) -> str | None:
+        return self.evaluator.qualname(node)
+
+    def objects(self, node: ast.AST | None) -> list[Obj]:
+        return objects_in(self.evaluator.eval(node)) if node is not None else []
+
+    def point_of(self, call: ast.Call) -> Point | None:
+        if self._points is None:
+            self._points = {c: p for c, p in self.flow.calls}
+        return self._points.get(call)
+
+    # --- finding calls -----------------------------------------------------------------------
+    def names_for(self, lasts: frozenset[str]) -> frozenset[str]:
+        """Local names that may refer to something whose import path ends in one of `lasts`: the
+        names themselves, import aliases (`import LoraConfig as LC`), plain aliases (`LC = LoraConfig`)."""
+        cached = self._aliases.get(lasts)
+        if cached is not None:
+            return cached
+        if self._alias_of is None:
+            # name -> the last part of what it may stand for, for every import and `a = b.c` binding
+            alias_of: dict[str, set[str]] = {}
+            for scope in self.flow.scopes.values():
+                for name, bindings in scope.bindings.items():
+                    for b in bindings:
+                        if b.kind == "import" and b.qualname:
+                            target = b.qualname.rsplit(".", 1)[-1]
+                        elif b.kind == "assign" and isinstance(b.value, ast.Name):
+                            target = b.value.id
+                        elif b.kind == "assign" and isinstance(b.value, ast.Attribute):
+                            target = b.value.attr
+                        else:
+                            continue
+                        if target != name:
+                            alias_of.setdefault(name, set()).add(target)
+            self._alias_of = alias_of
+        names = set(lasts)
+        for _ in range(4):
+            grew = {name for name, targets in self._alias_of.items() if name not in names and targets & names}
+            if not grew:
+                break
+            names |= grew
+        result = frozenset(names)
+        self._aliases[lasts] = result
+        return result
+
+    def calls_named(self, lasts: frozenset[str]) -> list[tuple[ast.Call, Point]]:
+        """Calls whose callee's last name (`f` in `a.b.f(...)`) may be one of `lasts`, in source order."""
+        if self._by_last is None:
+            by_last: dict[str, list[tuple[ast.Call, Point]]] = {}
+            for call, point in self.flow.calls:
+                func = call.func
+                last = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else None
+                if last is not None:
+                    by_last.setdefault(last, []).append((call, point))
+            self._by_last = by_last
+        out = [item for name in self.names_for(lasts) for item in self._by_last.get(name, ())]
+        out.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
+        return out
+
+    # --- how configurations are applied ------------------------------------------------------
+    def applications(self) -> list[Application]:
+        if self._applications is not None:
+            return self._applications
+        found: list[Application] = []
+        candidates = {id(c): (c, p) for c, p in self.calls_named(_APPLYING)}
+        for call, point in self.flow.calls:
+            if call.keywords and id(call) not in candidates and any(k.arg == "peft_config" for k in call.keywords):
+                candidates[id(call)] = (call, point)
+            elif type(call.func) is ast.Attribute and call.func.attr.startswith("PeftModelFor"):
+                candidates[id(call)] = (call, point)
+        for call, point in sorted(candidates.values(), key=lambda item: (item[0].lineno, item[0].col_offset)):
+            func = call.func
+            qual = self.qualname(func)
+            method = func.attr if isinstance(func, ast.Attribute) else None
+            keywords = frozenset(k.arg for k in call.keywords if k.arg)
+            kind = application_of(qual, method, keywords)
+            if kind is None:
+                continue
+            if kind.kind == "add_adapter":
+                config_node = argument(call, "adapter_config", None)
+                if config_node is None:
+                    config_node = next(
+                        (a for a in call.args if not isinstance(a, ast.Starred) and self._configs(a)), None
+                    )
+                model_node = func.value if isinstance(func, ast.Attribute) else None
+            else:
+                config_node = argument(call, kind.config_keyword, kind.config_position)
+                model_node = argument(call, kind.model_keyword, kind.model_position)
+            if config_node is None:
+                continue
+            app = Application(kind, call, point, qual, config_node, model_node)
+            app.configs = self._configs(config_node)
+            app.exact = all(isinstance(o.value, Obj) for o in options_of(self.evaluator.eval(config_node)))
+            app.models = self.objects(model_node)
+            if kind.kind in ("get_peft_model", "wrapper"):
+                self.evaluator.eval(call)
+                app.result = self.evaluator.created(call)
+            found.append(app)
+        self._applications = found
+        return found
+
+    def _configs(self, node: ast.AST) -> list[Obj]:
+        return [o for o in self.objects(node) if o.kind == "lora_config" or o.kind == "config_site"]
+
+    def preparations(self) -> list[Preparation]:
+        out = []
+        for call, point in self.calls_named(_PREPARING):
+            qual = self.qualname(call.func) or ""
+            if not qual.startswith("peft.") or qual.rsplit(".", 1)[-1] not in _PREPARING:
+                continue
+            model_node = argument(call, "model", 0)
+            out.append(Preparation(call, point, model_node, self.objects(model_node)))
+        return out
+
+    def same_names(self, a: ast.AST | None, b: ast.AST | None) -> bool:
+        """Two reads of a name that the same bindings reach (the same object, whatever it is)."""
+        if not isinstance(a, ast.Name) or not isinstance(b, ast.Name) or a.id != b.id:
+            return False
+        ra, rb = self.flow.reach.get(a), self.flow.reach.get(b)
+        return bool(ra) and ra == rb
+
+
+def base_models(objects: list[Obj]) -> list[Obj]:
+    """The models under PEFT wrappers (a PeftModel's base, recursively), each once."""
+    out: list[Obj] = []
+    stack = list(objects)
+    seen = 0
+    while stack and seen < 64:
+        seen += 1
+        obj = stack.pop()
+        if obj.kind == "peft_model":
+            stack.extend(obj.base)
+        elif obj.kind == "model" and not any(o is obj for o in out):
+            out.append(obj)
+    return out
