@@ -106,13 +106,46 @@ Origin = Literal[
 
 
 @dataclass(slots=True)
+class DatasetRef:
+    """A data set a configuration trains on, as the file names it; loralint.datasets turns it into a
+    size after extraction (counting a local file, a Hub index, the datasets cache)."""
+
+    span: Span
+    kind: str  # "files" (local data files) | "hub" (a Hub id) | "llamafactory" (a dataset_info.json name)
+    name: str  # the Hub id or LLaMA-Factory name; for "files" the builder ("json", "csv", ...) or ""
+    files: list[str] = field(default_factory=list)  # local paths as written
+    config: str | None = None  # the Hub data set's configuration (load_dataset's `name`)
+    split: str | None = None  # "train", "train[:10%]", ...
+    cap: int | None = None  # at most this many (LLaMA-Factory max_samples)
+    exact: int | None = None  # exactly this many (`.select(range(N))`)
+    dataset_dir: str | None = None  # LLaMA-Factory's dataset_dir
+    where: str = ""  # how the file names it: "axolotl datasets[0]", "load_dataset at line 4"
+
+
+@dataclass(slots=True)
 class Hints:
     """What the extractor saw around a configuration that rules may use."""
 
     dataset_size: Field | None = None
+    # The data sets the configuration trains on (None: not known which), sized by loralint.datasets.
+    datasets: list[DatasetRef] | None = None
     quantization: str | None = None  # "4bit" / "8bit" when the base model is loaded quantized
     quantization_span: Span | None = None
     bnb_config: dict[str, Any] | None = None  # BitsAndBytesConfig(...) arguments when statically known
+    # How the base is quantized: "bitsandbytes" | "gptq" | "awq" | "hqq" | ...; None: not known or not quantized.
+    quant_method: str | None = None
+    # How messages say where the quantization comes from: "BitsAndBytesConfig(load_in_4bit=True)",
+    # "Unsloth's default load_in_4bit=True", "the checkpoint name (-bnb-4bit)", "axolotl adapter: qlora", ...
+    quantization_source: str | None = None
+    kbit_kwarg: Span | None = None  # from_pretrained(load_in_4bit=/load_in_8bit=) on a transformers class
+    # The quantized base is made ready for training before the adapter: prepare_model_for_kbit_training
+    # or enable_input_require_grads on it (Python), or a trainer/framework that does it itself.
+    kbit_prepared: Span | None = None
+    kbit_prepared_by: str | None = None  # "prepare_model_for_kbit_training", "trl.SFTTrainer", "axolotl", ...
+    # A trainer that trains the PEFT model wrapped by the script itself (not given peft_config).
+    peft_model_trainer: tuple[str, Span] | None = None
+    merged_quantized: Span | None = None  # merge_and_unload()/merge_adapter() on the PEFT model of a quantized base
+    fsdp: Span | None = None  # FSDP sharding set in the training arguments the script builds
     applied: list[str] = field(default_factory=list)  # "get_peft_model", "trainer", "unsloth", "add_adapter"
     applied_span: Span | None = None
     reapplied: list[Span] = field(default_factory=list)  # the same config object applied again
@@ -125,6 +158,28 @@ class Hints:
     # An application where PEFT picks a PeftModelFor<task> class from task_type (get_peft_model, a
     # TRL trainer's peft_config), as opposed to add_adapter / inject_adapter_in_model / PeftModel(...).
     task_chosen: bool = False
+    # The trainer, its arguments, tokenizer edits and what happens after training (Python only).
+    training: TrainingContext | None = None
+
+
+@dataclass(slots=True)
+class TrainingContext:
+    """What the script does around the adapter (loralint/extract/training.py); None: not seen."""
+
+    trainer: str | None = None  # the trainer class that trains this configuration: "SFTTrainer", "Trainer"
+    trainer_span: Span | None = None
+    args_class: str | None = None  # "SFTConfig", "TrainingArguments", ...
+    args: dict[str, Field] = field(default_factory=dict)  # the training arguments the trainer gets
+    trainer_kwargs: dict[str, Span] = field(default_factory=dict)  # keywords written in the trainer call
+    deepspeed: dict[str, Any] | None = None  # {"stage": int, "gather": bool | None, "source": str}
+    deepspeed_span: Span | None = None
+    pad_is_eos: Span | None = None  # tokenizer.pad_token = tokenizer.eos_token
+    masking_collator: Span | None = None  # transformers' DataCollatorForLanguageModeling(mlm=False) given to the trainer
+    tokens_added: Span | None = None  # add_tokens / add_special_tokens (beyond a pad token) / setup_chat_format
+    embeddings_resized: Span | None = None
+    peft_model_to_trainer: Span | None = None  # a PeftModel given to a trainer together with peft_config
+    saved: Span | None = None  # save_pretrained / save_model / push_to_hub of the adapter
+    merged: Span | None = None  # merge_and_unload / merge_adapter
 
 
 @dataclass(slots=True, eq=False)

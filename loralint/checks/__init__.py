@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable
 from loralint.sites import ConfigSite, Fix, Span
 
 # Names of the modules that register checks; imported by load_checks().
-_CHECK_MODULES = ("generic", "invalid", "hyperparams", "targets", "patterns", "quantization", "training", "architecture")
+_CHECK_MODULES = ("generic", "invalid", "hyperparams", "targets", "patterns", "quantization", "training", "training_context", "architecture")
 
 
 @dataclass(slots=True)

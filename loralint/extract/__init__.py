@@ -26,11 +26,14 @@ from loralint.extract.source import (
 from loralint.sites import Diagnostic, FileResult, Span
 from loralint.suppressions import find_suppressions
 
-FORMATS: dict[str, str] = {".py": "python", ".pyi": "python", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
+FORMATS: dict[str, str] = {".py": "python", ".pyi": "python", ".yaml": "yaml", ".yml": "yaml", ".json": "json",
+                           ".ipynb": "notebook"}
 
 # Words without which a file of that format cannot hold a configuration we extract.
 PREFILTERS: dict[str, re.Pattern[bytes]] = {
-    "python": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig)\b"),
+    "python": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig)\b|\bPeftModel\.from_pretrained\b"),
+    # A notebook's code sits in JSON strings, where these words are written as in Python.
+    "notebook": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig)\b|\bPeftModel\.from_pretrained\b"),
     # YAML: the LoRA keys of axolotl, LLaMA-Factory (also `finetuning_type: lora` alone, whose
     # lora_* keys all default), torchtune (`_component_: ...lora_*`), TRL, Unsloth (`lora:` section).
     "yaml": re.compile(
@@ -80,15 +83,23 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
         result.diagnostics.append(file_diagnostic("LORA902", display, "binary file (contains NUL bytes); not checked"))
         return result
     try:
-        text = decode_python(data) if fmt == "python" else decode_text(data, fmt)
+        text = decode_python(data) if fmt == "python" else decode_text(data, "json" if fmt == "notebook" else fmt)
         if "\x00" in text[:8192]:
             raise UndecodableSource("binary file (contains NUL characters)")
+        if fmt == "notebook":  # its code cells as one Python text: positions inside are in that text
+            from loralint.extract.notebook import read_notebook
+
+            notebook = read_notebook(text)
+            text, fmt = notebook.python, "python"
+            for message, line, column in notebook.problems:
+                result.diagnostics.append(file_diagnostic("LORA901", display, message, line, column))
         result.suppressions = find_suppressions(display, text)
         if fmt == "python":
             check_python_size(text)  # ast's memory grows with the source: bounded before parsing
-            from loralint.extract.python import extract_python_file
+            from loralint.extract.python import extract_python_full
 
-            result.sites, limits = extract_python_file(display, text)
+            result.sites, limits, found = extract_python_full(display, text)
+            result.diagnostics.extend(found)  # LORA407: a loaded adapter trained frozen
             for span, reason in limits:
                 result.diagnostics.append(
                     file_diagnostic("LORA906", display, f"analysis limit: {reason}", span.line, span.column)

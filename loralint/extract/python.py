@@ -28,7 +28,9 @@ from loralint.program.flow import Point
 from loralint.program.model import base_models
 from loralint.program.objects import trl_model_class
 from loralint.program.values import LimitReached, Obj, OneOf
-from loralint.sites import ConfigSite, Field, Span, Unknown
+from loralint.extract.training import attach_training, frozen_adapter_findings
+from loralint.extract.quantized import attach as attach_quantized, quantization_hints
+from loralint.sites import ConfigSite, Diagnostic, Field, Span, Unknown
 
 # Unsloth's get_peft_model(model, r, target_modules, lora_alpha, lora_dropout, bias, ...) positional order.
 _UNSLOTH_POSITIONAL = ("model", "r", "target_modules", "lora_alpha", "lora_dropout", "bias")
@@ -73,9 +75,25 @@ class PythonExtractor:
         self.path = program.text.path
         self.sites: dict[ast.Call, ConfigSite] = {}
         self.points: dict[ast.Call, Point] = {}
+        # A dict entry's span (key to value) → the span of the key's name alone, what a rename replaces.
+        self._key_names: dict[Span, Span] = {}
 
     def span(self, node: ast.AST) -> Span:
         return self.text.span(node)
+
+    def _key_name_span(self, key: ast.AST) -> Span:
+        """A dict key's name without its prefix and quotes; the whole key when its text is not the
+        name itself (escapes, implicit concatenation, a constant), so no rename is offered there."""
+        span = self.span(key)
+        if isinstance(key, ast.Constant) and isinstance(key.value, str) and span.line == span.end_line:
+            written = self.text.segment(key)
+            body = written.lstrip("rRuU")
+            prefix = len(written) - len(body)
+            for quote in ('"""', "'''", '"', "'"):
+                if body.startswith(quote) and body.endswith(quote) and body[len(quote):-len(quote)] == key.value:
+                    start = span.column + prefix + len(quote)
+                    return Span(span.path, span.line, start, span.line, start + len(key.value))
+        return span
 
     # --- the pass ----------------------------------------------------------------------------
     def extract(self) -> list[ConfigSite]:
@@ -102,6 +120,8 @@ class PythonExtractor:
         self._link_applications()
         self._mark_mutations()
         self._attach_file_hints()
+        attach_training(self.program, self.sites)
+        attach_quantized(self)
         return list(self.sites.values())
 
     def _full(self, call: ast.Call) -> bool:
@@ -234,7 +254,8 @@ class PythonExtractor:
             site.opaque = f"**{self.text.short(expr)}: {entries.reason}"
             return
         for key, value_node, key_span, override in entries:
-            self._add_argument(site, key, value_node, key_span, key_span, rename, extra_known, override)
+            name_span = self._key_names.get(key_span, key_span)
+            self._add_argument(site, key, value_node, key_span, name_span, rename, extra_known, override)
 
     def _dict_entries(self, expr: ast.AST, use: Point | None, depth: int) -> list[_Entry] | Unknown:
         """(key, value node, key span, why it may differ) for each entry of a dict built in this file."""
@@ -262,7 +283,9 @@ class PythonExtractor:
                 k = self.program.value(key)
                 if not k.known or not isinstance(k.value, str):
                     return Unknown("a key is not a string literal")
-                entries.append((k.value, value, self.text.span_between(key, value), None))
+                entry_span = self.text.span_between(key, value)
+                self._key_names[entry_span] = self._key_name_span(key)
+                entries.append((k.value, value, entry_span, None))
             return entries
         if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "dict":
             if self.program.qualname(expr.func) not in (None, "builtins.dict"):
@@ -279,7 +302,9 @@ class PythonExtractor:
                         return inner
                     entries.extend(inner)
                 else:
-                    entries.append((keyword.arg, keyword.value, self.span(keyword), None))
+                    entry_span = self.span(keyword)
+                    self._key_names[entry_span] = self.text.name_span(keyword, keyword.arg)
+                    entries.append((keyword.arg, keyword.value, entry_span, None))
             return entries
         return Unknown(f"{self.text.short(expr)} is not a dict literal")
 
@@ -467,44 +492,7 @@ class PythonExtractor:
             site.base_model = self._field("base_model", name_arg, None)
 
     def _quantization_hints(self, site: ConfigSite, call: ast.Call, load: Obj) -> None:
-        hints = site.hints
-        for keyword in call.keywords:
-            key = keyword.arg
-            if key in ("load_in_4bit", "load_in_8bit"):
-                value = self.program.value(keyword.value)
-                if value.known and value.value is True:
-                    hints.quantization = "4bit" if key.endswith("4bit") else "8bit"
-                    hints.quantization_span = self.span(keyword)
-            elif key == "quantization_config":
-                config = self._bnb_config(keyword.value)
-                if config is not None:
-                    values, span = config
-                    if values.get("load_in_4bit") is True:
-                        hints.quantization = "4bit"
-                    elif values.get("load_in_8bit") is True:
-                        hints.quantization = "8bit"
-                    hints.quantization_span = span
-                    hints.bnb_config = values
-        if hints.quantization is None and load.library == "unsloth" and argument(call, "load_in_4bit", None) is None:
-            if not any(k.arg in ("load_in_8bit", "load_in_16bit", "full_finetuning") for k in call.keywords):
-                hints.quantization = "4bit"  # FastLanguageModel.from_pretrained defaults to load_in_4bit=True
-                hints.quantization_span = self.span(call)
-
-    def _bnb_config(self, expr: ast.AST) -> tuple[dict[str, Any], Span] | None:
-        node = expr
-        if isinstance(expr, ast.Name):
-            bindings = self.program.flow.reach.get(expr, ())
-            if len(bindings) != 1 or not isinstance(bindings[0].value, ast.Call) or bindings[0].kind != "assign":
-                return None
-            node = bindings[0].value
-        if not isinstance(node, ast.Call):
-            return None
-        if not (self.program.qualname(node.func) or "").endswith("BitsAndBytesConfig"):
-            return None
-        value = self.program.evaluator.eval_dict_call(node)
-        if not value.known or not isinstance(value.value, dict):
-            return None
-        return value.value, self.span(node)
+        quantization_hints(self, site, call, load)  # loralint/extract/quantized.py
 
     # --- file-level facts --------------------------------------------------------------------
     def _mark_mutations(self) -> None:
@@ -553,10 +541,31 @@ class PythonExtractor:
                 dataset_size = Field("dataset_size", int(match.group(1)), self.span(split), provenance=f"split={value.value!r}")
                 break
         frozen = frozenset(calls)
+        datasets = self._datasets()
         for site in self.sites.values():
             site.hints.calls = frozen
             if dataset_size is not None and site.hints.dataset_size is None:
                 site.hints.dataset_size = dataset_size
+            site.hints.datasets = datasets(site)
+
+    def _datasets(self):
+        """Which data set each configuration trains on (sized later by loralint.datasets): the
+        train_dataset of the trainer it is applied with (or of the file's only trainer), else the
+        file's only data set."""
+        from loralint.datasets.python_refs import file_datasets, trainer_datasets
+
+        trainers = trainer_datasets(self.program)
+        single = file_datasets(self.program) if not trainers else None
+
+        def pick(site: ConfigSite):
+            if len(trainers) == 1:
+                return trainers[0][1]
+            for call, refs in trainers:
+                if site.hints.applied_span == self.span(call):
+                    return refs
+            return single
+
+        return pick
 
 
 def _always_before(edit: Point, use: Point) -> bool:
@@ -571,9 +580,17 @@ def extract_python(path: str, source: str) -> list[ConfigSite]:
 
 def extract_python_file(path: str, source: str) -> tuple[list[ConfigSite], list[tuple[Span, str]]]:
     """The sites, and where a bound of the analysis left a configuration value unknown (LORA906)."""
+    sites, limits, _ = extract_python_full(path, source)
+    return sites, limits
+
+
+def extract_python_full(
+    path: str, source: str
+) -> tuple[list[ConfigSite], list[tuple[Span, str]], list[Diagnostic]]:
+    """As extract_python_file, plus findings that need no LoraConfig in the file (LORA407)."""
     extractor = PythonExtractor(Program(path, source))
     sites = extractor.extract()
-    return sites, limits_in(sites)
+    return sites, limits_in(sites), frozen_adapter_findings(extractor.program)
 
 
 def limits_in(sites: list[ConfigSite]) -> list[tuple[Span, str]]:

@@ -1,0 +1,237 @@
+"""LORA406-LORA415: the training around the adapter (trainer arguments, tokenizer, DeepSpeed,
+serving), from the facts loralint/extract/training.py attaches as `site.hints.training`.
+Each check stays quiet when a fact it needs is not known."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from loralint.checks import CheckContext, Finding, check
+from loralint.checks._util import effective, fmt, number
+from loralint.sites import ConfigSite, TrainingContext
+
+# TRL's preference / RL trainers (trl/trainer/): they fine-tune an already aligned policy with a
+# much smaller step than SFT (DPOConfig's default learning_rate is 1e-6, GRPOConfig's 1e-6).
+_RL_TRAINERS = frozenset(
+    {"DPOTrainer", "GRPOTrainer", "ORPOTrainer", "KTOTrainer", "CPOTrainer", "PPOTrainer", "RLOOTrainer",
+     "OnlineDPOTrainer", "XPOTrainer", "NashMDTrainer", "BCOTrainer"}
+)
+
+
+def _training(site: ConfigSite) -> TrainingContext | None:
+    return site.hints.training
+
+
+@check("learning_rate")
+def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """A learning rate outside the band LoRA trains in. The band is judged on the rate the adapter
+    really sees: LoRA's update is scaled by lora_alpha/r (lora_alpha/sqrt(r) with rsLoRA,
+    peft/tuners/lora/layer.py update_layer), so a rate is only flagged when it is out of band both
+    as written and after normalising the scaling to the usual alpha = 2r."""
+    training = _training(site)
+    if training is None or training.trainer is None:
+        return
+    f = training.args.get("learning_rate")
+    lr = number(f.value) if f is not None and f.known else None
+    if lr is None or lr <= 0:
+        return
+    rl = training.trainer in _RL_TRAINERS or (training.args_class or "").removesuffix("Config") + "Trainer" in _RL_TRAINERS
+    low, high = ctx.params.get("rl_range" if rl else "sft_range", [1e-7, 5e-5] if rl else [1e-5, 1e-3])
+    r, r_known = effective(site, "r")
+    alpha, alpha_known = effective(site, "lora_alpha")
+    rslora, rs_known = effective(site, "use_rslora")
+    scaled = lr
+    if r_known and alpha_known and rs_known and number(r) and number(alpha) and r > 0:
+        scaling = alpha / math.sqrt(r) if rslora else alpha / r
+        scaled = lr * scaling / 2.0
+    kind = "preference/RL" if rl else "supervised"
+    usual = "5e-6 to 1e-6 (DPO/GRPO)" if rl else "2e-4 (1e-4 for large models)"
+    if lr > high and scaled > high:
+        problem = f"is above the {fmt(high)} that LoRA {kind} training tolerates: expect loss spikes or divergence"
+    elif lr < low and scaled < low:
+        problem = (f"is below {fmt(low)}: the adapter barely moves. LoRA wants about 10x the full fine-tuning rate,"
+                   " because B starts at zero and the update is a low-rank product scaled by alpha/r")
+    else:
+        return
+    yield Finding(
+        f.span,
+        f"learning_rate={fmt(lr)} for {training.trainer} {problem}; the usual LoRA value is {usual}",
+        related=[(training.trainer_span, f"{training.trainer} trains this adapter")] if training.trainer_span else [],
+    )
+
+
+@check("eos_masked")
+def eos_masked(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """transformers/data/data_collator.py DataCollatorForLanguageModeling (mlm=False):
+    `labels[labels == self.tokenizer.pad_token_id] = -100`: with pad = eos, every EOS leaves the loss."""
+    training = _training(site)
+    if training is None or training.pad_is_eos is None or training.masking_collator is None:
+        return
+    yield Finding(
+        training.pad_is_eos,
+        "pad_token is set to eos_token, and DataCollatorForLanguageModeling(mlm=False) sets every pad id in the"
+        " labels to -100: the EOS token never reaches the loss, so the model never learns to stop; add a"
+        " dedicated pad token (or use the tokenizer's unk/reserved token) or a collator that keeps EOS",
+        related=[(training.masking_collator, "the collator that masks pad ids")],
+    )
+
+
+_EMBEDDING_WORDS = ("embed", "lm_head", "wte", "wpe", "shared", "output")
+
+
+def _names(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+@check("new_tokens_untrained")
+def new_tokens_untrained(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """New vocabulary rows are random; PEFT only trains and saves them through
+    trainable_token_indices, modules_to_save (embed_tokens / lm_head) or LoRA on the embedding
+    (peft/utils/save_and_load.py save_embedding_layers)."""
+    training = _training(site)
+    if training is None or training.tokens_added is None or training.embeddings_resized is None:
+        return
+    if site.opaque:
+        return
+    for name in ("modules_to_save", "target_modules", "trainable_token_indices"):
+        value, known = effective(site, name)
+        if not known:
+            return
+        if name == "trainable_token_indices" and value:
+            return
+        if name != "trainable_token_indices" and any(w in n for n in _names(value) for w in _EMBEDDING_WORDS):
+            return
+    yield Finding(
+        training.tokens_added,
+        "tokens are added and the embeddings resized, but the adapter trains neither the new rows"
+        " (trainable_token_indices) nor embed_tokens/lm_head (modules_to_save): the new tokens keep their"
+        " random embeddings and are not saved with the adapter",
+        related=[(training.embeddings_resized, "the embeddings are resized here"), (site.span, "the LoRA configuration")],
+    )
+
+
+@check("zero3_adapter_save")
+def zero3_adapter_save(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """transformers/trainer.py save_model under ZeRO-3: without stage3_gather_16bit_weights_on_model_save
+    the weights stay partitioned and the adapter written is empty (the Trainer logs 'Saving the full
+    checkpoint instead')."""
+    training = _training(site)
+    ds = training.deepspeed if training is not None else None
+    if ds is None or ds.get("stage") != 3 or ds.get("gather") is True:
+        return
+    if ds.get("gather_set") and ds.get("gather") is None:
+        return  # "auto" or a value we cannot judge
+    yield Finding(
+        training.deepspeed_span,
+        f"DeepSpeed ZeRO stage 3 ({ds.get('source')}) without stage3_gather_16bit_weights_on_model_save=true:"
+        " the LoRA weights stay partitioned across ranks at save time and the saved adapter is empty or"
+        " partial; set it to true in zero_optimization",
+        related=[(training.trainer_span, f"{training.trainer} saves the adapter")] if training.trainer_span else [],
+    )
+
+
+# task_type -> words of the model classes it fits (peft/peft_model.py MODEL_TYPE_TO_PEFT_MODEL_MAPPING)
+_TASK_CLASSES = {
+    "CAUSAL_LM": ("CausalLM", "LMHeadModel"),
+    "SEQ_CLS": ("SequenceClassification",),
+    "TOKEN_CLS": ("TokenClassification",),
+    "SEQ_2_SEQ_LM": ("Seq2SeqLM",),
+    "QUESTION_ANS": ("QuestionAnswering",),
+}
+
+
+@check("task_type_mismatch")
+def task_type_mismatch(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """get_peft_model picks PeftModelFor<task> from task_type. A model class that clearly belongs to
+    another task gets the wrong wrapper (a classifier head left random and frozen, a seq2seq model
+    wrapped as causal LM). Classes that do not name their task (…ForConditionalGeneration, AutoModel)
+    are left alone."""
+    f = site.get("task_type")
+    cls = site.hints.model_class
+    if f is None or not f.known or not isinstance(f.value, str) or not cls or not site.hints.task_chosen:
+        return
+    task = f.value.rsplit(".", 1)[-1].upper()
+    if task not in _TASK_CLASSES:
+        return
+    owner = next((t for t, words in _TASK_CLASSES.items() if any(w in cls for w in words)), None)
+    if owner is None or owner == task:
+        return
+    yield Finding(
+        f.span,
+        f"task_type={task!r} does not fit {cls}, a {owner} model: PEFT wraps it as the wrong task"
+        f" (for SEQ_CLS/TOKEN_CLS models the classifier head stays random, frozen and unsaved); use task_type={owner!r}",
+    )
+
+
+@check("serving_limits")
+def serving_limits(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """An adapter saved for serving that the engine will not load as is (vLLM: vllm/lora/peft_helper.py
+    rejects use_dora and modules_to_save; --max-lora-rank defaults to 16)."""
+    training = _training(site)
+    if training is None or training.saved is None or training.merged is not None:
+        return
+    engine = ctx.params.get("engine", "vLLM")
+    max_rank = ctx.params.get("max_lora_rank", 16)
+    problems = []
+    r, known = effective(site, "r")
+    if known and number(r) and r > max_rank:
+        problems.append(f"r={r} is above {engine}'s default max_lora_rank ({max_rank}): start it with --max-lora-rank {r}")
+    dora, known = effective(site, "use_dora")
+    if known and dora is True:
+        problems.append(f"{engine} does not serve DoRA adapters")
+    mts, known = effective(site, "modules_to_save")
+    if known and _names(mts):
+        problems.append(f"{engine} does not load modules_to_save ({', '.join(_names(mts))})")
+    if not problems:
+        return
+    yield Finding(
+        site.span,
+        "this adapter is saved for serving, but " + "; ".join(problems) + " (merge it into the base instead, or change the configuration)",
+        related=[(training.saved, "the adapter is saved here")],
+    )
+
+
+@check("peft_model_with_config")
+def peft_model_with_config(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """TRL's trainers raise ValueError("You passed a `PeftModel` instance together with a `peft_config`
+    ...") (trl/trainer/sft_trainer.py and the other trainers)."""
+    training = _training(site)
+    if training is None or training.peft_model_to_trainer is None:
+        return
+    span = training.trainer_kwargs.get("peft_config", training.peft_model_to_trainer)
+    yield Finding(
+        span,
+        f"{training.trainer} gets a PeftModel and a peft_config: TRL raises ValueError. Pass the base model with"
+        " peft_config, or the PeftModel alone",
+        related=[(training.peft_model_to_trainer, "the model is already a PeftModel")],
+    )
+
+
+# (where, old name, new name, which release dropped the old one)
+_RENAMED = (
+    ("args", "max_seq_length", "max_length", "TRL's SFTConfig (renamed in 0.16, removed in 0.20)"),
+    ("trainer", "tokenizer", "processing_class", "transformers 5's Trainer and TRL's trainers (TRL 0.12+)"),
+)
+
+
+@check("trl_renamed_args")
+def trl_renamed_args(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    training = _training(site)
+    if training is None or training.trainer is None:
+        return
+    for where, old, new, who in _RENAMED:
+        if where == "args":
+            f = training.args.get(old)
+            span = f.key_span or f.span if f is not None else None
+            if span is None or training.args_class != "SFTConfig":
+                continue
+        else:
+            span = training.trainer_kwargs.get(old)
+            if span is None:
+                continue
+        yield Finding(span, f"{old}= is not accepted by {who}: it raises TypeError; use {new}=")

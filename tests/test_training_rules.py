@@ -1,0 +1,194 @@
+"""LORA406-LORA415: the training around the adapter, a realistic trap and its clean twin each."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+from helpers import run_cli
+
+
+def diagnostics(tmp_path, source: str, code: str) -> list[dict]:
+    (tmp_path / "train.py").write_text(textwrap.dedent(source).lstrip("\n"))
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "--select", code, "train.py"], cwd=tmp_path)
+    return run.json["diagnostics"]
+
+
+SFT = """
+from peft import LoraConfig
+from trl import SFTConfig, SFTTrainer
+
+config = LoraConfig(r={r}, lora_alpha={alpha}, use_rslora={rs}, target_modules="all-linear", task_type="CAUSAL_LM")
+args = SFTConfig(output_dir="out", learning_rate={lr})
+trainer = SFTTrainer(model="Qwen/Qwen2.5-0.5B", args=args, train_dataset=None, peft_config=config)
+trainer.train()
+"""
+
+
+def test_learning_rate_of_full_fine_tuning_is_flagged_and_lora_rate_is_not(tmp_path):
+    [d] = diagnostics(tmp_path, SFT.format(r=16, alpha=32, rs=False, lr="2e-6"), "LORA406")
+    assert d["line"] == 5 and "10x the full fine-tuning rate" in d["message"] and "2e-4" in d["message"]
+    assert diagnostics(tmp_path, SFT.format(r=16, alpha=32, rs=False, lr="2e-4"), "LORA406") == []
+
+
+def test_learning_rate_is_judged_with_the_scaling(tmp_path):
+    # 2e-6 with rsLoRA at r=256, alpha=1024: scaling 64 (32x the usual 2), the adapter moves as at 6.4e-5
+    assert diagnostics(tmp_path, SFT.format(r=256, alpha=1024, rs=True, lr="2e-6"), "LORA406") == []
+    # the same without rsLoRA: scaling 4, as at 4e-6: too small
+    assert diagnostics(tmp_path, SFT.format(r=256, alpha=1024, rs=False, lr="2e-6"), "LORA406") != []
+
+
+def test_preference_trainer_has_its_own_band(tmp_path):
+    source = SFT.replace("SFTConfig", "DPOConfig").replace("SFTTrainer", "DPOTrainer")
+    [d] = diagnostics(tmp_path, source.format(r=16, alpha=32, rs=False, lr="2e-4"), "LORA406")
+    assert "preference/RL" in d["message"]
+    assert diagnostics(tmp_path, source.format(r=16, alpha=32, rs=False, lr="5e-6"), "LORA406") == []
+
+
+RESUME = """
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+base = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+model = PeftModel.from_pretrained(base, "out/checkpoint-500"{extra})
+trainer = Trainer(model=model, args=TrainingArguments(output_dir="out"), train_dataset=None)
+trainer.train()
+"""
+
+
+def test_resumed_adapter_loaded_frozen(tmp_path):
+    [d] = diagnostics(tmp_path, RESUME.format(extra=""), "LORA407")
+    assert d["severity"] == "error" and d["line"] == 5 and "is_trainable=True" in d["message"]
+    assert diagnostics(tmp_path, RESUME.format(extra=", is_trainable=True"), "LORA407") == []
+    # is_trainable from a flag nobody can read: quiet
+    assert diagnostics(tmp_path, RESUME.format(extra=", is_trainable=TRAIN"), "LORA407") == []
+
+
+def test_resumed_adapter_unfrozen_by_the_script_is_quiet(tmp_path):
+    source = RESUME.format(extra="").replace("trainer = ", 'model.set_adapter("default")\ntrainer = ')
+    assert diagnostics(tmp_path, source, "LORA407") == []
+
+
+EOS = """
+from peft import LoraConfig
+from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+tokenizer = AutoTokenizer.from_pretrained("meta-llama/Llama-3.2-1B")
+tokenizer.pad_token = {pad}
+config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+trainer = Trainer(model=None, args=TrainingArguments(output_dir="out"), data_collator=collator, peft_config=config)
+"""
+
+
+def test_eos_masked_by_the_collator(tmp_path):
+    [d] = diagnostics(tmp_path, EOS.format(pad="tokenizer.eos_token"), "LORA408")
+    assert d["line"] == 5 and "never learns to stop" in d["message"]
+    assert diagnostics(tmp_path, EOS.format(pad='"<pad>"'), "LORA408") == []
+
+
+TOKENS = """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("Qwen/Qwen2.5-0.5B")
+tokenizer.add_special_tokens({added})
+model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+model.resize_token_embeddings(len(tokenizer))
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"]{extra}, task_type="CAUSAL_LM"))
+"""
+
+
+def test_new_tokens_untrained(tmp_path):
+    tools = '{"additional_special_tokens": ["<tool>"]}'
+    [d] = diagnostics(tmp_path, TOKENS.format(added=tools, extra=""), "LORA409")
+    assert d["line"] == 5
+    assert diagnostics(tmp_path, TOKENS.format(added=tools, extra=', modules_to_save=["embed_tokens", "lm_head"]'), "LORA409") == []
+    # only a pad token: masked out of the loss, its random row is harmless
+    assert diagnostics(tmp_path, TOKENS.format(added='{"pad_token": "<pad>"}', extra=""), "LORA409") == []
+
+
+ZERO3 = """
+from peft import LoraConfig
+from trl import SFTConfig, SFTTrainer
+
+config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+args = SFTConfig(output_dir="out", deepspeed="ds_z3.json")
+trainer = SFTTrainer(model="Qwen/Qwen2.5-7B", args=args, train_dataset=None, peft_config=config)
+"""
+
+
+def test_zero3_json_next_to_the_script(tmp_path):
+    (tmp_path / "ds_z3.json").write_text(json.dumps({"zero_optimization": {"stage": 3}}))
+    [d] = diagnostics(tmp_path, ZERO3, "LORA410")
+    assert d["line"] == 5 and "ds_z3.json" in d["message"]
+    (tmp_path / "ds_z3.json").write_text(
+        json.dumps({"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True}})
+    )
+    assert diagnostics(tmp_path, ZERO3, "LORA410") == []
+    (tmp_path / "ds_z3.json").unlink()  # a file we cannot read: quiet
+    assert diagnostics(tmp_path, ZERO3, "LORA410") == []
+
+
+CLS = """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForSequenceClassification
+
+model = AutoModelForSequenceClassification.from_pretrained("FacebookAI/roberta-base", num_labels=2)
+model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"], task_type={task!r}))
+"""
+
+
+def test_task_type_mismatch(tmp_path):
+    [d] = diagnostics(tmp_path, CLS.format(task="CAUSAL_LM"), "LORA411")
+    assert d["severity"] == "error" and "SEQ_CLS" in d["message"]
+    assert diagnostics(tmp_path, CLS.format(task="SEQ_CLS"), "LORA411") == []
+
+
+SERVE = """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+model = get_peft_model(model, LoraConfig(r={r}, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+{after}
+"""
+
+
+def test_serving_limits_only_for_a_saved_unmerged_adapter(tmp_path):
+    [d] = diagnostics(tmp_path, SERVE.format(r=64, after='model.save_pretrained("out")'), "LORA412")
+    assert d["severity"] == "info" and "max_lora_rank" in d["message"]
+    assert diagnostics(tmp_path, SERVE.format(r=16, after='model.save_pretrained("out")'), "LORA412") == []
+    merged = 'model = model.merge_and_unload()\nmodel.save_pretrained("out")'
+    assert diagnostics(tmp_path, SERVE.format(r=64, after=merged), "LORA412") == []
+
+
+PEFT_AND_CONFIG = """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+from trl import SFTConfig, SFTTrainer
+
+config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+{wrap}
+trainer = SFTTrainer(model=model, args=SFTConfig(output_dir="out"), train_dataset=None, peft_config=config)
+"""
+
+
+def test_peft_model_with_peft_config(tmp_path):
+    [d] = diagnostics(tmp_path, PEFT_AND_CONFIG.format(wrap="model = get_peft_model(model, config)"), "LORA414")
+    assert d["line"] == 8 and "ValueError" in d["message"]
+    assert diagnostics(tmp_path, PEFT_AND_CONFIG.format(wrap=""), "LORA414") == []
+
+
+def test_renamed_trl_arguments(tmp_path):
+    source = SFT.format(r=16, alpha=32, rs=False, lr="2e-4")
+    bad = source.replace('learning_rate=2e-4', 'learning_rate=2e-4, max_seq_length=2048').replace(
+        "train_dataset=None", "train_dataset=None, tokenizer=None"
+    )
+    found = diagnostics(tmp_path, bad, "LORA415")
+    assert [d["message"].split("=")[0] for d in found] == ["max_seq_length", "tokenizer"]
+    good = source.replace('learning_rate=2e-4', 'learning_rate=2e-4, max_length=2048').replace(
+        "train_dataset=None", "train_dataset=None, processing_class=None"
+    )
+    assert diagnostics(tmp_path, good, "LORA415") == []
