@@ -159,8 +159,10 @@ def selected_codes(rules: dict[str, Rule], settings: Settings, options: Options)
     return chosen
 
 
-def extract_all(files: list[SourceFile], settings: Settings, options: Options) -> list[FileResult]:
-    """Read every file, prefilter, and parse the candidates (cached, in a pool when many)."""
+def extract_all(files: list[SourceFile], settings: Settings, options: Options,
+                keys: dict[str, str] | None = None) -> list[FileResult]:
+    """Read every file, prefilter, and parse the candidates (cached, in a pool when many). With the cache
+    on, `keys` receives each candidate's content key (display path → key) for the check stage's cache."""
     from loralint.cache import ExtractionCache
 
     cache = ExtractionCache(settings.root) if settings.cache and not options.no_cache else None
@@ -175,6 +177,8 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options) -
         if not is_candidate(data, source.fmt):
             continue
         key = cache.key(source.display, source.fmt, data) if cache else None
+        if key and keys is not None:
+            keys[source.display] = key
         cached = cache.get(key) if cache and key else None
         if cached is not None:
             results[source.display] = cached
@@ -182,7 +186,7 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options) -
             todo.append((source, data, key))
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     # YAML/JSON extraction is cheap (libyaml); only libcst parsing is worth a pool.
-    python = [d for s, d, _ in todo if s.fmt == "python"]
+    python = [d for s, d, _ in todo if s.fmt in ("python", "notebook")]
     big = len(python) >= POOL_MIN_CANDIDATES or sum(len(d) for d in python) >= POOL_MIN_BYTES
     if jobs > 1 and big and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -239,6 +243,8 @@ def _invalid_globs(settings: Settings) -> list[str]:
 
 
 def matches_glob(display: str, filesystem: Path, root: Path, globs: Iterable[str]) -> list[str]:
+    if not globs:
+        return []  # no realpath for nothing to match (once per checked file)
     try:
         rel = Path(os.path.realpath(filesystem)).relative_to(root).as_posix()  # realpath: a link loop must not raise
     except (ValueError, OSError):
@@ -276,6 +282,7 @@ def run(
     fs_paths: dict[str, Path] = {}
     texts: dict[str, str] = {}
     notes.extend(_invalid_globs(settings))
+    content_keys: dict[str, str] = {}  # display path → extraction cache key (files on disk, cache on)
     if sources is not None:
         from loralint.report import decode_source
 
@@ -291,11 +298,15 @@ def run(
         if found.missing:
             raise UsageError(f"{found.missing[0]}: no such file or directory")
         notes.extend(found.notes)
-        results = extract_all(found.files, settings, options)
+        results = extract_all(found.files, settings, options, content_keys)
         files_checked = len(found.files)
         fs_paths = {f.display: f.path for f in found.files}
 
     sites = [site for result in results for site in result.sites]
+    if sites:  # the data sets' real size, for LORA104: counted after extraction, never cached with it
+        from loralint.datasets import size_datasets
+
+        size_datasets(sites, fs_paths, settings)
     if resolve is not None and sites:
         failures = resolve(sites, settings, options) or []
         by_path = {result.path: result for result in results}
@@ -317,6 +328,12 @@ def run(
 
     checks = load_checks()
     diagnostics: list[Diagnostic] = []
+    # Checked diagnostics are cached too (not with --verify: PEFT's own findings are not).
+    check_cache = None
+    if content_keys and verify is None:
+        from loralint.cache import CheckCache
+
+        check_cache = CheckCache(settings, rules, active, options)
     for result in results:
         per_file_ignores = [
             code
@@ -330,6 +347,14 @@ def run(
         if size_globs:
             dataset_size = settings.per_file_dataset_size[size_globs[0]]
             dataset_source = f"per-file-dataset-size in {settings.source.name if settings.source else 'settings'}"
+        check_key, cached = None, None
+        if check_cache is not None:
+            per_file = [per_file_ignores, dataset_size, dataset_source]
+            check_key = check_cache.key(result, content_keys.get(result.path), per_file)
+            cached = check_cache.get(check_key) if check_key else None
+        if cached is not None:
+            diagnostics.extend(cached)
+            continue
         file_diags: list[tuple[Diagnostic, int | None]] = [(d, None) for d in result.diagnostics]
         for site in result.sites:
             file_diags.extend((d, site.span.line) for d in verified.get(id(site), []))
@@ -370,7 +395,10 @@ def run(
                         related=finding.related,
                     )
                     file_diags.append((diag, site.span.line))
-        diagnostics.extend(_apply_file_filters(result, file_diags, active, rules, per_file_ignores, verify is not None))
+        filtered = _apply_file_filters(result, file_diags, active, rules, per_file_ignores, verify is not None)
+        diagnostics.extend(filtered)
+        if check_cache is not None and check_key and not any(d.code == "LORA904" for d, _ in file_diags):
+            check_cache.put(check_key, filtered)  # an internal error is never kept: the next run tries again
     diagnostics.sort(key=Diagnostic.sort_key)
     return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()}, texts)
 

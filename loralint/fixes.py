@@ -36,6 +36,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from loralint.sites import Diagnostic, Fix
 
@@ -494,6 +495,23 @@ class _FileDoc:
     encoding: str  # how to turn the text back into bytes ("utf-8-sig" keeps a BOM)
     path: Path | None = None  # the file on disk; None for stdin
     data: bytes | None = None  # its bytes as read
+    notebook: Any = None  # extract.notebook.Notebook: `doc` holds its cells' Python, written back into its JSON
+
+    def output(self) -> str:
+        """The file's text as it is to be written (a notebook's JSON with the fixed cells put back)."""
+        return self.notebook.rewrite(self.doc.text) if self.notebook is not None else self.doc.text
+
+    def before(self) -> str:
+        return self.notebook.raw if self.notebook is not None else self.doc.original
+
+
+def _notebook_doc(display: str, raw: str, diags: list[Diagnostic], encoding: str, path: Path | None = None,
+                  data: bytes | None = None) -> _FileDoc:
+    """A notebook is fixed as the Python of its code cells (the text its diagnostics point into)."""
+    from loralint.extract.notebook import read_notebook
+
+    notebook = read_notebook(raw)
+    return _FileDoc(_Doc(display, "python", notebook.python, list(diags)), encoding, path, data, notebook)
 
 
 def _decode(display: str, fmt: str, data: bytes) -> tuple[str, str]:
@@ -694,7 +712,11 @@ def apply_fixes(
             encoding = "utf-8"
             if text.startswith("\ufeff"):
                 text, encoding = text[1:], "utf-8-sig"
-            docs[display] = _FileDoc(_Doc(display, fmt, text, list(diags)), encoding)
+            try:
+                docs[display] = (_notebook_doc(display, text, diags, encoding) if fmt == "notebook"
+                                 else _FileDoc(_Doc(display, fmt, text, list(diags)), encoding))
+            except Exception as exc:  # noqa: BLE001 - a notebook that does not read: its LORA901 says why
+                outcome.errors.append(f"{display}: cannot read it to fix it ({exc}); not fixed")
             continue
         fs_path = Path(result.sources.get(display, display))
         try:
@@ -709,11 +731,13 @@ def apply_fixes(
 
             data = read_limited(fs_path, getattr(settings, "max_file_size", DEFAULT_MAX_FILE_SIZE))
             text, encoding = _decode(display, fmt, data)
+            fixing = (_notebook_doc(display, text, diags, encoding, fs_path, data) if fmt == "notebook"
+                      else _FileDoc(_Doc(display, fmt, text, list(diags)), encoding, fs_path, data))
         except Exception as exc:  # noqa: BLE001 - OSError, UnicodeDecodeError, UndecodableSource
             outcome.errors.append(f"{display}: cannot read it to fix it ({exc}); not fixed")
             continue
         seen[identity] = display
-        docs[display] = _FileDoc(_Doc(display, fmt, text, list(diags)), encoding, fs_path, data)
+        docs[display] = fixing
 
     new_sites: dict[str, list] = {}
     for _ in range(max_passes):
@@ -738,13 +762,13 @@ def apply_fixes(
                 outcome.texts[display] = texts[display]
             continue
         if fd.path is None:  # stdin: printed, never written; a BOM it came with goes back out
-            outcome.texts[display] = ("\ufeff" if fd.encoding == "utf-8-sig" else "") + doc.text
-            outcome.diff += unified_diff(display, doc.original, doc.text)
+            outcome.texts[display] = ("\ufeff" if fd.encoding == "utf-8-sig" else "") + fd.output()
+            outcome.diff += unified_diff(display, fd.before(), fd.output())
             outcome.count += doc.count
-            out_texts[display] = doc.text
+            out_texts[display] = fd.output()
             continue
         try:
-            data = _encode(doc.text, fd.encoding)
+            data = _encode(fd.output(), fd.encoding)
         except UnicodeEncodeError as exc:
             outcome.errors.append(f"{display}: the fixed text cannot be written as {fd.encoding} ({exc.reason}); not fixed")
             kept.add(display)
@@ -756,10 +780,10 @@ def apply_fixes(
                 kept.add(display)
                 continue
             outcome.written.append(display)
-        outcome.texts[display] = doc.text
-        outcome.diff += unified_diff(display, doc.original, doc.text)
+        outcome.texts[display] = fd.output()
+        outcome.diff += unified_diff(display, fd.before(), fd.output())
         outcome.count += doc.count
-        out_texts[display] = doc.text
+        out_texts[display] = fd.output()
     alias_diagnostics = _recheck_aliases(aliases, docs, outcome, new_sites, result, settings, options, resolve)
     for display, diags in by_path.items():
         fd = docs.get(display)
@@ -789,7 +813,7 @@ def _recheck_aliases(aliases, docs, outcome, new_sites, result, settings, option
     copies = []
     for alias in moved:
         fd = docs[aliases[alias]]
-        copies.append(_FileDoc(_Doc(alias, fd.doc.fmt, fd.doc.text, []), fd.encoding, fd.path))
+        copies.append(_FileDoc(_Doc(alias, fd.doc.fmt, fd.doc.text, []), fd.encoding, fd.path, None, fd.notebook))
     fresh = _recheck(copies, result, settings, options, resolve)
     out: dict[str, list[Diagnostic]] = {}
     for alias in moved:
@@ -812,7 +836,7 @@ def _recheck(changed: list[_FileDoc], result, settings, options, resolve):
     sources = {}
     for fd in changed:
         try:
-            sources[fd.doc.display] = fd.doc.text.encode(fd.encoding)
+            sources[fd.doc.display] = fd.output().encode(fd.encoding)
         except UnicodeEncodeError:
-            sources[fd.doc.display] = fd.doc.text.encode("utf-8")
+            sources[fd.doc.display] = fd.output().encode("utf-8")
     return run([], settings, options, sources=sources, resolve=resolve)

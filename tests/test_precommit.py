@@ -59,12 +59,12 @@ def test_manifest_is_valid_and_declares_both_hooks(tmp_path):
     hooks = manifest()
     assert hooks["loralint"]["entry"] == "loralint check --force-exclude"
     assert hooks["loralint"]["language"] == "python"
-    assert hooks["loralint"]["types_or"] == ["python", "yaml", "json"]
+    assert hooks["loralint"]["types_or"] == ["python", "yaml", "json", "jupyter"]
     assert hooks["loralint"]["require_serial"] is True
     assert hooks["loralint-verify"]["entry"] == "loralint check --verify --force-exclude"
     assert hooks["loralint-verify"]["language"] == "system"
     assert hooks["loralint-verify"]["stages"] == ["manual"]
-    assert hooks["loralint-verify"]["types_or"] == ["python", "yaml", "json"]
+    assert hooks["loralint-verify"]["types_or"] == ["python", "yaml", "json", "jupyter"]
 
 
 def test_installing_the_hook_does_not_pull_torch():

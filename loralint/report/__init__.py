@@ -56,8 +56,27 @@ class SourceLines:
                 except OSError:
                     data = None
                 text = decode_source(display, data) if data is not None else None
+            notebook = self.notebook(display, text)
+            if notebook is not None:
+                text = notebook.python  # positions in a notebook are in its cells' Python text
             self._lines[display] = split_lines(text) if text is not None else None
         return self._lines[display]
+
+    def notebook(self, display: str, raw: str | None = None):
+        """The notebook behind `display` (extract.notebook.Notebook), or None: not a notebook, or
+        one that cannot be read (then its diagnostics are at positions of the raw file)."""
+        from loralint.extract.notebook import cached_notebook, is_notebook
+
+        if not is_notebook(display):
+            return None
+        if raw is None:
+            raw = self.texts.get(display)
+            if raw is None:
+                try:
+                    raw = decode_source(display, read_limited(self.paths.get(display, display), self.limit))
+                except OSError:
+                    return None
+        return cached_notebook(raw)
 
     def line(self, display: str, number: int) -> str | None:
         lines = self.lines(display)

@@ -71,11 +71,19 @@ def summary(result: RunResult) -> str:
 
 
 def render(result: RunResult) -> str:
+    from dataclasses import replace
+
+    from loralint.extract.notebook import in_json, is_notebook
+    from loralint.report import SourceLines
+
     root = repository_root()
+    sources = SourceLines(result.sources, result.texts)
     lines = []
     for diag in result.diagnostics:
         fs_path = result.sources.get(diag.span.path, diag.span.path)
         file = relative_path(fs_path, root) or Path(os.path.abspath(fs_path)).as_posix()
+        if is_notebook(diag.span.path):  # GitHub shows the .ipynb file's JSON: its line and column
+            diag = replace(diag, span=in_json(sources.notebook(diag.span.path), diag.span))
         lines.append(annotation(diag, file))
     lines.append(summary(result))
     return "\n".join(lines)

@@ -36,6 +36,7 @@ class JsonDiagnostic(BaseModel):
     severity: Literal["error", "warning", "info"]
     message: str
     fix: JsonFix | None
+    cell: int | None = None  # in a notebook: the cell (1-based, all cells counted); lines count inside it
 
 
 class JsonConfig(BaseModel):
@@ -47,6 +48,7 @@ class JsonConfig(BaseModel):
     base_model: str | None
     scaling: float | None
     trainable_params: int | None
+    cell: int | None = None  # as in JsonDiagnostic
     # Filled when the base model resolves (see `loralint.resolve`).
     model_type: str | None = None
     resolved_from: str | None = None
@@ -120,12 +122,36 @@ def _counts_exact(advice) -> bool | None:
 
 
 def render(result: RunResult) -> str:
+    from loralint.report import SourceLines
+
+    sources = SourceLines(result.sources, result.texts)
     report = JsonReport(
         files_checked=result.files_checked,
-        diagnostics=[diagnostic_model(d) for d in result.diagnostics],
-        configs=[config_model(s) for s in result.sites],
+        diagnostics=[_in_cell(diagnostic_model(d), sources) for d in result.diagnostics],
+        configs=[_in_cell(config_model(s), sources) for s in result.sites],
     )
-    return report.model_dump_json(indent=2)
+    # `cell` is written only for notebooks: other files keep the contract's keys as they were
+    exclude = {key: {i: {"cell"} for i, item in enumerate(getattr(report, key)) if item.cell is None}
+               for key in ("diagnostics", "configs")}
+    return report.model_dump_json(indent=2, exclude=exclude)
+
+
+def _in_cell(item, sources):
+    """A notebook's positions as ruff gives them: the cell, and line and column inside it."""
+    from loralint.extract.notebook import in_cell, is_notebook
+    from loralint.sites import Span
+
+    if not is_notebook(item.path):
+        return item
+    end = (getattr(item, "end_line", item.line), getattr(item, "end_column", item.column))
+    found = in_cell(sources.notebook(item.path), Span(item.path, item.line, item.column, *end))
+    if found is None:
+        return item
+    cell, span = found
+    update = {"cell": cell, "line": span.line, "column": span.column}
+    if hasattr(item, "end_line"):
+        update |= {"end_line": span.end_line, "end_column": span.end_column}
+    return item.model_copy(update=update)
 
 
 def render_statistics(result: RunResult, unsafe_fixes: bool = False) -> str:

@@ -154,12 +154,31 @@ def publish_params(result: RunResult, texts: Mapping[str, str] | None = None) ->
     entries = []
     for display, diags in by_path.items():
         lookup = sources.lookup(display)
+        notebook = sources.notebook(display)
+        if notebook is not None:  # an editor opening the .ipynb as JSON: positions in that JSON, no edits
+            lookup, diags = _notebook_json(notebook, display, diags)
         entries.append({
             "uri": uri_for(display),
             "diagnostics": [to_lsp_diagnostic(d, lines=lookup, uri_for=uri_for, rules=result.rules) for d in diags],
         })
     entries.sort(key=lambda e: e["uri"])
     return entries
+
+
+def _notebook_json(notebook, display: str, diags: list[Diagnostic]) -> tuple[LineLookup, list[Diagnostic]]:
+    """The diagnostics of a notebook at their places in its JSON text (its cells' edits do not apply there)."""
+    from dataclasses import replace
+
+    from loralint.extract.notebook import in_json
+    from loralint.report import split_lines
+
+    raw_lines = split_lines(notebook.raw)
+    moved = [
+        replace(d, span=in_json(notebook, d.span), fix=None,
+                related=[(in_json(notebook, span) if span.path == display else span, message) for span, message in d.related])
+        for d in diags
+    ]
+    return (lambda n: raw_lines[n - 1] if 0 < n <= len(raw_lines) else None), moved
 
 
 def render(result: RunResult) -> str:

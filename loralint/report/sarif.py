@@ -280,12 +280,24 @@ def sarif_log(result: RunResult, root: Path | None = None) -> dict[str, Any]:
     hashes: dict[str, dict[int, str]] = {}
     fingerprint = _Fingerprints()
     results = []
+    from loralint.extract.notebook import in_cell, in_json
+
     for diag in result.diagnostics:
         span = diag.span
         fs_path = paths.get(span.path, span.path)
         location = artifact_location(fs_path, root)
         line_text = lines.line(span.path, span.line)
         partial = {"loralint/v1": fingerprint(diag, location["uri"], line_text)}
+        region = _region(span)
+        notebook = lines.notebook(span.path)
+        if notebook is not None:
+            # Code scanning shows the .ipynb file: the region is where the code is written in its
+            # JSON; the cell and the position inside it go along as properties.
+            cell = in_cell(notebook, span)
+            span = in_json(notebook, span)
+            region = _region(span)
+            if cell is not None:
+                region["properties"] = {"cell": cell[0], "cellLine": cell[1].line, "cellColumn": cell[1].column}
         if span.path not in hashes:
             try:
                 hashes[span.path] = line_hashes(read_limited(fs_path, lines.limit))
@@ -298,16 +310,17 @@ def sarif_log(result: RunResult, root: Path | None = None) -> dict[str, Any]:
             "ruleIndex": index[diag.code],
             "level": LEVELS.get(diag.severity, "warning"),
             "message": {"text": diag.message},
-            "locations": [{"physicalLocation": {"artifactLocation": location, "region": _region(span)}}],
+            "locations": [{"physicalLocation": {"artifactLocation": location, "region": region}}],
             "partialFingerprints": partial,
         }
         if diag.related:
             item["relatedLocations"] = [
-                {"id": i, "physicalLocation": _physical(rspan, paths.get(rspan.path, rspan.path), root),
+                {"id": i, "physicalLocation": _physical(in_json(lines.notebook(rspan.path), rspan),
+                                                        paths.get(rspan.path, rspan.path), root),
                  "message": {"text": message}}
                 for i, (rspan, message) in enumerate(diag.related, start=1)
             ]
-        if diag.fix is not None and diag.fix.edits:
+        if diag.fix is not None and diag.fix.edits and notebook is None:  # a notebook's edits are in its cells, not its JSON
             item["fixes"] = [_fix(diag.fix, paths, root)]
         results.append(item)
 

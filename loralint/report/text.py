@@ -8,6 +8,7 @@ import unicodedata
 from collections import Counter
 
 from loralint.engine import RunResult
+from loralint.extract.notebook import in_cell
 from loralint.report import SourceLines
 from loralint.report.escape import escape
 from loralint.sites import Diagnostic
@@ -52,7 +53,7 @@ def render(
     out: list[str] = []
     sources = SourceLines(result.sources, result.texts)
     for d in result.diagnostics:
-        out.append(_headline(d, style))
+        out.append(_headline(d, style, sources))
         if show_source and not quiet:
             out.extend(_snippet(d, sources, style))
     if not quiet:
@@ -66,11 +67,14 @@ def clean_summary(result: RunResult) -> str:
             f"{_plural(len(result.sites), 'LoRA configuration')} found)")
 
 
-def _headline(d: Diagnostic, style: _Style) -> str:
+def _headline(d: Diagnostic, style: _Style, sources: SourceLines | None = None) -> str:
     s = d.span
+    place = f"{s.line}:{s.column}"
+    if sources is not None and (cell := in_cell(sources.notebook(s.path), s)) is not None:
+        place = f"cell {cell[0]}:{cell[1].line}:{cell[1].column}"  # ruff's way of naming a notebook position
     # Everything from the checked tree (the path, values quoted in the message) is escaped: a newline
     # in a file name must not forge a second finding line, an ESC sequence must not reach the terminal.
-    location = style(f"{escape(s.path)}:{s.line}:{s.column}:", bold=True)
+    location = style(f"{escape(s.path)}:{place}:", bold=True)
     code = style(escape(d.code), fg=_COLOURS[d.severity], bold=True)
     severity = style(f"[{d.severity}]", fg=_COLOURS[d.severity])
     fixable = style(" [*]", fg="cyan") if d.fix is not None and d.fix.applicability == "safe" else ""
@@ -85,7 +89,9 @@ def _snippet(d: Diagnostic, sources: SourceLines, style: _Style) -> list[str]:
     if line is None:
         return []
     line = line.rstrip("\r\n")
-    gutter = " " * len(str(s.line))
+    cell = in_cell(sources.notebook(s.path), s)
+    number = cell[1].line if cell is not None else s.line  # a notebook's lines count inside the cell
+    gutter = " " * len(str(number))
     start = max(s.column - 1, 0)
     end = max(s.end_column - 1 if s.end_line == s.line else len(line.rstrip()), start)
     # Control characters would act on the terminal: escape them (visibly, as everywhere else) in three
@@ -99,7 +105,7 @@ def _snippet(d: Diagnostic, sources: SourceLines, style: _Style) -> list[str]:
     bar = style("|", fg="blue", bold=True)
     return [
         f"{gutter} {bar}",
-        f"{style(str(s.line), fg='blue', bold=True)} {bar} {(before + marked + after).rstrip()}",
+        f"{style(str(number), fg='blue', bold=True)} {bar} {(before + marked + after).rstrip()}",
         f"{gutter} {bar} {caret}",
         f"{gutter} {bar}",
         "",

@@ -1,0 +1,372 @@
+"""Jupyter notebooks (.ipynb, nbformat 4) read as one Python module.
+
+The code cells, in order, make one Python text (the "cell text"): the program model sees it as it
+sees a script, so a config built in cell 2 and applied in cell 5 is one story. IPython syntax that
+is not Python (`%magic`, `!shell`, `x = !ls`, `obj?`, a `%%` cell magic) is blanked line by line
+(a cell whose first line is a `%%` magic is skipped whole, except the magics whose body is Python
+such as `%%time`), but only in a cell that does not parse as it is, so a string or comment is never
+touched. A cell that still does not parse is one LORA901 and is left out; the others are checked.
+
+Positions inside the pipeline are positions in the cell text. Output maps them (`Notebook`):
+text output as `cell N:line:column` (cells counted as the notebook shows them, markdown included),
+SARIF, GitHub and LSP output to the line and column in the .ipynb file's JSON where the source
+character is written, which is what code scanning and editors open. `--fix` edits the cell text and
+`Notebook.rewrite` puts the changed cells back by replacing only their `source` strings in the raw
+JSON, so the rest of the file stays byte-identical.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from loralint.extract.source import LineIndex, SourceSyntaxError
+from loralint.sites import Span
+
+if TYPE_CHECKING:  # the JSON reader (and yaml) load only when a notebook is read
+    from loralint.extract.yaml_positions import Node
+
+SUFFIX = ".ipynb"
+
+# A line that is IPython syntax, not Python: `%magic`, `!cmd`, `x = !cmd` / `x = %magic`,
+# `obj?` / `?obj` / `obj??` help (only on a bare dotted name, so a `?` inside a string is no match).
+_MAGIC_LINE = re.compile(
+    r"^[ \t]*(?:[%!]|[\w., \t\[\]]+=[ \t]*[%!]|\?{1,2}[ \t]*[\w.]+[ \t]*$|[\w.\[\]]+[ \t]*\?{1,2}[ \t]*$)"
+)
+# Cell magics whose body is Python that IPython runs (IPython.core.magics: execution, basic).
+_PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug"})
+_LINE_BREAKS = re.compile(r"\r\n|\r")
+# One decoded character of a JSON string's raw text: a surrogate pair, an escape, or a character.
+_JSON_CHAR = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4}|\\.|[^\\]", re.S)
+
+
+def is_notebook(path: str) -> bool:
+    return path.lower().endswith(SUFFIX)
+
+
+@dataclass(slots=True)
+class Cell:
+    number: int  # 1-based, over every cell of the notebook (markdown included), as the notebook shows them
+    node: Node  # the `source` value: a string, or a list of strings
+    original: list[str]  # the source's lines as written (line breaks kept)
+    lines: list[str]  # as Python sees them: IPython-only lines blanked (line breaks kept)
+    first: int = 0  # 1-based line of the cell text where this cell starts
+
+
+@dataclass(slots=True)
+class Notebook:
+    raw: str  # the .ipynb file's text
+    cells: list[Cell] = field(default_factory=list)  # code cells only
+    python: str = ""
+    problems: list[tuple[str, int, int]] = field(default_factory=list)  # (message, line, column) in the cell text
+    _line_starts: list[tuple[Cell, int, int]] | None = None  # per cell-text line: (cell, line in cell, raw offset)
+    _raw_index: LineIndex | None = None
+
+    @property
+    def index(self) -> LineIndex:
+        if self._raw_index is None:
+            self._raw_index = LineIndex(self.raw)
+        return self._raw_index
+
+    # --- positions -------------------------------------------------------------------------
+    def cell_of(self, line: int) -> tuple[Cell, int] | None:
+        """(cell, 1-based line inside it) of a line of the cell text; None past the end."""
+        for cell in reversed(self.cells):
+            if cell.first <= line:
+                inside = line - cell.first + 1
+                return (cell, inside) if inside <= max(len(cell.lines), 1) else None
+        return None
+
+    def cell_position(self, line: int, column: int) -> tuple[int, int, int] | None:
+        """(cell number, line in the cell, column) for a position of the cell text."""
+        found = self.cell_of(line)
+        return None if found is None else (found[0].number, found[1], column)
+
+    def json_position(self, line: int, column: int) -> tuple[int, int] | None:
+        """(line, column) in the .ipynb file where the character at (line, column) of the cell text
+        is written (escapes counted as written: `\\"` is two columns)."""
+        starts = self._starts()
+        if not 0 < line <= len(starts):
+            return None
+        _, _, offset = starts[line - 1]
+        for _ in range(max(column - 1, 0)):
+            match = _JSON_CHAR.match(self.raw, offset)
+            if match is None or match.group() in ('"', "\\n", "\\r"):
+                break  # the end of the line (or of the string): columns past it stay there
+            offset = match.end()
+        return self.index.position(offset)
+
+    def _starts(self) -> list[tuple[Cell, int, int]]:
+        if self._line_starts is None:
+            self._line_starts = []
+            for cell in self.cells:
+                self._line_starts.extend((cell, i, off) for i, off in enumerate(_raw_line_starts(self.raw, self.index, cell), 1))
+        return self._line_starts
+
+    # --- fixes -----------------------------------------------------------------------------
+    def rewrite(self, python: str) -> str:
+        """The .ipynb text with the cells whose Python changed written back; everything else
+        (other cells, outputs, metadata, whitespace, key order) byte for byte as it was."""
+        new_lines = python.splitlines(keepends=True)
+        old_lines = self.python.splitlines(keepends=True)
+        replacements: list[tuple[int, int, str]] = []
+        bounds = _map_bounds(old_lines, new_lines, [c.first - 1 for c in self.cells] + [len(old_lines)])
+        for k, cell in enumerate(self.cells):
+            lines = new_lines[bounds[k] : bounds[k + 1]]
+            if lines == cell.lines:
+                continue
+            source = "".join(_restore(cell, lines))
+            if source.endswith("\n") and not "".join(cell.original).endswith("\n"):
+                source = source[:-1]  # the cell text ends every cell with a line break; the notebook did not
+            replacements.append((*_offsets(self.index, cell.node), _dump_source(self.raw, self.index, cell, source)))
+        text = self.raw
+        for start, end, new in sorted(replacements, reverse=True):
+            text = text[:start] + new + text[end:]
+        return text
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def read_notebook(raw: str) -> Notebook:
+    """The notebook's code cells as Python. SourceSyntaxError (LORA901) when the file is not an
+    nbformat 4 notebook (invalid JSON, nbformat 3's worksheets, no cell list, a source that is
+    neither a string nor a list of strings)."""
+    from loralint.extract.yaml_positions import compose_json, parse_json
+
+    doc = parse_json(raw)
+    if not isinstance(doc, dict):
+        raise SourceSyntaxError("not a Jupyter notebook (the JSON document is not an object)")
+    major = doc.get("nbformat")
+    if isinstance(major, int) and major < 4 or "worksheets" in doc:
+        raise SourceSyntaxError(f"nbformat {major} notebook: loralint reads nbformat 4 (open and save it in Jupyter to upgrade)")
+    cells = doc.get("cells")
+    if not isinstance(cells, list):
+        raise SourceSyntaxError("not a Jupyter notebook (no \"cells\" list)")
+    notebook = Notebook(raw)
+    if not cells or not _is_python(doc.get("metadata")):
+        return notebook  # an empty notebook, or another kernel's language: nothing to read as Python
+    root = compose_json(raw)
+    cell_nodes = root.get("cells")
+    assert cell_nodes is not None
+    for number, (cell, node) in enumerate(zip(cells, cell_nodes.items), 1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source, source_node = cell.get("source"), node.get("source") if node.kind == "map" else None
+        if isinstance(source, list) and all(isinstance(s, str) for s in source):
+            source = "".join(source)
+        if not isinstance(source, str) or source_node is None:
+            line, column = node.start
+            raise SourceSyntaxError(f"cell {number}: \"source\" is neither a string nor a list of strings", line, column)
+        original = _LINE_BREAKS.sub("\n", source).splitlines(keepends=True)
+        notebook.cells.append(Cell(number, source_node, original, list(original)))
+    _as_python(notebook)
+    return notebook
+
+
+@lru_cache(maxsize=8)
+def cached_notebook(raw: str) -> Notebook | None:
+    """`read_notebook` for output: None when the file is not a readable notebook (its diagnostics
+    then carry positions in the raw file, which output keeps as they are)."""
+    try:
+        return read_notebook(raw)
+    except Exception:  # noqa: BLE001 - the extractor reported why; output falls back to raw positions
+        return None
+
+
+def _is_python(metadata: object) -> bool:
+    if not isinstance(metadata, dict):
+        return True
+    for key, name_key in (("kernelspec", "language"), ("language_info", "name")):
+        section = metadata.get(key)
+        if isinstance(section, dict) and isinstance(section.get(name_key), str):
+            return section[name_key].lower() in ("python", "python3", "ipython", "ipython3")
+    return True
+
+
+def _as_python(notebook: Notebook) -> None:
+    """Fill each cell's Python lines and the cell text."""
+    parts: list[str] = []
+    line = 1
+    for cell in notebook.cells:
+        cell.first = line
+        text = "".join(cell.original)
+        if not _parses(text):
+            cell.lines = _blank_ipython(cell.original)
+            if not _parses("".join(cell.lines)):
+                problem = _syntax_error("".join(cell.lines))
+                cell.lines = ["\n" if ln.endswith("\n") else "" for ln in cell.original]
+                if problem is not None:  # None: valid IPython (top-level await) that is not a module
+                    message, row, column = problem
+                    notebook.problems.append((f"cell {cell.number}: {message}; this cell not checked", line + row - 1, column))
+        if cell.lines and not cell.lines[-1].endswith("\n"):
+            cell.lines[-1] += "\n"
+        if not cell.lines:
+            cell.lines = ["\n"]  # an empty cell still has its line, so the next cell starts after it
+        parts.extend(cell.lines)
+        line += len(cell.lines)
+    notebook.python = "".join(parts)
+
+
+def _parses(text: str) -> bool:
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _syntax_error(text: str) -> tuple[str, int, int] | None:
+    try:
+        compile(text, "<cell>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    except SyntaxError as exc:
+        return f"cannot parse ({exc.msg})", exc.lineno or 1, exc.offset or 1
+    except ValueError as exc:
+        return f"cannot parse ({exc})", 1, 1
+    return None
+
+
+def _blank_ipython(lines: list[str]) -> list[str]:
+    """The lines with IPython-only syntax blanked (a line break kept, an indented one becomes
+    `pass` so the block around it stays a block)."""
+    out = list(lines)
+    first = lines[0].strip() if lines else ""
+    if first.startswith("%%"):
+        magic = first[2:].split(maxsplit=1)[0] if len(first) > 2 else ""
+        stop = 1 if magic in _PYTHON_CELL_MAGICS else len(lines)
+        for i in range(stop):
+            out[i] = "\n" if lines[i].endswith("\n") else ""
+        return out
+    continued = False
+    for i, line in enumerate(lines):
+        if continued or _MAGIC_LINE.match(line):
+            body = line.rstrip("\r\n")
+            indent = body[: len(body) - len(body.lstrip())]
+            out[i] = (indent + "pass" if indent and not continued else "") + ("\n" if line.endswith("\n") else "")
+            continued = body.endswith("\\")  # `!pip install a \` goes on on the next line
+    return out
+
+
+# --- raw positions ---------------------------------------------------------------------------
+
+
+def _offsets(index: LineIndex, node: Node) -> tuple[int, int]:
+    """Raw offsets [start, end) of a node (its positions are 1-based line and code-point column)."""
+    return (index.starts[node.start[0] - 1] + node.start[1] - 1, index.starts[node.end[0] - 1] + node.end[1] - 1)
+
+
+def _strings(node: Node) -> list[Node]:
+    return list(node.items) if node.kind == "seq" else [node]
+
+
+def _raw_line_starts(raw: str, index: LineIndex, cell: Cell) -> list[int]:
+    """Raw offset where each line of the cell's source begins (inside its JSON string)."""
+    starts: list[int] = []
+    at_start = True
+    for string in _strings(cell.node):
+        offset = _offsets(index, string)[0] + 1  # after the opening quote
+        while True:
+            match = _JSON_CHAR.match(raw, offset)
+            if match is None or match.group() == '"':
+                break
+            if at_start:
+                starts.append(offset)
+                at_start = False
+            offset = match.end()
+            char = match.group()
+            if char in ("\\n", "\\u000a", "\\u000A") or (char == "\\r" and not raw.startswith("\\n", offset)):
+                at_start = True
+    while len(starts) < len(cell.lines):  # a blanked (empty) cell's one line
+        starts.append(starts[-1] if starts else _offsets(index, cell.node)[0])
+    return starts[: len(cell.lines)]
+
+
+# --- writing back ----------------------------------------------------------------------------
+
+
+def _map_bounds(old: list[str], new: list[str], bounds: list[int]) -> list[int]:
+    """Where each cell boundary of the old cell text falls in the new one. Fixes edit inside one
+    call, never across cells, so every boundary lies in a run of lines the two texts share."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    out = []
+    for bound in bounds:
+        mapped = None
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if i1 <= bound < i2 or (bound == i2 and tag == "equal" and i2 == len(old)):
+                mapped = j1 + (bound - i1) if tag == "equal" else j1
+                break
+        out.append(len(new) if mapped is None else mapped)
+    return out
+
+
+def _restore(cell: Cell, lines: list[str]) -> list[str]:
+    """The new Python lines of a cell with its blanked IPython lines put back where they were."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, cell.lines, lines, autojunk=False)
+    out: list[str] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            out.extend(cell.original[i1:i2] if i2 <= len(cell.original) else lines[j1:j2])
+        else:
+            out.extend(lines[j1:j2])
+    return out
+
+
+def _dump_source(raw: str, index: LineIndex, cell: Cell, source: str) -> str:
+    """`source` written as the notebook wrote it: a list of one string a line (Jupyter's way),
+    laid out with the whitespace the old list used, or one string."""
+    ascii_only = "\\u" in raw and not any(ord(ch) > 127 for ch in raw)
+
+    def dump(s: str) -> str:
+        return json.dumps(s, ensure_ascii=ascii_only)
+
+    if cell.node.kind != "seq":
+        return dump(source)
+    lines = source.splitlines(keepends=True)
+    start, end = _offsets(index, cell.node)
+    items = cell.node.items
+    if not items:
+        return "[" + ", ".join(dump(s) for s in lines) + "]"
+    first_start = _offsets(index, items[0])[0]
+    last_end = _offsets(index, items[-1])[1]
+    opening = raw[start + 1 : first_start]  # "\n    " after `[`
+    closing = raw[last_end : end - 1]  # "\n   " before `]`
+    between = raw[_offsets(index, items[0])[1] : _offsets(index, items[1])[0]] if len(items) > 1 else "," + opening
+    return "[" + opening + between.join(dump(s) for s in lines) + closing + "]"
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def in_cell(notebook: Notebook | None, span: Span) -> tuple[int, Span] | None:
+    """(cell number, the span with lines counted inside that cell) for a span of the cell text;
+    None when `notebook` is None (not a notebook, or one that could not be read: its spans are
+    positions in the raw file already)."""
+    if notebook is None:
+        return None
+    start = notebook.cell_of(span.line)
+    if start is None:
+        return None
+    cell, line = start
+    end_line = line + max(span.end_line - span.line, 0)
+    return cell.number, Span(span.path, line, span.column, end_line, span.end_column)
+
+
+def in_json(notebook: Notebook | None, span: Span) -> Span:
+    """The span in the .ipynb file's JSON text (where code scanning and editors look)."""
+    if notebook is None:
+        return span
+    start = notebook.json_position(span.line, span.column)
+    if start is None:
+        return span
+    end = notebook.json_position(span.end_line, span.end_column) or start
+    if end < start:
+        end = start
+    return Span(span.path, start[0], start[1], end[0], end[1])

@@ -1,0 +1,169 @@
+"""Jupyter notebooks: code cells read as Python, positions named by cell, fixes inside the cells only."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import run_cli
+
+CONFIG = 'c = LoraConfig(r=32, lora_aplha=2, task_type="CAUSAL_LM",\n'
+
+
+def notebook(*cells: tuple[str, list[str] | str], **top) -> str:
+    """An nbformat 4 notebook as Jupyter writes it (indent=1, one JSON string a source line)."""
+    doc = {
+        "cells": [
+            {"cell_type": kind, "metadata": {}, "source": source,
+             **({"execution_count": None, "outputs": []} if kind == "code" else {})}
+            for kind, source in cells
+        ],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        **top,
+    }
+    return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+
+
+MISTAKE = notebook(
+    ("markdown", ["# Fine-tune ü\n"]),
+    ("code", ["!pip install -q peft\n", "%matplotlib inline\n", "from peft import LoraConfig\n"]),
+    ("code", [CONFIG, '               target_modules=["q_proj"])']),
+)
+
+
+def test_a_notebook_is_checked_by_name_and_in_a_directory_with_cell_positions(tmp_path):
+    (tmp_path / "nb.ipynb").write_text(MISTAKE)
+    for target in ("nb.ipynb", "."):
+        run = run_cli(["check", target], cwd=tmp_path)
+        assert run.exit_code == 1
+        # cell 3 (the markdown cell counts), its first line, the column of `lora_aplha`
+        assert "nb.ipynb:cell 3:1:22: LORA001" in run.stdout
+        assert "1 | c = LoraConfig(r=32, lora_aplha=2" in run.stdout  # the cell's line, not JSON
+
+
+def test_json_output_names_the_cell_and_the_line_inside_it(tmp_path):
+    (tmp_path / "nb.ipynb").write_text(MISTAKE)
+    (tmp_path / "train.py").write_text("from peft import LoraConfig\n" + CONFIG + ")\n")
+    report = run_cli(["check", ".", "--output-format", "json"], cwd=tmp_path).json
+    by_path = {(d["path"], d["code"]): d for d in report["diagnostics"]}
+    nb = by_path[("nb.ipynb", "LORA001")]
+    assert (nb["cell"], nb["line"], nb["column"]) == (3, 1, 22)
+    assert "cell" not in by_path[("train.py", "LORA001")]  # other files keep the contract's keys
+    assert [c["cell"] for c in report["configs"] if c["path"] == "nb.ipynb"] == [3]
+
+
+def _json_line_of(text: str, needle: str) -> tuple[int, int]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return number, line.index(needle) + 1
+    raise AssertionError(needle)
+
+
+def test_sarif_github_and_lsp_point_into_the_notebook_json(tmp_path):
+    (tmp_path / "nb.ipynb").write_text(MISTAKE)
+    line, column = _json_line_of(MISTAKE, "lora_aplha")
+    sarif = run_cli(["check", "nb.ipynb", "--output-format", "sarif"], cwd=tmp_path).json
+    result = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "LORA001")
+    region = result["locations"][0]["physicalLocation"]["region"]
+    assert (region["startLine"], region["startColumn"]) == (line, column)
+    assert region["properties"] == {"cell": 3, "cellLine": 1, "cellColumn": 22}
+    assert "fixes" not in result  # edits are in the cell's Python, not in the JSON
+    github = run_cli(["check", "nb.ipynb", "--output-format", "github"], cwd=tmp_path).stdout
+    assert f"file=nb.ipynb,line={line},col={column}," in github
+    lsp = run_cli(["check", "nb.ipynb", "--output-format", "lsp"], cwd=tmp_path).json
+    start = next(d for d in lsp[0]["diagnostics"] if d["code"] == "LORA001")["range"]["start"]
+    assert start == {"line": line - 1, "character": column - 1}
+
+
+def test_escaped_characters_before_a_finding_shift_its_json_column(tmp_path):
+    text = notebook(("code", ['from peft import LoraConfig\n', 'x = "\\t\\"é"; ' + CONFIG, ")"]))
+    (tmp_path / "nb.ipynb").write_text(text)
+    line, column = _json_line_of(text, "lora_aplha")
+    github = run_cli(["check", "nb.ipynb", "--output-format", "github"], cwd=tmp_path).stdout
+    assert f"line={line},col={column}," in github
+
+
+def test_fix_rewrites_only_the_cell_source(tmp_path):
+    path = tmp_path / "nb.ipynb"
+    path.write_text(MISTAKE)
+    run = run_cli(["check", "nb.ipynb", "--fix"], cwd=tmp_path)
+    assert "LORA001" not in run.stdout
+    expected = MISTAKE.replace("lora_aplha=2", "lora_alpha=2")
+    assert path.read_text() == expected  # every other byte (outputs, metadata, layout, ü) as it was
+
+
+def test_a_source_written_as_one_string_is_read_and_fixed(tmp_path):
+    text = notebook(("code", "from peft import LoraConfig\n" + CONFIG + '  target_modules=["q_proj"])'))
+    path = tmp_path / "nb.ipynb"
+    path.write_text(text)
+    run = run_cli(["check", "nb.ipynb"], cwd=tmp_path)
+    assert "nb.ipynb:cell 1:2:22: LORA001" in run.stdout
+    run_cli(["check", "nb.ipynb", "--fix"], cwd=tmp_path)
+    assert path.read_text() == text.replace("lora_aplha", "lora_alpha")
+
+
+def test_a_config_in_one_cell_applied_in_another_is_one_story(tmp_path):
+    text = notebook(
+        ("code", ["from peft import LoraConfig, get_peft_model\n", "from transformers import AutoModelForCausalLM\n"]),
+        ("code", ['model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-3B")\n']),
+        ("markdown", ["Now the adapter.\n"]),
+        ("code", ['config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")\n']),
+        ("code", ["model = get_peft_model(model, config)\n"]),
+    )
+    (tmp_path / "nb.ipynb").write_text(text)
+    config = run_cli(["check", "nb.ipynb", "--output-format", "json"], cwd=tmp_path).json["configs"][0]
+    assert config["base_model"] == "meta-llama/Llama-3.2-3B"
+    assert config["trainable_params"] == 24_313_856
+    assert (config["cell"], config["line"]) == (4, 1)
+
+
+def test_a_cell_that_does_not_parse_is_one_finding_and_the_rest_is_checked(tmp_path):
+    text = notebook(
+        ("code", ["from peft import LoraConfig\n"]),
+        ("code", ["def broken(:\n"]),
+        ("code", [CONFIG, ")"]),
+    )
+    (tmp_path / "nb.ipynb").write_text(text)
+    run = run_cli(["check", "nb.ipynb"], cwd=tmp_path)
+    assert "nb.ipynb:cell 2:1:" in run.stdout and "LORA901" in run.stdout
+    assert "nb.ipynb:cell 3:1:22: LORA001" in run.stdout
+
+
+def test_a_cell_magic_cell_is_skipped_and_help_lines_are_not_code(tmp_path):
+    text = notebook(
+        ("code", ["%%bash\n", "pip install peft\n"]),
+        ("code", ["from peft import LoraConfig\n", "LoraConfig?\n"]),
+        ("code", ["%%time\n", CONFIG, ")"]),
+    )
+    (tmp_path / "nb.ipynb").write_text(text)
+    run = run_cli(["check", "nb.ipynb", "--output-format", "json"], cwd=tmp_path)
+    assert run.codes().count("LORA901") == 0
+    assert "LORA001" in run.codes()  # %%time's body is Python and is checked
+
+
+def test_malformed_notebooks_are_diagnostics_not_crashes(tmp_path):
+    cases = {
+        "bad_json.ipynb": '{"cells": [LoraConfig',
+        "v3.ipynb": json.dumps({"nbformat": 3, "worksheets": [{"cells": []}], "metadata": {}, "x": "LoraConfig"}),
+        "no_cells.ipynb": json.dumps({"nbformat": 4, "metadata": {}, "x": "LoraConfig"}),
+        "bad_source.ipynb": json.dumps({"nbformat": 4, "metadata": {}, "x": "LoraConfig",
+                                         "cells": [{"cell_type": "code", "source": 3}]}),
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "empty.ipynb").write_text(notebook(("markdown", ["LoraConfig is explained here\n"])))
+    run = run_cli(["check", ".", "--output-format", "json"], cwd=tmp_path)
+    assert run.exit_code == 1
+    found = {d["path"]: d["code"] for d in run.json["diagnostics"]}
+    assert found == {name: "LORA901" for name in cases}  # an empty (markdown only) notebook is fine
+    text_run = run_cli(["check", "."], cwd=tmp_path)  # positions of an unreadable one are in its raw text
+    assert "bad_json.ipynb:1:" in text_run.stdout
+
+
+def test_another_kernels_notebook_is_not_read_as_python(tmp_path):
+    text = json.loads(notebook(("code", ['LoraConfig <- list(r = 8)\n'])))
+    text["metadata"] = {"kernelspec": {"language": "R", "name": "ir", "display_name": "R"}}
+    (tmp_path / "nb.ipynb").write_text(json.dumps(text))
+    run = run_cli(["check", "nb.ipynb"], cwd=tmp_path)
+    assert run.exit_code == 0
