@@ -501,8 +501,9 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
 @click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Settings file to use instead of discovery.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write .loralint_cache.")
+@click.option("--gpu-memory", help="One GPU's memory (e.g. 24GB, 80 GiB): say whether training fits and what would make it fit.")
 def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: bool, trust_remote_code: bool,
-            output_format: str, config_path: Path | None, no_cache: bool) -> None:
+            output_format: str, config_path: Path | None, no_cache: bool, gpu_memory: str | None) -> None:
     """Explain each LoRA configuration in PATHS: scaling, adapted modules, parameters, memory, advice."""
     import json
 
@@ -521,7 +522,15 @@ def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: boo
         result = run(targets, settings, options, resolve=_resolver(), verify=stage)
     except UsageError as exc:
         _fail(str(exc))
-    entries = [explain_site(site) for site in result.sites]
+    budget = None
+    if gpu_memory is not None:
+        from loralint.safe_read import parse_size
+
+        try:
+            budget = parse_size(gpu_memory)
+        except ValueError as exc:
+            _fail(f"--gpu-memory: {exc}")
+    entries = [explain_site(site, budget) for site in result.sites]
     click.echo(json.dumps({"version": 1, "configs": entries}, indent=2) if output_format == "json" else render_text(entries), nl=output_format == "json")
 
 

@@ -27,7 +27,7 @@ def _size(n_bytes: float) -> str:
     return f"{n_bytes / 1024**2:.1f} MiB"
 
 
-def explain_site(site: ConfigSite) -> dict[str, Any]:
+def explain_site(site: ConfigSite, gpu_memory: int | None = None) -> dict[str, Any]:
     r, r_known = effective(site, "r")
     alpha, alpha_known = effective(site, "lora_alpha")
     rslora, _ = effective(site, "use_rslora")
@@ -64,6 +64,7 @@ def explain_site(site: ConfigSite) -> dict[str, Any]:
     }
     data["scaling_by_pattern"] = _pattern_scalings(site, advice, data["scaling"])
     data["memory"] = _memory(data, info)
+    data["fit"] = training_memory(site, data, info, gpu_memory)
     data["guidance"] = _guidance(site, data, info)
     return data
 
@@ -230,6 +231,7 @@ def render_text(entries: list[dict[str, Any]]) -> str:
                 base_line += (f", ~{_size(memory['base_8bit_bytes'])} 8-bit, ~{_size(memory['base_4bit_bytes'])} 4-bit"
                               f" (~{_size(memory['base_4bit_double_quant_bytes'])} with double quantization) — estimates")
             rows.append(("base weights", base_line))
+        rows += _fit_rows(data.get("fit"))
         for k, note in enumerate(data["model_notes"][:4]):
             rows.append(("notes" if k == 0 else "", note))
         width = max(len(k) for k, _ in rows)
@@ -240,7 +242,132 @@ def render_text(entries: list[dict[str, Any]]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _fit_rows(fit: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not fit:
+        return []
+    rows: list[tuple[str, str]] = []
+    for k, item in enumerate(fit["items"]):
+        rows.append(("training memory" if k == 0 else "", f"{item['what']}: {_size(item['bytes'])} ({item['kind']})"))
+    for note in fit["notes"]:
+        rows.append(("", note))
+    if fit.get("total_bytes") is not None:
+        line = f"total {_size(fit['total_bytes'])} (estimate)"
+        if fit.get("gpu_memory_bytes"):
+            line += f" against {_size(fit['gpu_memory_bytes'])}: " + ("fits" if fit["fits"] else "does not fit")
+        rows.append(("", line))
+    for change in fit.get("changes", []):
+        rows.append(("", f"to fit: {change}"))
+    return rows
+
+
 def _v(value: Any) -> str:
     if value is None:
         return "unknown"
     return fmt(value) if not isinstance(value, str) else value
+
+
+# --- training memory: weights, adapter, optimizer, activations --------------------------------
+# Names the training arguments go by in TRL/transformers and the trainer YAML formats.
+_BATCH_KEYS = ("per_device_train_batch_size", "micro_batch_size", "batch_size")
+_SEQ_KEYS = ("max_length", "max_seq_length", "sequence_len", "cutoff_len", "max_seq_len")
+_UNCHECKED = "the estimates are rules of thumb, not yet checked against a GPU's measured peak"
+
+
+def _training_arg(site: ConfigSite, names: tuple[str, ...]) -> tuple[Any, str] | None:
+    training = getattr(site.hints, "training", None)
+    args = getattr(training, "args", None) or {}
+    for name in names:
+        f = args.get(name)
+        if f is not None and f.known:
+            return f.value, name
+    return None
+
+
+def training_memory(site: ConfigSite, data: dict[str, Any], info, gpu_memory: int | None) -> dict[str, Any] | None:
+    """What training this configuration holds on one GPU: the base weights at the chosen
+    quantization, the adapter with its gradients and AdamW state (exact when the counts are), and
+    an activation estimate for the batch and sequence length (Korthikanti et al. 2022, "Reducing
+    Activation Recomputation in Large Transformer Models": about 34·s·b·h bytes a layer in 16-bit
+    with flash attention; with gradient checkpointing, the 2·s·b·h input of each layer plus one
+    layer recomputed; plus the fp32 logits, b·s·vocab·4)."""
+    memory = data.get("memory")
+    if not memory or data.get("trainable_params") is None:
+        return None
+    trainable = data["trainable_params"]
+    quant = site.hints.quantization
+    bnb = site.hints.bnb_config or {}
+    exact_counts = bool(data.get("counts_exact")) or data.get("counted_by") == "peft"
+    counted = "exact" if exact_counts else "estimate"
+    if quant == "4bit" and "base_4bit_bytes" in memory:
+        double = bnb.get("bnb_4bit_use_double_quant") is True
+        base = memory["base_4bit_double_quant_bytes" if double else "base_4bit_bytes"]
+        base_item = {"what": "base weights, 4-bit" + (" (double quantization)" if double else ""), "bytes": base, "kind": "estimate"}
+    elif quant == "8bit" and "base_8bit_bytes" in memory:
+        base_item = {"what": "base weights, 8-bit", "bytes": memory["base_8bit_bytes"], "kind": "estimate"}
+    elif quant is None:
+        base_item = {"what": "base weights, bf16", "bytes": memory["base_bf16_bytes"], "kind": counted}
+    else:
+        return None
+    items = [
+        base_item,
+        # PEFT keeps adapter weights in fp32 (autocast_adapter_dtype=True); AdamW two fp32 moments.
+        {"what": "adapter weights, fp32", "bytes": trainable * 4, "kind": counted},
+        {"what": "adapter gradients, fp32", "bytes": trainable * 4, "kind": counted},
+        {"what": "AdamW state (2 fp32 moments)", "bytes": trainable * 8, "kind": counted},
+    ]
+    fit: dict[str, Any] = {"items": items, "notes": [], "total_bytes": None, "gpu_memory_bytes": gpu_memory,
+                           "fits": None, "changes": [], "checked_on_gpu": False}
+    config = getattr(info, "config", None) or {}
+    hidden, layers, vocab = config.get("hidden_size"), getattr(info, "num_layers", None), config.get("vocab_size")
+    batch, seq = _training_arg(site, _BATCH_KEYS), _training_arg(site, _SEQ_KEYS)
+    checkpointing = _training_arg(site, ("gradient_checkpointing",))
+    if not all(isinstance(v, int) and v > 0 for v in (hidden, layers, vocab)):
+        fit["notes"].append("activations: unknown (the model's hidden size, layers or vocabulary are not known)")
+        return fit
+    if batch is None or seq is None or not isinstance(batch[0], int) or not isinstance(seq[0], int):
+        fit["notes"].append("activations: unknown (batch size and sequence length not found in the training arguments)")
+        return fit
+    b, s = batch[0], seq[0]
+    without, with_gc = activation_bytes(b, s, hidden, layers, vocab)
+    items.append({"what": f"activations, batch {b} × {s} tokens, no gradient checkpointing", "bytes": without, "kind": "estimate"})
+    items.append({"what": f"activations, batch {b} × {s} tokens, gradient checkpointing", "bytes": with_gc, "kind": "estimate"})
+    gc_on = checkpointing is not None and checkpointing[0] is True
+    fixed = sum(i["bytes"] for i in items[:4])
+    total = fixed + (with_gc if gc_on else without)
+    fit["total_bytes"] = total
+    fit["notes"].append(f"{'with' if gc_on else 'without'} gradient checkpointing as configured; {_UNCHECKED}")
+    if gpu_memory:
+        fit["fits"] = total <= gpu_memory
+        if not fit["fits"]:
+            fit["changes"] = _changes(fixed, without, with_gc, gc_on, b, s, hidden, layers, vocab, gpu_memory, quant, memory)
+    return fit
+
+
+def activation_bytes(b: int, s: int, hidden: int, layers: int, vocab: int) -> tuple[int, int]:
+    """(without, with) gradient checkpointing, in bytes: estimates."""
+    logits = b * s * vocab * 4
+    without = 34 * s * b * hidden * layers + logits
+    with_gc = 2 * s * b * hidden * layers + 34 * s * b * hidden + logits
+    return without, with_gc
+
+
+def _changes(fixed, without, with_gc, gc_on, b, s, hidden, layers, vocab, budget, quant, memory) -> list[str]:
+    out: list[str] = []
+    if not gc_on and fixed + with_gc <= budget:
+        out.append(f"enable gradient checkpointing (total ~{_size(fixed + with_gc)})")
+        return out
+    activations = with_gc if gc_on else without
+    if quant is None and "base_4bit_bytes" in memory:
+        smaller = fixed - memory["base_bf16_bytes"] + memory["base_4bit_bytes"]
+        if smaller + with_gc <= budget:
+            out.append(f"load the base in 4-bit (QLoRA) with gradient checkpointing (total ~{_size(smaller + with_gc)})")
+    for batch in range(b - 1, 0, -1):
+        per = activation_bytes(batch, s, hidden, layers, vocab)[1]
+        if fixed + per <= budget:
+            out.append(f"per-device batch {batch} with gradient checkpointing and gradient_accumulation_steps ×{math.ceil(b / batch)}"
+                       f" (total ~{_size(fixed + per)})")
+            break
+    if not out:
+        out.append("shorter sequences, a smaller model or more GPUs: nothing above fits "
+                   f"(weights and optimizer alone ~{_size(fixed)}, activations ~{_size(activations)})")
+    return out

@@ -57,3 +57,61 @@ def test_explain_shows_the_scaling_rank_and_alpha_patterns_give(tmp_path):
     [entry] = json.loads(run.stdout)["configs"]
     assert entry["scaling"] == 2 and entry["scaling_by_pattern"] == {"q_proj": 0.25, "o_proj": 64}
     assert any("per-module scaling outside 0.5–4" in tip for tip in entry["guidance"])
+
+
+TRAINING = """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, TrainingArguments, Trainer
+model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-3B")
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+args = TrainingArguments(output_dir="out", per_device_train_batch_size=8, max_length=2048{extra})
+trainer = Trainer(model=model, args=args)
+"""
+
+
+def fit_of(tmp_path, extra: str = "", *options: str) -> dict:
+    (tmp_path / "train.py").write_text(TRAINING.format(extra=extra))
+    run = run_cli(["explain", "--output-format", "json", "--no-cache", *options, "train.py"], cwd=tmp_path)
+    assert run.exit_code == 0, run.stderr
+    [entry] = json.loads(run.stdout)["configs"]
+    return entry["fit"]
+
+
+def test_explain_training_memory_against_gpu_memory_and_the_change_that_fits(tmp_path):
+    fit = fit_of(tmp_path, "", "--gpu-memory", "24GB")
+    kinds = {item["what"]: item["kind"] for item in fit["items"]}
+    assert kinds["adapter weights, fp32"] == "exact" and kinds["AdamW state (2 fp32 moments)"] == "exact"
+    assert kinds["base weights, bf16"] == "exact"
+    assert kinds["activations, batch 8 × 2048 tokens, no gradient checkpointing"] == "estimate"
+    by_what = {item["what"]: item["bytes"] for item in fit["items"]}
+    assert by_what["AdamW state (2 fp32 moments)"] == 24_313_856 * 8
+    assert by_what["activations, batch 8 × 2048 tokens, gradient checkpointing"] < by_what[
+        "activations, batch 8 × 2048 tokens, no gradient checkpointing"]
+    assert fit["gpu_memory_bytes"] == 24_000_000_000 and fit["fits"] is False
+    assert fit["changes"][0].startswith("enable gradient checkpointing")
+    assert fit["checked_on_gpu"] is False
+    # with checkpointing on and a large GPU, it fits and nothing is proposed
+    fit = fit_of(tmp_path, ", gradient_checkpointing=True", "--gpu-memory", "80GB")
+    assert fit["fits"] is True and fit["changes"] == []
+
+
+def test_explain_text_says_which_figures_are_estimates(tmp_path):
+    (tmp_path / "train.py").write_text(TRAINING.format(extra=""))
+    out = run_cli(["explain", "--no-cache", "--gpu-memory", "24GB", "train.py"], cwd=tmp_path).stdout
+    assert "adapter gradients, fp32: 92.8 MiB (exact)" in out
+    assert "does not fit" in out and "to fit: enable gradient checkpointing" in out
+    assert "not yet checked against a GPU" in out
+
+
+def test_explain_without_batch_and_length_says_activations_are_unknown(tmp_path):
+    (tmp_path / "train.py").write_text(textwrap.dedent(SCRIPT))
+    run = run_cli(["explain", "--output-format", "json", "--no-cache", "--gpu-memory", "24GB", "train.py"], cwd=tmp_path)
+    [entry] = json.loads(run.stdout)["configs"]
+    assert entry["fit"]["total_bytes"] is None and entry["fit"]["fits"] is None
+    assert any("activations: unknown" in note for note in entry["fit"]["notes"])
+
+
+def test_explain_rejects_a_gpu_memory_that_is_not_a_size(tmp_path):
+    (tmp_path / "train.py").write_text(textwrap.dedent(SCRIPT))
+    run = run_cli(["explain", "--gpu-memory", "lots", "train.py"], cwd=tmp_path)
+    assert run.exit_code == 2 and "--gpu-memory" in run.stderr

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from loralint.datasets.yaml_refs import axolotl_refs, llamafactory_refs
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.source import LINE_BREAK
 from loralint.extract.yaml_positions import Node
@@ -214,11 +215,13 @@ class _Builder:
                 "base_model", value.value, self.doc.span(value), provenance=self.key(dotted)
             )
 
-    def quantization(self, bits: str, where: Node | Span) -> None:
+    def quantization(self, bits: str, where: Node | Span, source: str | None = None, method: str = "bitsandbytes") -> None:
         hints = self.site.hints
         if hints.quantization is None:
             hints.quantization = bits
             hints.quantization_span = where if isinstance(where, Span) else self.doc.span(where)
+            hints.quant_method = method
+            hints.quantization_source = source
 
     def dataset_slices(self, entries: Iterable[Node | None]) -> None:
         """hints.dataset_size from split slices (`train[:5000]`) when every dataset has one."""
@@ -463,10 +466,14 @@ def _axolotl(doc: Document) -> list[ConfigSite]:
     for key_name, bits_name in (("load_in_4bit", "4bit"), ("load_in_8bit", "8bit")):
         value = root.get(key_name)
         if _truthy(value):
-            b.quantization(bits_name, value)
+            b.quantization(bits_name, value, f"axolotl {key_name}: true")
+    if adapter_value == "qlora":  # axolotl validates that qlora comes with load_in_4bit: true
+        b.quantization("4bit", adapter, "axolotl adapter: qlora")
+    b.site.hints.kbit_prepared_by = "axolotl"  # axolotl's model loader prepares a k-bit model itself
     datasets = root.get("datasets")
     if datasets is not None and datasets.kind == "seq" and datasets.items:
         b.dataset_slices(item.get("split") if item.kind == "map" else None for item in datasets.items)
+        b.site.hints.datasets = axolotl_refs(datasets, doc.span)  # sized by loralint.datasets
     b.check_unknown(root, "", AXOLOTL_KNOWN, AXOLOTL_LORA_KEYS)
     return [b.done()]
 
@@ -606,7 +613,12 @@ def _llamafactory(doc: Document) -> list[ConfigSite]:
     b.base_model(root.get("model_name_or_path"), "model_name_or_path")
     bits = root.get("quantization_bit")
     if bits is not None and isinstance(bits.value, int) and not isinstance(bits.value, bool):
-        b.quantization(f"{bits.value}bit", bits)
+        method = root.get("quantization_method")
+        name = method.value if method is not None and isinstance(method.value, str) else "bnb"
+        b.quantization(f"{bits.value}bit", bits, f"LLaMA-Factory quantization_bit: {bits.value}",
+                       "bitsandbytes" if name == "bnb" else name)
+    b.site.hints.kbit_prepared_by = "llamafactory"  # LLaMA-Factory prepares a quantized model itself
+    b.site.hints.datasets = llamafactory_refs(root, doc.span)  # sized by loralint.datasets
     b.check_unknown(root, "", LLAMAFACTORY_KNOWN | _LLAMAFACTORY_FINETUNING_ARGS, LLAMAFACTORY_LORA_KEYS)
     return [b.done()]
 
@@ -798,10 +810,11 @@ def _torchtune_section(
                 converted=Unknown("lora_attn_modules is not a list of names"),
                 how=f"torchtune {prefix}lora_attn_modules",
             )
+    # torchtune quantizes the base to torchao's NF4Tensor itself (not bitsandbytes).
     if qlora:
-        b.quantization("4bit", component)
+        b.quantization("4bit", component, f"torchtune {component.value}", "torchao")
     elif _truthy(section.get("quantize_base")):
-        b.quantization("4bit", section.get("quantize_base"))
+        b.quantization("4bit", section.get("quantize_base"), "torchtune quantize_base: true", "torchao")
     b.site.base_model = _torchtune_base_model(doc, section_name)
     dataset = doc.root.get("dataset")
     if dataset is not None and dataset.kind in ("map", "seq"):
