@@ -180,6 +180,13 @@ class TrainingContext:
     peft_model_to_trainer: Span | None = None  # a PeftModel given to a trainer together with peft_config
     saved: Span | None = None  # save_pretrained / save_model / push_to_hub of the adapter
     merged: Span | None = None  # merge_and_unload / merge_adapter
+    # use_reentrant=True written for the checkpointing of this adapter's model (trainer args or an enable call)
+    reentrant_checkpointing: Span | None = None
+    # enable_input_require_grads / prepare_model_for_kbit_training / requires_grad edits, or checkpointing
+    # switched on before get_peft_model (PEFT then enables input grads itself): inputs get gradients
+    input_grads: bool = False
+    device_map_auto: Span | None = None  # from_pretrained(device_map="auto") of this adapter's base model
+    ddp_signal: tuple[Span, str] | None = None  # what says the script runs under DDP (LOCAL_RANK, Accelerator(), ddp_*)
 
 
 @dataclass(slots=True, eq=False)

@@ -1,0 +1,233 @@
+"""Quantization facts of a Python training script, as facts about the objects it handles.
+
+How the base model is loaded (a `BitsAndBytesConfig` followed to `from_pretrained(quantization_config=...)`,
+the old `load_in_4bit=`/`load_in_8bit=` keywords, Unsloth's default, a pre-quantized checkpoint by name),
+whether that model is made ready for k-bit training, which trainer trains the PEFT model the script
+wraps itself, and whether that PEFT model is merged. `PythonExtractor` calls these once per site.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import TYPE_CHECKING, Any
+
+from loralint.program.evaluate import argument, plain
+from loralint.program.model import Application, base_models
+from loralint.program.values import Obj, OneOf
+from loralint.sites import ConfigSite, Span
+
+if TYPE_CHECKING:
+    from loralint.extract.python import PythonExtractor
+
+# Pre-quantized checkpoints by the suffix their publishers give them (unsloth/*-bnb-4bit,
+# TheBloke/*-GPTQ, Qwen/*-GPTQ-Int4, *-AWQ): their config.json carries the quantization_config, so
+# from_pretrained loads them quantized without any argument saying so.
+_BNB_NAME = re.compile(r"[-_]bnb[-_]?(4|8)bit$", re.IGNORECASE)
+_GPTQ_NAME = re.compile(r"[-_]gptq(?:[-_][\w.]+)?$", re.IGNORECASE)
+_AWQ_NAME = re.compile(r"[-_]awq(?:[-_][\w.]+)?$", re.IGNORECASE)
+
+_TRAINERS = ("Trainer", "Seq2SeqTrainer")
+_MERGES = frozenset({"merge_and_unload", "merge_adapter"})
+# Calls on a model that make a quantized base trainable the way prepare_model_for_kbit_training does
+# for the failure that matters (peft/utils/other.py: enable_input_require_grads for reentrant checkpointing).
+_PREPARING_METHODS = frozenset({"enable_input_require_grads", "gradient_checkpointing_enable"})
+
+
+def quantization_hints(ex: PythonExtractor, site: ConfigSite, call: ast.Call, load: Obj) -> None:
+    """Fill site.hints with how `call` (the from_pretrained that made the base model) quantizes it."""
+    hints = site.hints
+    for key, value_node, span in _keywords(ex, call):
+        if key in ("load_in_4bit", "load_in_8bit"):
+            if load.library == "transformers" or load.qualname.startswith("peft."):
+                hints.kbit_kwarg = span
+            value = ex.program.value(value_node)
+            if value.known and value.value is True and hints.quantization is None:
+                hints.quantization = "4bit" if key.endswith("4bit") else "8bit"
+                hints.quantization_span = span
+                hints.quant_method = "bitsandbytes"
+                hints.quantization_source = f"{key}=True"
+        elif key == "quantization_config":
+            config = bnb_config(ex, value_node)
+            if config is None:
+                continue
+            values, config_span = config
+            if values.get("load_in_4bit") is True:
+                hints.quantization = "4bit"
+            elif values.get("load_in_8bit") is True:
+                hints.quantization = "8bit"
+            hints.quantization_span = config_span
+            hints.bnb_config = values
+            if hints.quantization is not None:
+                hints.quant_method = "bitsandbytes"
+                hints.quantization_source = f"BitsAndBytesConfig(load_in_{hints.quantization}=True)"
+    if hints.quantization is None and load.library == "unsloth" and argument(call, "load_in_4bit", None) is None:
+        if not any(k.arg in ("load_in_8bit", "load_in_16bit", "full_finetuning") or k.arg is None for k in call.keywords):
+            hints.quantization = "4bit"  # FastLanguageModel.from_pretrained defaults to load_in_4bit=True
+            hints.quantization_span = ex.span(call)
+            hints.quant_method = "bitsandbytes"
+            hints.quantization_source = "Unsloth's default load_in_4bit=True"
+    if hints.quantization is None and hints.quant_method is None and argument(call, "quantization_config", None) is None:
+        _by_name(ex, site, call, load)
+
+
+def _keywords(ex: PythonExtractor, call: ast.Call) -> list[tuple[str, ast.AST, Span]]:
+    """(name, value, span) of each keyword, `**model_kwargs` built in this file included."""
+    out: list[tuple[str, ast.AST, Span]] = []
+    for keyword in call.keywords:
+        if keyword.arg is not None:
+            out.append((keyword.arg, keyword.value, ex.span(keyword)))
+            continue
+        entries = ex._dict_entries(keyword.value, ex.program.point_of(call), 0)
+        if isinstance(entries, list):
+            out.extend((key, value, span) for key, value, span, why in entries if why is None)
+    return out
+
+
+def _by_name(ex: PythonExtractor, site: ConfigSite, call: ast.Call, load: Obj) -> None:
+    """A checkpoint published quantized, recognised by its name's suffix."""
+    name_arg = argument(call, "model_name", 0) if load.library == "unsloth" else None
+    if name_arg is None:
+        name_arg = argument(call, "pretrained_model_name_or_path", 0)
+    if name_arg is None:
+        return
+    value = ex.program.value(name_arg)
+    name = plain(value)
+    if not isinstance(name, str) or isinstance(value.value, OneOf):
+        return
+    hints = site.hints
+    tail = name.rstrip("/").rsplit("/", 1)[-1]
+    bnb = _BNB_NAME.search(tail)
+    if bnb:
+        hints.quantization = f"{bnb.group(1)}bit"
+        hints.quant_method = "bitsandbytes"
+    elif _GPTQ_NAME.search(tail):
+        hints.quant_method = "gptq"
+    elif _AWQ_NAME.search(tail):
+        hints.quant_method = "awq"
+    else:
+        return
+    hints.quantization_span = ex.span(name_arg)
+    hints.quantization_source = f"the checkpoint {tail!r} is published quantized"
+
+
+def bnb_config(ex: PythonExtractor, expr: ast.AST) -> tuple[dict[str, Any], Span] | None:
+    """The arguments of the BitsAndBytesConfig an expression is, followed through names, helpers
+    and dicts (the evaluator turns a BitsAndBytesConfig(...) call into the dict of its arguments)."""
+    value = ex.program.value(expr)
+    node = value.node
+    if not value.known or not isinstance(value.value, dict) or not isinstance(node, ast.Call):
+        return None
+    if not (ex.program.qualname(node.func) or "").endswith("BitsAndBytesConfig"):
+        return None
+    return value.value, ex.span(node)
+
+
+def model_quantized(ex: PythonExtractor, load: Obj) -> bool:
+    """`load` (a from_pretrained model object) is loaded in 4 or 8 bits by bitsandbytes, as far as the file says."""
+    if not isinstance(load.node, ast.Call):
+        return False
+    probe = ConfigSite(path=ex.path, span=ex.span(load.node), origin="probe")
+    quantization_hints(ex, probe, load.node, load)
+    return probe.hints.quantization in ("4bit", "8bit") and probe.hints.quant_method == "bitsandbytes"
+
+
+def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Application]) -> None:
+    """For a site whose base is quantized: its k-bit preparation, the trainer of the PEFT model the
+    script wraps itself, a merge of that PEFT model, and FSDP in the training arguments."""
+    hints = site.hints
+    if hints.quantization is None and hints.quant_method is None:
+        return
+    loads: list[Obj] = []
+    wrapped: list[Obj] = []  # the PEFT models the script builds from this config
+    for app in apps:
+        loads.extend(o for o in base_models(app.models) if not any(o is l for l in loads))
+        if app.result is not None:
+            wrapped.append(app.result)
+        if app.kind.kind == "trainer" and hints.kbit_prepared_by is None:
+            # TRL <= 0.28 (trl/models/utils.py prepare_peft_model) calls prepare_model_for_kbit_training on a
+            # quantized model given with peft_config; TRL >= 0.29's SFTTrainer enables input gradients itself.
+            hints.kbit_prepared_by = app.qualname or "the trainer"
+            hints.kbit_prepared = ex.span(app.call)
+    if site.origin.startswith("unsloth"):
+        hints.kbit_prepared_by = "unsloth"  # FastLanguageModel.get_peft_model prepares the model itself
+    mine = [*loads, *wrapped]
+    for prep in ex.program.preparations():
+        if _touches(prep.models, mine):
+            hints.kbit_prepared = ex.span(prep.call)
+            hints.kbit_prepared_by = "prepare_model_for_kbit_training"
+    for call, _ in ex.program.flow.calls:
+        func = call.func
+        if not isinstance(func, ast.Attribute):
+            continue
+        if func.attr in _PREPARING_METHODS and hints.kbit_prepared_by is None:
+            if func.attr == "gradient_checkpointing_enable" and not _non_reentrant(ex, call):
+                continue
+            if _touches(ex.program.objects(func.value), mine):
+                hints.kbit_prepared = ex.span(call)
+                hints.kbit_prepared_by = func.attr
+        elif func.attr in _MERGES and hints.merged_quantized is None and wrapped:
+            targets = ex.program.objects(func.value)
+            if any(t is w for t in targets for w in wrapped) and hints.quant_method == "bitsandbytes":
+                hints.merged_quantized = ex.span(call)
+    if not wrapped:
+        return
+    for call, _ in ex.program.flow.calls:
+        qual = ex.program.qualname(call.func) or ""
+        parts = qual.split(".")
+        trainer = (parts[0] == "transformers" and parts[-1] in _TRAINERS) or (parts[0] == "trl" and parts[-1].endswith("Trainer"))
+        if not trainer:
+            continue
+        if any(k.arg == "peft_config" for k in call.keywords):
+            continue  # a config applied by the trainer: another application, checked on its own
+        model_node = argument(call, "model", 0)
+        if model_node is not None and any(o is w for o in ex.program.objects(model_node) for w in wrapped):
+            hints.peft_model_trainer = (qual, ex.span(call))
+            _fsdp(ex, site, call)
+            break
+
+
+def _touches(objects: list[Obj], mine: list[Obj]) -> bool:
+    if any(o is m for o in objects for m in mine):
+        return True
+    return any(o is m for o in base_models(objects) for m in base_models(mine))
+
+
+def _non_reentrant(ex: PythonExtractor, call: ast.Call) -> bool:
+    """gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})."""
+    kwargs = argument(call, "gradient_checkpointing_kwargs", 0)
+    if kwargs is None:
+        return False
+    value = plain(ex.program.value(kwargs))
+    return isinstance(value, dict) and value.get("use_reentrant") is False
+
+
+def _fsdp(ex: PythonExtractor, site: ConfigSite, trainer_call: ast.Call) -> None:
+    """FSDP sharding in the TrainingArguments/SFTConfig the trainer gets (`fsdp="full_shard auto_wrap"`)."""
+    args = argument(trainer_call, "args", 1)
+    if args is None:
+        return
+    value = ex.program.value(args)
+    node = value.node
+    if isinstance(args, ast.Name):
+        bindings = ex.program.flow.reach.get(args, ())
+        node = bindings[0].value if len(bindings) == 1 and bindings[0].kind == "assign" else None
+    if not isinstance(node, ast.Call):
+        return
+    fsdp = argument(node, "fsdp", None)
+    if fsdp is None:
+        return
+    setting = plain(ex.program.value(fsdp))
+    if isinstance(setting, str) and setting.strip() and setting.strip() != "no_shard" or setting is True:
+        site.hints.fsdp = ex.span(fsdp)
+
+
+def attach(ex: PythonExtractor) -> None:
+    """training_context for every site of the file, with the applications of its config object."""
+    applications = ex.program.applications()
+    for call, site in ex.sites.items():
+        obj = ex.program.evaluator.created(call)
+        apps = [app for app in applications if obj is not None and any(o is obj for o in app.configs)]
+        if site.origin.startswith("unsloth"):
+            apps = []  # Unsloth's get_peft_model is the site itself
+        training_context(ex, site, apps)
