@@ -1,6 +1,8 @@
 """A content-hash cache of extraction results, as ruff keeps one: an unchanged file is never
 parsed twice. Entries are keyed by the file's bytes, its reported path and loralint's code, so any
-change to either misses the cache. A cache that cannot be used safely is simply not used.
+change to either misses the cache. A second kind of entry holds a file's checked diagnostics, keyed
+also by the settings, the rules in force and the resolved models (CheckCache), so an
+unchanged tree is not checked twice either. A cache that cannot be used safely is simply not used.
 
 The cache lives in the checked tree (`<settings root>/.loralint_cache/`), which a stranger's
 repository controls, so it trusts nothing it finds there:
@@ -16,7 +18,9 @@ repository controls, so it trusts nothing it finds there:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -26,7 +30,7 @@ import weakref
 from pathlib import Path
 
 from loralint import __version__
-from loralint.sites import FileResult
+from loralint.sites import Diagnostic, FileResult
 
 _FORMAT = 2  # bump when the entry format changes (2: JSON + MAC instead of pickle)
 _DIRNAME = ".loralint_cache"
@@ -50,17 +54,22 @@ _SUPPORTED = bool(_NOFOLLOW and _DIRECTORY) and os.open in os.supports_dir_fd an
 
 
 def _code_fingerprint() -> str:
-    """Changes whenever the extraction code changes (an edited checkout, not only a new version)."""
-    package = Path(__file__).parent
+    """Changes whenever loralint's code or data changes (an edited checkout, not only a new version)."""
+    package = str(Path(__file__).parent)
     digest = hashlib.blake2b(digest_size=6)
-    # Every module of the package: extraction reads many (suppressions, limits, the program model), and
-    # stat-ing some sixty files costs well under a millisecond.
-    for path in sorted(package.rglob("*.py")):
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        digest.update(f"{path.name}:{info.st_size}:{info.st_mtime_ns};".encode())
+    # Every module and data file of the package: extraction reads many modules (suppressions, limits, the
+    # program model), and cached checks also depend on the knowledge base's JSON. os.walk: some 650 stats
+    # in a few milliseconds, a third of what Path.rglob costs.
+    for folder, subfolders, names in os.walk(package):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        for name in sorted(names):
+            if not name.endswith((".py", ".json")):
+                continue
+            try:
+                info = os.stat(os.path.join(folder, name))
+            except OSError:
+                continue
+            digest.update(f"{os.path.relpath(folder, package)}/{name}:{info.st_size}:{info.st_mtime_ns};".encode())
     return digest.hexdigest()
 
 
@@ -291,6 +300,15 @@ class ExtractionCache:
         digest.update(f"\0{fmt}\0{display}".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
+    @staticmethod
+    def check_key(content_key: str, context: bytes) -> str:
+        """The key of a file's checked diagnostics: its extraction key (bytes, path, format) and `context`,
+        everything else the checks saw (settings, rules, resolved models, sized data sets). A separate
+        person of the hash: never equal to an extraction key."""
+        digest = hashlib.blake2b(context, digest_size=20, person=b"loralint-check")
+        digest.update(content_key.encode("ascii"))
+        return digest.hexdigest()
+
     def _mac(self, key: str, payload: bytes) -> bytes:
         assert self._key is not None
         mac = hashlib.blake2b(_HEADER, key=self._key, digest_size=_MAC_HEX // 2)
@@ -367,3 +385,61 @@ def _close_all(fds: dict[str, int]) -> None:
         except OSError:
             pass
     fds.clear()
+
+
+class CheckCache:
+    """A file's checked diagnostics (after suppressions and per-file ignores), keyed by its extraction key and
+    by everything else the checks read: the rules in force (severities, parameters, messages, selection), the
+    dataset-size settings, and per site its resolved model (where it came from and its config.json; the module
+    inventory and counts follow from those and loralint's code, which names the cache directory) and the size
+    of its data set found after extraction. A site whose facts cannot be fingerprinted leaves its file
+    uncached."""
+
+    def __init__(self, settings, rules: dict, active: set[str], options) -> None:
+        self._store = ExtractionCache(settings.root)
+        rule_facts = [[r.code, r.name, r.severity, r.check, r.params, r.message, r.verify]
+                      for _, r in sorted(rules.items())]
+        source = settings.source.name if settings.source else None
+        self._run = json.dumps([sorted(active), rule_facts, options.dataset_size, settings.dataset_size, source],
+                               sort_keys=True, default=repr).encode()
+        self._configs: dict[int, str] = {}  # id(config dict) → digest: resolutions of one model share it
+
+    def key(self, result: FileResult, content_key: str | None, per_file: list) -> str | None:
+        from loralint.cache_format import FormatError, fingerprint
+
+        if content_key is None or not self._store.enabled or any(d.code == "LORA904" for d in result.diagnostics):
+            return None  # an internal error while resolving is reported afresh, never replaced by an entry
+        parts = [self._run, json.dumps(per_file, default=repr).encode()]
+        try:
+            for site in result.sites:
+                # The site as extracted is in the content key; after extraction, loralint.datasets sets
+                # hints.dataset_size (a local data file's size) and resolve sets the model.
+                parts.append(fingerprint(site.hints.dataset_size))
+                parts.append(self._model(site.model).encode())
+        except (FormatError, TypeError, ValueError, RecursionError):
+            return None
+        return self._store.check_key(content_key, b"\0".join(parts))
+
+    def _model(self, resolution) -> str:
+        if resolution is None:
+            return "null"
+        facts = []
+        for item in dataclasses.fields(resolution):
+            value = getattr(resolution, item.name)
+            if item.name in ("info", "advice"):
+                continue  # computed from the config, the site and loralint's code
+            if item.name == "config" and value is not None:
+                digest = self._configs.get(id(value))
+                if digest is None:
+                    text = json.dumps(value, sort_keys=True, default=repr)
+                    digest = self._configs[id(value)] = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+                value = digest
+            facts.append(value)
+        return json.dumps(facts, default=repr)
+
+    def get(self, key: str) -> list[Diagnostic] | None:
+        result = self._store.get(key)
+        return None if result is None or result.sites else result.diagnostics
+
+    def put(self, key: str, diagnostics: list[Diagnostic]) -> None:
+        self._store.put(key, FileResult(path="", diagnostics=list(diagnostics)))

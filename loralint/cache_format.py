@@ -124,6 +124,23 @@ def _object_hook(obj: dict) -> Any:
     return cls(*payload)
 
 
+def fingerprint(value: Any) -> bytes:
+    """A deterministic byte form of `value` (sites' dataclasses, containers, scalars) for cache keys;
+    FormatError when it holds something else."""
+    return json.dumps(_ordered(_encode(value)), separators=(",", ":")).encode("ascii")
+
+
+def _ordered(encoded: Any) -> Any:
+    """Sets sorted: their iteration order changes between processes (hash randomisation of str)."""
+    if type(encoded) is list:
+        return [_ordered(v) for v in encoded]
+    if type(encoded) is dict:
+        ((tag, payload),) = encoded.items()
+        payload = _ordered(payload)
+        return {tag: sorted(payload, key=repr) if tag in ("s", "f") else payload}
+    return encoded
+
+
 def dumps(result: FileResult) -> bytes:
     """`result` as JSON bytes; FormatError (or ValueError/RecursionError) when it cannot be encoded."""
     return json.dumps(_encode(result), separators=(",", ":")).encode("ascii")

@@ -135,7 +135,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForSequenceClassification
 
 model = AutoModelForSequenceClassification.from_pretrained("FacebookAI/roberta-base", num_labels=2)
-model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"], task_type={task!r}))
+model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type={task!r}))
 """
 
 
@@ -192,3 +192,89 @@ def test_renamed_trl_arguments(tmp_path):
         "train_dataset=None", "train_dataset=None, processing_class=None"
     )
     assert diagnostics(tmp_path, good, "LORA415") == []
+
+
+CHECKPOINTING = """
+from peft import LoraConfig, get_peft_model
+from transformers import {cls}, Trainer, TrainingArguments
+
+model = {cls}.from_pretrained("{model}")
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+{extra}args = TrainingArguments(output_dir="out", gradient_checkpointing=True, gradient_checkpointing_kwargs={{"use_reentrant": {reentrant}}})
+trainer = Trainer(model=model, args=args, train_dataset=None)
+"""
+
+
+def test_reentrant_checkpointing_on_a_frozen_vision_base(tmp_path):
+    vit = dict(cls="ViTForImageClassification", model="google/vit-base-patch16-224-in21k", extra="")
+    [d] = diagnostics(tmp_path, CHECKPOINTING.format(reentrant=True, **vit), "LORA413")
+    assert d["line"] == 6 and "pixel_values" in d["message"] and "use_reentrant=False" in d["message"]
+    assert diagnostics(tmp_path, CHECKPOINTING.format(reentrant=False, **vit), "LORA413") == []
+    fixed = dict(vit, extra="model.enable_input_require_grads()\n")
+    assert diagnostics(tmp_path, CHECKPOINTING.format(reentrant=True, **fixed), "LORA413") == []
+
+
+def test_reentrant_checkpointing_on_a_text_model_is_quiet(tmp_path):
+    # transformers 5 enables input grads itself when checkpointing an input_ids model
+    llama = dict(cls="AutoModelForCausalLM", model="meta-llama/Llama-3.2-1B", extra="")
+    assert diagnostics(tmp_path, CHECKPOINTING.format(reentrant=True, **llama), "LORA413") == []
+
+
+DDP = """
+import os
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+{signal}
+model = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B", device_map={device_map})
+config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+trainer = Trainer(model=model, args=TrainingArguments(output_dir="out"), train_dataset=None, peft_config=config)
+"""
+
+
+def test_device_map_auto_in_a_ddp_script(tmp_path):
+    [d] = diagnostics(tmp_path, DDP.format(signal='rank = int(os.environ["LOCAL_RANK"])', device_map='"auto"'), "LORA416")
+    assert d["line"] == 6 and "distributed mode" in d["message"]
+    accelerate = "from accelerate import Accelerator\naccelerator = Accelerator()"
+    assert diagnostics(tmp_path, DDP.format(signal=accelerate, device_map='"auto"'), "LORA416") != []
+    # no sign of DDP, or a map that follows the launch (alpaca-lora's pattern): quiet
+    assert diagnostics(tmp_path, DDP.format(signal="", device_map='"auto"'), "LORA416") == []
+    launch = 'dm = "auto"\nif int(os.environ.get("WORLD_SIZE", 1)) > 1:\n    dm = {"": int(os.environ["LOCAL_RANK"])}'
+    assert diagnostics(tmp_path, DDP.format(signal=launch, device_map="dm"), "LORA416") == []
+
+
+FP16 = """
+from peft import LoraConfig
+from trl import SFTConfig, SFTTrainer
+
+config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+args = SFTConfig(output_dir="out", {precision}=True)
+trainer = SFTTrainer(model="{model}", args=args, train_dataset=None, peft_config=config)
+"""
+
+
+def test_fp16_on_a_bf16_only_family(tmp_path):
+    [d] = diagnostics(tmp_path, FP16.format(precision="fp16", model="google/gemma-3-4b-it"), "LORA417")
+    assert d["line"] == 5 and "Gemma 3" in d["message"] and "bf16=True" in d["message"]
+    assert diagnostics(tmp_path, FP16.format(precision="bf16", model="google/gemma-3-4b-it"), "LORA417") == []
+    # a family nobody documents as fp16-unsafe: quiet
+    assert diagnostics(tmp_path, FP16.format(precision="fp16", model="Qwen/Qwen2.5-0.5B"), "LORA417") == []
+
+
+TIED = """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+model = AutoModelForCausalLM.from_pretrained("{model}")
+config = LoraConfig(r=16, lora_alpha=32, target_modules={targets}, task_type="CAUSAL_LM")
+model = get_peft_model(model, config)
+model.merge_and_unload().save_pretrained("merged")
+"""
+
+
+def test_adapted_lm_head_of_tied_embeddings_merged(tmp_path):
+    [d] = diagnostics(tmp_path, TIED.format(model="Qwen/Qwen2.5-0.5B", targets='["q_proj", "lm_head"]'), "LORA418")
+    assert d["line"] == 5 and "tie_word_embeddings" in d["message"]
+    assert diagnostics(tmp_path, TIED.format(model="Qwen/Qwen2.5-0.5B", targets='["q_proj", "v_proj"]'), "LORA418") == []
+    # a model nobody can resolve: its tying is not known, quiet
+    assert diagnostics(tmp_path, TIED.format(model="./my-local-ckpt", targets='["q_proj", "lm_head"]'), "LORA418") == []

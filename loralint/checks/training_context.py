@@ -5,6 +5,7 @@ Each check stays quiet when a fact it needs is not known."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Iterable
 
 from loralint.checks import CheckContext, Finding, check
@@ -235,3 +236,143 @@ def trl_renamed_args(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
             if span is None:
                 continue
         yield Finding(span, f"{old}= is not accepted by {who}: it raises TypeError; use {new}=")
+
+
+# Model classes whose main input is not input_ids (their `main_input_name` in transformers 5.24):
+# activation_checkpointing_enable only calls enable_input_require_grads for input_ids models or
+# add_adapter models (transformers/modeling_utils.py _activation_checkpointing_enable).
+_NON_TEXT_PREFIXES = {
+    "ViT": "pixel_values", "Dinov2": "pixel_values", "Swin": "pixel_values", "Beit": "pixel_values",
+    "DeiT": "pixel_values", "Segformer": "pixel_values", "CLIPVision": "pixel_values", "SiglipVision": "pixel_values",
+    "Whisper": "input_features", "Speech2Text": "input_features", "Wav2Vec2": "input_values", "Hubert": "input_values",
+    "WavLM": "input_values", "AutoModelForAudioClassification": "input_values or input_features",
+    "AutoModelForCTC": "input_values or input_features",
+}
+_TRANSFORMERS_TRAINERS = frozenset({"Trainer", "Seq2SeqTrainer"})  # TRL's trainers enable input grads themselves
+
+
+def _main_input(model_class: str | None) -> str | None:
+    if not model_class or model_class.endswith("ForCausalLM"):  # WhisperForCausalLM reads input_ids
+        return None
+    return next((name for prefix, name in _NON_TEXT_PREFIXES.items() if model_class.startswith(prefix)), None)
+
+
+@check("checkpointing_input_grads")
+def checkpointing_input_grads(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """Reentrant torch.utils.checkpoint only records a graph when an input requires grad. Since
+    transformers 5 the trap is narrow: checkpointing defaults to use_reentrant=False, and enabling it
+    on an input_ids model calls enable_input_require_grads (modeling_utils.py); PEFT does it when it
+    wraps a non-quantized model that already checkpoints (peft_model.py __init__ /
+    _prepare_model_for_gradient_checkpointing). It survives for an explicit use_reentrant=True on a
+    model whose main input is pixel_values / input_features / input_values."""
+    training = _training(site)
+    if training is None or training.reentrant_checkpointing is None or training.input_grads:
+        return
+    if training.trainer is not None and training.trainer not in _TRANSFORMERS_TRAINERS:
+        return
+    if site.hints.model_library != "transformers":
+        return
+    main_input = _main_input(site.hints.model_class)
+    if main_input is None:
+        return
+    yield Finding(
+        training.reentrant_checkpointing,
+        f"use_reentrant=True checkpointing on {site.hints.model_class}, whose input is {main_input}: the frozen"
+        " base gives the checkpointed blocks no input that requires grad, so the LoRA weights inside them get no"
+        " gradient (\"element 0 of tensors does not require grad\" when nothing else is trainable); use"
+        " use_reentrant=False or call model.enable_input_require_grads() before training",
+        related=[(site.span, "the LoRA configuration of the frozen base")],
+    )
+
+
+@check("device_map_ddp")
+def device_map_ddp(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """accelerate/accelerator.py prepare_model: a model whose hf_device_map spans several devices raises
+    "You can't train a model that has been loaded with `device_map='auto'` in any distributed mode"."""
+    training = _training(site)
+    if training is None or training.device_map_auto is None or training.ddp_signal is None:
+        return
+    span, why = training.ddp_signal
+    yield Finding(
+        training.device_map_auto,
+        "device_map=\"auto\" in a script launched for DDP: each process spreads the model over every visible GPU"
+        " and accelerate refuses to train it (\"You can't train a model that has been loaded with"
+        " device_map='auto' in any distributed mode\"); give each process its own GPU with"
+        " device_map={\"\": PartialState().process_index} (or int(os.environ[\"LOCAL_RANK\"]))",
+        related=[(span, why)],
+    )
+
+
+# Families whose activations overflow float16 (documented): Gemma 3 (transformers issue #36822 "Gemma 3 is
+# broken with fp16"; Unsloth forces bfloat16 for gemma-3, unsloth/models/vision.py) and Gemma 4 (Unsloth's
+# FORCE_BFLOAT16, unslothai/unsloth#5074: NaN from step 6 in fp16).
+_BF16_ONLY = {"gemma3": "Gemma 3", "gemma3_text": "Gemma 3", "gemma4": "Gemma 4", "gemma4_text": "Gemma 4"}
+_BF16_ONLY_NAME = re.compile(r"(?:^|/)(?:[\w.-]*[-_])?gemma-?([34])(?![\d.])", re.IGNORECASE)
+
+
+def _bf16_only_family(site: ConfigSite) -> str | None:
+    model = site.model
+    if model is not None and not getattr(model, "guessed", True) and getattr(model, "model_type", None):
+        return _BF16_ONLY.get(model.model_type)
+    f = site.base_model
+    if f is not None and f.known and isinstance(f.value, str):
+        m = _BF16_ONLY_NAME.search(f.value)
+        if m:
+            return f"Gemma {m.group(1)}"
+    return None
+
+
+@check("fp16_bf16_only_model")
+def fp16_bf16_only_model(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    training = _training(site)
+    if training is None or training.trainer is None:
+        return
+    fp16 = training.args.get("fp16")
+    if fp16 is None or fp16.value is not True:
+        return
+    family = _bf16_only_family(site)
+    if family is None:
+        return
+    yield Finding(
+        fp16.span,
+        f"fp16=True trains {family}, whose activations overflow float16 (NaN loss or empty output): train in"
+        " bf16=True, or in float32 on a GPU without bfloat16",
+        related=[(site.base_model.span, f"the {family} base model")] if site.base_model is not None else [],
+    )
+
+
+def _tied(config: object) -> bool | None:
+    if not isinstance(config, dict):
+        return None
+    for part in (config, config.get("text_config")):
+        if isinstance(part, dict) and isinstance(part.get("tie_word_embeddings"), bool):
+            return part["tie_word_embeddings"]
+    return None
+
+
+@check("tied_head_merge")
+def tied_head_merge(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    """peft/tuners/tuners_utils.py _check_merge_allowed warns when a tied layer is part of the adapter
+    ("Model with `tie_word_embeddings=True` and the tied_target_modules=... are part of the adapter"):
+    merging LoRA into lm_head writes into the one matrix lm_head and embed_tokens share."""
+    training = _training(site)
+    if training is None or training.merged is None or site.opaque:
+        return
+    model = site.model
+    if model is None or getattr(model, "guessed", True) or _tied(getattr(model, "config", None)) is not True:
+        return
+    targets, known = effective(site, "target_modules")
+    tying, tying_known = effective(site, "ensure_weight_tying")
+    if not known or (tying_known and tying is True):
+        return
+    heads = [n for n in _names(targets) if n.rsplit(".", 1)[-1] in ("lm_head", "embed_tokens")]
+    if not heads or isinstance(targets, str):
+        return
+    yield Finding(
+        site.span_of("target_modules"),
+        f"LoRA on {', '.join(heads)} of {model.model_id}, whose input and output embeddings are tied"
+        " (tie_word_embeddings=true): merging writes the lm_head update into the matrix embed_tokens shares,"
+        " so the merged model's embeddings change too (PEFT warns at merge); load the base with"
+        " tie_word_embeddings=False and copy the embeddings into lm_head before training, or leave lm_head out",
+        related=[(training.merged, "the adapter is merged here")],
+    )

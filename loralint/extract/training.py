@@ -18,7 +18,7 @@ from loralint.program import Program
 from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.model import base_models
 from loralint.program.objects import call_kind
-from loralint.program.values import Obj
+from loralint.program.values import Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Field, Span, TrainingContext
 
 # transformers' TrainingArguments and TRL's per-trainer configs (trl/trainer/*_config.py)
@@ -44,12 +44,14 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
             by_config[id(obj)] = site
     # The models each site's configuration is applied to, and the PEFT models that makes.
     models: dict[int, list[Obj]] = {}
+    applied_at: dict[int, list[Any]] = {}  # the points where each site's configuration is applied
     for app in program.applications():
         for config in app.configs:
             site = by_config.get(id(config))
             if site is not None:
                 mine = models.setdefault(id(site), [])
                 mine.extend(o for o in (*app.models, app.result) if o is not None)
+                applied_at.setdefault(id(site), []).append(app.point)
     trainers = _trainer_calls(program)
     file_facts = _file_facts(program)
     for site in sites.values():
@@ -61,6 +63,8 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
                 continue
             _describe_trainer(program, call, context)
             break
+        _checkpointing(program, context, mine, mine_bases, applied_at.get(id(site), []))
+        _placement(program, context, mine_bases)
         site.hints.training = context
 
 
@@ -212,6 +216,94 @@ def _only_pad(program: Program, call: ast.Call) -> bool:
     arg = argument(call, "special_tokens_dict", 0)
     value = plain(program.value(arg)) if arg is not None else None
     return isinstance(value, dict) and set(value) <= {"pad_token"}
+
+
+# --- LORA413: reentrant checkpointing; LORA416: device_map="auto" under DDP --------------------------
+_GC_ENABLES = frozenset({"gradient_checkpointing_enable", "activation_checkpointing_enable"})
+# What gives the inputs of the checkpointed blocks a gradient (transformers/modeling_utils.py
+# enable_input_require_grads; peft/utils/other.py prepare_model_for_kbit_training calls it for reentrant
+# checkpointing) or unfreezes parameters the script chooses itself.
+_INPUT_GRADS = frozenset({"enable_input_require_grads", "prepare_model_for_kbit_training", "requires_grad_"})
+
+
+def _touches(program: Program, node: ast.AST, mine: list[Obj], mine_bases: list[Obj]) -> bool:
+    theirs = program.objects(node)
+    return any(o is m for o in theirs for m in mine) or any(o is m for o in base_models(theirs) for m in mine_bases)
+
+
+def _reentrant_kwargs(program: Program, node: ast.AST | None) -> bool:
+    value = plain(program.value(node)) if node is not None else None
+    return isinstance(value, dict) and value.get("use_reentrant") is True
+
+
+def _checkpointing(program: Program, context: TrainingContext, mine: list[Obj], mine_bases: list[Obj],
+                   applied_at: list[Any]) -> None:
+    """use_reentrant=True written for this adapter's model, and whether anything gives inputs gradients."""
+    for on, kwargs in (("gradient_checkpointing", "gradient_checkpointing_kwargs"),
+                       ("activation_checkpointing", "activation_checkpointing_kwargs")):
+        flag, extra = context.args.get(on), context.args.get(kwargs)
+        if flag is not None and flag.value is True and extra is not None and isinstance(extra.value, dict) \
+                and extra.value.get("use_reentrant") is True:
+            context.reentrant_checkpointing = extra.span
+    for call, point in program.calls_named(_GC_ENABLES):
+        func = call.func
+        if not isinstance(func, ast.Attribute) or not _touches(program, func.value, mine, mine_bases):
+            continue
+        # peft/peft_model.py __init__: a model that already checkpoints gets enable_input_require_grads
+        # (non-quantized) when get_peft_model wraps it; quiet for any enable before the wrapping.
+        if any(point.before(app) for app in applied_at):
+            context.input_grads = True
+        kwargs = argument(call, "gradient_checkpointing_kwargs", 0)
+        if kwargs is None:
+            kwargs = argument(call, "activation_checkpointing_kwargs", 0)
+        if _reentrant_kwargs(program, kwargs) and context.reentrant_checkpointing is None:
+            context.reentrant_checkpointing = program.text.span(call)
+    if program.calls_named(_INPUT_GRADS) or any(
+        isinstance(s.target, ast.Attribute) and s.target.attr == "requires_grad" for s in program.flow.stores
+    ):
+        context.input_grads = True
+
+
+_DDP_ENV = frozenset({"LOCAL_RANK", "WORLD_SIZE", "RANK"})
+
+
+def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj]) -> None:
+    """from_pretrained(device_map="auto") of this adapter's base, and what says the script runs under DDP."""
+    for load in mine_bases:
+        node = load.node
+        if not isinstance(node, ast.Call) or load.library not in ("transformers", "unsloth"):
+            continue
+        arg = argument(node, "device_map", None)
+        value = program.value(arg) if arg is not None else None
+        if value is not None and not isinstance(value.value, OneOf) and plain(value) == "auto":
+            context.device_map_auto = program.text.span(arg)
+    if context.device_map_auto is None:
+        return
+    text = program.text
+    for name, field in context.args.items():
+        if name.startswith("ddp_"):
+            context.ddp_signal = (field.key_span or field.span, f"{context.args_class or 'the training arguments'} sets {name}")
+            return
+    for call, _ in program.calls_named(frozenset({"Accelerator"})):
+        if (program.qualname(call.func) or "").startswith("accelerate."):
+            context.ddp_signal = (text.span(call), "accelerate's Accelerator() runs one process a GPU under accelerate launch")
+            return
+    for node in ast.walk(program.tree):
+        key = _environment_key(program, node)
+        if key is not None:
+            context.ddp_signal = (text.span(node), f"the script reads {key}, which torchrun / accelerate launch set")
+            return
+
+
+def _environment_key(program: Program, node: ast.AST) -> str | None:
+    """LOCAL_RANK/WORLD_SIZE/RANK read as `os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)`."""
+    if isinstance(node, ast.Subscript) and (program.qualname(node.value) or "") == "os.environ":
+        key = node.slice
+    elif isinstance(node, ast.Call) and node.args and (program.qualname(node.func) or "") in ("os.environ.get", "os.getenv"):
+        key = node.args[0]
+    else:
+        return None
+    return key.value if isinstance(key, ast.Constant) and key.value in _DDP_ENV else None
 
 
 # --- LORA407: an adapter loaded frozen, then trained ----------------------------------------------

@@ -1033,8 +1033,58 @@ def _param_wrapper(base: _N, pname: str, r: int, shape: tuple[int, ...]) -> _N:
 _LORA_CHILDREN = ("lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector")
 
 
+_BASE_TREE_MEMO = "targeting:base-tree"  # key in ModelInfo._analyses (advice's keys are reprs of lists)
+_PLAIN_LORA_KINDS = frozenset(("linear", "conv1d", "conv", "embedding"))
+
+
+def _base_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]]:
+    """(parameters of the unadapted tree, tied ones once; the module names that the tree reaches under
+    their own name), computed once per ModelInfo: they do not depend on the config."""
+    memo = info._analyses
+    facts = memo.get(_BASE_TREE_MEMO)
+    if facts is None:
+        root, nodes = _build_tree(info)
+        reachable = frozenset(name for name, node in nodes.items() if root.get(name) is node)
+        facts = memo[_BASE_TREE_MEMO] = (sum(p.numel for p in root.parameters()), reachable)
+    return facts
+
+
+def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
+                 inference_mode: bool) -> bool:
+    """The common case counted without building the adapted tree: plain LoRA layers only (no biases,
+    modules_to_save, trainable tokens, parameter targets, inference_mode; no target inside another).
+    Then PEFT's count is base + the sum of the layers' own parameters, which _lora_layer_params already
+    gave each TargetedModule (it mirrors _lora_node for these kinds). False: _count walks the tree."""
+    if bias != "none" or modules_to_save is not None or tti is not None or inference_mode or res.targeted_parameters \
+            or task_type in ("QUESTION_ANS", "TOKEN_CLS") or info.aliases:
+        return False
+    base_params, reachable = _base_tree_facts(info)
+    names = set()
+    for t in res.targeted:
+        if t.kind not in _PLAIN_LORA_KINDS or type(t.r) is not int or t.r <= 0 or t.name not in reachable:
+            return False
+        names.add(t.name)
+    if any(prefix in names for name in names for prefix in _dotted_prefixes(name)):
+        return False  # a target under another target: _count's set_child decides what is reached
+    res.base_params = base_params
+    res.lora_params = sum(t.lora_params for t in res.targeted)
+    res.trainable_params = res.lora_params
+    res.total_params = base_params + res.lora_params
+    return True
+
+
+def _dotted_prefixes(name: str) -> Iterable[str]:
+    """"a.b.c" -> "a", "a.b"."""
+    index = name.find(".")
+    while index != -1:
+        yield name[:index]
+        index = name.find(".", index + 1)
+
+
 def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
            use_dora: bool, lora_bias: bool, inference_mode: bool = False) -> None:
+    if _count_plain(info, res, bias, modules_to_save, task_type, tti, inference_mode):
+        return
     root, nodes = _build_tree(info)
     res.base_params = sum(p.numel for p in root.parameters())
     lora_param_ids: set[int] = set()

@@ -1,0 +1,66 @@
+"""The cache also holds checked diagnostics: a warm run reports what a cold run reports, and anything the
+checks read besides the file itself (settings, the base model's config.json) makes it check again."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from helpers import REPO, run_cli
+
+SCRIPT = """\
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+model = AutoModelForCausalLM.from_pretrained("./tiny")
+config = LoraConfig(r=8, lora_alpha=1, target_modules=["q_proj", "v_proj"], layers_to_transform=[2],
+                    task_type="CAUSAL_LM")
+model = get_peft_model(model, config)
+"""
+
+
+def _tree(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "tests" / "fixtures" / "models" / "tiny-llama", tmp_path / "tiny")
+    (tmp_path / "train.py").write_text(SCRIPT)
+
+
+def _check(tmp_path: Path, *args: str) -> dict:
+    return run_cli(["check", "--output-format", "json", *args, "."], cwd=tmp_path).json
+
+
+def _findings(report: dict) -> list[tuple[str, str, int]]:
+    return [(d["code"], d["severity"], d["line"]) for d in report["diagnostics"]]
+
+
+def test_a_warm_run_reports_exactly_what_a_cold_run_reports(tmp_path):
+    _tree(tmp_path)
+    cold = _check(tmp_path, "--no-cache")
+    assert cold["configs"][0]["trainable_params"]  # the model resolved: its findings and counts are in play
+    first = _check(tmp_path)
+    assert (tmp_path / ".loralint_cache").is_dir()
+    warm = _check(tmp_path)
+    assert first == cold and warm == cold
+
+
+def test_changed_settings_are_applied_to_an_unchanged_file(tmp_path):
+    _tree(tmp_path)
+    before = _findings(_check(tmp_path))
+    assert ("LORA101", "warning", 5) in before
+    (tmp_path / "pyproject.toml").write_text('[tool.loralint.severity]\nLORA101 = "error"\n')
+    after = _findings(_check(tmp_path))
+    assert ("LORA101", "error", 5) in after and ("LORA101", "warning", 5) not in after
+    (tmp_path / "pyproject.toml").write_text('[tool.loralint]\nignore = ["LORA101"]\n')
+    assert not [f for f in _findings(_check(tmp_path)) if f[0] == "LORA101"]
+
+
+def test_a_changed_model_config_is_checked_again(tmp_path):
+    _tree(tmp_path)
+    assert not [f for f in _findings(_check(tmp_path)) if f[0] == "LORA206"]  # layer 2 of 3 exists
+    config = tmp_path / "tiny" / "config.json"
+    data = json.loads(config.read_text())
+    data["num_hidden_layers"] = 2
+    config.write_text(json.dumps(data))
+    report = _check(tmp_path)
+    assert report == _check(tmp_path, "--no-cache")
+    assert [f for f in _findings(report) if f[0] == "LORA206"]  # the script did not change; the model did
