@@ -24,6 +24,7 @@ class Preset:
     name: str
     target_modules: list[str] | str
     modules: int
+    parameters: int  # target_parameters matched (fused MoE experts, routers): part of the count too
     trainable: int
     total: int
 
@@ -61,8 +62,10 @@ def build_inventory(model: str, rank: int, task_type: str | None, online: bool) 
         if not targets:
             continue
         result = analyze_lora(info, {"target_modules": targets, "r": rank, "lora_alpha": rank, "task_type": task_type})
-        presets.append(Preset(name, targets, len(result.targeted), result.trainable_params, result.total_params))
+        presets.append(Preset(name, targets, len(result.targeted), len(result.targeted_parameters), result.trainable_params,
+                              result.total_params))
     excluded = set(all_linear.all_linear_excluded)
+    frozen = set(all_linear.moe_left_frozen)
     return {
         "model": model,
         "model_type": info.model_type,
@@ -82,22 +85,60 @@ def build_inventory(model: str, rank: int, task_type: str | None, online: bool) 
                 "out_features": m.out_features,
                 "count": m.count,
                 "all_linear": any(_instance_of(n, m.name) for n in selected),
-                "excluded_because": "output layer" if any(_instance_of(n, m.name) for n in excluded) else None,
+                "excluded_because": "output layer" if any(_instance_of(n, m.name) for n in excluded) else (
+                    "PEFT's MoE conversion" if any(_instance_of(n, m.name) for n in frozen) else None),
             }
             for m in linear
         ],
+        "parameters": _parameter_targets(info, all_linear),
         "embeddings": [
             {"name": m.name, "class": m.cls, "num_embeddings": m.in_features, "embedding_dim": m.out_features, "count": m.count}
             for m in folded
             if m.kind == "embedding"
         ],
         "presets": [
-            {"name": p.name, "target_modules": p.target_modules, "modules": p.modules, "trainable_params": p.trainable,
-             "total_params": p.total}
+            {"name": p.name, "target_modules": p.target_modules, "modules": p.modules, "parameters": p.parameters,
+             "trainable_params": p.trainable, "total_params": p.total}
             for p in presets
         ],
         "notes": list(info.notes),
     }
+
+
+def _parameter_targets(info: Any, result: Any) -> list[dict[str, Any]]:
+    """The parameters "all-linear" adapts besides modules, folded: on transformers-5 MoE models PEFT's conversion
+    (peft/utils/transformers_weight_conversion.py) adds the fused experts and the router weight as target_parameters."""
+    rows: dict[str, dict[str, Any]] = {}
+
+    def folded(module: str, pname: str) -> str:
+        owner = info.get(module)
+        return f"{owner.folded}.{pname.rsplit('.', 1)[-1]}" if owner is not None else pname
+
+    for p in result.targeted_parameters:
+        owner = info.get(p.module)
+        leaf = p.name.rsplit(".", 1)[-1]
+        name = folded(p.module, p.name)
+        row = rows.setdefault(name, {"name": name, "shape": list(p.shape), "count": 0, "all_linear": True, "r": p.r,
+                                     "lora_alpha": p.lora_alpha, "lora_params": 0, "note": None})
+        row["count"] += 1
+        row["lora_params"] += p.lora_params
+        fused = result.moe_fused.get(leaf)
+        if fused is not None:
+            row["note"] = f"{' + '.join(fused[0])} fused: PEFT doubles r and lora_alpha" if len(fused[0]) == 2 else (
+                f"{' + '.join(fused[0])} fused: PEFT multiplies r and lora_alpha by {len(fused[0])}")
+        elif owner is not None and leaf == "weight" and owner.leaf_name in ("gate", "router"):
+            row["note"] = "the MoE router"
+    # fused 3-D experts "all-linear" does not reach (no conversion for this model type): only target_parameters does
+    for m in info.modules:
+        for p in m.params:
+            if len(p.shape) == 3 and ".experts." in p.name and p.tied_to is None:
+                name = folded(m.name, p.name)
+                row = rows.setdefault(name, {"name": name, "shape": list(p.shape), "count": 0, "all_linear": False,
+                                             "r": None, "lora_alpha": None, "lora_params": 0,
+                                             "note": f"target_parameters=[\"mlp.experts.{p.local_name}\"] reaches it"})
+                if not row["all_linear"]:
+                    row["count"] += 1
+    return list(rows.values())
 
 
 def _suffixes(group: list[str], everything: list[str]) -> list[str]:
@@ -132,7 +173,7 @@ def render_text(data: dict[str, Any]) -> str:
         "",
         "Linear layers — what target_modules names (✓ = selected by \"all-linear\"):",
     ]
-    width = max((len(m["name"]) for m in data["linear"]), default=10)
+    width = max((len(m["name"]) for m in [*data["linear"], *(data.get("parameters") or [])]), default=10)
     for m in data["linear"]:
         mark = "✓" if m["all_linear"] else f"✗ {m['excluded_because'] or 'not selected'}"
         out.append(
@@ -142,11 +183,21 @@ def render_text(data: dict[str, Any]) -> str:
         out += ["", "Embeddings — nn.Embedding, not Linear: \"all-linear\" never adapts them:"]
         for e in data["embeddings"]:
             out.append(f"  {e['name']:<{width}}  {e['class']:<12} {e['num_embeddings']:>7} × {e['embedding_dim']:<7} ×{e['count']}")
+    params = data.get("parameters") or []
+    if params:
+        out += ["", ("Parameters — fused MoE experts and routers, reached only through target_parameters (✓ = PEFT's MoE"
+                     " conversion adds it for \"all-linear\"):")]
+        for p in params:
+            shape = "×".join(str(d) for d in p["shape"])
+            mark = f"✓ r={p['r']}, lora_alpha={p['lora_alpha']}" if p["all_linear"] else "✗ not selected"
+            note = f"  {p['note']}" if p["note"] else ""
+            out.append(f"  {p['name']:<{width}}  {shape:<20} ×{p['count']:<4} {mark}{note}")
     out += ["", f"target_modules at r={data['rank']} (trainable parameters as PEFT counts them):"]
     for p in data["presets"]:
         targets = p["target_modules"] if isinstance(p["target_modules"], str) else "[" + ", ".join(f'"{t}"' for t in p["target_modules"]) + "]"
         share = 100 * p["trainable_params"] / p["total_params"] if p["total_params"] else 0
-        out.append(f"  {p['name']:<16} {p['modules']:>5} modules  {p['trainable_params']:>14,} ({share:.2f}%)  {targets}")
+        extra = f" + {p['parameters']} parameters" if p.get("parameters") else ""
+        out.append(f"  {p['name']:<16} {p['modules']:>5} modules{extra}  {p['trainable_params']:>14,} ({share:.2f}%)  {targets}")
     for note in data["notes"]:
         out.append(f"note: {note}")
     return "\n".join(out)

@@ -20,7 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from loralint.knowledge.models import known_model_types, load_model_info, lookup_checkpoint
+from loralint.knowledge.models import (
+    known_model_types,
+    load_model_info,
+    lookup_checkpoint,
+    model_type_of_class,
+)
 from loralint.limits import AnalysisLimit
 from loralint.safe_read import InputRefused, read_limited, read_text_limited
 from loralint.sites import ConfigSite
@@ -44,6 +49,8 @@ class Resolution:
     # Bounds of loralint's reached for this site (LORA906): (LoraConfig field or None, message).
     limits: list[tuple[str | None, str]] = field(default_factory=list)
     via: str = ""  # "--model" / "settings" when the id came from there rather than from the source
+    # Pre-quantized weights: "gptq" | "awq" | "bnb-4bit" | "bnb-8bit" | "gguf" | another quant_method; None: not known to be
+    quantized: str | None = None
 
     @property
     def origin(self) -> str:
@@ -83,6 +90,13 @@ class Resolver:
         if key not in self._memo:
             self._memo[key] = self.resolve(model_id, base_dir)
         base = self._memo[key]
+        if base is None or base.guessed:
+            # The class the script loads names the model type (Qwen2VLForConditionalGeneration -> qwen2_vl):
+            # better than a guess from the id, still without the shapes of a config.json.
+            by_class = model_type_of_class(site.hints.model_class) if site.hints.model_class else None
+            if by_class is not None:
+                base = Resolution(model_id, f"the class the script loads ({site.hints.model_class})", model_id,
+                                  None, by_class, guessed=True)
         if base is None:
             return None
         # Each site gets its own copy: the architecture and advice depend on the site's task and fields.
@@ -110,7 +124,9 @@ class Resolver:
         entry = lookup_checkpoint(model_id)
         if entry is not None:
             config = {**entry.get("config", {}), "model_type": entry["model_type"]}
-            return _with_type(Resolution(model_id, "loralint index", model_id, config), self.problems)
+            found = _with_type(Resolution(model_id, "loralint index", entry.get("mirror_of", model_id), config), self.problems)
+            found.quantized = entry.get("quantized")
+            return found
         guess = guess_model_type(model_id)
         if guess is not None:
             return Resolution(model_id, "a guess from the name", model_id, None, guess, guessed=True)
@@ -121,6 +137,7 @@ def _with_type(resolution: Resolution, problems: list[str] | None = None) -> Res
     config = resolution.config or {}
     model_type = config.get("model_type")
     resolution.model_type = model_type if isinstance(model_type, str) else None
+    resolution.quantized = quantization_of_config(config)
     if model_type is not None and resolution.model_type is None and problems is not None:
         # A list or a dict here is a config.json no transformers version reads: say so, never hash it.
         from loralint.knowledge.models import short_repr
@@ -130,6 +147,17 @@ def _with_type(resolution: Resolution, problems: list[str] | None = None) -> Res
         if problem not in problems:
             problems.append(problem)
     return resolution
+
+
+def quantization_of_config(config: dict[str, Any]) -> str | None:
+    """What config.json's quantization_config says the stored weights are: "gptq", "awq", "bnb-4bit", ...; None."""
+    qc = config.get("quantization_config")
+    if not isinstance(qc, dict):
+        return None
+    method = qc.get("quant_method")
+    if method == "bitsandbytes" or (method is None and (qc.get("load_in_4bit") or qc.get("load_in_8bit"))):
+        return "bnb-4bit" if qc.get("load_in_4bit") else "bnb-8bit" if qc.get("load_in_8bit") else "bitsandbytes"
+    return method.lower() if isinstance(method, str) and method else None
 
 
 def _local_candidates(model_id: str, cwd: Path, base_dir: Path | None) -> list[Path]:

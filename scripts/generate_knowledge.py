@@ -30,6 +30,7 @@ Usage::
     python scripts/generate_knowledge.py                  # everything, 2 worker processes
     python scripts/generate_knowledge.py --types llama gpt2 --out /tmp/kb
     python scripts/generate_knowledge.py --jobs 2 --timeout 240
+    python scripts/generate_knowledge.py --config-keys    # only data/config_keys.json (about a minute)
 
 Needs torch, transformers and peft (the ``verify`` extra). Never downloads anything.
 """
@@ -2040,6 +2041,221 @@ def moe_conversion_for(model_type: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------------
+# config.json keys: how transformers reads a file (aliases, legacy names, the flat multimodal layout)
+# --------------------------------------------------------------------------------------------------
+
+# `kwargs.pop("n_embed")`, `kwargs.get("x")`, `"x" in kwargs`: names a config class may accept besides its fields.
+_KWARG_RE = re.compile(r"""kwargs\.(?:pop|get)\(\s*["'](\w+)["']|["'](\w+)["']\s+in\s+kwargs""")
+_PROBES = (3072, 6144)  # distinctive values; a class that rejects them is probed with multiples of its own sizes
+CONFIG_KEYS_FILE = "config_keys.json"
+
+
+def _flat_values(cfg, prefix: str = "") -> dict[str, Any]:
+    """Every scalar attribute of a config and its sub-configs, flattened (``text_config.hidden_size``)."""
+    try:
+        d = cfg.to_dict()
+    except Exception:
+        d = dict(vars(cfg))
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        sub = _safe_getattr(cfg, k)
+        if _is_config(sub):
+            out.update(_flat_values(sub, f"{prefix}{k}."))
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            out[prefix + k] = v
+    return out
+
+
+def _kwarg_candidates(config_cls) -> set[str]:
+    """Names the config class's own module reads from **kwargs (legacy keys live there)."""
+    import inspect
+
+    keys: set[str] = set()
+    for c in config_cls.__mro__:
+        if not c.__module__.startswith("transformers.models."):
+            continue
+        try:
+            src = inspect.getsource(inspect.getmodule(c))
+        except (OSError, TypeError):
+            continue
+        keys.update(m.group(1) or m.group(2) for m in _KWARG_RE.finditer(src))
+    return keys
+
+
+def _construct(config_cls, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return _flat_values(config_cls(**kwargs))
+    except Exception:
+        return None
+
+
+def legacy_keys(config_cls) -> dict[str, list]:
+    """``{legacy_key: [attribute, wins]}``: keys the class's __init__ pops and stores under another name
+    (BloomConfig: ``n_embed`` -> ``hidden_size``), found by constructing the class with the key and seeing
+    which attribute takes the value; ``wins``: the legacy key overrides the attribute when both are given."""
+    base = _construct(config_cls, {})
+    if base is None:
+        return {}
+    own_ints = sorted({v for v in base.values() if _is_int(v) and 1 < v < 10**6})
+    out: dict[str, list] = {}
+    for key in sorted(_kwarg_candidates(config_cls)):
+        if key in base or key in META_KEYS:
+            continue
+        probe_sets = [_PROBES] + [(2 * v, 4 * v) for v in own_ints]
+        for probes in probe_sets:
+            hits: set[str] | None = None
+            for value in probes:
+                got = _construct(config_cls, {key: value})
+                if got is None:
+                    hits = None
+                    break
+                now = {a for a, x in got.items() if _is_int(x) and x == value and base.get(a) != value}
+                hits = now if hits is None else hits & now
+            if hits is None:
+                continue
+            hits = {h for h in hits if h != key and not h.startswith("_") and h.rsplit(".", 1)[-1] != "dtype"}
+            if len(hits) == 1:
+                target = hits.pop()
+                both = _construct(config_cls, {target.rsplit(".", 1)[-1]: probes[0], key: probes[1]}) \
+                    if "." not in target else None
+                out[key] = [target, bool(both is not None and both.get(target) == probes[1])]
+            break
+    return out
+
+
+def attribute_map_precedence(config_cls, amap: dict[str, str]) -> dict[str, list]:
+    """``{alias: [canonical, wins]}`` for the class's own ``attribute_map`` (top level only)."""
+    out: dict[str, list] = {}
+    base = _construct(config_cls, {})
+    for alias, canonical in amap.items():
+        if "." in alias:
+            continue
+        wins = True  # PreTrainedConfig.__setattr__ maps the alias, and kwargs are set after the fields
+        if base is not None and _is_int(base.get(canonical)) and not isinstance(base.get(canonical), bool):
+            v = base[canonical]
+            got = _construct(config_cls, {canonical: 2 * v or 2, alias: 4 * v or 4})
+            if got is not None:
+                wins = got.get(canonical) == (4 * v or 4)
+        out[alias] = [canonical, wins]
+    return out
+
+
+def flat_layout(config_cls, sub_name: str, sub_defaults: dict[str, Any]) -> dict[str, Any] | None:
+    """Which top-level config.json keys the composite class moves into ``sub_name`` (Qwen2-VL keeps the text
+    fields at the top level; Qwen2VLConfig.__post_init__ pops them into text_config), and whether it still does
+    when the file has a ``sub_name`` dict of its own. None: it moves none."""
+    routed: list[str] = []
+    probed = 0
+    with_sub = False
+    top = _construct(config_cls, {}) or {}
+    for key, default in sorted(sub_defaults.items()):
+        if key in META_KEYS or key.startswith("_") or key == "model_type":
+            continue
+        if isinstance(default, bool):
+            value: Any = not default
+        elif _is_int(default):
+            value = 2 * default if default else 2
+        elif default is None:
+            value = 2
+        else:
+            continue
+        probed += 0 if key in top else 1
+        got = _construct(config_cls, {key: value})
+        if got is not None and got.get(f"{sub_name}.{key}") == value and got.get(f"{sub_name}.{key}") != default:
+            routed.append(key)
+            if not with_sub:
+                got2 = _construct(config_cls, {key: value, sub_name: {}})
+                with_sub = got2 is not None and got2.get(f"{sub_name}.{key}") == value
+    if not routed:
+        return None
+    # "all": every sub-config field the top level lacks moved (Qwen2VLConfig pops by the text class's
+    # signature), so fields that were not probed (strings, floats, lists) move too
+    return {"keys": routed, "all": len([k for k in routed if k not in top]) == probed, "with_sub_config": with_sub}
+
+
+def class_model_types() -> dict[str, str]:
+    """Model class name -> model_type, from every Auto mapping (``Qwen2VLForConditionalGeneration`` ->
+    ``qwen2_vl``); a class several model types share is left out (its name does not decide the type)."""
+    from transformers.models.auto import modeling_auto as ma
+
+    seen: dict[str, set[str]] = {}
+    for name in dir(ma):
+        mapping = getattr(ma, name)
+        if not (name.startswith("MODEL") and name.endswith("_MAPPING_NAMES") and isinstance(mapping, dict)):
+            continue
+        for model_type, cls in mapping.items():
+            for c in (cls if isinstance(cls, (list, tuple)) else [cls]):
+                if isinstance(c, str) and not c.startswith("Auto"):
+                    seen.setdefault(c, set()).add(model_type)
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    out: dict[str, str] = {}
+    for c, model_types in sorted(seen.items()):
+        if len(model_types) > 1:  # shared (Gemma3ForConditionalGeneration: gemma3, shieldgemma2): the type
+            # whose config class names the model class (Gemma3Config), if exactly one does
+            model_types = {t for t in model_types
+                           if c.startswith(CONFIG_MAPPING_NAMES.get(t, "").removesuffix("Config") or "\0")}
+        if len(model_types) == 1:
+            out[c] = next(iter(model_types))
+    return out
+
+
+def config_key_tables(types: Iterable[str]) -> dict[str, Any]:
+    """The tables the static loader applies to a config.json before anything else (loralint.knowledge.models:
+    read_config_keys): legacy and alias keys per model type, the flat multimodal layouts, class -> model_type."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    aliases: dict[str, dict[str, list]] = {}
+    flat: dict[str, dict[str, Any]] = {}
+    per_class: dict[type, dict[str, list]] = {}
+    probed: list[str] = []  # types whose config class could be constructed: their tables are complete
+    for model_type in sorted(types):
+        try:
+            config_cls = CONFIG_MAPPING[model_type]
+            default_cfg = config_cls()
+        except Exception:
+            continue
+        probed.append(model_type)
+        table: dict[str, list] = {}
+        table.update(attribute_map_precedence(config_cls, dict(getattr(config_cls, "attribute_map", {}) or {})))
+        if config_cls not in per_class:
+            per_class[config_cls] = legacy_keys(config_cls)
+        table.update(per_class[config_cls])
+        for sub_name in sub_config_keys(default_cfg):
+            sub = getattr(default_cfg, sub_name)
+            sub_cls = type(sub)
+            if sub_cls not in per_class:
+                per_class[sub_cls] = legacy_keys(sub_cls)
+            for alias, (target, wins) in per_class[sub_cls].items():
+                table[f"{sub_name}.{alias}"] = [f"{sub_name}.{target}", wins]
+            for alias, canonical in (getattr(sub_cls, "attribute_map", {}) or {}).items():
+                table.setdefault(f"{sub_name}.{alias}", [f"{sub_name}.{canonical}", True])
+            layout = flat_layout(config_cls, sub_name, _flat_values(sub))
+            if layout is not None:
+                flat.setdefault(model_type, {})[sub_name] = layout
+        if table:
+            aliases[model_type] = dict(sorted(table.items()))
+    return {"format": FORMAT_VERSION, "probed": probed, "aliases": aliases, "flat": flat,
+            "classes": class_model_types()}
+
+
+def write_config_keys(out_dir: Path, types: Iterable[str], merge: bool) -> dict[str, Any]:
+    """Write (or, for --types, merge into) data/config_keys.json."""
+    path = out_dir / CONFIG_KEYS_FILE
+    types = list(types)
+    tables = config_key_tables(types)
+    if merge and path.exists():
+        old = json.loads(path.read_text())
+        tables["probed"] = sorted(set(old.get("probed", [])) - set(types) | set(tables["probed"]))
+        for part in ("aliases", "flat"):
+            merged = {k: v for k, v in old.get(part, {}).items() if k not in types}
+            merged.update(tables[part])
+            tables[part] = dict(sorted(merged.items()))
+    path.write_text(json.dumps(tables, indent=0, sort_keys=False) + "\n")
+    return tables
+
+
+# --------------------------------------------------------------------------------------------------
 # driver
 # --------------------------------------------------------------------------------------------------
 
@@ -2189,6 +2405,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=240.0, help="per model type, seconds")
     ap.add_argument("--reindex", action="store_true", help="only rebuild index.json from the files in --out")
+    ap.add_argument("--config-keys", action="store_true",
+                    help=f"only rebuild {CONFIG_KEYS_FILE} (config.json aliases, flat layouts, class names; ~1 min)")
     args = ap.parse_args(argv)
 
     _worker_init()
@@ -2200,6 +2418,12 @@ def main(argv: list[str] | None = None) -> int:
     merge = bool(args.types) or args.reindex
     models: dict[str, Any] = dict(old.get("model_types", {})) if merge else {}
     failed: dict[str, str] = dict(old.get("failed", {})) if merge else {}
+
+    if args.config_keys:
+        tables = write_config_keys(out_dir, args.types or all_model_types(), merge=bool(args.types))
+        print(f"{CONFIG_KEYS_FILE}: aliases for {len(tables['aliases'])} model types, flat layouts for "
+              f"{len(tables['flat'])}, {len(tables['classes'])} class names", file=sys.stderr)
+        return 0
 
     if args.reindex:
         models = {}
@@ -2236,6 +2460,7 @@ def main(argv: list[str] | None = None) -> int:
     total_seconds = round(time.time() - t0, 1)
     seconds = old.get("generator_seconds", total_seconds) if merge else total_seconds
     index = write_index(out_dir, models, failed, seconds, args.jobs if not merge else old.get("generator_jobs", args.jobs))
+    write_config_keys(out_dir, types, merge=merge)
     cov = index["coverage"]
     print(f"done in {total_seconds}s: {cov['covered']} covered ({cov['exact']} exact), {cov['failed']} failed, "
           f"of {cov['model_types_total']} model types", file=sys.stderr)

@@ -188,3 +188,72 @@ def test_a_bare_name_string_is_also_checked_against_the_architecture(tmp_path):
     assert "full names such as 'transformer.h.0.attn.c_attn'" in by_code["LORA209"]  # gpt2's own names
     run = check(tmp_path, script(LLAMA_3B, "r=8, lora_alpha=16, target_modules='q_proj,v_proj', task_type='CAUSAL_LM'"))
     assert "LORA209" in run.codes() and "LORA201" not in run.codes()  # real names, wrong form
+
+
+# ---- MoE under transformers 5: PEFT's own conversion of v4 expert names, routers, frozen dense layers ----
+
+MIXTRAL = "mistralai/Mixtral-8x7B-v0.1"
+
+
+def test_mixtral_w1_w2_w3_are_converted_not_unknown(tmp_path):
+    run = check(tmp_path, script(MIXTRAL, "r=16, lora_alpha=32, target_modules=['w1', 'w2', 'w3'], task_type='CAUSAL_LM'"))
+    assert "LORA201" not in run.codes(), run.stdout
+    assert run.exit_code == 0
+    [config] = run.json["configs"]
+    # w1+w3 are fused into experts.gate_up_proj (8 x 4096 -> 28672) at r=32; w2 is experts.down_proj (8 x 14336 -> 4096)
+    per_layer = 32 * 8 * (4096 + 2 * 14336) + 16 * 8 * (14336 + 4096)
+    assert config["trainable_params"] == 32 * per_layer == 343_932_928
+    assert config["matched_modules"]["modules"] == {"model.layers.{i}.mlp.experts.gate_up_proj": 32,
+                                                    "model.layers.{i}.mlp.experts.down_proj": 32}
+
+
+def test_half_of_a_fused_pair_is_still_reported(tmp_path):
+    run = check(tmp_path, script(MIXTRAL, "r=16, lora_alpha=32, target_modules=['w1', 'w2'], task_type='CAUSAL_LM'"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA215"]
+    assert "Cannot convert PEFT target(s) w1 without also targeting w3" in d["message"]
+
+
+def test_all_linear_on_mixtral_adapts_the_router_weight(tmp_path):
+    run = check(tmp_path, script(MIXTRAL, "r=16, lora_alpha=32, target_modules='all-linear', task_type='CAUSAL_LM'"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA211"]
+    assert "model.layers.{i}.mlp.gate.weight" in d["message"]
+    assert "exclude_modules does not reach target_parameters" in d["message"]
+    assert "target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj', 'w1', 'w3', 'w2']" in d["message"]
+    assert "LORA205" not in run.codes()  # the experts are adapted (as parameters): not attention-only
+    # the suggested list adapts everything but the router
+    listed = check(tmp_path, script(MIXTRAL, "r=16, lora_alpha=32, target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj', 'w1', 'w3', 'w2'], task_type='CAUSAL_LM'"))
+    assert listed.exit_code == 0, listed.stdout
+    router = 32 * 16 * (8 + 4096)  # gate.weight: 8 x 4096, wrapped as a 2-D parameter
+    assert run.json["configs"][0]["trainable_params"] - listed.json["configs"][0]["trainable_params"] == router
+
+
+def test_deepseek_v3_conversion_leaves_dense_mlp_and_shared_experts_frozen(tmp_path):
+    run = check(tmp_path, script("deepseek-ai/DeepSeek-V3", "r=16, lora_alpha=32, target_modules=['q_a_proj', 'gate_proj', 'up_proj', 'down_proj'], task_type='CAUSAL_LM'"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA215"]
+    message = d["message"]
+    assert "turns down_proj, gate_proj, up_proj into target_parameters" in message
+    assert "routed experts of layers 3–60" in message
+    assert "mlp.experts.gate_up_proj (r=32, lora_alpha=64: gate_proj and up_proj are fused into it" in message
+    assert "the dense MLP of layers 0, 1, 2 (mlp.{down_proj,gate_proj,up_proj}, first_k_dense_replace=3)" in message
+    assert "the shared experts of layers 3–60 (mlp.shared_experts.{down_proj,gate_proj,up_proj})" in message
+    assert "target_parameters=['mlp.gate_proj.weight', 'mlp.up_proj.weight', 'mlp.down_proj.weight', " \
+           "'shared_experts.gate_proj.weight'" in message
+    assert "LORA201" not in run.codes()
+
+
+def test_modules_lists_the_parameter_targets_of_all_linear(tmp_path):
+    run = run_cli(["modules", MIXTRAL], cwd=tmp_path)
+    assert run.exit_code == 0
+    assert "model.layers.{i}.mlp.experts.gate_up_proj  8×28672×4096         ×32   ✓ r=32, lora_alpha=32  w1 + w3 fused" in run.stdout
+    assert "model.layers.{i}.mlp.gate.weight" in run.stdout and "the MoE router" in run.stdout
+    assert "all-linear         128 modules + 96 parameters     359,665,664" in run.stdout
+    assert "lm_head                                    Linear          4096 → 32000   ×1    ✗ output layer" in run.stdout
+    data = json.loads(run_cli(["modules", "--output-format", "json", "deepseek-ai/DeepSeek-V3"], cwd=tmp_path).stdout)
+    dense = {m["name"]: m["excluded_because"] for m in data["linear"] if ".mlp." in m["name"]}
+    assert set(dense.values()) == {"PEFT's MoE conversion"}
+    assert {p["name"]: p["all_linear"] for p in data["parameters"]} == {
+        "model.layers.{i}.mlp.experts.gate_up_proj": True, "model.layers.{i}.mlp.experts.down_proj": True,
+        "model.layers.{i}.mlp.gate.weight": True}
+    oss = json.loads(run_cli(["modules", "--output-format", "json", "openai/gpt-oss-20b"], cwd=tmp_path).stdout)
+    assert [(p["name"], p["all_linear"]) for p in oss["parameters"]] == [
+        ("model.layers.{i}.mlp.experts.gate_up_proj", False), ("model.layers.{i}.mlp.experts.down_proj", False)]

@@ -54,6 +54,23 @@ def _context(site: ConfigSite) -> tuple[Any, Any, Any] | None:
     return resolution, resolution.info, resolution.advice.result
 
 
+def _peft_applied(site: ConfigSite) -> Any | None:
+    """The advice --verify put on this site when real PEFT applied the configuration without an error
+    (verify/report.py: VerifiedAdvice), else None. A static error that this run's PEFT contradicts is not
+    reported: the real library is the reference."""
+    advice = site.model.advice if site.model is not None else None
+    return advice if getattr(advice, "counted_by", None) == "peft" else None
+
+
+def _peft_reached(applied: Any, entry: str) -> bool:
+    """Whether PEFT, in this --verify run, used a target_modules entry: it matched a module, or PEFT's own
+    MoE conversion rewrote it into target_parameters that matched parameters."""
+    names = getattr(applied, "targeted", None) or []
+    if any(n == entry or n.endswith("." + entry) for n in names):
+        return True
+    return entry in (getattr(applied, "rewritten_targets", None) or ()) and bool(getattr(applied, "targeted_parameters", None))
+
+
 def _model(resolution) -> str:
     info = resolution.info
     return f"{info.model_type} ({info.model_class}, from {resolution.origin})"
@@ -119,9 +136,12 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
     known = _names_and_suffixes(info)
     has, adaptable, spans = _has_list(info), _adaptable_names(info), _item_spans(site, "target_modules")
     others_match = any(result.entry_matches.values())
+    applied = _peft_applied(site)
     for entry in unmatched:
         if not isinstance(entry, str) or entry.lower() == "all-linear" or re.search(r"[*+?|^$()\[\]\\{}]", entry):
             continue  # LORA210 explains regex syntax and "all-linear" in a list
+        if applied is not None and _peft_reached(applied, entry):
+            continue  # --verify: the real PEFT used this entry, whatever the knowledge base says
         if info.get(entry) is not None and info.get(entry).kind == "container":
             continue  # LORA214
         if entry in known:
@@ -161,6 +181,8 @@ def target_matches_nothing(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
     no_match_error = next((e for e in result.errors if e.startswith("NoMatchingPeftModuleError")), None)
     if isinstance(targets, str) and misread_string_target(targets):
         nothing = False  # LORA209 says why this string matches nothing
+    if _peft_applied(site) is not None:
+        nothing = False  # --verify: the real PEFT applied it without raising
     if nothing and (no_match_error or result.default_targets_used or targets is not None):
         if isinstance(targets, str) and targets.lower() != "all-linear":
             message = (
@@ -304,6 +326,8 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
     targeted = [t for t in result.targeted if t.layer_index is not None]
     if not targeted or not all(_ATTENTION.search(t.folded) for t in targeted):
         return
+    if any(not _ATTENTION.search(p.name) for p in result.targeted_parameters):
+        return  # MLP experts adapted as parameters (target_parameters, or PEFT's MoE conversion)
     mlp = [m for m in info.modules if m.is_linear and m.layer_index is not None and not _ATTENTION.search(m.folded)]
     if not mlp:
         return
@@ -343,6 +367,8 @@ def layers_out_of_range(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding
         if bad:
             layers = f"the {info.num_layers} layers (0–{info.num_layers - 1}) of {_model(resolution)}"
             if len(bad) == len(indices):
+                if _peft_applied(site) is not None:
+                    return  # --verify: the real PEFT applied it, so something did match
                 message = (f"layers_to_transform: none of {_short_list(bad)} is within {layers}; nothing matches and"
                            " get_peft_model raises after loading")
             else:
@@ -410,8 +436,8 @@ def no_default_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]
     if found is None:
         return
     resolution, info, result = found
-    if not any("Please specify `target_modules`" in e for e in result.errors):
-        return
+    if not any("Please specify `target_modules`" in e for e in result.errors) or _peft_applied(site) is not None:
+        return  # (with --verify, the real PEFT applied it without raising)
     yield Finding(
         site.span,
         f"target_modules is not set and PEFT has no default for model_type {info.model_type!r} ({_model(resolution)}):"
@@ -449,8 +475,8 @@ def rank_exceeds_layer(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]
 @check("target_is_container")
 def target_is_container(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     found = _context(site)
-    if found is None or not found[2].containers_hit:
-        return
+    if found is None or not found[2].containers_hit or _peft_applied(site) is not None:
+        return  # (with --verify, the real PEFT applied it without raising)
     resolution, info, result = found
     hit = sorted({info.get(n).folded if info.get(n) else n for n in result.containers_hit})
     classes = sorted({info.get(n).cls for n in result.containers_hit if info.get(n)})
@@ -477,25 +503,130 @@ def moe_experts(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     fused = [p for p in info.fused_expert_params if ".experts." in p.name]  # not e.g. SigLIP's 3-D `probe`
     for error in result.errors:
         if "fused into" in error or "without also targeting" in error:
-            yield Finding(site.span_of("target_modules"), f"on {_model(resolution)}: {error.split(': ', 1)[-1]}")
+            if _peft_applied(site) is None:  # --verify: the real PEFT applied it without raising
+                yield Finding(site.span_of("target_modules"), f"on {_model(resolution)}: {error.split(': ', 1)[-1]}")
             return
+    if result.moe_left_frozen:
+        yield Finding(site.span_of("target_modules"), _conversion_message(resolution, info, result))
+        return
     if not fused or result.targeted_parameters:
         return
     names = sorted({p.name.rsplit(".", 1)[-1] for p in fused})
-    yield Finding(
-        site.span_of("target_modules"),
+    message = (
         f"{_model(resolution)} keeps its routed experts as fused 3-D parameters ({', '.join(names)}) in transformers 5:"
         " target_modules cannot reach them, so only attention and shared layers are adapted; add"
-        f" target_parameters={['mlp.experts.' + n for n in names]!r} (with lora_dropout=0)",
+        f" target_parameters={['mlp.experts.' + n for n in names]!r} (with lora_dropout=0)"
     )
+    old = _expert_names(info)
+    if old:  # PEFT converts the transformers-4 expert names on this model type
+        message += f", or name the experts as in transformers 4 ({', '.join(old)}): PEFT converts those"
+    yield Finding(site.span_of("target_modules"), message)
+
+
+def _expert_names(info) -> list[str]:
+    """The transformers-4 expert names PEFT's MoE conversion rewrites for this model type (router excluded)."""
+    from loralint.knowledge.models import peft_facts
+
+    if not info.moe_conversion:
+        return []
+    mapping = peft_facts().get("moe_target_module_mapping", {}).get(info.moe_conversion) or {}
+    return [old for old, new in mapping.items() if new != "gate.weight"]
+
+
+def _layers(indices: Iterable[int | None]) -> str:
+    found = sorted({i for i in indices if i is not None})
+    if not found:
+        return ""
+    return f"layer {found[0]}" if len(found) == 1 else f"layers {_short_list(found)}"
+
+
+def _conversion_message(resolution, info, result) -> str:
+    """Which layers PEFT's MoE conversion reaches and which nn.Linear layers of the converted names it leaves
+    frozen (peft/utils/transformers_weight_conversion.py: _convert_peft_config_moe drops the converted names
+    from target_modules; the new target_parameters match only the routed experts' fused tensors)."""
+    converted = sorted(e for e, new in result.moe_converted_entries.items() if new != "gate.weight")
+    experts = [p for p in result.targeted_parameters if ".experts." in p.name]
+    reached = []
+    for folded in dict.fromkeys(f"{info.get(p.module).folded if info.get(p.module) else p.module}."
+                                f"{p.name.rsplit('.', 1)[-1]}" for p in experts):
+        leaf = folded.rsplit(".", 1)[-1]
+        text = folded.split("}.", 1)[-1]
+        if leaf in result.moe_fused:
+            olds, r, alpha = result.moe_fused[leaf]
+            times = "doubles" if len(olds) == 2 else f"multiplies by {len(olds)}"
+            text += f" (r={r}, lora_alpha={alpha}: {' and '.join(olds)} are fused into it, so PEFT {times} both)"
+        reached.append(text)
+    layers = _layers(info.get(p.module).layer_index for p in experts if info.get(p.module))
+    groups: dict[str, tuple[set[str], list[int | None]]] = {}
+    for name in result.moe_left_frozen:
+        m = info.get(name)
+        if m is None:
+            continue
+        parent = m.folded.rpartition(".")[0]
+        leaves, idx = groups.setdefault(parent, (set(), []))
+        leaves.add(m.leaf_name)
+        idx.append(m.layer_index)
+    frozen = []
+    for parent, (leaves, idx) in groups.items():
+        what = "the shared experts" if "shared" in parent.rsplit(".", 1)[-1] else "the dense MLP"
+        why = ""
+        if what == "the dense MLP":  # the config field that makes these layers dense, when there is one
+            for key, value in _dense_fields(info.config):
+                why = f", {key}={value}"
+                break
+        where = _layers(idx)
+        frozen.append(f"{what} of {where or parent} ({parent.split('}.', 1)[-1]}.{{{','.join(sorted(leaves))}}}{why})")
+    message = (
+        f"PEFT's MoE conversion for transformers 5 turns {', '.join(converted)} into target_parameters on"
+        f" {_model(resolution)}: they reach the routed experts"
+        + (f" of {layers}" if layers else "")
+        + (f" through {' and '.join(reached)}" if reached else "")
+        + f", but no longer the nn.Linear layers of those names, which stay frozen: {' and '.join(frozen)}"
+    )
+    suggestion = _param_suffixes(info, result.moe_left_frozen)
+    if suggestion:
+        message += f"; to train them too, add target_parameters={suggestion!r}"
+    return message
+
+
+def _dense_fields(config: dict) -> Iterable[tuple[str, Any]]:
+    """Config fields that keep some layers' MLP dense on MoE models (DeepSeek, GLM-4.5, Qwen-MoE)."""
+    for key, dense in (("first_k_dense_replace", lambda v: v), ("mlp_only_layers", lambda v: v),
+                       ("decoder_sparse_step", lambda v: isinstance(v, int) and v > 1)):
+        value = config.get(key)
+        if value is not None and dense(value):
+            yield key, value
+
+
+def _param_suffixes(info, names: list[str]) -> list[str]:
+    """Short target_parameters entries (`mlp.gate_proj.weight`) that match the weights of `names` and nothing else."""
+    wanted = {f"{n}.weight" for n in names}
+    every = [p.name for m in info.modules for p in m.params]
+    clean: dict[str, bool] = {}  # suffix -> it matches only wanted weights (computed once a suffix)
+    out: list[str] = []
+    for name in names:
+        parts = f"{name}.weight".split(".")
+        for size in range(3, len(parts) + 1):
+            if any(part.isdigit() for part in parts[-size:]):
+                return []  # no index-free suffix tells them apart: no suggestion rather than a wrong one
+            suffix = ".".join(parts[-size:])
+            if suffix not in clean:
+                clean[suffix] = all(p in wanted for p in every if p == suffix or p.endswith("." + suffix))
+            if clean[suffix]:
+                break
+        else:
+            return []
+        if suffix not in out:
+            out.append(suffix)
+    return out
 
 
 @check("mamba_incompatible_target")
 def mamba_incompatible_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """peft/tuners/lora/model.py: _check_lora_target_modules_mamba raises for out_proj / conv1d."""
     found = _context(site)
-    if found is None or found[1].model_type not in _MAMBA_TYPES:
-        return
+    if found is None or found[1].model_type not in _MAMBA_TYPES or _peft_applied(site) is not None:
+        return  # (with --verify, the real PEFT applied it without raising)
     resolution, info, result = found
     bad = sorted({t.folded for t in result.targeted if t.name.rsplit(".", 1)[-1] in ("out_proj", "conv1d")})
     if bad:
@@ -506,7 +637,6 @@ def mamba_incompatible_target(site: ConfigSite, ctx: CheckContext) -> Iterable[F
         )
 
 
-_ROUTER = re.compile(r"(^|\.)(router|gate)$")
 _TOWER = re.compile(r"(^|\.)(vision|visual|vision_tower|vision_model|audio|audio_tower|image_encoder)(\.|$)")
 
 
@@ -520,9 +650,16 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if not (isinstance(targets, str) and targets.lower() == "all-linear"):
         return
     surprises: list[str] = []
-    routers = sorted({t.folded for t in result.targeted if _ROUTER.search(t.name)})
+    routers = sorted({t.folded for t in result.targeted if _is_router(info, t.name)})
+    # transformers 5 routers are not nn.Linear; PEFT's MoE conversion adds their weight for "all-linear"
+    # (transformers_weight_conversion.py: _resolve_string_target_modules adds the v4 name "gate" -> "gate.weight")
+    param_routers = sorted({f"{info.get(p.module).folded}.{p.name.rsplit('.', 1)[-1]}" for p in result.targeted_parameters
+                            if info.get(p.module) is not None and _is_router(info, p.module)})
     if routers:
         surprises.append(f"MoE routers ({', '.join(routers)})")
+    if param_routers:
+        surprises.append(f"the MoE routers' weights ({', '.join(param_routers)}), through the target_parameters PEFT's"
+                         " MoE conversion adds for transformers 5")
     towers = [t for t in result.targeted if _TOWER.search(t.name)]
     if towers:
         surprises.append(f"{len(towers)} layers of the vision/audio tower")
@@ -530,11 +667,25 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if info.seq_cls_head and task != "SEQ_CLS" and any(t.name == info.seq_cls_head for t in result.targeted):
         surprises.append(f"the classification head {info.seq_cls_head!r} (task_type is not SEQ_CLS)")
     if surprises:
-        yield Finding(
-            site.span_of("target_modules"),
-            f"\"all-linear\" on {_model(resolution)} also adapts {'; '.join(surprises)}; use exclude_modules (a regex"
-            " string) or list the targets you mean",
-        )
+        fix = "use exclude_modules (a regex string) or list the targets you mean"
+        if param_routers:  # exclude_modules never applies to target_parameters (tuners_utils.py: _inject_parameters)
+            listed = list(dict.fromkeys([t.name.rsplit(".", 1)[-1] for t in result.targeted if not _is_router(info, t.name)]
+                                        + [e for e in _expert_names(info) if e in result.moe_converted_entries]))
+            fix = (f"exclude_modules does not reach target_parameters, so list the targets you mean instead, e.g."
+                   f" target_modules={listed!r}")
+        yield Finding(site.span_of("target_modules"), f"\"all-linear\" on {_model(resolution)} also adapts"
+                      f" {'; '.join(surprises)}; {fix}")
+
+
+def _is_router(info, name: str) -> bool:
+    """A MoE router, or a layer inside one (AFMoE's `mlp.router.gate`): a `gate`/`router` beside an `experts`
+    module, as verify/model.py: _special_modules sees it."""
+    parts = name.split(".")
+    for k, leaf in enumerate(parts):
+        parent = ".".join(parts[:k])
+        if leaf in ("gate", "router") and info.get(f"{parent}.experts" if parent else "experts") is not None:
+            return True
+    return False
 
 
 @check("modules_to_save_surprise")

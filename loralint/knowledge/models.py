@@ -43,9 +43,12 @@ __all__ = [
     "known_model_types",
     "load_model_info",
     "lookup_checkpoint",
+    "model_type_of_class",
     "model_type_summary",
     "peft_default_targets",
     "peft_facts",
+    "quantization_of_id",
+    "read_config_keys",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -382,10 +385,67 @@ def lookup_checkpoint(model_id: str) -> dict[str, Any] | None:
     if not model_id:
         return None
     key = model_id.strip().lower().rstrip("/")
+    quantized = quantization_of_id(key)
     hit = _checkpoints().get(key)
     if hit is None:
+        hit = _mirror_of(key, quantized)
+    if hit is None:
         return None
-    return {**hit, "config": dict(hit["config"])}
+    return {**hit, "config": dict(hit["config"]), "quantized": quantized}
+
+
+# Pre-quantized repositories, by the suffix their publishers give them (TheBloke's -GPTQ / -AWQ / -GGUF,
+# unsloth's -bnb-4bit and -unsloth-bnb-4bit, Qwen's -GPTQ-Int4 / -AWQ, hugging-quants' -AWQ-INT4 ...).
+_QUANT_SUFFIX = re.compile(
+    r"[-_.](?:(?P<gptq>gptq(?:[-_.]?int[48])?)|(?P<awq>awq(?:[-_.]?int4)?)|(?P<gguf>gguf)"
+    r"|(?:unsloth[-_.])?(?P<bnb4>bnb[-_.]?4bit)|(?P<bnb8>bnb[-_.]?8bit))$")
+# Organisations that republish other people's checkpoints under the same name (mirrors, quantizers).
+_MIRROR_ORGS = frozenset({
+    "unsloth", "nousresearch", "thebloke", "hugging-quants", "casperhansen", "techxgenus", "modelcloud",
+    "bartowski", "maziyarpanahi", "lonestriker", "solidrust", "study-hjt", "llm-research", "modelscope",
+    "neuralmagic", "redhatai", "lmstudio-community", "qwen", "mistralai", "meta-llama", "google",
+})
+
+
+def quantization_of_id(model_id: str) -> str | None:
+    """"gptq" / "awq" / "gguf" / "bnb-4bit" / "bnb-8bit" when the repository name says the weights are
+    pre-quantized, else None."""
+    m = _QUANT_SUFFIX.search(model_id.strip().lower().rstrip("/"))
+    if m is None:
+        return None
+    kind = m.lastgroup
+    return {"bnb4": "bnb-4bit", "bnb8": "bnb-8bit"}.get(kind, kind)
+
+
+def _strip_quant(name: str) -> str:
+    prev = None
+    while prev != name:  # "...-Instruct-AWQ-INT4", "...-unsloth-bnb-4bit"
+        prev, name = name, _QUANT_SUFFIX.sub("", name)
+    return name
+
+
+@lru_cache(maxsize=1)
+def _by_name() -> dict[str, list[dict[str, Any]]]:
+    """Index entries by repository name without the organisation, "-hf" and quantization suffixes."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for key, entry in _checkpoints().items():
+        name = _strip_quant(key.rsplit("/", 1)[-1]).removesuffix("-hf")
+        out.setdefault(name, []).append(entry)
+    return out
+
+
+def _mirror_of(key: str, quantized: str | None) -> dict[str, Any] | None:
+    """The family of a mirror or pre-quantized copy ("TheBloke/Llama-2-7B-Chat-GPTQ" -> Llama-2-7b-chat-hf):
+    only when its organisation republishes checkpoints or its name says it is quantized, and only when every
+    index entry of that name has the same shape."""
+    org, _, name = key.rpartition("/")
+    if quantized is None and org not in _MIRROR_ORGS:
+        return None
+    found = _by_name().get(_strip_quant(name).removesuffix("-hf"), [])
+    shapes = {json.dumps([e["model_type"], e["config"]], sort_keys=True) for e in found}
+    if len(shapes) != 1:
+        return None
+    return {**found[0], "model_id": key, "mirror_of": found[0]["model_id"]}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -453,13 +513,65 @@ def _apply_rule(rule: dict[str, Any], env: dict[str, Any]) -> Any:
     raise ExprError(f"unknown rule {rule!r}")
 
 
+@lru_cache(maxsize=1)
+def _config_keys() -> dict[str, Any]:
+    """data/config_keys.json (generated): per model type, the keys a config class accepts under another name
+    and the top-level keys a composite class moves into a sub-config; class name -> model_type."""
+    try:
+        with open(DATA_DIR / "config_keys.json", encoding="utf-8") as fh:
+            return json.load(fh)
+    except OSError:  # an older data directory: attribute_map from the per-type files only
+        return {"probed": [], "aliases": {}, "flat": {}, "classes": {}}
+
+
+def model_type_of_class(class_name: str) -> str | None:
+    """The model_type a transformers model class belongs to (``Qwen2VLForConditionalGeneration`` ->
+    ``qwen2_vl``), from transformers' Auto mappings; None for Auto classes and unknown names."""
+    return _config_keys()["classes"].get(class_name)
+
+
+def read_config_keys(model_type: str, config: Mapping[str, Any], doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    """config.json as transformers reads it for ``model_type``, before flattening: top-level keys of the flat
+    multimodal layout moved into their sub-config (Qwen2-VL's text fields -> ``text_config``), as the config
+    class's __init__ does. Aliases are applied after flattening (:func:`_apply_aliases`)."""
+    layouts = _config_keys()["flat"].get(model_type)
+    if not layouts:
+        return dict(config)
+    out = dict(config)
+    defaults = (doc or {}).get("defaults", {})
+    for sub, layout in layouts.items():
+        present = isinstance(out.get(sub), Mapping)
+        if present and not layout.get("with_sub_config"):
+            continue
+        routed = set(layout["keys"])
+        if layout.get("all"):  # the class pops every field of the sub-config class
+            routed |= {k.split(".", 1)[1] for k in defaults if k.startswith(sub + ".") and k.count(".") == 1}
+        moved = {k: out.pop(k) for k in list(out) if k in routed and k not in defaults}
+        if moved:
+            out[sub] = {**moved, **(out[sub] if present else {})}
+    return out
+
+
+def _apply_aliases(model_type: str, doc: dict[str, Any], given: dict[str, Any]) -> None:
+    """Rename alias and legacy keys to the attribute transformers stores them under (BLOOM's ``n_embed`` ->
+    ``hidden_size``, ``num_hidden_layers`` -> ``n_layer``); when both are given, the one transformers keeps."""
+    table: dict[str, list] = dict(_config_keys()["aliases"].get(model_type, {}))
+    for alias, canonical in doc.get("attribute_map", {}).items():  # e.g. num_local_experts -> num_experts
+        table.setdefault(alias, [canonical, False])
+    for alias, (canonical, wins) in table.items():
+        if alias not in given or alias == canonical:
+            continue
+        value = given.pop(alias)
+        if canonical not in given or (wins and value is not None):
+            given[canonical] = value
+
+
 def _resolve_env(doc: dict[str, Any], config: Mapping[str, Any] | None) -> tuple[dict[str, Any], set[str], list[str]]:
     """defaults + given config + derived fields (computed only where the given config leaves them unset)."""
     notes: list[str] = []
-    given = _flatten_user_config(config or {}, doc.get("sub_configs", []))
-    for alias, canonical in doc.get("attribute_map", {}).items():  # e.g. num_local_experts -> num_experts
-        if alias in given and canonical not in given:
-            given[canonical] = given.pop(alias)
+    model_type = doc.get("model_type", "")
+    given = _flatten_user_config(read_config_keys(model_type, config or {}, doc), doc.get("sub_configs", []))
+    _apply_aliases(model_type, doc, given)
     env: dict[str, Any] = dict(doc["defaults"])
     for k in list(given):
         # A number where the class default is an integer: 4096.0 is 4096; "x" or [1] is not used.
@@ -756,6 +868,12 @@ def load_model_info(
         exact = False
         notes.append(f"{', '.join(nulled)} is null in this config, a case the knowledge base was not generated "
                      "for: module names may differ, so they are not checked (loralint verify builds the real model)")
+    stray = _unread_top_level_keys(model_type, doc, config, used) if config is not None else []
+    if stray:
+        exact = False
+        notes.append(f"config.json has {', '.join(stray[:3])} at the top level and no {stray[0].split('.')[0]} "
+                     "section, a layout loralint does not know how transformers reads for this model type: "
+                     "the defaults were used, so the counts are approximate")
     layer_field = doc.get("layer_count_field")
     lp = _layers_path(lists, records, layer_field)
     num_layers = None
@@ -805,6 +923,21 @@ def load_model_info(
         unmodelled_nulls=nulled,
     )
     return info
+
+
+def _unread_top_level_keys(model_type: str, doc: dict[str, Any], config: Mapping[str, Any], used: set[str]) -> list[str]:
+    """``sub.key`` for top-level keys of a composite config whose sub-config section is missing, that shape the
+    model, when loralint has no table of how this type's config class reads them (never probed)."""
+    if model_type in _config_keys()["probed"]:
+        return []
+    config = read_config_keys(model_type, config, doc)
+    defaults = doc.get("defaults", {})
+    out = []
+    for sub in doc.get("sub_configs", []):
+        if "." in sub or isinstance(config.get(sub), Mapping):
+            continue
+        out += [f"{sub}.{k}" for k in config if k not in defaults and f"{sub}.{k}" in used]
+    return out
 
 
 def _expand_aliases(aliases: list[tuple[str, str]], modules: list[Module]) -> list[tuple[str, str]]:

@@ -121,6 +121,15 @@ class TargetingResult:
     unmatched_modules_to_save: list[str] = field(default_factory=list)
     all_linear_excluded: list[str] = field(default_factory=list)  # output layer / SEQ_CLS head left out
     moe_converted: bool = False
+    # PEFT's transformers-v5 MoE conversion (utils/transformers_weight_conversion.py): each target_modules
+    # entry it rewrote -> the target_parameters name it became ("w1" -> "gate_up_proj", "gate" -> "gate.weight")
+    moe_converted_entries: dict[str, str] = field(default_factory=dict)
+    # fused parameter -> (the v4 entries fused into it, r, lora_alpha): the rank/alpha PEFT doubles for w1+w3
+    moe_fused: dict[str, tuple[list[str], Any, Any]] = field(default_factory=dict)
+    # adaptable modules the converted entries named before the conversion and that it leaves frozen: dense MLP
+    # layers (DeepSeek's first_k_dense_replace) and shared experts keep gate_proj/up_proj/down_proj as nn.Linear,
+    # but those names now go to target_parameters, which only match the routed experts' fused tensors
+    moe_left_frozen: list[str] = field(default_factory=list)
     default_targets_used: bool = False
     errors: list[str] = field(default_factory=list)  # what PEFT would raise (the first one stops it)
     warnings: list[str] = field(default_factory=list)
@@ -726,6 +735,8 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     if tparams:
         _inject_parameters(info, set(tparams), rank_pattern, alpha_pattern, r, lora_alpha, use_rslora, res,
                            {t.name for t in res.targeted}, rx, rank_keys, alpha_keys)
+    if res.moe_converted_entries:
+        _converted_bookkeeping(info, res)
 
     # ---- error analysis (inject_adapter) ----
     targeted_module_names = [t.name for t in res.targeted] + res.containers_hit
@@ -839,7 +850,8 @@ def _convert_moe(info: ModelInfo, cfg: _Cfg, rank_pattern: dict, alpha_pattern: 
         return
     if isinstance(cfg.target_modules, str):
         if cfg.target_modules.lower() == ALL_LINEAR:
-            resolved_full, _ = _all_linear(info, task_type)
+            # attention stays nn.Linear and is resolved by type; the v4 expert and router names are added as such
+            resolved_full, res.all_linear_excluded = _all_linear(info, task_type)
             resolved = {n.rsplit(".", 1)[-1] for n in resolved_full} | set(mapping)
         else:
             module_keys = [m.name for m in info.modules]
@@ -877,6 +889,7 @@ def _convert_moe(info: ModelInfo, cfg: _Cfg, rank_pattern: dict, alpha_pattern: 
             remaining.add(target)
             continue
         new_tps.add(mapped_new)
+        res.moe_converted_entries[target] = mapped_new
         if mapped_new in fused:
             matched.setdefault(mapped_new, set()).add(mapped_old)
     for new, required in fused.items():
@@ -889,11 +902,32 @@ def _convert_moe(info: ModelInfo, cfg: _Cfg, rank_pattern: dict, alpha_pattern: 
             key = rf".*\.{re.escape(new)}"
             rank_pattern[key] = r * len(required)
             alpha_pattern[key] = alpha * len(required)
+            res.moe_fused[new] = (list(required), rank_pattern[key], alpha_pattern[key])
     cfg.target_parameters = sorted(new_tps)
     cfg.target_modules = remaining
     res.moe_converted = True
     res.notes.append(f"transformers v5 MoE conversion ({base}): target_modules -> {sorted(remaining)}, "
                      f"target_parameters -> {sorted(new_tps)}")
+
+
+def _converted_bookkeeping(info: ModelInfo, res: TargetingResult) -> None:
+    """What the MoE conversion did to each entry it rewrote: the parameters it reaches through its new
+    target_parameters name (so the entry is not "unmatched"), and the nn.Linear layers it named before and no
+    longer reaches (PEFT drops the entry from target_modules, and ``experts.down_proj`` does not match a dense
+    ``mlp.down_proj.weight``)."""
+    reached: dict[str, int] = {}
+    for p in res.targeted_parameters:
+        reached[p.matched_by] = reached.get(p.matched_by, 0) + 1
+    for entry, new in res.moe_converted_entries.items():
+        if entry in res.entry_matches:
+            res.entry_matches[entry] += reached.get(new, 0)
+    res.unmatched_target_entries = [t for t in res.unmatched_target_entries if not res.entry_matches.get(t)]
+    old_names = set(res.moe_converted_entries)
+    targeted = {t.name for t in res.targeted}
+    res.moe_left_frozen = [
+        m.name for m in info.modules
+        if m.lora_supported and m.name not in targeted and (m.name in old_names or any(
+            s in old_names for s in dotted_suffixes(m.name)))]
 
 
 def _inject_parameters(info: ModelInfo, target_names: set[str], rank_pattern: dict, alpha_pattern: dict, r: Any,

@@ -72,7 +72,7 @@ def render_text(report: VerifyReport, result, colour: bool = False) -> str:
                 lines.append(label("scaling") + _number(rep.scaling))
             else:
                 lines.append(label("scaling") + "per module (see targets)")
-            if rep.device:
+            if rep.device and "skipped" not in rep.device:  # a skipped step is said once: a note or LORA256
                 lines.append(label("device") + escape(_device_line(rep.device)))
         elif rep.reason and not rep.diagnostics:
             lines.append(label("why") + escape(rep.reason))
@@ -98,11 +98,16 @@ def render_text(report: VerifyReport, result, colour: bool = False) -> str:
         lines.append(
             f"Verified {verified} of {total} configuration{'s' if total != 1 else ''} with peft {v.get('peft', '?')}, "
             f"transformers {v.get('transformers', '?')}, torch {v.get('torch', '?')} on the meta device{timing}"
-            + (f"; one training step each on {report.device}" if report.device != "meta" else "") + "."
+            + (f"; one training step each on {report.device}" if _stepped(report) else "") + "."
         )
     for note in report.notes:
         lines.append(f"note: {escape(note)}")
     return "\n".join(lines)
+
+
+def _stepped(report: VerifyReport) -> bool:
+    """Whether any real-device step ran (without a GPU or the memory for it, none did)."""
+    return any(rep.device and "seconds" in rep.device for rep in report.sites)
 
 
 def label(text: str) -> str:

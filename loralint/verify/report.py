@@ -62,6 +62,8 @@ class SiteReport:
     device: dict[str, Any] | None = None  # the real-tensor step (--device)
     targeted: list[str] = field(default_factory=list)  # PEFT's targeted_module_names, unfolded
     targeted_parameters: list[str] = field(default_factory=list)  # targeted_parameter_names
+    # target_modules entries PEFT itself rewrote (its transformers-v5 MoE conversion moves w1/w2/w3 to target_parameters)
+    rewritten_targets: list[str] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -140,6 +142,10 @@ class VerifiedAdvice:
         self.total_params = report.total
         self.matched_modules = report.matched_counts()
         self.scaling = report.scaling
+        # what real PEFT targeted: static checks read these to drop an error this run contradicts
+        self.targeted = list(report.targeted)
+        self.targeted_parameters = list(report.targeted_parameters)
+        self.rewritten_targets = list(report.rewritten_targets)
 
     def __getattr__(self, name: str) -> Any:
         static = self.__dict__.get("_static")

@@ -400,6 +400,7 @@ class _Verifier:
         modules = dict(base.named_modules())
         groups: dict[str, ModuleGroup] = {}
         rep.targeted = list(getattr(tuner, "targeted_module_names", []))
+        rep.rewritten_targets = _rewritten_targets(rep.site, peft_model)
         for name in rep.targeted:
             module = modules.get(name)
             group = _group(groups, name)
@@ -526,6 +527,28 @@ class _Verifier:
 
                 gc.collect()  # the step's model, activations and gradients, before the next build
                 torch.cuda.empty_cache()
+
+
+def _rewritten_targets(site: ConfigSite, peft_model) -> list[str]:
+    """The user's target_modules entries missing from PEFT's config after get_peft_model: PEFT's MoE conversion
+    (peft/utils/transformers_weight_conversion.py: _convert_peft_config_moe, run by BaseTuner.inject_adapter under
+    transformers 5) moves them to target_parameters in place."""
+    field = site.get("target_modules")
+    given = field.value if field is not None else None
+    if not isinstance(given, (list, tuple, set, frozenset)):
+        return []
+    config = getattr(peft_model, "peft_config", {}).get("default")
+    final = getattr(config, "target_modules", None)
+    if final is None or isinstance(final, str):
+        return []
+    from loralint.knowledge.models import peft_facts
+
+    # only the v4 expert/router names the conversion knows (a list of 20+ entries is also condensed, by
+    # _find_minimal_target_modules: an entry dropped there was not rewritten into parameters)
+    old = {k for mapping in peft_facts().get("moe_target_module_mapping", {}).values() for k in mapping}
+    final = set(final)
+    return [t for t in given if isinstance(t, str) and t not in final
+            and any(t == o or t.endswith("." + o) for o in old)]
 
 
 class _BuildRefused(Exception):
