@@ -56,13 +56,20 @@ def run_bounded(
     """`loralint ARGS` in a real process with an address-space limit; raises on a hang."""
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     full_env.pop("FORCE_COLOR", None)
+    # The peak is VmHWM, the high-water mark of this process's own memory: getrusage's ru_maxrss
+    # survives exec on Linux, so it would report the (large) pytest process the run was forked from.
+    # Pool workers are forked from loralint itself, so their ru_maxrss is theirs.
     code = (
         "import resource, sys\n"
         "from loralint.cli import main\n"
         "try:\n"
         "    main()\n"
         "finally:\n"
-        "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "    peak = 0\n"
+        "    with open('/proc/self/status') as status:\n"
+        "        for line in status:\n"
+        "            if line.startswith('VmHWM:'):\n"
+        "                peak = int(line.split()[1])\n"
         "    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
         "    sys.stderr.write(f'\\n@@peak_rss_kb={max(peak, kids)}\\n')\n"
     )
