@@ -149,3 +149,20 @@ TRL_MODEL_CONFIG_KEYS: dict[str, str] = {
     "use_rslora": "use_rslora",
     "use_dora": "use_dora",
 }
+# ModelConfig's dataclass defaults for what get_peft_config reads (trl/trainer/model_config.py). use_peft
+# defaults to False, and get_peft_config then returns None (trl/trainer/utils.py: get_peft_config).
+TRL_MODEL_CONFIG_ATTR_DEFAULTS: dict[str, Any] = {
+    "model_name_or_path": None,
+    "use_peft": False,
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "lora_target_modules": None,
+    "lora_target_parameters": None,
+    "lora_modules_to_save": None,
+    "lora_task_type": "CAUSAL_LM",
+    "use_rslora": False,
+    "use_dora": False,
+    "load_in_8bit": False,
+    "load_in_4bit": False,
+}

@@ -359,6 +359,25 @@ def _hub_notes(resolver: Resolver) -> list[str]:
     return notes
 
 
+def _unsloth_targets(site: ConfigSite, info: Any) -> None:
+    """FastVisionModel.get_peft_model: the target regex Unsloth builds for this model from its
+    finetune_* flags (loralint/knowledge/unsloth.py), as the value PEFT receives."""
+    from loralint.knowledge.unsloth import unsloth_targets
+    from loralint.sites import Field
+
+    written = site.get("target_modules")
+    if written is not None and not written.known:
+        return
+    built = unsloth_targets(site.hints.unsloth_finetune or {}, written.value if written is not None else None, info)
+    if built is None:
+        return
+    regex, how = built
+    if written is None:
+        site.defaults["target_modules"] = regex
+    else:
+        site.fields["target_modules"] = Field("target_modules", regex, written.span, written.key_span, provenance=how)
+
+
 def attach_architecture(site: ConfigSite, resolution: Resolution, inventories: dict[str, Any] | None = None) -> None:
     """Load the module inventory for this model type, config and task (lazily, per type)."""
     if resolution.model_type is None:
@@ -386,6 +405,8 @@ def attach_architecture(site: ConfigSite, resolution: Resolution, inventories: d
     except Exception as exc:  # a config we cannot evaluate: say so, keep going
         resolution.note = f"cannot compute the module shapes from this config ({type(exc).__name__}: {exc})"
         resolution.info = None
+    if resolution.info is not None and site.hints.unsloth_finetune is not None:
+        _unsloth_targets(site, resolution.info)
     if resolution.info is not None:
         from loralint.advice import advise
 

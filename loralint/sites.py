@@ -158,6 +158,9 @@ class Hints:
     # An application where PEFT picks a PeftModelFor<task> class from task_type (get_peft_model, a
     # TRL trainer's peft_config), as opposed to add_adapter / inject_adapter_in_model / PeftModel(...).
     task_chosen: bool = False
+    # Unsloth FastVisionModel / FastModel.get_peft_model: its finetune_* flags (all statically known),
+    # from which the resolve stage builds the target regex Unsloth builds (loralint/knowledge/unsloth.py).
+    unsloth_finetune: dict[str, bool] | None = None
     # The trainer, its arguments, tokenizer edits and what happens after training (Python only).
     training: TrainingContext | None = None
 

@@ -31,9 +31,9 @@ FORMATS: dict[str, str] = {".py": "python", ".pyi": "python", ".yaml": "yaml", "
 
 # Words without which a file of that format cannot hold a configuration we extract.
 PREFILTERS: dict[str, re.Pattern[bytes]] = {
-    "python": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig)\b|\bPeftModel\.from_pretrained\b"),
+    "python": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig|get_peft_config)\b|\bPeftModel\.from_pretrained\b"),
     # A notebook's code sits in JSON strings, where these words are written as in Python.
-    "notebook": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig)\b|\bPeftModel\.from_pretrained\b"),
+    "notebook": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig|get_peft_config)\b|\bPeftModel\.from_pretrained\b"),
     # YAML: the LoRA keys of axolotl, LLaMA-Factory (also `finetuning_type: lora` alone, whose
     # lora_* keys all default), torchtune (`_component_: ...lora_*`), TRL, Unsloth (`lora:` section).
     "yaml": re.compile(

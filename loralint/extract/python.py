@@ -17,7 +17,6 @@ from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.peft_fields import (
     LORA_FIELDS,
     PEFT_DEFAULTS,
-    TRL_MODEL_CONFIG_KEYS,
     UNSLOTH_DEFAULTS,
     UNSLOTH_EXTRA_KEYWORDS,
     UNSLOTH_VISION_DEFAULTS,
@@ -29,6 +28,8 @@ from loralint.program.model import base_models
 from loralint.program.objects import trl_model_class
 from loralint.program.values import LimitReached, Obj, OneOf
 from loralint.extract.training import attach_training, frozen_adapter_findings
+from loralint.extract.trl import finish_trl, link_trl, model_config_site
+from loralint.extract.unsloth import finetune_flags
 from loralint.extract.quantized import attach as attach_quantized, quantization_hints
 from loralint.sites import ConfigSite, Diagnostic, Field, Span, Unknown
 
@@ -36,32 +37,7 @@ from loralint.sites import ConfigSite, Diagnostic, Field, Span, Unknown
 _UNSLOTH_POSITIONAL = ("model", "r", "target_modules", "lora_alpha", "lora_dropout", "bias")
 _LORA_POSITIONAL = tuple(PEFT_DEFAULTS)  # dataclass __init__ order
 
-TRL_MODEL_CONFIG_DEFAULTS: dict[str, Any] = {
-    "r": 16,
-    "lora_alpha": 32,
-    "lora_dropout": 0.05,
-    "task_type": "CAUSAL_LM",
-    "bias": "none",
-}
-TRL_MODEL_CONFIG_OTHER = frozenset(
-    {
-        "model_name_or_path",
-        "model_revision",
-        "dtype",
-        "torch_dtype",
-        "trust_remote_code",
-        "attn_implementation",
-        "use_peft",
-        "load_in_8bit",
-        "load_in_4bit",
-        "bnb_4bit_quant_type",
-        "use_bnb_nested_quant",
-        "bnb_4bit_quant_storage",
-        "model_init_kwargs",
-    }
-)
-
-_SITE_NAMES = frozenset({"LoraConfig", "get_peft_model", "ModelConfig"})
+_SITE_NAMES = frozenset({"LoraConfig", "get_peft_model", "ModelConfig"})  # and get_peft_config: extract/trl.py
 _DICT = frozenset({"dict"})
 _SPLIT_SIZE_RE = re.compile(r"^\s*\w+\s*\[\s*(?:0\s*)?:\s*(\d+)\s*\]\s*$")
 # (entry key, value node, key span, whether the value may differ on some path)
@@ -77,6 +53,10 @@ class PythonExtractor:
         self.points: dict[ast.Call, Point] = {}
         # A dict entry's span (key to value) → the span of the key's name alone, what a rename replaces.
         self._key_names: dict[Span, Span] = {}
+        # TRL (extract/trl.py): a later get_peft_config call -> the key of the site it reads, and a
+        # site keyed by its first get_peft_config call -> the ModelConfig(...) call that made it.
+        self._trl_aliases: dict[ast.Call, ast.Call] = {}
+        self._trl_model_configs: dict[ast.Call, ast.Call] = {}
 
     def span(self, node: ast.AST) -> Span:
         return self.text.span(node)
@@ -114,10 +94,12 @@ class PythonExtractor:
             if site is not None:
                 self.sites[call] = site
                 self.points[call] = point
+        link_trl(self)
         if not self.sites:
             return []
         self.sites = dict(sorted(self.sites.items(), key=lambda item: (item[0].lineno, item[0].col_offset)))
         self._link_applications()
+        finish_trl(self)
         self._mark_mutations()
         self._attach_file_hints()
         attach_training(self.program, self.sites)
@@ -142,26 +124,14 @@ class PythonExtractor:
             site = self._build_site(call, "unsloth.get_peft_model", _UNSLOTH_POSITIONAL, defaults, UNSLOTH_EXTRA_KEYWORDS)
             site.hints.applied.append("unsloth")
             site.hints.applied_span = site.span
+            if vision:  # the targets it builds from finetune_* (extract/unsloth.py, knowledge/unsloth.py)
+                site.hints.unsloth_finetune = finetune_flags(self, call, site)
             model_arg = argument(call, "model", 0)
             if model_arg is not None:
                 self._link_model(site, model_arg, None)
             return site
         if parts[0] == "trl" and parts[-1] == "ModelConfig":
-            keywords = {k.arg for k in call.keywords if k.arg}
-            if not (keywords & (set(TRL_MODEL_CONFIG_KEYS) | {"use_peft"})):
-                return None
-            site = self._build_site(
-                call,
-                "trl.ModelConfig",
-                (),
-                TRL_MODEL_CONFIG_DEFAULTS,
-                TRL_MODEL_CONFIG_OTHER | frozenset(TRL_MODEL_CONFIG_KEYS),
-                TRL_MODEL_CONFIG_KEYS,
-            )
-            name_arg = argument(call, "model_name_or_path", None)
-            if name_arg is not None:
-                site.base_model = self._field("base_model", name_arg, None)
-            return site
+            return model_config_site(self, call)  # extract/trl.py; None when use_peft=False
         return None
 
     def _registry_site(self, call: ast.Call) -> ConfigSite | None:
@@ -398,10 +368,17 @@ class PythonExtractor:
         for call in self.sites:
             self.program.value(call)  # make the config objects
         created: dict[int, ast.Call] = {}
+        made_at: dict[int, Point | None] = {}  # where each config object is made
         for call in self.sites:
             obj = self.program.evaluator.created(call)
             if obj is not None:
                 created[id(obj)] = call
+                made_at[id(obj)] = self.points.get(call)
+        for other, key in self._trl_aliases.items():  # each get_peft_config call makes a fresh LoraConfig
+            obj = self.program.evaluator.created(other)
+            if obj is not None and key in self.sites:
+                created[id(obj)] = key
+                made_at[id(obj)] = self.program.point_of(other)
         applications = self.program.applications()
         preparations = self.program.preparations()
         for app in applications:
@@ -415,7 +392,7 @@ class PythonExtractor:
                 if site.hints.applied_span is None:
                     site.hints.applied_span = self.span(app.call)
                 if len(app.configs) == 1 and app.exact:
-                    by_config.setdefault(id(site), []).append(app)
+                    by_config.setdefault(id(app.configs[0]), []).append(app)
                 if site.base_model is None and site.hints.model_library is None and app.model_node is not None:
                     self._link_model(site, app.model_node, app)
                 if app.kind.chooses_task:
@@ -424,9 +401,10 @@ class PythonExtractor:
                     prepared = self._prepared_after(app, preparations)
                     if prepared is not None and site.hints.kbit_prepared_after is None:
                         site.hints.kbit_prepared_after = prepared
-        for call, site in self.sites.items():
-            apps = by_config.get(id(site), [])
-            site.hints.reapplied = self._reapplied(apps, self.points.get(call))
+        for site in self.sites.values():
+            site.hints.reapplied = []
+        for obj_id, apps in by_config.items():  # the same config object applied again (one site may make several)
+            self.sites[created[obj_id]].hints.reapplied.extend(self._reapplied(apps, made_at.get(obj_id)))
 
     def _reapplied(self, apps: list[Application], made: Point | None) -> list[Span]:
         """Applications of one config object after an earlier one in the same function that the same
@@ -435,6 +413,10 @@ class PythonExtractor:
         fixture makes a fresh object for each test."""
         out: list[Span] = []
         for index, app in enumerate(apps):
+            if app.kind.kind == "trainer" and any(
+                e.result is not None and any(m is e.result for m in app.models) for e in apps[:index]
+            ):
+                continue  # a trainer given the PEFT model and the config again: LORA414's one mistake, not a reuse
             if any(earlier.point.before(app.point) for earlier in apps[:index]):
                 out.append(self.span(app.call))
             elif made is not None and app.point.scope is made.scope and set(app.point.loops) - set(made.loops):

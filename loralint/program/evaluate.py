@@ -18,8 +18,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from loralint.peft_fields import TRL_MODEL_CONFIG_ATTR_DEFAULTS
 from loralint.program.flow import Binding, ClassInfo, FlowModel, Point, Scope, dotted
-from loralint.program.objects import call_kind, model_library, same_object_method
+from loralint.program.objects import call_kind, is_trl_model_config, model_library, same_object_method
 from loralint.program.text import SourceText
 from loralint.program.values import (
     ClassRef,
@@ -604,6 +605,8 @@ class Evaluator:
         cls = obj.cls
         info = self.flow.classes.get(cls.node) if isinstance(cls, ClassRef) else None
         if info is None:
+            if is_trl_model_config(obj):
+                return self.trl_attribute(obj, attr)
             if cls is None:  # a parser whose classes are not known: a field only one dataclass declares
                 owners = [i for i in self.dataclasses().values() if attr in i.fields]
                 if len(owners) == 1:
@@ -618,6 +621,34 @@ class Evaluator:
         if attr in info.fields:
             return self.dataclass_default(info, attr)
         return None
+
+    def trl_attribute(self, obj: Obj, attr: str) -> Value | None:
+        """An attribute of TRL's ModelConfig (trl/trainer/model_config.py): the keyword written in
+        `ModelConfig(...)`, else the dataclass default. One parsed from the command line
+        (TrlParser / HfArgumentParser) has its defaults, except use_peft and model_name_or_path:
+        scripts take those from flags, so they are not known. None: not an attribute mirrored here."""
+        if attr not in TRL_MODEL_CONFIG_ATTR_DEFAULTS:
+            return None
+        default = TRL_MODEL_CONFIG_ATTR_DEFAULTS[attr]
+        call = obj.node if isinstance(obj.node, ast.Call) else None
+        if call is None:
+            if attr in ("use_peft", "model_name_or_path"):
+                return unknown(f"{attr} is a command-line flag (--{attr})", None)
+            return Value(default, f"default of --{attr}")
+        value: Value | None = None
+        for keyword in call.keywords:
+            if keyword.arg == attr:
+                inner = self.eval(keyword.value)
+                value = Value(inner.value, f"ModelConfig({attr}=...)" if inner.known else inner.provenance, inner.node)
+        if value is None:
+            if call.args or any(k.arg is None for k in call.keywords):
+                return unknown(f"ModelConfig's {attr} may be passed positionally or in **kwargs", call)
+            return Value(default, f"default of ModelConfig.{attr}", call)
+        items = value.value
+        if attr == "lora_target_modules" and isinstance(items, (list, tuple)) and len(items) == 1:
+            # ModelConfig.__post_init__: a one-element list becomes its only element, a plain string.
+            return Value(items[0], "ModelConfig turns a one-element lora_target_modules list into its string", value.node)
+        return value
 
     def dataclasses(self) -> dict[str, ClassInfo]:
         if self._dataclasses is None:
@@ -774,6 +805,10 @@ class Evaluator:
             return self.eval(model_arg) if model_arg is not None else unknown("no model argument", node)
         if kind in ("trainer", "dataset", "parser"):
             return Value(self._object(node, kind, qualname=qual, library=qual.split(".", 1)[0]))
+        if kind == "trl_model_config":  # attributes: its keywords, else TRL's defaults (trl_attribute)
+            return Value(self._object(node, "instance", qualname=qual, library="trl", cls=ImportRef(qual)), "ModelConfig")
+        if kind == "trl_peft_config":
+            return self._trl_peft_config(node, qual)
         if kind == "hf_parser":
             classes: tuple[Any, ...] = ()
             first = argument(node, "dataclass_types", 0)
@@ -789,6 +824,17 @@ class Evaluator:
         if kind == "sub_config":
             return self.eval_dict_call(node)
         return unknown(f"the result of {qual.rsplit('.', 1)[-1]}(...)", node)
+
+    def _trl_peft_config(self, node: ast.Call, qual: str) -> Value:
+        """trl/trainer/utils.py get_peft_config(model_args): None when model_args.use_peft is False, else
+        a fresh LoraConfig built from the ModelConfig's lora_* fields (extraction reads those)."""
+        arg = argument(node, "model_args", 0)
+        configs = [o for o in self.objects(arg) if is_trl_model_config(o)] if arg is not None else []
+        if configs:
+            uses = [self.trl_attribute(o, "use_peft") for o in configs]
+            if all(u is not None and u.known and u.value is False for u in uses):
+                return Value(None, "get_peft_config() returns None: use_peft=False")
+        return Value(self._object(node, "lora_config", qualname=qual, library="trl", extra={"model_configs": configs}))
 
     def _method_call(self, node: ast.Call, obj: Obj, method: str) -> Value:
         if obj.kind == "self" and isinstance(obj.cls, ClassRef):

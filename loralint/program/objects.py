@@ -69,6 +69,10 @@ def call_kind(qualname: str) -> str | None:
             return "trainer"
         if last == "TrlParser":
             return "hf_parser"
+        if last == "ModelConfig":  # trl/trainer/model_config.py: a dataclass get_peft_config reads
+            return "trl_model_config"
+        if last == "get_peft_config":  # trl/trainer/utils.py: a LoraConfig from a ModelConfig, or None
+            return "trl_peft_config"
         return None
     if root == "datasets" and last in ("load_dataset", "load_from_disk"):
         return "dataset"
@@ -77,6 +81,18 @@ def call_kind(qualname: str) -> str | None:
     if qualname in ("importlib.import_module", "pytest.importorskip"):
         return "import"
     return None
+
+
+def is_trl_model_config(obj: object) -> bool:
+    """An instance of TRL's ModelConfig: built here, or parsed by TrlParser / HfArgumentParser."""
+    cls = getattr(obj, "cls", None)
+    qual = getattr(cls, "qualname", None)
+    return (
+        getattr(obj, "kind", None) == "instance"
+        and isinstance(qual, str)
+        and qual.startswith("trl.")
+        and qual.rsplit(".", 1)[-1] == "ModelConfig"
+    )
 
 
 def model_library(qualname: str) -> str | None:
