@@ -167,3 +167,15 @@ def test_another_kernels_notebook_is_not_read_as_python(tmp_path):
     (tmp_path / "nb.ipynb").write_text(json.dumps(text))
     run = run_cli(["check", "nb.ipynb"], cwd=tmp_path)
     assert run.exit_code == 0
+
+
+def test_colab_first_cell_capture_with_shell_lines_is_not_a_parse_error(tmp_path):
+    # The first cell of most Colab and Unsloth notebooks: %%capture, then shell and magic lines.
+    text = notebook(
+        ("code", ["%%capture\n", "!pip install -q peft trl\n", "%env WANDB_DISABLED=true\n", "import os\n"]),
+        ("code", ["from peft import LoraConfig\n", CONFIG, ")"]),
+    )
+    (tmp_path / "nb.ipynb").write_text(text)
+    run = run_cli(["check", "nb.ipynb", "--output-format", "json", "--no-cache"], cwd=tmp_path)
+    assert "LORA901" not in run.codes(), run.stdout
+    assert "LORA001" in run.codes()

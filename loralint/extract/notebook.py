@@ -235,14 +235,19 @@ def _blank_ipython(lines: list[str]) -> list[str]:
     `pass` so the block around it stays a block)."""
     out = list(lines)
     first = lines[0].strip() if lines else ""
+    start = 0
     if first.startswith("%%"):
         magic = first[2:].split(maxsplit=1)[0] if len(first) > 2 else ""
         stop = 1 if magic in _PYTHON_CELL_MAGICS else len(lines)
         for i in range(stop):
             out[i] = "\n" if lines[i].endswith("\n") else ""
-        return out
+        if stop == len(lines):
+            return out
+        start = 1  # a Python body (`%%capture` then `!pip install ...`, Colab's usual first cell)
     continued = False
     for i, line in enumerate(lines):
+        if i < start:
+            continue
         if continued or _MAGIC_LINE.match(line):
             body = line.rstrip("\r\n")
             indent = body[: len(body) - len(body.lstrip())]
