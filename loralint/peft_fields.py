@@ -166,3 +166,14 @@ TRL_MODEL_CONFIG_ATTR_DEFAULTS: dict[str, Any] = {
     "load_in_8bit": False,
     "load_in_4bit": False,
 }
+# get_peft_config's LoraConfig under PEFT's names when ModelConfig (or TRL's YAML) leaves a field at
+# its default (trl/trainer/model_config.py; bias is always "none" there).
+TRL_DEFAULTS: dict[str, Any] = {
+    "r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "task_type": "CAUSAL_LM",
+    "bias": "none",
+    "use_rslora": False,
+    "use_dora": False,
+}

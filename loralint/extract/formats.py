@@ -34,7 +34,7 @@ from loralint.datasets.yaml_refs import axolotl_refs, llamafactory_refs
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.source import LINE_BREAK
 from loralint.extract.yaml_positions import Node
-from loralint.peft_fields import LORA_FIELDS, TRL_MODEL_CONFIG_KEYS
+from loralint.peft_fields import LORA_FIELDS, TRL_DEFAULTS, TRL_MODEL_CONFIG_KEYS
 from loralint.sites import ConfigSite, Field, Span, Unknown
 
 # --- shared data -------------------------------------------------------------------------------
@@ -872,15 +872,6 @@ def _torchtune_base_model(doc: Document, section_name: str) -> Field | None:
 TRL_KEYS = TRL_MODEL_CONFIG_KEYS
 TRL_LORA_KEYS = frozenset({*TRL_KEYS, "use_peft"})
 TRL_KNOWN = frozenset({*TRL_LORA_KEYS, "model_name_or_path", "load_in_4bit", "load_in_8bit"})
-TRL_DEFAULTS: dict[str, Any] = {
-    "r": 16,
-    "lora_alpha": 32,
-    "lora_dropout": 0.05,
-    "task_type": "CAUSAL_LM",
-    "bias": "none",
-    "use_rslora": False,
-    "use_dora": False,
-}
 
 
 def _trl(doc: Document) -> list[ConfigSite]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 from typing import TYPE_CHECKING, Any
 
-from loralint.peft_fields import TRL_MODEL_CONFIG_KEYS
+from loralint.peft_fields import TRL_DEFAULTS, TRL_MODEL_CONFIG_KEYS
 from loralint.program.evaluate import argument, plain
 from loralint.program.objects import is_trl_model_config
 from loralint.sites import ConfigSite, Field, Unknown
@@ -28,17 +28,6 @@ from loralint.sites import ConfigSite, Field, Unknown
 if TYPE_CHECKING:
     from loralint.extract.python import PythonExtractor
 
-# get_peft_config's LoraConfig under PEFT's names when ModelConfig leaves a field at its default
-# (trl/trainer/model_config.py defaults; bias is always "none" there).
-TRL_DEFAULTS: dict[str, Any] = {
-    "r": 16,
-    "lora_alpha": 32,
-    "lora_dropout": 0.05,
-    "task_type": "CAUSAL_LM",
-    "bias": "none",
-    "use_rslora": False,
-    "use_dora": False,
-}
 # ModelConfig's other fields: accepted, not LoRA settings (not reported as unknown arguments).
 _OTHER_FIELDS = frozenset(
     {
