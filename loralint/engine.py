@@ -45,6 +45,8 @@ class Options:
 
 @dataclass(slots=True)
 class RunResult:
+    """What a run found: all that reporters read."""
+
     files_checked: int
     diagnostics: list[Diagnostic]
     sites: list[ConfigSite]
@@ -163,9 +165,11 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options,
                 keys: dict[str, str] | None = None) -> list[FileResult]:
     """Read every file, prefilter, and parse the candidates (cached, in a pool when many). With the cache
     on, `keys` receives each candidate's content key (display path → key) for the check stage's cache."""
-    from loralint.cache import ExtractionCache
+    cache = None
+    if settings.cache and not options.no_cache:
+        from loralint.cache import ExtractionCache
 
-    cache = ExtractionCache(settings.root) if settings.cache and not options.no_cache else None
+        cache = ExtractionCache(settings.root)
     results: dict[str, FileResult] = {}
     todo: list[tuple[SourceFile, bytes, str | None]] = []
     for source in files:
@@ -274,8 +278,12 @@ def run(
     sources: dict[str, bytes] | None = None,
     resolve: Callable[[list[ConfigSite], Settings, Options], list[tuple[ConfigSite | None, str]] | None] | None = None,
     verify: Callable[[list[ConfigSite], dict[str, Rule], Settings, Options], dict[int, list[Diagnostic]]] | None = None,
+    describe_sites: bool = True,
 ) -> RunResult:
-    """Check `paths` (or, with `sources`, in-memory files keyed by display path: stdin, editors)."""
+    """Check `paths` (or, with `sources`, in-memory files keyed by display path: stdin, editors).
+
+    `describe_sites=False`: the caller shows findings only (text, SARIF, ...), not each site's module
+    counts, so a site whose file's findings come from the check cache skips the architecture analysis."""
     rules = all_rules(settings)
     active = selected_codes(rules, settings, options)
     notes: list[str] = []
@@ -307,14 +315,33 @@ def run(
         from loralint.datasets import size_datasets
 
         size_datasets(sites, fs_paths, settings)
+    # Checked diagnostics are cached too (not with --verify: PEFT's own findings are not).
+    check_cache = None
+    if content_keys and verify is None:
+        from loralint.cache import CheckCache
+
+        check_cache = CheckCache(settings, rules, active, options)
+    by_file = {result.path: result for result in results}
+    looked_up: dict[str, tuple[str | None, list[Diagnostic] | None]] = {}  # path → (check key, cached findings)
+
+    def look_up(result: FileResult) -> tuple[str | None, list[Diagnostic] | None]:
+        if result.path not in looked_up:
+            assert check_cache is not None
+            key = check_cache.key(result, content_keys.get(result.path), list(_file_facts(result, settings, fs_paths)))
+            looked_up[result.path] = (key, check_cache.get(key) if key else None)
+        return looked_up[result.path]
+
     if resolve is not None and sites:
-        failures = resolve(sites, settings, options) or []
-        by_path = {result.path: result for result in results}
+        if check_cache is not None and not describe_sites:
+            # Only the files that will be checked need their models analysed (see resolve_sites).
+            failures = resolve(sites, settings, options, needs_architecture=lambda site: look_up(by_file[site.path])[1] is None) or []
+        else:
+            failures = resolve(sites, settings, options) or []
         for site, reason in failures:
             if site is None:  # not a failure of ours: an input the resolver would not use (see resolve_sites)
                 notes.append(reason)
                 continue
-            by_path[site.path].diagnostics.append(
+            by_file[site.path].diagnostics.append(
                 file_diagnostic(
                     "LORA904", site.path, f"internal error while resolving the base model ({reason}); please report it",
                     site.span.line, site.span.column,
@@ -328,30 +355,13 @@ def run(
 
     checks = load_checks()
     diagnostics: list[Diagnostic] = []
-    # Checked diagnostics are cached too (not with --verify: PEFT's own findings are not).
-    check_cache = None
-    if content_keys and verify is None:
-        from loralint.cache import CheckCache
-
-        check_cache = CheckCache(settings, rules, active, options)
     for result in results:
-        per_file_ignores = [
-            code
-            for glob in matches_glob(result.path, fs_paths.get(result.path, Path(result.path)), settings.root, settings.per_file_ignores)
-            for code in settings.per_file_ignores[glob]
-        ]
-        dataset_size, dataset_source = None, None
-        size_globs = matches_glob(
-            result.path, fs_paths.get(result.path, Path(result.path)), settings.root, settings.per_file_dataset_size
-        )
-        if size_globs:
-            dataset_size = settings.per_file_dataset_size[size_globs[0]]
-            dataset_source = f"per-file-dataset-size in {settings.source.name if settings.source else 'settings'}"
+        per_file_ignores, dataset_size, dataset_source = _file_facts(result, settings, fs_paths)
         check_key, cached = None, None
         if check_cache is not None:
-            per_file = [per_file_ignores, dataset_size, dataset_source]
-            check_key = check_cache.key(result, content_keys.get(result.path), per_file)
-            cached = check_cache.get(check_key) if check_key else None
+            if any(d.code == "LORA904" for d in result.diagnostics):
+                looked_up.pop(result.path, None)  # added by resolve after a lookup: the file is checked afresh
+            check_key, cached = look_up(result)
         if cached is not None:
             diagnostics.extend(cached)
             continue
@@ -391,7 +401,7 @@ def run(
                         severity=_demoted(rule.severity, finding.demote),
                         message=finding.message,
                         span=finding.span,
-                        fix=finding.fix,
+                        fix=None if _changes_trained_weights(site, code) else finding.fix,
                         related=finding.related,
                     )
                     file_diags.append((diag, site.span.line))
@@ -401,6 +411,20 @@ def run(
             check_cache.put(check_key, filtered)  # an internal error is never kept: the next run tries again
     diagnostics.sort(key=Diagnostic.sort_key)
     return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()}, texts)
+
+
+def _file_facts(result: FileResult, settings: Settings, fs_paths: dict[str, Path]) -> tuple[list[str], int | None, str | None]:
+    """What the settings say about this one file: codes per-file-ignores drops, per-file-dataset-size (and
+    where it is set)."""
+    path = fs_paths.get(result.path, Path(result.path))
+    per_file_ignores = [code for glob in matches_glob(result.path, path, settings.root, settings.per_file_ignores)
+                        for code in settings.per_file_ignores[glob]]
+    dataset_size, dataset_source = None, None
+    size_globs = matches_glob(result.path, path, settings.root, settings.per_file_dataset_size)
+    if size_globs:
+        dataset_size = settings.per_file_dataset_size[size_globs[0]]
+        dataset_source = f"per-file-dataset-size in {settings.source.name if settings.source else 'settings'}"
+    return per_file_ignores, dataset_size, dataset_source
 
 
 # A name or value from the checked file longer than this is cut in messages (the source line and
@@ -419,12 +443,22 @@ def shorten_message(message: str) -> str:
     return _LONG_WORD.sub(cut, message) if len(message) > MAX_MESSAGE_WORD else message
 
 
+def _changes_trained_weights(site: ConfigSite, code: str) -> bool:
+    """A saved adapter_config.json describes weights already trained: a fix to its scaling, rank,
+    dropout (LORA1xx) or fan_in_fan_out (LORA204) would change what those weights do when loaded, so
+    such findings advise the next run and carry no fix there."""
+    return site.origin == "adapter_config" and (code.startswith("LORA1") or code == "LORA204")
+
+
 def _demoted(severity: str, steps: int) -> str:
     """A rule's (configured) severity lowered by a finding that knows less than the rule assumes."""
     if steps <= 0:
         return severity
     order = ["info", "warning", "error"]
     return order[max(0, order.index(severity) - steps)] if severity in order else severity
+
+
+_NOT_ANALYSED = frozenset({"LORA901", "LORA902", "LORA904", "LORA905", "LORA906"})
 
 
 def _apply_file_filters(
@@ -461,7 +495,10 @@ def _apply_file_filters(
                 break
         if not suppressed:
             out.append(diag)
-    if "LORA903" in active and not any(code_matches("LORA903", c) for c in per_file_ignores):
+    # A file not parsed, not read, or analysed only in part cannot tell which suppressions are used:
+    # it reports none unused (whether or not the code saying so is selected).
+    unanalysed = any(d.code in _NOT_ANALYSED for d, _ in diags)
+    if "LORA903" in active and not unanalysed and not any(code_matches("LORA903", c) for c in per_file_ignores):
         rule = rules["LORA903"]
         for line, (codes, span, kind) in sorted(suppressions.items()):
             if codes is None:

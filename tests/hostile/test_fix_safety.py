@@ -283,3 +283,17 @@ def test_an_unprivileged_user_cannot_be_made_to_write_what_they_may_not(shared_d
     assert (st.st_ino, st.st_uid, stat.S_IMODE(st.st_mode)) == (inode, 0, 0o666)
     assert "theirs/not_mine.py: not fixed: permission denied: you cannot write it" in proc.stderr
     assert "closed/stuck.py: not fixed: permission denied: you cannot create the temporary file" in proc.stderr
+
+
+def test_a_saved_adapter_keeps_its_trained_scaling(tmp_path):
+    # A trained adapter (r=64, lora_alpha=16) saved with its checkpoints: advice for the next run, no
+    # fix, because use_rslora=True or another alpha would change what the saved weights do (8x here).
+    saved = '{\n  "peft_type": "LORA",\n  "r": 64,\n  "lora_alpha": 16,\n  "inference_mode": true,\n' \
+            '  "target_modules": ["q_proj", "v_proj"],\n  "task_type": "CAUSAL_LM"\n}\n'
+    for folder in ("out", "out/checkpoint-500"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "adapter_config.json").write_text(saved)
+    run = run_cli(["check", "--no-cache", "--fix", "--unsafe-fixes", "."], cwd=tmp_path)
+    assert "LORA102" in run.stdout, run.stdout
+    for folder in ("out", "out/checkpoint-500"):
+        assert (tmp_path / folder / "adapter_config.json").read_text() == saved
