@@ -203,7 +203,9 @@ def check(
         stage = verify_stage(reports, trust_remote_code=trust_remote_code, progress=output_format == "text",
                              device=device, seq_len=seq_len, batch_size=batch_size)
     try:
-        result = run(targets, settings, options, sources=sources, resolve=resolver, verify=stage)
+        # Only JSON shows each configuration's module counts; other formats let a cached file skip computing them.
+        result = run(targets, settings, options, sources=sources, resolve=resolver, verify=stage,
+                     describe_sites=output_format == "json")
     except UsageError as exc:
         _fail(str(exc))
     for note in [*result.notes, *(n for r in reports for n in r.notes)]:
@@ -218,6 +220,12 @@ def check(
                 _write_output(output_file, fixed.diff)
             else:
                 _echo_source(fixed.diff)
+            # As `check` says it: a diff without the unsafe fixes must not read as "nothing to fix".
+            left = fixed.remaining.diagnostics if fixed.remaining is not None else result.diagnostics
+            unsafe_left = 0 if unsafe_fixes else sum(
+                1 for d in left if d.fix is not None and d.fix.edits and d.fix.applicability == "unsafe")
+            if unsafe_left:
+                click.echo(f"{unsafe_left} more fixable with `--fix --unsafe-fixes`.", err=True)
             sys.exit(0 if exit_zero or not fixed.diff else 1)
         result = fixed.remaining
         if fixed.count and output_format == "text" and not quiet:
@@ -530,7 +538,10 @@ def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: boo
             budget = parse_size(gpu_memory)
         except ValueError as exc:
             _fail(f"--gpu-memory: {exc}")
-    entries = [explain_site(site, budget) for site in result.sites]
+    from loralint.report import SourceLines
+
+    sources = SourceLines(result.sources, result.texts)  # a notebook's positions are named by cell
+    entries = [explain_site(site, budget, sources) for site in result.sites]
     click.echo(json.dumps({"version": 1, "configs": entries}, indent=2) if output_format == "json" else render_text(entries), nl=output_format == "json")
 
 

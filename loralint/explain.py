@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from loralint.checks._util import effective, fmt, number
-from loralint.report import site_scaling
+from loralint.report import SourceLines, cell_place, site_scaling
 from loralint.report.escape import escape
 from loralint.sites import ConfigSite
 
@@ -27,7 +27,7 @@ def _size(n_bytes: float) -> str:
     return f"{n_bytes / 1024**2:.1f} MiB"
 
 
-def explain_site(site: ConfigSite, gpu_memory: int | None = None) -> dict[str, Any]:
+def explain_site(site: ConfigSite, gpu_memory: int | None = None, sources: SourceLines | None = None) -> dict[str, Any]:
     r, r_known = effective(site, "r")
     alpha, alpha_known = effective(site, "lora_alpha")
     rslora, _ = effective(site, "use_rslora")
@@ -37,9 +37,12 @@ def explain_site(site: ConfigSite, gpu_memory: int | None = None) -> dict[str, A
     resolution = site.model
     advice = getattr(resolution, "advice", None)
     info = getattr(resolution, "info", None)
+    # In a notebook: the cell and the line inside it, as `check` names the position.
+    cell, span = cell_place(sources, site.span) if sources is not None else (None, site.span)
     data: dict[str, Any] = {
         "path": site.path,
-        "line": site.span.line,
+        **({"cell": cell} if cell is not None else {}),
+        "line": span.line,
         "origin": site.origin,
         # --model / settings override what the source names
         "base_model": resolution.model_id if getattr(resolution, "via", "") else (
@@ -188,7 +191,8 @@ def render_text(entries: list[dict[str, Any]]) -> str:
     for data in entries:
         # Paths, model names, values and module names come from the checked tree: `escape` keeps their
         # control and bidi characters off the terminal (each line here is one line of text).
-        title = escape(f"{data['path']}:{data['line']}  {data['origin']}")
+        place = f"cell {data['cell']}:{data['line']}" if data.get("cell") is not None else f"{data['line']}"
+        title = escape(f"{data['path']}:{place}  {data['origin']}")
         out += [title, "-" * len(title)]
         rows: list[tuple[str, str]] = []
         base = data["base_model"] or "not found in the file"
@@ -283,6 +287,26 @@ def _training_arg(site: ConfigSite, names: tuple[str, ...]) -> tuple[Any, str] |
     return None
 
 
+# trl/trainer/sft_config.py (recent TRL): "gradient_checkpointing: Defaults to True instead of False" —
+# SFTConfig overrides TrainingArguments' default.
+_CHECKPOINTING_BY_DEFAULT = frozenset({"SFTConfig"})
+
+
+def _checkpointing(site: ConfigSite) -> tuple[bool, str]:
+    """Whether training runs with gradient checkpointing, and (for the note) what turns it on. A call on
+    the model wins over the arguments: Trainer only ever enables it (transformers/trainer.py)."""
+    training = getattr(site.hints, "training", None)
+    found = getattr(training, "checkpointing", None)
+    if found is not None:
+        return True, f" ({found[1]}, line {found[0].line})"
+    written = (getattr(training, "args", None) or {}).get("gradient_checkpointing")
+    if written is not None:
+        return written.known and written.value is True, ""
+    if getattr(training, "args_class", None) in _CHECKPOINTING_BY_DEFAULT:
+        return True, f" ({training.args_class}'s default gradient_checkpointing=True)"
+    return False, ""
+
+
 def training_memory(site: ConfigSite, data: dict[str, Any], info, gpu_memory: int | None) -> dict[str, Any] | None:
     """What training this configuration holds on one GPU: the base weights at the chosen
     quantization, the adapter with its gradients and AdamW state (exact when the counts are), and
@@ -320,7 +344,7 @@ def training_memory(site: ConfigSite, data: dict[str, Any], info, gpu_memory: in
     config = getattr(info, "config", None) or {}
     hidden, layers, vocab = config.get("hidden_size"), getattr(info, "num_layers", None), config.get("vocab_size")
     batch, seq = _training_arg(site, _BATCH_KEYS), _training_arg(site, _SEQ_KEYS)
-    checkpointing = _training_arg(site, ("gradient_checkpointing",))
+    gc_on, gc_why = _checkpointing(site)
     if not all(isinstance(v, int) and v > 0 for v in (hidden, layers, vocab)):
         fit["notes"].append("activations: unknown (the model's hidden size, layers or vocabulary are not known)")
         return fit
@@ -331,11 +355,10 @@ def training_memory(site: ConfigSite, data: dict[str, Any], info, gpu_memory: in
     without, with_gc = activation_bytes(b, s, hidden, layers, vocab)
     items.append({"what": f"activations, batch {b} × {s} tokens, no gradient checkpointing", "bytes": without, "kind": "estimate"})
     items.append({"what": f"activations, batch {b} × {s} tokens, gradient checkpointing", "bytes": with_gc, "kind": "estimate"})
-    gc_on = checkpointing is not None and checkpointing[0] is True
     fixed = sum(i["bytes"] for i in items[:4])
     total = fixed + (with_gc if gc_on else without)
     fit["total_bytes"] = total
-    fit["notes"].append(f"{'with' if gc_on else 'without'} gradient checkpointing as configured; {_UNCHECKED}")
+    fit["notes"].append(f"{'with' if gc_on else 'without'} gradient checkpointing as configured{gc_why}; {_UNCHECKED}")
     if gpu_memory:
         fit["fits"] = total <= gpu_memory
         if not fit["fits"]:

@@ -188,6 +188,9 @@ class TrainingContext:
     # enable_input_require_grads / prepare_model_for_kbit_training / requires_grad edits, or checkpointing
     # switched on before get_peft_model (PEFT then enables input grads itself): inputs get gradients
     input_grads: bool = False
+    # What turns gradient checkpointing on for this adapter's model outside the training arguments:
+    # (where, in words) — an enable call, prepare_model_for_kbit_training, Unsloth's get_peft_model.
+    checkpointing: tuple[Span, str] | None = None
     device_map_auto: Span | None = None  # from_pretrained(device_map="auto") of this adapter's base model
     ddp_signal: tuple[Span, str] | None = None  # what says the script runs under DDP (LOCAL_RANK, Accelerator(), ddp_*)
 
@@ -253,6 +256,8 @@ class ConfigSite:
 
 @dataclass(slots=True)
 class TextEdit:
+    """Replace the text at `span` with `new_text`."""
+
     span: Span
     new_text: str
     # The text the edit replaces, when the fix knows it (a rename knows the old name): the fixer
@@ -262,6 +267,8 @@ class TextEdit:
 
 @dataclass(slots=True)
 class Fix:
+    """A finding's fix: edits applied together."""
+
     description: str
     edits: list[TextEdit]
     applicability: Literal["safe", "unsafe"] = "safe"
@@ -269,6 +276,8 @@ class Fix:
 
 @dataclass(slots=True)
 class Diagnostic:
+    """One finding, as reporters show it."""
+
     code: str
     name: str
     severity: str

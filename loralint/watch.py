@@ -1,8 +1,10 @@
 """`check --watch`: check again whenever a checked file changes, for a terminal beside the editor.
 
 Standard library polling, no file-system events: every `interval` seconds the files the last run
-discovered (and their directories, so a new file in one is seen, and the settings file) are
-`stat`-ed; any change in modification time, size or identity starts a new run. The work per poll is
+discovered (and the settings file) are `stat`-ed, and their directories listed, so that a new file in
+one is seen; any change in modification time, size or identity, or in a listing, starts a new run. A
+listing leaves out the folders discovery skips (loralint's own `.loralint_cache/` among them): the
+cache a run writes must not start the next run. The work per poll is
 bounded by what the run discovered. The screen is cleared before each run only on a terminal;
 Ctrl-C ends watching with exit code 0.
 """
@@ -18,14 +20,22 @@ import click
 
 INTERVAL = 0.5  # seconds between two polls
 
-Snapshot = dict[str, tuple[int, int, int] | None]
+Snapshot = dict[str, tuple[int, int, int] | frozenset[str] | None]
 
 
 def snapshot(paths: Iterable[str]) -> Snapshot:
-    """(mtime in ns, size, inode) of each path; None for one that is gone."""
+    """(mtime in ns, size, inode) of each file; the names in each directory that discovery would look
+    at; None for a path that is gone."""
+    from loralint.discover import DEFAULT_EXCLUDED_DIRS
+
     out: Snapshot = {}
     for path in paths:
         try:
+            if os.path.isdir(path):
+                # Not the folder's mtime: creating `.loralint_cache/` (or a build folder) changes it.
+                out[path] = frozenset(name for name in os.listdir(path)
+                                      if name not in DEFAULT_EXCLUDED_DIRS and not name.endswith(".egg-info"))
+                continue
             st = os.stat(path)
         except (OSError, ValueError):
             out[path] = None

@@ -153,7 +153,10 @@ def deprecated_kbit_kwarg(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
 def kbit_without_preparation(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """peft/peft_model.py `_prepare_model_for_gradient_checkpointing` enables input gradients only on a model
     that is NOT quantized: on a 4/8-bit base that is left to prepare_model_for_kbit_training (peft/utils/other.py),
-    which also casts the remaining 16-bit parameters (layer norms) to fp32 and turns on gradient checkpointing."""
+    which also casts the remaining 16-bit parameters (layer norms) to fp32 and turns on gradient checkpointing
+    (use_gradient_checkpointing=True by default). The message says only what holds for this script: whether
+    checkpointing is on, and whether it is reentrant (transformers 5 defaults to use_reentrant=False and
+    enables input gradients itself, modeling_utils.py _activation_checkpointing_enable; 4.x was reentrant)."""
     hints = site.hints
     trainer = hints.peft_model_trainer
     if trainer is None or hints.kbit_prepared_by is not None:
@@ -163,15 +166,49 @@ def kbit_without_preparation(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
     name = trainer[0].rsplit(".", 1)[-1]
     loaded, related = _quantized_here(site)
     anchor = hints.applied_span or site.span
-    yield Finding(
-        anchor,
-        f"the PEFT model is trained by {name} (line {trainer[1].line}) but {loaded} and is never passed through"
-        " prepare_model_for_kbit_training: PEFT does not enable input gradients on a quantized model, so reentrant"
-        " gradient checkpointing fails ('element 0 of tensors does not require grad'), the layer norms stay in"
-        " 16-bit and no gradient checkpointing is turned on; call model = prepare_model_for_kbit_training(model)"
-        " before get_peft_model (or let a TRL trainer do it: pass peft_config= instead of a PEFT model)",
-        related=[*related, (trainer[1], f"{name} trains the PEFT model here")],
-    )
+    head = (f"the PEFT model is trained by {name} (line {trainer[1].line}) but {loaded} and is never passed through"
+            " prepare_model_for_kbit_training")
+    advice = ("; call model = prepare_model_for_kbit_training(model) before get_peft_model (or let a TRL trainer do"
+              " it: pass peft_config= instead of a PEFT model)")
+    training = hints.training
+    on = _checkpointing_on(training)
+    if training is not None and training.reentrant_checkpointing is not None and on is not None \
+            and not training.input_grads:
+        line = training.reentrant_checkpointing.line
+        body = (f": PEFT does not enable input gradients on a quantized model, so the reentrant gradient checkpointing"
+                f" asked for on line {line} fails ('element 0 of tensors does not require grad'), and the layer norms"
+                " stay in 16-bit (prepare_model_for_kbit_training casts them to fp32)")
+    elif on is not None:
+        body = (f": gradient checkpointing is on ({on}) but the layer norms stay in 16-bit, which"
+                " prepare_model_for_kbit_training casts to fp32")
+        if not _non_reentrant_args(training):
+            body += ("; and PEFT does not enable input gradients on a quantized model, which reentrant checkpointing"
+                     " (transformers 4.x's default) needs ('element 0 of tensors does not require grad')")
+    else:
+        body = (": the layer norms stay in 16-bit and nothing here turns gradient checkpointing on;"
+                " prepare_model_for_kbit_training casts them to fp32, enables input gradients and turns checkpointing on")
+    yield Finding(anchor, head + body + advice, related=[*related, (trainer[1], f"{name} trains the PEFT model here")])
+
+
+def _non_reentrant_args(training) -> bool:
+    kwargs = training.args.get("gradient_checkpointing_kwargs") if training is not None else None
+    return kwargs is not None and isinstance(kwargs.value, dict) and kwargs.value.get("use_reentrant") is False
+
+
+def _checkpointing_on(training) -> str | None:
+    """What turns gradient checkpointing on for the trained model, in words; None when nothing known does."""
+    if training is None:
+        return None
+    if training.checkpointing is not None:
+        span, what = training.checkpointing
+        return f"{what}, line {span.line}"
+    flag = training.args.get("gradient_checkpointing")
+    if flag is not None:
+        return f"gradient_checkpointing=True in {training.args_class or 'the training arguments'}" \
+            if flag.known and flag.value is True else None
+    if training.args_class == "SFTConfig":  # trl/trainer/sft_config.py: defaults to True in recent TRL
+        return "SFTConfig's default gradient_checkpointing=True"
+    return None
 
 
 @check("merge_into_quantized")

@@ -54,7 +54,7 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
                 applied_at.setdefault(id(site), []).append(app.point)
     trainers = _trainer_calls(program)
     file_facts = _file_facts(program)
-    for site in sites.values():
+    for site_call, site in sites.items():
         context = TrainingContext(**file_facts)
         mine = models.get(id(site), [])
         mine_bases = base_models(mine)
@@ -64,6 +64,7 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
             _describe_trainer(program, call, context)
             break
         _checkpointing(program, context, mine, mine_bases, applied_at.get(id(site), []))
+        _checkpointing_on(program, context, site_call, site, mine, mine_bases)
         _placement(program, context, mine_bases)
         site.hints.training = context
 
@@ -264,6 +265,36 @@ def _checkpointing(program: Program, context: TrainingContext, mine: list[Obj], 
         context.input_grads = True
 
 
+def _checkpointing_on(program: Program, context: TrainingContext, site_call: ast.Call, site: ConfigSite,
+                      mine: list[Obj], mine_bases: list[Obj]) -> None:
+    """What switches gradient checkpointing on for this adapter's model besides the training arguments;
+    a value that is not known switches nothing (the memory estimate then says "without")."""
+    text = program.text
+
+    def on(node: ast.AST | None) -> bool:  # an argument left out (None) takes the default, True
+        return node is None or plain(program.value(node)) not in (False, None, 0)
+
+    if site.origin.startswith("unsloth"):
+        # unsloth/models/llama.py get_peft_model(use_gradient_checkpointing="unsloth"): on unless False
+        flag = argument(site_call, "use_gradient_checkpointing", None)
+        if on(flag) and (flag is None or program.value(flag).known):
+            context.checkpointing = (text.span(site_call), "Unsloth's get_peft_model(use_gradient_checkpointing)")
+            return
+    for call, _ in program.calls_named(_GC_ENABLES):
+        func = call.func
+        if isinstance(func, ast.Attribute) and _touches(program, func.value, mine, mine_bases):
+            context.checkpointing = (text.span(call), f"{func.attr}()")
+            return
+    for prep in program.preparations():
+        if prep.model_node is None or not _touches(program, prep.model_node, mine, mine_bases):
+            continue
+        # peft/utils/other.py prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, ...)
+        flag = argument(prep.call, "use_gradient_checkpointing", 1)
+        if on(flag) and (flag is None or program.value(flag).known):
+            context.checkpointing = (text.span(prep.call), "prepare_model_for_kbit_training (use_gradient_checkpointing=True by default)")
+            return
+
+
 _DDP_ENV = frozenset({"LOCAL_RANK", "WORLD_SIZE", "RANK"})
 
 
@@ -297,7 +328,11 @@ def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj]
 
 def _environment_key(program: Program, node: ast.AST) -> str | None:
     """LOCAL_RANK/WORLD_SIZE/RANK read as `os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)`."""
-    if isinstance(node, ast.Subscript) and (program.qualname(node.value) or "") == "os.environ":
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.ctx, ast.Load)  # `os.environ["LOCAL_RANK"] = ...` sets up a process, it is no launcher's
+        and (program.qualname(node.value) or "") == "os.environ"
+    ):
         key = node.slice
     elif isinstance(node, ast.Call) and node.args and (program.qualname(node.func) or "") in ("os.environ.get", "os.getenv"):
         key = node.args[0]

@@ -118,3 +118,18 @@ def site_scaling(site: ConfigSite) -> float | None:
     if r is None or alpha is None or r <= 0:
         return None
     return scaling_of(alpha, r, bool(rslora))
+
+
+def cell_place(sources: SourceLines, span) -> tuple[int | None, Any]:
+    """(cell, span inside that cell) for a position in a notebook, (None, span) anywhere else: every
+    output names a notebook position as `check` does (ruff's `cell N:line:column`)."""
+    from loralint.extract.notebook import in_cell
+
+    found = in_cell(sources.notebook(span.path), span)
+    return found if found is not None else (None, span)
+
+
+def place_text(sources: SourceLines, span) -> str:
+    """`line:column`, or `cell N:line:column` in a notebook."""
+    cell, inner = cell_place(sources, span)
+    return f"{inner.line}:{inner.column}" if cell is None else f"cell {cell}:{inner.line}:{inner.column}"

@@ -17,6 +17,7 @@ class JsonEdit(BaseModel):
     end_line: int
     end_column: int
     content: str
+    cell: int | None = None  # as in JsonDiagnostic: an edit in a notebook names its cell
 
 
 class JsonFix(BaseModel):
@@ -127,16 +128,30 @@ def render(result: RunResult) -> str:
     sources = SourceLines(result.sources, result.texts)
     report = JsonReport(
         files_checked=result.files_checked,
-        diagnostics=[_in_cell(diagnostic_model(d), sources) for d in result.diagnostics],
-        configs=[_in_cell(config_model(s), sources) for s in result.sites],
+        diagnostics=[in_cell_model(diagnostic_model(d), sources) for d in result.diagnostics],
+        configs=[in_cell_model(config_model(s), sources) for s in result.sites],
     )
-    # `cell` is written only for notebooks: other files keep the contract's keys as they were
-    exclude = {key: {i: {"cell"} for i, item in enumerate(getattr(report, key)) if item.cell is None}
-               for key in ("diagnostics", "configs")}
-    return report.model_dump_json(indent=2, exclude=exclude)
+    return report.model_dump_json(indent=2, exclude=cell_exclusions(report))
 
 
-def _in_cell(item, sources):
+def cell_exclusions(report: BaseModel) -> dict:
+    """`cell` is written only for notebooks: other files keep the contract's keys as they were."""
+    exclude: dict = {}
+    for key in ("diagnostics", "configs"):
+        items: dict = {}
+        for i, item in enumerate(getattr(report, key)):
+            drop: dict = {"cell": True} if item.cell is None else {}
+            fix = getattr(item, "fix", None)
+            edits = {j: {"cell": True} for j, e in enumerate(fix.edits) if e.cell is None} if fix is not None else {}
+            if edits:
+                drop["fix"] = {"edits": edits}
+            if drop:
+                items[i] = drop
+        exclude[key] = items
+    return exclude
+
+
+def in_cell_model(item, sources):
     """A notebook's positions as ruff gives them: the cell, and line and column inside it."""
     from loralint.extract.notebook import in_cell, is_notebook
     from loralint.sites import Span
@@ -151,7 +166,22 @@ def _in_cell(item, sources):
     update = {"cell": cell, "line": span.line, "column": span.column}
     if hasattr(item, "end_line"):
         update |= {"end_line": span.end_line, "end_column": span.end_column}
+    fix = getattr(item, "fix", None)
+    if fix is not None:  # the fix's edits counted in their cells too, as the diagnostic is
+        update["fix"] = fix.model_copy(update={"edits": [_edit_in_cell(e, item.path, sources) for e in fix.edits]})
     return item.model_copy(update=update)
+
+
+def _edit_in_cell(edit: JsonEdit, path: str, sources) -> JsonEdit:
+    from loralint.extract.notebook import in_cell
+    from loralint.sites import Span
+
+    found = in_cell(sources.notebook(path), Span(path, edit.line, edit.column, edit.end_line, edit.end_column))
+    if found is None:
+        return edit
+    cell, span = found
+    return edit.model_copy(update={"cell": cell, "line": span.line, "column": span.column,
+                                   "end_line": span.end_line, "end_column": span.end_column})
 
 
 def render_statistics(result: RunResult, unsafe_fixes: bool = False) -> str:

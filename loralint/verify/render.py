@@ -12,22 +12,39 @@ from loralint.verify.report import ModuleGroup, VerifyReport
 
 
 def render_json(report: VerifyReport, result) -> str:
-    from loralint.report.json import diagnostic_model
+    from loralint.report import SourceLines, cell_place
 
+    sources = SourceLines(result.sources, result.texts)
     data = report.as_json()
     for config, rep in zip(data["configs"], report.sites):
-        config["diagnostics"] = [diagnostic_model(d).model_dump() for d in rep.diagnostics]
+        cell, span = cell_place(sources, rep.site.span)
+        if cell is not None:  # a notebook: the cell and the line inside it, as `check` says
+            config.update(cell=cell, line=span.line, column=span.column)
+        config["diagnostics"] = [_diagnostic_json(d, sources) for d in rep.diagnostics]
     out = {
         "version": data["version"],
         "files_checked": result.files_checked,
         "versions": data["versions"],
         "device": data["device"],
         "configs": data["configs"],
-        "diagnostics": [diagnostic_model(d).model_dump() for d in result.diagnostics],
+        "diagnostics": [_diagnostic_json(d, sources) for d in result.diagnostics],
         "notes": data["notes"],
         "timings": data["timings"],
     }
     return json.dumps(out, indent=2)
+
+
+def _diagnostic_json(d: Diagnostic, sources) -> dict[str, Any]:
+    """As `check --output-format json` writes it: `cell` only in a notebook."""
+    from loralint.report.json import diagnostic_model, in_cell_model
+
+    item = in_cell_model(diagnostic_model(d), sources)
+    exclude: dict = {} if item.cell is not None else {"cell": True}
+    if item.fix is not None:
+        edits = {j: {"cell": True} for j, e in enumerate(item.fix.edits) if e.cell is None}
+        if edits:
+            exclude["fix"] = {"edits": edits}
+    return item.model_dump(exclude=exclude)
 
 
 def render_text(report: VerifyReport, result, colour: bool = False) -> str:
@@ -38,13 +55,16 @@ def render_text(report: VerifyReport, result, colour: bool = False) -> str:
 
     colours = {"error": "red", "warning": "yellow", "info": "cyan"}
     status_colour = {"verified": "green", "rejected": "red", "refused": "yellow", "unresolved": "cyan", "skipped": "cyan"}
+    from loralint.report import SourceLines, place_text
+
+    sources = SourceLines(result.sources, result.texts)
     lines: list[str] = []
     shown: set[int] = set()
     for rep in report.sites:
         s = rep.site
         # Paths, model ids and types, module names, reasons and notes may come from the checked tree or a
         # model folder: escaped, so that no control or bidi character reaches the terminal raw.
-        head = escape(f"{s.path}:{s.span.line}:{s.span.column}")
+        head = escape(f"{s.path}:{place_text(sources, s.span)}")
         lines.append(f"{style(head, bold=True)}  {s.origin}  {style(rep.status, fg=status_colour[rep.status], bold=True)}")
         if rep.model_id or rep.model_type:
             where = f"{rep.model_id or '?'}"
@@ -81,11 +101,11 @@ def render_text(report: VerifyReport, result, colour: bool = False) -> str:
                 lines.append(label("note") + escape(note))
         for d in rep.diagnostics:
             shown.add(id(d))
-            lines.append("  " + _diag_line(d, style, colours))
+            lines.append("  " + _diag_line(d, style, colours, sources))
         lines.append("")
     for d in result.diagnostics:
         if id(d) not in shown and d.code.startswith("LORA9"):
-            lines.append(_diag_line(d, style, colours))
+            lines.append(_diag_line(d, style, colours, sources))
     v = report.versions
     verified = sum(1 for r in report.sites if r.status == "verified")
     total = len(report.sites)
@@ -145,8 +165,10 @@ def _device_line(device: dict[str, Any]) -> str:
     return text
 
 
-def _diag_line(d: Diagnostic, style, colours: dict[str, str]) -> str:
+def _diag_line(d: Diagnostic, style, colours: dict[str, str], sources) -> str:
+    from loralint.report import place_text
+
     s = d.span
-    return (f"{style(f'{escape(s.path)}:{s.line}:{s.column}:', bold=True)} "
+    return (f"{style(f'{escape(s.path)}:{place_text(sources, s)}:', bold=True)} "
             f"{style(escape(d.code), fg=colours[d.severity], bold=True)} "
             f"{style(f'[{d.severity}]', fg=colours[d.severity])} {escape(d.message)}")
