@@ -54,6 +54,19 @@ def _context(site: ConfigSite) -> tuple[Any, Any, Any] | None:
     return resolution, resolution.info, resolution.advice.result
 
 
+# Unsloth maps these onto gpt-oss's fused experts itself (unslothai/unsloth PR #6936), so on gpt-oss they are
+# not the dead entries they would be under plain PEFT.
+_UNSLOTH_GPT_OSS_EXPERTS = frozenset({"gate_proj", "up_proj", "down_proj"})
+
+
+def _unsloth_maps_experts(site: ConfigSite, info) -> bool:
+    """An Unsloth site on gpt-oss whose target list names an MLP projection: Unsloth adapts the experts."""
+    if not site.origin.startswith("unsloth") or info.model_type != "gpt_oss":
+        return False
+    targets, _ = effective(site, "target_modules")
+    return isinstance(targets, (list, tuple, set, frozenset)) and bool(_UNSLOTH_GPT_OSS_EXPERTS & set(targets))
+
+
 def _peft_applied(site: ConfigSite) -> Any | None:
     """The advice --verify put on this site when real PEFT applied the configuration without an error
     (verify/report.py: VerifiedAdvice), else None. A static error that this run's PEFT contradicts is not
@@ -146,6 +159,8 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
             continue  # LORA214
         if entry in known:
             continue  # matched, but dropped by layers_to_transform / exclusion: LORA202/206 say why
+        if entry in _UNSLOTH_GPT_OSS_EXPERTS and _unsloth_maps_experts(site, info):
+            continue
         message = f"{entry!r} matches no module of {_model(resolution)}: {info.model_type} has {has}"
         span = spans.get(entry, site.span_of("target_modules"))
         meant = suggestions(entry, info, adaptable)
@@ -183,6 +198,12 @@ def target_matches_nothing(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
         nothing = False  # LORA209 says why this string matches nothing
     if _peft_applied(site) is not None:
         nothing = False  # --verify: the real PEFT applied it without raising
+    if _unsloth_maps_experts(site, info):
+        nothing = False
+    written = site.get("target_modules")
+    if isinstance(targets, (list, tuple, set, frozenset)) and not targets and written is not None and not written.written_here:
+        nothing = False  # an empty list computed by the script (a helper filling a set from named_modules()) is
+        # more likely what the analysis could not follow than what PEFT will receive
     if nothing and (no_match_error or result.default_targets_used or targets is not None):
         if isinstance(targets, str) and targets.lower() != "all-linear":
             message = (
@@ -251,6 +272,10 @@ def _example_name(info) -> str:
 
 @check("embedding_or_head_target")
 def embedding_or_head_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    # Unsloth takes embed_tokens/lm_head out of target_modules and trains them in full as modules_to_save
+    # (unsloth/models/llama.py, FastLlamaModel.get_peft_model): no embedding LoRA is built there.
+    if site.origin.startswith("unsloth"):
+        return
     found = _context(site)
     if found is None:
         return
@@ -500,6 +525,8 @@ def moe_experts(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if found is None:
         return
     resolution, info, result = found
+    if _unsloth_maps_experts(site, info):
+        return
     fused = [p for p in info.fused_expert_params if ".experts." in p.name]  # not e.g. SigLIP's 3-D `probe`
     for error in result.errors:
         if "fused into" in error or "without also targeting" in error:
@@ -655,13 +682,20 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     # (transformers_weight_conversion.py: _resolve_string_target_modules adds the v4 name "gate" -> "gate.weight")
     param_routers = sorted({f"{info.get(p.module).folded}.{p.name.rsplit('.', 1)[-1]}" for p in result.targeted_parameters
                             if info.get(p.module) is not None and _is_router(info, p.module)})
+    if site.origin == "axolotl":
+        # axolotl's lora_target_linear hands PEFT a list of the nn.Linear names it found (axolotl
+        # loaders/adapter.py: find_all_linear_names), not "all-linear": a transformers 5 router is no
+        # nn.Linear, so its name is not listed and PEFT's conversion adds no gate.weight.
+        param_routers = []
     if routers:
         surprises.append(f"MoE routers ({', '.join(routers)})")
     if param_routers:
         surprises.append(f"the MoE routers' weights ({', '.join(param_routers)}), through the target_parameters PEFT's"
                          " MoE conversion adds for transformers 5")
     towers = [t for t in result.targeted if _TOWER.search(t.name)]
-    if towers:
+    if towers and not site.origin.startswith("unsloth"):
+        # Unsloth's "all-linear" switches every finetune_* flag on, the vision layers' included (unsloth/models/
+        # vision.py FastBaseModel.get_peft_model): the tower is what the user asked for, not a surprise.
         surprises.append(f"{len(towers)} layers of the vision/audio tower")
     task, _ = effective(site, "task_type")
     if info.seq_cls_head and task != "SEQ_CLS" and any(t.name == info.seq_cls_head for t in result.targeted):

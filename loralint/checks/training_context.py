@@ -235,6 +235,9 @@ def trl_renamed_args(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
             span = training.trainer_kwargs.get(old)
             if span is None:
                 continue
+            if site.origin.startswith("unsloth") and training.trainer not in _TRANSFORMERS_TRAINERS:
+                continue  # importing Unsloth patches TRL's trainers to take tokenizer= (unsloth/trainer.py:
+                # _backwards_compatible_trainer moves it to processing_class)
         yield Finding(span, f"{old}= is not accepted by {who}: it raises TypeError; use {new}=")
 
 

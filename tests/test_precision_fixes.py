@@ -1,0 +1,178 @@
+"""False classes found by judging loralint on public LoRA code (benchmarks/precision): each stays fixed.
+
+Every case has a twin where the same targets are a real mistake, so the fix cannot silence the rule.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from helpers import run_cli
+
+TARGETS = '["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"{extra}]'
+
+UNSLOTH = """
+from unsloth import FastLanguageModel
+
+model, tokenizer = FastLanguageModel.from_pretrained("{model}", load_in_4bit=True)
+model = FastLanguageModel.get_peft_model(
+    model,
+    r=16,
+    target_modules={targets},
+    lora_alpha=16,
+    lora_dropout=0,
+    bias="none",
+)
+"""
+
+PEFT = """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+model = AutoModelForCausalLM.from_pretrained("{model}")
+config = LoraConfig(r=16, lora_alpha=16, target_modules={targets}, task_type="CAUSAL_LM")
+model = get_peft_model(model, config)
+"""
+
+
+def codes(tmp_path, template: str, model: str, extra: str = "") -> list[str]:
+    source = template.format(model=model, targets=TARGETS.format(extra=extra))
+    (tmp_path / "train.py").write_text(textwrap.dedent(source).lstrip("\n"))
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+    return sorted(d["code"] for d in run.json["diagnostics"] if d["severity"] != "info")
+
+
+def test_unsloth_adapts_gpt_oss_experts_through_the_mlp_names(tmp_path):
+    # Unsloth maps gate/up/down_proj onto gpt-oss's fused experts; plain PEFT does not.
+    assert codes(tmp_path, UNSLOTH, "unsloth/gpt-oss-20b") == []
+    peft = codes(tmp_path, PEFT, "openai/gpt-oss-20b")
+    assert peft.count("LORA201") == 3 and "LORA215" in peft
+
+
+def test_unsloth_trains_listed_embeddings_in_full_not_as_lora(tmp_path):
+    extra = ', "embed_tokens", "lm_head"'
+    assert "LORA203" not in codes(tmp_path, UNSLOTH, "unsloth/mistral-7b-v0.3", extra)
+    assert "LORA203" in codes(tmp_path, PEFT, "mistralai/Mistral-7B-v0.3", extra)
+
+
+def test_unsloth_phi_4_is_llama_architecture(tmp_path):
+    # Unsloth republishes Phi-4 converted to Llama (separate q/k/v_proj, gate/up_proj); Microsoft's is phi3.
+    assert codes(tmp_path, UNSLOTH, "unsloth/Phi-4") == []
+    assert codes(tmp_path, UNSLOTH, "unsloth/Phi-4-unsloth-bnb-4bit") == []
+    assert codes(tmp_path, UNSLOTH, "unsloth/Phi-3.5-mini-instruct") == []
+    assert "LORA201" in codes(tmp_path, PEFT, "microsoft/phi-4")
+    assert "LORA201" in codes(tmp_path, PEFT, "microsoft/Phi-3.5-mini-instruct")
+
+
+VISION = """
+from {library} import {loader}
+
+model, processor = {loader}.from_pretrained("google/gemma-3-4b-it")
+model = {loader}.get_peft_model(model, r=16, lora_alpha=16, lora_dropout=0, target_modules="all-linear")
+"""
+
+
+def test_unsloth_all_linear_on_a_vlm_means_the_vision_layers_too(tmp_path):
+    # Unsloth's "all-linear" turns every finetune_* flag on: the vision tower is asked for, not a surprise.
+    def codes_for(library: str, loader: str) -> list[str]:
+        source = VISION.format(library=library, loader=loader)
+        (tmp_path / "train.py").write_text(textwrap.dedent(source).lstrip("\n"))
+        return run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path).codes()
+
+    assert "LORA211" not in codes_for("unsloth", "FastVisionModel")
+    peft = PEFT.format(model="google/gemma-3-4b-it", targets='"all-linear"')
+    (tmp_path / "train.py").write_text(textwrap.dedent(peft).lstrip("\n"))
+    assert "LORA211" in run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path).codes()
+
+
+def test_axolotl_target_linear_is_not_peft_all_linear_on_moe(tmp_path):
+    # axolotl lists the nn.Linear names it finds; a transformers 5 router is none, so it is not adapted.
+    (tmp_path / "config.yml").write_text(
+        "base_model: mistralai/Mixtral-8x7B-v0.1\nadapter: lora\nlora_r: 16\nlora_alpha: 32\n"
+        "lora_dropout: 0.05\nlora_target_linear: true\n"
+    )
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "config.yml"], cwd=tmp_path)
+    assert run.json["configs"] and "LORA211" not in run.codes()
+    source = PEFT.format(model="mistralai/Mixtral-8x7B-v0.1", targets='"all-linear"')
+    (tmp_path / "train.py").write_text(textwrap.dedent(source).lstrip("\n"))
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+    assert "LORA211" in run.codes()
+
+
+DEVICE_MAP = """
+import os
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, Trainer
+
+{launch}
+model = AutoModelForCausalLM.from_pretrained("facebook/opt-350m", device_map="auto")
+model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+Trainer(model=model).train()
+"""
+
+
+def test_setting_local_rank_is_not_a_ddp_launch(tmp_path):
+    # A test that sets up a worker process writes LOCAL_RANK; only reading it says torchrun launched the script.
+    def codes_for(launch: str) -> list[str]:
+        (tmp_path / "train.py").write_text(textwrap.dedent(DEVICE_MAP.format(launch=launch)).lstrip("\n"))
+        return run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path).codes()
+
+    assert "LORA416" not in codes_for('os.environ["LOCAL_RANK"] = "0"')
+    assert "LORA416" in codes_for('rank = int(os.environ["LOCAL_RANK"])')
+
+
+TOKENIZER_KWARG = """
+{loader}
+from trl import SFTTrainer
+
+trainer = SFTTrainer(model=model, tokenizer=tokenizer, train_dataset=data)
+trainer.train()
+"""
+
+
+def test_unsloth_lets_trl_trainers_take_tokenizer(tmp_path):
+    # Importing Unsloth patches TRL's trainers to move tokenizer= to processing_class.
+    unsloth = (
+        "from unsloth import FastLanguageModel\n"
+        'model, tokenizer = FastLanguageModel.from_pretrained("unsloth/mistral-7b-v0.3")\n'
+        "model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=16, lora_dropout=0)"
+    )
+    peft = (
+        "from peft import LoraConfig, get_peft_model\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+        'model = AutoModelForCausalLM.from_pretrained("mistralai/Mistral-7B-v0.3")\n'
+        'tokenizer = AutoTokenizer.from_pretrained("mistralai/Mistral-7B-v0.3")\n'
+        'model = get_peft_model(model, LoraConfig(r=16, lora_alpha=16, task_type="CAUSAL_LM"))'
+    )
+    for loader, expected in ((unsloth, False), (peft, True)):
+        (tmp_path / "train.py").write_text(TOKENIZER_KWARG.format(loader=loader).lstrip("\n"))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert run.json["configs"] and ("LORA415" in run.codes()) is expected
+
+
+COMPUTED_TARGETS = """
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+
+def find_all_linear_names(model):
+    names = set()
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            names.add(name.split(".")[-1])
+    return list(names)
+
+
+model = AutoModelForCausalLM.from_pretrained("facebook/opt-125m")
+config = LoraConfig(r=8, lora_alpha=16, target_modules={targets}, task_type="CAUSAL_LM")
+model = get_peft_model(model, config)
+"""
+
+
+def test_target_list_computed_from_the_model_is_not_an_empty_list(tmp_path):
+    # LLaVA's find_all_linear_names fills a set from named_modules() at run time: not the empty list PEFT rejects.
+    for targets, expected in (("find_all_linear_names(model)", False), ("[]", True)):
+        (tmp_path / "train.py").write_text(COMPUTED_TARGETS.format(targets=targets).lstrip("\n"))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert ("LORA202" in run.codes()) is expected
