@@ -520,3 +520,16 @@ def test_a_suppression_inside_a_string_is_not_a_comment(tmp_path):
         head="",
     )
     assert [(d["code"], d["line"]) for d in run.json["diagnostics"]] == [("LORA002", 2)]
+
+
+def test_python_312_f_strings_are_not_called_a_syntax_error_on_an_older_interpreter(tmp_path):
+    import sys
+
+    (tmp_path / "train.py").write_text(
+        'from peft import LoraConfig\nrow = {"a": 1}\nprint(f"{row["a"]}")\nconfig = LoraConfig(r=8, lora_alpha=16)\n'
+    )
+    run = run_cli(["check", "--no-cache", "--output-format", "json", "train.py"], cwd=tmp_path)
+    assert "LORA901" not in run.codes(), run.stdout
+    if sys.version_info < (3, 12):  # PEP 701 syntax this interpreter cannot parse: said, not blamed
+        [diag] = run.json["diagnostics"]
+        assert diag["code"] == "LORA906" and "Python 3.12" in diag["message"], diag

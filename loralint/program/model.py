@@ -9,6 +9,7 @@ about objects and program order, never about variable names.
 from __future__ import annotations
 
 import ast
+import sys
 import warnings
 from dataclasses import dataclass, field
 
@@ -28,6 +29,13 @@ def parse(source: str) -> ast.Module:
             warnings.simplefilter("ignore")  # invalid escape sequences etc. are not ours to report
             return ast.parse(source)
     except SyntaxError as err:
+        if sys.version_info < (3, 12) and "f-string" in (err.msg or ""):
+            # PEP 701 (Python 3.12) allows quotes reused inside f-strings; the parser loralint runs on
+            # rejects them. The file is not wrong: it is beyond what this interpreter can analyse.
+            raise AnalysisLimit(
+                f"Python {sys.version_info[0]}.{sys.version_info[1]} cannot parse line {err.lineno} "
+                f"({err.msg}); it is valid Python 3.12 f-string syntax: run loralint on Python 3.12+ to check it"
+            ) from err
         text = (err.msg or "invalid syntax").strip().splitlines()[0] if err.msg else "invalid syntax"
         if len(text) > 90:
             text = text[:87] + "..."
