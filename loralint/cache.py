@@ -22,11 +22,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import secrets
-import shutil
 import stat
 import sys
 import weakref
+from functools import lru_cache
+from hmac import compare_digest  # what secrets.compare_digest is; secrets and shutil cost a start-up 4 ms
 from pathlib import Path
 
 from loralint import __version__
@@ -53,8 +53,10 @@ _SUPPORTED = bool(_NOFOLLOW and _DIRECTORY) and os.open in os.supports_dir_fd an
     and os.rename in os.supports_dir_fd and os.unlink in os.supports_dir_fd
 
 
+@lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
-    """Changes whenever loralint's code or data changes (an edited checkout, not only a new version)."""
+    """Changes whenever loralint's code or data changes (an edited checkout, not only a new version).
+    Once a process: the extraction and check caches of one run share it (each walk is ~20 ms)."""
     package = str(Path(__file__).parent)
     digest = hashlib.blake2b(digest_size=6)
     # Every module and data file of the package: extraction reads many modules (suppressions, limits, the
@@ -133,9 +135,9 @@ def _user_key() -> bytes | None:
             dir_fd = os.open(directory, os.O_RDONLY | _DIRECTORY | _CLOEXEC)
         except OSError:
             return None
-        tmp = f".key.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp = f".key.{os.getpid()}.{os.urandom(4).hex()}"
         try:
-            _write_new(tmp, secrets.token_bytes(_KEY_BYTES), dir_fd, 0o600)
+            _write_new(tmp, os.urandom(_KEY_BYTES), dir_fd, 0o600)  # as secrets.token_bytes
             try:
                 os.link(tmp, "key", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             except FileExistsError:
@@ -270,6 +272,8 @@ class ExtractionCache:
         """Entries written by another loralint version can never be read again. Only directories
         that carry our token go; rmtree is given the parent's descriptor, so a link swapped in
         for the cache directory cannot redirect it, and it refuses a link as the tree itself."""
+        import shutil
+
         if not shutil.rmtree.avoids_symlink_attacks:
             return
         try:
@@ -332,7 +336,7 @@ class ExtractionCache:
             return None
         start = len(_HEADER)
         mac, newline, payload = data[start:start + _MAC_HEX], data[start + _MAC_HEX:start + _MAC_HEX + 1], data[start + _MAC_HEX + 1:]
-        if newline != b"\n" or not secrets.compare_digest(mac, self._mac(key, payload)):
+        if newline != b"\n" or not compare_digest(mac, self._mac(key, payload)):
             return None
         from loralint.cache_format import loads
 
@@ -361,7 +365,7 @@ class ExtractionCache:
             sub = os.open(key[:2], os.O_RDONLY | _DIRECTORY | _NOFOLLOW | _CLOEXEC, dir_fd=version)
         except OSError:
             return  # something planted in the way of this one entry
-        tmp = f".{key}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        tmp = f".{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
             _write_new(tmp, _HEADER + self._mac(key, payload) + b"\n" + payload, sub)
             os.replace(tmp, key, src_dir_fd=sub, dst_dir_fd=sub)  # replaces a planted link, never follows it
@@ -426,8 +430,10 @@ class CheckCache:
         facts = []
         for item in dataclasses.fields(resolution):
             value = getattr(resolution, item.name)
-            if item.name in ("info", "advice"):
-                continue  # computed from the config, the site and loralint's code
+            if item.name in ("info", "advice", "note", "limits"):
+                # Computed from the rest, the site and loralint's code, by the analysis a cache hit skips
+                # (resolve_sites' second step): the key must be the same before and after it.
+                continue
             if item.name == "config" and value is not None:
                 digest = self._configs.get(id(value))
                 if digest is None:

@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from loralint.knowledge.models import (
     known_model_types,
@@ -37,6 +37,8 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 @dataclass(slots=True)
 class Resolution:
+    """Which model a site is about, where that came from, and (once analysed) its architecture."""
+
     model_id: str
     source: str  # "local folder", "Hugging Face cache", "Hugging Face Hub", "loralint index", "--model", ...
     detail: str = ""  # the config.json path, the index entry, ...
@@ -68,6 +70,8 @@ class Resolution:
 
 @dataclass(slots=True)
 class Resolver:
+    """Resolves model ids for one run, each (id, folder) once."""
+
     cwd: Path = field(default_factory=Path.cwd)
     online: bool = False
     override: str | None = None
@@ -301,8 +305,14 @@ def not_found(model_id: str, online: bool, problems: list[str] | None = None) ->
             f"{hub_cache_dir()}, not in loralint's index of popular checkpoints){hint}")
 
 
-def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[ConfigSite | None, str]]:
+def resolve_sites(sites: list[ConfigSite], settings, options,
+                  needs_architecture: Callable[[ConfigSite], bool] | None = None) -> list[tuple[ConfigSite | None, str]]:
     """The engine's resolve stage: attach a Resolution (and the architecture) to each site.
+
+    Two steps: which model each site is about (cheap: its config.json is read, never analysed), then the
+    costly module inventory and counts. `needs_architecture`, asked once every site has its model, may
+    skip the second step for a site whose file's findings the engine already has (its check cache keys
+    on the first step's facts); a file where the first step failed for any site is always analysed.
 
     Returns the sites whose resolution failed inside loralint, with the reason: the engine reports
     them as that file's internal error and the run goes on. Entries without a site are notes: a
@@ -322,14 +332,26 @@ def resolve_sites(sites: list[ConfigSite], settings, options) -> list[tuple[Conf
             where = "--model" if options.model else f"model in {settings.source or 'settings'}"
             raise UsageError(f"{where} {not_found(override, resolver.online, resolver.problems)}")
     failures: list[tuple[ConfigSite, str]] = []
-    inventories: dict[str, Any] = {}  # one ModelInfo per (type, config, class) for the whole run
+    resolved: list[ConfigSite] = []
     for site in sites:
         try:
             resolution = resolver.resolve_site(site)
-            if resolution is None:
-                continue
+        except Exception as exc:  # a bug of ours on one site must not end the run
+            if os.environ.get("LORALINT_DEBUG"):
+                raise
+            site.model = None
+            failures.append((site, f"{type(exc).__name__}: {exc}"))
+            continue
+        if resolution is not None:
             site.model = resolution
-            attach_architecture(site, resolution, inventories)
+            resolved.append(site)
+    failed_files = {site.path for site, _ in failures}
+    inventories: dict[str, Any] = {}  # one ModelInfo per (type, config, class) for the whole run
+    for site in resolved:
+        if needs_architecture is not None and site.path not in failed_files and not needs_architecture(site):
+            continue
+        try:
+            attach_architecture(site, site.model, inventories)
         except Exception as exc:  # a bug of ours on one site must not end the run
             if os.environ.get("LORALINT_DEBUG"):
                 raise

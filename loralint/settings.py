@@ -21,11 +21,6 @@ from loralint.safe_read import (
     read_limited,
 )
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 SETTINGS_FILES = (".loralint.toml", "loralint.toml", "pyproject.toml")
 
 
@@ -100,6 +95,11 @@ def find_settings_file(start: Path) -> Path | None:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # Imported here: a run with no settings file on the way up never pays for the TOML parser.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         # Regular files only, 10 MB at most: a settings file may come with a cloned repository.
         return tomllib.loads(read_limited(path).decode("utf-8"))

@@ -15,6 +15,8 @@ _CHECK_MODULES = ("generic", "invalid", "hyperparams", "targets", "patterns", "q
 
 @dataclass(slots=True)
 class Finding:
+    """What a check reports; the engine makes it a Diagnostic of the rule."""
+
     span: Span
     message: str
     fix: Fix | None = None

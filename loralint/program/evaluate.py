@@ -78,6 +78,8 @@ _FLAG_RE = re.compile(r"^--?([\w-]+)$")
 
 @dataclass(slots=True)
 class ArgparseOption:
+    """An `add_argument` call: its destination, flag and default."""
+
     dest: str
     flag: str
     call: ast.Call
@@ -129,7 +131,7 @@ def _same(a: Any, b: Any) -> bool:
         return False
     try:
         return type(a) is type(b) and bool(a == b)
-    except Exception:  # noqa: BLE001 - comparing odd values must never fail extraction
+    except Exception:
         return False
 
 

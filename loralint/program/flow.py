@@ -75,6 +75,8 @@ class Binding:
 
 @dataclass(slots=True, eq=False)
 class ClassInfo:
+    """A class defined in the module: its fields, methods and `self.x` bindings."""
+
     name: str
     node: ast.ClassDef
     scope: Scope
@@ -86,6 +88,8 @@ class ClassInfo:
 
 @dataclass(slots=True, eq=False)
 class Scope:
+    """A module, function, class or lambda body and its bindings."""
+
     kind: str  # module | function | class | lambda
     node: ast.AST
     parent: Scope | None
@@ -114,6 +118,8 @@ class Store:
 
 @dataclass(slots=True, eq=False)
 class _Loop:
+    """The loop being walked: its entry state, names read before bound, and breaks."""
+
     ident: int
     entry: Env
     exposed: list[tuple[ast.AST, str]] = field(default_factory=list)

@@ -31,6 +31,8 @@ MAX_INT_BITS = 256  # no LoRA setting needs more than 64; rules turn values into
 
 @dataclass(slots=True)
 class Value:
+    """A value in the lattice, with where it came from."""
+
     value: Any
     provenance: str = "literal"
     node: ast.AST | None = None  # where the value is written (a field's items, spans)
@@ -50,16 +52,22 @@ class OneOf:
 
 @dataclass(frozen=True, slots=True)
 class ImportRef:
+    """An imported name, by its qualified name."""
+
     qualname: str
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FunctionRef:
+    """A function defined in the module."""
+
     node: ast.AST  # FunctionDef / AsyncFunctionDef / Lambda
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ClassRef:
+    """A class defined in the module."""
+
     node: ast.ClassDef
 
 

@@ -1,0 +1,88 @@
+"""Start-up and warm runs: a check of a Python script loads only what it needs, and a warm run that skips
+the model analysis for cached files reports exactly what a cold run reports."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from helpers import REPO, run_cli
+
+from loralint.ruleset import _FRONT_MATTER, plain_front_matter, rules_dir
+
+SCRIPT = """\
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+
+model = AutoModelForCausalLM.from_pretrained("./tiny")
+config = LoraConfig(r=8, lora_alpha=1, target_modules=["q_proj", "v_proj"], layers_to_transform=[2],
+                    task_type="CAUSAL_LM")
+model = get_peft_model(model, config)
+"""
+
+
+def test_every_rule_file_reads_the_same_without_yaml():
+    # The plain reader must agree with yaml wherever it answers (None hands the file to yaml).
+    for path in sorted(rules_dir().glob("*.md")):
+        front = _FRONT_MATTER.match(path.read_text(encoding="utf-8")).group(1)
+        plain = plain_front_matter(front)
+        if plain is not None:
+            loaded = yaml.safe_load(front)
+            assert plain == loaded and [type(v) for v in plain.values()] == [type(v) for v in loaded.values()], path.name
+
+
+def test_plain_front_matter_leaves_what_yaml_reads_differently_to_yaml():
+    for text in ("fix: yes", "max: 1:30", "max: 0x1F", "max: 1_000", "summary: a # comment", "summary: 'quoted'",
+                 "summary: ~", "when: 2001-12-14 noon", "params:", "summary: a: b", "params:\n   deep: 1",
+                 "summary: first\n  continued", "choices: [a, b]", "code: A\ncode: B"):
+        assert plain_front_matter(text) is None, text
+    assert plain_front_matter("params:\n  min: 0.5\n  sft_range: [1.0e-5, 1.0e-3]\nsummary: 4-bit weights") == \
+        {"params": {"min": 0.5, "sft_range": [1e-05, 0.001]}, "summary": "4-bit weights"}
+
+
+def test_a_python_check_loads_neither_yaml_nor_toml_nor_pydantic(tmp_path):
+    (tmp_path / "train.py").write_text("from peft import LoraConfig\nc = LoraConfig(r=16, lora_alpha=4)\n")
+    code = (
+        "import sys\nfrom loralint.cli import main\nsys.argv = ['loralint', 'check', 'train.py']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('LOADED', sorted(m for m in ('yaml', 'tomllib', 'pydantic', 'libcst') if m in sys.modules),"
+        " file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "c"),
+                               "HOME": str(tmp_path)})
+    assert "LORA101" in proc.stdout, proc.stdout + proc.stderr
+    assert "LOADED []" in proc.stderr, proc.stderr
+
+
+def _tree(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "tests" / "fixtures" / "models" / "tiny-llama", tmp_path / "tiny")
+    (tmp_path / "train.py").write_text(SCRIPT)
+
+
+def test_a_warm_text_run_prints_what_a_cold_run_prints(tmp_path):
+    _tree(tmp_path)
+    cold = run_cli(["check", "--no-cache", "--no-show-source", "."], cwd=tmp_path)
+    assert "LORA101" in cold.stdout and cold.exit_code == 1
+    run_cli(["check", "."], cwd=tmp_path)  # fills the cache
+    assert (tmp_path / ".loralint_cache").is_dir()
+    warm = run_cli(["check", "--no-show-source", "."], cwd=tmp_path)
+    assert (warm.stdout, warm.exit_code) == (cold.stdout, cold.exit_code)
+    # JSON after a text run: the cached findings, and the model's counts computed all the same.
+    report = run_cli(["check", "--output-format", "json", "."], cwd=tmp_path).json
+    assert report == run_cli(["check", "--output-format", "json", "--no-cache", "."], cwd=tmp_path).json
+    assert report["configs"][0]["trainable_params"]
+
+
+def test_a_warm_text_run_sees_a_changed_model_config(tmp_path):
+    _tree(tmp_path)
+    assert "LORA206" not in run_cli(["check", "."], cwd=tmp_path).stdout  # layer 2 of 3 exists
+    config = tmp_path / "tiny" / "config.json"
+    config.write_text(config.read_text().replace('"num_hidden_layers": 3', '"num_hidden_layers": 2'))
+    assert '"num_hidden_layers": 2' in config.read_text()
+    warm = run_cli(["check", "--no-show-source", "."], cwd=tmp_path)
+    assert "LORA206" in warm.stdout
+    assert warm.stdout == run_cli(["check", "--no-cache", "--no-show-source", "."], cwd=tmp_path).stdout
