@@ -8,7 +8,15 @@ from functools import lru_cache
 from typing import Iterable
 
 from loralint.checks import CheckContext, Finding, check
-from loralint.checks._util import append_argument, effective, fmt, known_field, nice_alpha, number, replace_value
+from loralint.checks._util import (
+    append_argument,
+    effective,
+    fmt,
+    known_field,
+    nice_alpha,
+    number,
+    replace_value,
+)
 from loralint.limits import AnalysisLimit, Budget
 from loralint.safe_regex import PATTERN_KEY, Matcher, Prepared, Profile, Refused
 from loralint.sites import ConfigSite, Fix

@@ -12,7 +12,6 @@ from typing import Any, Iterable
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import (
     close_matches,
-    similarity,
     effective,
     fmt,
     known_field,
@@ -20,6 +19,7 @@ from loralint.checks._util import (
     quote_list,
     rename_key,
     replace_value,
+    similarity,
 )
 from loralint.peft_fields import (
     BIAS_VALUES,

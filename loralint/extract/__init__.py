@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 from loralint.extract.bounds import LimitReached, check_python_size, recording
-from loralint.limits import AnalysisLimit
 from loralint.extract.source import (
     SourceSyntaxError,
     UndecodableSource,
@@ -23,6 +22,7 @@ from loralint.extract.source import (
     looks_binary,
     wide_encoding,
 )
+from loralint.limits import AnalysisLimit
 from loralint.sites import Diagnostic, FileResult, Span
 from loralint.suppressions import find_suppressions
 

@@ -174,7 +174,7 @@ def cached_notebook(raw: str) -> Notebook | None:
     then carry positions in the raw file, which output keeps as they are)."""
     try:
         return read_notebook(raw)
-    except Exception:  # noqa: BLE001 - the extractor reported why; output falls back to raw positions
+    except Exception:
         return None
 
 

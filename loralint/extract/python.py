@@ -14,6 +14,11 @@ import re
 from typing import Any
 
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
+from loralint.extract.quantized import attach as attach_quantized
+from loralint.extract.quantized import quantization_hints
+from loralint.extract.training import attach_training, frozen_adapter_findings
+from loralint.extract.trl import finish_trl, link_trl, model_config_site
+from loralint.extract.unsloth import finetune_flags
 from loralint.peft_fields import (
     LORA_FIELDS,
     PEFT_DEFAULTS,
@@ -27,10 +32,6 @@ from loralint.program.flow import Point
 from loralint.program.model import base_models
 from loralint.program.objects import trl_model_class
 from loralint.program.values import LimitReached, Obj, OneOf
-from loralint.extract.training import attach_training, frozen_adapter_findings
-from loralint.extract.trl import finish_trl, link_trl, model_config_site
-from loralint.extract.unsloth import finetune_flags
-from loralint.extract.quantized import attach as attach_quantized, quantization_hints
 from loralint.sites import ConfigSite, Diagnostic, Field, Span, Unknown
 
 # Unsloth's get_peft_model(model, r, target_modules, lora_alpha, lora_dropout, bias, ...) positional order.

@@ -22,7 +22,14 @@ from typing import Any, Iterator
 
 import yaml
 
-from loralint.extract.bounds import MAX_DATA_DEPTH, MAX_DATA_NODES, MAX_INT_BITS, MAX_VALUE_SIZE, LimitReached, note
+from loralint.extract.bounds import (
+    MAX_DATA_DEPTH,
+    MAX_DATA_NODES,
+    MAX_INT_BITS,
+    MAX_VALUE_SIZE,
+    LimitReached,
+    note,
+)
 from loralint.extract.source import LINE_BREAK, LineIndex, SourceSyntaxError, line_column
 from loralint.sites import Unknown
 
