@@ -163,6 +163,9 @@ class Hints:
     unsloth_finetune: dict[str, bool] | None = None
     # The trainer, its arguments, tokenizer edits and what happens after training (Python only).
     training: TrainingContext | None = None
+    # Built inside `with pytest.raises(...)` / `pytest.warns` / `self.assertRaises(...)`: a test that
+    # makes this configuration wrong on purpose. Set to where; rules do not run on it.
+    expected_to_fail: str | None = None
 
 
 @dataclass(slots=True)

@@ -533,3 +533,22 @@ def test_python_312_f_strings_are_not_called_a_syntax_error_on_an_older_interpre
     if sys.version_info < (3, 12):  # PEP 701 syntax this interpreter cannot parse: said, not blamed
         [diag] = run.json["diagnostics"]
         assert diag["code"] == "LORA906" and "Python 3.12" in diag["message"], diag
+
+
+def test_a_config_a_test_builds_wrong_on_purpose_is_not_reported(tmp_path):
+    (tmp_path / "test_config.py").write_text(
+        "import pytest\nimport unittest\nfrom peft import LoraConfig\n\n"
+        "def test_rejects_bad_dropout():\n"
+        "    with pytest.raises(ValueError):\n"
+        "        LoraConfig(r=8, lora_dropout=1.5)\n\n"
+        "class T(unittest.TestCase):\n"
+        "    def test_warns(self):\n"
+        "        with self.assertWarns(UserWarning):\n"
+        "            LoraConfig(r=0)\n\n"
+        "def test_outside():\n"
+        "    LoraConfig(r=8, lora_dropout=1.5)\n"
+    )
+    run = run_cli(["check", "--no-cache", "--output-format", "json", "test_config.py"], cwd=tmp_path)
+    lines = sorted({d["line"] for d in run.json["diagnostics"]})
+    assert lines == [15], run.stdout  # only the config outside the expecting blocks
+    assert len(run.json["configs"]) == 3  # still found and described

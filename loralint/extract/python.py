@@ -40,6 +40,9 @@ _LORA_POSITIONAL = tuple(PEFT_DEFAULTS)  # dataclass __init__ order
 
 _SITE_NAMES = frozenset({"LoraConfig", "get_peft_model", "ModelConfig"})  # and get_peft_config: extract/trl.py
 _DICT = frozenset({"dict"})
+# Context managers a test wraps around code that must raise or warn (pytest, unittest).
+_EXPECTING = frozenset({"raises", "warns", "deprecated_call", "assertRaises", "assertRaisesRegex", "assertWarns",
+                        "assertWarnsRegex"})
 _SPLIT_SIZE_RE = re.compile(r"^\s*\w+\s*\[\s*(?:0\s*)?:\s*(\d+)\s*\]\s*$")
 # (entry key, value node, key span, whether the value may differ on some path)
 _Entry = tuple[str, ast.AST, Span, str | None]
@@ -105,7 +108,32 @@ class PythonExtractor:
         self._attach_file_hints()
         attach_training(self.program, self.sites)
         attach_quantized(self)
+        self._mark_expected_failures()
         return list(self.sites.values())
+
+    def _mark_expected_failures(self) -> None:
+        """Configurations a test builds wrong on purpose, inside a block that expects the error or
+        warning: reporting them would report the test's intent."""
+        blocks: list[tuple[int, int, str]] = []
+        for node in ast.walk(self.program.tree):
+            if not isinstance(node, (ast.With, ast.AsyncWith)) or not node.body:
+                continue
+            for item in node.items:
+                call = item.context_expr
+                if not isinstance(call, ast.Call):
+                    continue
+                func = call.func
+                name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+                if name in _EXPECTING:
+                    end = node.body[-1].end_lineno or node.body[-1].lineno
+                    blocks.append((node.body[0].lineno, end, f"{name} at line {node.lineno}"))
+        if not blocks:
+            return
+        for call, site in self.sites.items():
+            for first, last, where in blocks:
+                if first <= call.lineno <= last:
+                    site.hints.expected_to_fail = where
+                    break
 
     def _full(self, call: ast.Call) -> bool:
         """The per-file cap on configurations (extract/bounds.py): past it, one LORA906 and no more sites."""
