@@ -12,14 +12,16 @@ How the expressions are found (per model class):
 
 * a *baseline* configuration (class defaults, layer counts capped so builds stay cheap);
 * *one-at-a-time* variants: every integer / boolean config field perturbed alone, which tells which
-  fields each dimension, each module's existence and each layer-index pattern depends on;
+  fields each dimension, each module's existence and each layer-index pattern depends on; the
+  optional integer fields real checkpoints set to null (``NULLABLE_INT_FIELDS``) are also built as None;
 * a few *combined* variants perturbing all relevant fields at once (seeded, so the output is
   deterministic), which validate the candidate expressions on independent data;
 * a small exhaustive search over expression templates (sums of up to three monomials of up to
   three fields, floor divisions, small integer coefficients) and over predicate templates (``i >=
   F``, ``(i + 1) % F == 0``, ``layer_types[i] == "x"``, ``i not in F``, boolean fields, ...);
-* a self-check that re-derives every observed build from the solved records and compares module
-  names, shapes and the total parameter count; a class that fails it is marked ``exact: false``.
+* a self-check that re-derives every observed build from the solved records with the loader's own
+  expansion (``loralint.knowledge.models._expand``) and compares module names, shapes and the total
+  parameter count; a class that fails it is marked ``exact: false``.
 
 Derived config fields (``head_dim = hidden_size // num_attention_heads``, ``num_key_value_heads``
 defaulting to ``num_attention_heads``, ``layer_types`` computed from a sliding-window pattern, ...)
@@ -65,6 +67,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from loralint.knowledge.expr import evaluate  # noqa: E402  (stdlib-only evaluator, used for self-checks)
+from loralint.knowledge.models import _Evaluator, _expand  # noqa: E402  (the loader's expansion, for self-checks)
 
 DEFAULT_OUT = REPO_ROOT / "loralint" / "knowledge" / "data"
 FORMAT_VERSION = 1
@@ -299,6 +302,15 @@ IMPLICIT_RULES: list[tuple[str, str]] = [
     ("num_key_value_heads", "num_attention_heads"),
 ]
 _IMPLICIT: dict[str, str] = {}
+
+# Integer fields that real config.json files set to null although the config class defaults them to a
+# number, where null changes the module tree: DeepSeek-V2-Lite's and Moonlight-16B-A3B's
+# ``q_lora_rank: null`` gives one ``q_proj`` instead of ``q_a_proj``/``q_a_layernorm``/``q_b_proj``
+# (transformers models/deepseek_v2/modeling_deepseek_v2.py, ``if config.q_lora_rank is None``). The
+# generator builds the None case too and lists such fields under "nullable" in the per-type file, so
+# the loader trusts its module names for a null there.
+NULLABLE_INT_FIELDS = {"q_lora_rank"}
+_NULLABLE: set[str] = set()  # the flat names of such fields in the model type being analysed
 
 
 def implicit_rules_for(env: dict[str, Any], model_type: str) -> dict[str, str]:
@@ -849,6 +861,8 @@ def predicate_atoms(envs: list[dict[str, Any]], fields: list[str], indexed: bool
             atoms += [f, f"not {f}"]
         elif _is_int(v0):
             atoms += [f"{f} > 0", f"{f} == 0"]
+            if any(v is None for v in vals):  # a NULLABLE_INT_FIELDS field built as None
+                atoms += [f"{f} == None", f"{f} != None"]
             small = sorted({v for v in vals if _is_int(v)})
             if len(small) <= 4:
                 for c in small:
@@ -1135,6 +1149,19 @@ def solve_class(builds: list[BuildObs], solver: Solver, derived_inputs: set[str]
                 continue
             if values_by_build.get(bi) != bval:
                 names |= b.changed
+        if bval is None:
+            # Absent from the baseline, present with a nullable field None (DeepSeek's q_proj, q_lora_rank
+            # None): the fields it depends on are those the None-case combos vary on top of that None, one
+            # input (and what derives from it) at a time; the combined None combos only validate.
+            ref = next((bi for bi in points_builds if builds[bi].role == "single" and any(
+                k in _NULLABLE and builds[bi].env.get(k) is None for k in builds[bi].changed)), None)
+            if ref is not None:
+                rv, rc = values_by_build.get(ref), builds[ref].changed
+                for bi in points_builds:
+                    b = builds[bi]
+                    if (b.role == "combo" and rc <= b.changed and len(b.changed - rc) <= 4
+                            and values_by_build.get(bi) != rv):
+                        names |= b.changed - rc
         ordered = sorted(names, key=_var_order)
         return ordered
 
@@ -1479,55 +1506,25 @@ def tie_rule(builds, g, pn, fold) -> Any:
 
 
 def expand_records(rec_class: dict[str, Any], env: dict[str, Any]) -> tuple[list[tuple[str, str, dict, list]], int]:
-    """Concrete (name, class, slots, params) list and total parameter count, mirroring the loader."""
-    nenv = _numeric_env(env)
+    """Concrete (name, class, slots, params) list and total parameter count, by the loader's own expansion
+    (loralint/knowledge/models.py ``_expand``), so the self-check tests exactly what users get.
+
+    Strict where the loader is lenient: an expression that does not evaluate on this build's config is an
+    error here (the loader would fall back to the defaults and mark the result approximate).
+    """
+    ev = _Evaluator(env, env)
+    modules = _expand(rec_class["modules"], rec_class.get("lists", {}), ev)
+    if ev.failures:
+        raise ValueError(f"expressions that do not evaluate: {sorted(ev.failures)[:3]}")
     out = []
     total = 0
-
-    def count(path_folded: str, idx: tuple) -> int:
-        expr = rec_class["lists"][path_folded]
-        return int(evaluate(expr, {**nenv, **_idx_env(idx)}))
-
-    for rec in rec_class["modules"]:
-        name = rec["n"]
-        n_ph = name.count("{")
-        parts = name.split(".")
-        idx_lists: list[tuple[int, ...]] = [()]
-        if n_ph:
-            # enumerate placeholders level by level
-            ph_positions = [k for k, p in enumerate(parts) if p.startswith("{") and p.endswith("}")]
-            idx_lists = [()]
-            for level, pos in enumerate(ph_positions):
-                lpath = ".".join(parts[:pos])
-                new = []
-                for idx in idx_lists:
-                    n = count(lpath, idx)
-                    for v in range(n):
-                        new.append(idx + (v,))
-                idx_lists = new
-        for idx in idx_lists:
-            e = {**nenv, **_idx_env(idx)}
-            w = rec.get("w")
-            if w is not None and not evaluate(w, e):
-                continue
-            concrete = name
-            for k, v in enumerate(idx):
-                concrete = concrete.replace("{" + PLACEHOLDERS[k] + "}", str(v), 1)
-            slots = {s: int(evaluate(rec[s], e)) for s in ("in", "out", "ks", "groups") if s in rec}
-            params = []
-            for pent in rec["p"]:
-                pn, shape = pent[0], pent[1]
-                extra = pent[2] if len(pent) > 2 else {}
-                if "w" in extra and not evaluate(extra["w"], e):
-                    continue
-                shp = tuple(int(evaluate(d, e)) for d in shape)
-                tied = False
-                if "t" in extra and evaluate(extra["t"][1], e):
-                    tied = True
-                params.append((pn, shp, tied))
-                if not tied:
-                    total += math.prod(shp)
-            out.append((concrete, rec["c"], slots, params))
+    for m in modules:
+        # the slots module_slots() observes; Module.kernel_numel is derived from the weight, not a slot
+        slots = {s: v for s, v in (("in", m.in_features), ("out", m.out_features), ("groups", m.groups))
+                 if v is not None}
+        params = [(p.local_name, p.shape, p.tied_to is not None) for p in m.params]
+        total += m.num_params
+        out.append((m.name, m.cls, slots, params))
     return out, total
 
 
@@ -1830,6 +1827,22 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0, prefill: bool
     derived_rules, derived_unsolved = solve_derived(config_cls, base_kwargs, single_variants, derived_combos, solver)
     derived_all = set(derived_rules) | set(derived_unsolved)
 
+    # ---- None for the optional integer fields real checkpoints leave null (NULLABLE_INT_FIELDS) ----
+    nullable: list[str] = []
+    for k, v in sorted(base_env.items()):
+        if k.rsplit(".", 1)[-1] not in NULLABLE_INT_FIELDS or not _is_int(v):
+            continue
+        kw = set_path(base_kwargs, k, None)
+        try:
+            env = flatten_config(build_config(config_cls, kw))
+        except Exception:
+            continue
+        if k in env and env[k] is None:
+            single_variants.append((k, kw))
+            nullable.append(k)
+    _NULLABLE.clear()
+    _NULLABLE.update(nullable)
+
     # ---- model classes ----
     class_names: list[str] = []
     for t, c in tasks.items():
@@ -1871,13 +1884,19 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0, prefill: bool
             # combined variants: all inputs at once (finds dependencies that only show up together, e.g. the
             # dense MLP width of layers that exist only when decoder_sparse_step > 1), then the relevant ones
             combos_primary = combo(input_ints, 5, 16) + combo(sorted(rel & set(input_ints)), 3, 10)
+            random_combos = list(combos_primary)
             # second order: every structural flag flipped, with each relevant integer perturbed on top
             # (Falcon's fused QKV width depends on num_kv_heads only when new_decoder_architecture is set)
             rel_bools = [k for k in sorted(rel) if isinstance(filled.get(k), bool)][:6]
             rel_ints = sorted((k for k in input_ints if _is_int(filled.get(k))), key=_var_order)
-            for b in rel_bools:
-                flipped = set_path(base_kwargs, b, not filled[b])
+            # a nullable field set to None is such a flag too (DeepSeek's q_proj width with q_lora_rank None);
+            # the cap below is for the flags, so it never starves the None case
+            flips = [(b, not filled[b]) for b in rel_bools] + [(k, None) for k in nullable if k in rel]
+            for b, flip_to in flips:
+                flipped = set_path(base_kwargs, b, flip_to)
                 for k in rel_ints:
+                    if k == b:
+                        continue
                     for new in perturbations(k, filled[k]):
                         kw = set_path(flipped, k, new)
                         try:
@@ -1886,8 +1905,20 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0, prefill: bool
                             continue
                         combos_primary.append(kw)
                         break
-                    if len(combos_primary) > 90:
+                    if flip_to is not None and len(combos_primary) > 90:
                         break
+            # ... and under the combined variants as well: with one field varied at a time on top of the
+            # None, a wrong expression can fit (MiniCPM3's q_proj width through a floor division)
+            for k in nullable:
+                if k not in rel:
+                    continue
+                for kw in random_combos:
+                    kw = set_path(kw, k, None)
+                    try:
+                        build_config(config_cls, kw)
+                    except Exception:
+                        continue
+                    combos_primary.append(kw)
             if combos_primary:
                 extra_builds = []
                 for kw in combos_primary:
@@ -1963,6 +1994,8 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0, prefill: bool
         doc["attribute_map"] = amap
     if implicit:
         doc["implicit"] = implicit
+    if nullable:
+        doc["nullable"] = nullable
     if derived_unsolved:
         doc["derived_unsolved"] = derived_unsolved
     if failures:

@@ -862,7 +862,9 @@ def load_model_info(
     defaulted = tuple(sorted(u for u in used if u not in provided and u not in derived)) if config is not None else ()
     # A field the generator only ever saw as a number, set to null here (DeepSeek-V2-Lite's
     # q_lora_rank: q_proj instead of q_a_proj/q_b_proj): the module names themselves may differ.
-    nulled = tuple(sorted(u for u in used if u not in derived and env.get(u) is None
+    # Fields listed as "nullable" were also built as None by the generator, so their records hold.
+    nullable = set(doc.get("nullable", ()))
+    nulled = tuple(sorted(u for u in used if u not in derived and u not in nullable and env.get(u) is None
                           and isinstance(default_env.get(u), int) and not isinstance(default_env.get(u), bool)))
     if nulled:
         exact = False
