@@ -122,3 +122,16 @@ def quote_list(items: Iterable[str], limit: int = 8) -> str:
 def nice_alpha(value: float) -> int | float:
     """An alpha suggestion as users write it: an integer, or one decimal for rsLoRA's sqrt(r)."""
     return int(round(value)) if abs(value - round(value)) < 1e-9 else round(value, 1)
+
+
+def item_spans(site: ConfigSite, name: str) -> dict[Any, Span]:
+    """Entry -> its span (the first occurrence) for a list argument whose extractor recorded them;
+    built once, so thousands of entries stay linear."""
+    f = site.get(name)
+    spans: dict[Any, Span] = {}
+    for value, span in f.items if f is not None else ():
+        try:
+            spans.setdefault(value, span)
+        except TypeError:  # an unhashable entry: it has no span of its own here
+            continue
+    return spans

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any, Iterable
 
 from loralint.checks import CheckContext, Finding, check
-from loralint.checks._util import append_argument, close_matches, effective, known_field, replace_value
+from loralint.checks._util import append_argument, close_matches, effective, item_spans, known_field, replace_value
 from loralint.checks.targets import misread_string_target
 from loralint.knowledge.targeting import dotted_suffixes
 from loralint.limits import AnalysisLimit
@@ -147,7 +147,7 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
         return
     # Computed once, not per entry: a list of thousands of entries stays linear.
     known = _names_and_suffixes(info)
-    has, adaptable, spans = _has_list(info), _adaptable_names(info), _item_spans(site, "target_modules")
+    has, adaptable, spans = _has_list(info), _adaptable_names(info), item_spans(site, "target_modules")
     others_match = any(result.entry_matches.values())
     applied = _peft_applied(site)
     for entry in unmatched:
@@ -239,17 +239,6 @@ def target_matches_nothing(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
             " or a dotted suffix (a regex string matches full names), so the modules it was meant to protect are adapted",
         )
 
-
-def _item_spans(site: ConfigSite, name: str) -> dict[Any, Any]:
-    """Entry -> its span (the first occurrence), for a list argument whose extractor recorded them."""
-    f = site.get(name)
-    spans: dict[Any, Any] = {}
-    for value, span in f.items if f is not None else ():
-        try:
-            spans.setdefault(value, span)
-        except TypeError:  # an unhashable entry: it has no span of its own here
-            continue
-    return spans
 
 
 def _item_span(site: ConfigSite, name: str, item: str):
@@ -733,7 +722,7 @@ def modules_to_save_surprise(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
     resolution, info, result = found
     targets, _ = effective(site, "target_modules")
     target_list = set(targets) if isinstance(targets, (list, tuple, set)) else set()
-    spans = _item_spans(site, "modules_to_save")
+    spans = item_spans(site, "modules_to_save")
     unmatched = set(result.unmatched_modules_to_save)
     for entry in f.value:
         if not isinstance(entry, str):

@@ -9,10 +9,10 @@ explains string targets as a whole; LORA014 covers the other fields PEFT turns i
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 from loralint.checks import CheckContext, Finding, check
-from loralint.checks._util import known_field
+from loralint.checks._util import item_spans, known_field
 from loralint.limits import AnalysisLimit
 from loralint.safe_regex import FULLMATCH, LAYERS, PATTERN_KEY, SAVED_MODULE, compile_checked
 from loralint.sites import ConfigSite, Span
@@ -26,17 +26,6 @@ _HOW = {
 }
 
 
-def _item_spans(site: ConfigSite, name: str) -> dict[Any, Span]:
-    """Entry -> its span (first occurrence) for a list argument, built once: thousands of entries stay linear."""
-    f = site.get(name)
-    spans: dict[Any, Span] = {}
-    for value, span in f.items if f is not None else ():
-        try:
-            spans.setdefault(value, span)
-        except TypeError:
-            continue
-    return spans
-
 
 def site_patterns(site: ConfigSite, include_target: bool = True) -> Iterator[tuple[str, str, str, str, Span]]:
     """(field, text, PEFT's form, how a message names it, span) for every pattern PEFT would compile."""
@@ -48,7 +37,7 @@ def site_patterns(site: ConfigSite, include_target: bool = True) -> Iterator[tup
         yield "exclude_modules", f.value, FULLMATCH, "exclude_modules", f.span
     f = known_field(site, "modules_to_save")
     if f is not None and isinstance(f.value, (list, tuple)):
-        spans = _item_spans(site, "modules_to_save")
+        spans = item_spans(site, "modules_to_save")
         for entry in f.value:
             if isinstance(entry, str):
                 yield "modules_to_save", entry, SAVED_MODULE, f"modules_to_save entry {entry!r}", spans.get(entry, f.span)
@@ -61,7 +50,7 @@ def site_patterns(site: ConfigSite, include_target: bool = True) -> Iterator[tup
     f = known_field(site, "layers_pattern")
     if f is not None:
         values = [f.value] if isinstance(f.value, str) else f.value if isinstance(f.value, (list, tuple)) else []
-        spans = _item_spans(site, "layers_pattern")
+        spans = item_spans(site, "layers_pattern")
         for value in values:
             if isinstance(value, str) and value:
                 yield "layers_pattern", value, LAYERS, f"layers_pattern {value!r}", spans.get(value, f.span)
