@@ -4,7 +4,12 @@ never a wrong answer. Stdlib only: the knowledge base and the checks both raise 
 
 from __future__ import annotations
 
-__all__ = ["AnalysisLimit", "Budget"]
+__all__ = ["MAX_INT_BITS", "AnalysisLimit", "Budget"]
+
+# Bits of an integer read from a checked file (Python, YAML, JSON) or computed from one: larger ones
+# are unknown. No LoRA setting needs more than 64, and the rules turn values into floats (at most
+# 2**1024) and multiply them by model sizes; 256 leaves room for both.
+MAX_INT_BITS = 256
 
 
 class AnalysisLimit(Exception):

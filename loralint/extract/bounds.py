@@ -27,9 +27,8 @@ from loralint.sites import Unknown
 # modeling files, peft's test suites) are a few hundred KB.
 MAX_PYTHON_SOURCE_CHARS = 1_000_000
 
-# YAML/JSON values: characters of a string plus elements of containers, and bits of an integer.
+# YAML/JSON values: characters of a string plus elements of containers (integers: limits.MAX_INT_BITS).
 MAX_VALUE_SIZE = 100_000
-MAX_INT_BITS = 256
 
 # --- configurations ----------------------------------------------------------------------------
 

@@ -25,12 +25,12 @@ import yaml
 from loralint.extract.bounds import (
     MAX_DATA_DEPTH,
     MAX_DATA_NODES,
-    MAX_INT_BITS,
     MAX_VALUE_SIZE,
     LimitReached,
     note,
 )
 from loralint.extract.source import LINE_BREAK, LineIndex, SourceSyntaxError, line_column
+from loralint.limits import MAX_INT_BITS
 from loralint.sites import Unknown
 
 try:  # libyaml

@@ -22,11 +22,11 @@ import ast
 from dataclasses import dataclass, field
 from typing import Any
 
+from loralint.limits import MAX_INT_BITS
 from loralint.sites import Unknown
 
 MAX_ITEMS = 100_000  # elements of a list/tuple/set/dict
 MAX_CHARS = 1_000_000  # characters of a str / bytes
-MAX_INT_BITS = 256  # no LoRA setting needs more than 64; rules turn values into floats (at most 2**1024)
 
 
 @dataclass(slots=True)
