@@ -11,7 +11,14 @@ from collections import Counter
 from typing import Any, Iterable
 
 from loralint.checks import CheckContext, Finding, check
-from loralint.checks._util import append_argument, close_matches, effective, item_spans, known_field, replace_value
+from loralint.checks._util import (
+    append_argument,
+    close_matches,
+    effective,
+    item_spans,
+    known_field,
+    replace_value,
+)
 from loralint.checks.targets import misread_string_target
 from loralint.knowledge.targeting import dotted_suffixes
 from loralint.limits import AnalysisLimit
