@@ -112,6 +112,13 @@ def _alarm_handler(signum, frame):  # pragma: no cover - signal path
     raise Timeout()
 
 
+def cpu_seconds() -> float:
+    """The limits count this process's CPU time, not the wall clock: a run on a loaded machine
+    (or with more jobs than cores) then covers the same classes as one on an idle machine.
+    Workers run torch single-threaded, so CPU time and the work done stay proportional."""
+    return time.process_time()
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
@@ -821,12 +828,12 @@ class Solver:
         best = batch([(j,) for j in range(M)])
         if best:
             return min(best)[1]
-        if time.time() > self.deadline:
+        if cpu_seconds() > self.deadline:
             return None
         best = batch(list(itertools.combinations(range(min(M, 160)), 2)))
         if best:
             return min(best)[1]
-        if i_dep or time.time() > self.deadline:
+        if i_dep or cpu_seconds() > self.deadline:
             return None
         small = [j for j, (mo, _) in enumerate(cols) if mo.kind in ("v", "mul", "sq", "mul3", "idx", "muldiv")][:45]
         best = batch(list(itertools.combinations(small, 3)))
@@ -1073,7 +1080,7 @@ def analyse_class(
     builds.append(base)
     relevant: set[str] = set()
     for label, kw in single_variants:
-        if time.time() > deadline or len(builds) > MAX_BUILDS_PER_CLASS:
+        if cpu_seconds() > deadline or len(builds) > MAX_BUILDS_PER_CLASS:
             break
         try:
             ob = build(kw, "single", label)
@@ -1086,7 +1093,7 @@ def analyse_class(
             relevant.add(label)
         builds.append(ob)
     for kw in combo_variants:
-        if time.time() > deadline:
+        if cpu_seconds() > deadline:
             break
         try:
             ob = build(kw, "combo")
@@ -1729,14 +1736,15 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0, prefill: bool
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     t0 = time.time()
-    deadline = t0 + time_limit * 0.85
+    c0 = cpu_seconds()
+    deadline = c0 + time_limit * 0.85
     config_cls = CONFIG_MAPPING[model_type]
     default_cfg = config_cls()
     tasks = task_classes_for(model_type)
     if not tasks:
         raise RuntimeError("no model class in the Auto mappings used for LoRA tasks")
     solver = Solver()
-    solver.deadline = t0 + time_limit * 0.6
+    solver.deadline = c0 + time_limit * 0.6
 
     # ---- baseline kwargs: default config with stack depths capped ----
     base_tree = input_tree(default_cfg, top=True)
@@ -1870,7 +1878,7 @@ def analyse_model_type(model_type: str, time_limit: float = 300.0, prefill: bool
     timing: dict[str, float] = {}
     partial_reasons: list[str] = []
     for ci, cname in enumerate(ordered):
-        if time.time() > deadline:
+        if cpu_seconds() > deadline:
             failures[cname] = "skipped: per-model time limit reached"
             continue
         tc = time.time()
@@ -2310,13 +2318,13 @@ def _worker_init() -> None:
         torch.set_num_threads(1)
     except Exception:
         pass
-    signal.signal(signal.SIGALRM, _alarm_handler)
+    signal.signal(signal.SIGPROF, _alarm_handler)
 
 
 def _run_one(args: tuple[str, float]) -> tuple[str, dict[str, Any] | None, str | None, float]:
     model_type, time_limit = args
     t0 = time.time()
-    signal.alarm(int(time_limit) + 1)
+    signal.setitimer(signal.ITIMER_PROF, time_limit + 1)  # CPU time, as cpu_seconds()
     try:
         try:
             doc = analyse_model_type(model_type, time_limit)
@@ -2334,7 +2342,7 @@ def _run_one(args: tuple[str, float]) -> tuple[str, dict[str, Any] | None, str |
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return model_type, None, tb[:400], time.time() - t0
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_PROF, 0)
         import gc
 
         gc.collect()
@@ -2436,7 +2444,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "(default: all, replacing it)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=240.0, help="per model type, seconds")
+    ap.add_argument("--timeout", type=float, default=240.0, help="per model type, CPU seconds")
     ap.add_argument("--reindex", action="store_true", help="only rebuild index.json from the files in --out")
     ap.add_argument("--config-keys", action="store_true",
                     help=f"only rebuild {CONFIG_KEYS_FILE} (config.json aliases, flat layouts, class names; ~1 min)")
