@@ -111,7 +111,9 @@ class DatasetRef:
     size after extraction (counting a local file, a Hub index, the datasets cache)."""
 
     span: Span
-    kind: str  # "files" (local data files) | "hub" (a Hub id) | "llamafactory" (a dataset_info.json name)
+    # "files" (local data files) | "hub" (a Hub id) | "llamafactory" (a dataset_info.json name)
+    # | "disk" (a save_to_disk folder given to load_from_disk: `files` holds its path)
+    kind: str
     name: str  # the Hub id or LLaMA-Factory name; for "files" the builder ("json", "csv", ...) or ""
     files: list[str] = field(default_factory=list)  # local paths as written
     config: str | None = None  # the Hub data set's configuration (load_dataset's `name`)
@@ -120,6 +122,9 @@ class DatasetRef:
     exact: int | None = None  # exactly this many (`.select(range(N))`)
     dataset_dir: str | None = None  # LLaMA-Factory's dataset_dir
     where: str = ""  # how the file names it: "axolotl datasets[0]", "load_dataset at line 4"
+    # "disk": the folder may hold a DatasetDict, which then stands for its train split (the file's
+    # only data set, not followed to a trainer); otherwise a DatasetDict folder is not sized.
+    or_train: bool = False
 
 
 @dataclass(slots=True)
@@ -129,6 +134,9 @@ class Hints:
     dataset_size: Field | None = None
     # The data sets the configuration trains on (None: not known which), sized by loralint.datasets.
     datasets: list[DatasetRef] | None = None
+    # Examples held out of the training set for evaluation (axolotl val_set_size, LLaMA-Factory
+    # val_size): a fraction (<= 1) or a count, as datasets' train_test_split(test_size=...) takes it.
+    held_out: Field | None = None
     quantization: str | None = None  # "4bit" / "8bit" when the base model is loaded quantized
     quantization_span: Span | None = None
     bnb_config: dict[str, Any] | None = None  # BitsAndBytesConfig(...) arguments when statically known

@@ -209,3 +209,208 @@ def test_a_10mb_jsonl_is_counted_by_streaming_under_a_memory_bound(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.loralint]\nmax-data-file-size = "1 MB"\n')
     run = run_bounded(["check", "--no-cache", "--fail-level", "info", "--select", "LORA104", "config.yml"], tmp_path, address_space_mb=1024)
     assert run.exit_code == 0 and "LORA104" not in run.stdout
+
+
+# --- Arrow IPC, written per the Arrow columnar format spec (pyarrow is not installed here) ----------
+def _fb_message(header_type: int, rows: int | None, body: int, version: int = 4) -> bytes:
+    """A flatbuffer `Message { version, header_type, header, bodyLength }` (format/Message.fbs) with
+    its header: a Schema with no fields, a RecordBatch of `rows` rows and no columns (empty `nodes`
+    and `buffers`), or a DictionaryBatch holding only its `id`. The Message table sits at 16 with its
+    vtable at 4; the header's vtable at 40, its table at 56, vectors after it."""
+    out = struct.pack("<I", 16) + struct.pack("<6H", 12, 24, 4, 6, 8, 16)
+    out += struct.pack("<ihBxI4xq", 16 - 4, version, header_type, 56 - 24, body)
+    if header_type == 1:  # Schema: fields (slot 1) → an empty vector
+        out += struct.pack("<4H8x", 8, 8, 0, 4) + struct.pack("<iII4x", 56 - 40, 64 - 60, 0)
+    elif header_type == 3:  # RecordBatch: length (slot 0), nodes (1), buffers (2)
+        out += struct.pack("<5H6x", 10, 24, 8, 4, 16)
+        out += struct.pack("<iIqI4x", 56 - 40, 80 - 60, rows, 88 - 72) + struct.pack("<I4xI4x", 0, 0)
+    else:  # DictionaryBatch: id (slot 0)
+        out += struct.pack("<3H10x", 6, 16, 8) + struct.pack("<i4xq", 56 - 40, rows or 0)
+    return out
+
+
+def _frame(metadata: bytes, body: int, legacy: bool) -> bytes:
+    prefix = struct.pack("<i", len(metadata)) if legacy else struct.pack("<Ii", 0xFFFFFFFF, len(metadata))
+    return prefix + metadata + bytes(body)
+
+
+def arrow_stream(batches: list[int], legacy: bool = False, dictionary: bool = False) -> bytes:
+    """Schema, [a dictionary batch,] one RecordBatch message per entry (with a body), end of stream."""
+    out = _frame(_fb_message(1, None, 0), 0, legacy)
+    if dictionary:
+        out += _frame(_fb_message(2, 7, 16), 16, legacy)  # its rows are the dictionary's, not the table's
+    for rows in batches:
+        out += _frame(_fb_message(3, rows, 64), 64, legacy)
+    return out + (b"" if legacy else b"\xff\xff\xff\xff") + b"\0\0\0\0"
+
+
+def arrow_file(batches: list[int]) -> bytes:
+    """The IPC file format: magic, the stream, a `Footer { version, schema, recordBatches: [Block] }`
+    (format/File.fbs) with a Block (offset, metaDataLength, bodyLength) per record batch, its size, magic."""
+    stream = arrow_stream(batches)
+    schema_frame, batch_frame = 8 + 72, 8 + 96 + 64
+    footer = struct.pack("<I", 24) + struct.pack("<6H8x", 12, 16, 4, 8, 0, 12)
+    footer += struct.pack("<ih2xII", 24 - 4, 4, 48 - 32, 68 - 36)  # the table at 24
+    footer += struct.pack("<4H", 8, 8, 0, 4) + struct.pack("<iII4x", 48 - 40, 56 - 52, 0)  # its schema at 48
+    footer += struct.pack("<4xI", len(batches))
+    for i in range(len(batches)):
+        footer += struct.pack("<qi4xq", 8 + schema_frame + i * batch_frame, 8 + 96, 64)
+    return b"ARROW1\0\0" + stream + footer + struct.pack("<i", len(footer)) + b"ARROW1"
+
+
+def test_arrow_stream_rows_are_summed_from_the_record_batch_headers(tmp_path):
+    (tmp_path / "train.arrow").write_bytes(arrow_stream([1000] * 99 + [1000], dictionary=True))
+    axolotl(tmp_path, "train.arrow")
+    [message] = lora104(tmp_path, "config.yml")
+    assert "100,000 training examples (rows in the Arrow record batches counted in train.arrow" in message
+    (tmp_path / "train.arrow").write_bytes(arrow_stream([1000] * 99 + [999]))
+    assert lora104(tmp_path, "config.yml") == []
+
+
+def test_arrow_file_format_and_the_pre_0_15_stream_prefix(tmp_path):
+    from loralint.datasets.count import count_file
+
+    (tmp_path / "a.arrow").write_bytes(arrow_file([60_000, 60_000]))
+    (tmp_path / "b.arrow").write_bytes(arrow_stream([5, 6], legacy=True))
+    assert count_file(tmp_path / "a.arrow", "arrow").records == 120_000
+    assert count_file(tmp_path / "b.arrow", "arrow").records == 11
+    axolotl(tmp_path, "a.arrow")
+    [message] = lora104(tmp_path, "config.yml")
+    assert "120,000 training examples (rows in the Arrow record batches counted in a.arrow" in message
+
+
+def test_truncated_or_corrupt_arrow_files_are_not_counted(tmp_path):
+    from loralint.datasets.count import NotCounted, count_file
+
+    for whole in (arrow_stream([3, 4]), arrow_file([3, 4]), arrow_stream([3, 4], legacy=True)):
+        assert count_file(_put(tmp_path, whole), "arrow").records == 7
+        for cut in range(len(whole)):  # cut short anywhere: never counted, never another exception
+            try:
+                count_file(_put(tmp_path, whole[:cut]), "arrow")
+            except NotCounted:
+                continue
+            raise AssertionError(f"a file cut at byte {cut} of {len(whole)} was counted")
+    bad = [
+        arrow_stream([3])[:8] + struct.pack("<I", 1 << 31) + arrow_stream([3])[12:],  # root offset outside
+        _frame(_fb_message(1, None, 0, version=1), 0, False) + b"\xff\xff\xff\xff\0\0\0\0",  # metadata V2
+        _frame(_fb_message(3, 5, 0), 0, False) + b"\xff\xff\xff\xff\0\0\0\0",  # no schema first
+        _frame(_fb_message(1, None, 0), 0, False) + _frame(_fb_message(3, -1, 0), 0, False) + b"\xff\xff\xff\xff\0\0\0\0",
+        b"\xff\xff\xff\xff" + struct.pack("<i", -8) + bytes(64),  # a negative metadata size
+        b"\xff\xff\xff\xff\0\0\0\0",  # an empty stream: no schema
+    ]
+    for data in bad:
+        try:
+            count_file(_put(tmp_path, data), "arrow")
+        except NotCounted:
+            continue
+        raise AssertionError(f"counted: {data!r}")
+
+
+def _put(tmp_path, data: bytes):
+    path = tmp_path / "cut.arrow"
+    path.write_bytes(data)
+    return path
+
+
+def test_a_corrupt_arrow_file_leaves_the_rule_quiet_without_a_traceback(tmp_path):
+    (tmp_path / "train.arrow").write_bytes(arrow_stream([200_000])[:-3])
+    axolotl(tmp_path, "train.arrow")
+    run = run_bounded(["check", "--no-cache", "--fail-level", "info", "config.yml"], tmp_path,
+                      env={"HF_DATASETS_CACHE": str(tmp_path / "none")})
+    assert run.exit_code in (0, 1) and not run.traceback, run.stderr
+    assert "LORA104" not in run.stdout
+
+
+def save_to_disk(folder, shards: list[list[int]], splits: list[str] | None = None) -> None:
+    """What datasets' save_to_disk writes: state.json listing data-*.arrow streams (per split folder
+    and a dataset_dict.json for a DatasetDict) and a dataset_info.json (of the original data set)."""
+    for split in splits or [None]:
+        where = folder / split if split else folder
+        where.mkdir(parents=True, exist_ok=True)
+        names = [f"data-{i:05d}-of-{len(shards):05d}.arrow" for i in range(len(shards))]
+        for name, batches in zip(names, shards):
+            (where / name).write_bytes(arrow_stream(batches))
+        (where / "state.json").write_text(json.dumps({
+            "_data_files": [{"filename": n} for n in names], "_fingerprint": "0123", "_format_columns": None,
+            "_format_kwargs": {}, "_format_type": None, "_output_all_columns": False, "_split": split}))
+        # before a filter: the split sizes here are not the rows saved
+        (where / "dataset_info.json").write_text(json.dumps({"splits": {"train": {"num_examples": 9_999_999}}}))
+    if splits:
+        (folder / "dataset_dict.json").write_text(json.dumps({"splits": splits}))
+
+
+def trainer_script(tmp_path, load: str, train: str) -> None:
+    (tmp_path / "train.py").write_text(textwrap.dedent(f"""
+        from datasets import Dataset, load_from_disk
+        from peft import LoraConfig
+        from trl import SFTTrainer
+        ds = {load}
+        trainer = SFTTrainer(model="gpt2", train_dataset={train}, peft_config=LoraConfig(lora_dropout=0.1, task_type="CAUSAL_LM"))
+    """))
+
+
+def test_load_from_disk_counts_the_saved_arrow_shards(tmp_path):
+    save_to_disk(tmp_path / "data" / "prepared", [[50_000, 10_000], [40_000]])
+    trainer_script(tmp_path, 'load_from_disk("data/prepared")', "ds")
+    [message] = lora104(tmp_path, "train.py")
+    assert ("100,000 training examples (rows in the Arrow record batches of the save_to_disk folder data/prepared"
+            " (2 files); load_from_disk at line 5)") in message
+    trainer_script(tmp_path, 'Dataset.load_from_disk("data/prepared")', "ds.shuffle(seed=1)")
+    [message] = lora104(tmp_path, "train.py")
+    assert "(2 files); Dataset.load_from_disk at line 5)" in message
+    save_to_disk(tmp_path / "data" / "prepared", [[50_000, 9_999], [40_000]])
+    assert lora104(tmp_path, "train.py") == []
+
+
+def test_load_from_disk_dataset_dict_needs_its_split_named(tmp_path):
+    save_to_disk(tmp_path / "dd", [[120_000]], splits=["train", "test"])
+    trainer_script(tmp_path, 'load_from_disk("dd")', 'ds["train"]')
+    [message] = lora104(tmp_path, "train.py")
+    assert "120,000 training examples (rows in the Arrow record batches of the save_to_disk folder dd split 'train'" in message
+    trainer_script(tmp_path, 'load_from_disk("dd")', "ds")  # a DatasetDict given whole: not a training set
+    assert lora104(tmp_path, "train.py") == []
+    trainer_script(tmp_path, 'load_from_disk("dd")', 'ds["validation"]')  # a split it does not have
+    assert lora104(tmp_path, "train.py") == []
+    # a state.json pointing outside its folder is not followed
+    save_to_disk(tmp_path / "one", [[120_000]])
+    (tmp_path / "one" / "state.json").write_text(json.dumps({"_data_files": [{"filename": "../dd/train/data-00000-of-00001.arrow"}]}))
+    trainer_script(tmp_path, 'load_from_disk("one")', "ds")
+    assert lora104(tmp_path, "train.py") == []
+
+
+# --- evaluation splits taken out of the training set ---------------------------------------------
+def test_axolotl_val_set_size_fraction_and_count_leave_the_rest(tmp_path):
+    jsonl(tmp_path / "train.jsonl", 105_000)
+    axolotl(tmp_path, "train.jsonl")
+    config = (tmp_path / "config.yml").read_text()
+    (tmp_path / "config.yml").write_text(config + "val_set_size: 0.04\n")  # ceil(4,200) out: 100,800 left
+    [message] = lora104(tmp_path, "config.yml")
+    assert ("100,800 training examples (JSON lines counted in train.jsonl; axolotl datasets[0]; 105,000 in all,"
+            " 4,200 held out for evaluation by val_set_size=0.04)") in message
+    (tmp_path / "config.yml").write_text(config + "val_set_size: 0.05\n")  # 99,750 left
+    assert lora104(tmp_path, "config.yml") == []
+    (tmp_path / "config.yml").write_text(config + "val_set_size: 5001\n")  # a count: 99,999 left
+    assert lora104(tmp_path, "config.yml") == []
+    (tmp_path / "config.yml").write_text(config + "val_set_size: 5000\n")
+    assert "105,000 in all, 5,000 held out for evaluation by val_set_size=5000" in lora104(tmp_path, "config.yml")[0]
+    (tmp_path / "config.yml").write_text(config + "dataset_exact_deduplication: true\n")  # duplicates dropped: unknown
+    assert lora104(tmp_path, "config.yml") == []
+
+
+def test_llamafactory_val_size_is_taken_after_max_samples(tmp_path):
+    jsonl(tmp_path / "data" / "big.jsonl", 150_000)
+    (tmp_path / "data" / "dataset_info.json").write_text(json.dumps({"big": {"file_name": "big.jsonl"}}))
+    config = textwrap.dedent("""
+        model_name_or_path: meta-llama/Llama-3.2-3B
+        stage: sft
+        finetuning_type: lora
+        lora_dropout: 0.1
+        lora_target: all
+        dataset: big
+    """)
+    (tmp_path / "sft.yaml").write_text(config + "val_size: 0.1\n")  # 135,000 left
+    [message] = lora104(tmp_path, "sft.yaml")
+    assert message.startswith("lora_dropout=0.1 with 135,000 training examples (")
+    assert "150,000 in all, 15,000 held out for evaluation by val_size=0.1" in message
+    (tmp_path / "sft.yaml").write_text(config + "max_samples: 110000\nval_size: 0.1\n")  # 99,000 left
+    assert lora104(tmp_path, "sft.yaml") == []

@@ -10,6 +10,7 @@ configuration is sized, or when the ones that are already reach the total (a low
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -33,22 +34,22 @@ class Sizer:
 
     def size_site(self, site: ConfigSite, config_path: Path) -> None:
         refs = site.hints.datasets
-        if not refs:
-            return
-        total, parts, complete = 0, [], True
-        for ref in refs:
-            sized = self.size_ref(ref, config_path)
-            if sized is None:
-                complete = False
-                continue
-            total += sized[0]
-            parts.append(sized[1])
-        if not parts:
-            return
-        provenance = "; ".join(parts[:3]) + ("; ..." if len(parts) > 3 else "")
-        if not complete:
-            provenance = f"at least: {provenance}; other data sets not sized"
-        site.hints.dataset_size = Field("dataset_size", total, refs[0].span, provenance=provenance)
+        if refs:
+            total, parts, complete = 0, [], True
+            for ref in refs:
+                sized = self.size_ref(ref, config_path)
+                if sized is None:
+                    complete = False
+                    continue
+                total += sized[0]
+                parts.append(sized[1])
+            if parts:
+                provenance = "; ".join(parts[:3]) + ("; ..." if len(parts) > 3 else "")
+                if not complete:
+                    provenance = f"at least: {provenance}; other data sets not sized"
+                site.hints.dataset_size = Field("dataset_size", total, refs[0].span, provenance=provenance)
+        if site.hints.held_out is not None and site.hints.dataset_size is not None:
+            site.hints.dataset_size = _held_out(site.hints.dataset_size, site.hints.held_out)
 
     def size_ref(self, ref: DatasetRef, config_path: Path) -> tuple[int, str] | None:
         if ref.exact is not None:
@@ -67,6 +68,9 @@ class Sizer:
             splits, what, source = found[0], ref.name, found[1]
         elif ref.kind == "llamafactory":
             return self._llamafactory(ref, config_path)
+        elif ref.kind == "disk":
+            found = self._disk(ref, config_path)
+            return None if found is None else (found[0], f"{found[1]}; {ref.where}" if ref.where else found[1])
         if splits is None:
             return None
         size = _apply_split(ref.split or "train", splits)
@@ -99,7 +103,7 @@ class Sizer:
         names = ", ".join(w for w, _ in shown[:3]) + (", ..." if len(shown) > 3 else "")
         return total, f"{how} counted in {names}"
 
-    def _locate(self, written: str, config_path: Path) -> Path | None:
+    def _locate(self, written: str, config_path: Path, folder: bool = False) -> Path | None:
         """A path as the config names it: absolute, else next to the config, else from the root
         (trainers resolve it against the working directory, usually the repository's root)."""
         if any(ch in written for ch in "*?[") or "://" in written:
@@ -108,11 +112,50 @@ class Sizer:
         candidates = [path] if path.is_absolute() else [config_path.parent / path, *([self.root / path] if self.root else [])]
         for candidate in candidates:
             try:
-                if candidate.is_file():
+                if candidate.is_dir() if folder else candidate.is_file():
                     return candidate
             except OSError:
                 continue
         return None
+
+    # --- save_to_disk folders -----------------------------------------------------------------
+    def _disk(self, ref: DatasetRef, config_path: Path) -> tuple[int, str] | None:
+        """A folder written by save_to_disk (datasets/arrow_dataset.py, dataset_dict.py): a Dataset is
+        `state.json` + the `_data_files` it lists (Arrow streams); a DatasetDict is `dataset_dict.json`
+        ({"splits": [...]}) with one such folder per split. The rows are counted in the Arrow files:
+        the folder's dataset_info.json keeps the split sizes of the data set it was derived from,
+        before any filter or select."""
+        if len(ref.files) != 1:
+            return None
+        written = ref.files[0]
+        folder = self._locate(written, config_path, folder=True)
+        if folder is None:
+            return None
+        shown, split = written, ref.split
+        if (folder / "dataset_dict.json").is_file():
+            splits = _json_file(folder / "dataset_dict.json")
+            names = splits.get("splits") if isinstance(splits, dict) else None
+            split = split or ("train" if ref.or_train else None)
+            if split is None or not isinstance(names, list) or split not in names or not split.isidentifier():
+                return None  # a DatasetDict as the training set, or a split it does not have
+            folder, shown = folder / split, f"{written} split {split!r}"
+        elif split is not None:
+            return None  # ds["train"] on a Dataset is a column, not a data set
+        state = _json_file(folder / "state.json")
+        files = state.get("_data_files") if isinstance(state, dict) else None
+        if not isinstance(files, list) or not files or len(files) > _MAX_FILES or state.get("_indices_data_files"):
+            return None  # no data files, or an indices mapping (datasets < 2 saved selections that way)
+        total = 0
+        for entry in files:
+            name = entry.get("filename") if isinstance(entry, dict) else None
+            if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+                return None  # a data file outside the folder: not what save_to_disk writes
+            counted = self._count(folder / name, "arrow")
+            if counted is None:
+                return None
+            total += counted[0]
+        plural = "s" if len(files) > 1 else ""
+        return total, f"rows in the Arrow record batches of the save_to_disk folder {shown} ({len(files)} file{plural})"
 
     def _count(self, path: Path, kind: str) -> tuple[int, str] | None:
         try:
@@ -180,6 +223,35 @@ class Sizer:
         return size, what
 
 
+def _held_out(sized: Field, held: Field) -> Field | None:
+    """What training keeps after `train_test_split(test_size=held)` (axolotl's val_set_size,
+    LLaMA-Factory's val_size): datasets/arrow_dataset.py takes ceil(test_size * n) examples for a
+    fraction, test_size for a count, and raises when nothing would be left to train on. A lower bound
+    stays one: n - ceil(f * n) never falls as n grows."""
+    n, value = sized.value, held.value
+    if not isinstance(n, int) or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float):
+        if not 0 < value < 1:
+            return None
+        taken = math.ceil(value * n)
+    else:
+        taken = value
+    if not 0 < taken < n:
+        return None  # train_test_split raises: the size of this run is not known
+    provenance = f"{sized.provenance}; {n:,} in all, {taken:,} held out for evaluation by {held.describe()}"
+    return Field("dataset_size", n - taken, sized.span, provenance=provenance)
+
+
+def _json_file(path: Path) -> object:
+    try:
+        import json
+
+        return json.loads(read_limited(path))
+    except (OSError, ValueError):
+        return None
+
+
 def _apply_split(text: str, splits: dict[str, int]) -> int | None:
     parts = parse_split(text)
     if parts is None:
@@ -195,7 +267,7 @@ def _apply_split(text: str, splits: dict[str, int]) -> int | None:
 
 def size_datasets(sites: list[ConfigSite], fs_paths: dict[str, Path], settings: Any) -> None:
     """Give each site that names its data sets a `hints.dataset_size` with its provenance."""
-    todo = [s for s in sites if s.hints.datasets]
+    todo = [s for s in sites if s.hints.datasets or s.hints.held_out is not None]
     if not todo:
         return
     sizer = Sizer(getattr(settings, "root", None), getattr(settings, "max_data_file_size", DEFAULT_MAX_DATA_FILE_SIZE))

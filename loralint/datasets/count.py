@@ -1,5 +1,5 @@
 """Counting the records of a local data file without loading it: JSON lines, a JSON array's items,
-CSV records and a Parquet file's footer. Every read goes through loralint.safe_read (regular files
+CSV records, a Parquet file's footer and the record batch headers of an Arrow IPC file. Every read goes through loralint.safe_read (regular files
 only, never more than max-data-file-size bytes) and memory stays bounded by one chunk plus, for
 CSV, one record of at most MAX_RECORD bytes: a file that would need more is not counted."""
 
@@ -16,7 +16,8 @@ from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, InputRefused, open_re
 
 MAX_RECORD = 1 << 20  # one CSV record (csv's own field_size_limit is 128 KiB a field)
 MAX_PARQUET_FOOTER = 16 << 20  # a footer larger than this is not read
-SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet",
+            ".arrow": "arrow"}
 # datasets' packaged builders: load_dataset("json", data_files=...) and friends
 BUILDERS = {"json": "json", "csv": "csv", "parquet": "parquet", "arrow": "arrow", "text": "text"}
 
@@ -28,7 +29,7 @@ class NotCounted(Exception):
 @dataclass(frozen=True, slots=True)
 class Count:
     records: int
-    how: str  # "JSON lines", "items of the JSON array", "CSV records", "rows in the Parquet footer"
+    how: str  # "JSON lines", "items of the JSON array", "CSV records", "rows in the Parquet footer", ...
 
 
 def kind_of(path: str, builder: str | None = None) -> str | None:
@@ -52,7 +53,11 @@ def count_file(path: str | os.PathLike[str], kind: str, limit: int = DEFAULT_MAX
         return Count(parquet_rows(path, limit), "rows in the Parquet footer")
     if kind == "text":
         return Count(_json_lines(path, limit), "lines")
-    raise NotCounted(f"{kind} files are not counted")  # Arrow IPC: record counts sit in flatbuffers messages
+    if kind == "arrow":
+        from loralint.datasets.arrow import arrow_rows
+
+        return Count(arrow_rows(path, limit), "rows in the Arrow record batches")
+    raise NotCounted(f"{kind} files are not counted")
 
 
 def _json_lines(path, limit: int) -> int:

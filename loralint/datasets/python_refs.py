@@ -32,6 +32,7 @@ class _Load:
     ref: DatasetRef
     by_split: dict[str, list[str]] | None = None  # data_files given per split
     is_dict: bool = False
+    either: bool = False  # load_from_disk: a Dataset or a DatasetDict, as the folder holds
     steps: list[str] = field(default_factory=list)
 
 
@@ -49,7 +50,7 @@ class DatasetTracer:
         load = self._trace(expr, 0)
         if load is None or load.is_dict:
             return None  # a DatasetDict given as the training set would fail; nothing to size
-        return [load.ref]
+        return [load.ref]  # an `either` folder is sized only if it holds a Dataset
 
     def _trace(self, expr: ast.AST, depth: int) -> _Load | None:
         if depth > _MAX_DEPTH:
@@ -62,7 +63,7 @@ class DatasetTracer:
         if isinstance(expr, ast.Subscript):
             key = self._plain(expr.slice)
             inner = self._trace(expr.value, depth + 1)
-            if inner is None or not inner.is_dict or not isinstance(key, str):
+            if inner is None or not (inner.is_dict or inner.either) or not isinstance(key, str):
                 return None
             return self._choose(inner, key)
         if not isinstance(expr, ast.Call):
@@ -87,6 +88,8 @@ class DatasetTracer:
             return None
         if parts[-1] == "load_dataset":
             return self._load_dataset(expr)
+        if parts[-1] == "load_from_disk":
+            return self._load_from_disk(expr, parts)
         if parts[-1] in _FROM_FILES and len(parts) >= 2 and parts[-2] == "Dataset":
             files = self._files(argument(expr, "path_or_paths", 0))
             if not files:
@@ -151,9 +154,26 @@ class DatasetTracer:
             load = _Load(DatasetRef(span, "hub", path, config=name, where=where), is_dict=True)
         return self._choose(load, split) if split is not None else load
 
+    def _load_from_disk(self, call: ast.Call, parts: list[str]) -> _Load | None:
+        """load_from_disk(dataset_path, ...) (datasets/load.py): a Dataset or a DatasetDict, after the
+        folder's dataset_dict.json; Dataset.load_from_disk / DatasetDict.load_from_disk name which."""
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+            return None
+        path = self._plain(argument(call, "dataset_path", 0))
+        if not isinstance(path, str) or not path.strip():
+            return None
+        owner = parts[-2] if len(parts) >= 3 else ""
+        where = f"{owner + '.' if owner else ''}load_from_disk at line {call.lineno}"
+        ref = DatasetRef(self.program.text.span(call), "disk", "", [path], where=where)
+        if owner == "Dataset":
+            return _Load(ref)
+        return _Load(ref, is_dict=owner == "DatasetDict", either=owner != "DatasetDict")
+
     def _choose(self, load: _Load, split: str) -> _Load | None:
         """One split of a DatasetDict (or `split=` of load_dataset)."""
         ref = replace(load.ref, split=split)
+        if load.ref.kind == "disk" and not split.isidentifier():
+            return None  # a DatasetDict is indexed by a split's name, not a slice
         if load.by_split is not None:
             base = split.split("[", 1)[0].strip()
             if "+" in split or base not in load.by_split:
@@ -178,7 +198,7 @@ def file_datasets(program) -> list[DatasetRef] | None:
     """The file's single data set, when it makes exactly one (load_dataset / Dataset.from_*); a
     DatasetDict stands for its train split."""
     made = []
-    for call, _ in program.calls_named(frozenset({"load_dataset", *_FROM_FILES})):
+    for call, _ in program.calls_named(frozenset({"load_dataset", "load_from_disk", *_FROM_FILES})):
         qual = program.qualname(call.func) or ""
         if qual.startswith("datasets."):
             made.append(call)
@@ -190,4 +210,6 @@ def file_datasets(program) -> list[DatasetRef] | None:
     load = tracer._trace(made[0], 0)
     if load is not None and load.is_dict:
         load = tracer._choose(load, "train")
+    elif load is not None and load.either:
+        load = _Load(replace(load.ref, or_train=True))
     return [load.ref] if load is not None else None

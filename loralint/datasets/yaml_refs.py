@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loralint.datasets.count import SUFFIXES
-from loralint.sites import DatasetRef, Span
+from loralint.sites import DatasetRef, Field, Span
 
 _HUB_ID = re.compile(r"^[\w.\-]+/[\w.\-]+$")
 
@@ -71,3 +71,14 @@ def llamafactory_refs(root: Any, span: Callable[[Any], Span]) -> list[DatasetRef
             refs.append(DatasetRef(span(node), "llamafactory", name, cap=cap, dataset_dir=directory,
                                    where="LLaMA-Factory dataset"))
     return refs or None
+
+
+def held_out(node: Any, key: str, floor: float, span: Callable[[Any], Span]) -> Field | None:
+    """The evaluation split taken out of the training set: axolotl's `val_set_size` (used when
+    nonzero, utils/data/sft.py::_handle_train_dataset_split) and LLaMA-Factory's `val_size` (above
+    1e-6, data/data_utils.py::split_dataset); both pass `int(v) if v > 1 else v` to train_test_split."""
+    value = node.value if node is not None and node.kind == "scalar" else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > floor:
+        return None
+    normalized = int(value) if value > 1 else float(value)
+    return Field("held_out", normalized, span(node), provenance=f"YAML key {key}", raw_name=key)

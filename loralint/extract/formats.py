@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from loralint.datasets.yaml_refs import axolotl_refs, llamafactory_refs
+from loralint.datasets.yaml_refs import axolotl_refs, held_out, llamafactory_refs
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.source import LINE_BREAK
 from loralint.extract.yaml_positions import Node
@@ -474,6 +474,11 @@ def _axolotl(doc: Document) -> list[ConfigSite]:
     if datasets is not None and datasets.kind == "seq" and datasets.items:
         b.dataset_slices(item.get("split") if item.kind == "map" else None for item in datasets.items)
         b.site.hints.datasets = axolotl_refs(datasets, doc.span)  # sized by loralint.datasets
+        b.site.hints.held_out = held_out(root.get("val_set_size"), "val_set_size", 0.0, doc.span)
+        shards = root.get("dataset_shard_num")
+        if _truthy(root.get("dataset_exact_deduplication")) or (shards is not None and shards.value is not None):
+            # axolotl drops duplicates or keeps one shard before it trains: how many remain is not known
+            b.site.hints.datasets, b.site.hints.dataset_size, b.site.hints.held_out = None, None, None
     b.check_unknown(root, "", AXOLOTL_KNOWN, AXOLOTL_LORA_KEYS)
     return [b.done()]
 
@@ -619,6 +624,7 @@ def _llamafactory(doc: Document) -> list[ConfigSite]:
                        "bitsandbytes" if name == "bnb" else name)
     b.site.hints.kbit_prepared_by = "llamafactory"  # LLaMA-Factory prepares a quantized model itself
     b.site.hints.datasets = llamafactory_refs(root, doc.span)  # sized by loralint.datasets
+    b.site.hints.held_out = held_out(root.get("val_size"), "val_size", 1e-6, doc.span)
     b.check_unknown(root, "", LLAMAFACTORY_KNOWN | _LLAMAFACTORY_FINETUNING_ARGS, LLAMAFACTORY_LORA_KEYS)
     return [b.done()]
 
