@@ -56,7 +56,7 @@ def _options(*decorators):
 
 
 _MODEL = click.option("--model", "model", help="Base model id or local folder for every configuration (overrides the source).")
-_ONLINE = click.option("--online", is_flag=True, help="Allow fetching config.json from the Hugging Face Hub (also LORALINT_ONLINE=1; "
+_ONLINE = click.option("--online", is_flag=True, help="Allow fetching config.json and data set cards from the Hugging Face Hub (also LORALINT_ONLINE=1; "
                        "HF_HUB_OFFLINE=1 wins; a repository's settings cannot turn it on).")
 
 

@@ -263,6 +263,17 @@ def _glob_matches(glob: str, path: str) -> bool:
         return False  # reported once, as a note, by _invalid_globs
 
 
+def _fold_online_notes(notes: list[str], dataset_notes: list[str]) -> None:
+    """One line when the Hub cannot be reached: the data sets left unsized join the models' line."""
+    for note in dataset_notes:
+        reason, _, lost = note.rpartition("; data sets not sized: ")
+        same = next((k for k, n in enumerate(notes) if reason and (n == reason or n.startswith(reason + "; "))), None)
+        if same is None:
+            notes.append(note)
+        else:
+            notes[same] += f"; data sets not sized: {lost}"
+
+
 def discover_files(paths: list[str], settings: Settings, options: Options) -> Discovery:
     """The files a run checks, under the settings' exclude, extend-exclude and include (also what
     `check --show-files` lists and `check --watch` polls)."""
@@ -311,10 +322,13 @@ def run(
         fs_paths = {f.display: f.path for f in found.files}
 
     sites = [site for result in results for site in result.sites]
+    dataset_notes: list[str] = []
     if sites:  # the data sets' real size, for LORA104: counted after extraction, never cached with it
         from loralint.datasets import size_datasets
 
-        size_datasets(sites, fs_paths, settings)
+        # The Hub is asked about data sets only with --online, and only when a rule reads the size.
+        wanted = options.dataset_size is None and any(rules[c].check == "dropout_large_dataset" for c in active)
+        dataset_notes = size_datasets(sites, fs_paths, settings, online=options.online and wanted)
     # Checked diagnostics are cached too (not with --verify: PEFT's own findings are not).
     check_cache = None
     if content_keys and verify is None:
@@ -348,6 +362,7 @@ def run(
                 )
             )
 
+    _fold_online_notes(notes, dataset_notes)
     # --verify: the real PEFT's findings per site, filtered below like every other finding.
     verified: dict[int, list[Diagnostic]] = verify(sites, rules, settings, options) if verify is not None and sites else {}
 

@@ -64,12 +64,22 @@ def explain_site(site: ConfigSite, gpu_memory: int | None = None, sources: Sourc
         "counts_exact": bool(advice.result.exact) if advice is not None else None,
         "model_notes": list(getattr(info, "notes", None) or []),
         "quantization": site.hints.quantization,
+        # The training set's size as LORA104 reads it, and where the number came from (loralint.datasets).
+        "dataset_size": _dataset_size(site)[0],
+        "dataset_size_source": _dataset_size(site)[1],
     }
     data["scaling_by_pattern"] = _pattern_scalings(site, advice, data["scaling"])
     data["memory"] = _memory(data, info)
     data["fit"] = training_memory(site, data, info, gpu_memory)
     data["guidance"] = _guidance(site, data, info)
     return data
+
+
+def _dataset_size(site: ConfigSite) -> tuple[int | None, str | None]:
+    sized = site.hints.dataset_size
+    if sized is None or not isinstance(sized.value, int) or isinstance(sized.value, bool):
+        return None, None
+    return sized.value, sized.provenance
 
 
 def _pattern_scalings(site: ConfigSite, advice, default: float | None) -> dict[str, float]:
@@ -206,6 +216,8 @@ def render_text(entries: list[dict[str, Any]]) -> str:
                 f"{name} {value:.4g}" for name, value in list(data["scaling_by_pattern"].items())[:6]) + ")"
         rows.append(("scaling", scaling))
         rows.append(("dropout / bias", f"{_v(data['lora_dropout'])} / {_v(data['bias'])}"))
+        if data.get("dataset_size") is not None:
+            rows.append(("training set", f"{data['dataset_size']:,} examples ({data['dataset_size_source']})"))
         rows.append(("targets", _v(data["target_modules"])))
         matched = data["matched_modules"]
         if matched:

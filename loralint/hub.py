@@ -1,4 +1,5 @@
-"""The Hugging Face Hub, only with --online: one config.json per model, a short timeout, no retry storm.
+"""The Hugging Face Hub, only with --online: one config.json per model and one card per data set,
+a short timeout, no retry storm.
 
 huggingface_hub's `hf_hub_download` retries a failed connection five times with backoff (23 s
 per model here without a network, each line a warning on stderr). loralint first asks for the
@@ -83,7 +84,40 @@ def fetch_config_path(model_id: str, cache_dir: Path, offline: bool = False) -> 
         return None
 
 
-def _answer(exc: Exception) -> str | None:
+def dataset_card(repo_id: str) -> dict | None:
+    """The card data (the README's front matter) of a Hub data set, `{}` when it has none, or None
+    with the reason kept (`failure("dataset:" + repo_id)`, and `unreachable`). One GET of
+    /api/datasets/<id>?expand=cardData with the short timeout; huggingface_hub does not retry it
+    (hf_api.py::dataset_info). Never raises."""
+    global _unreachable
+    from loralint.resolve import hub_offline
+
+    if hub_offline():
+        return None  # HF_HUB_OFFLINE=1 wins over --online, as for models
+    key = f"dataset:{repo_id}"
+    down = unreachable()
+    if down is not None:
+        _failed[key] = (time.monotonic(), down)
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi().dataset_info(repo_id, timeout=timeout_s(), expand=["cardData"])
+        card = info.card_data
+        data = card.to_dict() if card is not None else {}
+        return data if isinstance(data, dict) else {}
+    except Exception as exc:  # noqa: BLE001 - no network, auth, gated, missing: the run goes on
+        answered = _answer(exc, "dataset")
+        if answered is None:
+            why = f"cannot reach the Hugging Face Hub at {_endpoint()} ({_short(exc)})"
+            _unreachable = (time.monotonic(), why)
+        else:
+            why = answered
+        _failed[key] = (time.monotonic(), why)
+        return None
+
+
+def _answer(exc: Exception, kind: str = "model") -> str | None:
     """What the Hub answered, in words; None when it did not answer (no network, a timeout)."""
     try:
         from huggingface_hub import errors
@@ -95,7 +129,7 @@ def _answer(exc: Exception) -> str | None:
         return "no such repository on the Hugging Face Hub (or a private one: log in with hf auth login, or HF_TOKEN)"
     if isinstance(exc, getattr(errors, "RevisionNotFoundError", ())):
         return "no such revision on the Hugging Face Hub"
-    if isinstance(exc, getattr(errors, "EntryNotFoundError", ())):
+    if isinstance(exc, getattr(errors, "EntryNotFoundError", ())) and kind == "model":
         return "the repository on the Hugging Face Hub has no config.json"
     if isinstance(exc, getattr(errors, "HFValidationError", ())):
         return "not a valid Hugging Face Hub repository id"

@@ -414,3 +414,37 @@ def test_llamafactory_val_size_is_taken_after_max_samples(tmp_path):
     assert "150,000 in all, 15,000 held out for evaluation by val_size=0.1" in message
     (tmp_path / "sft.yaml").write_text(config + "max_samples: 110000\nval_size: 0.1\n")  # 99,000 left
     assert lora104(tmp_path, "sft.yaml") == []
+
+
+def test_explain_says_the_training_set_size_and_where_it_came_from(tmp_path):
+    jsonl(tmp_path / "train.jsonl", 1_050)
+    axolotl(tmp_path, "train.jsonl")
+    (tmp_path / "config.yml").write_text((tmp_path / "config.yml").read_text() + "val_set_size: 50\n")
+    env = {"HF_DATASETS_CACHE": str(tmp_path / "none")}
+    out = run_cli(["explain", "--no-cache", "config.yml"], cwd=tmp_path, env=env).stdout
+    assert ("training set     1,000 examples (JSON lines counted in train.jsonl; axolotl datasets[0]; 1,050 in all,"
+            " 50 held out for evaluation by val_set_size=50)") in out
+    [entry] = run_cli(["explain", "--no-cache", "--output-format", "json", "config.yml"], cwd=tmp_path, env=env).json["configs"]
+    assert entry["dataset_size"] == 1_000 and entry["dataset_size_source"].startswith("JSON lines counted in train.jsonl")
+    (tmp_path / "train.jsonl").unlink()
+    [entry] = run_cli(["explain", "--no-cache", "--output-format", "json", "config.yml"], cwd=tmp_path, env=env).json["configs"]
+    assert entry["dataset_size"] is None and entry["dataset_size_source"] is None
+
+
+def test_card_split_sizes_follow_the_configuration_load_dataset_would_load():
+    from loralint.datasets.hub import card_split_sizes
+
+    def info(name: str, n: int) -> dict:
+        return {"config_name": name, "splits": [{"name": "train", "num_examples": n}]}
+
+    one = {"dataset_info": {"splits": [{"name": "train", "num_examples": 5}, {"name": "test", "num_examples": 1}]}}
+    assert card_split_sizes(one, None) == {"train": 5, "test": 1}
+    assert card_split_sizes(one, "default") == {"train": 5, "test": 1} and card_split_sizes(one, "other") is None
+    two = {"dataset_info": [info("en", 10), info("fr", 20)],
+           "configs": [{"config_name": "en"}, {"config_name": "fr"}]}
+    assert card_split_sizes(two, None) is None  # load_dataset raises: a configuration must be named
+    assert card_split_sizes(two, "fr") == {"train": 20}
+    two["configs"][1]["default"] = True
+    assert card_split_sizes(two, None) == {"train": 20}
+    bad = {"dataset_info": {"splits": [{"name": "train", "num_examples": "many"}]}}
+    assert card_split_sizes(bad, None) is None and card_split_sizes({}, None) is None

@@ -27,10 +27,21 @@ _MAX_FILES = 64  # data files counted for one configuration
 class Sizer:
     """Sizes data sets for one run; each file is counted once (by path, size and mtime)."""
 
-    def __init__(self, root: Path | None, max_bytes: int = DEFAULT_MAX_DATA_FILE_SIZE) -> None:
+    def __init__(self, root: Path | None, max_bytes: int = DEFAULT_MAX_DATA_FILE_SIZE, online: bool = False) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.online = online  # --online: a Hub data set known nowhere else is looked up on the Hub
         self._counted: dict[tuple, tuple[int, str] | None] = {}
+        self._hub: dict[tuple[str, str | None], tuple[dict[str, int], str] | None] = {}
+        self.asked: list[str] = []  # Hub data sets looked up online, in order, once each
+
+    def hub_sizes(self, repo_id: str, config: str | None) -> tuple[dict[str, int], str] | None:
+        key = (repo_id, config)
+        if key not in self._hub:
+            self._hub[key] = hub_split_sizes(repo_id, config, self.online)
+            if self.online and repo_id not in self.asked:
+                self.asked.append(repo_id)
+        return self._hub[key]
 
     def size_site(self, site: ConfigSite, config_path: Path) -> None:
         refs = site.hints.datasets
@@ -62,7 +73,7 @@ class Sizer:
                 return None
             splits, what = {"train": counted[0]}, counted[1]
         elif ref.kind == "hub":
-            found = hub_split_sizes(ref.name, ref.config)
+            found = self.hub_sizes(ref.name, ref.config)
             if found is None:
                 return None
             splits, what, source = found[0], ref.name, found[1]
@@ -212,7 +223,7 @@ class Sizer:
                 if not isinstance(hub, str):
                     return None
                 subset = entry.get("subset") if isinstance(entry.get("subset"), str) else None
-                found = hub_split_sizes(hub, subset)
+                found = self.hub_sizes(hub, subset)
                 if found is None:
                     return None
                 size, what = _apply_split(split, found[0]), f"{hub} for {where}, split sizes from {found[1]}"
@@ -265,11 +276,29 @@ def _apply_split(text: str, splits: dict[str, int]) -> int | None:
     return total
 
 
-def size_datasets(sites: list[ConfigSite], fs_paths: dict[str, Path], settings: Any) -> None:
-    """Give each site that names its data sets a `hints.dataset_size` with its provenance."""
+def size_datasets(sites: list[ConfigSite], fs_paths: dict[str, Path], settings: Any, online: bool = False) -> list[str]:
+    """Give each site that names its data sets a `hints.dataset_size` with its provenance. With
+    `online`, Hub data sets that neither the datasets cache nor the index knows are looked up on the
+    Hub; the result is the notes for those the Hub did not give (loralint.hub keeps why)."""
     todo = [s for s in sites if s.hints.datasets or s.hints.held_out is not None]
     if not todo:
-        return
-    sizer = Sizer(getattr(settings, "root", None), getattr(settings, "max_data_file_size", DEFAULT_MAX_DATA_FILE_SIZE))
+        return []
+    sizer = Sizer(getattr(settings, "root", None), getattr(settings, "max_data_file_size", DEFAULT_MAX_DATA_FILE_SIZE),
+                  online)
     for site in todo:
         sizer.size_site(site, fs_paths.get(site.path, Path(site.path)))
+    return online_notes(sizer.asked) if sizer.asked else []
+
+
+def online_notes(asked: list[str]) -> list[str]:
+    """`--online: <why>; data sets not sized: 'a', 'b'` when the Hub could not be reached (the engine
+    folds it into the models' line), and one line per data set the Hub answered no for."""
+    from loralint import hub
+
+    down = hub.unreachable()
+    failed = [(name, hub.failure(f"dataset:{name}")) for name in asked]
+    lost = [name for name, why in failed if why is not None and why == down]
+    notes = [f"--online: {down}; data sets not sized: {', '.join(map(repr, lost))}"] if lost else []
+    notes += [f"--online: data set {name!r} was not sized: {why}" for name, why in failed
+              if why is not None and name not in lost]
+    return notes
