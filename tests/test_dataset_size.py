@@ -190,7 +190,8 @@ def test_llamafactory_dataset_info_and_max_samples(tmp_path):
     """)
     (tmp_path / "sft.yaml").write_text(config.format(extra=""))
     [message] = lora104(tmp_path, "sft.yaml")
-    assert "150,000 training examples (JSON lines counted in" in message and "big in data/dataset_info.json" in message
+    # the data file as the config names it (relative to dataset_dir), never this machine's absolute path
+    assert "150,000 training examples (JSON lines counted in data/big.jsonl (big in data/dataset_info.json)" in message
     (tmp_path / "sft.yaml").write_text(config.format(extra="max_samples: 1000"))
     assert lora104(tmp_path, "sft.yaml") == []
 
@@ -448,3 +449,20 @@ def test_card_split_sizes_follow_the_configuration_load_dataset_would_load():
     assert card_split_sizes(two, None) == {"train": 20}
     bad = {"dataset_info": {"splits": [{"name": "train", "num_examples": "many"}]}}
     assert card_split_sizes(bad, None) is None and card_split_sizes({}, None) is None
+
+
+def test_an_axolotl_path_that_is_a_local_folder_is_not_a_hub_data_set(tmp_path):
+    # "acme/big-chat" would be 300,000 examples in the datasets cache; a local folder of that name wins
+    cache = tmp_path / "hf-datasets"
+    info = cache / "acme___big-chat" / "default" / "0.0.0" / "abc123" / "dataset_info.json"
+    info.parent.mkdir(parents=True)
+    info.write_text(json.dumps({"splits": {"train": {"name": "train", "num_examples": 300_000}}}))
+    axolotl(tmp_path, "acme/big-chat")
+    env = {"HF_DATASETS_CACHE": str(cache)}
+    assert "split sizes from the local datasets cache" in lora104(tmp_path, "config.yml", env=env)[0]
+    (tmp_path / "acme" / "big-chat").mkdir(parents=True)  # a folder of raw files: not sized
+    assert lora104(tmp_path, "config.yml", env=env) == []
+    save_to_disk(tmp_path / "acme" / "big-chat", [[110_000]], splits=["train", "test"])  # axolotl: load_from_disk
+    [message] = lora104(tmp_path, "config.yml", env=env)
+    assert ("110,000 training examples (rows in the Arrow record batches of the save_to_disk folder acme/big-chat"
+            " split 'train' (1 file); axolotl datasets[0])") in message

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ class Sizer:
         if refs:
             total, parts, complete = 0, [], True
             for ref in refs:
-                sized = self.size_ref(ref, config_path)
+                sized = self.size_ref(ref, config_path, axolotl=site.origin == "axolotl")
                 if sized is None:
                     complete = False
                     continue
@@ -62,7 +63,7 @@ class Sizer:
         if site.hints.held_out is not None and site.hints.dataset_size is not None:
             site.hints.dataset_size = _held_out(site.hints.dataset_size, site.hints.held_out)
 
-    def size_ref(self, ref: DatasetRef, config_path: Path) -> tuple[int, str] | None:
+    def size_ref(self, ref: DatasetRef, config_path: Path, axolotl: bool = False) -> tuple[int, str] | None:
         if ref.exact is not None:
             return ref.exact, f"{ref.exact:,} selected by .select(range(...)) ({ref.where})"
         splits: dict[str, int] | None = None
@@ -73,6 +74,13 @@ class Sizer:
                 return None
             splits, what = {"train": counted[0]}, counted[1]
         elif ref.kind == "hub":
+            if self._locate(ref.name, config_path, folder=True) or self._locate(ref.name, config_path):
+                # A local path of that name wins over the Hub (datasets' load_dataset and axolotl look
+                # there first); axolotl gives a local folder to load_from_disk (utils/data/shared.py).
+                if not axolotl:
+                    return None
+                found = self._disk(replace(ref, kind="disk", files=[ref.name]), config_path, axolotl=True)
+                return None if found is None else (found[0], f"{found[1]}; {ref.where}")
             found = self.hub_sizes(ref.name, ref.config)
             if found is None:
                 return None
@@ -130,12 +138,13 @@ class Sizer:
         return None
 
     # --- save_to_disk folders -----------------------------------------------------------------
-    def _disk(self, ref: DatasetRef, config_path: Path) -> tuple[int, str] | None:
+    def _disk(self, ref: DatasetRef, config_path: Path, axolotl: bool = False) -> tuple[int, str] | None:
         """A folder written by save_to_disk (datasets/arrow_dataset.py, dataset_dict.py): a Dataset is
         `state.json` + the `_data_files` it lists (Arrow streams); a DatasetDict is `dataset_dict.json`
         ({"splits": [...]}) with one such folder per split. The rows are counted in the Arrow files:
         the folder's dataset_info.json keeps the split sizes of the data set it was derived from,
-        before any filter or select."""
+        before any filter or select. axolotl takes a DatasetDict's `split` when it has one, else its
+        train split, and a Dataset whole (utils/data/sft.py::_load_and_process_single_dataset)."""
         if len(ref.files) != 1:
             return None
         written = ref.files[0]
@@ -146,11 +155,13 @@ class Sizer:
         if (folder / "dataset_dict.json").is_file():
             splits = _json_file(folder / "dataset_dict.json")
             names = splits.get("splits") if isinstance(splits, dict) else None
+            if axolotl:
+                split = split if isinstance(names, list) and split in names else "train"
             split = split or ("train" if ref.or_train else None)
             if split is None or not isinstance(names, list) or split not in names or not split.isidentifier():
                 return None  # a DatasetDict as the training set, or a split it does not have
             folder, shown = folder / split, f"{written} split {split!r}"
-        elif split is not None:
+        elif split is not None and not axolotl:
             return None  # ds["train"] on a Dataset is a column, not a data set
         state = _json_file(folder / "state.json")
         files = state.get("_data_files") if isinstance(state, dict) else None
@@ -214,10 +225,12 @@ class Sizer:
                 base = info_path.parent / file_name
                 if base.is_dir():
                     return None  # a folder of files: not counted
-                counted = self._files([str(base)], "", config_path)
+                kind = kind_of(file_name)
+                counted = self._count(base, kind) if kind is not None and base.is_file() else None
                 if counted is None:
                     return None
-                size, what = _apply_split(split, {"train": counted[0]}), f"{counted[1]} ({where})"
+                shown = (Path(directory) / file_name).as_posix()  # as the config names it, not this machine's path
+                size, what = _apply_split(split, {"train": counted[0]}), f"{counted[1]} counted in {shown} ({where})"
             else:
                 hub = entry.get("hf_hub_url")
                 if not isinstance(hub, str):
