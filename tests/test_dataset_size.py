@@ -466,3 +466,27 @@ def test_an_axolotl_path_that_is_a_local_folder_is_not_a_hub_data_set(tmp_path):
     [message] = lora104(tmp_path, "config.yml", env=env)
     assert ("110,000 training examples (rows in the Arrow record batches of the save_to_disk folder acme/big-chat"
             " split 'train' (1 file); axolotl datasets[0])") in message
+
+
+def test_arrow_bytes_changed_anywhere_are_counted_or_refused_never_a_crash(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from loralint.datasets.count import NotCounted, count_file
+
+    whole = arrow_file([3, 4])
+    path = tmp_path / "x.arrow"
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(st.tuples(st.integers(0, len(whole) - 1), st.integers(0, 255)), min_size=1, max_size=6))
+    def changed(edits):
+        data = bytearray(whole)
+        for at, value in edits:
+            data[at] = value
+        path.write_bytes(bytes(data))
+        try:
+            assert count_file(path, "arrow").records >= 0
+        except NotCounted:
+            pass
+
+    changed()
