@@ -23,6 +23,10 @@ _REMEMBER_S = 60.0
 
 _unreachable: tuple[float, str] | None = None  # (when, why): the Hub itself did not answer
 _failed: dict[str, tuple[float, str]] = {}  # model id → (when, why): the Hub answered no
+# Data set cards the Hub gave, kept for a while so a long-lived process (the LSP server checking on
+# every change) does not ask again each run; models need no such memo (config.json is in the HF cache).
+_cards: dict[str, tuple[float, dict]] = {}
+_CARD_KEEP_S = 600.0
 
 
 def timeout_s() -> float:
@@ -95,6 +99,9 @@ def dataset_card(repo_id: str) -> dict | None:
     if hub_offline():
         return None  # HF_HUB_OFFLINE=1 wins over --online, as for models
     key = f"dataset:{repo_id}"
+    kept = _cards.get(repo_id)
+    if kept is not None and time.monotonic() - kept[0] < _CARD_KEEP_S:
+        return kept[1]
     down = unreachable()
     if down is not None:
         _failed[key] = (time.monotonic(), down)
@@ -105,7 +112,9 @@ def dataset_card(repo_id: str) -> dict | None:
         info = HfApi().dataset_info(repo_id, timeout=timeout_s(), expand=["cardData"])
         card = info.card_data
         data = card.to_dict() if card is not None else {}
-        return data if isinstance(data, dict) else {}
+        data = data if isinstance(data, dict) else {}
+        _cards[repo_id] = (time.monotonic(), data)
+        return data
     except Exception as exc:  # noqa: BLE001 - no network, auth, gated, missing: the run goes on
         answered = _answer(exc, "dataset")
         if answered is None:

@@ -313,6 +313,19 @@ def _put(tmp_path, data: bytes):
     return path
 
 
+def test_dataset_from_file_counts_an_arrow_file(tmp_path):
+    (tmp_path / "cache-train.arrow").write_bytes(arrow_stream([70_000, 30_000]))
+    (tmp_path / "train.py").write_text(
+        "from datasets import Dataset\nfrom peft import LoraConfig\n"
+        "ds = Dataset.from_file(filename='cache-train.arrow')\nc = LoraConfig(lora_dropout=0.1, task_type='CAUSAL_LM')\n"
+    )
+    [message] = lora104(tmp_path, "train.py")
+    assert "100,000 training examples (rows in the Arrow record batches counted in cache-train.arrow; Dataset.from_file at line 3)" in message
+    source = (tmp_path / "train.py").read_text()
+    (tmp_path / "train.py").write_text(source.replace(")\nc =", ", indices_filename='indices.arrow')\nc ="))
+    assert lora104(tmp_path, "train.py") == []
+
+
 def test_a_corrupt_arrow_file_leaves_the_rule_quiet_without_a_traceback(tmp_path):
     (tmp_path / "train.arrow").write_bytes(arrow_stream([200_000])[:-3])
     axolotl(tmp_path, "train.arrow")

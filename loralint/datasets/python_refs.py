@@ -18,7 +18,7 @@ _SAME_ROWS = frozenset(
     {"map", "shuffle", "with_format", "set_format", "with_transform", "rename_column", "rename_columns",
      "remove_columns", "select_columns", "cast", "cast_column", "flatten", "sort", "flatten_indices"}
 )
-_FROM_FILES = {"from_json": "json", "from_csv": "csv", "from_parquet": "parquet", "from_text": "text"}
+_FROM_FILES = {"from_json": "json", "from_csv": "csv", "from_parquet": "parquet", "from_text": "text", "from_file": "arrow"}
 _MAX_DEPTH = 24
 # Calls that may change how many rows reach training when the script's data set is not followed to a trainer.
 _SHRINKING = frozenset({"select", "filter", "train_test_split", "shard", "take", "skip", "concatenate_datasets",
@@ -91,7 +91,12 @@ class DatasetTracer:
         if parts[-1] == "load_from_disk":
             return self._load_from_disk(expr, parts)
         if parts[-1] in _FROM_FILES and len(parts) >= 2 and parts[-2] == "Dataset":
-            files = self._files(argument(expr, "path_or_paths", 0))
+            if parts[-1] == "from_file":  # Dataset.from_file(filename, info, split, indices_filename, in_memory)
+                if argument(expr, "indices_filename", 3) is not None:
+                    return None  # rows chosen through an indices mapping
+                files = self._files(argument(expr, "filename", 0))
+            else:
+                files = self._files(argument(expr, "path_or_paths", 0))
             if not files:
                 return None
             where = f"Dataset.{parts[-1]} at line {expr.lineno}"
