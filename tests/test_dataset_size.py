@@ -479,6 +479,9 @@ def test_an_axolotl_path_that_is_a_local_folder_is_not_a_hub_data_set(tmp_path):
     [message] = lora104(tmp_path, "config.yml", env=env)
     assert ("110,000 training examples (rows in the Arrow record batches of the save_to_disk folder acme/big-chat"
             " split 'train' (1 file); axolotl datasets[0])") in message
+    axolotl(tmp_path, "./acme/big-chat")  # not a Hub id: only ever a local folder
+    [message] = lora104(tmp_path, "config.yml", env=env)
+    assert "save_to_disk folder ./acme/big-chat split 'train' (1 file); axolotl datasets[0])" in message
 
 
 def test_arrow_bytes_changed_anywhere_are_counted_or_refused_never_a_crash(tmp_path):

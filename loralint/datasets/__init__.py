@@ -88,7 +88,7 @@ class Sizer:
         elif ref.kind == "llamafactory":
             return self._llamafactory(ref, config_path)
         elif ref.kind == "disk":
-            found = self._disk(ref, config_path)
+            found = self._disk(ref, config_path, axolotl=axolotl)
             return None if found is None else (found[0], f"{found[1]}; {ref.where}" if ref.where else found[1])
         if splits is None:
             return None

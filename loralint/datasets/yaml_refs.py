@@ -48,6 +48,8 @@ def axolotl_refs(datasets: Any, span: Callable[[Any], Span]) -> list[DatasetRef]
         elif _HUB_ID.match(path):
             refs.append(DatasetRef(span(item.get("path")), "hub", path, config=_text(item.get("name")), split=split,
                                    where=where))
+        else:  # a local folder (`./data/prepared`): axolotl gives it to load_from_disk
+            refs.append(DatasetRef(span(item.get("path")), "disk", "", [path], split=split, where=where))
     return refs or None
 
 
