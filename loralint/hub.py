@@ -29,6 +29,18 @@ _cards: dict[str, tuple[float, dict]] = {}
 _CARD_KEEP_S = 600.0
 
 
+def _no_telemetry() -> None:
+    """Ask the Hub for the files loralint needs and nothing else. huggingface_hub's user-agent
+    header (utils/_headers.py::_http_user_agent) otherwise reports torch's version and, once a
+    day, fetches {ENDPOINT}/api/agent-harnesses (utils/_detect_agent.py) to name the calling
+    agent. An explicit HF_HUB_DISABLE_TELEMETRY / DISABLE_TELEMETRY from the user is left as set."""
+    if "HF_HUB_DISABLE_TELEMETRY" in os.environ or "DISABLE_TELEMETRY" in os.environ:
+        return
+    from huggingface_hub import constants
+
+    constants.HF_HUB_DISABLE_TELEMETRY = True
+
+
 def timeout_s() -> float:
     try:
         value = float(os.environ.get("HF_HUB_ETAG_TIMEOUT", ""))
@@ -71,6 +83,7 @@ def fetch_config_path(model_id: str, cache_dir: Path, offline: bool = False) -> 
     try:
         from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
+        _no_telemetry()
         timeout = timeout_s()
         probe: dict = {"timeout": timeout}
         if "retry_on_errors" in inspect.signature(get_hf_file_metadata).parameters:
@@ -109,6 +122,7 @@ def dataset_card(repo_id: str) -> dict | None:
     try:
         from huggingface_hub import HfApi
 
+        _no_telemetry()
         info = HfApi().dataset_info(repo_id, timeout=timeout_s(), expand=["cardData"])
         card = info.card_data
         data = card.to_dict() if card is not None else {}

@@ -134,8 +134,8 @@ def test_online_reads_split_sizes_from_the_data_sets_card_and_nothing_is_asked_w
     [line] = _lora104(run)
     assert ("lora_dropout=0.1 with 300,000 training examples (acme/big-chat, split sizes from the data set's card"
             " on the Hugging Face Hub (--online); load_dataset at line 3)") in line
-    # (huggingface_hub itself may also fetch its /api/agent-harnesses telemetry registry, once a day)
-    assert [r for r in hub.requests if "/api/datasets/" in r] == ["GET /api/datasets/acme/big-chat?expand=cardData"]
+    # one request, and nothing else: not huggingface_hub's daily /api/agent-harnesses telemetry fetch
+    assert hub.requests == ["GET /api/datasets/acme/big-chat?expand=cardData"]
     assert _warnings(run.stderr) == []
 
 
