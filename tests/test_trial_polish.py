@@ -1,0 +1,131 @@
+"""What a new user's trial left: LORA210's advice in the checked file's own syntax, LORA213 on axolotl
+configs that add tokens, `--show-settings` output that pastes into pyproject.toml, and settings errors
+in loralint's words."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import pytest
+import yaml
+from helpers import run_cli
+
+LLAMA = "meta-llama/Llama-3.2-1B"
+
+
+def diagnostics(tmp_path, name: str, *codes: str) -> list[dict]:
+    run = run_cli(["check", "--no-cache", "--output-format", "json", "--select", ",".join(codes), name], cwd=tmp_path)
+    return run.json["diagnostics"]
+
+
+# --- LORA210: the advice in the format's own syntax ---------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    name: str  # the file
+    text: str  # with the mistaken setting on a line of its own
+    line: str  # that line
+    names_advice: str  # the names advice, as the message gives it
+
+
+PY_HEAD = ("from peft import LoraConfig, get_peft_model\nfrom transformers import AutoModelForCausalLM\n"
+           f"m = AutoModelForCausalLM.from_pretrained({LLAMA!r})\n"
+           "c = LoraConfig(\n    r=16,\n    lora_alpha=32,\n    task_type='CAUSAL_LM',\n")
+AXOLOTL_HEAD = f"base_model: {LLAMA}\nadapter: lora\nlora_r: 16\nlora_alpha: 32\n"
+LF_HEAD = f"model_name_or_path: {LLAMA}\nstage: sft\nfinetuning_type: lora\nlora_rank: 16\nlora_alpha: 32\n"
+TRL_HEAD = f"model_name_or_path: {LLAMA}\nuse_peft: true\nlora_r: 16\nlora_alpha: 32\n"
+ADAPTER_HEAD = json.dumps({"peft_type": "LORA", "base_model_name_or_path": LLAMA, "r": 16, "lora_alpha": 32,
+                           "task_type": "CAUSAL_LM"})[:-1] + ",\n"
+PY_LINE = "    target_modules=['.*q_proj', '.*v_proj'],"
+YAML_LINE = "lora_target_modules: ['.*q_proj', '.*v_proj']"
+JSON_LINE = '"target_modules": [".*q_proj", ".*v_proj"]'
+REGEX_LISTS = {
+    "python": Case("t.py", PY_HEAD + PY_LINE + "\n)\nm = get_peft_model(m, c)\n", PY_LINE,
+                   'target_modules=["q_proj", "v_proj"]'),
+    "axolotl": Case("axolotl.yml", AXOLOTL_HEAD + YAML_LINE + "\n", YAML_LINE, "lora_target_modules: [q_proj, v_proj]"),
+    "llamafactory": Case("lf.yaml", LF_HEAD + "lora_target: .*q_proj,.*v_proj\n", "lora_target: .*q_proj,.*v_proj",
+                         "lora_target: q_proj,v_proj"),
+    "trl": Case("trl.yaml", TRL_HEAD + YAML_LINE + "\n", YAML_LINE, "lora_target_modules: [q_proj, v_proj]"),
+    "adapter_config": Case("adapter/adapter_config.json", ADAPTER_HEAD + JSON_LINE + "}\n", JSON_LINE,
+                           '"target_modules": ["q_proj", "v_proj"]'),
+}
+
+
+def _pasted(fmt: str, case: Case, setting: str) -> str:
+    """The file with `setting` in place of the mistaken line."""
+    return case.text.replace(case.line, f"    {setting}," if fmt == "python" else setting)
+
+
+def _write(tmp_path, name: str, text: str) -> None:
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / name).write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize("fmt", list(REGEX_LISTS))
+def test_regex_in_a_list_is_answered_in_the_files_own_syntax_and_the_answer_works_there(tmp_path, fmt):
+    case = REGEX_LISTS[fmt]
+    _write(tmp_path, case.name, case.text)
+    [d] = diagnostics(tmp_path, case.name, "LORA210")
+    assert f"list the names themselves: {case.names_advice}" in d["message"]
+    # Pasted in place of the mistaken line, the advice is clean: no LORA210, and the names match modules.
+    _write(tmp_path, case.name, _pasted(fmt, case, case.names_advice))
+    assert diagnostics(tmp_path, case.name, "LORA210", "LORA202", "LORA209", "LORA001") == []
+
+
+@pytest.mark.parametrize("fmt", ["python", "axolotl", "adapter_config"])
+def test_the_regex_string_advice_is_offered_where_the_format_passes_a_string_to_peft(tmp_path, fmt):
+    case = REGEX_LISTS[fmt]
+    _write(tmp_path, case.name, case.text)
+    [d] = diagnostics(tmp_path, case.name, "LORA210")
+    regex_advice = d["message"].split(", or use one regex string: ")[1]
+    assert regex_advice == {"python": 'target_modules=r".*\\.(q_proj|v_proj)"',
+                            "axolotl": "lora_target_modules: '.*\\.(q_proj|v_proj)'",
+                            "adapter_config": '"target_modules": ".*\\\\.(q_proj|v_proj)"'}[fmt]
+    _write(tmp_path, case.name, _pasted(fmt, case, regex_advice))
+    assert diagnostics(tmp_path, case.name, "LORA210", "LORA202", "LORA209", "LORA001") == []
+    if fmt == "axolotl":
+        assert yaml.safe_load((tmp_path / case.name).read_text())["lora_target_modules"] == r".*\.(q_proj|v_proj)"
+
+
+@pytest.mark.parametrize("fmt", ["llamafactory", "trl"])
+def test_no_regex_string_is_offered_where_the_format_hands_peft_a_list(tmp_path, fmt):
+    case = REGEX_LISTS[fmt]
+    _write(tmp_path, case.name, case.text)
+    [d] = diagnostics(tmp_path, case.name, "LORA210")
+    assert "regex string" not in d["message"] and "r'" not in d["message"]
+
+
+def test_a_regex_that_is_more_than_a_name_gets_no_invented_names(tmp_path):
+    _write(tmp_path, "lf.yaml", f"model_name_or_path: {LLAMA}\nfinetuning_type: lora\nlora_target: layers\\.[0-3]\\.q_proj\n")
+    [d] = diagnostics(tmp_path, "lf.yaml", "LORA210")
+    assert d["message"].endswith("; list the module names themselves (LLaMA-Factory hands PEFT a list of names, never a regex)")
+
+
+def test_all_linear_in_a_llamafactory_target_points_to_its_own_spelling(tmp_path):
+    _write(tmp_path, "lf.yaml", f"model_name_or_path: {LLAMA}\nfinetuning_type: lora\nlora_target: all-linear\n")
+    [d] = diagnostics(tmp_path, "lf.yaml", "LORA210")
+    assert d["message"].endswith("every linear layer is lora_target: all") and d["fix"] is None
+    _write(tmp_path, "lf.yaml", f"model_name_or_path: {LLAMA}\nfinetuning_type: lora\nlora_target: all\n")
+    assert diagnostics(tmp_path, "lf.yaml", "LORA210", "LORA202") == []
+
+
+def test_the_all_linear_fix_leaves_axolotl_yaml_that_axolotl_reads_as_the_string(tmp_path):
+    text = f"base_model: {LLAMA}\nadapter: lora\nlora_r: 16\nlora_alpha: 32\nlora_target_modules:\n  - all-linear\nlora_dropout: 0.05\n"
+    _write(tmp_path, "axolotl.yml", text)
+    [d] = diagnostics(tmp_path, "axolotl.yml", "LORA210")
+    assert d["message"].startswith("'all-linear' only works as the plain string lora_target_modules: all-linear")
+    run_cli(["check", "--no-cache", "--select", "LORA210", "--fix", "axolotl.yml"], cwd=tmp_path)
+    fixed = yaml.safe_load((tmp_path / "axolotl.yml").read_text())
+    assert fixed["lora_target_modules"] == "all-linear" and fixed["lora_dropout"] == 0.05
+    assert diagnostics(tmp_path, "axolotl.yml", "LORA210", "LORA202", "LORA209") == []
+
+
+def test_modules_to_save_is_never_offered_a_regex(tmp_path):
+    _write(tmp_path, "axolotl.yml", f"base_model: {LLAMA}\nadapter: lora\nlora_target_linear: true\n"
+                                    "lora_modules_to_save: ['.*lm_head']\n")
+    [d] = diagnostics(tmp_path, "axolotl.yml", "LORA210")
+    assert d["message"].startswith("lora_modules_to_save entries ['.*lm_head'] look like regular expressions")
+    assert d["message"].endswith("; list the names themselves: lora_modules_to_save: [lm_head]")
+    assert re.search(r"regex string", d["message"]) is None
