@@ -129,3 +129,35 @@ def test_modules_to_save_is_never_offered_a_regex(tmp_path):
     assert d["message"].startswith("lora_modules_to_save entries ['.*lm_head'] look like regular expressions")
     assert d["message"].endswith("; list the names themselves: lora_modules_to_save: [lm_head]")
     assert re.search(r"regex string", d["message"]) is None
+
+
+# --- LORA213 on axolotl configs that add tokens ---------------------------------------------------
+
+def _axolotl_saving(tmp_path, base: str, saved: str, tokens: str) -> list[dict]:
+    _write(tmp_path, "axolotl.yml", f"base_model: {base}\nadapter: lora\nlora_r: 16\nlora_alpha: 32\n"
+                                    f"lora_target_linear: true\nlora_modules_to_save: [{saved}]\n{tokens}")
+    return diagnostics(tmp_path, "axolotl.yml", "LORA213")
+
+
+@pytest.mark.parametrize("tokens", [
+    "tokens:\n  - <|tool_call|>\n",
+    "special_tokens:\n  bos_token: <|im_start|>\n  eos_token: <|im_end|>\n",
+])
+def test_axolotl_demands_its_embedding_layers_when_tokens_are_added_so_their_size_is_not_flagged(tmp_path, tokens):
+    # axolotl raises unless lora_modules_to_save holds both (loaders/utils.py, loaders/tokenizer.py).
+    assert _axolotl_saving(tmp_path, LLAMA, "embed_tokens, lm_head", tokens) == []
+    # For gpt_neox axolotl names them embed_in / embed_out: embed_in's 51M parameters are not flagged, but
+    # embed_out, gone from transformers 5's GPTNeoXForCausalLM (its head is lm_head), still matches nothing.
+    [d] = _axolotl_saving(tmp_path, "EleutherAI/pythia-410m", "embed_in, embed_out", tokens)
+    assert d["message"].startswith("modules_to_save entry 'embed_out' matches no module of gpt_neox")
+    [d] = _axolotl_saving(tmp_path, "EleutherAI/pythia-410m", "embed_in", "")
+    assert d["message"].startswith("modules_to_save entry 'embed_in' trains a full copy of 51,511,296 parameters")
+
+
+@pytest.mark.parametrize("tokens", ["", "special_tokens:\n  pad_token: <|end_of_text|>\n",
+                                    "special_tokens:\n  additional_special_tokens: ['<|a|>']\n", "tokens: []\n"])
+def test_axolotl_without_new_tokens_still_hears_about_the_full_copies_in_its_own_key(tmp_path, tokens):
+    found = _axolotl_saving(tmp_path, LLAMA, "embed_tokens, lm_head", tokens)
+    assert [d["message"].split(" trains")[0] for d in found] == ["modules_to_save entry 'embed_tokens'",
+                                                                 "modules_to_save entry 'lm_head'"]
+    assert all(d["message"].endswith("; for new tokens prefer peft_trainable_token_indices") for d in found)
