@@ -161,3 +161,59 @@ def test_axolotl_without_new_tokens_still_hears_about_the_full_copies_in_its_own
     assert [d["message"].split(" trains")[0] for d in found] == ["modules_to_save entry 'embed_tokens'",
                                                                  "modules_to_save entry 'lm_head'"]
     assert all(d["message"].endswith("; for new tokens prefer peft_trainable_token_indices") for d in found)
+
+
+# --- --show-settings prints TOML that pastes back -------------------------------------------------
+
+SETTINGS = """[tool.loralint]
+ignore = ["LORA102"]
+per-file-ignores = { "recipes/**" = ["LORA101"] }
+severity = { bias-trained = "error" }
+params = { LORA103 = { max = 128.5, reason = "team policy" } }
+exclude = ["a\\u001b]0;x\\u0007b", "\\u202eevil", "\\u0085next", "quote\\"back\\\\slash"]
+dataset-size = 5000
+max-file-size = "5 MB"
+
+[[tool.loralint.rules]]
+code = "ORG001"
+name = "rank-cap"
+check = "field_range"
+severity = "error"
+params = { field = "r", max = 64 }
+summary = "r at most 64"
+"""
+
+
+def _values(shown: str) -> list[str]:
+    """The settings lines of a --show-settings output, without the comments saying where each came from."""
+    return [line.split("  #")[0].rstrip() for line in shown.splitlines() if line and not line.startswith("#")]
+
+
+@pytest.mark.parametrize("paste_into", ["pyproject.toml", ".loralint.toml"])
+def test_show_settings_pastes_into_a_settings_file_and_reads_back_the_same(tmp_path, paste_into):
+    import tomllib
+
+    from loralint.settings import load_settings
+
+    _write(tmp_path, "first/pyproject.toml", SETTINGS)
+    shown = run_cli(["check", "--show-settings", "--extend-select", "LORA2", "--model", "gpt2", "--online"],
+                    cwd=tmp_path / "first")
+    assert shown.exit_code == 0, shown.stderr
+    table = tomllib.loads(shown.stdout)["tool"]["loralint"]
+    assert table["extend-select"] == ["LORA2"] and table["model"] == "gpt2" and "online" not in table
+    assert table["exclude"][:2] == ["a\x1b]0;x\x07b", "\u202eevil"] and table["rules"][0]["code"] == "ORG001"
+    assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout and "\x85" not in shown.stdout
+
+    _write(tmp_path, f"second/{paste_into}", shown.stdout)
+    settings = load_settings(tmp_path / "second" / paste_into)
+    assert settings.notes == []  # nothing in it that a repository may not set
+    assert settings.exclude == ["a\x1b]0;x\x07b", "\u202eevil", "\x85next", 'quote"back\\slash']
+    assert (settings.ignore, settings.extend_select, settings.model) == (["LORA102"], ["LORA2"], "gpt2")
+    assert settings.params == {"LORA103": {"max": 128.5, "reason": "team policy"}} and settings.max_file_size == 5_000_000
+    assert [(r.code, r.check, r.severity, r.params) for r in settings.rules] == [
+        ("ORG001", "field_range", "error", {"field": "r", "max": 64})]
+    again = run_cli(["check", "--show-settings"], cwd=tmp_path / "second")
+    # All the same but `online`: --online is the user's alone, so the paste leaves it out (and it is off there).
+    assert again.exit_code == 0 and "online = false" in _values(again.stdout)
+    assert [v for v in _values(again.stdout) if v != "online = false"] == _values(shown.stdout)
+    assert again.stdout.splitlines()[-1] == shown.stdout.splitlines()[-1]  # the same rules enabled
