@@ -26,6 +26,13 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _fail_settings(exc) -> None:
+    """Settings that cannot be used: each problem on a line of its own (as ruff prints them), exit 2."""
+    for problem in exc.problems[:-1]:
+        click.echo(f"loralint: error: {_safe(problem)}", err=True)
+    _fail(exc.problems[-1] if exc.problems else str(exc))
+
+
 def _safe(text: str) -> str:
     """`text` (it may quote paths and values from the checked tree) with control and bidi characters
     escaped, for the terminal; see loralint.report.escape."""
@@ -357,7 +364,7 @@ def _settings(paths: list[Path], config_path: Path | None, model: str | None):
     try:
         settings = discover_settings(paths, config_path)
     except SettingsError as exc:
-        _fail(str(exc))
+        _fail_settings(exc)
     for note in settings.notes:  # keys a repository may not set (`online`): ignored, and said so
         click.echo(f"loralint: warning: {_safe(note)}", err=True)
     if model:
@@ -569,7 +576,7 @@ def modules(model: str, rank: int, task_type: str | None, online: bool, output_f
     try:
         data = build_inventory(model, rank, task_type, online or user_allows_online())
     except SettingsError as exc:
-        _fail(str(exc))
+        _fail_settings(exc)
     except InventoryError as exc:
         _fail(str(exc))
     # Text: every string from the model folder (name, model_type, module names) escaped; JSON keeps them.

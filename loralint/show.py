@@ -8,10 +8,7 @@ environment, the user-level config, the settings file, or loralint's default.
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +16,7 @@ from typing import Any
 from loralint.discover import Discovery
 from loralint.report.escape import escape, escape_lines
 from loralint.settings import ONLINE_ENV, Settings, setting_location, user_config_path
+from loralint.toml_text import toml_value
 
 # Settings keys as a file writes them → the Settings attribute; in the order ruff's users expect.
 KEYS = (
@@ -115,35 +113,6 @@ def _online_origin(settings: Settings, origin: str) -> str:
 
 
 _RULE_KEYS = ("code", "name", "check", "severity", "params", "summary", "message")  # CustomRule's, in order
-# What a TOML basic string may not hold raw (control characters, DEL), and what the terminal must not
-# get raw either (C1, line separators, bidi controls: loralint.report.escape): written as \uXXXX.
-_TOML_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def toml_string(text: str) -> str:
-    """`text` as a TOML basic string that reads back as `text` and prints safely."""
-    body = json.dumps(text, ensure_ascii=False)  # JSON's escapes (\", \\, \n, \uXXXX) are TOML's
-    return _TOML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", body)
-
-
-def toml_value(value: Any) -> str:
-    """`value` as TOML writes it (strings, numbers, booleans, dates, lists, inline tables)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)  # inf, nan and 1e-05 are TOML as Python prints them
-    if isinstance(value, str):
-        return toml_string(value)
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()  # RFC 3339, as TOML's dates and times
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{toml_string(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }" \
-            if value else "{}"
-    return toml_string(str(value))
-
-
 def render_files(found: Discovery) -> str:
     """The files a run would check, one a line, as the report names them."""
     return "\n".join(escape(source.display) for source in sorted(found.files, key=lambda f: f.display))

@@ -217,3 +217,39 @@ def test_show_settings_pastes_into_a_settings_file_and_reads_back_the_same(tmp_p
     assert again.exit_code == 0 and "online = false" in _values(again.stdout)
     assert [v for v in _values(again.stdout) if v != "online = false"] == _values(shown.stdout)
     assert again.stdout.splitlines()[-1] == shown.stdout.splitlines()[-1]  # the same rules enabled
+
+
+# --- settings errors in loralint's words ------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("pyproject.toml", '[tool.loralint]\nextend-selct = ["LORA1"]\n',
+     "pyproject.toml: tool.loralint.extend-selct: unknown setting; did you mean `extend-select`?"),
+    ("loralint.toml", 'per_file_ignore = {}\n',
+     "loralint.toml: per_file_ignore: unknown setting; did you mean `per-file-ignores`?"),
+    (".loralint.toml", '[tool.loralint]\nzebra = 1\n',
+     ".loralint.toml: tool.loralint.zebra: unknown setting (`loralint check --show-settings` lists the settings)"),
+    ("pyproject.toml", '[tool.loralint]\nmax-file-size = "big"\n',
+     "pyproject.toml: tool.loralint.max-file-size: 'big' is not a size (a number of bytes, or with a unit: 10 MB, 512 KiB, 2 GB)"),
+    ("pyproject.toml", '[tool.loralint]\nrespect-gitignore = [true]\n',
+     "pyproject.toml: tool.loralint.respect-gitignore: must be true or false, not [true]"),
+    ("pyproject.toml", '[tool.loralint]\ndataset-size = -5\n',
+     "pyproject.toml: tool.loralint.dataset-size: must be at least 0, not -5"),
+    ("pyproject.toml", '[tool.loralint]\nper-file-ignores = { "src/*.py" = "LORA101" }\n',
+     'pyproject.toml: tool.loralint.per-file-ignores."src/*.py": must be a list, not "LORA101"'),
+    ("pyproject.toml", '[[tool.loralint.rules]]\ncode = "ORG001"\nname = "cap"\ncheck = "field_range"\nsevrity = "info"\n',
+     "pyproject.toml: tool.loralint.rules[0].sevrity: unknown setting; did you mean `severity`?"),
+    ("pyproject.toml", "[tool]\nloralint = 3\n", "pyproject.toml: tool.loralint: must be a table, not 3"),
+])
+def test_a_settings_mistake_is_one_line_naming_the_file_the_key_and_what_is_wrong(tmp_path, name, text, message):
+    _write(tmp_path, name, text)
+    run = run_cli(["check", "--no-cache", "."], cwd=tmp_path)
+    assert run.exit_code == 2 and run.stdout == ""
+    assert run.stderr.splitlines() == [f"loralint: error: {message}"]
+
+
+def test_the_user_level_config_names_the_closest_key_too(tmp_path):
+    _write(tmp_path, "home/loralint/loralint.toml", "max-filesize = 20000000\n")
+    run = run_cli(["check", "--no-cache", "."], cwd=tmp_path, env={"XDG_CONFIG_HOME": str(tmp_path / "home")})
+    assert run.exit_code == 2
+    where = tmp_path / "home" / "loralint" / "loralint.toml"
+    assert run.stderr.splitlines() == [f"loralint: error: {where}: max-filesize: unknown setting; did you mean `max-file-size`?"]
