@@ -129,7 +129,8 @@ def cli() -> None:
               help="Globs to exclude in addition to the settings' exclude and extend-exclude (comma-separated).")
 @click.option("-o", "--output-file", type=click.Path(dir_okay=False, path_type=Path), envvar="LORALINT_OUTPUT_FILE",
               help="Write the report to this file instead of stdout (also LORALINT_OUTPUT_FILE).")
-@click.option("--show-settings", is_flag=True, help="Print the resolved settings and where each came from, then exit.")
+@click.option("--show-settings", is_flag=True,
+              help="Print the resolved settings as a [tool.loralint] table, each with where it came from, then exit.")
 @click.option("--show-files", is_flag=True, help="Print the files that would be checked, then exit.")
 @click.option("-w", "--watch", is_flag=True, help="Check again whenever a checked file changes; Ctrl-C stops.")
 def check(
