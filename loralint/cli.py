@@ -26,6 +26,13 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _fail_settings(exc) -> None:
+    """Settings that cannot be used: each problem on a line of its own (as ruff prints them), exit 2."""
+    for problem in exc.problems[:-1]:
+        click.echo(f"loralint: error: {_safe(problem)}", err=True)
+    _fail(exc.problems[-1] if exc.problems else str(exc))
+
+
 def _safe(text: str) -> str:
     """`text` (it may quote paths and values from the checked tree) with control and bidi characters
     escaped, for the terminal; see loralint.report.escape."""
@@ -122,7 +129,8 @@ def cli() -> None:
               help="Globs to exclude in addition to the settings' exclude and extend-exclude (comma-separated).")
 @click.option("-o", "--output-file", type=click.Path(dir_okay=False, path_type=Path), envvar="LORALINT_OUTPUT_FILE",
               help="Write the report to this file instead of stdout (also LORALINT_OUTPUT_FILE).")
-@click.option("--show-settings", is_flag=True, help="Print the resolved settings and where each came from, then exit.")
+@click.option("--show-settings", is_flag=True,
+              help="Print the resolved settings as a [tool.loralint] table, each with where it came from, then exit.")
 @click.option("--show-files", is_flag=True, help="Print the files that would be checked, then exit.")
 @click.option("-w", "--watch", is_flag=True, help="Check again whenever a checked file changes; Ctrl-C stops.")
 def check(
@@ -357,7 +365,7 @@ def _settings(paths: list[Path], config_path: Path | None, model: str | None):
     try:
         settings = discover_settings(paths, config_path)
     except SettingsError as exc:
-        _fail(str(exc))
+        _fail_settings(exc)
     for note in settings.notes:  # keys a repository may not set (`online`): ignored, and said so
         click.echo(f"loralint: warning: {_safe(note)}", err=True)
     if model:
@@ -569,7 +577,7 @@ def modules(model: str, rank: int, task_type: str | None, online: bool, output_f
     try:
         data = build_inventory(model, rank, task_type, online or user_allows_online())
     except SettingsError as exc:
-        _fail(str(exc))
+        _fail_settings(exc)
     except InventoryError as exc:
         _fail(str(exc))
     # Text: every string from the model folder (name, model_type, module names) escaped; JSON keeps them.

@@ -25,7 +25,11 @@ SETTINGS_FILES = (".loralint.toml", "loralint.toml", "pyproject.toml")
 
 
 class SettingsError(Exception):
-    """Settings that cannot be used; the CLI prints it and exits 2."""
+    """Settings that cannot be used; the CLI prints each problem on a line of its own and exits 2."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = list(problems)
 
 
 @dataclass(slots=True)
@@ -87,7 +91,7 @@ def find_settings_file(start: Path) -> Path | None:
             if name != "pyproject.toml":
                 return candidate
             try:
-                if "loralint" in _read_toml(candidate).get("tool", {}):
+                if _loralint_table(_read_toml(candidate)) is not None:
                     return candidate
             except SettingsError:
                 return candidate  # report the broken file rather than skip it silently
@@ -115,25 +119,28 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: cannot read: {exc.strerror}") from exc
 
 
+def _loralint_table(data: dict[str, Any]) -> dict[str, Any] | None:
+    """`[tool.loralint]` of a parsed TOML file, when it has one."""
+    tool = data.get("tool")
+    return tool.get("loralint") if isinstance(tool, dict) and "loralint" in tool else None
+
+
 def load_settings(path: Path | None) -> Settings:
     if path is None:
         return Settings()
-    data = _read_toml(path)
-    if path.name == "pyproject.toml":
-        data = data.get("tool", {}).get("loralint", {})
-    elif "tool" in data and "loralint" in data["tool"]:
-        data = data["tool"]["loralint"]
+    data: Any = _read_toml(path)
+    table: tuple[str, ...] = ()  # where the settings sit in the file, for messages
+    if path.name == "pyproject.toml" or _loralint_table(data) is not None:
+        data, table = _loralint_table(data), ("tool", "loralint")
+        data = {} if data is None else data
     from pydantic import ValidationError
 
-    from loralint.settings_schema import SettingsFile
+    from loralint.settings_schema import SettingsFile, describe_errors
 
     try:
         validated = SettingsFile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
-        raise SettingsError(f"{path}: invalid loralint settings: {problems}") from exc
+        raise SettingsError(*(f"{_shown(path)}: {problem}" for problem in describe_errors(exc, table))) from exc
     values = validated.model_dump()
     values["rules"] = [CustomRule(**rule) for rule in values["rules"]]
     notes = []
@@ -193,9 +200,14 @@ def user_config() -> dict[str, Any]:
     data = _read_toml(path)
     unknown = sorted(set(data) - set(_USER_KEYS))
     if unknown:
-        raise SettingsError(f"{path}: the user-level config only takes {', '.join(_USER_KEYS)}; unknown: {', '.join(unknown)}")
+        from loralint.settings_schema import unknown_key
+
+        takes = f" (the user-level config takes {', '.join(_USER_KEYS)})"
+        raise SettingsError(*(f"{path}: {unknown_key((key,), _USER_KEYS, takes)}" for key in unknown))
     if not isinstance(data.get("online", False), bool):
-        raise SettingsError(f"{path}: online must be true or false")
+        from loralint.toml_text import toml_value
+
+        raise SettingsError(f"{path}: online: must be true or false, not {toml_value(data['online'])}")
     for key in _USER_KEYS[1:]:
         if key in data:
             try:

@@ -1,13 +1,13 @@
 """`check --show-settings` and `check --show-files`: what a run would use, without running it.
 
-As ruff's options of the same names. `--show-settings` prints the resolved settings as TOML (it can
-be pasted into `[tool.loralint]`), each line with a comment saying where its value came from: the
-command line, the environment, the user-level config, the settings file, or loralint's default.
+As ruff's options of the same names. `--show-settings` prints the resolved settings as a TOML
+`[tool.loralint]` table that pastes into pyproject.toml or .loralint.toml and reads back as the same
+settings, each line with a comment saying where its value came from: the command line, the
+environment, the user-level config, the settings file, or loralint's default.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +16,7 @@ from typing import Any
 from loralint.discover import Discovery
 from loralint.report.escape import escape, escape_lines
 from loralint.settings import ONLINE_ENV, Settings, setting_location, user_config_path
+from loralint.toml_text import toml_value
 
 # Settings keys as a file writes them → the Settings attribute; in the order ruff's users expect.
 KEYS = (
@@ -62,6 +63,7 @@ def render_settings(settings: Settings, command_line: CommandLine, enabled: list
         f"# Settings file: {source}" if source else "# Settings file: none (loralint's defaults)",
         f"# Relative globs are relative to: {settings.root}",
         "",
+        "[tool.loralint]",
     ]
     rows: list[tuple[str, str]] = []
     for key, attribute in KEYS:
@@ -80,12 +82,18 @@ def render_settings(settings: Settings, command_line: CommandLine, enabled: list
             origin = f"{origin} + {option}" if origin != "default" else option
         if key == "select" and value is None:
             value = ["ALL"]
-        # TOML has no null: an unset key is shown commented out.
-        rows.append((f"{key} = {toml_value(value)}" if value is not None else f"# {key} (not set)", origin))
-    if settings.rules:
-        rows.append((f"# [[rules]]: {', '.join(rule.code for rule in settings.rules)}", setting_location(settings, "rules")))
+        if value is None:
+            rows.append((f"# {key} (not set)", origin))  # TOML has no null: an unset key is commented out
+        elif key == "online" and value:
+            # Only the user turns the network on: written in a repository's settings, it would be ignored.
+            rows.append((f"# {key} = true", f"{origin}; in {user_config_path() or 'the user-level config'}, not here"))
+        else:
+            rows.append((f"{key} = {toml_value(value)}", origin))
     width = min(max(len(text) for text, _ in rows), 60)
     lines += [f"{text:<{width}}  # {origin}" for text, origin in rows]
+    for rule in settings.rules:  # after the table's own keys, as TOML requires
+        lines += ["", f"[[tool.loralint.rules]]  # {setting_location(settings, 'rules')}"]
+        lines += [f"{name} = {toml_value(getattr(rule, name))}" for name in _RULE_KEYS if getattr(rule, name) is not None]
     lines.append("")
     if problem is not None:
         lines.append(f"# These settings cannot be used: {problem}")
@@ -104,22 +112,7 @@ def _online_origin(settings: Settings, origin: str) -> str:
     return "default" if origin == "default" else f"default ({origin} is ignored: repository settings cannot turn it on)"
 
 
-def toml_value(value: Any) -> str:
-    """`value` as TOML writes it (strings, numbers, booleans, lists, inline tables)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)} = {toml_value(v)}" for k, v in value.items()) + " }" \
-            if value else "{}"
-    return json.dumps(str(value), ensure_ascii=False)
-
-
+_RULE_KEYS = ("code", "name", "check", "severity", "params", "summary", "message")  # CustomRule's, in order
 def render_files(found: Discovery) -> str:
     """The files a run would check, one a line, as the report names them."""
     return "\n".join(escape(source.display) for source in sorted(found.files, key=lambda f: f.display))

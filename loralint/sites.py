@@ -171,6 +171,10 @@ class Hints:
     unsloth_finetune: dict[str, bool] | None = None
     # The trainer, its arguments, tokenizer edits and what happens after training (Python only).
     training: TrainingContext | None = None
+    # A trainer config that may add tokens to the vocabulary (axolotl `tokens:`, or `special_tokens:` that
+    # set more than the pad token): where, and the key in words. axolotl then demands its embedding layers
+    # in lora_modules_to_save.
+    config_adds_tokens: tuple[Span, str] | None = None
     # Built inside `with pytest.raises(...)` / `pytest.warns` / `self.assertRaises(...)`: a test that
     # makes this configuration wrong on purpose. Set to where; rules do not run on it.
     expected_to_fail: str | None = None

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
 pytest_lsp = pytest.importorskip("pytest_lsp", reason="pytest-lsp is in loralint[test]")
 
+from lsp_client import change_doc, client_fixture, open_doc, published, server_config
 from lsprotocol import types
-from pygls.protocol import default_converter
-from pytest_lsp import ClientServerConfig, LanguageClient
-from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
+from pytest_lsp import LanguageClient
 
 BAD = """# training script
 from peft import LoraConfig  # the adapter
@@ -41,67 +37,9 @@ lora_fan_in_fanout: false
 """
 
 
-def _record(client: LanguageClient, params: types.PublishDiagnosticsParams) -> None:
-    client.diagnostics[params.uri] = params.diagnostics
-    client.published.append(params)  # type: ignore[attr-defined]
-
-
-def _make_client() -> LanguageClient:
-    client = LanguageClient(converter_factory=default_converter)
-    register_lsp_features(client, {**DEFAULT_CLIENT_FEATURES, types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS: _record})
-    client.published = []  # type: ignore[attr-defined]
-    return client
-
-
-SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "loralint", "server"], client_factory=_make_client)
-
-
-async def _session(lsp_client: LanguageClient, editor: str):
-    result = await lsp_client.initialize_session(
-        types.InitializeParams(capabilities=pytest_lsp.client_capabilities(editor))
-    )
-    lsp_client.init_result = result  # type: ignore[attr-defined]
-
-
-@pytest_lsp.fixture(config=SERVER)
-async def client(lsp_client: LanguageClient):
-    await _session(lsp_client, "visual-studio-code")
-    yield
-    await lsp_client.shutdown_session()
-
-
-@pytest_lsp.fixture(config=SERVER)
-async def nvim_client(lsp_client: LanguageClient):
-    """Neovim prefers UTF-8 positions; the server must still answer in UTF-16."""
-    await _session(lsp_client, "neovim")
-    yield
-    await lsp_client.shutdown_session()
-
-
-async def published(client: LanguageClient, uri: str, version: int | None = None, timeout: float = 20.0):
-    """The first publishDiagnostics for `uri` (at `version`, when given) not yet consumed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for i, params in enumerate(client.published):  # type: ignore[attr-defined]
-            if params.uri == uri and (version is None or params.version == version):
-                del client.published[i]  # type: ignore[attr-defined]
-                return params
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no diagnostics published for {uri} version {version}")
-        await asyncio.sleep(0.01)
-
-
-def open_doc(client: LanguageClient, path: Path, text: str, language: str = "python", version: int = 1) -> str:
-    uri = path.as_uri()
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))
-    return uri
-
-
-def change_doc(client: LanguageClient, uri: str, version: int, text: str) -> None:
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-        content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+SERVER = server_config([sys.executable, "-m", "loralint", "server"])
+client = client_fixture(SERVER)
+nvim_client = client_fixture(SERVER, "neovim")  # Neovim prefers UTF-8 positions; the server must still answer in UTF-16
 
 
 def apply_text_edits(text: str, edits) -> str:

@@ -731,6 +731,7 @@ def modules_to_save_surprise(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
     target_list = set(targets) if isinstance(targets, (list, tuple, set)) else set()
     spans = item_spans(site, "modules_to_save")
     unmatched = set(result.unmatched_modules_to_save)
+    required = _required_to_save(site, info.model_type)
     for entry in f.value:
         if not isinstance(entry, str):
             continue
@@ -752,12 +753,33 @@ def modules_to_save_surprise(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
                 f"{entry!r} is in both target_modules and modules_to_save: PEFT drops it from LoRA targeting and trains"
                 " a full copy instead",
             )
+        if entry in required:
+            continue  # the trainer refuses the config without it: not the user's choice to undo
         params = sum(p for _, p in wrapped)
         threshold = int(ctx.params.get("large_module_params", 50_000_000))
         if params >= threshold:
             yield Finding(
                 span,
                 f"modules_to_save entry {entry!r} trains a full copy of {params:,} parameters on {_model(resolution)}"
-                " (memory, optimizer state and checkpoint grow by that much, and vLLM will not serve it); for new"
-                " tokens prefer trainable_token_indices",
+                f" (memory, optimizer state and checkpoint grow by that much, and vLLM will not serve it){_new_tokens_way(site)}",
             )
+
+
+def _required_to_save(site: ConfigSite, model_type: str | None) -> frozenset[str]:
+    """modules_to_save entries the trainer itself demands. axolotl, when its config adds tokens (hints.
+    config_adds_tokens), raises unless lora_modules_to_save holds both embedding layers, named as its
+    loaders/utils.py: get_linear_embedding_layers names them for the model type."""
+    if site.origin != "axolotl" or site.hints.config_adds_tokens is None:
+        return frozenset()
+    return frozenset({"gpt_neox": ("embed_in", "embed_out"), "falcon": ("word_embeddings", "lm_head"),
+                      "nemotron_h": ("embeddings", "lm_head")}.get(model_type or "", ("embed_tokens", "lm_head")))
+
+
+def _new_tokens_way(site: ConfigSite) -> str:
+    """The cheaper way to train new tokens, under the name the file's format gives it (none in formats
+    without one: LLaMA-Factory, torchtune, Unsloth's YAML)."""
+    if site.syntax == "python" or site.origin == "adapter_config":
+        return "; for new tokens prefer trainable_token_indices"
+    if site.origin == "axolotl":
+        return "; for new tokens prefer peft_trainable_token_indices"  # axolotl loaders/adapter.py passes it on
+    return ""

@@ -7,11 +7,13 @@ a list entry matches the full name exactly or as a suffix after a dot, never as 
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from loralint.checks import CheckContext, Finding, check
-from loralint.checks._util import known_field, replace_value
+from loralint.checks._util import known_field, literal, replace_value
 from loralint.limits import AnalysisLimit
 from loralint.safe_regex import compile_checked
 from loralint.sites import ConfigSite
@@ -108,35 +110,117 @@ def string_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         return  # too long or too deep to compile safely: LORA906 says so
 
 
+# A list entry written as a regex around one module name (`.*q_proj`, `.*\.(q_proj|v_proj)$`, `*q_proj`):
+# the name(s) it was meant to reach.
+_NAME = r"[A-Za-z_]\w*(?:\\\.\w+)*"
+_AROUND_NAMES = re.compile(rf"^\^?(?:\.\*\\\.|\(\.\*\\\.\)\?|\.\*|\*)?(?:({_NAME})|\((?:\?:)?({_NAME}(?:\|{_NAME})*)\))\$?$")
+
+
+def _meant_names(entries: list[str]) -> list[str] | None:
+    """The plain module names a list of entries means (regex entries reduced to the names they wrap);
+    None when a regex entry is more than a name with a prefix (`layers.[0-3].q_proj`)."""
+    names: list[str] = []
+    for entry in entries:
+        if not _REGEX_CHARS.search(entry):
+            found = [entry]
+        else:
+            match = _AROUND_NAMES.match(entry.strip())
+            if match is None:
+                return None
+            found = (match.group(1) or match.group(2)).split("|")
+        names += [n.replace("\\.", ".") for n in found if n.replace("\\.", ".") not in names]
+    return names
+
+
+def _takes_regex(site: ConfigSite, name: str) -> bool:
+    """Whether the format can hand PEFT one regex string for `name`. LLaMA-Factory (v0 splits
+    `lora_target` on commas, v1 wraps a string in a list), Unsloth's YAML (splits on commas) and TRL
+    (ModelConfig.lora_target_modules is a list) cannot; modules_to_save is never a regex in PEFT
+    (other.py: _set_trainable uses str.endswith)."""
+    if name == "modules_to_save":
+        return False
+    # axolotl passes lora_target_modules / lora_exclude_modules to LoraConfig as written (loaders/adapter.py).
+    return site.syntax in ("python", "json") or site.origin == "axolotl"
+
+
+def _setting(site: ConfigSite, f, value: Any, *, regex: bool = False) -> str:
+    """`key = value` as the file's format writes it: `target_modules=[...]` in Python,
+    `"target_modules": [...]` in JSON, `lora_target: q_proj,v_proj` in LLaMA-Factory's YAML."""
+    key = f.raw_name or f.name
+    if site.syntax == "python":
+        text = literal(site, value)
+        if regex and "\\" in value and '"' not in value and not value.endswith("\\"):
+            text = f'r"{value}"'  # a raw string, as regexes are written
+        return f"{key}={text}"
+    if site.syntax == "json":
+        return f"{json.dumps(key)}: {json.dumps(value)}"
+    if site.origin == "llamafactory" and f.raw_name in ("lora_target", "additional_target") and isinstance(value, list):
+        return f"{key}: {','.join(value)}"  # LLaMA-Factory's own form: one comma-separated string
+    if regex:
+        return f"{key}: '{value.replace(chr(39), chr(39) * 2)}'"  # single-quoted: backslashes stay as written
+    return f"{key}: {literal(site, value)}"
+
+
+def _all_linear_message(site: ConfigSite, f) -> str:
+    """Why "all-linear" in a list matches nothing, and how the format asks for every linear layer."""
+    if site.origin == "llamafactory":
+        # finetuning_args.py (v0) / v1 peft.py: only "all" means every linear layer; anything else is a name.
+        return (f"'all-linear' is not LLaMA-Factory's spelling: it hands PEFT target_modules={list(f.value)!r}, where"
+                f" 'all-linear' is a module name that matches nothing; every linear layer is {_setting(site, f, 'all')}")
+    spelling = _setting(site, f, "all-linear")
+    if site.origin == "axolotl":
+        spelling += " (or lora_target_linear: true)"
+    return f"'all-linear' only works as the plain string {spelling}; inside a list it is a module name that matches nothing"
+
+
+# What hands PEFT a list whatever is written, in words.
+_LIST_ONLY = {
+    "llamafactory": "LLaMA-Factory hands PEFT a list of names",
+    "unsloth": "Unsloth's config hands PEFT a list of names",
+    "trl": "TRL's lora_target_modules is a list of names",
+}
+
+
 @check("regex_in_list")
 def regex_in_list(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     for name in ("target_modules", "exclude_modules", "modules_to_save"):
         f = known_field(site, name)
         if f is None or not isinstance(f.value, (list, tuple, set)):
             continue
+        key = f.raw_name or f.name
         entries = [e for e in f.value if isinstance(e, str)]
         if name == "target_modules" and any(e.lower() == "all-linear" for e in entries):
             fix = None
             if len(entries) == 1:
                 fix = replace_value(site, name, "all-linear", "Use the string 'all-linear'", "safe")
-            yield Finding(
-                f.span,
-                "'all-linear' only works as the plain string target_modules='all-linear'; inside a list it is a module"
-                " name that matches nothing",
-                fix=fix,
-            )
+            yield Finding(f.span, _all_linear_message(site, f), fix=fix)
         regexy = [e for e in entries if _REGEX_CHARS.search(e)]
         if regexy:
-            how = {
-                "target_modules": "use one regex string such as target_modules=r'.*\\.(q_proj|v_proj)' instead",
-                "exclude_modules": "use one regex string for exclude_modules instead",
-                "modules_to_save": "list the module names themselves",
-            }[name]
             yield Finding(
                 f.span,
-                f"{name} entries {regexy!r} look like regular expressions, but list entries match module names"
-                f" exactly or as a dotted suffix (since peft 0.6), so they match nothing; {how}",
+                f"{key} entries {regexy!r} look like regular expressions, but list entries match module names"
+                f" exactly or as a dotted suffix (since peft 0.6), so they match nothing; {_instead(site, f, entries)}",
             )
         empty = [e for e in entries if not e.strip()]
         if empty and name == "target_modules":
-            yield Finding(f.span, "target_modules contains an empty string, which matches nothing (and raises for 20+ entries)")
+            yield Finding(f.span, f"{key} contains an empty string, which matches nothing (and raises for 20+ entries)")
+
+
+def _instead(site: ConfigSite, f, entries: list[str]) -> str:
+    """What to write instead, in the file's own syntax: the names the entries wrap, and one regex
+    string where the format passes one to PEFT."""
+    names = _meant_names([e for e in entries if e.strip() and e.lower() != "all-linear"])
+    regex_ok = _takes_regex(site, f.name)
+    if names:
+        advice = f"list the names themselves: {_setting(site, f, names)}"
+        if regex_ok:
+            escaped = [re.escape(n) for n in names]
+            regex = r".*\." + (escaped[0] if len(names) == 1 else f"({'|'.join(escaped)})")
+            advice += f", or use one regex string: {_setting(site, f, regex, regex=True)}"
+        return advice
+    if regex_ok:
+        return (f"use one regex string for {f.raw_name or f.name}, which PEFT matches against the whole dotted"
+                f" module name (such as {_full_name_example(site, 'q_proj')})")
+    if f.name == "modules_to_save":
+        return "list the module names themselves (PEFT matches modules_to_save entries by name suffix, never as a regex)"
+    return f"list the module names themselves ({_LIST_ONLY.get(site.origin, 'this format hands PEFT a list')}, never a regex)"

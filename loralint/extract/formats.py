@@ -479,8 +479,27 @@ def _axolotl(doc: Document) -> list[ConfigSite]:
         if _truthy(root.get("dataset_exact_deduplication")) or (shards is not None and shards.value is not None):
             # axolotl drops duplicates or keeps one shard before it trains: how many remain is not known
             b.site.hints.datasets, b.site.hints.dataset_size, b.site.hints.held_out = None, None, None
+    b.site.hints.config_adds_tokens = _axolotl_new_tokens(doc)
     b.check_unknown(root, "", AXOLOTL_KNOWN, AXOLOTL_LORA_KEYS)
     return [b.done()]
+
+
+def _axolotl_new_tokens(doc: Document) -> tuple[Span, str] | None:
+    """`tokens:` (always new tokens), or `special_tokens:` setting a token other than the pad token (new
+    unless the tokenizer has it already, which only the tokenizer knows). axolotl raises unless
+    lora_modules_to_save holds both embedding layers then: loaders/utils.py check_model_config for
+    `tokens`, loaders/tokenizer.py load_tokenizer for `special_tokens` (pad_token and
+    additional_special_tokens exempt)."""
+    root = doc.root
+    tokens = root.entry("tokens")
+    if tokens is not None and tokens[1].kind == "seq" and tokens[1].items:
+        return doc.span(tokens[0]), "axolotl tokens:"
+    special = root.entry("special_tokens")
+    if special is not None and special[1].kind == "map":
+        for name, _, value in special[1].entries():
+            if name not in ("pad_token", "additional_special_tokens") and _is_set(value):
+                return doc.span(special[0]), f"axolotl special_tokens: {name}"
+    return None
 
 
 # --- LLaMA-Factory ---------------------------------------------------------------------------

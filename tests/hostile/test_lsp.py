@@ -8,7 +8,6 @@ hang guards (HANG_SECONDS), never timing assertions. Memory is read from /proc/<
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import queue
@@ -23,11 +22,10 @@ import pytest
 
 pytest_lsp = pytest.importorskip("pytest_lsp", reason="pytest-lsp is in loralint[test]")
 
+from lsp_client import change_doc, client_fixture, open_doc, published, server_config
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pygls.protocol import default_converter
-from pytest_lsp import ClientServerConfig, LanguageClient
-from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
+from pytest_lsp import LanguageClient
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads memory from /proc (Linux)")
 
@@ -411,58 +409,11 @@ def test_exit_without_shutdown_exits_1(raw):
 
 # --- documents (pytest-lsp: messages a real client sends) ---------------------------------------
 
-def _record(client: LanguageClient, params: types.PublishDiagnosticsParams) -> None:
-    client.published.append(params)  # type: ignore[attr-defined]
+client = client_fixture(server_config(bounded_server(), {**os.environ, "HF_HUB_OFFLINE": "1", "LORALINT_LSP_DEBOUNCE": "0"}))
 
 
-def _make_client() -> LanguageClient:
-    client = LanguageClient(converter_factory=default_converter)
-    register_lsp_features(client, {**DEFAULT_CLIENT_FEATURES, types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS: _record})
-    client.published = []  # type: ignore[attr-defined]
-    return client
-
-
-SERVER = ClientServerConfig(
-    server_command=bounded_server(),
-    client_factory=_make_client,
-    server_env={**os.environ, "HF_HUB_OFFLINE": "1", "LORALINT_LSP_DEBOUNCE": "0"},
-)
-
-
-@pytest_lsp.fixture(config=SERVER)
-async def client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(
-        types.InitializeParams(capabilities=pytest_lsp.client_capabilities("visual-studio-code"))
-    )
-    yield
-    await lsp_client.shutdown_session()
-
-
-async def published(client: LanguageClient, uri: str, version: int) -> list[types.Diagnostic]:
-    deadline = time.monotonic() + HANG_SECONDS
-    while time.monotonic() < deadline and client._server.returncode is None:  # type: ignore[union-attr]
-        for i, params in enumerate(client.published):  # type: ignore[attr-defined]
-            if params.uri == uri and params.version == version:
-                del client.published[i]  # type: ignore[attr-defined]
-                return list(params.diagnostics)
-        await asyncio.sleep(0.01)
-    status = client._server.returncode  # type: ignore[union-attr]
-    raise AssertionError(f"no diagnostics for {uri} version {version} (server exit status {status})")
-
-
-def open_doc(client: LanguageClient, uri: str, text: str, version: int = 1) -> None:
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        text_document=types.TextDocumentItem(uri=uri, language_id="python", version=version, text=text)))
-
-
-def replace_doc(client: LanguageClient, uri: str, version: int, text: str) -> None:
-    client.text_document_did_change(types.DidChangeTextDocumentParams(
-        text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-        content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
-
-
-def codes(diagnostics: list[types.Diagnostic]) -> set[str]:
-    return {str(d.code) for d in diagnostics}
+def codes(params: types.PublishDiagnosticsParams) -> set[str]:
+    return {str(d.code) for d in params.diagnostics}
 
 
 def server_pid(client: LanguageClient) -> int:
@@ -477,8 +428,8 @@ async def test_a_document_over_10_mb_is_not_checked_nor_kept(client, tmp_path):
     before = memory_mb(server_pid(client))["VmRSS"]
 
     big = BAD + "# padding\n" * (3 * MB)  # 31 MB: over the limit, under the message cap
-    replace_doc(client, uri, 2, big)
-    [skipped] = await published(client, uri, 2)
+    change_doc(client, uri, 2, big)
+    [skipped] = (await published(client, uri, 2)).diagnostics
     assert (skipped.code, skipped.severity) == ("LORA905", types.DiagnosticSeverity.Warning)
     assert "the document is 31 MB, over the 10 MB limit" in skipped.message
     during = memory_mb(server_pid(client))
@@ -488,7 +439,7 @@ async def test_a_document_over_10_mb_is_not_checked_nor_kept(client, tmp_path):
     assert not actions  # no text to edit: no fix, no suppression
 
     del big
-    replace_doc(client, uri, 3, BAD)
+    change_doc(client, uri, 3, BAD)
     assert codes(await published(client, uri, 3)) == {"LORA001"}
     after = memory_mb(server_pid(client))["VmRSS"]
     print(f"RSS before {before:.0f} MB, with the 30 MB edit {during['VmRSS']:.0f} MB "

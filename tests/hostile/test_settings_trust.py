@@ -147,9 +147,9 @@ def test_the_user_can_keep_it_off(run, project, tmp_path, how):
 
 @pytest.mark.parametrize("problem, message", [
     ("LORALINT_ONLINE=maybe", "LORALINT_ONLINE='maybe': expected 1 or 0"),
-    ("user config: online = 'yes'", "online must be true or false"),
+    ("user config: online = 'yes'", 'online: must be true or false, not "yes"'),
     ("user config: select = ['LORA1']",
-     "the user-level config only takes online, max-file-size, max-data-file-size; unknown: select"),
+     "select: unknown setting (the user-level config takes online, max-file-size, max-data-file-size)"),
     ("user config: max-file-size = 'lots'", "max-file-size: 'lots' is not a size"),
 ])
 def test_a_malformed_user_setting_is_a_usage_error(run, project, tmp_path, problem, message):
