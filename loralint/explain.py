@@ -300,8 +300,8 @@ def _checkpointing(site: ConfigSite) -> tuple[bool, str]:
     if found is not None:
         return True, f" ({found[1]}, line {found[0].line})"
     written = (getattr(training, "args", None) or {}).get("gradient_checkpointing")
-    if written is not None:
-        return written.known and written.value is True, ""
+    if written is not None:  # a trainer YAML's default says which trainer decided it
+        return written.known and written.value is True, "" if written.written_here else f" ({written.provenance})"
     if getattr(training, "args_class", None) in _CHECKPOINTING_BY_DEFAULT:
         return True, f" ({training.args_class}'s default gradient_checkpointing=True)"
     return False, ""

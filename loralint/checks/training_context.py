@@ -37,7 +37,8 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     lr = number(f.value) if f is not None and f.known else None
     if lr is None or lr <= 0:
         return
-    rl = training.trainer in _RL_TRAINERS or (training.args_class or "").removesuffix("Config") + "Trainer" in _RL_TRAINERS
+    rl = training.stage == "rl" or training.trainer in _RL_TRAINERS \
+        or (training.args_class or "").removesuffix("Config") + "Trainer" in _RL_TRAINERS
     low, high = ctx.params.get("rl_range" if rl else "sft_range", [1e-7, 5e-5] if rl else [1e-5, 1e-3])
     r, r_known = effective(site, "r")
     alpha, alpha_known = effective(site, "lora_alpha")
@@ -57,7 +58,7 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         return
     yield Finding(
         f.span,
-        f"learning_rate={fmt(lr)} for {training.trainer} {problem}; the usual LoRA value is {usual}",
+        f"{f.raw_name or 'learning_rate'}={fmt(lr)} for {training.trainer} {problem}; the usual LoRA value is {usual}",
         related=[(training.trainer_span, f"{training.trainer} trains this adapter")] if training.trainer_span else [],
     )
 

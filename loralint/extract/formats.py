@@ -34,6 +34,7 @@ from loralint.datasets.yaml_refs import axolotl_refs, llamafactory_refs
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.source import LINE_BREAK
 from loralint.extract.yaml_positions import Node
+from loralint.extract.yaml_training import axolotl_training, llamafactory_training, torchtune_training
 from loralint.peft_fields import LORA_FIELDS, TRL_DEFAULTS, TRL_MODEL_CONFIG_KEYS
 from loralint.sites import ConfigSite, Field, Span, Unknown
 
@@ -474,6 +475,8 @@ def _axolotl(doc: Document) -> list[ConfigSite]:
     if datasets is not None and datasets.kind == "seq" and datasets.items:
         b.dataset_slices(item.get("split") if item.kind == "map" else None for item in datasets.items)
         b.site.hints.datasets = axolotl_refs(datasets, doc.span)  # sized by loralint.datasets
+    if adapter_value is not None:  # trained by axolotl: its batch, sequence length, learning rate, DeepSpeed
+        b.site.hints.training = axolotl_training(doc, b.site.span)
     b.check_unknown(root, "", AXOLOTL_KNOWN, AXOLOTL_LORA_KEYS)
     return [b.done()]
 
@@ -619,6 +622,7 @@ def _llamafactory(doc: Document) -> list[ConfigSite]:
                        "bitsandbytes" if name == "bnb" else name)
     b.site.hints.kbit_prepared_by = "llamafactory"  # LLaMA-Factory prepares a quantized model itself
     b.site.hints.datasets = llamafactory_refs(root, doc.span)  # sized by loralint.datasets
+    b.site.hints.training = llamafactory_training(doc, b.site.span)
     b.check_unknown(root, "", LLAMAFACTORY_KNOWN | _LLAMAFACTORY_FINETUNING_ARGS, LLAMAFACTORY_LORA_KEYS)
     return [b.done()]
 
@@ -820,6 +824,8 @@ def _torchtune_section(
     if dataset is not None and dataset.kind in ("map", "seq"):
         entries = dataset.items if dataset.kind == "seq" else [dataset]
         b.dataset_slices(e.get("split") if e.kind == "map" else None for e in entries)
+    if section_name == "model":  # the model trained (other sections: a teacher or reference model)
+        b.site.hints.training = torchtune_training(doc, b.site.span)
     b.check_unknown(section, prefix, TORCHTUNE_KNOWN, TORCHTUNE_LORA_KEYS)
     return b.done()
 
