@@ -315,6 +315,11 @@ def run(
         from loralint.datasets import size_datasets
 
         size_datasets(sites, fs_paths, settings)
+    if any(site.syntax == "python" and site.hints.training is not None for site in sites):
+        # `accelerate launch --config_file X script.py` seen in the project: the config's facts (not cached either)
+        from loralint.launches import attach_launches
+
+        attach_launches(results, fs_paths, settings.root)
     # Checked diagnostics are cached too (not with --verify: PEFT's own findings are not).
     check_cache = None
     if content_keys and verify is None:

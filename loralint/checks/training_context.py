@@ -128,12 +128,13 @@ def zero3_adapter_save(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]
         return
     if ds.get("gather_set") and ds.get("gather") is None:
         return  # "auto" or a value we cannot judge
+    related = [(training.trainer_span, f"{training.trainer} saves the adapter")] if training.trainer_span else []
     yield Finding(
         training.deepspeed_span,
-        f"DeepSpeed ZeRO stage 3 ({ds.get('source')}) without stage3_gather_16bit_weights_on_model_save=true:"
+        f"DeepSpeed ZeRO stage 3 ({ds.get('source')}) without {ds.get('flag', 'stage3_gather_16bit_weights_on_model_save=true')}:"
         " the LoRA weights stay partitioned across ranks at save time and the saved adapter is empty or"
-        " partial; set it to true in zero_optimization",
-        related=[(training.trainer_span, f"{training.trainer} saves the adapter")] if training.trainer_span else [],
+        f" partial; {ds.get('advice', 'set it to true in zero_optimization')}",
+        related=related + list(ds.get("launch", [])),  # the accelerate config and the command (loralint/launches.py)
     )
 
 
@@ -299,7 +300,7 @@ def device_map_ddp(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     span, why = training.ddp_signal
     yield Finding(
         training.device_map_auto,
-        "device_map=\"auto\" in a script launched for DDP: each process spreads the model over every visible GPU"
+        f"device_map=\"auto\" in a script launched for DDP ({why}): each process spreads the model over every visible GPU"
         " and accelerate refuses to train it (\"You can't train a model that has been loaded with"
         " device_map='auto' in any distributed mode\"); give each process its own GPU with"
         " device_map={\"\": PartialState().process_index} (or int(os.environ[\"LOCAL_RANK\"]))",
