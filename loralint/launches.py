@@ -1,12 +1,14 @@
 """How a training script is launched: `accelerate launch --config_file X train.py` written in a shell
-script, Makefile or Slurm file of the script's folder or a folder above it (up to the project root), or in
-the script's own comments and docstring. The accelerate config such a command names feeds the script's
-training context (LORA410 ZeRO-3 saving, LORA307 FSDP + QLoRA, LORA416 device_map="auto" under DDP).
+script, Makefile or Slurm file of the script's folder or a folder above it (up to the project root or the
+top of the git checkout), or in the script's own comments and docstring. The accelerate config such a
+command names feeds the script's training context (LORA410 ZeRO-3 saving, LORA307 FSDP + QLoRA, LORA416
+device_map="auto" under DDP).
 
-Run once after extraction, like loralint.datasets, and never cached with it. Conservative by design: a
-command counts only when both the script and the config it names exist relative to one folder (the
-folder the command would run in), when every option it passes is one that leaves those facts alone, and
-when no shell variable stands in for a path. Anything else: the script is treated as not launched.
+Run once after extraction, like loralint.datasets; the facts it sets are part of the check cache's key.
+Conservative by design: a command counts only when both the script and the config it names exist
+relative to one folder (the folder the command would run in), when every option it passes is one that
+leaves those facts alone, and when no shell variable stands in for a path. Anything else: the script is
+treated as not launched.
 """
 
 from __future__ import annotations
@@ -60,7 +62,12 @@ def attach_launches(results: list[FileResult], fs_paths: dict[str, Path], root: 
         path = fs_paths.get(result.path)
         if not sites or path is None or result.path.endswith(".ipynb"):
             continue
-        launches = finder.launches_of(Path(path))
+        try:
+            launches = finder.launches_of(Path(path))
+        except Exception:  # files of the project that are no input of ours must never stop the run
+            if os.environ.get("LORALINT_DEBUG"):
+                raise
+            continue
         for site in sites:
             for launch in launches:
                 _apply(site, launch)
@@ -133,11 +140,14 @@ class _Finder:
         return out
 
     def _folders_up(self, start: Path) -> list[Path]:
+        """`start` and the folders above it, up to the project root, the top of a git checkout, or
+        MAX_FOLDERS_UP levels, whichever comes first."""
         out = [start]
-        while len(out) <= MAX_FOLDERS_UP and out[-1] != self.root and out[-1].parent != out[-1]:
-            if self.root not in out[-1].parents:
-                break  # outside the project: only the script's own folder
-            out.append(out[-1].parent)
+        while len(out) <= MAX_FOLDERS_UP:
+            here = out[-1]
+            if here == self.root or here.parent == here or (here / ".git").exists():
+                break
+            out.append(here.parent)
         return out
 
     def _launch_files(self, folder: Path) -> list[tuple[str, Path]]:

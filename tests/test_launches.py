@@ -199,3 +199,15 @@ def test_accelerate_configs_alone_are_not_lora_configurations(tmp_path):
                      "configs/multi_gpu.yaml": MULTI_GPU.format(n=8)})
     run = run_cli(["check", "--output-format", "json", "--no-cache", "."], cwd=tmp_path)
     assert run.exit_code == 0 and run.json["diagnostics"] == [] and run.json["configs"] == []
+
+
+def test_unreadable_launch_files_are_skipped(tmp_path):
+    import os
+
+    write(tmp_path, {"train.py": SFT.format(usage=""), "configs/zero3.yaml": ZERO3.format(extra=""),
+                     "run.sh": RUN, "configs/broken.yaml": "distributed_type: [DEEPSPEED\n"})
+    os.mkfifo(tmp_path / "a_fifo.sh")  # read first (sorted): a FIFO must not block the run
+    os.symlink("loop.sh", tmp_path / "loop.sh")  # a link to itself
+    (tmp_path / "broken.sh").write_text("accelerate launch --config_file configs/broken.yaml train.py\n")
+    [d] = findings(tmp_path, "LORA410", "--no-cache")  # run.sh still counts; the broken config is not used
+    assert "run.sh:3" in d["message"]

@@ -187,3 +187,36 @@ def test_python_deepspeed_dict_with_deepspeeds_own_gather_name_is_quiet(tmp_path
     """
     assert check(tmp_path, "train.py", source.format(extra=""), "LORA410") != []
     assert check(tmp_path, "train.py", source.format(extra=', "gather_16bit_weights_on_model_save": True'), "LORA410") == []
+
+
+TRL = """
+# trl sft --config sft_lora.yaml
+model_name_or_path: Qwen/Qwen2.5-0.5B
+dataset_name: trl-lib/Capybara
+use_peft: true
+lora_r: 32
+lora_alpha: 16
+lora_target_modules: all-linear
+learning_rate: 2.0e-4
+per_device_train_batch_size: 4
+gradient_accumulation_steps: 4
+max_length: 1024
+gradient_checkpointing: true
+bf16: true
+output_dir: Qwen2.5-0.5B-SFT-LoRA
+"""
+
+
+def test_trl_cli_config_gives_explain_its_batch_and_length(tmp_path):
+    fit = fit_of(tmp_path, "sft_lora.yaml", TRL)
+    assert "activations, batch 4 × 1024 tokens, gradient checkpointing" in [item["what"] for item in fit["items"]]
+    assert any(note.startswith("with gradient checkpointing as configured;") for note in fit["notes"])
+    # which trainer reads it is named on the command line (trl sft / trl dpo): no learning-rate band
+    assert check(tmp_path, "sft_lora.yaml", TRL.replace("2.0e-4", "2.0e-2"), "LORA406") == []
+
+
+def test_trl_cli_config_zero3(tmp_path):
+    (tmp_path / "zero3.json").write_text(json.dumps(ZERO3))
+    text = TRL + "deepspeed: zero3.json\n"
+    [d] = check(tmp_path, "sft_lora.yaml", text, "LORA410")
+    assert d["line"] == 15  # the deepspeed key's value

@@ -36,15 +36,17 @@ class AccelerateConfig:
 def read_accelerate_config(path: str, display: str, base: str) -> AccelerateConfig | None:
     """The accelerate config at `path` (`display` in messages); None when it is not one or cannot be read.
     `base`: the folder the launch runs in, against which a deepspeed_config_file is resolved first."""
+    from loralint.extract.bounds import LimitReached
     from loralint.extract.source import SourceSyntaxError
     from loralint.extract.yaml_positions import compose_yaml
+    from loralint.limits import AnalysisLimit
     from loralint.safe_read import read_text_limited
 
     try:
         text = read_text_limited(path, MAX_ACCELERATE_CONFIG_BYTES)
         root = next(iter(compose_yaml(text)), None)  # accelerate reads JSON configs too: JSON is YAML
-    except (OSError, SourceSyntaxError, RecursionError, ValueError):
-        return None
+    except (OSError, SourceSyntaxError, LimitReached, AnalysisLimit, RecursionError, ValueError):
+        return None  # not an accelerate config we can read: the launch is not used
     if root is None or root.kind != "map":
         return None
     entry = root.entry("distributed_type")

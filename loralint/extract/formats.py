@@ -34,7 +34,12 @@ from loralint.datasets.yaml_refs import axolotl_refs, llamafactory_refs
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.source import LINE_BREAK
 from loralint.extract.yaml_positions import Node
-from loralint.extract.yaml_training import axolotl_training, llamafactory_training, torchtune_training
+from loralint.extract.yaml_training import (
+    axolotl_training,
+    llamafactory_training,
+    torchtune_training,
+    trl_training,
+)
 from loralint.peft_fields import LORA_FIELDS, TRL_DEFAULTS, TRL_MODEL_CONFIG_KEYS
 from loralint.sites import ConfigSite, Field, Span, Unknown
 
@@ -938,6 +943,8 @@ def _trl(doc: Document) -> list[ConfigSite]:
         datasets = mixture.get("datasets")
     if datasets is not None and datasets.kind == "seq" and datasets.items:
         b.dataset_slices(item.get("split") if item.kind == "map" else None for item in datasets.items)
+    if b.site.hints.applied:  # use_peft: true: the training arguments of the same file train this adapter
+        b.site.hints.training = trl_training(doc, b.site.span)
     b.check_unknown(root, "", TRL_KNOWN, TRL_LORA_KEYS)
     return [b.done()]
 

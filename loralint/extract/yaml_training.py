@@ -11,6 +11,7 @@ Key names and defaults, from each trainer's source:
   (disable_gradient_checkpointing=False: model_utils/checkpointing.py turns checkpointing on unless it is
   set), hparams/finetuning_args.py (stage: pt|sft|rm|ppo|dpo|kto, default sft); the rest are
   transformers' TrainingArguments (per_device_train_batch_size=8).
+* TRL CLI configs: transformers' TrainingArguments and trl/trainer/sft_config.py names, as written.
 * torchtune: recipes/lora_finetune_*.py (batch_size, gradient_accumulation_steps, optimizer.lr,
   enable_activation_checkpointing=False, tokenizer.max_seq_len), recipes/lora_dpo_*.py (loss: rlhf DPOLoss).
 """
@@ -74,6 +75,22 @@ _TORCHTUNE = (
     ("epochs", "num_train_epochs", "number"),
 )
 _TORCHTUNE_DEFAULTS = {"gradient_checkpointing": ("enable_activation_checkpointing", False)}
+
+
+# TRL's CLI configs hold TrainingArguments / SFTConfig keys as they are; which trainer reads them (`trl sft`,
+# `trl dpo`, ...) is named on the command line, so only what is written counts, and no learning-rate band.
+_TRL = (
+    ("learning_rate", "learning_rate", "number"),
+    ("per_device_train_batch_size", "per_device_train_batch_size", "int"),
+    ("gradient_accumulation_steps", "gradient_accumulation_steps", "int"),
+    ("max_length", "max_length", "int"),
+    ("max_seq_length", "max_seq_length", "int"),
+    ("gradient_checkpointing", "gradient_checkpointing", "flag"),
+    ("gradient_checkpointing_kwargs", "gradient_checkpointing_kwargs", "any"),
+    ("bf16", "bf16", "any"),
+    ("fp16", "fp16", "any"),
+    ("deepspeed", "deepspeed", "any"),
+)
 
 
 def _read(value: Any, how: str) -> Any:
@@ -184,4 +201,11 @@ def torchtune_training(doc: Document, anchor: Span) -> TrainingContext:
         context.stage = "sft"
     else:
         context.trainer = None  # the recipe is named on the command line: no band without the loss
+    return context
+
+
+def trl_training(doc: Document, anchor: Span) -> TrainingContext:
+    context = TrainingContext()
+    _fill(doc, doc.root, context, _TRL, {}, "TRL", anchor)
+    _deepspeed(doc, context)
     return context
