@@ -220,3 +220,10 @@ def test_trl_cli_config_zero3(tmp_path):
     text = TRL + "deepspeed: zero3.json\n"
     [d] = check(tmp_path, "sft_lora.yaml", text, "LORA410")
     assert d["line"] == 15  # the deepspeed key's value
+
+
+def test_explain_with_a_huge_batch_answers_at_once(tmp_path):
+    text = AXOLOTL.format(rl="", lr="0.0002").replace("micro_batch_size: 2", "micro_batch_size: 1e15")
+    fit = fit_of(tmp_path, "qlora.yml", text)
+    assert fit["fits"] is False and fit["changes"][0].startswith("per-device batch ")
+    assert "gradient_accumulation_steps" in fit["changes"][0]
