@@ -419,6 +419,10 @@ class CheckCache:
                 # The site as extracted is in the content key; after extraction, loralint.datasets sets
                 # hints.dataset_size (a local data file's size) and resolve sets the model.
                 parts.append(fingerprint(site.hints.dataset_size))
+                # loralint.launches sets these from an accelerate config after extraction
+                training = site.hints.training
+                if training is not None:
+                    parts.append(fingerprint((training.deepspeed, training.ddp_signal, site.hints.fsdp)))
                 parts.append(self._model(site.model).encode())
         except (FormatError, TypeError, ValueError, RecursionError):
             return None

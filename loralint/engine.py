@@ -329,6 +329,11 @@ def run(
         # The Hub is asked about data sets only with --online, and only when a rule reads the size.
         wanted = options.dataset_size is None and any(rules[c].check == "dropout_large_dataset" for c in active)
         dataset_notes = size_datasets(sites, fs_paths, settings, online=options.online and wanted)
+    if any(site.syntax == "python" and site.hints.training is not None for site in sites):
+        # `accelerate launch --config_file X script.py` seen in the project: the config's facts (not cached either)
+        from loralint.launches import attach_launches
+
+        attach_launches(results, fs_paths, settings.root)
     # Checked diagnostics are cached too (not with --verify: PEFT's own findings are not).
     check_cache = None
     if content_keys and verify is None:

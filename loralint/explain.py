@@ -312,8 +312,8 @@ def _checkpointing(site: ConfigSite) -> tuple[bool, str]:
     if found is not None:
         return True, f" ({found[1]}, line {found[0].line})"
     written = (getattr(training, "args", None) or {}).get("gradient_checkpointing")
-    if written is not None:
-        return written.known and written.value is True, ""
+    if written is not None:  # a trainer YAML's default says which trainer decided it
+        return written.known and written.value is True, "" if written.written_here else f" ({written.provenance})"
     if getattr(training, "args_class", None) in _CHECKPOINTING_BY_DEFAULT:
         return True, f" ({training.args_class}'s default gradient_checkpointing=True)"
     return False, ""
@@ -396,12 +396,14 @@ def _changes(fixed, without, with_gc, gc_on, b, s, hidden, layers, vocab, budget
         smaller = fixed - memory["base_bf16_bytes"] + memory["base_4bit_bytes"]
         if smaller + with_gc <= budget:
             out.append(f"load the base in 4-bit (QLoRA) with gradient checkpointing (total ~{_size(smaller + with_gc)})")
-    for batch in range(b - 1, 0, -1):
+    # The largest smaller batch that fits, computed rather than searched: the activations grow linearly
+    # with the batch, and a YAML may say micro_batch_size: 100000000.
+    per_one = activation_bytes(1, s, hidden, layers, vocab)[1]
+    batch = min(b - 1, (budget - fixed) // per_one) if per_one > 0 else 0
+    if batch >= 1:
         per = activation_bytes(batch, s, hidden, layers, vocab)[1]
-        if fixed + per <= budget:
-            out.append(f"per-device batch {batch} with gradient checkpointing and gradient_accumulation_steps ×{math.ceil(b / batch)}"
-                       f" (total ~{_size(fixed + per)})")
-            break
+        out.append(f"per-device batch {batch} with gradient checkpointing and gradient_accumulation_steps ×{math.ceil(b / batch)}"
+                   f" (total ~{_size(fixed + per)})")
     if not out:
         out.append("shorter sequences, a smaller model or more GPUs: nothing above fits "
                    f"(weights and optimizer alone ~{_size(fixed)}, activations ~{_size(activations)})")

@@ -187,6 +187,9 @@ class TrainingContext:
     trainer: str | None = None  # the trainer class that trains this configuration: "SFTTrainer", "Trainer"
     trainer_span: Span | None = None
     args_class: str | None = None  # "SFTConfig", "TrainingArguments", ...
+    # "sft" | "rl" where a trainer YAML says which (axolotl rl:, LLaMA-Factory stage:, torchtune's loss);
+    # in Python the trainer class says it.
+    stage: str | None = None
     args: dict[str, Field] = field(default_factory=dict)  # the training arguments the trainer gets
     trainer_kwargs: dict[str, Span] = field(default_factory=dict)  # keywords written in the trainer call
     deepspeed: dict[str, Any] | None = None  # {"stage": int, "gather": bool | None, "source": str}

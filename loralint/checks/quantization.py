@@ -230,6 +230,11 @@ def merge_into_quantized(site: ConfigSite, ctx: CheckContext) -> Iterable[Findin
     )
 
 
+def _where(span: Span, here: Span) -> str:
+    """`line N` in the same file; `distributed_type: FSDP in path:N` from an accelerate config (loralint/launches.py)."""
+    return f"line {span.line}" if span.path == here.path else f"distributed_type: FSDP in {span.path}:{span.line}"
+
+
 @check("fsdp_qlora_quant_storage")
 def fsdp_qlora_quant_storage(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """FSDP flattens each wrapped module's parameters into one tensor and needs one dtype: the 4-bit weights are
@@ -244,7 +249,7 @@ def fsdp_qlora_quant_storage(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
         return
     yield Finding(
         span,
-        f"FSDP (line {fsdp.line}) with a 4-bit BitsAndBytesConfig that leaves bnb_4bit_quant_storage at torch.uint8:"
+        f"FSDP ({_where(fsdp, span)}) with a 4-bit BitsAndBytesConfig that leaves bnb_4bit_quant_storage at torch.uint8:"
         " FSDP cannot flatten uint8 4-bit weights together with the bf16 parameters beside them ('Must flatten tensors"
         " with uniform dtype') and does not shard them; set bnb_4bit_quant_storage=torch.bfloat16 (the dtype the"
         " model is loaded in)",

@@ -37,7 +37,8 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     lr = number(f.value) if f is not None and f.known else None
     if lr is None or lr <= 0:
         return
-    rl = training.trainer in _RL_TRAINERS or (training.args_class or "").removesuffix("Config") + "Trainer" in _RL_TRAINERS
+    rl = training.stage == "rl" or training.trainer in _RL_TRAINERS \
+        or (training.args_class or "").removesuffix("Config") + "Trainer" in _RL_TRAINERS
     low, high = ctx.params.get("rl_range" if rl else "sft_range", [1e-7, 5e-5] if rl else [1e-5, 1e-3])
     r, r_known = effective(site, "r")
     alpha, alpha_known = effective(site, "lora_alpha")
@@ -57,7 +58,7 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         return
     yield Finding(
         f.span,
-        f"learning_rate={fmt(lr)} for {training.trainer} {problem}; the usual LoRA value is {usual}",
+        f"{f.raw_name or 'learning_rate'}={fmt(lr)} for {training.trainer} {problem}; the usual LoRA value is {usual}",
         related=[(training.trainer_span, f"{training.trainer} trains this adapter")] if training.trainer_span else [],
     )
 
@@ -127,12 +128,13 @@ def zero3_adapter_save(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]
         return
     if ds.get("gather_set") and ds.get("gather") is None:
         return  # "auto" or a value we cannot judge
+    related = [(training.trainer_span, f"{training.trainer} saves the adapter")] if training.trainer_span else []
     yield Finding(
         training.deepspeed_span,
-        f"DeepSpeed ZeRO stage 3 ({ds.get('source')}) without stage3_gather_16bit_weights_on_model_save=true:"
+        f"DeepSpeed ZeRO stage 3 ({ds.get('source')}) without {ds.get('flag', 'stage3_gather_16bit_weights_on_model_save=true')}:"
         " the LoRA weights stay partitioned across ranks at save time and the saved adapter is empty or"
-        " partial; set it to true in zero_optimization",
-        related=[(training.trainer_span, f"{training.trainer} saves the adapter")] if training.trainer_span else [],
+        f" partial; {ds.get('advice', 'set it to true in zero_optimization')}",
+        related=related + list(ds.get("launch", [])),  # the accelerate config and the command (loralint/launches.py)
     )
 
 
@@ -298,7 +300,7 @@ def device_map_ddp(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     span, why = training.ddp_signal
     yield Finding(
         training.device_map_auto,
-        "device_map=\"auto\" in a script launched for DDP: each process spreads the model over every visible GPU"
+        f"device_map=\"auto\" in a script launched for DDP ({why}): each process spreads the model over every visible GPU"
         " and accelerate refuses to train it (\"You can't train a model that has been loaded with"
         " device_map='auto' in any distributed mode\"); give each process its own GPU with"
         " device_map={\"\": PartialState().process_index} (or int(os.environ[\"LOCAL_RANK\"]))",

@@ -34,6 +34,12 @@ from loralint.datasets.yaml_refs import axolotl_refs, held_out, llamafactory_ref
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.source import LINE_BREAK
 from loralint.extract.yaml_positions import Node
+from loralint.extract.yaml_training import (
+    axolotl_training,
+    llamafactory_training,
+    torchtune_training,
+    trl_training,
+)
 from loralint.peft_fields import LORA_FIELDS, TRL_DEFAULTS, TRL_MODEL_CONFIG_KEYS
 from loralint.sites import ConfigSite, Field, Span, Unknown
 
@@ -480,6 +486,8 @@ def _axolotl(doc: Document) -> list[ConfigSite]:
             # axolotl drops duplicates or keeps one shard before it trains: how many remain is not known
             b.site.hints.datasets, b.site.hints.dataset_size, b.site.hints.held_out = None, None, None
     b.site.hints.config_adds_tokens = _axolotl_new_tokens(doc)
+    if adapter_value is not None:  # trained by axolotl: its batch, sequence length, learning rate, DeepSpeed
+        b.site.hints.training = axolotl_training(doc, b.site.span)
     b.check_unknown(root, "", AXOLOTL_KNOWN, AXOLOTL_LORA_KEYS)
     return [b.done()]
 
@@ -644,6 +652,7 @@ def _llamafactory(doc: Document) -> list[ConfigSite]:
     b.site.hints.kbit_prepared_by = "llamafactory"  # LLaMA-Factory prepares a quantized model itself
     b.site.hints.datasets = llamafactory_refs(root, doc.span)  # sized by loralint.datasets
     b.site.hints.held_out = held_out(root.get("val_size"), "val_size", 1e-6, doc.span)
+    b.site.hints.training = llamafactory_training(doc, b.site.span)
     b.check_unknown(root, "", LLAMAFACTORY_KNOWN | _LLAMAFACTORY_FINETUNING_ARGS, LLAMAFACTORY_LORA_KEYS)
     return [b.done()]
 
@@ -845,6 +854,8 @@ def _torchtune_section(
     if dataset is not None and dataset.kind in ("map", "seq"):
         entries = dataset.items if dataset.kind == "seq" else [dataset]
         b.dataset_slices(e.get("split") if e.kind == "map" else None for e in entries)
+    if section_name == "model":  # the model trained (other sections: a teacher or reference model)
+        b.site.hints.training = torchtune_training(doc, b.site.span)
     b.check_unknown(section, prefix, TORCHTUNE_KNOWN, TORCHTUNE_LORA_KEYS)
     return b.done()
 
@@ -957,6 +968,8 @@ def _trl(doc: Document) -> list[ConfigSite]:
         datasets = mixture.get("datasets")
     if datasets is not None and datasets.kind == "seq" and datasets.items:
         b.dataset_slices(item.get("split") if item.kind == "map" else None for item in datasets.items)
+    if b.site.hints.applied:  # use_peft: true: the training arguments of the same file train this adapter
+        b.site.hints.training = trl_training(doc, b.site.span)
     b.check_unknown(root, "", TRL_KNOWN, TRL_LORA_KEYS)
     return [b.done()]
 

@@ -10,10 +10,9 @@ Also the one training fact that needs no LoraConfig in the file: an adapter load
 from __future__ import annotations
 
 import ast
-import json
-import os
 from typing import Any
 
+from loralint.extract.deepspeed import zero_facts_of
 from loralint.program import Program
 from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.model import base_models
@@ -32,7 +31,6 @@ ARGS_CLASSES = frozenset(
 _TOKEN_ADDERS = frozenset({"add_tokens", "add_special_tokens", "setup_chat_format"})
 _SAVES = frozenset({"save_pretrained", "save_model", "push_to_hub"})
 _MERGES = frozenset({"merge_and_unload", "merge_adapter"})
-MAX_DEEPSPEED_BYTES = 1 << 20  # a DeepSpeed JSON is a few KB; a larger one is not read
 
 
 def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None:
@@ -150,33 +148,7 @@ def _args_call(program: Program, node: ast.AST | None) -> ast.Call | None:
 def _deepspeed(program: Program, ds: Field) -> dict[str, Any] | None:
     """ZeRO stage and the 16-bit gather on save, from a dict in the script or the JSON file it names
     (read bounded, relative to the script, then to the working directory; never anything else)."""
-    value, source = ds.value, "the dict passed as deepspeed="
-    if isinstance(value, str) and value.endswith(".json"):
-        value, source = _read_json(program.text.path, value), value
-    if not isinstance(value, dict):
-        return None
-    zero = value.get("zero_optimization")
-    if not isinstance(zero, dict):
-        return None
-    stage = zero.get("stage")
-    if isinstance(stage, bool) or not isinstance(stage, int):
-        return None
-    gather = zero.get("stage3_gather_16bit_weights_on_model_save", zero.get("stage3_gather_fp16_weights_on_model_save"))
-    return {"stage": stage, "gather": gather if isinstance(gather, bool) else None,
-            "gather_set": "stage3_gather_16bit_weights_on_model_save" in zero
-            or "stage3_gather_fp16_weights_on_model_save" in zero, "source": source}
-
-
-def _read_json(script: str, name: str) -> Any:
-    from loralint.safe_read import read_text_limited
-
-    candidates = [os.path.join(os.path.dirname(script), name), name] if not os.path.isabs(name) else [name]
-    for path in candidates:
-        try:
-            return json.loads(read_text_limited(path, MAX_DEEPSPEED_BYTES))
-        except (OSError, ValueError, RecursionError):
-            continue
-    return None
+    return zero_facts_of(ds.value, program.text.path, "the dict passed as deepspeed=")
 
 
 def _file_facts(program: Program) -> dict[str, Any]:
