@@ -142,6 +142,9 @@ class Hints:
     # or enable_input_require_grads on it (Python), or a trainer/framework that does it itself.
     kbit_prepared: Span | None = None
     kbit_prepared_by: str | None = None  # "prepare_model_for_kbit_training", "trl.SFTTrainer", "axolotl", ...
+    # The script casts the base model's own parameters to fp32 itself (`for p in model.parameters():
+    # p.data = p.data.to(torch.float32)`): the layer-norm half of prepare_model_for_kbit_training, by hand.
+    kbit_cast_by_hand: Span | None = None
     # A trainer that trains the PEFT model wrapped by the script itself (not given peft_config).
     peft_model_trainer: tuple[str, Span] | None = None
     merged_quantized: Span | None = None  # merge_and_unload()/merge_adapter() on the PEFT model of a quantized base
