@@ -10,6 +10,7 @@ from typing import Iterable
 
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import effective, fmt, number
+from loralint.checks.hyperparams import task_type_for_class
 from loralint.sites import ConfigSite, TrainingContext
 
 # TRL's preference / RL trainers (trl/trainer/): they fine-tune an already aligned policy with a
@@ -20,8 +21,25 @@ _RL_TRAINERS = frozenset(
 )
 
 
+_TRL_LM_TRAINERS = _RL_TRAINERS | {"SFTTrainer", "IterativeSFTTrainer", "GKDTrainer"}
+_LM_TASKS = ("CAUSAL_LM", "SEQ_2_SEQ_LM")
+
+
 def _training(site: ConfigSite) -> TrainingContext | None:
     return site.hints.training
+
+
+def _language_model(site: ConfigSite, training: TrainingContext) -> bool:
+    """Whether the adapter is trained on a generative language model, as far as the script says: a TRL
+    trainer or Unsloth, a *ForCausalLM / *ForSeq2SeqLM / *ForConditionalGeneration class, or (class not
+    known) task_type CAUSAL_LM / SEQ_2_SEQ_LM. An image or sequence classifier is not one."""
+    if site.origin.startswith("unsloth") or training.trainer in _TRL_LM_TRAINERS:
+        return True
+    model_class = site.hints.model_class
+    if model_class:
+        return task_type_for_class(model_class) in _LM_TASKS or model_class.endswith("ForConditionalGeneration")
+    task, known = effective(site, "task_type")
+    return known and task in _LM_TASKS
 
 
 @check("learning_rate")
@@ -33,6 +51,8 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     training = _training(site)
     if training is None or training.trainer is None:
         return
+    if not _language_model(site, training):
+        return  # the bands are LLM fine-tuning's; a ViT classifier trains its adapter and new head at 5e-3
     f = training.args.get("learning_rate")
     lr = number(f.value) if f is not None and f.known else None
     if lr is None or lr <= 0:
