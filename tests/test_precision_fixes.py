@@ -176,3 +176,114 @@ def test_target_list_computed_from_the_model_is_not_an_empty_list(tmp_path):
         (tmp_path / "train.py").write_text(COMPUTED_TARGETS.format(targets=targets).lstrip("\n"))
         run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
         assert ("LORA202" in run.codes()) is expected
+
+
+GUARDED_RANK = """
+from dataclasses import dataclass, field
+from typing import Optional
+
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, HfArgumentParser
+
+
+@dataclass
+class Args:
+    lora_r: Optional[int] = field(default=None)
+    lora_alpha: int = 0
+
+
+def train():
+    args = HfArgumentParser(Args).parse_args_into_dataclasses()[0]
+    model = AutoModelForCausalLM.from_pretrained("facebook/opt-125m")
+{guard}
+    config = LoraConfig(r=args.lora_r, lora_alpha={alpha}, target_modules=["q_proj"], task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+"""
+
+
+def test_a_guard_rules_out_none_and_falsy_defaults(tmp_path):
+    # peft's corda example builds LoraConfig(r=args.lora_r) only under `elif args.lora_r is not None:`.
+    def codes_for(guard: str, alpha: str = "args.lora_r") -> list[str]:
+        source = GUARDED_RANK.format(guard=guard, alpha=alpha)
+        (tmp_path / "train.py").write_text(source.lstrip("\n"))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert run.json["configs"]
+        return run.codes()
+
+    assert {"LORA002", "LORA012"} <= set(codes_for("    pass"))
+    assert {"LORA002", "LORA012"} <= set(codes_for("    if args.lora_r is None:\n        print('full fine-tuning')"))
+    for guard in (
+        "    if args.lora_r is None:\n        return model",
+        "    if not args.lora_r:\n        raise SystemExit('--lora_r is required')",
+        "    assert args.lora_r is not None",
+    ):
+        assert not {"LORA002", "LORA012"} & set(codes_for(guard)), guard
+    # the guard is about lora_r only: lora_alpha's default 0 is still reported, unless it is checked too
+    assert "LORA012" in codes_for("    assert args.lora_r is not None", "args.lora_alpha")
+    assert "LORA012" not in codes_for("    assert args.lora_r and args.lora_alpha", "args.lora_alpha")
+
+
+def test_a_rebinding_ends_what_the_guard_said(tmp_path):
+    source = (
+        "from peft import LoraConfig\n"
+        "def build(rank=None):\n"
+        "    if rank is not None:\n"
+        "{between}"
+        "        return LoraConfig(r=rank, lora_alpha=16)\n"
+    )
+    for between, expected in (("", False), ("        rank = None\n", True)):
+        (tmp_path / "train.py").write_text(source.format(between=between))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert ("LORA002" in run.codes()) is expected, between
+
+
+HAND_PREPARED = """
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig, Trainer, TrainingArguments
+
+bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float16)
+model = AutoModelForCausalLM.from_pretrained("facebook/opt-350m", quantization_config=bnb)
+for name, param in model.named_parameters():
+{cast}
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+Trainer(model=model, args=TrainingArguments(output_dir="out"{args}), train_dataset=None).train()
+"""
+
+
+def test_a_4bit_model_prepared_by_hand_without_checkpointing_is_ready(tmp_path):
+    # peft's fp4 example casts the 1-D parameters to fp32 itself and does not checkpoint: nothing is missing.
+    def lora404(cast: str, args: str = "") -> list[str]:
+        (tmp_path / "train.py").write_text(HAND_PREPARED.format(cast=cast, args=args).lstrip("\n"))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        return [d["message"] for d in run.json["diagnostics"] if d["code"] == "LORA404"]
+
+    by_hand = "    if param.ndim == 1:\n        param.data = param.data.to(torch.float32)"
+    assert lora404(by_hand) == []
+    assert lora404(by_hand.replace(".to(torch.float32)", ".float()")) == []
+    assert lora404("    print(name)")  # nothing cast: the layer norms stay in 16-bit
+    # with reentrant checkpointing the input gradients are still missing, and only that is said
+    [message] = lora404(by_hand, ", gradient_checkpointing=True")
+    assert "cast to fp32 by hand" in message and "layer norms stay in 16-bit" not in message
+
+
+CLASSIFIER = """
+from peft import LoraConfig, get_peft_model
+from transformers import {loader}, Trainer, TrainingArguments
+
+model = {loader}.from_pretrained("{model}")
+config = LoraConfig(r=16, lora_alpha=16, target_modules=["query", "value"], modules_to_save=["classifier"])
+model = get_peft_model(model, config)
+Trainer(model=model, args=TrainingArguments(output_dir="out", learning_rate=5e-3), train_dataset=None).train()
+"""
+
+
+def test_the_llm_learning_rate_band_is_not_applied_to_an_image_classifier(tmp_path):
+    # peft's ViT example trains the adapter and a new head at 5e-3; the band is LLM fine-tuning's.
+    def lora406(loader: str, model: str) -> list[str]:
+        (tmp_path / "train.py").write_text(CLASSIFIER.format(loader=loader, model=model).lstrip("\n"))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "--select", "LORA406", "train.py"], cwd=tmp_path)
+        return run.codes()
+
+    assert lora406("AutoModelForImageClassification", "google/vit-base-patch16-224-in21k") == []
+    assert lora406("AutoModelForCausalLM", "facebook/opt-350m") == ["LORA406"]
