@@ -287,3 +287,20 @@ def test_the_llm_learning_rate_band_is_not_applied_to_an_image_classifier(tmp_pa
 
     assert lora406("AutoModelForImageClassification", "google/vit-base-patch16-224-in21k") == []
     assert lora406("AutoModelForCausalLM", "facebook/opt-350m") == ["LORA406"]
+
+
+def test_alpha_read_from_the_same_missing_flag_as_r_is_one_mistake(tmp_path):
+    # peft's corda preprocess.py: `r=args.r, lora_alpha=args.r` without --r is LORA002's, not LORA012's as well.
+    source = (
+        "import argparse\n"
+        "from peft import LoraConfig\n"
+        "parser = argparse.ArgumentParser()\n"
+        'parser.add_argument("--r", type=int)\n'
+        'parser.add_argument("--alpha", type=int)\n'
+        "args = parser.parse_args()\n"
+        "config = LoraConfig(r=args.r, lora_alpha={alpha})\n"
+    )
+    for alpha, expected in (("args.r", ["LORA002"]), ("args.alpha", ["LORA002", "LORA012"])):
+        (tmp_path / "train.py").write_text(source.format(alpha=alpha))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert sorted(run.codes()) == expected, alpha
