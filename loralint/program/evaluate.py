@@ -829,6 +829,14 @@ class Evaluator:
             return Value(self._object(node, "instance", qualname=qual, library="trl", cls=ImportRef(qual)), "ModelConfig")
         if kind == "trl_peft_config":
             return self._trl_peft_config(node, qual)
+        if kind == "chat_template":
+            # trl/models/utils.py: setup_chat_format returns (model, tokenizer), clone_chat_template
+            # (model, tokenizer, added_tokens): the same objects, edited in place
+            pair = [argument(node, "model", 0), argument(node, "tokenizer", 1)]
+            items: list[Any] = [self.eval(a).value if a is not None else Unknown("not passed") for a in pair]
+            if qual.endswith("clone_chat_template"):
+                items.append(Unknown("the tokens clone_chat_template added"))
+            return Value(tuple(items), qual.rsplit(".", 1)[-1])
         if kind == "hf_parser":
             classes: tuple[Any, ...] = ()
             first = argument(node, "dataclass_types", 0)
