@@ -185,6 +185,12 @@ class TrainingContext:
     pad_is_eos: Span | None = None  # tokenizer.pad_token = tokenizer.eos_token
     masking_collator: Span | None = None  # transformers' DataCollatorForLanguageModeling(mlm=False) given to the trainer
     tokens_added: Span | None = None  # add_tokens / add_special_tokens (beyond a pad token) / setup_chat_format
+    # The only tokens added come from trl's setup_chat_format: ChatML's <|im_start|>/<|im_end|>, new only
+    # where the base model's vocabulary lacks them.
+    tokens_by_chat_format: bool = False
+    # The script makes embedding rows trainable itself (`....embeddings.requires_grad_(True)`, or
+    # `param.requires_grad = True` under an `if` about an embedding's name): pivotal tuning, textual inversion.
+    embeddings_trained: Span | None = None
     embeddings_resized: Span | None = None
     peft_model_to_trainer: Span | None = None  # a PeftModel given to a trainer together with peft_config
     saved: Span | None = None  # save_pretrained / save_model / push_to_hub of the adapter

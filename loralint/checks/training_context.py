@@ -109,6 +109,21 @@ def _names(value: object) -> list[str]:
     return []
 
 
+# Tokenizers that already hold ChatML's <|im_start|>/<|im_end|> (Qwen: ids 151644/151645; SmolLM/SmolLM2: ids
+# 1/2), where trl's setup_chat_format adds no row.
+_CHATML_NATIVE = re.compile(r"qwen|smollm", re.IGNORECASE)
+
+
+def _chatml_is_new(site: ConfigSite) -> bool:
+    """setup_chat_format adds new rows: the base model is known, and its vocabulary lacks the ChatML tokens."""
+    resolution = site.model
+    model_id = getattr(resolution, "model_id", None) or (site.base_model.value if site.base_model else None)
+    if not isinstance(model_id, str) or not model_id:
+        return False  # which tokenizer it is cannot be read here
+    model_type = getattr(resolution, "model_type", None) or ""
+    return not (_CHATML_NATIVE.search(model_id) or _CHATML_NATIVE.search(model_type))
+
+
 @check("new_tokens_untrained")
 def new_tokens_untrained(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """New vocabulary rows are random; PEFT only trains and saves them through
@@ -117,7 +132,9 @@ def new_tokens_untrained(site: ConfigSite, ctx: CheckContext) -> Iterable[Findin
     training = _training(site)
     if training is None or training.tokens_added is None or training.embeddings_resized is None:
         return
-    if site.opaque:
+    if site.opaque or training.embeddings_trained is not None:
+        return  # the script trains the new rows itself (pivotal tuning, textual inversion)
+    if training.tokens_by_chat_format and not _chatml_is_new(site):
         return
     for name in ("modules_to_save", "target_modules", "trainable_token_indices"):
         value, known = effective(site, name)
