@@ -362,3 +362,21 @@ def test_new_token_rows_trained_by_the_script_itself(tmp_path):
     assert not lora409(tmp_path, added + "model.get_input_embeddings().requires_grad_(True)")
     loop = 'for name, p in model.named_parameters():\n    if "embed_tokens" in name:\n        p.requires_grad = True'
     assert not lora409(tmp_path, added + loop)
+
+
+def test_a_config_applied_only_inside_pytest_raises_is_wrong_on_purpose(tmp_path):
+    # peft's test_initialization.py builds LoraConfig(init_lora_weights="orthogonal", r=7) and applies it
+    # inside `with pytest.raises(ValueError)`: the test's intent, not a mistake.
+    source = (
+        "import pytest\n"
+        "from peft import LoraConfig, get_peft_model\n\n"
+        "def test_odd_rank(model, other):\n"
+        '    config = LoraConfig(target_modules=["linear"], init_lora_weights="orthogonal", r=7)\n'
+        "{use}"
+    )
+    inside = "    with pytest.raises(ValueError):\n        get_peft_model(model, config)\n"
+    outside = "    get_peft_model(other, config)\n"
+    for use, expected in ((inside, []), (inside + outside, ["LORA007"]), (outside, ["LORA007"])):
+        (tmp_path / "test_init.py").write_text(source.format(use=use))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "test_init.py"], cwd=tmp_path)
+        assert run.json["configs"] and [c for c in run.codes() if c == "LORA007"] == expected, use
