@@ -158,6 +158,9 @@ class Hints:
     # Where the model a config is applied to comes from: "transformers", "unsloth", "diffusers",
     # "custom" (an nn.Module class of the file); None when not known.
     model_library: str | None = None
+    # The file defines its own torch modules (an nn.Module subclass): a model it cannot follow (a fixture,
+    # a parameter) may be one of them, whose top-level children have bare full names ("lin0").
+    defines_modules: bool = False
     # An application where PEFT picks a PeftModelFor<task> class from task_type (get_peft_model, a
     # TRL trainer's peft_config), as opposed to add_adapter / inject_adapter_in_model / PeftModel(...).
     task_chosen: bool = False

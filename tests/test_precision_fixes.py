@@ -380,3 +380,18 @@ def test_a_config_applied_only_inside_pytest_raises_is_wrong_on_purpose(tmp_path
         (tmp_path / "test_init.py").write_text(source.format(use=use))
         run = run_cli(["check", "--output-format", "json", "--no-cache", "test_init.py"], cwd=tmp_path)
         assert run.json["configs"] and [c for c in run.codes() if c == "LORA007"] == expected, use
+
+
+def test_a_bare_string_target_on_a_model_that_may_be_the_files_own_module(tmp_path):
+    # peft's tests pass their own nn.Module classes through fixtures: "lin0" is a full name there.
+    module = "import torch.nn as nn\n\nclass Small(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \
+             "        self.lin0 = nn.Linear(10, 10)\n\n"
+    source = (
+        "from peft import LoraConfig, get_peft_model\n{module}"
+        "def build(model_cls):\n"
+        '    return get_peft_model(model_cls(), LoraConfig(target_modules="lin0"))\n'
+    )
+    for extra, expected in ((module, False), ("", True)):
+        (tmp_path / "train.py").write_text(source.format(module=extra))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert ("LORA209" in run.codes()) is expected, extra

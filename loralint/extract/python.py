@@ -565,8 +565,10 @@ class PythonExtractor:
                 break
         frozen = frozenset(calls)
         datasets = self._datasets()
+        modules = any(self.program.evaluator.is_module_class(info) for info in self.program.flow.classes.values())
         for site in self.sites.values():
             site.hints.calls = frozen
+            site.hints.defines_modules = modules
             if dataset_size is not None and site.hints.dataset_size is None:
                 site.hints.dataset_size = dataset_size
             site.hints.datasets = datasets(site)
