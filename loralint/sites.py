@@ -150,6 +150,9 @@ class Hints:
     # or enable_input_require_grads on it (Python), or a trainer/framework that does it itself.
     kbit_prepared: Span | None = None
     kbit_prepared_by: str | None = None  # "prepare_model_for_kbit_training", "trl.SFTTrainer", "axolotl", ...
+    # The script casts the base model's own parameters to fp32 itself (`for p in model.parameters():
+    # p.data = p.data.to(torch.float32)`): the layer-norm half of prepare_model_for_kbit_training, by hand.
+    kbit_cast_by_hand: Span | None = None
     # A trainer that trains the PEFT model wrapped by the script itself (not given peft_config).
     peft_model_trainer: tuple[str, Span] | None = None
     merged_quantized: Span | None = None  # merge_and_unload()/merge_adapter() on the PEFT model of a quantized base
@@ -163,6 +166,9 @@ class Hints:
     # Where the model a config is applied to comes from: "transformers", "unsloth", "diffusers",
     # "custom" (an nn.Module class of the file); None when not known.
     model_library: str | None = None
+    # The file defines its own torch modules (an nn.Module subclass): a model it cannot follow (a fixture,
+    # a parameter) may be one of them, whose top-level children have bare full names ("lin0").
+    defines_modules: bool = False
     # An application where PEFT picks a PeftModelFor<task> class from task_type (get_peft_model, a
     # TRL trainer's peft_config), as opposed to add_adapter / inject_adapter_in_model / PeftModel(...).
     task_chosen: bool = False
@@ -197,6 +203,12 @@ class TrainingContext:
     pad_is_eos: Span | None = None  # tokenizer.pad_token = tokenizer.eos_token
     masking_collator: Span | None = None  # transformers' DataCollatorForLanguageModeling(mlm=False) given to the trainer
     tokens_added: Span | None = None  # add_tokens / add_special_tokens (beyond a pad token) / setup_chat_format
+    # The only tokens added come from trl's setup_chat_format: ChatML's <|im_start|>/<|im_end|>, new only
+    # where the base model's vocabulary lacks them.
+    tokens_by_chat_format: bool = False
+    # The script makes embedding rows trainable itself (`....embeddings.requires_grad_(True)`, or
+    # `param.requires_grad = True` under an `if` about an embedding's name): pivotal tuning, textual inversion.
+    embeddings_trained: Span | None = None
     embeddings_resized: Span | None = None
     peft_model_to_trainer: Span | None = None  # a PeftModel given to a trainer together with peft_config
     saved: Span | None = None  # save_pretrained / save_model / push_to_hub of the adapter

@@ -179,3 +179,23 @@ def test_colab_first_cell_capture_with_shell_lines_is_not_a_parse_error(tmp_path
     run = run_cli(["check", "nb.ipynb", "--output-format", "json", "--no-cache"], cwd=tmp_path)
     assert "LORA901" not in run.codes(), run.stdout
     assert "LORA001" in run.codes()
+
+
+def test_a_cell_in_python_312_f_string_syntax_is_a_limit_of_ours_not_a_parse_error(tmp_path):
+    # unsloth's Gemma3 Vision GRPO notebooks reuse quotes inside f-strings, which Colab's Python 3.12 runs.
+    import sys
+
+    text = notebook(
+        ("code", ["from peft import LoraConfig\n"]),
+        ("code", ['row = {"a": 1}\n', 'print(f"{row["a"]}")\n']),
+        ("code", [CONFIG, ")"]),
+    )
+    (tmp_path / "nb.ipynb").write_text(text)
+    run = run_cli(["check", "--output-format", "json", "nb.ipynb"], cwd=tmp_path)
+    codes = run.codes()
+    assert "LORA901" not in codes and "LORA001" in codes
+    if sys.version_info < (3, 12):
+        [limit] = [d for d in run.json["diagnostics"] if d["code"] == "LORA906"]
+        assert limit["severity"] == "warning" and "cell 2" in limit["message"] and "Python 3.12" in limit["message"]
+    else:
+        assert "LORA906" not in codes

@@ -176,3 +176,222 @@ def test_target_list_computed_from_the_model_is_not_an_empty_list(tmp_path):
         (tmp_path / "train.py").write_text(COMPUTED_TARGETS.format(targets=targets).lstrip("\n"))
         run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
         assert ("LORA202" in run.codes()) is expected
+
+
+GUARDED_RANK = """
+from dataclasses import dataclass, field
+from typing import Optional
+
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, HfArgumentParser
+
+
+@dataclass
+class Args:
+    lora_r: Optional[int] = field(default=None)
+    lora_alpha: int = 0
+
+
+def train():
+    args = HfArgumentParser(Args).parse_args_into_dataclasses()[0]
+    model = AutoModelForCausalLM.from_pretrained("facebook/opt-125m")
+{guard}
+    config = LoraConfig(r=args.lora_r, lora_alpha={alpha}, target_modules=["q_proj"], task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+"""
+
+
+def test_a_guard_rules_out_none_and_falsy_defaults(tmp_path):
+    # peft's corda example builds LoraConfig(r=args.lora_r) only under `elif args.lora_r is not None:`.
+    def codes_for(guard: str, alpha: str = "args.lora_r") -> list[str]:
+        source = GUARDED_RANK.format(guard=guard, alpha=alpha)
+        (tmp_path / "train.py").write_text(source.lstrip("\n"))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert run.json["configs"]
+        return run.codes()
+
+    assert "LORA002" in codes_for("    pass")
+    assert "LORA002" in codes_for("    if args.lora_r is None:\n        print('full fine-tuning')")
+    for guard in (
+        "    if args.lora_r is None:\n        return model",
+        "    if not args.lora_r:\n        raise SystemExit('--lora_r is required')",
+        "    assert args.lora_r is not None",
+    ):
+        assert not {"LORA002", "LORA012"} & set(codes_for(guard)), guard
+    # the guard is about lora_r only: lora_alpha's default 0 is still reported, unless it is checked too
+    assert "LORA012" in codes_for("    assert args.lora_r is not None", "args.lora_alpha")
+    assert "LORA012" not in codes_for("    assert args.lora_r and args.lora_alpha", "args.lora_alpha")
+
+
+def test_a_rebinding_ends_what_the_guard_said(tmp_path):
+    source = (
+        "from peft import LoraConfig\n"
+        "def build(rank=None):\n"
+        "    if rank is not None:\n"
+        "{between}"
+        "        return LoraConfig(r=rank, lora_alpha=16)\n"
+    )
+    for between, expected in (("", False), ("        rank = None\n", True)):
+        (tmp_path / "train.py").write_text(source.format(between=between))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert ("LORA002" in run.codes()) is expected, between
+
+
+HAND_PREPARED = """
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig, Trainer, TrainingArguments
+
+bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float16)
+model = AutoModelForCausalLM.from_pretrained("facebook/opt-350m", quantization_config=bnb)
+for name, param in model.named_parameters():
+{cast}
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+Trainer(model=model, args=TrainingArguments(output_dir="out"{args}), train_dataset=None).train()
+"""
+
+
+def test_a_4bit_model_prepared_by_hand_without_checkpointing_is_ready(tmp_path):
+    # peft's fp4 example casts the 1-D parameters to fp32 itself and does not checkpoint: nothing is missing.
+    def lora404(cast: str, args: str = "") -> list[str]:
+        (tmp_path / "train.py").write_text(HAND_PREPARED.format(cast=cast, args=args).lstrip("\n"))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        return [d["message"] for d in run.json["diagnostics"] if d["code"] == "LORA404"]
+
+    by_hand = "    if param.ndim == 1:\n        param.data = param.data.to(torch.float32)"
+    assert lora404(by_hand) == []
+    assert lora404(by_hand.replace(".to(torch.float32)", ".float()")) == []
+    assert lora404("    print(name)")  # nothing cast: the layer norms stay in 16-bit
+    # with reentrant checkpointing the input gradients are still missing, and only that is said
+    [message] = lora404(by_hand, ", gradient_checkpointing=True")
+    assert "cast to fp32 by hand" in message and "layer norms stay in 16-bit" not in message
+
+
+CLASSIFIER = """
+from peft import LoraConfig, get_peft_model
+from transformers import {loader}, Trainer, TrainingArguments
+
+model = {loader}.from_pretrained("{model}")
+config = LoraConfig(r=16, lora_alpha=16, target_modules=["query", "value"], modules_to_save=["classifier"])
+model = get_peft_model(model, config)
+Trainer(model=model, args=TrainingArguments(output_dir="out", learning_rate=5e-3), train_dataset=None).train()
+"""
+
+
+def test_the_llm_learning_rate_band_is_not_applied_to_an_image_classifier(tmp_path):
+    # peft's ViT example trains the adapter and a new head at 5e-3; the band is LLM fine-tuning's.
+    def lora406(loader: str, model: str) -> list[str]:
+        (tmp_path / "train.py").write_text(CLASSIFIER.format(loader=loader, model=model).lstrip("\n"))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "--select", "LORA406", "train.py"], cwd=tmp_path)
+        return run.codes()
+
+    assert lora406("AutoModelForImageClassification", "google/vit-base-patch16-224-in21k") == []
+    assert lora406("AutoModelForCausalLM", "facebook/opt-350m") == ["LORA406"]
+
+
+def test_alpha_read_from_the_same_missing_flag_as_r_is_one_mistake(tmp_path):
+    # peft's corda preprocess.py: `r=args.r, lora_alpha=args.r` without --r is LORA002's, not LORA012's as well.
+    source = (
+        "import argparse\n"
+        "from peft import LoraConfig\n"
+        "parser = argparse.ArgumentParser()\n"
+        'parser.add_argument("--r", type=int)\n'
+        'parser.add_argument("--alpha", type=int)\n'
+        "args = parser.parse_args()\n"
+        "config = LoraConfig(r=args.r, lora_alpha={alpha})\n"
+    )
+    for alpha, expected in (("args.r", ["LORA002"]), ("args.alpha", ["LORA002", "LORA012"])):
+        (tmp_path / "train.py").write_text(source.format(alpha=alpha))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert sorted(run.codes()) == expected, alpha
+
+
+NEW_TOKENS = """
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer
+from trl import SFTConfig, SFTTrainer, setup_chat_format
+
+model = AutoModelForCausalLM.from_pretrained({model})
+tokenizer = AutoTokenizer.from_pretrained({model})
+{edit}
+config = LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+{train}
+"""
+SFT_TRAIN = 'SFTTrainer(model=model, args=SFTConfig(output_dir="o"), train_dataset=None, peft_config=config).train()'
+PEFT_TRAIN = "model = get_peft_model(model, config)\nTrainer(model=model, train_dataset=None).train()"
+
+
+def lora409(tmp_path, edit: str, model: str = '"meta-llama/Llama-3.1-8B"', train: str = PEFT_TRAIN) -> bool:
+    source = NEW_TOKENS.format(model=model, edit=edit, train=train)
+    (tmp_path / "train.py").write_text(source.lstrip("\n"))
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "--select", "LORA409", "train.py"], cwd=tmp_path)
+    assert run.json["configs"]
+    return "LORA409" in run.codes()
+
+
+def test_setup_chat_format_adds_rows_only_where_the_vocabulary_lacks_chatml(tmp_path):
+    # SmolLM2 and Qwen tokenizers already hold <|im_start|>/<|im_end|>; Llama 3.1's does not.
+    chat = "model, tokenizer = setup_chat_format(model, tokenizer)"
+    assert lora409(tmp_path, chat, train=SFT_TRAIN)
+    for model in ('"HuggingFaceTB/SmolLM2-135M"', '"Qwen/Qwen2.5-0.5B"'):
+        assert not lora409(tmp_path, chat, model, SFT_TRAIN), model
+    # a model read from the command line: which tokenizer it is cannot be known
+    assert not lora409(tmp_path, "import sys\n" + chat, "sys.argv[1]", SFT_TRAIN)
+
+
+def test_re_registering_existing_special_tokens_adds_no_row(tmp_path):
+    resize = "\nmodel.resize_token_embeddings(len(tokenizer))"
+    again = 'tokenizer.add_special_tokens({"eos_token": tokenizer.convert_ids_to_tokens(model.config.eos_token_id)})'
+    assert not lora409(tmp_path, again + resize)
+    assert lora409(tmp_path, 'tokenizer.add_special_tokens({"eos_token": "<|end|>"})' + resize)
+    assert lora409(tmp_path, 'tokenizer.add_tokens(["<tool>", "</tool>"])' + resize)
+
+
+def test_a_helper_nothing_calls_adds_nothing_known(tmp_path):
+    helper = "def resize(tokens, tokenizer, model):\n    tokenizer.add_special_tokens(tokens)\n"
+    assert not lora409(tmp_path, helper + "    model.resize_token_embeddings(len(tokenizer))")
+    called = helper + "    model.resize_token_embeddings(len(tokenizer))\n" + 'resize({"additional_special_tokens": ["<a>"]}, tokenizer, model)'
+    assert lora409(tmp_path, called)
+
+
+def test_new_token_rows_trained_by_the_script_itself(tmp_path):
+    # diffusers' pivotal tuning: the script unfreezes the token embeddings and saves them itself.
+    added = 'tokenizer.add_tokens(["<s0>", "<s1>"])\nmodel.resize_token_embeddings(len(tokenizer))\n'
+    assert lora409(tmp_path, added)
+    assert not lora409(tmp_path, added + "model.get_input_embeddings().requires_grad_(True)")
+    loop = 'for name, p in model.named_parameters():\n    if "embed_tokens" in name:\n        p.requires_grad = True'
+    assert not lora409(tmp_path, added + loop)
+
+
+def test_a_config_applied_only_inside_pytest_raises_is_wrong_on_purpose(tmp_path):
+    # peft's test_initialization.py builds LoraConfig(init_lora_weights="orthogonal", r=7) and applies it
+    # inside `with pytest.raises(ValueError)`: the test's intent, not a mistake.
+    source = (
+        "import pytest\n"
+        "from peft import LoraConfig, get_peft_model\n\n"
+        "def test_odd_rank(model, other):\n"
+        '    config = LoraConfig(target_modules=["linear"], init_lora_weights="orthogonal", r=7)\n'
+        "{use}"
+    )
+    inside = "    with pytest.raises(ValueError):\n        get_peft_model(model, config)\n"
+    outside = "    get_peft_model(other, config)\n"
+    for use, expected in ((inside, []), (inside + outside, ["LORA007"]), (outside, ["LORA007"])):
+        (tmp_path / "test_init.py").write_text(source.format(use=use))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "test_init.py"], cwd=tmp_path)
+        assert run.json["configs"] and [c for c in run.codes() if c == "LORA007"] == expected, use
+
+
+def test_a_bare_string_target_on_a_model_that_may_be_the_files_own_module(tmp_path):
+    # peft's tests pass their own nn.Module classes through fixtures: "lin0" is a full name there.
+    module = "import torch.nn as nn\n\nclass Small(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \
+             "        self.lin0 = nn.Linear(10, 10)\n\n"
+    source = (
+        "from peft import LoraConfig, get_peft_model\n{module}"
+        "def build(model_cls):\n"
+        '    return get_peft_model(model_cls(), LoraConfig(target_modules="lin0"))\n'
+    )
+    for extra, expected in ((module, False), ("", True)):
+        (tmp_path / "train.py").write_text(source.format(module=extra))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert ("LORA209" in run.codes()) is expected, extra

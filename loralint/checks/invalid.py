@@ -460,6 +460,9 @@ def alpha_not_positive(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]
         return
     alpha = number(f.value)
     if f.value is None:
+        r = known_field(site, "r")
+        if r is not None and r.value is None and r.provenance == f.provenance and not f.written_here:
+            return  # `r=args.r, lora_alpha=args.r` with --r missing: one mistake, which LORA002 reports
         yield Finding(f.span, "lora_alpha=None: PEFT computes lora_alpha / r and raises TypeError at injection")
     elif alpha is not None and alpha <= 0:
         effect = "the adapter output is multiplied by 0 and never changes the model" if alpha == 0 else (

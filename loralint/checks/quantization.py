@@ -172,6 +172,18 @@ def kbit_without_preparation(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
               " it: pass peft_config= instead of a PEFT model)")
     training = hints.training
     on = _checkpointing_on(training)
+    if hints.kbit_cast_by_hand is not None:
+        # The script casts the 16-bit parameters to fp32 itself: what is left of the preparation is input
+        # gradients, which only reentrant checkpointing needs.
+        if on is None or _non_reentrant_args(training) or (training is not None and training.input_grads):
+            return
+        cast = hints.kbit_cast_by_hand.line
+        body = (f": the parameters are cast to fp32 by hand (line {cast}), but gradient checkpointing is on ({on}) and"
+                " PEFT does not enable input gradients on a quantized model, which reentrant checkpointing"
+                " (transformers 4.x's default) needs ('element 0 of tensors does not require grad')")
+        advice = "; call model.enable_input_require_grads() before get_peft_model, or prepare_model_for_kbit_training"
+        yield Finding(anchor, head + body + advice, related=[*related, (trainer[1], f"{name} trains the PEFT model here")])
+        return
     if training is not None and training.reentrant_checkpointing is not None and on is not None \
             and not training.input_grads:
         line = training.reentrant_checkpointing.line

@@ -80,9 +80,10 @@ def string_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         )
         return
     if _IDENTIFIER.match(value):
-        if site.hints.model_library == "custom":
-            # The script's own nn.Module: its top-level children's full names are bare names ("lin0"),
-            # which a string does match. loralint does not know this architecture, so it stays silent.
+        if site.hints.model_library == "custom" or (site.hints.model_library is None and site.hints.defines_modules):
+            # The script's own nn.Module (or, in a file that defines some, a model it cannot follow): its
+            # top-level children's full names are bare names ("lin0"), which a string does match.
+            # loralint does not know this architecture, so it stays silent.
             return
         example = _full_name_example(site, value.rsplit(".", 1)[-1])
         if site.origin == "trl" or site.origin == "trl.ModelConfig":

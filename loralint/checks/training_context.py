@@ -10,6 +10,7 @@ from typing import Iterable
 
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import effective, fmt, number
+from loralint.checks.hyperparams import task_type_for_class
 from loralint.sites import ConfigSite, TrainingContext
 
 # TRL's preference / RL trainers (trl/trainer/): they fine-tune an already aligned policy with a
@@ -20,8 +21,25 @@ _RL_TRAINERS = frozenset(
 )
 
 
+_TRL_LM_TRAINERS = _RL_TRAINERS | {"SFTTrainer", "IterativeSFTTrainer", "GKDTrainer"}
+_LM_TASKS = ("CAUSAL_LM", "SEQ_2_SEQ_LM")
+
+
 def _training(site: ConfigSite) -> TrainingContext | None:
     return site.hints.training
+
+
+def _language_model(site: ConfigSite, training: TrainingContext) -> bool:
+    """Whether the adapter is trained on a generative language model, as far as the script says: a TRL
+    trainer or Unsloth, a *ForCausalLM / *ForSeq2SeqLM / *ForConditionalGeneration class, or (class not
+    known) task_type CAUSAL_LM / SEQ_2_SEQ_LM. An image or sequence classifier is not one."""
+    if site.origin.startswith("unsloth") or training.trainer in _TRL_LM_TRAINERS:
+        return True
+    model_class = site.hints.model_class
+    if model_class:
+        return task_type_for_class(model_class) in _LM_TASKS or model_class.endswith("ForConditionalGeneration")
+    task, known = effective(site, "task_type")
+    return known and task in _LM_TASKS
 
 
 @check("learning_rate")
@@ -33,6 +51,8 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     training = _training(site)
     if training is None or training.trainer is None:
         return
+    if not _language_model(site, training):
+        return  # the bands are LLM fine-tuning's; a ViT classifier trains its adapter and new head at 5e-3
     f = training.args.get("learning_rate")
     lr = number(f.value) if f is not None and f.known else None
     if lr is None or lr <= 0:
@@ -90,6 +110,21 @@ def _names(value: object) -> list[str]:
     return []
 
 
+# Tokenizers that already hold ChatML's <|im_start|>/<|im_end|> (Qwen: ids 151644/151645; SmolLM/SmolLM2: ids
+# 1/2), where trl's setup_chat_format adds no row.
+_CHATML_NATIVE = re.compile(r"qwen|smollm", re.IGNORECASE)
+
+
+def _chatml_is_new(site: ConfigSite) -> bool:
+    """setup_chat_format adds new rows: the base model is known, and its vocabulary lacks the ChatML tokens."""
+    resolution = site.model
+    model_id = getattr(resolution, "model_id", None) or (site.base_model.value if site.base_model else None)
+    if not isinstance(model_id, str) or not model_id:
+        return False  # which tokenizer it is cannot be read here
+    model_type = getattr(resolution, "model_type", None) or ""
+    return not (_CHATML_NATIVE.search(model_id) or _CHATML_NATIVE.search(model_type))
+
+
 @check("new_tokens_untrained")
 def new_tokens_untrained(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """New vocabulary rows are random; PEFT only trains and saves them through
@@ -98,7 +133,9 @@ def new_tokens_untrained(site: ConfigSite, ctx: CheckContext) -> Iterable[Findin
     training = _training(site)
     if training is None or training.tokens_added is None or training.embeddings_resized is None:
         return
-    if site.opaque:
+    if site.opaque or training.embeddings_trained is not None:
+        return  # the script trains the new rows itself (pivotal tuning, textual inversion)
+    if training.tokens_by_chat_format and not _chatml_is_new(site):
         return
     for name in ("modules_to_save", "target_modules", "trainable_token_indices"):
         value, known = effective(site, name)

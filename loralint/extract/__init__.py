@@ -91,8 +91,8 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
 
             notebook = read_notebook(text)
             text, fmt = notebook.python, "python"
-            for message, line, column in notebook.problems:
-                result.diagnostics.append(file_diagnostic("LORA901", display, message, line, column))
+            for code, message, line, column in notebook.problems:
+                result.diagnostics.append(file_diagnostic(code, display, message, line, column))
         result.suppressions = find_suppressions(display, text)
         if fmt == "python":
             check_python_size(text)  # ast's memory grows with the source: bounded before parsing

@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from loralint.extract.source import LineIndex, SourceSyntaxError
+from loralint.program.model import newer_syntax
 from loralint.sites import Span
 
 if TYPE_CHECKING:  # the JSON reader (and yaml) load only when a notebook is read
@@ -62,7 +63,8 @@ class Notebook:
     raw: str  # the .ipynb file's text
     cells: list[Cell] = field(default_factory=list)  # code cells only
     python: str = ""
-    problems: list[tuple[str, int, int]] = field(default_factory=list)  # (message, line, column) in the cell text
+    # (code, message, line, column) in the cell text: LORA901, or LORA906 for syntax newer than this Python
+    problems: list[tuple[str, str, int, int]] = field(default_factory=list)
     _line_starts: list[tuple[Cell, int, int]] | None = None  # per cell-text line: (cell, line in cell, raw offset)
     _raw_index: LineIndex | None = None
 
@@ -201,8 +203,10 @@ def _as_python(notebook: Notebook) -> None:
                 problem = _syntax_error("".join(cell.lines))
                 cell.lines = ["\n" if ln.endswith("\n") else "" for ln in cell.original]
                 if problem is not None:  # None: valid IPython (top-level await) that is not a module
-                    message, row, column = problem
-                    notebook.problems.append((f"cell {cell.number}: {message}; this cell not checked", line + row - 1, column))
+                    code, message, row, column = problem
+                    notebook.problems.append(
+                        (code, f"cell {cell.number}: {message}; this cell not checked", line + row - 1, column)
+                    )
         if cell.lines and not cell.lines[-1].endswith("\n"):
             cell.lines[-1] += "\n"
         if not cell.lines:
@@ -220,13 +224,16 @@ def _parses(text: str) -> bool:
     return True
 
 
-def _syntax_error(text: str) -> tuple[str, int, int] | None:
+def _syntax_error(text: str) -> tuple[str, str, int, int] | None:
     try:
         compile(text, "<cell>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     except SyntaxError as exc:
-        return f"cannot parse ({exc.msg})", exc.lineno or 1, exc.offset or 1
+        newer = newer_syntax(exc)
+        if newer is not None:  # the cell is valid on the Python the notebook runs on: a limit of ours
+            return "LORA906", f"analysis limit: {newer}", exc.lineno or 1, exc.offset or 1
+        return "LORA901", f"cannot parse ({exc.msg})", exc.lineno or 1, exc.offset or 1
     except ValueError as exc:
-        return f"cannot parse ({exc})", 1, 1
+        return "LORA901", f"cannot parse ({exc})", 1, 1
     return None
 
 

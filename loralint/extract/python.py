@@ -129,11 +129,23 @@ class PythonExtractor:
                     blocks.append((node.body[0].lineno, end, f"{name} at line {node.lineno}"))
         if not blocks:
             return
+
+        def block_of(line: int) -> str | None:
+            return next((where for first, last, where in blocks if first <= line <= last), None)
+
+        applications = self.program.applications()
         for call, site in self.sites.items():
-            for first, last, where in blocks:
-                if first <= call.lineno <= last:
-                    site.hints.expected_to_fail = where
-                    break
+            where = block_of(call.lineno)
+            if where is None:
+                # Built before the block and applied only inside it (`config = LoraConfig(r=7, ...)`, then
+                # `with pytest.raises(ValueError): get_peft_model(model, config)`): the same intent.
+                obj = self.program.evaluator.created(call)
+                inside = [block_of(app.call.lineno) for app in applications
+                          if obj is not None and any(c is obj for c in app.configs)]
+                if inside and all(inside):
+                    where = inside[0]
+            if where is not None:
+                site.hints.expected_to_fail = where
 
     def _full(self, call: ast.Call) -> bool:
         """The per-file cap on configurations (extract/bounds.py): past it, one LORA906 and no more sites."""
@@ -553,8 +565,10 @@ class PythonExtractor:
                 break
         frozen = frozenset(calls)
         datasets = self._datasets()
+        modules = any(self.program.evaluator.is_module_class(info) for info in self.program.flow.classes.values())
         for site in self.sites.values():
             site.hints.calls = frozen
+            site.hints.defines_modules = modules
             if dataset_size is not None and site.hints.dataset_size is None:
                 site.hints.dataset_size = dataset_size
             site.hints.datasets = datasets(site)

@@ -170,6 +170,7 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
             targets = ex.program.objects(func.value)
             if any(t is w for t in targets for w in wrapped) and hints.quant_method == "bitsandbytes":
                 hints.merged_quantized = ex.span(call)
+    hints.kbit_cast_by_hand = _fp32_cast_by_hand(ex, mine)
     if not wrapped:
         return
     for call, _ in ex.program.flow.calls:
@@ -191,6 +192,35 @@ def _touches(objects: list[Obj], mine: list[Obj]) -> bool:
     if any(o is m for o in objects for m in mine):
         return True
     return any(o is m for o in base_models(objects) for m in base_models(mine))
+
+
+def _fp32_cast_by_hand(ex: PythonExtractor, mine: list[Obj]) -> Span | None:
+    """`for p in model.parameters(): p.data = p.data.to(torch.float32)` (or `.float()`, or named_parameters)
+    on one of these models: what prepare_model_for_kbit_training does to the 16-bit parameters
+    (peft/utils/other.py: `param.data = param.data.to(torch.float32)`), written out by the script."""
+    for store in ex.program.flow.stores:
+        target = store.target
+        if not isinstance(target, ast.Attribute) or target.attr != "data" or not isinstance(target.value, ast.Name):
+            continue
+        if store.value is None or not _casts_to_fp32(store.value):
+            continue
+        for binding in ex.program.flow.reach.get(target.value, ()):
+            loop = binding.value
+            if binding.kind != "loop" or not isinstance(loop, ast.Call) or not isinstance(loop.func, ast.Attribute):
+                continue
+            if loop.func.attr in ("parameters", "named_parameters") and _touches(ex.program.objects(loop.func.value), mine):
+                return ex.span(store.target)
+    return None
+
+
+def _casts_to_fp32(node: ast.AST) -> bool:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute) and sub.attr == "float32":
+            return True
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "float" \
+                and not sub.args and not sub.keywords:
+            return True
+    return False
 
 
 def _non_reentrant(ex: PythonExtractor, call: ast.Call) -> bool:

@@ -18,7 +18,7 @@ from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.model import base_models
 from loralint.program.objects import call_kind
 from loralint.program.values import Obj, OneOf
-from loralint.sites import ConfigSite, Diagnostic, Field, Span, TrainingContext
+from loralint.sites import ConfigSite, Diagnostic, Field, Span, TrainingContext, Unknown
 
 # transformers' TrainingArguments and TRL's per-trainer configs (trl/trainer/*_config.py)
 ARGS_CLASSES = frozenset(
@@ -162,13 +162,22 @@ def _file_facts(program: Program) -> dict[str, Any]:
             and isinstance(value, ast.Attribute) and value.attr in ("eos_token", "eos_token_id")
         ):
             facts.setdefault("pad_is_eos", store_span(store, text))
+    chat_format: Span | None = None
     for call, _ in program.calls_named(_TOKEN_ADDERS):
         name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-        if name == "add_special_tokens" and _only_pad(program, call):
-            continue  # a new pad token is masked out of the loss: its random row does no harm
-        facts.setdefault("tokens_added", text.span(call))
         if name == "setup_chat_format":  # trl.setup_chat_format adds the ChatML tokens and resizes
-            facts.setdefault("embeddings_resized", text.span(call))
+            chat_format = chat_format or text.span(call)
+            continue
+        if not _adds_tokens(program, call, name):
+            continue
+        facts.setdefault("tokens_added", text.span(call))
+    if chat_format is not None:
+        facts.setdefault("embeddings_resized", chat_format)
+        if "tokens_added" not in facts:
+            facts["tokens_added"], facts["tokens_by_chat_format"] = chat_format, True
+    trained = _embeddings_trained(program) if "tokens_added" in facts else None
+    if trained is not None:
+        facts["embeddings_trained"] = trained
     for call, _ in program.calls_named(frozenset({"resize_token_embeddings"})):
         facts.setdefault("embeddings_resized", text.span(call))
     for call, _ in program.calls_named(_SAVES):
@@ -185,10 +194,65 @@ def store_span(store: Any, text: Any) -> Span:
     return Span(start.path, start.line, start.column, end.end_line, end.end_column)
 
 
-def _only_pad(program: Program, call: ast.Call) -> bool:
-    arg = argument(call, "special_tokens_dict", 0)
-    value = plain(program.value(arg)) if arg is not None else None
-    return isinstance(value, dict) and set(value) <= {"pad_token"}
+_SPECIAL_KEYS = frozenset({"pad_token", "eos_token", "bos_token", "unk_token", "sep_token", "cls_token", "mask_token"})
+
+
+def _adds_tokens(program: Program, call: ast.Call, name: str) -> bool:
+    """Whether an add_tokens / add_special_tokens call is known to put new rows into the vocabulary.
+    Not: an argument whose value is not known here (a helper's parameter that nothing in the file passes);
+    a new pad token alone (masked out of the loss: its random row does no harm); the standard special
+    tokens re-registered from what the tokenizer or model already holds (`tokenizer.convert_ids_to_tokens(
+    model.config.eos_token_id)`), which adds no row."""
+    arg = argument(call, "special_tokens_dict" if name == "add_special_tokens" else "new_tokens", 0)
+    if arg is None:
+        return False
+    value = plain(program.value(arg))
+    if isinstance(value, Unknown):
+        return False
+    if name != "add_special_tokens" or not isinstance(value, dict):
+        return True
+    if set(value) <= {"pad_token"}:
+        return False
+    reregistered = set(value) <= _SPECIAL_KEYS and all(isinstance(v, Unknown) for k, v in value.items() if k != "pad_token")
+    return not reregistered
+
+
+def _embeddings_trained(program: Program) -> Span | None:
+    """Where the script makes embedding rows trainable itself: `<...embeddings>.requires_grad_(True)`, or
+    `<x>.requires_grad = True` inside an `if` whose test is about an embedding (`if "token_embedding" in name:`)."""
+    for call, _ in program.calls_named(frozenset({"requires_grad_"})):
+        func = call.func
+        flag = argument(call, "requires_grad", 0)
+        on = flag is None or plain(program.value(flag)) is True
+        if on and isinstance(func, ast.Attribute) and _about_embeddings(func.value):
+            return program.text.span(call)
+    for store in program.flow.stores:
+        target, value = store.target, store.value
+        if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and _is_true(value) \
+                and _about_embeddings(target.value):
+            return store_span(store, program.text)
+    for node in ast.walk(program.flow.tree):
+        if isinstance(node, ast.If) and _about_embeddings(node.test):
+            for stmt in node.body:
+                if isinstance(stmt, ast.Assign) and _is_true(stmt.value) \
+                        and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in stmt.targets):
+                    return program.text.span(stmt)
+    return None
+
+
+def _is_true(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
+def _about_embeddings(node: ast.AST) -> bool:
+    """An expression that names an embedding: `te.text_model.embeddings`, `model.get_input_embeddings()`,
+    `"token_embedding" in name`."""
+    for sub in ast.walk(node):
+        word = sub.attr if isinstance(sub, ast.Attribute) else sub.id if isinstance(sub, ast.Name) else \
+            sub.value if isinstance(sub, ast.Constant) and isinstance(sub.value, str) else ""
+        if "embed" in word.lower():
+            return True
+    return False
 
 
 # --- LORA413: reentrant checkpointing; LORA416: device_map="auto" under DDP --------------------------

@@ -216,9 +216,9 @@ class Evaluator:
         if t is ast.Constant:
             return guard(node.value, "literal", node)  # type: ignore[attr-defined]
         if t is ast.Name:
-            return self._name(node)  # type: ignore[arg-type]
+            return self._narrow(node, self._name(node))  # type: ignore[arg-type]
         if t is ast.Attribute:
-            return self._attribute(node)  # type: ignore[arg-type]
+            return self._narrow(node, self._attribute(node))  # type: ignore[arg-type]
         if t is ast.Call:
             return self._call(node)  # type: ignore[arg-type]
         if t is ast.BinOp:
@@ -243,6 +243,24 @@ class Evaluator:
         if t in (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp):
             return unknown("built by a comprehension", node)
         return unknown(f"{self.text.short(node)!r} is not a literal", node)
+
+    def _narrow(self, node: ast.AST, value: Value) -> Value:
+        """Drop what a guard around this read rules out: None under `if x is not None:`, every
+        falsy literal under `if x:`. When nothing is left the value is unknown, not the guarded one."""
+        kind = self.flow.narrowed.get(node)
+        if kind is None:
+            return value
+        options = options_of(value)
+        kept = [o for o in options if not _ruled_out(o.value, kind)]
+        if len(kept) == len(options):
+            return value
+        test = "is not None" if kind == "notnone" else "is true"
+        if not kept:
+            return unknown(f"{self.text.short(node)} {test} here (a condition checks it)", node)
+        if len(kept) == 1:
+            return kept[0]
+        what = value.value.what if isinstance(value.value, OneOf) else self.text.short(node)
+        return _one_of(tuple(kept), what, self.text.short(node))
 
     # --- names and bindings ------------------------------------------------------------------
     def _name(self, node: ast.Name) -> Value:
@@ -811,6 +829,14 @@ class Evaluator:
             return Value(self._object(node, "instance", qualname=qual, library="trl", cls=ImportRef(qual)), "ModelConfig")
         if kind == "trl_peft_config":
             return self._trl_peft_config(node, qual)
+        if kind == "chat_template":
+            # trl/models/utils.py: setup_chat_format returns (model, tokenizer), clone_chat_template
+            # (model, tokenizer, added_tokens): the same objects, edited in place
+            pair = [argument(node, "model", 0), argument(node, "tokenizer", 1)]
+            items: list[Any] = [self.eval(a).value if a is not None else Unknown("not passed") for a in pair]
+            if qual.endswith("clone_chat_template"):
+                items.append(Unknown("the tokens clone_chat_template added"))
+            return Value(tuple(items), qual.rsplit(".", 1)[-1])
         if kind == "hf_parser":
             classes: tuple[Any, ...] = ()
             first = argument(node, "dataclass_types", 0)
@@ -964,6 +990,13 @@ def argument(call: ast.Call, keyword: str | None, position: int | None) -> ast.e
             if index == position:
                 return arg
     return None
+
+
+def _ruled_out(value: Any, kind: str) -> bool:
+    """Whether a guard of this kind ("notnone" / "truthy") excludes a literal value."""
+    if value is None:
+        return True
+    return kind == "truthy" and _is_data(value) and not value  # literals only: their truth never raises
 
 
 def _is_data(value: Any) -> bool:

@@ -13,6 +13,11 @@ Each statement gets a Point: its scope, its order in the walk, and its branch pa
 every enclosing if/try/match, as ruff's semantic model keeps branch ids), so two points can be
 asked whether one runs before the other, or whether they exclude each other.
 
+Conditions narrow: inside `if x is not None:` (or `if x:`, after `if x is None: return`, after
+`assert x`) a read of `x` (a name or a dotted attribute chain such
+as `args.lora_r`) is recorded as narrowed, so the evaluator drops the None (or falsy) alternatives
+the guard rules out. A rebinding of the name or a store to the attribute ends the narrowing.
+
 Expressions are walked with an explicit stack; statements recurse only as deep as blocks nest
 (the parser allows 100 levels of indentation).
 """
@@ -138,6 +143,7 @@ class FlowModel:
     stores: list[Store]
     scopes: dict[ast.AST, Scope]
     classes: dict[ast.ClassDef, ClassInfo]
+    narrowed: dict[ast.AST, str] = field(default_factory=dict)  # read -> "notnone" | "truthy"
 
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
@@ -184,6 +190,52 @@ def _truth(test: ast.expr) -> bool | None:
     return None
 
 
+Facts = dict[str, str]  # dotted expression -> "notnone" | "truthy" (what a guard makes sure of)
+_NO_FACTS: Facts = {}
+
+
+def _is_none(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def facts_of(test: ast.expr, holds: bool) -> Facts:
+    """What a condition makes sure of when it is true (`holds`) or false, about names and dotted
+    attributes: `x is not None` -> x is not None; `x` -> x is truthy; `not`, `and`, `or` combine."""
+    stack: list[tuple[ast.expr, bool]] = [(test, holds)]
+    out: Facts = {}
+    while stack:
+        node, positive = stack.pop()
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            stack.append((node.operand, not positive))
+        elif isinstance(node, ast.BoolOp):
+            # `a and b` true: both hold; `a or b` false: neither holds. The other cases say nothing.
+            if isinstance(node.op, ast.And) == positive:
+                stack.extend((v, positive) for v in node.values)
+        elif isinstance(node, ast.Compare) and len(node.ops) == 1:
+            op, left, right = node.ops[0], node.left, node.comparators[0]
+            subject = left if _is_none(right) else right if _is_none(left) else None
+            name = dotted(subject) if subject is not None else None
+            excludes_none = isinstance(op, (ast.IsNot, ast.NotEq)) if positive else isinstance(op, (ast.Is, ast.Eq))
+            if name is not None and excludes_none:
+                out.setdefault(name, "notnone")
+        elif isinstance(node, (ast.Name, ast.Attribute)) and positive:
+            name = dotted(node)
+            if name is not None:
+                out[name] = "truthy"
+        elif (
+            positive
+            and isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "isinstance"
+            and len(node.args) == 2
+            and not _is_none(node.args[1])
+        ):
+            name = dotted(node.args[0])
+            if name is not None:
+                out.setdefault(name, "notnone")
+    return out
+
+
 def dotted(node: ast.AST | None) -> str | None:
     """`a.b.c` for a Name/Attribute chain, else None."""
     parts: list[str] = []
@@ -224,6 +276,8 @@ class Walker:
         self.branch: tuple[tuple[int, int], ...] = ()
         self.loops: list[_Loop] = []
         self.outer: list[Env] = []  # enclosing environments, innermost first
+        self.facts: Facts = _NO_FACTS  # what the guards around the current statement make sure of
+        self.narrowed: dict[ast.AST, str] = {}
 
     # --- the walk ------------------------------------------------------------------------------
     def run(self) -> FlowModel:
@@ -234,7 +288,9 @@ class Walker:
             node, scope = self._deferred[index]
             index += 1
             self._function_body(node, scope)
-        return FlowModel(self.tree, self.module, self.reach, self.calls, self.stores, self.scopes, self.classes)
+        return FlowModel(
+            self.tree, self.module, self.reach, self.calls, self.stores, self.scopes, self.classes, self.narrowed
+        )
 
     def point(self) -> Point:
         self._order += 1
@@ -242,7 +298,7 @@ class Walker:
         return Point(self.scope, self._order, self.branch, loops)
 
     def block(self, body: list[ast.stmt], env: Env) -> Env | None:
-        saved = self.branch
+        saved, saved_facts = self.branch, self.facts
         current: Env | None = env
         for stmt in body:
             handler = _STATEMENTS.get(type(stmt))
@@ -253,8 +309,24 @@ class Walker:
                 current = handler(self, stmt, current, point)
             if current is None:
                 break  # what follows a return/raise/break/continue never runs
-        self.branch = saved
+        self.branch, self.facts = saved, saved_facts
         return current
+
+    # --- narrowing -----------------------------------------------------------------------------
+    def with_facts(self, extra: Facts) -> Facts:
+        """The current facts plus `extra` (a new dict: the old one may be saved by an outer block)."""
+        if not extra:
+            return self.facts
+        return {**self.facts, **extra}
+
+    def forget(self, name: str) -> None:
+        """A rebinding (or a store) ends what a guard said about the name and what hangs off it."""
+        facts = self.facts
+        if not facts:
+            return
+        prefix = name + "."
+        if any(key == name or key.startswith(prefix) for key in facts):
+            self.facts = {k: v for k, v in facts.items() if k != name and not k.startswith(prefix)}
 
     # --- names ---------------------------------------------------------------------------------
     def load(self, node: ast.AST, name: str, env: Env) -> None:
@@ -277,6 +349,7 @@ class Walker:
 
     def bind(self, env: Env, binding: Binding) -> None:
         name = binding.name
+        self.forget(name)
         if name in self.scope.globals and self.scope is not self.module:
             module = self.module
             module.bindings.setdefault(name, []).append(binding)
@@ -306,6 +379,9 @@ class Walker:
             if t is ast.Subscript:
                 self.expressions(target.slice, env, point)  # type: ignore[attr-defined]
             self.stores.append(Store(target, value, point, path))  # type: ignore[arg-type]
+            stored = dotted(target)
+            if stored is not None:
+                self.forget(stored)
             owner = target.value  # type: ignore[attr-defined]
             scope = self.scope
             if (
@@ -333,10 +409,16 @@ class Walker:
             if t is Name:
                 if type(node.ctx) is Load:  # type: ignore[attr-defined]
                     reach_load(node, node.id, env)  # type: ignore[attr-defined]
+                    if self.facts and node.id in self.facts:  # type: ignore[attr-defined]
+                        self.narrowed[node] = self.facts[node.id]  # type: ignore[attr-defined]
                 continue
             if t is Constant or node is None:  # None: a `**` entry's key in a dict display
                 continue
             if t is Attribute:
+                if self.facts:
+                    name = dotted(node)
+                    if name is not None and name in self.facts:
+                        self.narrowed[node] = self.facts[name]
                 push(node.value)  # type: ignore[attr-defined]
                 continue
             if t is Call:
@@ -374,9 +456,12 @@ class Walker:
         inner = dict(env)
         scope = Scope("lambda", node, self.scope, "<lambda>")
         self.scopes[node] = scope
+        saved = self.facts
         for arg in _all_args(args):
             inner[arg.arg] = (Binding(arg.arg, "param", arg, Point(scope, point.order), node=arg),)
+            self.forget(arg.arg)
         self.expressions(node.body, inner, point)
+        self.facts = saved
 
     def _comprehension(self, node: ast.AST, env: Env, point: Point) -> None:
         generators = node.generators  # type: ignore[attr-defined]
@@ -495,17 +580,27 @@ class Walker:
             return self.block(node.body, env)
         if truth is False:
             return self.block(node.orelse, env) if node.orelse else env
-        fork, base = self._fork(), self.branch
+        fork, base, facts = self._fork(), self.branch, self.facts
         self.branch = base + ((fork, 0),)
+        self.facts = self.with_facts(facts_of(node.test, True))
         body = self.block(node.body, dict(env))
         self.branch = base + ((fork, 1),)
+        self.facts = facts
+        self.facts = self.with_facts(facts_of(node.test, False))
         other = self.block(node.orelse, dict(env)) if node.orelse else env
-        self.branch = base
+        self.branch, self.facts = base, facts
         if body is None and other is not None:
             self.branch = base + ((fork, 1),)  # the rest of the block runs only when the test is false
+            self.facts = self.with_facts(facts_of(node.test, False))
         elif other is None and body is not None:
             self.branch = base + ((fork, 0),)
+            self.facts = self.with_facts(facts_of(node.test, True))
         return _merge((body, other))
+
+    def _assert(self, node: ast.Assert, env: Env, point: Point) -> Env:
+        self.expressions(node, env, point)
+        self.facts = self.with_facts(facts_of(node.test, True))  # what follows runs only when it held
+        return env
 
     def _loop(self, node: ast.For | ast.AsyncFor | ast.While, env: Env, point: Point) -> Env | None:
         is_for = not isinstance(node, ast.While)
@@ -622,8 +717,8 @@ class Walker:
             if parent.kind != "class" and parent.final is not None:
                 outer.append(parent.final)
             parent = parent.parent
-        saved = (self.scope, self.branch, self.loops, self.outer)
-        self.scope, self.branch, self.loops, self.outer = scope, (), [], outer
+        saved = (self.scope, self.branch, self.loops, self.outer, self.facts)
+        self.scope, self.branch, self.loops, self.outer, self.facts = scope, (), [], outer, _NO_FACTS
         env: Env = {}
         start = self.point()
         args = node.args  # type: ignore[attr-defined]
@@ -635,7 +730,7 @@ class Walker:
         end = self.block(node.body, env)  # type: ignore[attr-defined]
         scope.falls_through = end is not None
         scope.final = {name: tuple(items) for name, items in scope.bindings.items()}
-        self.scope, self.branch, self.loops, self.outer = saved
+        self.scope, self.branch, self.loops, self.outer, self.facts = saved
 
     def _class(self, node: ast.ClassDef, env: Env, point: Point) -> Env:
         for deco in node.decorator_list:
@@ -696,6 +791,7 @@ def _defaults(args: ast.arguments) -> dict[ast.arg, ast.expr]:
 _Handler = Callable[[Walker, ast.stmt, Env, Point], "Env | None"]
 _STATEMENTS: dict[type, _Handler] = {
     ast.Expr: Walker._expr_stmt,
+    ast.Assert: Walker._assert,
     ast.Assign: Walker._assign,
     ast.AnnAssign: Walker._ann_assign,
     ast.AugAssign: Walker._aug_assign,

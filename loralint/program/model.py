@@ -22,6 +22,17 @@ from loralint.program.text import SourceText
 from loralint.program.values import Obj, Value, objects_in, options_of
 
 
+def newer_syntax(err: SyntaxError) -> str | None:
+    """Why a SyntaxError is this interpreter's limit rather than the file's mistake, or None.
+
+    PEP 701 (Python 3.12) allows quotes reused inside f-strings; the parser loralint runs on rejects
+    them. Such a file (or notebook cell) is not wrong: it is beyond what this interpreter can analyse."""
+    if sys.version_info < (3, 12) and "f-string" in (err.msg or ""):
+        return (f"Python {sys.version_info[0]}.{sys.version_info[1]} cannot parse line {err.lineno} ({err.msg}); "
+                "it is valid Python 3.12 f-string syntax: run loralint on Python 3.12+ to check it")
+    return None
+
+
 def parse(source: str) -> ast.Module:
     """ast.parse, with failures as SourceSyntaxError. Only parses: nothing is compiled or run."""
     try:
@@ -29,13 +40,9 @@ def parse(source: str) -> ast.Module:
             warnings.simplefilter("ignore")  # invalid escape sequences etc. are not ours to report
             return ast.parse(source)
     except SyntaxError as err:
-        if sys.version_info < (3, 12) and "f-string" in (err.msg or ""):
-            # PEP 701 (Python 3.12) allows quotes reused inside f-strings; the parser loralint runs on
-            # rejects them. The file is not wrong: it is beyond what this interpreter can analyse.
-            raise AnalysisLimit(
-                f"Python {sys.version_info[0]}.{sys.version_info[1]} cannot parse line {err.lineno} "
-                f"({err.msg}); it is valid Python 3.12 f-string syntax: run loralint on Python 3.12+ to check it"
-            ) from err
+        newer = newer_syntax(err)
+        if newer is not None:
+            raise AnalysisLimit(newer) from err
         text = (err.msg or "invalid syntax").strip().splitlines()[0] if err.msg else "invalid syntax"
         if len(text) > 90:
             text = text[:87] + "..."

@@ -73,6 +73,8 @@ def call_kind(qualname: str) -> str | None:
             return "trl_model_config"
         if last == "get_peft_config":  # trl/trainer/utils.py: a LoraConfig from a ModelConfig, or None
             return "trl_peft_config"
+        if last in ("setup_chat_format", "clone_chat_template"):  # return the model and tokenizer they edit
+            return "chat_template"
         return None
     if root == "datasets" and last in ("load_dataset", "load_from_disk"):
         return "dataset"
