@@ -3,7 +3,8 @@
 How the base model is loaded (a `BitsAndBytesConfig` followed to `from_pretrained(quantization_config=...)`,
 the old `load_in_4bit=`/`load_in_8bit=` keywords, Unsloth's default, a pre-quantized checkpoint by name),
 whether that model is made ready for k-bit training, which trainer trains the PEFT model the script
-wraps itself, and whether that PEFT model is merged. `PythonExtractor` calls these once per site.
+wraps itself, and whether that PEFT model is merged (the trainer and the merge as extract/trainers.py
+finds them). `PythonExtractor` calls these once per site.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import ast
 import re
 from typing import TYPE_CHECKING, Any
 
+from loralint.extract.trainers import merge_of, trainer_of
 from loralint.program.evaluate import argument, plain
 from loralint.program.model import Application, base_models
 from loralint.program.values import Obj, OneOf
@@ -27,8 +29,6 @@ _BNB_NAME = re.compile(r"[-_]bnb[-_]?(4|8)bit$", re.IGNORECASE)
 _GPTQ_NAME = re.compile(r"[-_]gptq(?:[-_][\w.]+)?$", re.IGNORECASE)
 _AWQ_NAME = re.compile(r"[-_]awq(?:[-_][\w.]+)?$", re.IGNORECASE)
 
-_TRAINERS = ("Trainer", "Seq2SeqTrainer")
-_MERGES = frozenset({"merge_and_unload", "merge_adapter"})
 # Calls on a model that make a quantized base trainable the way prepare_model_for_kbit_training does
 # for the failure that matters (peft/utils/other.py: enable_input_require_grads for reentrant checkpointing).
 _PREPARING_METHODS = frozenset({"enable_input_require_grads", "gradient_checkpointing_enable"})
@@ -166,25 +166,16 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
             if _touches(ex.program.objects(func.value), mine):
                 hints.kbit_prepared = ex.span(call)
                 hints.kbit_prepared_by = func.attr
-        elif func.attr in _MERGES and hints.merged_quantized is None and wrapped:
-            targets = ex.program.objects(func.value)
-            if any(t is w for t in targets for w in wrapped) and hints.quant_method == "bitsandbytes":
-                hints.merged_quantized = ex.span(call)
     if not wrapped:
         return
-    for call, _ in ex.program.flow.calls:
-        qual = ex.program.qualname(call.func) or ""
-        parts = qual.split(".")
-        trainer = (parts[0] == "transformers" and parts[-1] in _TRAINERS) or (parts[0] == "trl" and parts[-1].endswith("Trainer"))
-        if not trainer:
-            continue
-        if any(k.arg == "peft_config" for k in call.keywords):
-            continue  # a config applied by the trainer: another application, checked on its own
-        model_node = argument(call, "model", 0)
-        if model_node is not None and any(o is w for o in ex.program.objects(model_node) for w in wrapped):
-            hints.peft_model_trainer = (qual, ex.span(call))
-            _fsdp(ex, site, call)
-            break
+    if hints.quant_method == "bitsandbytes":
+        merge = merge_of(ex.program, wrapped)
+        if merge is not None:
+            hints.merged_quantized = ex.span(merge)
+    trainer = trainer_of(ex.program, wrapped)
+    if trainer is not None:
+        hints.peft_model_trainer = (ex.program.qualname(trainer.func) or "", ex.span(trainer))
+        _fsdp(ex, site, trainer)
 
 
 def _touches(objects: list[Obj], mine: list[Obj]) -> bool:

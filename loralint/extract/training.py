@@ -14,6 +14,7 @@ import json
 import os
 from typing import Any
 
+from loralint.extract.trainers import MERGES, trainer_calls, trainer_of
 from loralint.program import Program
 from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.model import base_models
@@ -31,7 +32,6 @@ ARGS_CLASSES = frozenset(
 )
 _TOKEN_ADDERS = frozenset({"add_tokens", "add_special_tokens", "setup_chat_format"})
 _SAVES = frozenset({"save_pretrained", "save_model", "push_to_hub"})
-_MERGES = frozenset({"merge_and_unload", "merge_adapter"})
 MAX_DEEPSPEED_BYTES = 1 << 20  # a DeepSpeed JSON is a few KB; a larger one is not read
 
 
@@ -52,7 +52,7 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
                 mine = models.setdefault(id(site), [])
                 mine.extend(o for o in (*app.models, app.result) if o is not None)
                 applied_at.setdefault(id(site), []).append(app.point)
-    trainers = _trainer_calls(program)
+    trainers = trainer_calls(program)
     file_facts = _file_facts(program)
     for site_call, site in sites.items():
         context = TrainingContext(**file_facts)
@@ -67,15 +67,6 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
         _checkpointing_on(program, context, site_call, site, mine, mine_bases)
         _placement(program, context, mine_bases)
         site.hints.training = context
-
-
-def _trainer_calls(program: Program) -> list[ast.Call]:
-    out = []
-    for call, _ in program.flow.calls:
-        qual = program.qualname(call.func)
-        if qual and call_kind(qual) == "trainer":
-            out.append(call)
-    return out
 
 
 def _trains(program, call, site, by_config, mine, mine_bases, only_pair: bool) -> bool:
@@ -201,7 +192,7 @@ def _file_facts(program: Program) -> dict[str, Any]:
         facts.setdefault("embeddings_resized", text.span(call))
     for call, _ in program.calls_named(_SAVES):
         facts.setdefault("saved", text.span(call))
-    for call, _ in program.calls_named(_MERGES):
+    for call, _ in program.calls_named(MERGES):
         facts.setdefault("merged", text.span(call))
     return facts
 
@@ -371,22 +362,16 @@ def frozen_adapter_findings(program: Program) -> list[Diagnostic]:
         loaded = program.evaluator.created(load)
         if loaded is None:
             continue
-        for trainer in _trainer_calls(program):
-            model_node = argument(trainer, "model", 0)
-            if model_node is None or not any(o is loaded for o in program.objects(model_node)):
-                continue
-            if argument(trainer, "peft_config", None) is not None:
-                continue  # TRL raises on that combination already (LORA414)
-            name = (program.qualname(trainer.func) or "").rsplit(".", 1)[-1]
-            span = text.span(load)
-            diag = Diagnostic(
-                "LORA407", "adapter-loaded-frozen", "error",
-                "PeftModel.from_pretrained(...) loads the adapter frozen (is_trainable defaults to False), and"
-                f" {name} at line {trainer.lineno} trains it: 0 trainable parameters, the run changes nothing;"
-                " pass is_trainable=True",
-                span,
-                related=[(text.span(trainer), f"{name} trains the frozen adapter here")],
-            )
-            out.append(diag)
-            break
+        trainer = trainer_of(program, [loaded])
+        if trainer is None:
+            continue
+        name = (program.qualname(trainer.func) or "").rsplit(".", 1)[-1]
+        out.append(Diagnostic(
+            "LORA407", "adapter-loaded-frozen", "error",
+            "PeftModel.from_pretrained(...) loads the adapter frozen (is_trainable defaults to False), and"
+            f" {name} at line {trainer.lineno} trains it: 0 trainable parameters, the run changes nothing;"
+            " pass is_trainable=True",
+            text.span(load),
+            related=[(text.span(trainer), f"{name} trains the frozen adapter here")],
+        ))
     return out
