@@ -145,6 +145,62 @@ def test_task_type_mismatch(tmp_path):
     assert diagnostics(tmp_path, CLS.format(task="SEQ_CLS"), "LORA411") == []
 
 
+REWARD_MODEL_CONFIG = """
+from datasets import load_dataset
+from trl import ModelConfig, RewardConfig, RewardTrainer, get_peft_config
+
+model_args = ModelConfig(model_name_or_path="Qwen/Qwen2.5-0.5B-Instruct", use_peft=True, lora_r=16{task})
+trainer = RewardTrainer(
+    model=model_args.model_name_or_path,
+    args=RewardConfig(output_dir="Qwen2.5-0.5B-Reward"),
+    train_dataset=load_dataset("trl-lib/ultrafeedback_binarized", split="train"),
+    peft_config=get_peft_config(model_args),
+)
+"""
+
+
+def test_task_type_mismatch_from_trl_model_config_default(tmp_path):
+    # get_peft_config passes ModelConfig.lora_task_type, "CAUSAL_LM" unless set; RewardTrainer loads the id
+    # with AutoModelForSequenceClassification: the reward head would stay random and frozen.
+    [d] = diagnostics(tmp_path, REWARD_MODEL_CONFIG.format(task=""), "LORA411")
+    assert d["line"] == 4 and "TRL's ModelConfig default lora_task_type" in d["message"]
+    assert "lora_task_type='SEQ_CLS'" in d["message"] and d["severity"] == "error"
+    fixed = REWARD_MODEL_CONFIG.format(task=', lora_task_type="SEQ_CLS"')
+    assert diagnostics(tmp_path, fixed, "LORA411") == []
+    assert diagnostics(tmp_path, fixed, "LORA107") == []
+
+
+REWARD_PARSED = """
+from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, TrlParser, get_peft_config
+
+script_args, training_args, model_args = TrlParser((ScriptArguments, RewardConfig, ModelConfig)).parse_args_and_config()
+trainer = RewardTrainer(model=model_args.model_name_or_path, args=training_args, peft_config=get_peft_config(model_args))
+"""
+
+
+def test_task_type_from_the_command_line_is_not_assumed(tmp_path):
+    # TRL's own reward script is run with --lora_task_type SEQ_CLS: the flag's default decides nothing here
+    assert diagnostics(tmp_path, REWARD_PARSED, "LORA411") == []
+
+
+REWARD_LORA = """
+from peft import LoraConfig
+from trl import RewardConfig, RewardTrainer
+
+config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"{extra})
+trainer = RewardTrainer(model="Qwen/Qwen2.5-0.5B-Instruct", args=RewardConfig(output_dir="out"), peft_config=config)
+"""
+
+
+def test_trl_trainer_sets_no_task_type_but_a_saved_head_needs_none(tmp_path):
+    # TRL passes the LoraConfig to get_peft_model as it is: no task_type, a plain PeftModel, the head untrained
+    [d] = diagnostics(tmp_path, REWARD_LORA.format(extra=""), "LORA107")
+    assert "SEQ_CLS" in d["message"] and "AutoModelForSequenceClassification" in d["message"]
+    # the head in modules_to_save (as TRL's RewardTrainer docs advise) is trained and saved without task_type
+    assert diagnostics(tmp_path, REWARD_LORA.format(extra=', modules_to_save=["score"]'), "LORA107") == []
+    assert diagnostics(tmp_path, REWARD_LORA.format(extra=""), "LORA411") == []
+
+
 SERVE = """
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM

@@ -146,26 +146,58 @@ _TASK_CLASSES = {
 }
 
 
+# Where a configuration's task_type comes from when it is not written: TRL's ModelConfig defaults
+# lora_task_type to "CAUSAL_LM" and get_peft_config passes it on (trl/trainer/model_config.py,
+# trl/trainer/utils.py get_peft_config). TRL's trainers never set task_type on a LoraConfig they are
+# given (trl/trainer/sft_trainer.py, reward_trainer.py: get_peft_model(model, peft_config)): a config
+# without one stays without one, which LORA107 reports.
+_DEFAULT_TASK_SOURCES = {"trl.ModelConfig": ("TRL's ModelConfig default lora_task_type", "lora_task_type")}
+
+
 @check("task_type_mismatch")
 def task_type_mismatch(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """get_peft_model picks PeftModelFor<task> from task_type. A model class that clearly belongs to
     another task gets the wrong wrapper (a classifier head left random and frozen, a seq2seq model
     wrapped as causal LM). Classes that do not name their task (…ForConditionalGeneration, AutoModel)
-    are left alone."""
-    f = site.get("task_type")
+    are left alone. The task type judged is the one in force: written, or the default of the origin
+    that builds the LoraConfig (TRL's ModelConfig), never a default whose flag may change it."""
     cls = site.hints.model_class
-    if f is None or not f.known or not isinstance(f.value, str) or not cls or not site.hints.task_chosen:
+    if not cls or not site.hints.task_chosen:
         return
-    task = f.value.rsplit(".", 1)[-1].upper()
+    f = site.get("task_type")
+    default = _DEFAULT_TASK_SOURCES.get(site.origin)
+    if f is not None:
+        if not f.known or not isinstance(f.value, str):
+            return
+        value, span, source = f.value, f.span, None
+    elif default is not None and not site.opaque and isinstance(site.defaults.get("task_type"), str):
+        value, span, source = site.defaults["task_type"], site.span, default
+    else:
+        return
+    task = value.rsplit(".", 1)[-1].upper()
     if task not in _TASK_CLASSES:
         return
     owner = next((t for t, words in _TASK_CLASSES.items() if any(w in cls for w in words)), None)
     if owner is None or owner == task:
         return
+    training = _training(site)
+    related = [(training.trainer_span, f"{training.trainer} applies the configuration to a {cls}")] \
+        if training is not None and training.trainer_span is not None else []
+    if source is None:
+        yield Finding(
+            span,
+            f"task_type={task!r} does not fit {cls}, a {owner} model: PEFT wraps it as the wrong task"
+            f" (for SEQ_CLS/TOKEN_CLS models the classifier head stays random, frozen and unsaved); use task_type={owner!r}",
+            related=related,
+        )
+        return
+    what, key = source
     yield Finding(
-        f.span,
-        f"task_type={task!r} does not fit {cls}, a {owner} model: PEFT wraps it as the wrong task"
-        f" (for SEQ_CLS/TOKEN_CLS models the classifier head stays random, frozen and unsaved); use task_type={owner!r}",
+        span,
+        f"task_type is {task!r} ({what}), which does not fit {cls}, a {owner} model: PEFT wraps it as the wrong"
+        f" task (for SEQ_CLS/TOKEN_CLS models the classifier head stays random, frozen and unsaved); set"
+        f" {key}={owner!r}",
+        related=related,
     )
 
 
