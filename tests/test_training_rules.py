@@ -219,6 +219,44 @@ def test_serving_limits_only_for_a_saved_unmerged_adapter(tmp_path):
     assert diagnostics(tmp_path, SERVE.format(r=64, after=merged), "LORA412") == []
 
 
+SERVE_TARGETS = """
+from peft import LoraConfig, get_peft_model
+from transformers import {cls}
+
+model = {cls}.from_pretrained({model!r})
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules={targets!r}, bias={bias!r}, task_type="CAUSAL_LM"))
+model.save_pretrained("out/adapter")
+"""
+
+
+def serve(cls="AutoModelForCausalLM", model="Qwen/Qwen2.5-0.5B", targets=("q_proj", "v_proj"), bias="none"):
+    return SERVE_TARGETS.format(cls=cls, model=model, targets=list(targets) if not isinstance(targets, str) else targets,
+                                bias=bias)
+
+
+def test_serving_limits_targets_vllm_does_not_serve(tmp_path):
+    [d] = diagnostics(tmp_path, serve(targets=("q_proj", "v_proj", "embed_tokens", "lm_head"), bias="all"), "LORA412")
+    assert "bias='all' trains biases that vLLM does not apply" in d["message"]
+    assert "lm_head, model.embed_tokens only for model classes that list them as embedding modules" in d["message"]
+    assert diagnostics(tmp_path, serve(), "LORA412") == []
+
+
+def test_serving_limits_vision_tower_and_conv_of_a_vl_model(tmp_path):
+    vl = {"cls": "Qwen2VLForConditionalGeneration", "model": "Qwen/Qwen2-VL-2B-Instruct"}
+    [d] = diagnostics(tmp_path, serve(**vl, targets="all-linear"), "LORA412")
+    assert "vLLM applies LoRA to the language model only, so the 130 adapted layers of the vision/audio tower" in d["message"]
+    [d] = diagnostics(tmp_path, serve(**vl, targets=("q_proj", "v_proj", "patch_embed.proj")), "LORA412")
+    assert "vLLM has LoRA only for linear layers, so the LoRA on model.visual.patch_embed.proj" in d["message"]
+    assert "vision/audio tower" not in d["message"]  # the conv is said once
+    # the language model's attention only (Qwen2-VL's tower names its projections qkv/proj): served as is
+    assert diagnostics(tmp_path, serve(**vl), "LORA412") == []
+
+
+def test_serving_limits_targets_of_an_unknown_model_are_not_guessed(tmp_path):
+    source = serve(model="my-org/private-model", targets=("embed_tokens", "lm_head"))
+    assert diagnostics(tmp_path, source, "LORA412") == []
+
+
 PEFT_AND_CONFIG = """
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM

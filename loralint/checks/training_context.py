@@ -10,6 +10,7 @@ from typing import Iterable
 
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import effective, fmt, number
+from loralint.checks.architecture import TOWER, architecture_context
 from loralint.sites import ConfigSite, TrainingContext
 
 # TRL's preference / RL trainers (trl/trainer/): they fine-tune an already aligned policy with a
@@ -204,7 +205,8 @@ def task_type_mismatch(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]
 @check("serving_limits")
 def serving_limits(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """An adapter saved for serving that the engine will not load as is (vLLM: vllm/lora/peft_helper.py
-    rejects use_dora and modules_to_save; --max-lora-rank defaults to 16)."""
+    rejects use_dora and modules_to_save; --max-lora-rank defaults to 16), or whose targets vLLM does not
+    serve (_vllm_target_limits)."""
     training = _training(site)
     if training is None or training.saved is None or training.merged is not None:
         return
@@ -220,6 +222,8 @@ def serving_limits(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     mts, known = effective(site, "modules_to_save")
     if known and _names(mts):
         problems.append(f"{engine} does not load modules_to_save ({', '.join(_names(mts))})")
+    if str(engine).lower() == "vllm":
+        problems.extend(_vllm_target_limits(site))
     if not problems:
         return
     yield Finding(
@@ -227,6 +231,39 @@ def serving_limits(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         "this adapter is saved for serving, but " + "; ".join(problems) + " (merge it into the base instead, or change the configuration)",
         related=[(training.saved, "the adapter is saved here")],
     )
+
+
+def _vllm_target_limits(site: ConfigSite) -> list[str]:
+    """What the adapter adapts that vLLM does not serve, from the targets resolved against a model known for
+    sure (nothing when it is not). vLLM wraps only its own linear layers (vllm/lora/utils.py from_layer,
+    get_supported_lora_modules), an embedding or lm_head only where the model class lists them in
+    embedding_modules (Qwen2/3 do not: vllm-project/vllm#32599), applies LoRA to a multimodal model's language
+    model only unless the model supports --enable-tower-connector-lora (vllm-project/vllm#31479), and has no
+    LoRA bias (vllm/lora/layers/base_linear.py keeps lora_a/lora_b only)."""
+    out = []
+    bias, known = effective(site, "bias")
+    if known and bias in ("all", "lora_only"):
+        out.append(f"bias={bias!r} trains biases that vLLM does not apply (it serves lora_A/lora_B only)")
+    found = architecture_context(site)
+    if found is None or site.opaque:
+        return out
+    _, info, result = found
+    convs = sorted({t.folded for t in result.targeted if t.kind in ("conv", "mha")})
+    if convs:
+        out.append(f"vLLM has LoRA only for linear layers, so the LoRA on {', '.join(convs)} is not served (the"
+                   " loader refuses the adapter or leaves those weights out)")
+    heads = sorted({t.folded for t in result.targeted
+                    if t.kind == "embedding" or (info.output_layer and t.name == info.output_layer)})
+    if heads:
+        out.append(f"vLLM serves LoRA on {', '.join(heads)} only for model classes that list them as embedding"
+                   " modules (Qwen2/Qwen3 do not) and refuses the adapter otherwise")
+    towers = [t for t in result.targeted if TOWER.search(t.name) and t.folded not in convs]
+    if towers:
+        layers = "1 adapted layer" if len(towers) == 1 else f"{len(towers)} adapted layers"
+        out.append(f"vLLM applies LoRA to the language model only, so the {layers} of the vision/audio tower"
+                   " are dropped with a warning unless the model supports --enable-tower-connector-lora and the"
+                   " server is started with it")
+    return out
 
 
 @check("peft_model_with_config")
