@@ -15,7 +15,7 @@ from typing import Any
 
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.quantized import attach as attach_quantized
-from loralint.extract.quantized import quantization_hints
+from loralint.extract.quantized import merged_loaded_adapters, quantization_hints
 from loralint.extract.training import attach_training, frozen_adapter_findings
 from loralint.extract.trl import finish_trl, link_trl, model_config_site
 from loralint.extract.unsloth import finetune_flags
@@ -598,10 +598,12 @@ def extract_python_file(path: str, source: str) -> tuple[list[ConfigSite], list[
 def extract_python_full(
     path: str, source: str
 ) -> tuple[list[ConfigSite], list[tuple[Span, str]], list[Diagnostic]]:
-    """As extract_python_file, plus findings that need no LoraConfig in the file (LORA407)."""
+    """As extract_python_file, plus findings that need no LoraConfig in the file (LORA407, and LORA405 for
+    an adapter loaded onto a quantized base and merged)."""
     extractor = PythonExtractor(Program(path, source))
     sites = extractor.extract()
-    return sites, limits_in(sites), frozen_adapter_findings(extractor.program)
+    found = [*frozen_adapter_findings(extractor.program), *merged_loaded_adapters(extractor)]
+    return sites, limits_in(sites), found
 
 
 def limits_in(sites: list[ConfigSite]) -> list[tuple[Span, str]]:

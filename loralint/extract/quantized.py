@@ -17,7 +17,8 @@ from loralint.extract.trainers import merge_of, trainer_of
 from loralint.program.evaluate import argument, plain
 from loralint.program.model import Application, base_models
 from loralint.program.values import Obj, OneOf
-from loralint.sites import ConfigSite, Span
+from loralint.program.objects import call_kind
+from loralint.sites import ConfigSite, Diagnostic, Span
 
 if TYPE_CHECKING:
     from loralint.extract.python import PythonExtractor
@@ -222,3 +223,50 @@ def attach(ex: PythonExtractor) -> None:
         if site.origin.startswith("unsloth"):
             apps = []  # Unsloth's get_peft_model is the site itself
         training_context(ex, site, apps)
+
+
+def merged_loaded_adapters(ex: PythonExtractor) -> list[Diagnostic]:
+    """LORA405 where the script builds no LoRA configuration: a saved adapter loaded onto a 4/8-bit base
+    (`PeftModel.from_pretrained(base, adapter)`, or `AutoPeftModelFor*.from_pretrained(adapter,
+    quantization_config=...)`, which loads the base with those arguments) and merged. The finding is
+    anchored at the merge call; no configuration site is made for the loaded adapter."""
+    from loralint.checks.quantization import merge_message, quantized_here
+    from loralint.extract.trainers import MERGES
+
+    program = ex.program
+    if not program.calls_named(MERGES):
+        return []
+    out: list[Diagnostic] = []
+    for call, _ in program.calls_named(frozenset({"from_pretrained"})):
+        if call_kind(program.qualname(call.func) or "") != "peft_loaded":
+            continue
+        program.value(call)
+        loaded = program.evaluator.created(call)
+        if loaded is None:
+            continue
+        merge = merge_of(program, [loaded])
+        if merge is None:
+            continue
+        probe = _loaded_quantization(ex, call, loaded)
+        if probe is None:
+            continue
+        description, related = quantized_here(probe)
+        out.append(Diagnostic(
+            "LORA405", "merge-into-quantized-base", "warning", merge_message(description), ex.span(merge),
+            related=[*related, (ex.span(call), "the adapter is loaded onto that base here")],
+        ))
+    return out
+
+
+def _loaded_quantization(ex: PythonExtractor, call: ast.Call, loaded: Obj) -> ConfigSite | None:
+    """The quantization facts of the base a loaded adapter sits on, gathered on a probe site that is never
+    reported (None when that base is not loaded in 4/8 bits by bitsandbytes, as far as the file says)."""
+    candidates = [(b.node, b) for b in base_models([loaded]) if isinstance(b.node, ast.Call)]
+    if not candidates:
+        candidates = [(call, loaded)]  # AutoPeftModelFor*.from_pretrained loads the base with its own arguments
+    for node, obj in candidates:
+        probe = ConfigSite(path=ex.path, span=ex.span(node), origin="probe")
+        quantization_hints(ex, probe, node, obj)
+        if probe.hints.quantization in ("4bit", "8bit") and probe.hints.quant_method == "bitsandbytes":
+            return probe
+    return None
