@@ -45,6 +45,73 @@ def test_preference_trainer_has_its_own_band(tmp_path):
     assert diagnostics(tmp_path, source.format(r=16, alpha=32, rs=False, lr="5e-6"), "LORA406") == []
 
 
+UNSLOTH_LR = """
+from unsloth import FastLanguageModel
+from trl import SFTConfig, SFTTrainer
+
+model, tokenizer = FastLanguageModel.from_pretrained("unsloth/Llama-3.2-3B-Instruct", max_seq_length=2048, load_in_4bit=True)
+model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=16, lora_dropout=0, target_modules=["q_proj", "v_proj"])
+args = SFTConfig(per_device_train_batch_size=2, max_steps=60, learning_rate={lr}, output_dir="outputs")
+trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=None, args=args)
+trainer.train()
+"""
+
+
+def test_learning_rate_of_an_unsloth_script(tmp_path):
+    # Unsloth's get_peft_model is the LoRA site and returns the model the trainer gets
+    [d] = diagnostics(tmp_path, UNSLOTH_LR.format(lr="2e-6"), "LORA406")
+    assert d["line"] == 6 and "SFTTrainer" in d["message"]
+    assert diagnostics(tmp_path, UNSLOTH_LR.format(lr="2e-4"), "LORA406") == []
+
+
+RESUMED = """
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+base = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+model = PeftModel.from_pretrained(base, "out/checkpoint-500", is_trainable=True)
+trainer = Trainer(model=model, args=TrainingArguments(output_dir="out", learning_rate={lr}), train_dataset=None)
+trainer.train()
+"""
+
+
+def saved_adapter(tmp_path, r: int, alpha: int) -> None:
+    folder = tmp_path / "out" / "checkpoint-500"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"peft_type": "LORA", "r": r, "lora_alpha": alpha, "target_modules": ["q_proj", "v_proj"],
+              "task_type": "CAUSAL_LM", "base_model_name_or_path": "Qwen/Qwen2.5-0.5B"}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+
+
+def test_learning_rate_of_a_resumed_adapter_without_its_saved_config(tmp_path):
+    # no LoraConfig in the file and no adapter_config.json: the rate is judged as written, no rank is assumed
+    [d] = diagnostics(tmp_path, RESUMED.format(lr="2e-6"), "LORA406")
+    assert d["line"] == 6 and "the loaded adapter's rank and lora_alpha are not known" in d["message"]
+    assert diagnostics(tmp_path, RESUMED.format(lr="2e-4"), "LORA406") == []
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+    assert run.json["configs"] == []  # the loaded adapter is not a configuration the file builds
+
+
+def test_learning_rate_of_a_resumed_adapter_uses_its_saved_scaling(tmp_path):
+    saved_adapter(tmp_path, r=8, alpha=512)  # scaling 64: 2e-6 moves the adapter as 6.4e-5 would at alpha=2r
+    assert diagnostics(tmp_path, RESUMED.format(lr="2e-6"), "LORA406") == []
+    saved_adapter(tmp_path, r=8, alpha=16)
+    [d] = diagnostics(tmp_path, RESUMED.format(lr="2e-6"), "LORA406")
+    assert "judged with the rank and lora_alpha of out/checkpoint-500/adapter_config.json" in d["message"]
+
+
+def test_explain_a_resumed_adapter(tmp_path):
+    (tmp_path / "train.py").write_text(textwrap.dedent(RESUMED.format(lr="2e-4")).lstrip("\n"))
+    run = run_cli(["explain", "--no-cache", "train.py"], cwd=tmp_path)
+    assert "settings        not known: the saved adapter_config.json of 'out/checkpoint-500'" in run.stdout
+    assert "r / lora_alpha  unknown / unknown" in run.stdout
+    saved_adapter(tmp_path, r=8, alpha=16)
+    run = run_cli(["explain", "--no-cache", "--output-format", "json", "train.py"], cwd=tmp_path)
+    [entry] = run.json["configs"]
+    assert entry["r"] == 8 and entry["lora_alpha"] == 16 and entry["trainable_params"] == 540_672
+    assert entry["settings_from"] == "out/checkpoint-500/adapter_config.json"
+
+
 RESUME = """
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, Trainer, TrainingArguments

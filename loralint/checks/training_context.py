@@ -44,9 +44,12 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     alpha, alpha_known = effective(site, "lora_alpha")
     rslora, rs_known = effective(site, "use_rslora")
     scaled = lr
+    judged = True
     if r_known and alpha_known and rs_known and number(r) and number(alpha) and r > 0:
         scaling = alpha / math.sqrt(r) if rslora else alpha / r
         scaled = lr * scaling / 2.0
+    else:
+        judged = False
     kind = "preference/RL" if rl else "supervised"
     usual = "5e-6 to 1e-6 (DPO/GRPO)" if rl else "2e-4 (1e-4 for large models)"
     if lr > high and scaled > high:
@@ -56,10 +59,17 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
                    " because B starts at zero and the update is a low-rank product scaled by alpha/r")
     else:
         return
+    related = [(training.trainer_span, f"{training.trainer} trains this adapter")] if training.trainer_span else []
+    note = ""
+    if site.hints.loaded_from is not None or site.origin == "peft.PeftModel.from_pretrained":
+        # an adapter loaded to train again (extract/loaded.py): say whose scaling was used, or that none was
+        related.append((site.span, "the adapter is loaded here to train again"))
+        note = (f" (judged with the rank and lora_alpha of {site.hints.loaded_from})" if site.hints.loaded_from and judged
+                else " (judged as written: the loaded adapter's rank and lora_alpha are not known)")
     yield Finding(
         f.span,
-        f"learning_rate={fmt(lr)} for {training.trainer} {problem}; the usual LoRA value is {usual}",
-        related=[(training.trainer_span, f"{training.trainer} trains this adapter")] if training.trainer_span else [],
+        f"learning_rate={fmt(lr)} for {training.trainer} {problem}; the usual LoRA value is {usual}{note}",
+        related=related,
     )
 
 

@@ -101,7 +101,7 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             check_python_size(text)  # ast's memory grows with the source: bounded before parsing
             from loralint.extract.python import extract_python_full
 
-            result.sites, limits, found = extract_python_full(display, text)
+            result.sites, limits, found, result.loaded = extract_python_full(display, text)
             result.diagnostics.extend(found)  # a loaded adapter trained frozen (LORA407), merged into 4-bit (LORA405)
             for span, reason in limits:
                 result.diagnostics.append(

@@ -38,12 +38,16 @@ MAX_DEEPSPEED_BYTES = 1 << 20  # a DeepSpeed JSON is a few KB; a larger one is n
 def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None:
     """Fill `site.hints.training` for every site a trainer (or the file's tokenizer code) concerns."""
     by_config: dict[int, ConfigSite] = {}
-    for call, site in sites.items():
-        obj = program.evaluator.created(call)
-        if obj is not None:
-            by_config[id(obj)] = site
     # The models each site's configuration is applied to, and the PEFT models that makes.
     models: dict[int, list[Obj]] = {}
+    for call, site in sites.items():
+        obj = program.evaluator.created(call)
+        if obj is not None and obj.kind == "peft_model":
+            # A site that is itself the PEFT model (Unsloth's get_peft_model, an adapter loaded to resume
+            # training): that model is what a trainer gets.
+            models[id(site)] = [obj]
+        elif obj is not None:
+            by_config[id(obj)] = site
     applied_at: dict[int, list[Any]] = {}  # the points where each site's configuration is applied
     for app in program.applications():
         for config in app.configs:
