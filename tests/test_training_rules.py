@@ -131,6 +131,23 @@ def test_resumed_adapter_loaded_frozen(tmp_path):
     assert diagnostics(tmp_path, RESUME.format(extra=", is_trainable=TRAIN"), "LORA407") == []
 
 
+AUTO_RESUME = """
+from peft import AutoPeftModelForCausalLM
+from transformers import Trainer, TrainingArguments
+
+model = AutoPeftModelForCausalLM.from_pretrained("out/checkpoint-500"{extra})
+trainer = Trainer(model=model, args=TrainingArguments(output_dir="out"), train_dataset=None)
+trainer.train()
+"""
+
+
+def test_auto_peft_model_loaded_frozen(tmp_path):
+    # peft/auto.py: AutoPeftModel.from_pretrained(..., is_trainable=False) passes it on to PeftModel.from_pretrained
+    [d] = diagnostics(tmp_path, AUTO_RESUME.format(extra=""), "LORA407")
+    assert d["line"] == 4 and d["message"].startswith("AutoPeftModelForCausalLM.from_pretrained(...) loads the adapter frozen")
+    assert diagnostics(tmp_path, AUTO_RESUME.format(extra=", is_trainable=True"), "LORA407") == []
+
+
 def test_resumed_adapter_unfrozen_by_the_script_is_quiet(tmp_path):
     source = RESUME.format(extra="").replace("trainer = ", 'model.set_adapter("default")\ntrainer = ')
     assert diagnostics(tmp_path, source, "LORA407") == []

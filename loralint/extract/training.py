@@ -370,9 +370,10 @@ def frozen_adapter_findings(program: Program) -> list[Diagnostic]:
         if trainer is None:
             continue
         name = (program.qualname(trainer.func) or "").rsplit(".", 1)[-1]
+        loader = ".".join((program.qualname(load.func) or "PeftModel.from_pretrained").split(".")[-2:])
         out.append(Diagnostic(
             "LORA407", "adapter-loaded-frozen", "error",
-            "PeftModel.from_pretrained(...) loads the adapter frozen (is_trainable defaults to False), and"
+            f"{loader}(...) loads the adapter frozen (is_trainable defaults to False), and"
             f" {name} at line {trainer.lineno} trains it: 0 trainable parameters, the run changes nothing;"
             " pass is_trainable=True",
             text.span(load),
