@@ -321,7 +321,10 @@ def serve(cls="AutoModelForCausalLM", model="Qwen/Qwen2.5-0.5B", targets=("q_pro
 def test_serving_limits_targets_vllm_does_not_serve(tmp_path):
     [d] = diagnostics(tmp_path, serve(targets=("q_proj", "v_proj", "embed_tokens", "lm_head"), bias="all"), "LORA412")
     assert "bias='all' trains biases that vLLM does not apply" in d["message"]
-    assert "lm_head, model.embed_tokens only for model classes that list them as embedding modules" in d["message"]
+    assert "vLLM has no embedding LoRA for qwen2 and refuses an adapter with LoRA on lm_head, model.embed_tokens" in d["message"]
+    # Llama's vLLM class lists embed_tokens and lm_head as embedding modules: served
+    llama = serve(model="meta-llama/Llama-3.2-1B", targets=("q_proj", "v_proj", "embed_tokens", "lm_head"))
+    assert diagnostics(tmp_path, llama, "LORA412") == []
     assert diagnostics(tmp_path, serve(), "LORA412") == []
 
 

@@ -243,11 +243,16 @@ def serving_limits(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     )
 
 
+# Model types whose vLLM class lists no embedding_modules, so LoRA on embed_tokens / lm_head is refused at load
+# (vllm-project/vllm#32599; #33234 proposes adding them). Other families (Llama, Mistral) list them.
+_VLLM_NO_EMBEDDING_LORA = frozenset({"qwen2", "qwen2_moe", "qwen3", "qwen3_moe"})
+
+
 def _vllm_target_limits(site: ConfigSite) -> list[str]:
     """What the adapter adapts that vLLM does not serve, from the targets resolved against a model known for
     sure (nothing when it is not). vLLM wraps only its own linear layers (vllm/lora/utils.py from_layer,
     get_supported_lora_modules), an embedding or lm_head only where the model class lists them in
-    embedding_modules (Qwen2/3 do not: vllm-project/vllm#32599), applies LoRA to a multimodal model's language
+    embedding_modules (Qwen2/3 do not: vllm-project/vllm#32599; only those are reported), applies LoRA to a multimodal model's language
     model only unless the model supports --enable-tower-connector-lora (vllm-project/vllm#31479), and has no
     LoRA bias (vllm/lora/layers/base_linear.py keeps lora_a/lora_b only)."""
     out = []
@@ -264,9 +269,10 @@ def _vllm_target_limits(site: ConfigSite) -> list[str]:
                    " loader refuses the adapter or leaves those weights out)")
     heads = sorted({t.folded for t in result.targeted
                     if t.kind == "embedding" or (info.output_layer and t.name == info.output_layer)})
-    if heads:
-        out.append(f"vLLM serves LoRA on {', '.join(heads)} only for model classes that list them as embedding"
-                   " modules (Qwen2/Qwen3 do not) and refuses the adapter otherwise")
+    # Unsloth trains embed_tokens/lm_head as modules_to_save instead (checks/architecture.py LORA203)
+    if heads and info.model_type in _VLLM_NO_EMBEDDING_LORA and not site.origin.startswith("unsloth"):
+        out.append(f"vLLM has no embedding LoRA for {info.model_type} and refuses an adapter with LoRA on"
+                   f" {', '.join(heads)} (\"expected target modules in ... but received ...\")")
     towers = [t for t in result.targeted if TOWER.search(t.name) and t.folded not in convs]
     if towers:
         layers = "1 adapted layer" if len(towers) == 1 else f"{len(towers)} adapted layers"
