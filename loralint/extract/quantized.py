@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from loralint.extract.trainers import merge_of, trainer_of
 from loralint.program.evaluate import argument, plain
 from loralint.program.model import Application, base_models
-from loralint.program.values import Obj, OneOf
 from loralint.program.objects import call_kind
+from loralint.program.values import Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Span
 
 if TYPE_CHECKING:
