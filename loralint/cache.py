@@ -413,6 +413,8 @@ class CheckCache:
 
         if content_key is None or not self._store.enabled or any(d.code == "LORA904" for d in result.diagnostics):
             return None  # an internal error while resolving is reported afresh, never replaced by an entry
+        if result.loaded:
+            return None  # settings read from another file (a loaded adapter's adapter_config.json): not keyed here
         parts = [self._run, json.dumps(per_file, default=repr).encode()]
         try:
             for site in result.sites:

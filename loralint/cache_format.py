@@ -151,7 +151,7 @@ def loads(data: bytes) -> FileResult:
     result = json.loads(data, object_hook=_object_hook)
     if type(result) is not FileResult:
         raise FormatError("not a FileResult")
-    for site in result.sites:
+    for site in [*result.sites, *result.loaded]:
         if type(site) is not sites.ConfigSite:
             raise FormatError("sites hold ConfigSites")
     for diagnostic in result.diagnostics:

@@ -549,7 +549,7 @@ def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: boo
     from loralint.report import SourceLines
 
     sources = SourceLines(result.sources, result.texts)  # a notebook's positions are named by cell
-    entries = [explain_site(site, budget, sources) for site in result.sites]
+    entries = [explain_site(site, budget, sources) for site in [*result.sites, *result.loaded]]
     click.echo(json.dumps({"version": 1, "configs": entries}, indent=2) if output_format == "json" else render_text(entries), nl=output_format == "json")
 
 

@@ -54,6 +54,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # display path → filesystem path
     texts: dict[str, str] = field(default_factory=dict)  # display path → text, for in-memory sources
+    loaded: list[ConfigSite] = field(default_factory=list)  # adapters loaded to train again (extract/loaded.py)
 
 
 # What the check templates accept (checks/generic.py); other checks accept the keys their rule file sets.
@@ -206,7 +207,9 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options,
         fresh = [extract_source(s.display, d, s.fmt) for s, d, _ in todo]
     for (source, _, key), result in zip(todo, fresh):
         results[source.display] = result
-        if cache and key and not any(d.code == "LORA904" for d in result.diagnostics):
+        # An adapter loaded to train again carries the settings of another file (its adapter_config.json),
+        # which the key, made from this file's bytes, does not cover: such a file is extracted afresh.
+        if cache and key and not result.loaded and not any(d.code == "LORA904" for d in result.diagnostics):
             cache.put(key, result)
     return [results[s.display] for s in files if s.display in results]
 
@@ -323,6 +326,7 @@ def run(
 
     sites = [site for result in results for site in result.sites]
     dataset_notes: list[str] = []
+    loaded = [site for result in results for site in result.loaded]
     if sites:  # the data sets' real size, for LORA104: counted after extraction, never cached with it
         from loralint.datasets import size_datasets
 
@@ -350,12 +354,13 @@ def run(
             looked_up[result.path] = (key, check_cache.get(key) if key else None)
         return looked_up[result.path]
 
-    if resolve is not None and sites:
+    if resolve is not None and (sites or loaded):
         if check_cache is not None and not describe_sites:
             # Only the files that will be checked need their models analysed (see resolve_sites).
-            failures = resolve(sites, settings, options, needs_architecture=lambda site: look_up(by_file[site.path])[1] is None) or []
+            failures = resolve([*sites, *loaded], settings, options,
+                               needs_architecture=lambda site: look_up(by_file[site.path])[1] is None) or []
         else:
-            failures = resolve(sites, settings, options) or []
+            failures = resolve([*sites, *loaded], settings, options) or []
         for site, reason in failures:
             if site is None:  # not a failure of ours: an input the resolver would not use (see resolve_sites)
                 notes.append(reason)
@@ -371,7 +376,7 @@ def run(
     # --verify: the real PEFT's findings per site, filtered below like every other finding.
     verified: dict[int, list[Diagnostic]] = verify(sites, rules, settings, options) if verify is not None and sites else {}
 
-    from loralint.checks import CheckContext, load_checks
+    from loralint.checks import LOADED_ADAPTER_CHECKS, CheckContext, load_checks
 
     checks = load_checks()
     diagnostics: list[Diagnostic] = []
@@ -386,7 +391,8 @@ def run(
             diagnostics.extend(cached)
             continue
         file_diags: list[tuple[Diagnostic, int | None]] = [(d, None) for d in result.diagnostics]
-        for site in result.sites:
+        loaded_here = {id(site) for site in result.loaded}
+        for site in [*result.sites, *result.loaded]:
             if site.hints.expected_to_fail:
                 continue  # a test builds it wrong on purpose (inside pytest.raises / assertRaises)
             file_diags.extend((d, site.span.line) for d in verified.get(id(site), []))
@@ -398,7 +404,7 @@ def run(
                 source = f"dataset-size in {settings.source.name if settings.source else 'settings'}"
             for code in sorted(active):
                 rule = rules[code]
-                if rule.check == "engine":
+                if rule.check == "engine" or (id(site) in loaded_here and rule.check not in LOADED_ADAPTER_CHECKS):
                     continue
                 ctx = CheckContext(params=rule.params, dataset_size=size, dataset_size_source=source, message=rule.message)
                 try:
@@ -432,7 +438,8 @@ def run(
         if check_cache is not None and check_key and not any(d.code == "LORA904" for d, _ in file_diags):
             check_cache.put(check_key, filtered)  # an internal error is never kept: the next run tries again
     diagnostics.sort(key=Diagnostic.sort_key)
-    return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()}, texts)
+    return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()}, texts,
+                     loaded)
 
 
 def _file_facts(result: FileResult, settings: Settings, fs_paths: dict[str, Path]) -> tuple[list[str], int | None, str | None]:

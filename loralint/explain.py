@@ -68,6 +68,9 @@ def explain_site(site: ConfigSite, gpu_memory: int | None = None, sources: Sourc
         "dataset_size": _dataset_size(site)[0],
         "dataset_size_source": _dataset_size(site)[1],
     }
+    if site.origin == "peft.PeftModel.from_pretrained":  # an adapter loaded to train again (extract/loaded.py)
+        data["settings_from"] = site.hints.loaded_from
+        data["settings_unknown"] = site.opaque
     data["scaling_by_pattern"] = _pattern_scalings(site, advice, data["scaling"])
     data["memory"] = _memory(data, info)
     data["fit"] = training_memory(site, data, info, gpu_memory)
@@ -209,6 +212,9 @@ def render_text(entries: list[dict[str, Any]]) -> str:
         if data["model_type"]:
             base += f" → {data['model_type']} ({data['model_class'] or 'class unknown'}), from {data['resolved_from']}"
         rows.append(("base model", base))
+        if "settings_from" in data:
+            rows.append(("settings", f"the saved {data['settings_from']}" if data["settings_from"]
+                         else f"not known: {data['settings_unknown'] or 'the saved adapter_config.json is not read'}"))
         rows.append(("r / lora_alpha", f"{_v(data['r'])} / {_v(data['lora_alpha'])}" + ("  (rsLoRA)" if data["use_rslora"] else "")))
         scaling = f"{data['scaling']:.4g}" if data["scaling"] is not None else "unknown"
         if data["scaling_by_pattern"]:

@@ -181,6 +181,9 @@ class Hints:
     # set more than the pad token): where, and the key in words. axolotl then demands its embedding layers
     # in lora_modules_to_save.
     config_adds_tokens: tuple[Span, str] | None = None
+    # A site for an adapter the script loads to train again (extract/loaded.py): the saved
+    # adapter_config.json its fields come from, when it is in the repository.
+    loaded_from: str | None = None
     # Built inside `with pytest.raises(...)` / `pytest.warns` / `self.assertRaises(...)`: a test that
     # makes this configuration wrong on purpose. Set to where; rules do not run on it.
     expected_to_fail: str | None = None
@@ -328,6 +331,9 @@ class FileResult:
     path: str
     sites: list[ConfigSite] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)  # LORA9xx from reading/parsing
+    # Adapters the file loads to train again (extract/loaded.py): checked by the training rules only,
+    # never listed among the configurations the file builds.
+    loaded: list[ConfigSite] = field(default_factory=list)
     # line -> (codes or None for all, span of the comment); filled from the source text.
     suppressions: dict[int, tuple[frozenset[str] | None, Span]] = field(default_factory=dict)
 

@@ -142,6 +142,39 @@ def test_merging_into_the_4bit_base_is_lora405_and_a_bf16_reload_is_clean(tmp_pa
     assert check(tmp_path, reload, "LORA405") == []
 
 
+MERGE_ONLY = HEAD + NF4 + """\
+base = AutoModelForCausalLM.from_pretrained(BASE, {load}device_map="auto")
+model = PeftModel.from_pretrained(base, "outputs/checkpoint-500")
+model = model.merge_and_unload()
+model.save_pretrained("merged")
+"""
+
+
+def test_a_merge_only_script_onto_a_4bit_base_is_lora405_at_the_merge(tmp_path):
+    # no LoraConfig in the file: the finding is anchored at the merge call and no configuration is invented
+    src = MERGE_ONLY.format(load="quantization_config=bnb, ")
+    [d] = check(tmp_path, src, "LORA405")
+    assert d["line"] == 10 and d["column"] == 9 and "loaded in 4bit (line 7)" in d["message"]
+    assert related_lines(tmp_path, src, "LORA405") == [7, 9]
+    (tmp_path / "train.py").write_text(src)
+    run = run_cli(["check", "--no-cache", "--output-format", "json", "train.py"], cwd=tmp_path)
+    assert run.json["configs"] == []
+    assert check(tmp_path, MERGE_ONLY.format(load="dtype=torch.bfloat16, "), "LORA405") == []
+
+
+def test_auto_peft_model_loaded_in_8bit_and_merged(tmp_path):
+    src = textwrap.dedent("""\
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained("outputs/final", {load})
+        merged = model.merge_and_unload()
+        merged.save_pretrained("merged")
+        """)
+    [d] = check(tmp_path, src.format(load="load_in_8bit=True"), "LORA405")
+    assert d["line"] == 4 and "loaded in 8bit (line 3) by load_in_8bit=True" in d["message"]
+    assert check(tmp_path, src.format(load="low_cpu_mem_usage=True"), "LORA405") == []
+
+
 # --- LORA301 as PEFT decides it; LORA307 FSDP-QLoRA ----------------------------------------------
 @pytest.mark.parametrize(("init", "fires"), [("olora", False), ("pissa", True), ("pissa_niter_4", True), ("corda", True), ("loftq", True)])
 def test_init_methods_on_a_4bit_base_as_peft_decides(tmp_path, init, fires):

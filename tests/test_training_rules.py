@@ -45,6 +45,73 @@ def test_preference_trainer_has_its_own_band(tmp_path):
     assert diagnostics(tmp_path, source.format(r=16, alpha=32, rs=False, lr="5e-6"), "LORA406") == []
 
 
+UNSLOTH_LR = """
+from unsloth import FastLanguageModel
+from trl import SFTConfig, SFTTrainer
+
+model, tokenizer = FastLanguageModel.from_pretrained("unsloth/Llama-3.2-3B-Instruct", max_seq_length=2048, load_in_4bit=True)
+model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=16, lora_dropout=0, target_modules=["q_proj", "v_proj"])
+args = SFTConfig(per_device_train_batch_size=2, max_steps=60, learning_rate={lr}, output_dir="outputs")
+trainer = SFTTrainer(model=model, processing_class=tokenizer, train_dataset=None, args=args)
+trainer.train()
+"""
+
+
+def test_learning_rate_of_an_unsloth_script(tmp_path):
+    # Unsloth's get_peft_model is the LoRA site and returns the model the trainer gets
+    [d] = diagnostics(tmp_path, UNSLOTH_LR.format(lr="2e-6"), "LORA406")
+    assert d["line"] == 6 and "SFTTrainer" in d["message"]
+    assert diagnostics(tmp_path, UNSLOTH_LR.format(lr="2e-4"), "LORA406") == []
+
+
+RESUMED = """
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+base = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+model = PeftModel.from_pretrained(base, "out/checkpoint-500", is_trainable=True)
+trainer = Trainer(model=model, args=TrainingArguments(output_dir="out", learning_rate={lr}), train_dataset=None)
+trainer.train()
+"""
+
+
+def saved_adapter(tmp_path, r: int, alpha: int) -> None:
+    folder = tmp_path / "out" / "checkpoint-500"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"peft_type": "LORA", "r": r, "lora_alpha": alpha, "target_modules": ["q_proj", "v_proj"],
+              "task_type": "CAUSAL_LM", "base_model_name_or_path": "Qwen/Qwen2.5-0.5B"}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+
+
+def test_learning_rate_of_a_resumed_adapter_without_its_saved_config(tmp_path):
+    # no LoraConfig in the file and no adapter_config.json: the rate is judged as written, no rank is assumed
+    [d] = diagnostics(tmp_path, RESUMED.format(lr="2e-6"), "LORA406")
+    assert d["line"] == 6 and "the loaded adapter's rank and lora_alpha are not known" in d["message"]
+    assert diagnostics(tmp_path, RESUMED.format(lr="2e-4"), "LORA406") == []
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+    assert run.json["configs"] == []  # the loaded adapter is not a configuration the file builds
+
+
+def test_learning_rate_of_a_resumed_adapter_uses_its_saved_scaling(tmp_path):
+    saved_adapter(tmp_path, r=8, alpha=512)  # scaling 64: 2e-6 moves the adapter as 6.4e-5 would at alpha=2r
+    assert diagnostics(tmp_path, RESUMED.format(lr="2e-6"), "LORA406") == []
+    saved_adapter(tmp_path, r=8, alpha=16)
+    [d] = diagnostics(tmp_path, RESUMED.format(lr="2e-6"), "LORA406")
+    assert "judged with the rank and lora_alpha of out/checkpoint-500/adapter_config.json" in d["message"]
+
+
+def test_explain_a_resumed_adapter(tmp_path):
+    (tmp_path / "train.py").write_text(textwrap.dedent(RESUMED.format(lr="2e-4")).lstrip("\n"))
+    run = run_cli(["explain", "--no-cache", "train.py"], cwd=tmp_path)
+    assert "settings        not known: the saved adapter_config.json of 'out/checkpoint-500'" in run.stdout
+    assert "r / lora_alpha  unknown / unknown" in run.stdout
+    saved_adapter(tmp_path, r=8, alpha=16)
+    run = run_cli(["explain", "--no-cache", "--output-format", "json", "train.py"], cwd=tmp_path)
+    [entry] = run.json["configs"]
+    assert entry["r"] == 8 and entry["lora_alpha"] == 16 and entry["trainable_params"] == 540_672
+    assert entry["settings_from"] == "out/checkpoint-500/adapter_config.json"
+
+
 RESUME = """
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
@@ -62,6 +129,23 @@ def test_resumed_adapter_loaded_frozen(tmp_path):
     assert diagnostics(tmp_path, RESUME.format(extra=", is_trainable=True"), "LORA407") == []
     # is_trainable from a flag nobody can read: quiet
     assert diagnostics(tmp_path, RESUME.format(extra=", is_trainable=TRAIN"), "LORA407") == []
+
+
+AUTO_RESUME = """
+from peft import AutoPeftModelForCausalLM
+from transformers import Trainer, TrainingArguments
+
+model = AutoPeftModelForCausalLM.from_pretrained("out/checkpoint-500"{extra})
+trainer = Trainer(model=model, args=TrainingArguments(output_dir="out"), train_dataset=None)
+trainer.train()
+"""
+
+
+def test_auto_peft_model_loaded_frozen(tmp_path):
+    # peft/auto.py: AutoPeftModel.from_pretrained(..., is_trainable=False) passes it on to PeftModel.from_pretrained
+    [d] = diagnostics(tmp_path, AUTO_RESUME.format(extra=""), "LORA407")
+    assert d["line"] == 4 and d["message"].startswith("AutoPeftModelForCausalLM.from_pretrained(...) loads the adapter frozen")
+    assert diagnostics(tmp_path, AUTO_RESUME.format(extra=", is_trainable=True"), "LORA407") == []
 
 
 def test_resumed_adapter_unfrozen_by_the_script_is_quiet(tmp_path):
@@ -145,6 +229,62 @@ def test_task_type_mismatch(tmp_path):
     assert diagnostics(tmp_path, CLS.format(task="SEQ_CLS"), "LORA411") == []
 
 
+REWARD_MODEL_CONFIG = """
+from datasets import load_dataset
+from trl import ModelConfig, RewardConfig, RewardTrainer, get_peft_config
+
+model_args = ModelConfig(model_name_or_path="Qwen/Qwen2.5-0.5B-Instruct", use_peft=True, lora_r=16{task})
+trainer = RewardTrainer(
+    model=model_args.model_name_or_path,
+    args=RewardConfig(output_dir="Qwen2.5-0.5B-Reward"),
+    train_dataset=load_dataset("trl-lib/ultrafeedback_binarized", split="train"),
+    peft_config=get_peft_config(model_args),
+)
+"""
+
+
+def test_task_type_mismatch_from_trl_model_config_default(tmp_path):
+    # get_peft_config passes ModelConfig.lora_task_type, "CAUSAL_LM" unless set; RewardTrainer loads the id
+    # with AutoModelForSequenceClassification: the reward head would stay random and frozen.
+    [d] = diagnostics(tmp_path, REWARD_MODEL_CONFIG.format(task=""), "LORA411")
+    assert d["line"] == 4 and "TRL's ModelConfig default lora_task_type" in d["message"]
+    assert "lora_task_type='SEQ_CLS'" in d["message"] and d["severity"] == "error"
+    fixed = REWARD_MODEL_CONFIG.format(task=', lora_task_type="SEQ_CLS"')
+    assert diagnostics(tmp_path, fixed, "LORA411") == []
+    assert diagnostics(tmp_path, fixed, "LORA107") == []
+
+
+REWARD_PARSED = """
+from trl import ModelConfig, RewardConfig, RewardTrainer, ScriptArguments, TrlParser, get_peft_config
+
+script_args, training_args, model_args = TrlParser((ScriptArguments, RewardConfig, ModelConfig)).parse_args_and_config()
+trainer = RewardTrainer(model=model_args.model_name_or_path, args=training_args, peft_config=get_peft_config(model_args))
+"""
+
+
+def test_task_type_from_the_command_line_is_not_assumed(tmp_path):
+    # TRL's own reward script is run with --lora_task_type SEQ_CLS: the flag's default decides nothing here
+    assert diagnostics(tmp_path, REWARD_PARSED, "LORA411") == []
+
+
+REWARD_LORA = """
+from peft import LoraConfig
+from trl import RewardConfig, RewardTrainer
+
+config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear"{extra})
+trainer = RewardTrainer(model="Qwen/Qwen2.5-0.5B-Instruct", args=RewardConfig(output_dir="out"), peft_config=config)
+"""
+
+
+def test_trl_trainer_sets_no_task_type_but_a_saved_head_needs_none(tmp_path):
+    # TRL passes the LoraConfig to get_peft_model as it is: no task_type, a plain PeftModel, the head untrained
+    [d] = diagnostics(tmp_path, REWARD_LORA.format(extra=""), "LORA107")
+    assert "SEQ_CLS" in d["message"] and "AutoModelForSequenceClassification" in d["message"]
+    # the head in modules_to_save (as TRL's RewardTrainer docs advise) is trained and saved without task_type
+    assert diagnostics(tmp_path, REWARD_LORA.format(extra=', modules_to_save=["score"]'), "LORA107") == []
+    assert diagnostics(tmp_path, REWARD_LORA.format(extra=""), "LORA411") == []
+
+
 SERVE = """
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
@@ -161,6 +301,47 @@ def test_serving_limits_only_for_a_saved_unmerged_adapter(tmp_path):
     assert diagnostics(tmp_path, SERVE.format(r=16, after='model.save_pretrained("out")'), "LORA412") == []
     merged = 'model = model.merge_and_unload()\nmodel.save_pretrained("out")'
     assert diagnostics(tmp_path, SERVE.format(r=64, after=merged), "LORA412") == []
+
+
+SERVE_TARGETS = """
+from peft import LoraConfig, get_peft_model
+from transformers import {cls}
+
+model = {cls}.from_pretrained({model!r})
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules={targets!r}, bias={bias!r}, task_type="CAUSAL_LM"))
+model.save_pretrained("out/adapter")
+"""
+
+
+def serve(cls="AutoModelForCausalLM", model="Qwen/Qwen2.5-0.5B", targets=("q_proj", "v_proj"), bias="none"):
+    return SERVE_TARGETS.format(cls=cls, model=model, targets=list(targets) if not isinstance(targets, str) else targets,
+                                bias=bias)
+
+
+def test_serving_limits_targets_vllm_does_not_serve(tmp_path):
+    [d] = diagnostics(tmp_path, serve(targets=("q_proj", "v_proj", "embed_tokens", "lm_head"), bias="all"), "LORA412")
+    assert "bias='all' trains biases that vLLM does not apply" in d["message"]
+    assert "vLLM has no embedding LoRA for qwen2 and refuses an adapter with LoRA on lm_head, model.embed_tokens" in d["message"]
+    # Llama's vLLM class lists embed_tokens and lm_head as embedding modules: served
+    llama = serve(model="meta-llama/Llama-3.2-1B", targets=("q_proj", "v_proj", "embed_tokens", "lm_head"))
+    assert diagnostics(tmp_path, llama, "LORA412") == []
+    assert diagnostics(tmp_path, serve(), "LORA412") == []
+
+
+def test_serving_limits_vision_tower_and_conv_of_a_vl_model(tmp_path):
+    vl = {"cls": "Qwen2VLForConditionalGeneration", "model": "Qwen/Qwen2-VL-2B-Instruct"}
+    [d] = diagnostics(tmp_path, serve(**vl, targets="all-linear"), "LORA412")
+    assert "vLLM applies LoRA to the language model only, so the 130 adapted layers of the vision/audio tower" in d["message"]
+    [d] = diagnostics(tmp_path, serve(**vl, targets=("q_proj", "v_proj", "patch_embed.proj")), "LORA412")
+    assert "vLLM has LoRA only for linear layers, so the LoRA on model.visual.patch_embed.proj" in d["message"]
+    assert "vision/audio tower" not in d["message"]  # the conv is said once
+    # the language model's attention only (Qwen2-VL's tower names its projections qkv/proj): served as is
+    assert diagnostics(tmp_path, serve(**vl), "LORA412") == []
+
+
+def test_serving_limits_targets_of_an_unknown_model_are_not_guessed(tmp_path):
+    source = serve(model="my-org/private-model", targets=("embed_tokens", "lm_head"))
+    assert diagnostics(tmp_path, source, "LORA412") == []
 
 
 PEFT_AND_CONFIG = """

@@ -37,6 +37,13 @@ class CheckContext:
 
 
 CheckFn = Callable[[ConfigSite, CheckContext], Iterable[Finding]]
+# The checks that judge the training around an adapter rather than the settings it is built with: the only
+# ones run on an adapter a script loads to train again (FileResult.loaded, extract/loaded.py), whose
+# settings are those of a saved adapter_config.json, checked where that file is.
+LOADED_ADAPTER_CHECKS = frozenset(
+    {"learning_rate", "eos_masked", "zero3_adapter_save", "trl_renamed_args", "device_map_ddp", "fp16_bf16_only_model",
+     "checkpointing_input_grads"}
+)
 CHECKS: dict[str, CheckFn] = {}
 
 

@@ -49,7 +49,7 @@ _ATTENTION = re.compile(r"att", re.I)
 _MAMBA_TYPES = {"mamba", "mamba2", "falcon_mamba", "falcon_h1", "nemotron_h"}
 
 
-def _context(site: ConfigSite) -> tuple[Any, Any, Any] | None:
+def architecture_context(site: ConfigSite) -> tuple[Any, Any, Any] | None:
     """(resolution, ModelInfo, TargetingResult) when the architecture is known for sure."""
     resolution = site.model
     if resolution is None or resolution.guessed or resolution.info is None or resolution.advice is None:
@@ -59,6 +59,9 @@ def _context(site: ConfigSite) -> tuple[Any, Any, Any] | None:
     if any(e.startswith("re.error") for e in resolution.advice.result.errors):
         return None  # PEFT stops at an invalid pattern before anything else: LORA014 / LORA209 say which
     return resolution, resolution.info, resolution.advice.result
+
+
+_context = architecture_context
 
 
 # Unsloth maps these onto gpt-oss's fused experts itself (unslothai/unsloth PR #6936), so on gpt-oss they are
@@ -660,7 +663,8 @@ def mamba_incompatible_target(site: ConfigSite, ctx: CheckContext) -> Iterable[F
         )
 
 
-_TOWER = re.compile(r"(^|\.)(vision|visual|vision_tower|vision_model|audio|audio_tower|image_encoder)(\.|$)")
+# Module names of a multimodal model's vision / audio encoder (not its language model).
+TOWER = re.compile(r"(^|\.)(vision|visual|vision_tower|vision_model|audio|audio_tower|image_encoder)(\.|$)")
 
 
 @check("all_linear_scope")
@@ -688,7 +692,7 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if param_routers:
         surprises.append(f"the MoE routers' weights ({', '.join(param_routers)}), through the target_parameters PEFT's"
                          " MoE conversion adds for transformers 5")
-    towers = [t for t in result.targeted if _TOWER.search(t.name)]
+    towers = [t for t in result.targeted if TOWER.search(t.name)]
     if towers and not site.origin.startswith("unsloth"):
         # Unsloth's "all-linear" switches every finetune_* flag on, the vision layers' included (unsloth/models/
         # vision.py FastBaseModel.get_peft_model): the tower is what the user asked for, not a surprise.

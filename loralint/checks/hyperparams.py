@@ -200,6 +200,11 @@ def task_type_for_class(model_class: str | None) -> str | None:
     return None
 
 
+# The heads PeftModelFor<task> adds to modules_to_save (peft/peft_model.py: PeftModelForSequenceClassification
+# and PeftModelForTokenClassification add "classifier", "score"; PeftModelForQuestionAnswering "qa_outputs").
+_HEADS = {"SEQ_CLS": ("classifier", "score"), "TOKEN_CLS": ("classifier", "score"), "QUESTION_ANS": ("qa_outputs",)}
+
+
 @check("missing_task_type")
 def missing_task_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """peft/mapping_func.py: get_peft_model picks PeftModelFor<Task> from task_type; without it the
@@ -223,7 +228,11 @@ def missing_task_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
             demote=1,
         )
         return
-    if task in ("SEQ_CLS", "TOKEN_CLS", "QUESTION_ANS"):
+    if task in _HEADS:
+        saved, saved_known = effective(site, "modules_to_save")
+        names = [saved] if isinstance(saved, str) else saved if isinstance(saved, (list, tuple)) else []
+        if saved_known and any(isinstance(n, str) and n.rsplit(".", 1)[-1] in _HEADS[task] for n in names):
+            return  # the head is trained and saved already (TRL's RewardTrainer docs: modules_to_save=["score"])
         effect = (
             "PEFT does not know a classification head is there: the new, randomly initialised head is neither"
             " trained nor saved, so the reloaded model predicts at random"

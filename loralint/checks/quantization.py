@@ -15,7 +15,7 @@ _RAISES = ("pissa", "corda", "mica")  # TypeError "Please initialize ... under f
 _NO_DTYPE_CHECK = ("lora_ga",)  # lora_ga_init writes `weight.data` back without any dtype check
 
 
-def _quantized_here(site: ConfigSite) -> tuple[str, list[tuple[Span, str]]]:
+def quantized_here(site: ConfigSite) -> tuple[str, list[tuple[Span, str]]]:
     """'the base model is loaded in 4bit (line 5)', and the related location of that line."""
     quant = site.hints.quantization or site.hints.quant_method or "a quantized format"
     span = site.hints.quantization_span
@@ -34,7 +34,7 @@ def init_on_quantized(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if site.hints.quant_method not in (None, "bitsandbytes"):
         return  # GPTQ/AWQ/HQQ/torchao layers: PEFT's behaviour differs per backend; not claimed here
     init = f.value.lower()
-    loaded, related = _quantized_here(site)
+    loaded, related = quantized_here(site)
     if init == "loftq":
         yield Finding(
             f.span,
@@ -119,7 +119,7 @@ def dora_on_quantized(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         return
     if site.hints.quantization is None and site.hints.quant_method is None:
         return
-    loaded, related = _quantized_here(site)
+    loaded, related = quantized_here(site)
     slowdown = ctx.params.get("slowdown", "about 2x")
     yield Finding(
         f.span,
@@ -164,7 +164,7 @@ def kbit_without_preparation(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
     if hints.quant_method != "bitsandbytes" or hints.model_library != "transformers":
         return
     name = trainer[0].rsplit(".", 1)[-1]
-    loaded, related = _quantized_here(site)
+    loaded, related = quantized_here(site)
     anchor = hints.applied_span or site.span
     head = (f"the PEFT model is trained by {name} (line {trainer[1].line}) but {loaded} and is never passed through"
             " prepare_model_for_kbit_training")
@@ -230,15 +230,23 @@ def merge_into_quantized(site: ConfigSite, ctx: CheckContext) -> Iterable[Findin
     span = site.hints.merged_quantized
     if span is None:
         return
-    loaded, related = _quantized_here(site)
+    loaded, related = quantized_here(site)
     yield Finding(
         span,
+        merge_message(loaded),
+        related=[*related, *([(site.hints.applied_span, "the adapter is applied here")] if site.hints.applied_span else [])],
+    )
+
+
+def merge_message(loaded: str) -> str:
+    """LORA405's message for a base that `loaded` describes ("the base model is loaded in 4bit (line 5) by ...");
+    also the message of a merge-only script's finding (extract/quantized.py merged_loaded_adapters)."""
+    return (
         f"merging the adapter into a base that {loaded.removeprefix('the base model ')}: PEFT dequantizes each weight,"
         " adds the LoRA update and quantizes it again, so the rounding eats much of the small update and the result"
         " is still a quantized model; save the adapter, reload the base in bf16 (from_pretrained(..., dtype=torch.bfloat16),"
         " no quantization_config), PeftModel.from_pretrained(base, adapter_dir).merge_and_unload(), then quantize the"
-        " merged model if you need to",
-        related=[*related, *([(site.hints.applied_span, "the adapter is applied here")] if site.hints.applied_span else [])],
+        " merged model if you need to"
     )
 
 

@@ -10,6 +10,7 @@ from typing import Iterable
 
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import effective, fmt, number
+from loralint.checks.architecture import TOWER, architecture_context
 from loralint.checks.hyperparams import task_type_for_class
 from loralint.sites import ConfigSite, TrainingContext
 
@@ -64,9 +65,12 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     alpha, alpha_known = effective(site, "lora_alpha")
     rslora, rs_known = effective(site, "use_rslora")
     scaled = lr
+    judged = True
     if r_known and alpha_known and rs_known and number(r) and number(alpha) and r > 0:
         scaling = alpha / math.sqrt(r) if rslora else alpha / r
         scaled = lr * scaling / 2.0
+    else:
+        judged = False
     kind = "preference/RL" if rl else "supervised"
     usual = "5e-6 to 1e-6 (DPO/GRPO)" if rl else "2e-4 (1e-4 for large models)"
     if lr > high and scaled > high:
@@ -76,10 +80,17 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
                    " because B starts at zero and the update is a low-rank product scaled by alpha/r")
     else:
         return
+    related = [(training.trainer_span, f"{training.trainer} trains this adapter")] if training.trainer_span else []
+    note = ""
+    if site.hints.loaded_from is not None or site.origin == "peft.PeftModel.from_pretrained":
+        # an adapter loaded to train again (extract/loaded.py): say whose scaling was used, or that none was
+        related.append((site.span, "the adapter is loaded here to train again"))
+        note = (f" (judged with the rank and lora_alpha of {site.hints.loaded_from})" if site.hints.loaded_from and judged
+                else " (judged as written: the loaded adapter's rank and lora_alpha are not known)")
     yield Finding(
         f.span,
-        f"{f.raw_name or 'learning_rate'}={fmt(lr)} for {training.trainer} {problem}; the usual LoRA value is {usual}",
-        related=[(training.trainer_span, f"{training.trainer} trains this adapter")] if training.trainer_span else [],
+        f"{f.raw_name or 'learning_rate'}={fmt(lr)} for {training.trainer} {problem}; the usual LoRA value is {usual}{note}",
+        related=related,
     )
 
 
@@ -185,33 +196,66 @@ _TASK_CLASSES = {
 }
 
 
+# Where a configuration's task_type comes from when it is not written: TRL's ModelConfig defaults
+# lora_task_type to "CAUSAL_LM" and get_peft_config passes it on (trl/trainer/model_config.py,
+# trl/trainer/utils.py get_peft_config). TRL's trainers never set task_type on a LoraConfig they are
+# given (trl/trainer/sft_trainer.py, reward_trainer.py: get_peft_model(model, peft_config)): a config
+# without one stays without one, which LORA107 reports.
+_DEFAULT_TASK_SOURCES = {"trl.ModelConfig": ("TRL's ModelConfig default lora_task_type", "lora_task_type")}
+
+
 @check("task_type_mismatch")
 def task_type_mismatch(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """get_peft_model picks PeftModelFor<task> from task_type. A model class that clearly belongs to
     another task gets the wrong wrapper (a classifier head left random and frozen, a seq2seq model
     wrapped as causal LM). Classes that do not name their task (…ForConditionalGeneration, AutoModel)
-    are left alone."""
-    f = site.get("task_type")
+    are left alone. The task type judged is the one in force: written, or the default of the origin
+    that builds the LoraConfig (TRL's ModelConfig), never a default whose flag may change it."""
     cls = site.hints.model_class
-    if f is None or not f.known or not isinstance(f.value, str) or not cls or not site.hints.task_chosen:
+    if not cls or not site.hints.task_chosen:
         return
-    task = f.value.rsplit(".", 1)[-1].upper()
+    f = site.get("task_type")
+    default = _DEFAULT_TASK_SOURCES.get(site.origin)
+    if f is not None:
+        if not f.known or not isinstance(f.value, str):
+            return
+        value, span, source = f.value, f.span, None
+    elif default is not None and not site.opaque and isinstance(site.defaults.get("task_type"), str):
+        value, span, source = site.defaults["task_type"], site.span, default
+    else:
+        return
+    task = value.rsplit(".", 1)[-1].upper()
     if task not in _TASK_CLASSES:
         return
     owner = next((t for t, words in _TASK_CLASSES.items() if any(w in cls for w in words)), None)
     if owner is None or owner == task:
         return
+    training = _training(site)
+    related = [(training.trainer_span, f"{training.trainer} applies the configuration to a {cls}")] \
+        if training is not None and training.trainer_span is not None else []
+    if source is None:
+        yield Finding(
+            span,
+            f"task_type={task!r} does not fit {cls}, a {owner} model: PEFT wraps it as the wrong task"
+            f" (for SEQ_CLS/TOKEN_CLS models the classifier head stays random, frozen and unsaved); use task_type={owner!r}",
+            related=related,
+        )
+        return
+    what, key = source
     yield Finding(
-        f.span,
-        f"task_type={task!r} does not fit {cls}, a {owner} model: PEFT wraps it as the wrong task"
-        f" (for SEQ_CLS/TOKEN_CLS models the classifier head stays random, frozen and unsaved); use task_type={owner!r}",
+        span,
+        f"task_type is {task!r} ({what}), which does not fit {cls}, a {owner} model: PEFT wraps it as the wrong"
+        f" task (for SEQ_CLS/TOKEN_CLS models the classifier head stays random, frozen and unsaved); set"
+        f" {key}={owner!r}",
+        related=related,
     )
 
 
 @check("serving_limits")
 def serving_limits(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """An adapter saved for serving that the engine will not load as is (vLLM: vllm/lora/peft_helper.py
-    rejects use_dora and modules_to_save; --max-lora-rank defaults to 16)."""
+    rejects use_dora and modules_to_save; --max-lora-rank defaults to 16), or whose targets vLLM does not
+    serve (_vllm_target_limits)."""
     training = _training(site)
     if training is None or training.saved is None or training.merged is not None:
         return
@@ -227,6 +271,8 @@ def serving_limits(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     mts, known = effective(site, "modules_to_save")
     if known and _names(mts):
         problems.append(f"{engine} does not load modules_to_save ({', '.join(_names(mts))})")
+    if str(engine).lower() == "vllm":
+        problems.extend(_vllm_target_limits(site))
     if not problems:
         return
     yield Finding(
@@ -234,6 +280,45 @@ def serving_limits(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         "this adapter is saved for serving, but " + "; ".join(problems) + " (merge it into the base instead, or change the configuration)",
         related=[(training.saved, "the adapter is saved here")],
     )
+
+
+# Model types whose vLLM class lists no embedding_modules, so LoRA on embed_tokens / lm_head is refused at load
+# (vllm-project/vllm#32599; #33234 proposes adding them). Other families (Llama, Mistral) list them.
+_VLLM_NO_EMBEDDING_LORA = frozenset({"qwen2", "qwen2_moe", "qwen3", "qwen3_moe"})
+
+
+def _vllm_target_limits(site: ConfigSite) -> list[str]:
+    """What the adapter adapts that vLLM does not serve, from the targets resolved against a model known for
+    sure (nothing when it is not). vLLM wraps only its own linear layers (vllm/lora/utils.py from_layer,
+    get_supported_lora_modules), an embedding or lm_head only where the model class lists them in
+    embedding_modules (Qwen2/3 do not: vllm-project/vllm#32599; only those are reported), applies LoRA to a multimodal model's language
+    model only unless the model supports --enable-tower-connector-lora (vllm-project/vllm#31479), and has no
+    LoRA bias (vllm/lora/layers/base_linear.py keeps lora_a/lora_b only)."""
+    out = []
+    bias, known = effective(site, "bias")
+    if known and bias in ("all", "lora_only"):
+        out.append(f"bias={bias!r} trains biases that vLLM does not apply (it serves lora_A/lora_B only)")
+    found = architecture_context(site)
+    if found is None or site.opaque:
+        return out
+    _, info, result = found
+    convs = sorted({t.folded for t in result.targeted if t.kind in ("conv", "mha")})
+    if convs:
+        out.append(f"vLLM has LoRA only for linear layers, so the LoRA on {', '.join(convs)} is not served (the"
+                   " loader refuses the adapter or leaves those weights out)")
+    heads = sorted({t.folded for t in result.targeted
+                    if t.kind == "embedding" or (info.output_layer and t.name == info.output_layer)})
+    # Unsloth trains embed_tokens/lm_head as modules_to_save instead (checks/architecture.py LORA203)
+    if heads and info.model_type in _VLLM_NO_EMBEDDING_LORA and not site.origin.startswith("unsloth"):
+        out.append(f"vLLM has no embedding LoRA for {info.model_type} and refuses an adapter with LoRA on"
+                   f" {', '.join(heads)} (\"expected target modules in ... but received ...\")")
+    towers = [t for t in result.targeted if TOWER.search(t.name) and t.folded not in convs]
+    if towers:
+        layers = "1 adapted layer" if len(towers) == 1 else f"{len(towers)} adapted layers"
+        out.append(f"vLLM applies LoRA to the language model only, so the {layers} of the vision/audio tower"
+                   " are dropped with a warning unless the model supports --enable-tower-connector-lora and the"
+                   " server is started with it")
+    return out
 
 
 @check("peft_model_with_config")

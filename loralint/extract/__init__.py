@@ -30,10 +30,13 @@ FORMATS: dict[str, str] = {".py": "python", ".pyi": "python", ".yaml": "yaml", "
                            ".ipynb": "notebook"}
 
 # Words without which a file of that format cannot hold a configuration we extract.
+# A saved adapter loaded (PeftModel / PeftModelFor* / AutoPeftModelFor*.from_pretrained) needs no
+# LoraConfig in the file for LORA407 / LORA405.
+_PYTHON_WORDS = rb"\b(?:LoraConfig|get_peft_model|ModelConfig|get_peft_config)\b|\b(?:Auto)?PeftModel\w*\.from_pretrained\b"
 PREFILTERS: dict[str, re.Pattern[bytes]] = {
-    "python": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig|get_peft_config)\b|\bPeftModel\.from_pretrained\b"),
+    "python": re.compile(_PYTHON_WORDS),
     # A notebook's code sits in JSON strings, where these words are written as in Python.
-    "notebook": re.compile(rb"\b(?:LoraConfig|get_peft_model|ModelConfig|get_peft_config)\b|\bPeftModel\.from_pretrained\b"),
+    "notebook": re.compile(_PYTHON_WORDS),
     # YAML: the LoRA keys of axolotl, LLaMA-Factory (also `finetuning_type: lora` alone, whose
     # lora_* keys all default), torchtune (`_component_: ...lora_*`), TRL, Unsloth (`lora:` section).
     "yaml": re.compile(
@@ -98,8 +101,8 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             check_python_size(text)  # ast's memory grows with the source: bounded before parsing
             from loralint.extract.python import extract_python_full
 
-            result.sites, limits, found = extract_python_full(display, text)
-            result.diagnostics.extend(found)  # LORA407: a loaded adapter trained frozen
+            result.sites, limits, found, result.loaded = extract_python_full(display, text)
+            result.diagnostics.extend(found)  # a loaded adapter trained frozen (LORA407), merged into 4-bit (LORA405)
             for span, reason in limits:
                 result.diagnostics.append(
                     file_diagnostic("LORA906", display, f"analysis limit: {reason}", span.line, span.column)

@@ -14,8 +14,9 @@ import re
 from typing import Any
 
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
+from loralint.extract.loaded import loaded_sites
 from loralint.extract.quantized import attach as attach_quantized
-from loralint.extract.quantized import quantization_hints
+from loralint.extract.quantized import merged_loaded_adapters, quantization_hints
 from loralint.extract.training import attach_training, frozen_adapter_findings
 from loralint.extract.trl import finish_trl, link_trl, model_config_site
 from loralint.extract.unsloth import finetune_flags
@@ -605,17 +606,22 @@ def extract_python(path: str, source: str) -> list[ConfigSite]:
 
 def extract_python_file(path: str, source: str) -> tuple[list[ConfigSite], list[tuple[Span, str]]]:
     """The sites, and where a bound of the analysis left a configuration value unknown (LORA906)."""
-    sites, limits, _ = extract_python_full(path, source)
+    sites, limits, _, _ = extract_python_full(path, source)
     return sites, limits
 
 
 def extract_python_full(
     path: str, source: str
-) -> tuple[list[ConfigSite], list[tuple[Span, str]], list[Diagnostic]]:
-    """As extract_python_file, plus findings that need no LoraConfig in the file (LORA407)."""
+) -> tuple[list[ConfigSite], list[tuple[Span, str]], list[Diagnostic], list[ConfigSite]]:
+    """As extract_python_file, plus findings that need no LoraConfig in the file (LORA407, and LORA405 for
+    an adapter loaded onto a quantized base and merged), and the adapters it loads to train again."""
     extractor = PythonExtractor(Program(path, source))
     sites = extractor.extract()
-    return sites, limits_in(sites), frozen_adapter_findings(extractor.program)
+    found = [*frozen_adapter_findings(extractor.program), *merged_loaded_adapters(extractor)]
+    loaded = loaded_sites(extractor)
+    if loaded:
+        attach_training(extractor.program, loaded)
+    return sites, limits_in(sites), found, list(loaded.values())
 
 
 def limits_in(sites: list[ConfigSite]) -> list[tuple[Span, str]]:

@@ -3,7 +3,8 @@
 How the base model is loaded (a `BitsAndBytesConfig` followed to `from_pretrained(quantization_config=...)`,
 the old `load_in_4bit=`/`load_in_8bit=` keywords, Unsloth's default, a pre-quantized checkpoint by name),
 whether that model is made ready for k-bit training, which trainer trains the PEFT model the script
-wraps itself, and whether that PEFT model is merged. `PythonExtractor` calls these once per site.
+wraps itself, and whether that PEFT model is merged (the trainer and the merge as extract/trainers.py
+finds them). `PythonExtractor` calls these once per site.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import ast
 import re
 from typing import TYPE_CHECKING, Any
 
+from loralint.extract.trainers import merge_of, trainer_of
 from loralint.program.evaluate import argument, plain
 from loralint.program.model import Application, base_models
+from loralint.program.objects import call_kind
 from loralint.program.values import Obj, OneOf
-from loralint.sites import ConfigSite, Span
+from loralint.sites import ConfigSite, Diagnostic, Span
 
 if TYPE_CHECKING:
     from loralint.extract.python import PythonExtractor
@@ -27,8 +30,6 @@ _BNB_NAME = re.compile(r"[-_]bnb[-_]?(4|8)bit$", re.IGNORECASE)
 _GPTQ_NAME = re.compile(r"[-_]gptq(?:[-_][\w.]+)?$", re.IGNORECASE)
 _AWQ_NAME = re.compile(r"[-_]awq(?:[-_][\w.]+)?$", re.IGNORECASE)
 
-_TRAINERS = ("Trainer", "Seq2SeqTrainer")
-_MERGES = frozenset({"merge_and_unload", "merge_adapter"})
 # Calls on a model that make a quantized base trainable the way prepare_model_for_kbit_training does
 # for the failure that matters (peft/utils/other.py: enable_input_require_grads for reentrant checkpointing).
 _PREPARING_METHODS = frozenset({"enable_input_require_grads", "gradient_checkpointing_enable"})
@@ -166,26 +167,17 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
             if _touches(ex.program.objects(func.value), mine):
                 hints.kbit_prepared = ex.span(call)
                 hints.kbit_prepared_by = func.attr
-        elif func.attr in _MERGES and hints.merged_quantized is None and wrapped:
-            targets = ex.program.objects(func.value)
-            if any(t is w for t in targets for w in wrapped) and hints.quant_method == "bitsandbytes":
-                hints.merged_quantized = ex.span(call)
     hints.kbit_cast_by_hand = _fp32_cast_by_hand(ex, mine)
     if not wrapped:
         return
-    for call, _ in ex.program.flow.calls:
-        qual = ex.program.qualname(call.func) or ""
-        parts = qual.split(".")
-        trainer = (parts[0] == "transformers" and parts[-1] in _TRAINERS) or (parts[0] == "trl" and parts[-1].endswith("Trainer"))
-        if not trainer:
-            continue
-        if any(k.arg == "peft_config" for k in call.keywords):
-            continue  # a config applied by the trainer: another application, checked on its own
-        model_node = argument(call, "model", 0)
-        if model_node is not None and any(o is w for o in ex.program.objects(model_node) for w in wrapped):
-            hints.peft_model_trainer = (qual, ex.span(call))
-            _fsdp(ex, site, call)
-            break
+    if hints.quant_method == "bitsandbytes":
+        merge = merge_of(ex.program, wrapped)
+        if merge is not None:
+            hints.merged_quantized = ex.span(merge)
+    trainer = trainer_of(ex.program, wrapped)
+    if trainer is not None:
+        hints.peft_model_trainer = (ex.program.qualname(trainer.func) or "", ex.span(trainer))
+        _fsdp(ex, site, trainer)
 
 
 def _touches(objects: list[Obj], mine: list[Obj]) -> bool:
@@ -261,3 +253,50 @@ def attach(ex: PythonExtractor) -> None:
         if site.origin.startswith("unsloth"):
             apps = []  # Unsloth's get_peft_model is the site itself
         training_context(ex, site, apps)
+
+
+def merged_loaded_adapters(ex: PythonExtractor) -> list[Diagnostic]:
+    """LORA405 where the script builds no LoRA configuration: a saved adapter loaded onto a 4/8-bit base
+    (`PeftModel.from_pretrained(base, adapter)`, or `AutoPeftModelFor*.from_pretrained(adapter,
+    quantization_config=...)`, which loads the base with those arguments) and merged. The finding is
+    anchored at the merge call; no configuration site is made for the loaded adapter."""
+    from loralint.checks.quantization import merge_message, quantized_here
+    from loralint.extract.trainers import MERGES
+
+    program = ex.program
+    if not program.calls_named(MERGES):
+        return []
+    out: list[Diagnostic] = []
+    for call, _ in program.calls_named(frozenset({"from_pretrained"})):
+        if call_kind(program.qualname(call.func) or "") != "peft_loaded":
+            continue
+        program.value(call)
+        loaded = program.evaluator.created(call)
+        if loaded is None:
+            continue
+        merge = merge_of(program, [loaded])
+        if merge is None:
+            continue
+        probe = _loaded_quantization(ex, call, loaded)
+        if probe is None:
+            continue
+        description, related = quantized_here(probe)
+        out.append(Diagnostic(
+            "LORA405", "merge-into-quantized-base", "warning", merge_message(description), ex.span(merge),
+            related=[*related, (ex.span(call), "the adapter is loaded onto that base here")],
+        ))
+    return out
+
+
+def _loaded_quantization(ex: PythonExtractor, call: ast.Call, loaded: Obj) -> ConfigSite | None:
+    """The quantization facts of the base a loaded adapter sits on, gathered on a probe site that is never
+    reported (None when that base is not loaded in 4/8 bits by bitsandbytes, as far as the file says)."""
+    candidates = [(b.node, b) for b in base_models([loaded]) if isinstance(b.node, ast.Call)]
+    if not candidates:
+        candidates = [(call, loaded)]  # AutoPeftModelFor*.from_pretrained loads the base with its own arguments
+    for node, obj in candidates:
+        probe = ConfigSite(path=ex.path, span=ex.span(node), origin="probe")
+        quantization_hints(ex, probe, node, obj)
+        if probe.hints.quantization in ("4bit", "8bit") and probe.hints.quant_method == "bitsandbytes":
+            return probe
+    return None

@@ -13,6 +13,7 @@ import ast
 from typing import Any
 
 from loralint.extract.deepspeed import zero_facts_of
+from loralint.extract.trainers import MERGES, trainer_calls, trainer_of
 from loralint.program import Program
 from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.model import base_models
@@ -30,18 +31,21 @@ ARGS_CLASSES = frozenset(
 )
 _TOKEN_ADDERS = frozenset({"add_tokens", "add_special_tokens", "setup_chat_format"})
 _SAVES = frozenset({"save_pretrained", "save_model", "push_to_hub"})
-_MERGES = frozenset({"merge_and_unload", "merge_adapter"})
 
 
 def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None:
     """Fill `site.hints.training` for every site a trainer (or the file's tokenizer code) concerns."""
     by_config: dict[int, ConfigSite] = {}
-    for call, site in sites.items():
-        obj = program.evaluator.created(call)
-        if obj is not None:
-            by_config[id(obj)] = site
     # The models each site's configuration is applied to, and the PEFT models that makes.
     models: dict[int, list[Obj]] = {}
+    for call, site in sites.items():
+        obj = program.evaluator.created(call)
+        if obj is not None and obj.kind == "peft_model":
+            # A site that is itself the PEFT model (Unsloth's get_peft_model, an adapter loaded to resume
+            # training): that model is what a trainer gets.
+            models[id(site)] = [obj]
+        elif obj is not None:
+            by_config[id(obj)] = site
     applied_at: dict[int, list[Any]] = {}  # the points where each site's configuration is applied
     for app in program.applications():
         for config in app.configs:
@@ -50,7 +54,7 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
                 mine = models.setdefault(id(site), [])
                 mine.extend(o for o in (*app.models, app.result) if o is not None)
                 applied_at.setdefault(id(site), []).append(app.point)
-    trainers = _trainer_calls(program)
+    trainers = trainer_calls(program)
     file_facts = _file_facts(program)
     for site_call, site in sites.items():
         context = TrainingContext(**file_facts)
@@ -65,15 +69,6 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
         _checkpointing_on(program, context, site_call, site, mine, mine_bases)
         _placement(program, context, mine_bases)
         site.hints.training = context
-
-
-def _trainer_calls(program: Program) -> list[ast.Call]:
-    out = []
-    for call, _ in program.flow.calls:
-        qual = program.qualname(call.func)
-        if qual and call_kind(qual) == "trainer":
-            out.append(call)
-    return out
 
 
 def _trains(program, call, site, by_config, mine, mine_bases, only_pair: bool) -> bool:
@@ -182,7 +177,7 @@ def _file_facts(program: Program) -> dict[str, Any]:
         facts.setdefault("embeddings_resized", text.span(call))
     for call, _ in program.calls_named(_SAVES):
         facts.setdefault("saved", text.span(call))
-    for call, _ in program.calls_named(_MERGES):
+    for call, _ in program.calls_named(MERGES):
         facts.setdefault("merged", text.span(call))
     return facts
 
@@ -407,22 +402,17 @@ def frozen_adapter_findings(program: Program) -> list[Diagnostic]:
         loaded = program.evaluator.created(load)
         if loaded is None:
             continue
-        for trainer in _trainer_calls(program):
-            model_node = argument(trainer, "model", 0)
-            if model_node is None or not any(o is loaded for o in program.objects(model_node)):
-                continue
-            if argument(trainer, "peft_config", None) is not None:
-                continue  # TRL raises on that combination already (LORA414)
-            name = (program.qualname(trainer.func) or "").rsplit(".", 1)[-1]
-            span = text.span(load)
-            diag = Diagnostic(
-                "LORA407", "adapter-loaded-frozen", "error",
-                "PeftModel.from_pretrained(...) loads the adapter frozen (is_trainable defaults to False), and"
-                f" {name} at line {trainer.lineno} trains it: 0 trainable parameters, the run changes nothing;"
-                " pass is_trainable=True",
-                span,
-                related=[(text.span(trainer), f"{name} trains the frozen adapter here")],
-            )
-            out.append(diag)
-            break
+        trainer = trainer_of(program, [loaded])
+        if trainer is None:
+            continue
+        name = (program.qualname(trainer.func) or "").rsplit(".", 1)[-1]
+        loader = ".".join((program.qualname(load.func) or "PeftModel.from_pretrained").split(".")[-2:])
+        out.append(Diagnostic(
+            "LORA407", "adapter-loaded-frozen", "error",
+            f"{loader}(...) loads the adapter frozen (is_trainable defaults to False), and"
+            f" {name} at line {trainer.lineno} trains it: 0 trainable parameters, the run changes nothing;"
+            " pass is_trainable=True",
+            text.span(load),
+            related=[(text.span(trainer), f"{name} trains the frozen adapter here")],
+        ))
     return out

@@ -32,7 +32,9 @@ def call_kind(qualname: str) -> str | None:
             return "prepare"
         if last == "inject_adapter_in_model":
             return "inject"
-        if len(parts) >= 3 and parts[-2].startswith("PeftModel") and last == "from_pretrained":
+        # PeftModel(.For*).from_pretrained(base, adapter) and AutoPeftModel(.For*).from_pretrained(adapter),
+        # which loads the base itself (peft/auto.py) and passes is_trainable on to PeftModel.from_pretrained
+        if len(parts) >= 3 and parts[-2].startswith(("PeftModel", "AutoPeftModel")) and last == "from_pretrained":
             return "peft_loaded"
         if last in ("PeftModel", "PeftMixedModel") or last.startswith("PeftModelFor"):
             return "peft_wrapper"

@@ -1,0 +1,55 @@
+"""Which calls of a script train or merge which objects: the trainer calls (transformers' Trainer /
+Seq2SeqTrainer, TRL's *Trainer, as `program.objects.call_kind` names them), the trainer that trains a
+given model object, and the merges of the adapter into its base. One place for the quantization
+facts (extract/quantized.py) and the training facts (extract/training.py) to ask.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from loralint.program import Program
+from loralint.program.evaluate import argument
+from loralint.program.objects import call_kind
+from loralint.program.values import Obj
+
+# peft/tuners/tuners_utils.py BaseTuner.merge_and_unload / merge_adapter (PeftModel forwards both)
+MERGES = frozenset({"merge_and_unload", "merge_adapter"})
+
+
+def trainer_calls(program: Program) -> list[ast.Call]:
+    """Every trainer constructed in the file, in the order the flow visits them."""
+    out = []
+    for call, _ in program.flow.calls:
+        qual = program.qualname(call.func)
+        if qual and call_kind(qual) == "trainer":
+            out.append(call)
+    return out
+
+
+def trainer_of(program: Program, objects: list[Obj]) -> ast.Call | None:
+    """The first trainer whose model is one of `objects`, given no peft_config (a trainer that gets a
+    peft_config applies a configuration of its own: another application, checked on its own)."""
+    if not objects:
+        return None
+    for call in trainer_calls(program):
+        if argument(call, "peft_config", None) is not None:
+            continue
+        model_node = argument(call, "model", 0)
+        if model_node is not None and any(o is m for o in program.objects(model_node) for m in objects):
+            return call
+    return None
+
+
+def merge_of(program: Program, objects: list[Obj]) -> ast.Call | None:
+    """The first `x.merge_and_unload()` / `x.merge_adapter()` where x is one of `objects`."""
+    if not objects:
+        return None
+    for call, _ in program.flow.calls:
+        func = call.func
+        if (
+            isinstance(func, ast.Attribute) and func.attr in MERGES
+            and any(t is o for t in program.objects(func.value) for o in objects)
+        ):
+            return call
+    return None
