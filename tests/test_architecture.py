@@ -81,6 +81,17 @@ def test_embedding_and_tied_head(tmp_path):
     assert all("tied to the output layer" in m for m in messages)
 
 
+def test_lm_head_message_says_vllm_refuses_it_only_where_it_does(tmp_path):
+    # vLLM serves lm_head LoRA for Llama (its class lists embedding_modules) and refuses it for Qwen2/3
+    def head_message(model: str) -> str:
+        run = check(tmp_path, script(model, "r=8, lora_alpha=16, target_modules=['q_proj', 'lm_head'], task_type='CAUSAL_LM'"))
+        [message] = [d["message"] for d in run.json["diagnostics"] if d["code"] == "LORA203"]
+        return message
+
+    assert "vLLM" not in head_message("meta-llama/Llama-3.2-1B")
+    assert "vLLM will not serve LoRA on it" in head_message("Qwen/Qwen2.5-7B")
+
+
 def test_conv1d_fan_in_fan_out_fix(tmp_path):
     run = check(tmp_path, script("gpt2", "r=8, lora_alpha=16, target_modules=['c_attn'], task_type='CAUSAL_LM'"))
     [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA204"]

@@ -20,6 +20,7 @@ from loralint.checks._util import (
     replace_value,
 )
 from loralint.checks.targets import misread_string_target
+from loralint.checks.vllm import NO_EMBEDDING_LORA
 from loralint.knowledge.targeting import dotted_suffixes
 from loralint.limits import AnalysisLimit
 from loralint.sites import ConfigSite
@@ -293,10 +294,12 @@ def embedding_or_head_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
                 " is not allowed"
             )
         else:
+            served = (" and vLLM will not serve LoRA on it" if info.model_type in NO_EMBEDDING_LORA
+                      else "")  # vLLM serves lm_head LoRA where the model class lists it (Llama, Mistral)
             effect = (
-                f"its adapter alone adds {params:,} parameters (r·(hidden+vocab)) and vLLM will not serve LoRA on it"
+                f"its adapter alone adds {params:,} parameters (r·(hidden+vocab)){served}"
                 if result.trainable_params
-                else "vLLM will not serve LoRA on it"
+                else f"it is a full vocabulary-wide projection{served}"
             )
         tied_note = ""
         if tied:

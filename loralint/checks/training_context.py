@@ -11,6 +11,7 @@ from typing import Iterable
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import effective, fmt, number
 from loralint.checks.architecture import TOWER, architecture_context
+from loralint.checks.vllm import NO_EMBEDDING_LORA
 from loralint.checks.hyperparams import task_type_for_class
 from loralint.sites import ConfigSite, TrainingContext
 
@@ -282,11 +283,6 @@ def serving_limits(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     )
 
 
-# Model types whose vLLM class lists no embedding_modules, so LoRA on embed_tokens / lm_head is refused at load
-# (vllm-project/vllm#32599; #33234 proposes adding them). Other families (Llama, Mistral) list them.
-_VLLM_NO_EMBEDDING_LORA = frozenset({"qwen2", "qwen2_moe", "qwen3", "qwen3_moe"})
-
-
 def _vllm_target_limits(site: ConfigSite) -> list[str]:
     """What the adapter adapts that vLLM does not serve, from the targets resolved against a model known for
     sure (nothing when it is not). vLLM wraps only its own linear layers (vllm/lora/utils.py from_layer,
@@ -309,7 +305,7 @@ def _vllm_target_limits(site: ConfigSite) -> list[str]:
     heads = sorted({t.folded for t in result.targeted
                     if t.kind == "embedding" or (info.output_layer and t.name == info.output_layer)})
     # Unsloth trains embed_tokens/lm_head as modules_to_save instead (checks/architecture.py LORA203)
-    if heads and info.model_type in _VLLM_NO_EMBEDDING_LORA and not site.origin.startswith("unsloth"):
+    if heads and info.model_type in NO_EMBEDDING_LORA and not site.origin.startswith("unsloth"):
         out.append(f"vLLM has no embedding LoRA for {info.model_type} and refuses an adapter with LoRA on"
                    f" {', '.join(heads)} (\"expected target modules in ... but received ...\")")
     towers = [t for t in result.targeted if TOWER.search(t.name) and t.folded not in convs]
