@@ -158,9 +158,9 @@ def test_modules_command_lists_layers_and_presets(tmp_path):
     assert run_cli(["modules", "nobody/nothing"], cwd=tmp_path).exit_code == 2
 
 
-def test_a_null_field_the_knowledge_base_never_saw_null_turns_name_checks_off(tmp_path):
-    # DeepSeek-V2-Lite's config.json has "q_lora_rank": null, so its attention has q_proj where the
-    # generated data (q_lora_rank=1536) has q_a_proj/q_b_proj: no LORA201 on a real name.
+def test_a_null_q_lora_rank_builds_q_proj_as_transformers_does(tmp_path):
+    # DeepSeek-V2-Lite's config.json has "q_lora_rank": null, so its attention has one q_proj where a
+    # q_lora_rank of 1536 gives q_a_proj/q_b_proj; the knowledge base is generated for both cases.
     model_dir = tmp_path / "dsv2-lite"
     model_dir.mkdir()
     (model_dir / "config.json").write_text(json.dumps({
@@ -172,8 +172,9 @@ def test_a_null_field_the_knowledge_base_never_saw_null_turns_name_checks_off(tm
     run = check(tmp_path, script("./dsv2-lite", "r=8, lora_alpha=16, target_modules=['q_proj', 'kv_b_proj'], task_type='CAUSAL_LM'"))
     assert "LORA201" not in run.codes()
     [config] = run.json["configs"]
-    assert any("q_lora_rank is null" in note for note in config["model_notes"])
-    assert config["trainable_params"] is None and config["matched_modules"] is None
+    # 2 layers x (q_proj 256->4*(16+8): 8*(256+96) + kv_b_proj 32->4*(16+16): 8*(32+128)), as PEFT counts it
+    assert config["trainable_params"] == 2 * (8 * (256 + 96) + 8 * (32 + 128))
+    assert config["matched_modules"]["count"] == 4
     # with the field set, the same target is checked and q_proj is unknown
     (model_dir / "config.json").write_text(
         (model_dir / "config.json").read_text().replace('"q_lora_rank": null', '"q_lora_rank": 64'))
