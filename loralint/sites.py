@@ -331,11 +331,11 @@ class FileResult:
     path: str
     sites: list[ConfigSite] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)  # LORA9xx from reading/parsing
+    # line -> (codes or None for all, span of the comment); filled from the source text.
+    suppressions: dict[int, tuple[frozenset[str] | None, Span]] = field(default_factory=dict)
     # Adapters the file loads to train again (extract/loaded.py): checked by the training rules only,
     # never listed among the configurations the file builds.
     loaded: list[ConfigSite] = field(default_factory=list)
-    # line -> (codes or None for all, span of the comment); filled from the source text.
-    suppressions: dict[int, tuple[frozenset[str] | None, Span]] = field(default_factory=dict)
 
     def iter_fields(self) -> Iterator[Field]:
         for site in self.sites:
