@@ -10,8 +10,10 @@ Also the one training fact that needs no LoraConfig in the file: an adapter load
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from loralint.program import Program
@@ -54,6 +56,7 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
                 applied_at.setdefault(id(site), []).append(app.point)
     trainers = _trainer_calls(program)
     file_facts = _file_facts(program)
+    environment_read = functools.cache(lambda: _first_environment_read(program))  # one walk a file, not a site
     for site_call, site in sites.items():
         context = TrainingContext(**file_facts)
         mine = models.get(id(site), [])
@@ -65,7 +68,7 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
             break
         _checkpointing(program, context, mine, mine_bases, applied_at.get(id(site), []))
         _checkpointing_on(program, context, site_call, site, mine, mine_bases)
-        _placement(program, context, mine_bases)
+        _placement(program, context, mine_bases, environment_read)
         site.hints.training = context
 
 
@@ -298,7 +301,8 @@ def _checkpointing_on(program: Program, context: TrainingContext, site_call: ast
 _DDP_ENV = frozenset({"LOCAL_RANK", "WORLD_SIZE", "RANK"})
 
 
-def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj]) -> None:
+def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj],
+               environment_read: Callable[[], tuple[ast.AST, str] | None]) -> None:
     """from_pretrained(device_map="auto") of this adapter's base, and what says the script runs under DDP."""
     for load in mine_bases:
         node = load.node
@@ -319,11 +323,19 @@ def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj]
         if (program.qualname(call.func) or "").startswith("accelerate."):
             context.ddp_signal = (text.span(call), "accelerate's Accelerator() runs one process a GPU under accelerate launch")
             return
+    found = environment_read()
+    if found is not None:
+        node, key = found
+        context.ddp_signal = (text.span(node), f"the script reads {key}, which torchrun / accelerate launch set")
+
+
+def _first_environment_read(program: Program) -> tuple[ast.AST, str] | None:
+    """The first read of LOCAL_RANK/WORLD_SIZE/RANK in the module (the same for every site of it)."""
     for node in ast.walk(program.tree):
         key = _environment_key(program, node)
         if key is not None:
-            context.ddp_signal = (text.span(node), f"the script reads {key}, which torchrun / accelerate launch set")
-            return
+            return node, key
+    return None
 
 
 def _environment_key(program: Program, node: ast.AST) -> str | None:

@@ -406,7 +406,7 @@ def compose_yaml(text: str) -> Iterator[Node]:
 _JSON_TOKEN = re.compile(
     r"""
     (?P<ws>[ \t\r\n]+)
-  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<string>"[^"\\]*(?:\\.[^"\\]*)*")  # unrolled: one C loop a run, not one alternation a character
   | (?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
   | (?P<word>true|false|null|NaN|-?Infinity)
   | (?P<punct>[{}\[\]:,])
@@ -429,27 +429,68 @@ def parse_json(text: str) -> Any:
         raise LimitReached(f"JSON that Python's json module refuses ({_first_line(exc)})") from None
 
 
-def compose_json(text: str) -> Node:
-    """Positions for a JSON text already known to be valid (see `parse_json`)."""
+def compose_json(text: str, only: tuple[str, ...] | None = None) -> Node:
+    """Positions for a JSON text already known to be valid (see `parse_json`).
+
+    `only`: a path of keys (`*` for every item of a list) whose nodes are all the caller reads, as a
+    notebook's `("cells", "*", "source")`. Entries off that path are then left out of the tree and
+    skipped by the stdlib's C decoder instead of token by token (a notebook's outputs and images are
+    most of its bytes); the values under the path's end are composed whole. The nodes kept are the
+    ones the full scan makes, and a text past the limits takes the full scan, so it fails alike."""
+    if only is not None and _within_limits(text):
+        return _JsonScanner(text, only).document()
     return _JsonScanner(text).document()
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_SCALAR_RUN = re.compile(r"[^\s{}\[\]:,]+")  # a number or word once the strings are replaced
+_JSON_BRACKET = re.compile(r"[{}\[\]]")
+_DECODER = json.JSONDecoder()
+
+
+def _within_limits(text: str) -> bool:
+    """Whether the full scan of this valid JSON stays within MAX_DATA_NODES values (keys count, as
+    there) and MAX_DATA_DEPTH levels: counted on the text with each string replaced by one character."""
+    bare = _JSON_STRING.sub("0", text)
+    # Each value takes at least one character of `bare`: a short one cannot hold too many.
+    if len(bare) > MAX_DATA_NODES and bare.count("{") + bare.count("[") + len(_JSON_SCALAR_RUN.findall(bare)) > MAX_DATA_NODES:
+        return False
+    if bare.count("{") + bare.count("[") <= MAX_DATA_DEPTH:
+        return True  # the deepest container has fewer than MAX_DATA_DEPTH containers around it
+    depth = 0
+    for bracket in _JSON_BRACKET.findall(bare):
+        if bracket in "{[":
+            if depth >= MAX_DATA_DEPTH:
+                return False
+            depth += 1
+        else:
+            depth -= 1
+    return True
 
 
 class _JsonScanner:
     """Reads the tokens one at a time (never a list of them all), nesting at most MAX_DATA_DEPTH
-    deep and MAX_DATA_NODES nodes."""
+    deep and MAX_DATA_NODES nodes. With `only` (see compose_json), only that path is composed."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, only: tuple[str, ...] | None = None) -> None:
         self.text = text
         self.lines = LineIndex(text)
         self.offset = 0
         self.nodes = 0
         self._peeked: tuple[str, str, int, int] | None = None
+        self.only = only
 
     def position(self, offset: int) -> Position:
         return self.lines.position(offset)
 
     def document(self) -> Node:
-        return self.value(0)
+        return self.value(0, 0)
+
+    def _skip(self) -> None:
+        """Past the next value without composing it: a container is read by the C decoder."""
+        kind, text, start, _ = self._next()
+        if kind == "punct" and text in "{[":
+            self.offset = _DECODER.raw_decode(self.text, start)[1]
 
     def _peek(self) -> tuple[str, str, int, int]:
         if self._peeked is None:
@@ -474,7 +515,17 @@ class _JsonScanner:
                                *self.position(start))
         return Node(kind, self.position(start), self.position(end))
 
-    def value(self, depth: int) -> Node:
+    def _inner(self, step: int, key: Any) -> int | None:
+        """The step of `self.only` for an entry (key None: a list item) of a node at `step`; None: skipped."""
+        if step < 0 or self.only is None:
+            return -1
+        wanted = self.only[step]
+        if wanted != ("*" if key is None else key):
+            return None
+        return step + 1 if step + 1 < len(self.only) else -1
+
+    def value(self, depth: int, step: int = -1) -> Node:
+        """The next value; `step`: how far along `self.only` it is (-1: composed whole)."""
         kind, text, start, end = self._next()
         if kind == "punct" and text in "{[":
             if depth >= MAX_DATA_DEPTH:
@@ -494,9 +545,17 @@ class _JsonScanner:
                 if node.kind == "map":
                     key = self.value(depth + 1)
                     self._next()  # the colon
-                    node.items.append((key, self.value(depth + 1)))
+                    inner = self._inner(step, key._raw)
+                    if inner is None:
+                        self._skip()
+                    else:
+                        node.items.append((key, self.value(depth + 1, inner)))
                 else:
-                    node.items.append(self.value(depth + 1))
+                    inner = self._inner(step, None)
+                    if inner is None:
+                        self._skip()
+                    else:
+                        node.items.append(self.value(depth + 1, inner))
         node = self._node("scalar", start, end)
         if kind == "word" and text in _JSON_WORDS:
             node._raw = _JSON_WORDS[text]
