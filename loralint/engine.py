@@ -311,10 +311,10 @@ def run(
         fs_paths = {f.display: f.path for f in found.files}
 
     sites = [site for result in results for site in result.sites]
-    if sites:  # the data sets' real size, for LORA104: counted after extraction, never cached with it
+    if sites:  # the data sets' real size, for LORA104: counted after extraction, cached apart (by file size and time)
         from loralint.datasets import size_datasets
 
-        size_datasets(sites, fs_paths, settings)
+        size_datasets(sites, fs_paths, settings, cached=bool(settings.cache and not options.no_cache and sources is None))
     # Checked diagnostics are cached too (not with --verify: PEFT's own findings are not).
     check_cache = None
     if content_keys and verify is None:

@@ -209,3 +209,27 @@ def test_a_10mb_jsonl_is_counted_by_streaming_under_a_memory_bound(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.loralint]\nmax-data-file-size = "1 MB"\n')
     run = run_bounded(["check", "--no-cache", "--fail-level", "info", "--select", "LORA104", "config.yml"], tmp_path, address_space_mb=1024)
     assert run.exit_code == 0 and "LORA104" not in run.stdout
+
+
+def test_the_cache_keeps_a_count_until_the_data_file_changes(tmp_path):
+    # With the cache on, an unchanged data file (same size and modification time) is not read again;
+    # any other change to it is counted afresh.
+    import os
+
+    def warm() -> list[str]:
+        env = {"HF_DATASETS_CACHE": str(tmp_path / "empty-cache")}
+        run = run_cli(["check", "--output-format", "json", "--select", "LORA104", "config.yml"], cwd=tmp_path, env=env)
+        return [d["message"] for d in run.json["diagnostics"] if d["code"] == "LORA104"]
+
+    data = tmp_path / "data" / "train.jsonl"
+    jsonl(data, 100_000)
+    axolotl(tmp_path, "data/train.jsonl")
+    assert len(warm()) == 1
+    stamp = data.stat()
+    data.write_bytes(b"\n" * stamp.st_size)  # no records, same size, and the same time set back below
+    os.utime(data, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    (tmp_path / "config.yml").write_text((tmp_path / "config.yml").read_text() + "# edited\n")  # no check-cache hit
+    [message] = warm()
+    assert "100,000 training examples" in message
+    jsonl(data, 99_999)  # another size: counted again
+    assert warm() == []
