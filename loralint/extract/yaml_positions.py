@@ -436,36 +436,47 @@ def compose_json(text: str, only: tuple[str, ...] | None = None) -> Node:
     notebook's `("cells", "*", "source")`. Entries off that path are then left out of the tree and
     skipped by the stdlib's C decoder instead of token by token (a notebook's outputs and images are
     most of its bytes); the values under the path's end are composed whole. The nodes kept are the
-    ones the full scan makes, and a text past the limits takes the full scan, so it fails alike."""
-    if only is not None and _within_limits(text):
-        return _JsonScanner(text, only).document()
+    ones the full scan makes; the skipped values are still counted against the limits, and a text
+    that reaches one (or repeats a key, which the decoder would hide) takes the full scan, so it
+    fails exactly alike."""
+    if only is not None:
+        try:
+            return _JsonScanner(text, only).document()
+        except (LimitReached, _FullScan):
+            pass
     return _JsonScanner(text).document()
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_JSON_SCALAR_RUN = re.compile(r"[^\s{}\[\]:,]+")  # a number or word once the strings are replaced
-_JSON_BRACKET = re.compile(r"[{}\[\]]")
-_DECODER = json.JSONDecoder()
+class _FullScan(Exception):
+    """The skipping scan cannot tell what the full scan would: it is done instead."""
 
 
-def _within_limits(text: str) -> bool:
-    """Whether the full scan of this valid JSON stays within MAX_DATA_NODES values (keys count, as
-    there) and MAX_DATA_DEPTH levels: counted on the text with each string replaced by one character."""
-    bare = _JSON_STRING.sub("0", text)
-    # Each value takes at least one character of `bare`: a short one cannot hold too many.
-    if len(bare) > MAX_DATA_NODES and bare.count("{") + bare.count("[") + len(_JSON_SCALAR_RUN.findall(bare)) > MAX_DATA_NODES:
-        return False
-    if bare.count("{") + bare.count("[") <= MAX_DATA_DEPTH:
-        return True  # the deepest container has fewer than MAX_DATA_DEPTH containers around it
-    depth = 0
-    for bracket in _JSON_BRACKET.findall(bare):
-        if bracket in "{[":
-            if depth >= MAX_DATA_DEPTH:
-                return False
-            depth += 1
-        else:
-            depth -= 1
-    return True
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):
+        raise _FullScan  # a repeated key: the entries it overwrote count as values too
+    return mapping
+
+
+_SKIPPING = json.JSONDecoder(object_pairs_hook=_pairs)
+_scanstring = json.decoder.scanstring
+
+
+def _measure(value: Any) -> tuple[int, int]:
+    """(values, levels of containers) of a decoded JSON value: keys count as values, as in the scan."""
+    count, deepest = 0, 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            deepest = max(deepest, level)
+            count += len(item)
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in item)
+    return count, deepest
 
 
 class _JsonScanner:
@@ -479,18 +490,36 @@ class _JsonScanner:
         self.nodes = 0
         self._peeked: tuple[str, str, int, int] | None = None
         self.only = only
+        self.skipped = 0  # values skipped (with `only`), counted against MAX_DATA_NODES at the end
+        # Every value but the last is followed by one of `,:]}`: with fewer of those than the limit
+        # allows (strings included), no count can reach it and skipped values need not be counted.
+        self._counting = only is not None and 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES
 
     def position(self, offset: int) -> Position:
         return self.lines.position(offset)
 
     def document(self) -> Node:
-        return self.value(0, 0)
+        if self.only is None:
+            return self.value(0)
+        root = self.value(0, 0)
+        if self.nodes + self.skipped > MAX_DATA_NODES:
+            raise _FullScan
+        return root
 
-    def _skip(self) -> None:
-        """Past the next value without composing it: a container is read by the C decoder."""
+    def _skip(self, depth: int) -> None:
+        """Past the next value (at `depth`) without composing it: a container is read by the C decoder
+        and measured, and one that the full scan would refuse makes it the scan to run."""
         kind, text, start, _ = self._next()
         if kind == "punct" and text in "{[":
-            self.offset = _DECODER.raw_decode(self.text, start)[1]
+            value, self.offset = _SKIPPING.raw_decode(self.text, start)
+            openers = self.text.count("{", start, self.offset) + self.text.count("[", start, self.offset)
+            if self._counting or depth + openers - 1 >= MAX_DATA_DEPTH:  # else: too few for either limit
+                count, levels = _measure(value)
+                if depth + levels - 1 >= MAX_DATA_DEPTH:
+                    raise _FullScan
+                self.skipped += count
+        else:
+            self.skipped += 1
 
     def _peek(self) -> tuple[str, str, int, int]:
         if self._peeked is None:
@@ -547,18 +576,20 @@ class _JsonScanner:
                     self._next()  # the colon
                     inner = self._inner(step, key._raw)
                     if inner is None:
-                        self._skip()
+                        self._skip(depth + 1)
                     else:
                         node.items.append((key, self.value(depth + 1, inner)))
                 else:
                     inner = self._inner(step, None)
                     if inner is None:
-                        self._skip()
+                        self._skip(depth + 1)
                     else:
                         node.items.append(self.value(depth + 1, inner))
         node = self._node("scalar", start, end)
         if kind == "word" and text in _JSON_WORDS:
             node._raw = _JSON_WORDS[text]
+        elif kind == "string":  # what json.loads(text) gives, without its per-call set-up
+            node._raw = _scanstring(self.text, start + 1, True)[0]
         else:
             node._raw = json.loads(text)
         return node
