@@ -10,10 +10,8 @@ Also the one training fact that needs no LoraConfig in the file: an adapter load
 from __future__ import annotations
 
 import ast
-import functools
 import json
 import os
-from collections.abc import Callable
 from typing import Any
 
 from loralint.program import Program
@@ -56,7 +54,6 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
                 applied_at.setdefault(id(site), []).append(app.point)
     trainers = _trainer_calls(program)
     file_facts = _file_facts(program)
-    environment_read = functools.cache(lambda: _first_environment_read(program))  # one walk a file, not a site
     for site_call, site in sites.items():
         context = TrainingContext(**file_facts)
         mine = models.get(id(site), [])
@@ -68,11 +65,15 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
             break
         _checkpointing(program, context, mine, mine_bases, applied_at.get(id(site), []))
         _checkpointing_on(program, context, site_call, site, mine, mine_bases)
-        _placement(program, context, mine_bases, environment_read)
+        _placement(program, context, mine_bases)
         site.hints.training = context
 
 
 def _trainer_calls(program: Program) -> list[ast.Call]:
+    return program.once("trainer_calls", lambda: _find_trainer_calls(program))
+
+
+def _find_trainer_calls(program: Program) -> list[ast.Call]:
     out = []
     for call, _ in program.flow.calls:
         qual = program.qualname(call.func)
@@ -301,8 +302,7 @@ def _checkpointing_on(program: Program, context: TrainingContext, site_call: ast
 _DDP_ENV = frozenset({"LOCAL_RANK", "WORLD_SIZE", "RANK"})
 
 
-def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj],
-               environment_read: Callable[[], tuple[ast.AST, str] | None]) -> None:
+def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj]) -> None:
     """from_pretrained(device_map="auto") of this adapter's base, and what says the script runs under DDP."""
     for load in mine_bases:
         node = load.node
@@ -323,7 +323,7 @@ def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj]
         if (program.qualname(call.func) or "").startswith("accelerate."):
             context.ddp_signal = (text.span(call), "accelerate's Accelerator() runs one process a GPU under accelerate launch")
             return
-    found = environment_read()
+    found = program.once("ddp_environment_read", lambda: _first_environment_read(program))  # one walk a module
     if found is not None:
         node, key = found
         context.ddp_signal = (text.span(node), f"the script reads {key}, which torchrun / accelerate launch set")
