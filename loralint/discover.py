@@ -152,6 +152,8 @@ class Matcher:
             return None
 
     def excluded(self, path: Path) -> bool:
+        if not self.exclude:
+            return False  # no realpath (a system call a path component) for nothing to match
         rel = self.rel(path)
         candidates = [rel] if rel else []
         candidates.append(path.as_posix())
