@@ -172,12 +172,7 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
                 hints.merged_quantized = ex.span(call)
     if not wrapped:
         return
-    for call, _ in ex.program.flow.calls:
-        qual = ex.program.qualname(call.func) or ""
-        parts = qual.split(".")
-        trainer = (parts[0] == "transformers" and parts[-1] in _TRAINERS) or (parts[0] == "trl" and parts[-1].endswith("Trainer"))
-        if not trainer:
-            continue
+    for call, qual in ex.program.once("quantized_trainer_calls", lambda: _trainer_calls(ex)):
         if any(k.arg == "peft_config" for k in call.keywords):
             continue  # a config applied by the trainer: another application, checked on its own
         model_node = argument(call, "model", 0)
@@ -185,6 +180,17 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
             hints.peft_model_trainer = (qual, ex.span(call))
             _fsdp(ex, site, call)
             break
+
+
+def _trainer_calls(ex: PythonExtractor) -> list[tuple[ast.Call, str]]:
+    """The module's transformers and TRL trainer calls with their qualified names, in source order."""
+    out = []
+    for call, _ in ex.program.flow.calls:
+        qual = ex.program.qualname(call.func) or ""
+        parts = qual.split(".")
+        if (parts[0] == "transformers" and parts[-1] in _TRAINERS) or (parts[0] == "trl" and parts[-1].endswith("Trainer")):
+            out.append((call, qual))
+    return out
 
 
 def _touches(objects: list[Obj], mine: list[Obj]) -> bool:
