@@ -7,7 +7,8 @@ For each tree, interleaved so that a busy machine slows every tool alike:
   - warm: `loralint check` with its cache filled, and `ruff check --isolated` with its cache filled;
   - with --baseline, the same cold run of another loralint checkout (an older commit), so a change
     is measured against what it replaces on the same machine in the same minutes.
-Then start-up: `python -c pass` and `loralint check one_file.py` on a small training script.
+Then start-up: `python -c pass` and `loralint check one_file.py` on a small training script; with
+--lsp FILE, the language server's check of that file after each change (in one warm process).
 
 Wall time (best and median) and CPU time (user+sys of the process and its workers) are printed;
 on a shared machine the CPU time is the steadier figure. Nothing is asserted: timings belong in
@@ -136,18 +137,49 @@ def bench_startup(repeat: int, baseline: Path | None) -> None:
     print(f"  loralint one file minus python start-up: {best['loralint check one_file.py'] - best['python -c pass']:.3f} s")
 
 
+LSP_CHECK = """
+import sys, time
+from loralint.server import LoraLintServer
+path, repeat = sys.argv[1], int(sys.argv[2])
+text = open(path, encoding="utf-8").read()
+server = LoraLintServer()
+for i in range(repeat + 1):  # the first check also imports the pipeline: not timed
+    wall, cpu = time.perf_counter(), time.process_time()
+    server.check_text("file://" + path, i, path, "python", text + f"\\n# edit {i}\\n")
+    if i:
+        print(time.perf_counter() - wall, time.process_time() - cpu)
+"""
+
+
+def bench_lsp(path: Path, repeat: int, baseline: Path | None) -> None:
+    """The language server's check of one edited document (what a change costs before the debounce)."""
+    checkouts = {"loralint": REPO, **({"baseline": baseline} if baseline is not None else {})}
+    print(f"\nLSP check of {path} ({path.stat().st_size // 1024} KB) after each change")
+    for name, checkout in checkouts.items():
+        _, env = loralint_cmd(checkout)
+        out = subprocess.run([sys.executable, "-c", LSP_CHECK, str(path), str(repeat * 3)], env=env,
+                             capture_output=True, text=True, check=False).stdout.split()
+        walls, cpus = [float(w) for w in out[0::2]], [float(c) for c in out[1::2]]
+        if walls:
+            print(f"  {name + ' LSP check':<34} best {min(walls):7.2f} s  median {statistics.median(walls):7.2f} s"
+                  f"  cpu {statistics.median(cpus):7.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("trees", nargs="*", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline", type=Path, help="another loralint checkout to time alongside")
     parser.add_argument("--no-startup", action="store_true")
+    parser.add_argument("--lsp", type=Path, help="also time the language server's check of this file after a change")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     for tree in args.trees:
         bench_tree(tree.resolve(), args.repeat, args.baseline)
     if not args.no_startup:
         bench_startup(args.repeat, args.baseline)
+    if args.lsp is not None:
+        bench_lsp(args.lsp.resolve(), args.repeat, args.baseline)
 
 
 if __name__ == "__main__":

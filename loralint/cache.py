@@ -322,6 +322,18 @@ class ExtractionCache:
 
     def get(self, key: str) -> FileResult | None:
         """The cached result, or None for anything else: missing, corrupt, foreign, too big, planted."""
+        payload = self.read(key)
+        if payload is None:
+            return None
+        from loralint.cache_format import loads
+
+        try:
+            return loads(payload)
+        except Exception:  # noqa: BLE001 - a verified entry this code cannot read: recompute, never fail
+            return None
+
+    def read(self, key: str) -> bytes | None:
+        """An entry's payload once its MAC is verified; None for anything else."""
         if not self._open(create=False):
             return None
         try:
@@ -338,12 +350,7 @@ class ExtractionCache:
         mac, newline, payload = data[start:start + _MAC_HEX], data[start + _MAC_HEX:start + _MAC_HEX + 1], data[start + _MAC_HEX + 1:]
         if newline != b"\n" or not compare_digest(mac, self._mac(key, payload)):
             return None
-        from loralint.cache_format import loads
-
-        try:
-            return loads(payload)
-        except Exception:  # noqa: BLE001 - a verified entry this code cannot read: recompute, never fail
-            return None
+        return payload
 
     def put(self, key: str, result: FileResult) -> None:
         if not self.enabled:
@@ -354,6 +361,12 @@ class ExtractionCache:
             payload = dumps(result)
         except (ValueError, TypeError, RecursionError):
             return  # a value the format does not hold: this file is simply not cached
+        self.write(key, payload)
+
+    def write(self, key: str, payload: bytes) -> None:
+        """Store `payload` under `key`, with its MAC; nothing when the cache cannot be used."""
+        if not self.enabled:
+            return
         if len(payload) + len(_HEADER) + _MAC_HEX + 1 > MAX_ENTRY_BYTES or not self._open(create=True):
             return
         version = self._fds["version"]
@@ -455,3 +468,36 @@ class CheckCache:
 
     def put(self, key: str, diagnostics: list[Diagnostic]) -> None:
         self._store.put(key, FileResult(path="", diagnostics=list(diagnostics)))
+
+
+class CountCache:
+    """The records counted in a local data file (loralint.datasets), keyed by the file's resolved path,
+    size and modification time, the way it is counted and the byte bound: a warm run does not stream an
+    unchanged data set again. A file that was refused or could not be read is not kept."""
+
+    def __init__(self, root: Path) -> None:
+        self._store = ExtractionCache(root)
+
+    @staticmethod
+    def key(path: str, size: int, mtime_ns: int, kind: str, limit: int) -> str:
+        facts = json.dumps([path, size, mtime_ns, kind, limit]).encode()  # ensure_ascii: any path encodes
+        return hashlib.blake2b(facts, digest_size=20, person=b"loralint-count").hexdigest()
+
+    def get(self, key: str) -> tuple[bool, tuple[int, str] | None]:
+        """(found, value): value is (records, how), or None for a file known not to be countable."""
+        payload = self._store.read(key)
+        if payload is None:
+            return False, None
+        try:
+            value = json.loads(payload)
+        except ValueError:
+            return False, None
+        if value is None:
+            return True, None
+        if (isinstance(value, list) and len(value) == 2 and type(value[0]) is int and value[0] >= 0
+                and isinstance(value[1], str)):
+            return True, (value[0], value[1])
+        return False, None
+
+    def put(self, key: str, value: tuple[int, str] | None) -> None:
+        self._store.write(key, json.dumps(None if value is None else list(value)).encode())

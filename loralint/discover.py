@@ -75,6 +75,7 @@ class GitIgnore:
         self, base: Path, lines: list[str], notes: list[str] | None = None, source: str = ".gitignore"
     ) -> None:
         self.base = os.path.abspath(base)
+        self.prefix = self.base if self.base.endswith(os.sep) else self.base + os.sep
         self.rules: list[tuple[Glob, bool, bool]] = []  # (glob, negated, dir_only)
         for number, raw in enumerate(lines, start=1):
             line = raw.rstrip("\n").rstrip()
@@ -152,6 +153,8 @@ class Matcher:
             return None
 
     def excluded(self, path: Path) -> bool:
+        if not self.exclude:
+            return False  # no realpath (a system call a path component) for nothing to match
         rel = self.rel(path)
         candidates = [rel] if rel else []
         candidates.append(path.as_posix())
@@ -183,8 +186,9 @@ def discover(
     found = Discovery()
     seen: set[Path] = set()
 
-    def add(source: SourceFile) -> None:
-        key = Path(os.path.realpath(source.path))  # not Path.resolve: a symbolic-link loop raises there
+    def add(source: SourceFile, real: str | None = None) -> None:
+        # not Path.resolve: a symbolic-link loop raises there. `real`: the walk's own, one realpath a directory
+        key = Path(real if real is not None else os.path.realpath(source.path))
         if key not in seen:
             seen.add(key)
             found.files.append(source)
@@ -261,6 +265,7 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
             ignores[child] = active
             kept.append(name)
         dirnames[:] = kept
+        real_dir: str | None = None
         for name in sorted(filenames):
             fmt = file_format(name)
             if fmt is None:
@@ -268,14 +273,25 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
             path = directory / name
             if _ignored(path, False, active) or matcher.excluded(path) or not matcher.included(path):
                 continue
-            add(SourceFile(path, _display(path, given, root), fmt))
+            if os.path.islink(path):
+                real = os.path.realpath(path)
+            else:  # the directory's real path and this name: what realpath gives, without a call a component
+                real_dir = real_dir if real_dir is not None else os.path.realpath(directory)
+                real = os.path.join(real_dir, name)
+            add(SourceFile(path, _display(path, given, root), fmt), real)
 
 
 def _ignored(path: Path, is_dir: bool, active: list[GitIgnore]) -> bool:
     verdict = None
     absolute = os.path.abspath(path)
     for gi in active:
-        rel = os.path.relpath(absolute, gi.base)
+        # os.path.relpath(absolute, gi.base), for the paths it would keep: both are absolute and normal
+        if absolute == gi.base:
+            rel = "."
+        elif absolute.startswith(gi.prefix):
+            rel = absolute[len(gi.prefix):]
+        else:
+            continue  # not below this .gitignore's directory
         if rel.startswith(".."):
             continue
         v = gi.verdict(rel.replace(os.sep, "/"), is_dir)

@@ -327,12 +327,13 @@ def run(
     sites = [site for result in results for site in result.sites]
     dataset_notes: list[str] = []
     loaded = [site for result in results for site in result.loaded]
-    if sites:  # the data sets' real size, for LORA104: counted after extraction, never cached with it
+    if sites:  # the data sets' real size, for LORA104: counted after extraction, cached apart (by file size and time)
         from loralint.datasets import size_datasets
 
         # The Hub is asked about data sets only with --online, and only when a rule reads the size.
         wanted = options.dataset_size is None and any(rules[c].check == "dropout_large_dataset" for c in active)
-        dataset_notes = size_datasets(sites, fs_paths, settings, online=options.online and wanted)
+        dataset_notes = size_datasets(sites, fs_paths, settings, online=options.online and wanted,
+                                      cached=bool(settings.cache and not options.no_cache and sources is None))
     if any(site.syntax == "python" and site.hints.training is not None for site in sites):
         # `accelerate launch --config_file X script.py` seen in the project: the config's facts (not cached either)
         from loralint.launches import attach_launches

@@ -506,3 +506,27 @@ def test_arrow_bytes_changed_anywhere_are_counted_or_refused_never_a_crash(tmp_p
             pass
 
     changed()
+
+
+def test_the_cache_keeps_a_count_until_the_data_file_changes(tmp_path):
+    # With the cache on, an unchanged data file (same size and modification time) is not read again;
+    # any other change to it is counted afresh.
+    import os
+
+    def warm() -> list[str]:
+        env = {"HF_DATASETS_CACHE": str(tmp_path / "empty-cache")}
+        run = run_cli(["check", "--output-format", "json", "--select", "LORA104", "config.yml"], cwd=tmp_path, env=env)
+        return [d["message"] for d in run.json["diagnostics"] if d["code"] == "LORA104"]
+
+    data = tmp_path / "data" / "train.jsonl"
+    jsonl(data, 100_000)
+    axolotl(tmp_path, "data/train.jsonl")
+    assert len(warm()) == 1
+    stamp = data.stat()
+    data.write_bytes(b"\n" * stamp.st_size)  # no records, same size, and the same time set back below
+    os.utime(data, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    (tmp_path / "config.yml").write_text((tmp_path / "config.yml").read_text() + "# edited\n")  # no check-cache hit
+    [message] = warm()
+    assert "100,000 training examples" in message
+    jsonl(data, 99_999)  # another size: counted again
+    assert warm() == []

@@ -199,3 +199,63 @@ def test_a_cell_in_python_312_f_string_syntax_is_a_limit_of_ours_not_a_parse_err
         assert limit["severity"] == "warning" and "cell 2" in limit["message"] and "Python 3.12" in limit["message"]
     else:
         assert "LORA906" not in codes
+
+
+def _with_outputs(outputs: list) -> dict:
+    doc = json.loads(MISTAKE)
+    doc["cells"][1]["outputs"] = outputs  # the code cell before the one with the config
+    return doc
+
+
+def test_large_outputs_before_a_config_keep_its_positions(tmp_path):
+    # Outputs are skipped without being composed: brackets, quotes and escapes inside them must not
+    # move the positions of the sources after them.
+    outputs = [{"output_type": "display_data", "metadata": {"x": [[{"y": None}], 1.5e3, True]},
+                "data": {"image/png": "iVBORw0KGgo" * 5000, "text/plain": ['{"a": [1, 2]}\n', ']}\\"\n', "\u00e9\u2028"]}}]
+    text = json.dumps(_with_outputs(outputs), indent=1)
+    (tmp_path / "nb.ipynb").write_text(text)
+    line, column = _json_line_of(text, "lora_aplha")
+    sarif = run_cli(["check", "nb.ipynb", "--output-format", "sarif"], cwd=tmp_path).json
+    result = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "LORA001")
+    region = result["locations"][0]["physicalLocation"]["region"]
+    assert (region["startLine"], region["startColumn"]) == (line, column)
+    assert region["properties"] == {"cell": 3, "cellLine": 1, "cellColumn": 22}
+
+
+def _values(value) -> int:
+    """JSON values as the reader counts them (a key is one)."""
+    if isinstance(value, dict):
+        return 1 + sum(1 + _values(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(_values(v) for v in value)
+    return 1
+
+
+def _limit_finding(tmp_path, doc: dict) -> list[str]:
+    (tmp_path / "nb.ipynb").write_text(json.dumps(doc))
+    run = run_cli(["check", "nb.ipynb", "--output-format", "json"], cwd=tmp_path)
+    return [d["message"] for d in run.json["diagnostics"] if d["code"] == "LORA906"]
+
+
+def test_a_notebook_is_analysed_up_to_the_json_value_limit_and_no_further(tmp_path):
+    from loralint.extract.bounds import MAX_DATA_NODES
+
+    padding = MAX_DATA_NODES - _values(_with_outputs([[]]))
+    assert _limit_finding(tmp_path, _with_outputs([list(range(padding))])) == []
+    over = _limit_finding(tmp_path, _with_outputs([list(range(padding + 1))]))
+    assert len(over) == 1 and f"more than {MAX_DATA_NODES:,} values" in over[0]
+
+
+def test_a_notebook_is_analysed_up_to_the_json_depth_limit_and_no_further(tmp_path):
+    from loralint.extract.bounds import MAX_DATA_DEPTH
+
+    def nested(levels: int) -> list:
+        value: list = []
+        for _ in range(levels - 1):
+            value = [value]
+        return value
+
+    # root {} > "cells" [] > cell {} > "outputs" []: the outputs' items are containers at depth 4
+    assert _limit_finding(tmp_path, _with_outputs([nested(MAX_DATA_DEPTH - 4)])) == []
+    over = _limit_finding(tmp_path, _with_outputs([nested(MAX_DATA_DEPTH - 3)]))
+    assert len(over) == 1 and f"deeper than {MAX_DATA_DEPTH} levels" in over[0]

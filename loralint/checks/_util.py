@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
@@ -106,10 +105,14 @@ def append_argument(
 
 
 def close_matches(word: str, candidates: Iterable[str], n: int = 3, cutoff: float = 0.7) -> list[str]:
+    import difflib  # only a misspelling pays for it (and heapq) at start-up
+
     return difflib.get_close_matches(word, list(candidates), n=n, cutoff=cutoff)
 
 
 def similarity(a: str, b: str) -> float:
+    import difflib
+
     return difflib.SequenceMatcher(None, a, b).ratio()
 
 

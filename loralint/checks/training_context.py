@@ -11,8 +11,8 @@ from typing import Iterable
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import effective, fmt, number
 from loralint.checks.architecture import TOWER, architecture_context
-from loralint.checks.vllm import NO_EMBEDDING_LORA
 from loralint.checks.hyperparams import task_type_for_class
+from loralint.checks.vllm import NO_EMBEDDING_LORA
 from loralint.sites import ConfigSite, TrainingContext
 
 # TRL's preference / RL trainers (trl/trainer/): they fine-tune an already aligned policy with a

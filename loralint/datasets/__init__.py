@@ -14,7 +14,7 @@ import math
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loralint.datasets.count import NotCounted, count_file, kind_of
 from loralint.datasets.hub import hub_split_sizes
@@ -22,19 +22,25 @@ from loralint.datasets.splits import parse_split, part_size
 from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, read_limited
 from loralint.sites import ConfigSite, DatasetRef, Field
 
+if TYPE_CHECKING:
+    from loralint.cache import CountCache
+
 _MAX_FILES = 64  # data files counted for one configuration
 
 
 class Sizer:
     """Sizes data sets for one run; each file is counted once (by path, size and mtime)."""
 
-    def __init__(self, root: Path | None, max_bytes: int = DEFAULT_MAX_DATA_FILE_SIZE, online: bool = False) -> None:
+    def __init__(self, root: Path | None, max_bytes: int = DEFAULT_MAX_DATA_FILE_SIZE, online: bool = False,
+                 counts: CountCache | None = None) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self.online = online  # --online: a Hub data set known nowhere else is looked up on the Hub
         self._counted: dict[tuple, tuple[int, str] | None] = {}
         self._hub: dict[tuple[str, str | None], tuple[dict[str, int], str] | None] = {}
         self.asked: list[str] = []  # Hub data sets looked up online, in order, once each
+        self._counts = counts  # across runs (the cache's directory), keyed like _counted
+        self._registries: dict[Path, Any] = {}  # dataset_info.json files read, by path (one read a run)
 
     def hub_sizes(self, repo_id: str, config: str | None) -> tuple[dict[str, int], str] | None:
         key = (repo_id, config)
@@ -186,14 +192,39 @@ class Sizer:
             return None
         key = (str(path.resolve()), info.st_size, info.st_mtime_ns, kind)
         if key not in self._counted:
-            try:
-                counted = count_file(path, kind, self.max_bytes)
-                self._counted[key] = (counted.records, counted.how)
-            except (NotCounted, OSError, UnicodeError, ValueError, csv.Error):
-                self._counted[key] = None  # a file that cannot be counted leaves the size unknown
+            self._counted[key] = self._count_once(path, kind, key)
         return self._counted[key]
 
+    def _count_once(self, path: Path, kind: str, key: tuple[str, int, int, str]) -> tuple[int, str] | None:
+        store = self._counts
+        stored_key = store.key(*key, self.max_bytes) if store is not None else ""
+        if store is not None:
+            found, value = store.get(stored_key)
+            if found:
+                return value
+        try:
+            counted = count_file(path, kind, self.max_bytes)
+            value = (counted.records, counted.how)
+        except OSError:
+            return None  # refused or unreadable now: tried again next run, never kept
+        except (NotCounted, UnicodeError, ValueError, csv.Error):
+            value = None  # a file that cannot be counted leaves the size unknown
+        if store is not None:
+            store.put(stored_key, value)
+        return value
+
     # --- LLaMA-Factory ------------------------------------------------------------------------
+    def _registry(self, info_path: Path) -> Any:
+        """A dataset_info.json as JSON, or None when it cannot be read."""
+        if info_path not in self._registries:
+            import json
+
+            try:
+                self._registries[info_path] = json.loads(read_limited(info_path))
+            except (OSError, ValueError):
+                self._registries[info_path] = None
+        return self._registries[info_path]
+
     def _llamafactory(self, ref: DatasetRef, config_path: Path) -> tuple[int, str] | None:
         """`dataset: name` looked up in `<dataset_dir>/dataset_info.json` (LLaMA-Factory's
         data/parser.py::get_dataset_list); `num_samples` resamples to exactly that many and
@@ -202,12 +233,7 @@ class Sizer:
         info_path = self._locate(str(Path(directory) / "dataset_info.json"), config_path)
         if info_path is None:
             return None
-        try:
-            import json
-
-            registry = json.loads(read_limited(info_path))
-        except (OSError, ValueError):
-            return None
+        registry = self._registry(info_path)
         entry = registry.get(ref.name) if isinstance(registry, dict) else None
         if not isinstance(entry, dict):
             return None
@@ -289,15 +315,22 @@ def _apply_split(text: str, splits: dict[str, int]) -> int | None:
     return total
 
 
-def size_datasets(sites: list[ConfigSite], fs_paths: dict[str, Path], settings: Any, online: bool = False) -> list[str]:
+def size_datasets(sites: list[ConfigSite], fs_paths: dict[str, Path], settings: Any, online: bool = False,
+                  cached: bool = False) -> list[str]:
     """Give each site that names its data sets a `hints.dataset_size` with its provenance. With
     `online`, Hub data sets that neither the datasets cache nor the index knows are looked up on the
-    Hub; the result is the notes for those the Hub did not give (loralint.hub keeps why)."""
+    Hub; the result is the notes for those the Hub did not give (loralint.hub keeps why). `cached`: keep
+    the counts of local files in the settings root's cache (loralint.cache.CountCache)."""
     todo = [s for s in sites if s.hints.datasets or s.hints.held_out is not None]
     if not todo:
         return []
-    sizer = Sizer(getattr(settings, "root", None), getattr(settings, "max_data_file_size", DEFAULT_MAX_DATA_FILE_SIZE),
-                  online)
+    root = getattr(settings, "root", None)
+    counts = None
+    if cached and root is not None:
+        from loralint.cache import CountCache
+
+        counts = CountCache(root)
+    sizer = Sizer(root, getattr(settings, "max_data_file_size", DEFAULT_MAX_DATA_FILE_SIZE), online, counts)
     for site in todo:
         sizer.size_site(site, fs_paths.get(site.path, Path(site.path)))
     return online_notes(sizer.asked) if sizer.asked else []

@@ -99,12 +99,43 @@ _IN_STRING = re.compile(rb'["\\]')
 _OUTSIDE = re.compile(rb'["\[\]{},]')
 
 
+# Outside strings: a whole string as one token (one C scan), a structural byte, or a quote whose
+# string runs past the chunk (the byte-by-byte states below take over from there).
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]|"', re.DOTALL)
+_QUOTE, _OPEN, _CLOSE = 0x22, frozenset(b"[{"), frozenset(b"]}")
+
+
 def _array_items(reader, chunk: bytes) -> int:
     """Items of the array whose `[` was just read: commas at depth 1, plus one for a last item."""
     depth, in_string, skip, items, seen = 1, False, 0, 0, False
     while chunk:
         at = skip  # a backslash at the end of the last chunk escapes this chunk's first byte
         skip = 0
+        if not in_string:
+            for match in _TOKEN.finditer(chunk, at):
+                start, end = match.span()
+                if depth == 1 and not seen and chunk[at:start].strip():
+                    seen = True  # a bare number, true, false or null
+                byte, at = chunk[start], end
+                if byte == _QUOTE:
+                    seen = seen or depth == 1
+                    if end - start == 1:
+                        in_string = True  # the string goes on in the next chunk
+                        break
+                elif byte in _OPEN:
+                    seen = seen or depth == 1
+                    depth += 1
+                elif byte in _CLOSE:
+                    depth -= 1
+                    if depth == 0:
+                        return items + seen
+                elif depth == 1:
+                    items, seen = items + 1, False
+            else:
+                if depth == 1 and chunk[at:].strip():
+                    seen = True
+                chunk = reader.read()
+                continue
         while at < len(chunk):
             if in_string:
                 match = _IN_STRING.search(chunk, at)

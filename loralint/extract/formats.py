@@ -24,7 +24,6 @@ A value the trainer transforms or derives gets a provenance that says how, and n
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from dataclasses import dataclass
@@ -281,7 +280,11 @@ def _near_miss(name: str, lora_keys: frozenset[str]) -> bool:
     """`name` is a misspelling of one of `lora_keys` (cached: the same keys recur in every file)."""
     cutoff = 0.75 if _LORA_WORD.search(name) else 0.85  # `use_rslroa` has no "lora" left in it
     candidates = [k for k in lora_keys if abs(len(k) - len(name)) <= 4]
-    return bool(candidates and difflib.get_close_matches(name, candidates, n=1, cutoff=cutoff))
+    if not candidates:
+        return False
+    import difflib  # only here: a script's start-up does not pay for it
+
+    return bool(difflib.get_close_matches(name, candidates, n=1, cutoff=cutoff))
 
 
 def _first_key(root: Node, names: Iterable[str]) -> Node | None:

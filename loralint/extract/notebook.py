@@ -152,7 +152,7 @@ def read_notebook(raw: str) -> Notebook:
     notebook = Notebook(raw)
     if not cells or not _is_python(doc.get("metadata")):
         return notebook  # an empty notebook, or another kernel's language: nothing to read as Python
-    root = compose_json(raw)
+    root = compose_json(raw, ("cells", "*", "source"))  # positions of the sources only: outputs are skipped
     cell_nodes = root.get("cells")
     assert cell_nodes is not None
     for number, (cell, node) in enumerate(zip(cells, cell_nodes.items), 1):

@@ -18,7 +18,12 @@ MERGES = frozenset({"merge_and_unload", "merge_adapter"})
 
 
 def trainer_calls(program: Program) -> list[ast.Call]:
-    """Every trainer constructed in the file, in the order the flow visits them."""
+    """Every trainer constructed in the file, in the order the flow visits them (one walk a module:
+    every site of the file asks)."""
+    return program.once("trainer_calls", lambda: _find_trainer_calls(program))
+
+
+def _find_trainer_calls(program: Program) -> list[ast.Call]:
     out = []
     for call, _ in program.flow.calls:
         qual = program.qualname(call.func)

@@ -350,11 +350,19 @@ def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj]
         if (program.qualname(call.func) or "").startswith("accelerate."):
             context.ddp_signal = (text.span(call), "accelerate's Accelerator() runs one process a GPU under accelerate launch")
             return
+    found = program.once("ddp_environment_read", lambda: _first_environment_read(program))  # one walk a module
+    if found is not None:
+        node, key = found
+        context.ddp_signal = (text.span(node), f"the script reads {key}, which torchrun / accelerate launch set")
+
+
+def _first_environment_read(program: Program) -> tuple[ast.AST, str] | None:
+    """The first read of LOCAL_RANK/WORLD_SIZE/RANK in the module (the same for every site of it)."""
     for node in ast.walk(program.tree):
         key = _environment_key(program, node)
         if key is not None:
-            context.ddp_signal = (text.span(node), f"the script reads {key}, which torchrun / accelerate launch set")
-            return
+            return node, key
+    return None
 
 
 def _environment_key(program: Program, node: ast.AST) -> str | None:

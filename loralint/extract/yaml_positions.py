@@ -406,7 +406,7 @@ def compose_yaml(text: str) -> Iterator[Node]:
 _JSON_TOKEN = re.compile(
     r"""
     (?P<ws>[ \t\r\n]+)
-  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<string>"[^"\\]*(?:\\.[^"\\]*)*")  # unrolled: one C loop a run, not one alternation a character
   | (?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
   | (?P<word>true|false|null|NaN|-?Infinity)
   | (?P<punct>[{}\[\]:,])
@@ -429,27 +429,97 @@ def parse_json(text: str) -> Any:
         raise LimitReached(f"JSON that Python's json module refuses ({_first_line(exc)})") from None
 
 
-def compose_json(text: str) -> Node:
-    """Positions for a JSON text already known to be valid (see `parse_json`)."""
+def compose_json(text: str, only: tuple[str, ...] | None = None) -> Node:
+    """Positions for a JSON text already known to be valid (see `parse_json`).
+
+    `only`: a path of keys (`*` for every item of a list) whose nodes are all the caller reads, as a
+    notebook's `("cells", "*", "source")`. Entries off that path are then left out of the tree and
+    skipped by the stdlib's C decoder instead of token by token (a notebook's outputs and images are
+    most of its bytes); the values under the path's end are composed whole. The nodes kept are the
+    ones the full scan makes; the skipped values are still counted against the limits, and a text
+    that reaches one (or repeats a key, which the decoder would hide) takes the full scan, so it
+    fails exactly alike."""
+    if only is not None:
+        try:
+            return _JsonScanner(text, only).document()
+        except (LimitReached, _FullScan):
+            pass
     return _JsonScanner(text).document()
+
+
+class _FullScan(Exception):
+    """The skipping scan cannot tell what the full scan would: it is done instead."""
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping = dict(pairs)
+    if len(mapping) != len(pairs):
+        raise _FullScan  # a repeated key: the entries it overwrote count as values too
+    return mapping
+
+
+_SKIPPING = json.JSONDecoder(object_pairs_hook=_pairs)
+_scanstring = json.decoder.scanstring
+
+
+def _measure(value: Any) -> tuple[int, int]:
+    """(values, levels of containers) of a decoded JSON value: keys count as values, as in the scan."""
+    count, deepest = 0, 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            deepest = max(deepest, level)
+            count += len(item)
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, level)
+            stack.extend((v, level + 1) for v in item)
+    return count, deepest
 
 
 class _JsonScanner:
     """Reads the tokens one at a time (never a list of them all), nesting at most MAX_DATA_DEPTH
-    deep and MAX_DATA_NODES nodes."""
+    deep and MAX_DATA_NODES nodes. With `only` (see compose_json), only that path is composed."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, only: tuple[str, ...] | None = None) -> None:
         self.text = text
         self.lines = LineIndex(text)
         self.offset = 0
         self.nodes = 0
         self._peeked: tuple[str, str, int, int] | None = None
+        self.only = only
+        self.skipped = 0  # values skipped (with `only`), counted against MAX_DATA_NODES at the end
+        # Every value but the last is followed by one of `,:]}`: with fewer of those than the limit
+        # allows (strings included), no count can reach it and skipped values need not be counted.
+        self._counting = only is not None and 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES
 
     def position(self, offset: int) -> Position:
         return self.lines.position(offset)
 
     def document(self) -> Node:
-        return self.value(0)
+        if self.only is None:
+            return self.value(0)
+        root = self.value(0, 0)
+        if self.nodes + self.skipped > MAX_DATA_NODES:
+            raise _FullScan
+        return root
+
+    def _skip(self, depth: int) -> None:
+        """Past the next value (at `depth`) without composing it: a container is read by the C decoder
+        and measured, and one that the full scan would refuse makes it the scan to run."""
+        kind, text, start, _ = self._next()
+        if kind == "punct" and text in "{[":
+            value, self.offset = _SKIPPING.raw_decode(self.text, start)
+            openers = self.text.count("{", start, self.offset) + self.text.count("[", start, self.offset)
+            if self._counting or depth + openers - 1 >= MAX_DATA_DEPTH:  # else: too few for either limit
+                count, levels = _measure(value)
+                if depth + levels - 1 >= MAX_DATA_DEPTH:
+                    raise _FullScan
+                self.skipped += count
+        else:
+            self.skipped += 1
 
     def _peek(self) -> tuple[str, str, int, int]:
         if self._peeked is None:
@@ -474,7 +544,17 @@ class _JsonScanner:
                                *self.position(start))
         return Node(kind, self.position(start), self.position(end))
 
-    def value(self, depth: int) -> Node:
+    def _inner(self, step: int, key: Any) -> int | None:
+        """The step of `self.only` for an entry (key None: a list item) of a node at `step`; None: skipped."""
+        if step < 0 or self.only is None:
+            return -1
+        wanted = self.only[step]
+        if wanted != ("*" if key is None else key):
+            return None
+        return step + 1 if step + 1 < len(self.only) else -1
+
+    def value(self, depth: int, step: int = -1) -> Node:
+        """The next value; `step`: how far along `self.only` it is (-1: composed whole)."""
         kind, text, start, end = self._next()
         if kind == "punct" and text in "{[":
             if depth >= MAX_DATA_DEPTH:
@@ -494,12 +574,22 @@ class _JsonScanner:
                 if node.kind == "map":
                     key = self.value(depth + 1)
                     self._next()  # the colon
-                    node.items.append((key, self.value(depth + 1)))
+                    inner = self._inner(step, key._raw)
+                    if inner is None:
+                        self._skip(depth + 1)
+                    else:
+                        node.items.append((key, self.value(depth + 1, inner)))
                 else:
-                    node.items.append(self.value(depth + 1))
+                    inner = self._inner(step, None)
+                    if inner is None:
+                        self._skip(depth + 1)
+                    else:
+                        node.items.append(self.value(depth + 1, inner))
         node = self._node("scalar", start, end)
         if kind == "word" and text in _JSON_WORDS:
             node._raw = _JSON_WORDS[text]
+        elif kind == "string":  # what json.loads(text) gives, without its per-call set-up
+            node._raw = _scanstring(self.text, start + 1, True)[0]
         else:
             node._raw = json.loads(text)
         return node

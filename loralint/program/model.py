@@ -11,7 +11,9 @@ from __future__ import annotations
 import ast
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from loralint.extract.source import SourceSyntaxError
 from loralint.limits import AnalysisLimit
@@ -20,6 +22,8 @@ from loralint.program.flow import FlowModel, Point, walk
 from loralint.program.objects import ApplicationKind, application_of
 from loralint.program.text import SourceText
 from loralint.program.values import Obj, Value, objects_in, options_of
+
+T = TypeVar("T")
 
 
 def newer_syntax(err: SyntaxError) -> str | None:
@@ -99,6 +103,13 @@ class Program:
         self._alias_of: dict[str, set[str]] | None = None
         self._by_last: dict[str, list[tuple[ast.Call, Point]]] | None = None
         self._applications: list[Application] | None = None
+        self._facts: dict[str, Any] = {}  # once(): module-wide facts that several sites ask for
+
+    def once(self, name: str, compute: Callable[[], T]) -> T:
+        """A fact about the whole module, computed on the first request (each site asks again)."""
+        if name not in self._facts:
+            self._facts[name] = compute()
+        return self._facts[name]
 
     # --- values ------------------------------------------------------------------------------
     def value(self, node: ast.AST) -> Value:
