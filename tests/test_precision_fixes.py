@@ -5,6 +5,7 @@ Every case has a twin where the same targets are a real mistake, so the fix cann
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 from helpers import run_cli
@@ -395,3 +396,56 @@ def test_a_bare_string_target_on_a_model_that_may_be_the_files_own_module(tmp_pa
         (tmp_path / "train.py").write_text(source.format(module=extra))
         run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
         assert ("LORA209" in run.codes()) is expected, extra
+
+
+TRANSFORMERS_TRAINER = """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+
+model = AutoModelForCausalLM.from_pretrained("facebook/opt-125m")
+tokenizer = AutoTokenizer.from_pretrained("facebook/opt-125m")
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM"))
+trainer = Trainer(model=model, tokenizer=tokenizer, args=TrainingArguments(output_dir="out"), train_dataset=data)
+"""
+
+
+def _notebook(*cells: str) -> str:
+    doc = {
+        "cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": c}
+                  for c in cells],
+        "metadata": {"kernelspec": {"language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    return json.dumps(doc)
+
+
+def test_a_notebook_that_installs_transformers_4_keeps_trainer_tokenizer(tmp_path):
+    # Unsloth's Whisper / DeepSeek-OCR notebooks pin transformers 4.x, whose Trainer still takes tokenizer=.
+    cases = (
+        ("%%capture\n!pip install unsloth\n!pip install transformers==4.56.2\n", False),
+        ('!uv pip install --system -qqq "transformers<5" datasets\n', False),
+        ("!pip install transformers==4.56.2\n!pip install -U transformers\n", True),  # upgraded after the pin
+        ("!pip install transformers>=4.46 sentence-transformers==2.2.2\n", True),
+        ("!pip install unsloth\n", True),
+    )
+    for install, expected in cases:
+        (tmp_path / "train.ipynb").write_text(_notebook(install, TRANSFORMERS_TRAINER.lstrip("\n")))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.ipynb"], cwd=tmp_path)
+        assert run.json["configs"] and ("LORA415" in run.codes()) is expected, install
+
+
+def test_a_script_exported_from_such_a_notebook_keeps_its_pins(tmp_path):
+    # nbconvert writes `!pip` as get_ipython().system(...); the TRL pin is what matters for TRL's trainers.
+    for pin, expected in (("trl==0.11.4", False), ("trl==0.22.2", True)):
+        source = f"get_ipython().system('pip install \"{pin}\"')\n" + TOKENIZER_KWARG.format(
+            loader=(
+                "from peft import LoraConfig, get_peft_model\n"
+                "from transformers import AutoModelForCausalLM\n"
+                'model = AutoModelForCausalLM.from_pretrained("facebook/opt-125m")\n'
+                'model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM"))'
+            )
+        ).lstrip("\n")
+        (tmp_path / "train.py").write_text(source)
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert run.json["configs"] and ("LORA415" in run.codes()) is expected, pin

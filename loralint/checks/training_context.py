@@ -11,8 +11,9 @@ from typing import Iterable
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import effective, fmt, number
 from loralint.checks.architecture import TOWER, architecture_context
-from loralint.checks.vllm import NO_EMBEDDING_LORA
 from loralint.checks.hyperparams import task_type_for_class
+from loralint.checks.vllm import NO_EMBEDDING_LORA
+from loralint.extract.pins import pinned_below
 from loralint.sites import ConfigSite, TrainingContext
 
 # TRL's preference / RL trainers (trl/trainer/): they fine-tune an already aligned policy with a
@@ -340,6 +341,17 @@ _RENAMED = (
 )
 
 
+def _old_release(training: TrainingContext, old: str) -> bool:
+    """Whether the file installs a release that still takes the old name: every `pip install` of the
+    library pins one before the release that dropped it (transformers 5.0 for Trainer's tokenizer=,
+    TRL 0.12 for its trainers' tokenizer=, TRL 0.20 for SFTConfig's max_seq_length)."""
+    if old == "max_seq_length":
+        return pinned_below(training.installs.get("trl"), (0, 20))
+    if training.trainer in _TRANSFORMERS_TRAINERS:
+        return pinned_below(training.installs.get("transformers"), (5,))
+    return pinned_below(training.installs.get("trl"), (0, 12))
+
+
 @check("trl_renamed_args")
 def trl_renamed_args(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     training = _training(site)
@@ -358,6 +370,8 @@ def trl_renamed_args(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
             if site.origin.startswith("unsloth") and training.trainer not in _TRANSFORMERS_TRAINERS:
                 continue  # importing Unsloth patches TRL's trainers to take tokenizer= (unsloth/trainer.py:
                 # _backwards_compatible_trainer moves it to processing_class)
+        if _old_release(training, old):
+            continue  # the notebook installs a release that still takes it (`!pip install transformers==4.56.2`)
         yield Finding(span, f"{old}= is not accepted by {who}: it raises TypeError; use {new}=")
 
 
