@@ -449,3 +449,24 @@ def test_a_script_exported_from_such_a_notebook_keeps_its_pins(tmp_path):
         (tmp_path / "train.py").write_text(source)
         run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
         assert run.json["configs"] and ("LORA415" in run.codes()) is expected, pin
+
+
+LLAMAFACTORY_MOE = (
+    "model_name_or_path: mistralai/Mixtral-8x7B-v0.1\nstage: sft\ndo_train: true\nfinetuning_type: lora\n"
+    "lora_rank: 8\nlora_target: {targets}\n{extra}"
+)
+
+
+def test_llamafactory_target_all_is_not_peft_all_linear_on_moe(tmp_path):
+    # LLaMA-Factory's find_all_linear_modules lists nn.Linear names; a transformers 5 router is none.
+    (tmp_path / "sft.yaml").write_text(LLAMAFACTORY_MOE.format(targets="all", extra=""))
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "sft.yaml"], cwd=tmp_path)
+    assert run.json["configs"] and "LORA211" not in run.codes()
+
+
+def test_llamafactory_on_ktransformers_leaves_the_moe_layout_unknown(tmp_path):
+    # use_kt: true runs the experts in KTransformers' own kernels: PEFT's MoE conversion facts do not hold there.
+    for extra, expected in (("use_kt: true\n", False), ("", True)):
+        (tmp_path / "sft.yaml").write_text(LLAMAFACTORY_MOE.format(targets="gate_proj,up_proj,down_proj", extra=extra))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "sft.yaml"], cwd=tmp_path)
+        assert run.json["configs"] and ("LORA215" in run.codes()) is expected, extra
