@@ -470,3 +470,24 @@ def test_llamafactory_on_ktransformers_leaves_the_moe_layout_unknown(tmp_path):
         (tmp_path / "sft.yaml").write_text(LLAMAFACTORY_MOE.format(targets="gate_proj,up_proj,down_proj", extra=extra))
         run = run_cli(["check", "--output-format", "json", "--no-cache", "sft.yaml"], cwd=tmp_path)
         assert run.json["configs"] and ("LORA215" in run.codes()) is expected, extra
+
+
+PEFT_MODEL_AND_CONFIG = """
+{install}
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+from trl import SFTConfig, SFTTrainer
+
+config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+model = get_peft_model(AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B"), config)
+trainer = SFTTrainer(model=model, args=SFTConfig(output_dir="out"), train_dataset=None, peft_config=config)
+"""
+
+
+def test_an_old_trl_pin_takes_a_peft_model_with_its_config(tmp_path):
+    # TRL raises for a PeftModel plus peft_config only since 0.27 (huggingface/trl#4713); 0.4.7 keeps the PeftModel.
+    for pin, expected in (('"trl==0.4.7"', False), ("trl>=0.8", True)):
+        install = f"get_ipython().system('pip install {pin} peft')"
+        (tmp_path / "train.py").write_text(PEFT_MODEL_AND_CONFIG.format(install=install).lstrip("\n"))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert run.json["configs"] and ("LORA414" in run.codes()) is expected, pin

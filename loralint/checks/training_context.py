@@ -321,9 +321,12 @@ def _vllm_target_limits(site: ConfigSite) -> list[str]:
 @check("peft_model_with_config")
 def peft_model_with_config(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """TRL's trainers raise ValueError("You passed a `PeftModel` instance together with a `peft_config`
-    ...") (trl/trainer/sft_trainer.py and the other trainers)."""
+    ...") (trl/trainer/sft_trainer.py and the other trainers) since TRL 0.27 (huggingface/trl#4713); before,
+    SFTTrainer merged the PeftModel or kept it, so a file that installs an older TRL is not flagged."""
     training = _training(site)
     if training is None or training.peft_model_to_trainer is None:
+        return
+    if pinned_below(training.installs.get("trl"), (0, 27)):
         return
     span = training.trainer_kwargs.get("peft_config", training.peft_model_to_trainer)
     yield Finding(
