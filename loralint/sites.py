@@ -226,6 +226,9 @@ class TrainingContext:
     checkpointing: tuple[Span, str] | None = None
     device_map_auto: Span | None = None  # from_pretrained(device_map="auto") of this adapter's base model
     ddp_signal: tuple[Span, str] | None = None  # what says the script runs under DDP (LOCAL_RANK, Accelerator(), ddp_*)
+    # library -> version specifiers of every `pip install` of it the file runs (extract/pins.py): a notebook
+    # pinning transformers 4.x still has Trainer(tokenizer=).
+    installs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)

@@ -5,6 +5,7 @@ Every case has a twin where the same targets are a real mistake, so the fix cann
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 from helpers import run_cli
@@ -395,3 +396,98 @@ def test_a_bare_string_target_on_a_model_that_may_be_the_files_own_module(tmp_pa
         (tmp_path / "train.py").write_text(source.format(module=extra))
         run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
         assert ("LORA209" in run.codes()) is expected, extra
+
+
+TRANSFORMERS_TRAINER = """
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+
+model = AutoModelForCausalLM.from_pretrained("facebook/opt-125m")
+tokenizer = AutoTokenizer.from_pretrained("facebook/opt-125m")
+model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM"))
+trainer = Trainer(model=model, tokenizer=tokenizer, args=TrainingArguments(output_dir="out"), train_dataset=data)
+"""
+
+
+def _notebook(*cells: str) -> str:
+    doc = {
+        "cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": c}
+                  for c in cells],
+        "metadata": {"kernelspec": {"language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    return json.dumps(doc)
+
+
+def test_a_notebook_that_installs_transformers_4_keeps_trainer_tokenizer(tmp_path):
+    # Unsloth's Whisper / DeepSeek-OCR notebooks pin transformers 4.x, whose Trainer still takes tokenizer=.
+    cases = (
+        ("%%capture\n!pip install unsloth\n!pip install transformers==4.56.2\n", False),
+        ('!uv pip install --system -qqq "transformers<5" datasets\n', False),
+        ("!pip install transformers==4.56.2\n!pip install -U transformers\n", True),  # upgraded after the pin
+        ("!pip install transformers>=4.46 sentence-transformers==2.2.2\n", True),
+        ("!pip install unsloth\n", True),
+    )
+    for install, expected in cases:
+        (tmp_path / "train.ipynb").write_text(_notebook(install, TRANSFORMERS_TRAINER.lstrip("\n")))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.ipynb"], cwd=tmp_path)
+        assert run.json["configs"] and ("LORA415" in run.codes()) is expected, install
+
+
+def test_a_script_exported_from_such_a_notebook_keeps_its_pins(tmp_path):
+    # nbconvert writes `!pip` as get_ipython().system(...); the TRL pin is what matters for TRL's trainers.
+    for pin, expected in (("trl==0.11.4", False), ("trl==0.22.2", True)):
+        source = f"get_ipython().system('pip install \"{pin}\"')\n" + TOKENIZER_KWARG.format(
+            loader=(
+                "from peft import LoraConfig, get_peft_model\n"
+                "from transformers import AutoModelForCausalLM\n"
+                'model = AutoModelForCausalLM.from_pretrained("facebook/opt-125m")\n'
+                'model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM"))'
+            )
+        ).lstrip("\n")
+        (tmp_path / "train.py").write_text(source)
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert run.json["configs"] and ("LORA415" in run.codes()) is expected, pin
+
+
+LLAMAFACTORY_MOE = (
+    "model_name_or_path: mistralai/Mixtral-8x7B-v0.1\nstage: sft\ndo_train: true\nfinetuning_type: lora\n"
+    "lora_rank: 8\nlora_target: {targets}\n{extra}"
+)
+
+
+def test_llamafactory_target_all_is_not_peft_all_linear_on_moe(tmp_path):
+    # LLaMA-Factory's find_all_linear_modules lists nn.Linear names; a transformers 5 router is none.
+    (tmp_path / "sft.yaml").write_text(LLAMAFACTORY_MOE.format(targets="all", extra=""))
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "sft.yaml"], cwd=tmp_path)
+    assert run.json["configs"] and "LORA211" not in run.codes()
+
+
+def test_llamafactory_on_ktransformers_leaves_the_moe_layout_unknown(tmp_path):
+    # use_kt: true runs the experts in KTransformers' own kernels: PEFT's MoE conversion facts do not hold there.
+    for extra, expected in (("use_kt: true\n", False), ("", True)):
+        (tmp_path / "sft.yaml").write_text(LLAMAFACTORY_MOE.format(targets="gate_proj,up_proj,down_proj", extra=extra))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "sft.yaml"], cwd=tmp_path)
+        assert run.json["configs"] and ("LORA215" in run.codes()) is expected, extra
+
+
+PEFT_MODEL_AND_CONFIG = """
+{install}
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
+from trl import SFTConfig, SFTTrainer
+
+config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+model = get_peft_model(AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B"), config)
+trainer = SFTTrainer(model=model, args=SFTConfig(output_dir="out"), train_dataset=None, peft_config=config)
+"""
+
+
+def test_an_old_trl_pin_takes_a_peft_model_with_its_config(tmp_path):
+    # TRL raises for a PeftModel plus peft_config only since 0.27 (huggingface/trl#4713); 0.4.7 keeps the PeftModel.
+    for pin, expected in (('"trl==0.4.7"', False), ("trl>=0.8", True)):
+        install = f"get_ipython().system('pip install {pin} peft')"
+        (tmp_path / "train.py").write_text(PEFT_MODEL_AND_CONFIG.format(install=install).lstrip("\n"))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert run.json["configs"] and ("LORA414" in run.codes()) is expected, pin

@@ -685,10 +685,12 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     # (transformers_weight_conversion.py: _resolve_string_target_modules adds the v4 name "gate" -> "gate.weight")
     param_routers = sorted({f"{info.get(p.module).folded}.{p.name.rsplit('.', 1)[-1]}" for p in result.targeted_parameters
                             if info.get(p.module) is not None and _is_router(info, p.module)})
-    if site.origin == "axolotl":
-        # axolotl's lora_target_linear hands PEFT a list of the nn.Linear names it found (axolotl
-        # loaders/adapter.py: find_all_linear_names), not "all-linear": a transformers 5 router is no
-        # nn.Linear, so its name is not listed and PEFT's conversion adds no gate.weight.
+    if site.origin in ("axolotl", "llamafactory"):
+        # axolotl's lora_target_linear and LLaMA-Factory's `lora_target: all` hand PEFT a list of the
+        # nn.Linear names they found (axolotl loaders/adapter.py: find_all_linear_names; LLaMA-Factory
+        # model/model_utils/misc.py: find_all_linear_modules, "Linear" in the class name), not "all-linear":
+        # a transformers 5 router is no nn.Linear, so its name is not listed and PEFT's conversion adds no
+        # gate.weight.
         param_routers = []
     if routers:
         surprises.append(f"MoE routers ({', '.join(routers)})")

@@ -13,6 +13,7 @@ from loralint.checks._util import effective, fmt, number
 from loralint.checks.architecture import TOWER, architecture_context
 from loralint.checks.hyperparams import task_type_for_class
 from loralint.checks.vllm import NO_EMBEDDING_LORA
+from loralint.extract.pins import pinned_below
 from loralint.sites import ConfigSite, TrainingContext
 
 # TRL's preference / RL trainers (trl/trainer/): they fine-tune an already aligned policy with a
@@ -320,9 +321,12 @@ def _vllm_target_limits(site: ConfigSite) -> list[str]:
 @check("peft_model_with_config")
 def peft_model_with_config(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """TRL's trainers raise ValueError("You passed a `PeftModel` instance together with a `peft_config`
-    ...") (trl/trainer/sft_trainer.py and the other trainers)."""
+    ...") (trl/trainer/sft_trainer.py and the other trainers) since TRL 0.27 (huggingface/trl#4713); before,
+    SFTTrainer merged the PeftModel or kept it, so a file that installs an older TRL is not flagged."""
     training = _training(site)
     if training is None or training.peft_model_to_trainer is None:
+        return
+    if pinned_below(training.installs.get("trl"), (0, 27)):
         return
     span = training.trainer_kwargs.get("peft_config", training.peft_model_to_trainer)
     yield Finding(
@@ -338,6 +342,17 @@ _RENAMED = (
     ("args", "max_seq_length", "max_length", "TRL's SFTConfig (renamed in 0.16, removed in 0.20)"),
     ("trainer", "tokenizer", "processing_class", "transformers 5's Trainer and TRL's trainers (TRL 0.12+)"),
 )
+
+
+def _old_release(training: TrainingContext, old: str) -> bool:
+    """Whether the file installs a release that still takes the old name: every `pip install` of the
+    library pins one before the release that dropped it (transformers 5.0 for Trainer's tokenizer=,
+    TRL 0.12 for its trainers' tokenizer=, TRL 0.20 for SFTConfig's max_seq_length)."""
+    if old == "max_seq_length":
+        return pinned_below(training.installs.get("trl"), (0, 20))
+    if training.trainer in _TRANSFORMERS_TRAINERS:
+        return pinned_below(training.installs.get("transformers"), (5,))
+    return pinned_below(training.installs.get("trl"), (0, 12))
 
 
 @check("trl_renamed_args")
@@ -358,6 +373,8 @@ def trl_renamed_args(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
             if site.origin.startswith("unsloth") and training.trainer not in _TRANSFORMERS_TRAINERS:
                 continue  # importing Unsloth patches TRL's trainers to take tokenizer= (unsloth/trainer.py:
                 # _backwards_compatible_trainer moves it to processing_class)
+        if _old_release(training, old):
+            continue  # the notebook installs a release that still takes it (`!pip install transformers==4.56.2`)
         yield Finding(span, f"{old}= is not accepted by {who}: it raises TypeError; use {new}=")
 
 

@@ -85,6 +85,7 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
     if wide_encoding(data, fmt) is None and looks_binary(data):
         result.diagnostics.append(file_diagnostic("LORA902", display, "binary file (contains NUL bytes); not checked"))
         return result
+    environment: str | None = None  # a notebook's cells as written, shell lines included (extract/pins.py)
     try:
         text = decode_python(data) if fmt == "python" else decode_text(data, "json" if fmt == "notebook" else fmt)
         if "\x00" in text[:8192]:
@@ -93,6 +94,7 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             from loralint.extract.notebook import read_notebook
 
             notebook = read_notebook(text)
+            environment = "".join(line for cell in notebook.cells for line in cell.original)
             text, fmt = notebook.python, "python"
             for code, message, line, column in notebook.problems:
                 result.diagnostics.append(file_diagnostic(code, display, message, line, column))
@@ -101,7 +103,7 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             check_python_size(text)  # ast's memory grows with the source: bounded before parsing
             from loralint.extract.python import extract_python_full
 
-            result.sites, limits, found, result.loaded = extract_python_full(display, text)
+            result.sites, limits, found, result.loaded = extract_python_full(display, text, environment)
             result.diagnostics.extend(found)  # a loaded adapter trained frozen (LORA407), merged into 4-bit (LORA405)
             for span, reason in limits:
                 result.diagnostics.append(

@@ -645,7 +645,11 @@ def _llamafactory(doc: Document) -> list[ConfigSite]:
             root.get("pissa_init"),
             f"LLaMA-Factory pissa_init: true (pissa_iter={n})",
         )
-    b.base_model(root.get("model_name_or_path"), "model_name_or_path")
+    if not _truthy(root.get("use_kt")):
+        # use_kt: true trains on KTransformers' AMX MoE backend (hparams/model_args.py), which runs the
+        # experts in its own CPU kernels: the module tree PEFT meets is not the one loralint knows for
+        # the checkpoint, so the model is left unknown and the rules about its modules stay quiet.
+        b.base_model(root.get("model_name_or_path"), "model_name_or_path")
     bits = root.get("quantization_bit")
     if bits is not None and isinstance(bits.value, int) and not isinstance(bits.value, bool):
         method = root.get("quantization_method")

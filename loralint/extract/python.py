@@ -16,6 +16,7 @@ from typing import Any
 
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.loaded import loaded_sites
+from loralint.extract.pins import pip_installs
 from loralint.extract.quantized import attach as attach_quantized
 from loralint.extract.quantized import merged_loaded_adapters, quantization_hints
 from loralint.extract.training import attach_training, frozen_adapter_findings
@@ -51,8 +52,9 @@ _Entry = tuple[str, ast.AST, Span, str | None]
 
 
 class PythonExtractor:
-    def __init__(self, program: Program) -> None:
+    def __init__(self, program: Program, installs: dict[str, tuple[str, ...]] | None = None) -> None:
         self.program = program
+        self.installs = installs or {}  # the library versions the file installs for itself (extract/pins.py)
         self.text = program.text
         self.path = program.text.path
         self.sites: dict[ast.Call, ConfigSite] = {}
@@ -108,7 +110,7 @@ class PythonExtractor:
         finish_trl(self)
         self._mark_mutations()
         self._attach_file_hints()
-        attach_training(self.program, self.sites)
+        attach_training(self.program, self.sites, self.installs)
         attach_quantized(self)
         self._mark_expected_failures()
         return list(self.sites.values())
@@ -615,16 +617,18 @@ def extract_python_file(path: str, source: str) -> tuple[list[ConfigSite], list[
 
 
 def extract_python_full(
-    path: str, source: str
+    path: str, source: str, environment: str | None = None
 ) -> tuple[list[ConfigSite], list[tuple[Span, str]], list[Diagnostic], list[ConfigSite]]:
     """As extract_python_file, plus findings that need no LoraConfig in the file (LORA407, and LORA405 for
-    an adapter loaded onto a quantized base and merged), and the adapters it loads to train again."""
-    extractor = PythonExtractor(Program(path, source))
+    an adapter loaded onto a quantized base and merged), and the adapters it loads to train again.
+    `environment`: the text to read `pip install` lines from when it is not `source` (a notebook's cells
+    as written, before its shell lines were blanked)."""
+    extractor = PythonExtractor(Program(path, source), pip_installs(source if environment is None else environment))
     sites = extractor.extract()
     found = [*frozen_adapter_findings(extractor.program), *merged_loaded_adapters(extractor)]
     loaded = loaded_sites(extractor)
     if loaded:
-        attach_training(extractor.program, loaded)
+        attach_training(extractor.program, loaded, extractor.installs)
     return sites, limits_in(sites), found, list(loaded.values())
 
 

@@ -33,8 +33,11 @@ _TOKEN_ADDERS = frozenset({"add_tokens", "add_special_tokens", "setup_chat_forma
 _SAVES = frozenset({"save_pretrained", "save_model", "push_to_hub"})
 
 
-def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None:
-    """Fill `site.hints.training` for every site a trainer (or the file's tokenizer code) concerns."""
+def attach_training(
+    program: Program, sites: dict[ast.Call, ConfigSite], installs: dict[str, tuple[str, ...]] | None = None
+) -> None:
+    """Fill `site.hints.training` for every site a trainer (or the file's tokenizer code) concerns;
+    `installs`: the library versions the file installs for itself (extract/pins.py)."""
     by_config: dict[int, ConfigSite] = {}
     # The models each site's configuration is applied to, and the PEFT models that makes.
     models: dict[int, list[Obj]] = {}
@@ -57,7 +60,7 @@ def attach_training(program: Program, sites: dict[ast.Call, ConfigSite]) -> None
     trainers = trainer_calls(program)
     file_facts = _file_facts(program)
     for site_call, site in sites.items():
-        context = TrainingContext(**file_facts)
+        context = TrainingContext(**file_facts, installs=dict(installs or {}))
         mine = models.get(id(site), [])
         mine_bases = base_models(mine)
         for call in trainers:

@@ -1,0 +1,66 @@
+"""The library versions a file installs for itself: `!pip install transformers==4.56.2` in a notebook
+cell, `%pip install "trl<0.12"`, or the same command inside `get_ipython().system(...)` or a comment of
+a script exported from a notebook. A rule about an API that a release removed stays quiet where every
+install of that library in the file pins it below that release (`pinned_below`); an install without a
+version, or a git checkout, says nothing certain."""
+
+from __future__ import annotations
+
+import re
+
+# The libraries whose removed arguments a rule reports (LORA415).
+_PACKAGES = ("transformers", "trl")
+_CLAUSE = r"(?:===|==|~=|!=|<=|>=|<|>)\s*[0-9][\w.*+!]*"
+# A requirement for one of them: name, optional extras, optional specifiers. The lookbehind keeps
+# `sentence-transformers`, `ktransformers` and URL paths out; the lookahead `transformers-foo`.
+_REQUIREMENT = re.compile(
+    rf"(?<![\w.\-/@])(?P<name>{'|'.join(_PACKAGES)})(?:\[[^\]]*\])?(?P<spec>\s*{_CLAUSE}(?:\s*,\s*{_CLAUSE})*)?(?![\w\-])",
+    re.IGNORECASE,
+)
+_GIT = re.compile(rf"github\.com/huggingface/(?P<name>{'|'.join(_PACKAGES)})\b", re.IGNORECASE)
+# A line break, or an escaped one inside a string (`run_cell_magic('capture', '', '...\n!pip ...')`).
+_LINES = re.compile(r"\n|\\n")
+_PIP = re.compile(r"\bpip3?\s+install\b")
+
+
+def pip_installs(text: str) -> dict[str, tuple[str, ...]]:
+    """Each library's version specifiers over every `pip install` line of the text that names it,
+    as written ("" for an install without a version or from git)."""
+    found: dict[str, list[str]] = {}
+    if "pip" not in text:
+        return {}
+    for line in _LINES.split(text):
+        if not _PIP.search(line):
+            continue
+        for m in _REQUIREMENT.finditer(line):
+            found.setdefault(m["name"].lower(), []).append((m["spec"] or "").strip())
+        for m in _GIT.finditer(line):
+            found.setdefault(m["name"].lower(), []).append("")
+    return {name: tuple(specs) for name, specs in found.items()}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    m = re.match(r"\d+(?:\.\d+)*", text)
+    parts = [int(p) for p in m.group(0).split(".")] if m else []
+    while parts and parts[-1] == 0:  # 5.0 and 5 are the same release
+        parts.pop()
+    return tuple(parts)
+
+
+def _spec_below(spec: str, release: tuple[int, ...]) -> bool:
+    """Whether every version the specifier admits is older than `release`."""
+    for clause in spec.split(","):
+        m = re.match(r"\s*(===|==|~=|!=|<=|>=|<|>)\s*(\S+)", clause)
+        if m is None:
+            continue
+        op, version = m[1], _version(m[2])
+        if op in ("==", "===", "~=", "<=") and version < release:
+            return True
+        if op == "<" and version <= release:
+            return True
+    return False
+
+
+def pinned_below(specs: tuple[str, ...] | None, release: tuple[int, ...]) -> bool:
+    """True where the file installs the library and every install of it pins a version before `release`."""
+    return bool(specs) and all(spec and _spec_below(spec, release) for spec in specs or ())
