@@ -6,6 +6,7 @@ anything derived from rules of thumb is marked as an estimate."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from loralint.checks._util import effective, fmt, number
@@ -158,6 +159,27 @@ _BANDS = (
 )
 
 
+# The MLP projections' last names across families (Llama, GPT-2, NeoX/BLOOM, Falcon, Phi, T5, Mixtral's experts,
+# torchtune's w1/w2/w3): a target list naming one of them adapts the MLP already.
+_MLP_NAMES = frozenset({"gate_proj", "up_proj", "down_proj", "gate_up_proj", "c_fc", "fc1", "fc2", "fc_in", "fc_out",
+                        "dense_h_to_4h", "dense_4h_to_h", "w1", "w2", "w3", "wi", "wo", "wi_0", "wi_1", "mlp"})
+_ATTENTION_NAME = re.compile(r"att|^(q|k|v|o|qkv|out)_proj$|^(query|key|value|query_key_value|c_attn|wqkv|q|k|v|o)$",
+                             re.IGNORECASE)
+
+
+def _attention_only(data: dict[str, Any]) -> bool:
+    """Whether the targets adapt attention and nothing of the MLP, so "adapt the MLP" is advice that applies:
+    from the modules matched when the model is known, else from the names in a target list."""
+    matched = data["matched_modules"]
+    if matched and matched.get("modules"):
+        return all(_ATTENTION_NAME.search(name.rsplit(".", 1)[-1]) or "attn" in name or "attention" in name
+                   for name in matched["modules"])
+    targets = data["target_modules"]
+    if not isinstance(targets, list) or not targets:
+        return False  # "all-linear", a regex or not known: nothing to say
+    return all(isinstance(t, str) and _ATTENTION_NAME.search(t) and t not in _MLP_NAMES for t in targets)
+
+
 def _guidance(site: ConfigSite, data: dict[str, Any], info) -> list[str]:
     tips: list[str] = []
     r = number(data["r"]) if data["r"] is not None else None
@@ -179,10 +201,9 @@ def _guidance(site: ConfigSite, data: dict[str, Any], info) -> list[str]:
                 f"(alpha={fmt(r)} for 1, {fmt(2 * r)} for 2)" if r else f"scaling lora_alpha/r = {scaling:.3g}."
             )
     matched = data["matched_modules"]
-    all_linear = isinstance(data["target_modules"], str) and data["target_modules"].lower() == "all-linear"
     tips.append(
         "under-fitting (training loss stays high): raise r and lora_alpha together"
-        + ("" if all_linear else ", adapt the MLP as well (target_modules=\"all-linear\")")
+        + (", adapt the MLP as well (target_modules=\"all-linear\")" if _attention_only(data) else "")
         + ", or raise the learning rate (LoRA typically wants 1e-4–3e-4)."
     )
     dropout = data["lora_dropout"]
@@ -191,12 +212,14 @@ def _guidance(site: ConfigSite, data: dict[str, Any], info) -> list[str]:
         + (", or add lora_dropout=0.05–0.1 on small data sets" if not dropout else ", or keep lora_dropout")
         + "."
     )
+    # Checkpointing is proposed only where the script or config does not turn it on already.
+    checkpointing = "" if _checkpointing(site)[0] else "enable gradient checkpointing, "
     if data["quantization"]:
-        tips.append("memory pressure: already quantized; reduce r or the targets, enable gradient checkpointing, "
+        tips.append(f"memory pressure: already quantized; reduce r or the targets, {checkpointing}"
                     "or shorten sequences / use a smaller batch with gradient accumulation.")
     else:
-        tips.append("memory pressure: load the base model in 4-bit (QLoRA, bnb nf4 with bf16 compute), enable "
-                    "gradient checkpointing, reduce r or the targets.")
+        tips.append(f"memory pressure: load the base model in 4-bit (QLoRA, bnb nf4 with bf16 compute), {checkpointing}"
+                    "reduce r or the targets.")
     slow = "slow training: "
     if site.origin.startswith("unsloth") and dropout:
         slow += "lora_dropout=0 puts Unsloth back on its fused kernels; "

@@ -115,3 +115,39 @@ def test_explain_rejects_a_gpu_memory_that_is_not_a_size(tmp_path):
     (tmp_path / "train.py").write_text(textwrap.dedent(SCRIPT))
     run = run_cli(["explain", "--gpu-memory", "lots", "train.py"], cwd=tmp_path)
     assert run.exit_code == 2 and "--gpu-memory" in run.stderr
+
+
+def test_a_bare_gpu_memory_number_is_gigabytes(tmp_path):
+    # "--gpu-memory 24" is a 24 GB card: read as "24GB", never as 24 bytes (which nothing fits in)
+    assert fit_of(tmp_path, "", "--gpu-memory", "24")["gpu_memory_bytes"] == 24_000_000_000
+    assert fit_of(tmp_path, ", gradient_checkpointing=True", "--gpu-memory", "80")["fits"] is True
+
+
+def _guidance(tmp_path, source: str) -> list[str]:
+    (tmp_path / "train.py").write_text(textwrap.dedent(source))
+    [entry] = run_cli(["explain", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path).json["configs"]
+    return entry["guidance"]
+
+
+def test_guidance_does_not_propose_what_the_configuration_already_does(tmp_path):
+    mlp_and_checkpointing = TRAINING.replace('target_modules="all-linear"', 'target_modules=["q_proj", "v_proj", "up_proj"]')
+    tips = " ".join(_guidance(tmp_path, mlp_and_checkpointing.format(extra=", gradient_checkpointing=True")))
+    assert "adapt the MLP as well" not in tips and "enable gradient checkpointing" not in tips
+    # attention only, checkpointing off: both are advice that applies
+    attention = TRAINING.replace('target_modules="all-linear"', 'target_modules=["q_proj", "v_proj"]')
+    tips = " ".join(_guidance(tmp_path, attention.format(extra="")))
+    assert "adapt the MLP as well" in tips and "enable gradient checkpointing" in tips
+
+
+def test_guidance_reads_the_mlp_in_a_target_list_of_an_unknown_model(tmp_path):
+    for mlp, advised in (("True", False), ("False", True)):
+        (tmp_path / "tt.yaml").write_text(textwrap.dedent(f"""\
+            model:
+              _component_: torchtune.models.llama3_1.lora_llama3_1_8b
+              lora_attn_modules: ['q_proj', 'v_proj']
+              apply_lora_to_mlp: {mlp}
+              lora_rank: 8
+              lora_alpha: 16
+            """))
+        [entry] = run_cli(["explain", "--output-format", "json", "--no-cache", "tt.yaml"], cwd=tmp_path).json["configs"]
+        assert ("adapt the MLP as well" in " ".join(entry["guidance"])) is advised, entry["target_modules"]
