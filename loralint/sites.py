@@ -140,6 +140,7 @@ class Hints:
     quantization: str | None = None  # "4bit" / "8bit" when the base model is loaded quantized
     quantization_span: Span | None = None
     bnb_config: dict[str, Any] | None = None  # BitsAndBytesConfig(...) arguments when statically known
+    bnb_spans: dict[str, Span] = field(default_factory=dict)  # each of those arguments' `name=value`, where written
     # How the base is quantized: "bitsandbytes" | "gptq" | "awq" | "hqq" | ...; None: not known or not quantized.
     quant_method: str | None = None
     # How messages say where the quantization comes from: "BitsAndBytesConfig(load_in_4bit=True)",

@@ -59,6 +59,10 @@ def test_the_bnb_config_is_followed_through_a_helper_and_model_kwargs(tmp_path):
         """) + CONFIG + "model = get_peft_model(model, config)\n"
     [d] = check(tmp_path, src, "LORA304")
     assert d["line"] == 8 and "bnb_4bit_quant_type='fp4'" in d["message"]
+    # on the argument that says fp4, not on the whole BitsAndBytesConfig(...) call
+    written = 'bnb_4bit_quant_type="fp4"'
+    line = src.splitlines()[7]
+    assert (d["column"], d["end_column"]) == (line.index(written) + 1, line.index(written) + len(written) + 1)
 
 
 # --- LORA305 dora-on-quantized -------------------------------------------------------------------

@@ -103,7 +103,7 @@ def bnb_quant_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         return
     how = "bnb_4bit_quant_type='fp4'" if "bnb_4bit_quant_type" in config else "no bnb_4bit_quant_type (the default is 'fp4')"
     yield Finding(
-        span,
+        site.hints.bnb_spans.get("bnb_4bit_quant_type", span),  # the argument when written, else the whole config
         f"4-bit BitsAndBytesConfig with {how}: QLoRA's NF4 (bnb_4bit_quant_type='nf4') fits normally distributed"
         " weights better and is what QLoRA's results were measured with, at the same memory; use 'nf4'",
         related=[(site.hints.applied_span or site.span, "the LoRA adapter is trained on this base")],

@@ -53,6 +53,7 @@ def quantization_hints(ex: PythonExtractor, site: ConfigSite, call: ast.Call, lo
             if config is None:
                 continue
             values, config_span = config
+            hints.bnb_spans = bnb_keyword_spans(ex, value_node)
             if values.get("load_in_4bit") is True:
                 hints.quantization = "4bit"
             elif values.get("load_in_8bit") is True:
@@ -122,6 +123,14 @@ def bnb_config(ex: PythonExtractor, expr: ast.AST) -> tuple[dict[str, Any], Span
     if not (ex.program.qualname(node.func) or "").endswith("BitsAndBytesConfig"):
         return None
     return value.value, ex.span(node)
+
+
+def bnb_keyword_spans(ex: PythonExtractor, expr: ast.AST) -> dict[str, Span]:
+    """`name=value` spans of the BitsAndBytesConfig call an expression is (bnb_config's), for findings about one argument."""
+    node = ex.program.value(expr).node
+    if not isinstance(node, ast.Call):
+        return {}
+    return {k.arg: ex.span(k) for k in node.keywords if k.arg is not None}
 
 
 def model_quantized(ex: PythonExtractor, load: Obj) -> bool:
