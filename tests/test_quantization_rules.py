@@ -106,6 +106,18 @@ def test_load_in_4bit_keyword_is_lora306_but_not_unslothS_own(tmp_path):
     assert check(tmp_path, unsloth, "LORA306") == []
 
 
+def test_load_in_8bit_on_the_base_of_a_loaded_adapter_is_lora306(tmp_path):
+    # a merge-only script and a resumed adapter make no LoraConfig, but their from_pretrained raises the same
+    load = "base = AutoModelForCausalLM.from_pretrained(BASE, load_in_8bit=True)\n"
+    merge = HEAD + load + 'model = PeftModel.from_pretrained(base, "out/adapter")\nmodel = model.merge_and_unload()\n'
+    [d] = check(tmp_path, merge, "LORA306")
+    assert (d["line"], d["column"]) == (7, 51) and d["severity"] == "warning" and "TypeError" in d["message"]
+    resume = HEAD + load + 'model = PeftModel.from_pretrained(base, "out/adapter", is_trainable=True)\n' + TRAIN
+    assert [d["line"] for d in check(tmp_path, resume, "LORA306")] == [7]
+    bnb = merge.replace("load_in_8bit=True", "quantization_config=BitsAndBytesConfig(load_in_8bit=True)")
+    assert check(tmp_path, bnb, "LORA306") == []
+
+
 # --- LORA404 kbit-without-preparation ------------------------------------------------------------
 def test_a_quantized_peft_model_trained_without_preparation_is_lora404(tmp_path):
     src = HEAD + NF4 + LOAD + CONFIG + "model = get_peft_model(model, config)\n" + TRAIN

@@ -139,14 +139,16 @@ def deprecated_kbit_kwarg(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
     if span is None:
         return
     related = [(site.hints.applied_span, "the adapter is applied to this model")] if site.hints.applied_span else []
-    yield Finding(
-        span,
-        "from_pretrained(load_in_4bit=/load_in_8bit=) is the removed way to quantize: transformers 5 passes the"
-        " keyword on to the model's __init__, which raises TypeError (\"got an unexpected keyword argument"
-        " 'load_in_4bit'\"); transformers 4.x only warned. Pass quantization_config=BitsAndBytesConfig(load_in_4bit=True,"
-        " bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=torch.bfloat16) instead",
-        related=related,
-    )
+    yield Finding(span, KBIT_KWARG_MESSAGE, related=related)
+
+
+# Also the message for a base that a saved adapter is loaded onto (extract/quantized.py loaded_kbit_kwargs).
+KBIT_KWARG_MESSAGE = (
+    "from_pretrained(load_in_4bit=/load_in_8bit=) is the removed way to quantize: transformers 5 passes the"
+    " keyword on to the model's __init__, which raises TypeError (\"got an unexpected keyword argument"
+    " 'load_in_4bit'\"); transformers 4.x only warned. Pass quantization_config=BitsAndBytesConfig(load_in_4bit=True,"
+    " bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=torch.bfloat16) instead"
+)
 
 
 @check("kbit_without_preparation")

@@ -17,7 +17,7 @@ from typing import Any
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.loaded import loaded_sites
 from loralint.extract.quantized import attach as attach_quantized
-from loralint.extract.quantized import merged_loaded_adapters, quantization_hints
+from loralint.extract.quantized import loaded_kbit_kwargs, merged_loaded_adapters, quantization_hints
 from loralint.extract.training import attach_training, frozen_adapter_findings
 from loralint.extract.trl import finish_trl, link_trl, model_config_site
 from loralint.extract.unsloth import finetune_flags
@@ -621,7 +621,8 @@ def extract_python_full(
     an adapter loaded onto a quantized base and merged), and the adapters it loads to train again."""
     extractor = PythonExtractor(Program(path, source))
     sites = extractor.extract()
-    found = [*frozen_adapter_findings(extractor.program), *merged_loaded_adapters(extractor)]
+    found = [*frozen_adapter_findings(extractor.program), *merged_loaded_adapters(extractor),
+             *loaded_kbit_kwargs(extractor, sites)]
     loaded = loaded_sites(extractor)
     if loaded:
         attach_training(extractor.program, loaded)

@@ -297,6 +297,35 @@ def merged_loaded_adapters(ex: PythonExtractor) -> list[Diagnostic]:
     return out
 
 
+def loaded_kbit_kwargs(ex: PythonExtractor, sites: list[ConfigSite]) -> list[Diagnostic]:
+    """LORA306 on the base a saved adapter is loaded onto (`PeftModel.from_pretrained(base, ...)` to merge or
+    to train again): no LoraConfig site covers that from_pretrained, yet its load_in_4bit=/load_in_8bit= raises
+    in transformers 5 all the same. Keywords a site reports already are left to it."""
+    from loralint.checks.quantization import KBIT_KWARG_MESSAGE
+
+    program = ex.program
+    reported = {site.hints.kbit_kwarg for site in sites if site.hints.kbit_kwarg is not None}
+    out: list[Diagnostic] = []
+    for call, _ in program.calls_named(frozenset({"from_pretrained"})):
+        if call_kind(program.qualname(call.func) or "") != "peft_loaded":
+            continue
+        program.value(call)
+        loaded = program.evaluator.created(call)
+        if loaded is None:
+            continue
+        for base in base_models([loaded]):
+            if not isinstance(base.node, ast.Call):
+                continue
+            probe = ConfigSite(path=ex.path, span=ex.span(base.node), origin="probe")
+            quantization_hints(ex, probe, base.node, base)
+            span = probe.hints.kbit_kwarg
+            if span is not None and span not in reported:
+                reported.add(span)
+                out.append(Diagnostic("LORA306", "deprecated-kbit-kwarg", "warning", KBIT_KWARG_MESSAGE, span,
+                                      related=[(ex.span(call), "the adapter is loaded onto this model here")]))
+    return out
+
+
 def _loaded_quantization(ex: PythonExtractor, call: ast.Call, loaded: Obj) -> ConfigSite | None:
     """The quantization facts of the base a loaded adapter sits on, gathered on a probe site that is never
     reported (None when that base is not loaded in 4/8 bits by bitsandbytes, as far as the file says)."""
