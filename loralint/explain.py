@@ -274,7 +274,7 @@ def render_text(entries: list[dict[str, Any]]) -> str:
             # Both sides known (the model's modules and the targets): nothing to count, and PEFT says so.
             rows.append(("trainable", "none: 0 modules matched (get_peft_model raises; see LORA202 in `loralint check`)"))
         else:
-            rows.append(("trainable", "unknown (base model or values not statically known)"))
+            rows.append(("trainable", f"unknown ({_why_not_counted(data)})"))
         memory = data["memory"]
         if memory:
             rows.append(("adapter on disk", f"{_size(memory['adapter_fp32_bytes'])} fp32, {_size(memory['adapter_bf16_bytes'])} bf16/fp16"))
@@ -293,6 +293,17 @@ def render_text(entries: list[dict[str, Any]]) -> str:
     if not entries:
         out.append("No LoRA configuration found.")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _why_not_counted(data: dict[str, Any]) -> str:
+    """Which of the two facts a count needs is missing: the base model's modules, or the adapter's settings."""
+    if not data["model_type"]:
+        return "the base model is not known"
+    if data.get("settings_from") is None and "settings_from" in data:
+        return "the loaded adapter's settings are not known"
+    if data["target_modules"] is None:
+        return "target_modules is not statically known"
+    return "some values are not statically known"
 
 
 def _fit_rows(fit: dict[str, Any] | None) -> list[tuple[str, str]]:

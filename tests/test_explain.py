@@ -151,3 +151,19 @@ def test_guidance_reads_the_mlp_in_a_target_list_of_an_unknown_model(tmp_path):
             """))
         [entry] = run_cli(["explain", "--output-format", "json", "--no-cache", "tt.yaml"], cwd=tmp_path).json["configs"]
         assert ("adapt the MLP as well" in " ".join(entry["guidance"])) is advised, entry["target_modules"]
+
+
+def test_explain_says_which_fact_a_missing_count_lacks(tmp_path):
+    (tmp_path / "resume.py").write_text(textwrap.dedent("""\
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, Trainer
+        base = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-3B")
+        model = PeftModel.from_pretrained(base, "out/checkpoint-500", is_trainable=True)
+        Trainer(model=model).train()
+        """))
+    out = run_cli(["explain", "--no-cache", "resume.py"], cwd=tmp_path).stdout
+    # the base model is known (llama): what is missing is the saved adapter_config.json
+    assert "trainable       unknown (the loaded adapter's settings are not known)" in out
+    (tmp_path / "unknown.py").write_text(SCRIPT.replace("meta-llama/Llama-3.2-3B", "my-org/private-model"))
+    out = run_cli(["explain", "--no-cache", "unknown.py"], cwd=tmp_path).stdout
+    assert "unknown (the base model is not known)" in out
