@@ -409,7 +409,11 @@ def training_memory(site: ConfigSite, data: dict[str, Any], info, gpu_memory: in
         fit["notes"].append("activations: unknown (the model's hidden size, layers or vocabulary are not known)")
         return fit
     if batch is None or seq is None or not isinstance(batch[0], int) or not isinstance(seq[0], int):
-        fit["notes"].append("activations: unknown (batch size and sequence length not found in the training arguments)")
+        missing = [what for what, found in (("batch size", batch), ("sequence length", seq))
+                   if found is None or not isinstance(found[0], int)]
+        keys = {"batch size": _BATCH_KEYS, "sequence length": _SEQ_KEYS}
+        looked = f"; looked for {', '.join(keys[missing[0]])}" if len(missing) == 1 else ""
+        fit["notes"].append(f"activations: unknown ({' and '.join(missing)} not found in the training arguments{looked})")
         return fit
     b, s = batch[0], seq[0]
     without, with_gc = activation_bytes(b, s, hidden, layers, vocab)

@@ -108,7 +108,12 @@ def test_explain_without_batch_and_length_says_activations_are_unknown(tmp_path)
     run = run_cli(["explain", "--output-format", "json", "--no-cache", "--gpu-memory", "24GB", "train.py"], cwd=tmp_path)
     [entry] = json.loads(run.stdout)["configs"]
     assert entry["fit"]["total_bytes"] is None and entry["fit"]["fits"] is None
-    assert any("activations: unknown" in note for note in entry["fit"]["notes"])
+    assert any("activations: unknown (batch size and sequence length not found" in note for note in entry["fit"]["notes"])
+    # a batch size without a sequence length (Trainer has none): the note names what is missing, and where it looked
+    (tmp_path / "train.py").write_text(TRAINING.format(extra="").replace(", max_length=2048", ""))
+    [entry] = run_cli(["explain", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path).json["configs"]
+    assert ("activations: unknown (sequence length not found in the training arguments; looked for max_length,"
+            " max_seq_length") in " ".join(entry["fit"]["notes"])
 
 
 def test_explain_rejects_a_gpu_memory_that_is_not_a_size(tmp_path):
