@@ -41,7 +41,7 @@ def test_learning_rate_is_judged_with_the_scaling(tmp_path):
 def test_preference_trainer_has_its_own_band(tmp_path):
     source = SFT.replace("SFTConfig", "DPOConfig").replace("SFTTrainer", "DPOTrainer")
     [d] = diagnostics(tmp_path, source.format(r=16, alpha=32, rs=False, lr="2e-4"), "LORA406")
-    assert "preference/RL" in d["message"]
+    assert "preference/RL" in d["message"] and d["message"].endswith("the usual LoRA value is 1e-6 to 5e-6 (DPO/GRPO)")
     assert diagnostics(tmp_path, source.format(r=16, alpha=32, rs=False, lr="5e-6"), "LORA406") == []
 
 

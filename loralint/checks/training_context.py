@@ -73,7 +73,7 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     else:
         judged = False
     kind = "preference/RL" if rl else "supervised"
-    usual = "5e-6 to 1e-6 (DPO/GRPO)" if rl else "2e-4 (1e-4 for large models)"
+    usual = "1e-6 to 5e-6 (DPO/GRPO)" if rl else "2e-4 (1e-4 for large models)"
     if lr > high and scaled > high:
         problem = f"is above the {fmt(high)} that LoRA {kind} training tolerates: expect loss spikes or divergence"
     elif lr < low and scaled < low:
