@@ -147,6 +147,7 @@ class Hints:
     # "Unsloth's default load_in_4bit=True", "the checkpoint name (-bnb-4bit)", "axolotl adapter: qlora", ...
     quantization_source: str | None = None
     kbit_kwarg: Span | None = None  # from_pretrained(load_in_4bit=/load_in_8bit=) on a transformers class
+    kbit_kwarg_written: str = ""  # that keyword as messages quote it: "load_in_8bit=True", "load_in_4bit=..." when not known
     # The quantized base is made ready for training before the adapter: prepare_model_for_kbit_training
     # or enable_input_require_grads on it (Python), or a trainer/framework that does it itself.
     kbit_prepared: Span | None = None

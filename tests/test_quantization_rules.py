@@ -116,6 +116,11 @@ def test_load_in_8bit_on_the_base_of_a_loaded_adapter_is_lora306(tmp_path):
     assert [d["line"] for d in check(tmp_path, resume, "LORA306")] == [7]
     bnb = merge.replace("load_in_8bit=True", "quantization_config=BitsAndBytesConfig(load_in_8bit=True)")
     assert check(tmp_path, bnb, "LORA306") == []
+    # the message names the keyword written, and what to do with it: an 8-bit config, or (for False) nothing
+    assert "Pass quantization_config=BitsAndBytesConfig(load_in_8bit=True) instead" in d["message"]
+    [d] = check(tmp_path, merge.replace("load_in_8bit=True", "load_in_8bit=False"), "LORA306")
+    assert d["message"].startswith("from_pretrained(load_in_8bit=False) quantizes nothing, yet transformers 5 passes")
+    assert d["message"].endswith("Remove the keyword")
 
 
 # --- LORA404 kbit-without-preparation ------------------------------------------------------------

@@ -139,16 +139,21 @@ def deprecated_kbit_kwarg(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
     if span is None:
         return
     related = [(site.hints.applied_span, "the adapter is applied to this model")] if site.hints.applied_span else []
-    yield Finding(span, KBIT_KWARG_MESSAGE, related=related)
+    yield Finding(span, kbit_kwarg_message(site), related=related)
 
 
-# Also the message for a base that a saved adapter is loaded onto (extract/quantized.py loaded_kbit_kwargs).
-KBIT_KWARG_MESSAGE = (
-    "from_pretrained(load_in_4bit=/load_in_8bit=) is the removed way to quantize: transformers 5 passes the"
-    " keyword on to the model's __init__, which raises TypeError (\"got an unexpected keyword argument"
-    " 'load_in_4bit'\"); transformers 4.x only warned. Pass quantization_config=BitsAndBytesConfig(load_in_4bit=True,"
-    " bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=torch.bfloat16) instead"
-)
+def kbit_kwarg_message(site: ConfigSite) -> str:
+    """LORA306's message; also for a base that a saved adapter is loaded onto (extract/quantized.py loaded_kbit_kwargs)."""
+    written = site.hints.kbit_kwarg_written or "load_in_4bit=True"
+    key = written.split("=", 1)[0]
+    raises = (f"transformers 5 passes {key} on to the model's __init__, which raises TypeError (\"got an"
+              f" unexpected keyword argument '{key}'\"); transformers 4.x only warned")
+    if written.endswith("=False"):  # nothing to replace it with
+        return f"from_pretrained({written}) quantizes nothing, yet {raises}. Remove the keyword"
+    bits = "8" if key == "load_in_8bit" else "4"  # the quantization that keyword asks for, when it asks for one
+    nf4 = "" if bits == "8" else ", bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=torch.bfloat16"
+    return (f"from_pretrained({written}) is the removed way to quantize: {raises}. Pass"
+            f" quantization_config=BitsAndBytesConfig(load_in_{bits}bit=True{nf4}) instead")
 
 
 @check("kbit_without_preparation")

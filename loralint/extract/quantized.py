@@ -43,6 +43,10 @@ def quantization_hints(ex: PythonExtractor, site: ConfigSite, call: ast.Call, lo
             if load.library == "transformers" or load.qualname.startswith("peft."):
                 hints.kbit_kwarg = span
             value = ex.program.value(value_node)
+            if load.library == "transformers" or load.qualname.startswith("peft."):
+                # The value only when it is written so: a parameter's default (load_in_8bit=load_8bit) may be overridden.
+                literal = value.known and isinstance(value.value, bool) and value.provenance == "literal"
+                hints.kbit_kwarg_written = f"{key}={value.value!r}" if literal else f"{key}=..."
             if value.known and value.value is True and hints.quantization is None:
                 hints.quantization = "4bit" if key.endswith("4bit") else "8bit"
                 hints.quantization_span = span
@@ -301,7 +305,7 @@ def loaded_kbit_kwargs(ex: PythonExtractor, sites: list[ConfigSite]) -> list[Dia
     """LORA306 on the base a saved adapter is loaded onto (`PeftModel.from_pretrained(base, ...)` to merge or
     to train again): no LoraConfig site covers that from_pretrained, yet its load_in_4bit=/load_in_8bit= raises
     in transformers 5 all the same. Keywords a site reports already are left to it."""
-    from loralint.checks.quantization import KBIT_KWARG_MESSAGE
+    from loralint.checks.quantization import kbit_kwarg_message
 
     program = ex.program
     reported = {site.hints.kbit_kwarg for site in sites if site.hints.kbit_kwarg is not None}
@@ -321,7 +325,7 @@ def loaded_kbit_kwargs(ex: PythonExtractor, sites: list[ConfigSite]) -> list[Dia
             span = probe.hints.kbit_kwarg
             if span is not None and span not in reported:
                 reported.add(span)
-                out.append(Diagnostic("LORA306", "deprecated-kbit-kwarg", "warning", KBIT_KWARG_MESSAGE, span,
+                out.append(Diagnostic("LORA306", "deprecated-kbit-kwarg", "warning", kbit_kwarg_message(probe), span,
                                       related=[(ex.span(call), "the adapter is loaded onto this model here")]))
     return out
 
