@@ -423,6 +423,10 @@ def training_memory(site: ConfigSite, data: dict[str, Any], info, gpu_memory: in
     total = fixed + (with_gc if gc_on else without)
     fit["total_bytes"] = total
     fit["notes"].append(f"{'with' if gc_on else 'without'} gradient checkpointing as configured{gc_why}; {_UNCHECKED}")
+    deepspeed = getattr(getattr(site.hints, "training", None), "deepspeed", None) or {}
+    if deepspeed.get("stage") == 3:  # ZeRO-3 partitions parameters, gradients and optimizer state over the ranks
+        fit["notes"].append(f"DeepSpeed ZeRO stage 3 ({deepspeed.get('source')}) splits the base weights, gradients and"
+                            " AdamW state across the GPUs: these are the figures of one GPU holding them all, an upper bound")
     if gpu_memory:
         fit["fits"] = total <= gpu_memory
         if not fit["fits"]:

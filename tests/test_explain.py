@@ -172,3 +172,11 @@ def test_explain_says_which_fact_a_missing_count_lacks(tmp_path):
     (tmp_path / "unknown.py").write_text(SCRIPT.replace("meta-llama/Llama-3.2-3B", "my-org/private-model"))
     out = run_cli(["explain", "--no-cache", "unknown.py"], cwd=tmp_path).stdout
     assert "unknown (the base model is not known)" in out
+
+
+def test_explain_says_zero3_figures_are_one_gpu_holding_everything(tmp_path):
+    (tmp_path / "ds_z3.json").write_text(json.dumps(
+        {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True}}))
+    notes = fit_of(tmp_path, ', deepspeed="ds_z3.json"', "--gpu-memory", "24GB")["notes"]
+    assert any(n.startswith("DeepSpeed ZeRO stage 3 (ds_z3.json) splits the base weights") for n in notes), notes
+    assert not any("ZeRO" in n for n in fit_of(tmp_path, "", "--gpu-memory", "24GB")["notes"])
