@@ -517,7 +517,7 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
 @click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Settings file to use instead of discovery.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write .loralint_cache.")
-@click.option("--gpu-memory", help="One GPU's memory (e.g. 24GB, 80 GiB): say whether training fits and what would make it fit.")
+@click.option("--gpu-memory", help="One GPU's memory (e.g. 24GB, 80 GiB; a bare number is GB): say whether training fits and what would make it fit.")
 def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: bool, trust_remote_code: bool,
             output_format: str, config_path: Path | None, no_cache: bool, gpu_memory: str | None) -> None:
     """Explain each LoRA configuration in PATHS: scaling, adapted modules, parameters, memory, advice."""
@@ -543,7 +543,8 @@ def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: boo
         from loralint.safe_read import parse_size
 
         try:
-            budget = parse_size(gpu_memory)
+            # A bare number is gigabytes ("--gpu-memory 24" is a 24 GB card, not 24 bytes), as "24GB" reads.
+            budget = parse_size(gpu_memory + "GB" if gpu_memory.strip().replace(".", "", 1).isdigit() else gpu_memory)
         except ValueError as exc:
             _fail(f"--gpu-memory: {exc}")
     from loralint.report import SourceLines

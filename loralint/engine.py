@@ -439,8 +439,30 @@ def run(
         if check_cache is not None and check_key and not any(d.code == "LORA904" for d, _ in file_diags):
             check_cache.put(check_key, filtered)  # an internal error is never kept: the next run tries again
     diagnostics.sort(key=Diagnostic.sort_key)
-    return RunResult(files_checked, diagnostics, sites, rules, notes, {k: str(v) for k, v in fs_paths.items()}, texts,
-                     loaded)
+    shown_paths = {k: str(v) for k, v in fs_paths.items()}
+    diagnostics = _notebook_lines(diagnostics, shown_paths, texts, settings)
+    return RunResult(files_checked, diagnostics, sites, rules, notes, shown_paths, texts, loaded)
+
+
+def _notebook_lines(diagnostics: list[Diagnostic], paths: dict[str, str], texts: dict[str, str],
+                    settings: Settings) -> list[Diagnostic]:
+    """A notebook's findings with the lines their messages name ("Trainer at line 9") said as the notebook
+    shows them ("cell 6, line 1"), like their positions. Done on copies, after the check cache has its own."""
+    if not any(d.span.path.lower().endswith(".ipynb") for d in diagnostics):
+        return diagnostics
+    from loralint.extract.notebook import cell_line_refs
+    from loralint.report import SourceLines
+
+    sources = SourceLines(paths, texts, settings.max_file_size)
+    out = []
+    for d in diagnostics:
+        notebook = sources.notebook(d.span.path) if d.span.path.lower().endswith(".ipynb") else None
+        if notebook is not None:
+            d = replace(d, message=cell_line_refs(notebook, d.message),
+                        related=[(span, cell_line_refs(notebook, label) if span.path == d.span.path else label)
+                                 for span, label in d.related])
+        out.append(d)
+    return out
 
 
 def _file_facts(result: FileResult, settings: Settings, fs_paths: dict[str, Path]) -> tuple[list[str], int | None, str | None]:

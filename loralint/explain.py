@@ -6,6 +6,7 @@ anything derived from rules of thumb is marked as an estimate."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from loralint.checks._util import effective, fmt, number
@@ -75,6 +76,14 @@ def explain_site(site: ConfigSite, gpu_memory: int | None = None, sources: Sourc
     data["memory"] = _memory(data, info)
     data["fit"] = training_memory(site, data, info, gpu_memory)
     data["guidance"] = _guidance(site, data, info)
+    notebook = sources.notebook(site.path) if sources is not None else None
+    if notebook is not None:  # "load_dataset at line 26" named as the notebook shows it (cell, line)
+        from loralint.extract.notebook import cell_line_refs
+
+        if data["dataset_size_source"]:
+            data["dataset_size_source"] = cell_line_refs(notebook, data["dataset_size_source"])
+        if data["fit"]:
+            data["fit"]["notes"] = [cell_line_refs(notebook, n) for n in data["fit"]["notes"]]
     return data
 
 
@@ -150,6 +159,27 @@ _BANDS = (
 )
 
 
+# The MLP projections' last names across families (Llama, GPT-2, NeoX/BLOOM, Falcon, Phi, T5, Mixtral's experts,
+# torchtune's w1/w2/w3): a target list naming one of them adapts the MLP already.
+_MLP_NAMES = frozenset({"gate_proj", "up_proj", "down_proj", "gate_up_proj", "c_fc", "fc1", "fc2", "fc_in", "fc_out",
+                        "dense_h_to_4h", "dense_4h_to_h", "w1", "w2", "w3", "wi", "wo", "wi_0", "wi_1", "mlp"})
+_ATTENTION_NAME = re.compile(r"att|^(q|k|v|o|qkv|out)_proj$|^(query|key|value|query_key_value|c_attn|wqkv|q|k|v|o)$",
+                             re.IGNORECASE)
+
+
+def _attention_only(data: dict[str, Any]) -> bool:
+    """Whether the targets adapt attention and nothing of the MLP, so "adapt the MLP" is advice that applies:
+    from the modules matched when the model is known, else from the names in a target list."""
+    matched = data["matched_modules"]
+    if matched and matched.get("modules"):
+        return all(_ATTENTION_NAME.search(name.rsplit(".", 1)[-1]) or "attn" in name or "attention" in name
+                   for name in matched["modules"])
+    targets = data["target_modules"]
+    if not isinstance(targets, list) or not targets:
+        return False  # "all-linear", a regex or not known: nothing to say
+    return all(isinstance(t, str) and _ATTENTION_NAME.search(t) and t not in _MLP_NAMES for t in targets)
+
+
 def _guidance(site: ConfigSite, data: dict[str, Any], info) -> list[str]:
     tips: list[str] = []
     r = number(data["r"]) if data["r"] is not None else None
@@ -171,10 +201,9 @@ def _guidance(site: ConfigSite, data: dict[str, Any], info) -> list[str]:
                 f"(alpha={fmt(r)} for 1, {fmt(2 * r)} for 2)" if r else f"scaling lora_alpha/r = {scaling:.3g}."
             )
     matched = data["matched_modules"]
-    all_linear = isinstance(data["target_modules"], str) and data["target_modules"].lower() == "all-linear"
     tips.append(
         "under-fitting (training loss stays high): raise r and lora_alpha together"
-        + ("" if all_linear else ", adapt the MLP as well (target_modules=\"all-linear\")")
+        + (", adapt the MLP as well (target_modules=\"all-linear\")" if _attention_only(data) else "")
         + ", or raise the learning rate (LoRA typically wants 1e-4–3e-4)."
     )
     dropout = data["lora_dropout"]
@@ -183,12 +212,14 @@ def _guidance(site: ConfigSite, data: dict[str, Any], info) -> list[str]:
         + (", or add lora_dropout=0.05–0.1 on small data sets" if not dropout else ", or keep lora_dropout")
         + "."
     )
+    # Checkpointing is proposed only where the script or config does not turn it on already.
+    checkpointing = "" if _checkpointing(site)[0] else "enable gradient checkpointing, "
     if data["quantization"]:
-        tips.append("memory pressure: already quantized; reduce r or the targets, enable gradient checkpointing, "
+        tips.append(f"memory pressure: already quantized; reduce r or the targets, {checkpointing}"
                     "or shorten sequences / use a smaller batch with gradient accumulation.")
     else:
-        tips.append("memory pressure: load the base model in 4-bit (QLoRA, bnb nf4 with bf16 compute), enable "
-                    "gradient checkpointing, reduce r or the targets.")
+        tips.append(f"memory pressure: load the base model in 4-bit (QLoRA, bnb nf4 with bf16 compute), {checkpointing}"
+                    "reduce r or the targets.")
     slow = "slow training: "
     if site.origin.startswith("unsloth") and dropout:
         slow += "lora_dropout=0 puts Unsloth back on its fused kernels; "
@@ -243,7 +274,7 @@ def render_text(entries: list[dict[str, Any]]) -> str:
             # Both sides known (the model's modules and the targets): nothing to count, and PEFT says so.
             rows.append(("trainable", "none: 0 modules matched (get_peft_model raises; see LORA202 in `loralint check`)"))
         else:
-            rows.append(("trainable", "unknown (base model or values not statically known)"))
+            rows.append(("trainable", f"unknown ({_why_not_counted(data)})"))
         memory = data["memory"]
         if memory:
             rows.append(("adapter on disk", f"{_size(memory['adapter_fp32_bytes'])} fp32, {_size(memory['adapter_bf16_bytes'])} bf16/fp16"))
@@ -262,6 +293,17 @@ def render_text(entries: list[dict[str, Any]]) -> str:
     if not entries:
         out.append("No LoRA configuration found.")
     return "\n".join(out).rstrip() + "\n"
+
+
+def _why_not_counted(data: dict[str, Any]) -> str:
+    """Which of the two facts a count needs is missing: the base model's modules, or the adapter's settings."""
+    if not data["model_type"]:
+        return "the base model is not known"
+    if data.get("settings_from") is None and "settings_from" in data:
+        return "the loaded adapter's settings are not known"
+    if data["target_modules"] is None:
+        return "target_modules is not statically known"
+    return "some values are not statically known"
 
 
 def _fit_rows(fit: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -367,7 +409,11 @@ def training_memory(site: ConfigSite, data: dict[str, Any], info, gpu_memory: in
         fit["notes"].append("activations: unknown (the model's hidden size, layers or vocabulary are not known)")
         return fit
     if batch is None or seq is None or not isinstance(batch[0], int) or not isinstance(seq[0], int):
-        fit["notes"].append("activations: unknown (batch size and sequence length not found in the training arguments)")
+        missing = [what for what, found in (("batch size", batch), ("sequence length", seq))
+                   if found is None or not isinstance(found[0], int)]
+        keys = {"batch size": _BATCH_KEYS, "sequence length": _SEQ_KEYS}
+        looked = f"; looked for {', '.join(keys[missing[0]])}" if len(missing) == 1 else ""
+        fit["notes"].append(f"activations: unknown ({' and '.join(missing)} not found in the training arguments{looked})")
         return fit
     b, s = batch[0], seq[0]
     without, with_gc = activation_bytes(b, s, hidden, layers, vocab)
@@ -377,6 +423,10 @@ def training_memory(site: ConfigSite, data: dict[str, Any], info, gpu_memory: in
     total = fixed + (with_gc if gc_on else without)
     fit["total_bytes"] = total
     fit["notes"].append(f"{'with' if gc_on else 'without'} gradient checkpointing as configured{gc_why}; {_UNCHECKED}")
+    deepspeed = getattr(getattr(site.hints, "training", None), "deepspeed", None) or {}
+    if deepspeed.get("stage") == 3:  # ZeRO-3 partitions parameters, gradients and optimizer state over the ranks
+        fit["notes"].append(f"DeepSpeed ZeRO stage 3 ({deepspeed.get('source')}) splits the base weights, gradients and"
+                            " AdamW state across the GPUs: these are the figures of one GPU holding them all, an upper bound")
     if gpu_memory:
         fit["fits"] = total <= gpu_memory
         if not fit["fits"]:

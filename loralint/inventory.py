@@ -193,11 +193,14 @@ def render_text(data: dict[str, Any]) -> str:
             note = f"  {p['note']}" if p["note"] else ""
             out.append(f"  {p['name']:<{width}}  {shape:<20} ×{p['count']:<4} {mark}{note}")
     out += ["", f"target_modules at r={data['rank']} (trainable parameters as PEFT counts them):"]
+    # One column for "N modules + M parameters" over the rows, so the counts and the targets line up.
+    adapted = {id(p): f"{p['modules']:>5} modules" + (f" + {p['parameters']} parameters" if p.get("parameters") else "")
+               for p in data["presets"]}
+    column = max((len(text) for text in adapted.values()), default=0)
     for p in data["presets"]:
         targets = p["target_modules"] if isinstance(p["target_modules"], str) else "[" + ", ".join(f'"{t}"' for t in p["target_modules"]) + "]"
         share = 100 * p["trainable_params"] / p["total_params"] if p["total_params"] else 0
-        extra = f" + {p['parameters']} parameters" if p.get("parameters") else ""
-        out.append(f"  {p['name']:<16} {p['modules']:>5} modules{extra}  {p['trainable_params']:>14,} ({share:.2f}%)  {targets}")
+        out.append(f"  {p['name']:<16} {adapted[id(p)]:<{column}}  {p['trainable_params']:>14,} ({share:.2f}%)  {targets}")
     for note in data["notes"]:
         out.append(f"note: {note}")
     return "\n".join(out)

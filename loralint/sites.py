@@ -140,12 +140,14 @@ class Hints:
     quantization: str | None = None  # "4bit" / "8bit" when the base model is loaded quantized
     quantization_span: Span | None = None
     bnb_config: dict[str, Any] | None = None  # BitsAndBytesConfig(...) arguments when statically known
+    bnb_spans: dict[str, Span] = field(default_factory=dict)  # each of those arguments' `name=value`, where written
     # How the base is quantized: "bitsandbytes" | "gptq" | "awq" | "hqq" | ...; None: not known or not quantized.
     quant_method: str | None = None
     # How messages say where the quantization comes from: "BitsAndBytesConfig(load_in_4bit=True)",
     # "Unsloth's default load_in_4bit=True", "the checkpoint name (-bnb-4bit)", "axolotl adapter: qlora", ...
     quantization_source: str | None = None
     kbit_kwarg: Span | None = None  # from_pretrained(load_in_4bit=/load_in_8bit=) on a transformers class
+    kbit_kwarg_written: str = ""  # that keyword as messages quote it: "load_in_8bit=True", "load_in_4bit=..." when not known
     # The quantized base is made ready for training before the adapter: prepare_model_for_kbit_training
     # or enable_input_require_grads on it (Python), or a trainer/framework that does it itself.
     kbit_prepared: Span | None = None

@@ -108,6 +108,20 @@ def test_attention_only_says_what_all_linear_adds(tmp_path):
     assert "from 4,587,520 to 24,313,856" in d["message"]
 
 
+def test_attention_only_on_a_vision_language_model_advises_the_language_models_mlp(tmp_path):
+    # "all-linear" would also adapt the vision tower (LORA211's warning): the advice names the MLP projections
+    attention = "r=8, lora_alpha=16, target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj'], task_type='CAUSAL_LM'"
+    run = check(tmp_path, script("Qwen/Qwen2-VL-7B-Instruct", attention, "Qwen2VLForConditionalGeneration"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA205"]
+    assert '"all-linear"' not in d["message"]
+    assert ("target_modules=['k_proj', 'o_proj', 'q_proj', 'v_proj', 'down_proj', 'gate_proj', 'up_proj'] (the language"
+            " model's MLP too) would add 84 modules (down_proj, gate_proj, up_proj)") in d["message"]
+    # Qwen2.5-VL's vision blocks have gate_proj/up_proj/down_proj too: no list is proposed that reaches them
+    run = check(tmp_path, script("Qwen/Qwen2.5-VL-7B-Instruct", attention, "Qwen2_5_VLForConditionalGeneration"))
+    [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA205"]
+    assert "also reach the vision/audio tower, so add them with a regex limited to the language model" in d["message"]
+
+
 def test_layers_pattern_must_name_the_layer_list(tmp_path):
     run = check(tmp_path, script("gpt2", "r=8, lora_alpha=16, target_modules=['c_attn'], layers_to_transform=[0], layers_pattern='layers', fan_in_fan_out=True, task_type='CAUSAL_LM'"))
     [d] = [d for d in run.json["diagnostics"] if d["code"] == "LORA206"]

@@ -161,3 +161,12 @@ def test_mllama_index_entry_has_the_published_layer_counts():
     entry = lookup_checkpoint("unsloth/Llama-3.2-11B-Vision-Instruct")
     info = load_model_info(entry["model_type"], entry["config"], model_class="MllamaForConditionalGeneration")
     assert info.num_layers == 40  # cross-attention layers 3, 8, ... 38 among them, as MllamaTextConfig counts
+
+
+def test_modules_text_lines_up_the_presets_of_a_fused_moe_model(tmp_path):
+    # "N modules + M parameters" is wider than "N modules": the counts stay in one column all the same
+    out = run_cli(["modules", str(FIXTURES / "tiny-mixtral")], cwd=tmp_path).stdout
+    rows = [line for line in out.splitlines() if line.startswith(("  attention only", "  all-linear"))]
+    assert len(rows) == 2 and "parameters" in rows[-1] and "parameters" not in rows[0]
+    ends = {line.index(" (") for line in rows}  # where each row's trainable count ends
+    assert len(ends) == 1, rows

@@ -108,10 +108,75 @@ def test_explain_without_batch_and_length_says_activations_are_unknown(tmp_path)
     run = run_cli(["explain", "--output-format", "json", "--no-cache", "--gpu-memory", "24GB", "train.py"], cwd=tmp_path)
     [entry] = json.loads(run.stdout)["configs"]
     assert entry["fit"]["total_bytes"] is None and entry["fit"]["fits"] is None
-    assert any("activations: unknown" in note for note in entry["fit"]["notes"])
+    assert any("activations: unknown (batch size and sequence length not found" in note for note in entry["fit"]["notes"])
+    # a batch size without a sequence length (Trainer has none): the note names what is missing, and where it looked
+    (tmp_path / "train.py").write_text(TRAINING.format(extra="").replace(", max_length=2048", ""))
+    [entry] = run_cli(["explain", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path).json["configs"]
+    assert ("activations: unknown (sequence length not found in the training arguments; looked for max_length,"
+            " max_seq_length") in " ".join(entry["fit"]["notes"])
 
 
 def test_explain_rejects_a_gpu_memory_that_is_not_a_size(tmp_path):
     (tmp_path / "train.py").write_text(textwrap.dedent(SCRIPT))
     run = run_cli(["explain", "--gpu-memory", "lots", "train.py"], cwd=tmp_path)
     assert run.exit_code == 2 and "--gpu-memory" in run.stderr
+
+
+def test_a_bare_gpu_memory_number_is_gigabytes(tmp_path):
+    # "--gpu-memory 24" is a 24 GB card: read as "24GB", never as 24 bytes (which nothing fits in)
+    assert fit_of(tmp_path, "", "--gpu-memory", "24")["gpu_memory_bytes"] == 24_000_000_000
+    assert fit_of(tmp_path, ", gradient_checkpointing=True", "--gpu-memory", "80")["fits"] is True
+
+
+def _guidance(tmp_path, source: str) -> list[str]:
+    (tmp_path / "train.py").write_text(textwrap.dedent(source))
+    [entry] = run_cli(["explain", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path).json["configs"]
+    return entry["guidance"]
+
+
+def test_guidance_does_not_propose_what_the_configuration_already_does(tmp_path):
+    mlp_and_checkpointing = TRAINING.replace('target_modules="all-linear"', 'target_modules=["q_proj", "v_proj", "up_proj"]')
+    tips = " ".join(_guidance(tmp_path, mlp_and_checkpointing.format(extra=", gradient_checkpointing=True")))
+    assert "adapt the MLP as well" not in tips and "enable gradient checkpointing" not in tips
+    # attention only, checkpointing off: both are advice that applies
+    attention = TRAINING.replace('target_modules="all-linear"', 'target_modules=["q_proj", "v_proj"]')
+    tips = " ".join(_guidance(tmp_path, attention.format(extra="")))
+    assert "adapt the MLP as well" in tips and "enable gradient checkpointing" in tips
+
+
+def test_guidance_reads_the_mlp_in_a_target_list_of_an_unknown_model(tmp_path):
+    for mlp, advised in (("True", False), ("False", True)):
+        (tmp_path / "tt.yaml").write_text(textwrap.dedent(f"""\
+            model:
+              _component_: torchtune.models.llama3_1.lora_llama3_1_8b
+              lora_attn_modules: ['q_proj', 'v_proj']
+              apply_lora_to_mlp: {mlp}
+              lora_rank: 8
+              lora_alpha: 16
+            """))
+        [entry] = run_cli(["explain", "--output-format", "json", "--no-cache", "tt.yaml"], cwd=tmp_path).json["configs"]
+        assert ("adapt the MLP as well" in " ".join(entry["guidance"])) is advised, entry["target_modules"]
+
+
+def test_explain_says_which_fact_a_missing_count_lacks(tmp_path):
+    (tmp_path / "resume.py").write_text(textwrap.dedent("""\
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM, Trainer
+        base = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-3B")
+        model = PeftModel.from_pretrained(base, "out/checkpoint-500", is_trainable=True)
+        Trainer(model=model).train()
+        """))
+    out = run_cli(["explain", "--no-cache", "resume.py"], cwd=tmp_path).stdout
+    # the base model is known (llama): what is missing is the saved adapter_config.json
+    assert "trainable       unknown (the loaded adapter's settings are not known)" in out
+    (tmp_path / "unknown.py").write_text(SCRIPT.replace("meta-llama/Llama-3.2-3B", "my-org/private-model"))
+    out = run_cli(["explain", "--no-cache", "unknown.py"], cwd=tmp_path).stdout
+    assert "unknown (the base model is not known)" in out
+
+
+def test_explain_says_zero3_figures_are_one_gpu_holding_everything(tmp_path):
+    (tmp_path / "ds_z3.json").write_text(json.dumps(
+        {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True}}))
+    notes = fit_of(tmp_path, ', deepspeed="ds_z3.json"', "--gpu-memory", "24GB")["notes"]
+    assert any(n.startswith("DeepSpeed ZeRO stage 3 (ds_z3.json) splits the base weights") for n in notes), notes
+    assert not any("ZeRO" in n for n in fit_of(tmp_path, "", "--gpu-memory", "24GB")["notes"])

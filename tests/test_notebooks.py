@@ -259,3 +259,41 @@ def test_a_notebook_is_analysed_up_to_the_json_depth_limit_and_no_further(tmp_pa
     assert _limit_finding(tmp_path, _with_outputs([nested(MAX_DATA_DEPTH - 4)])) == []
     over = _limit_finding(tmp_path, _with_outputs([nested(MAX_DATA_DEPTH - 3)]))
     assert len(over) == 1 and f"deeper than {MAX_DATA_DEPTH} levels" in over[0]
+
+
+RESUMED_FROZEN = notebook(
+    ("code", ["!pip install -q peft\n"]),
+    ("code", ["import torch\n", "from peft import PeftModel\n",
+              "from transformers import AutoModelForCausalLM, BitsAndBytesConfig, Trainer\n",
+              "from datasets import load_dataset\n"]),
+    ("code", [('base = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.1-8B",'
+               ' quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16))')]),
+    ("code", ['model = PeftModel.from_pretrained(base, "out/adapter")']),
+    ("code", ['ds = load_dataset("json", data_files="train.jsonl", split="train")']),
+    ("code", ["trainer = Trainer(model=model, train_dataset=ds)\n", "trainer.train()"]),
+    ("code", ["merged = model.merge_and_unload()"]),
+)
+
+
+def test_lines_a_message_names_are_given_as_the_notebook_shows_them(tmp_path):
+    (tmp_path / "nb.ipynb").write_text(RESUMED_FROZEN)
+    out = run_cli(["check", "--no-cache", "--no-show-source", "nb.ipynb"], cwd=tmp_path).stdout
+    # the trainer is the first line of cell 6, the 4-bit load the first of cell 3 (not lines 9 and 6 of the cells' text)
+    assert "nb.ipynb:cell 4:1:9: LORA407" in out and "Trainer at cell 6, line 1 trains it" in out
+    assert "loaded in 4bit (cell 3, line 1)" in out
+    sarif = run_cli(["check", "--no-cache", "--output-format", "sarif", "nb.ipynb"], cwd=tmp_path).json
+    messages = [r["message"]["text"] for r in sarif["runs"][0]["results"]]
+    assert any("Trainer at cell 6, line 1" in m for m in messages)
+
+
+def test_explain_names_the_data_set_line_by_cell(tmp_path):
+    (tmp_path / "nb.ipynb").write_text(notebook(
+        ("code", ["from datasets import load_dataset\n", "from peft import LoraConfig, get_peft_model\n",
+                  "from transformers import AutoModelForCausalLM\n"]),
+        ("code", ['ds = load_dataset("json", data_files="train.jsonl", split="train")']),
+        ("code", ['model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-3B")\n',
+                  'model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.1, task_type="CAUSAL_LM"))']),
+    ))
+    (tmp_path / "train.jsonl").write_text('{"text": "x"}\n' * 3)
+    [entry] = run_cli(["explain", "--no-cache", "--output-format", "json", "nb.ipynb"], cwd=tmp_path).json["configs"]
+    assert entry["dataset_size"] == 3 and "load_dataset at cell 2, line 1" in entry["dataset_size_source"]

@@ -59,6 +59,10 @@ def test_the_bnb_config_is_followed_through_a_helper_and_model_kwargs(tmp_path):
         """) + CONFIG + "model = get_peft_model(model, config)\n"
     [d] = check(tmp_path, src, "LORA304")
     assert d["line"] == 8 and "bnb_4bit_quant_type='fp4'" in d["message"]
+    # on the argument that says fp4, not on the whole BitsAndBytesConfig(...) call
+    written = 'bnb_4bit_quant_type="fp4"'
+    line = src.splitlines()[7]
+    assert (d["column"], d["end_column"]) == (line.index(written) + 1, line.index(written) + len(written) + 1)
 
 
 # --- LORA305 dora-on-quantized -------------------------------------------------------------------
@@ -100,6 +104,23 @@ def test_load_in_4bit_keyword_is_lora306_but_not_unslothS_own(tmp_path):
         model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"])
         """)
     assert check(tmp_path, unsloth, "LORA306") == []
+
+
+def test_load_in_8bit_on_the_base_of_a_loaded_adapter_is_lora306(tmp_path):
+    # a merge-only script and a resumed adapter make no LoraConfig, but their from_pretrained raises the same
+    load = "base = AutoModelForCausalLM.from_pretrained(BASE, load_in_8bit=True)\n"
+    merge = HEAD + load + 'model = PeftModel.from_pretrained(base, "out/adapter")\nmodel = model.merge_and_unload()\n'
+    [d] = check(tmp_path, merge, "LORA306")
+    assert (d["line"], d["column"]) == (7, 51) and d["severity"] == "warning" and "TypeError" in d["message"]
+    resume = HEAD + load + 'model = PeftModel.from_pretrained(base, "out/adapter", is_trainable=True)\n' + TRAIN
+    assert [d["line"] for d in check(tmp_path, resume, "LORA306")] == [7]
+    bnb = merge.replace("load_in_8bit=True", "quantization_config=BitsAndBytesConfig(load_in_8bit=True)")
+    assert check(tmp_path, bnb, "LORA306") == []
+    # the message names the keyword written, and what to do with it: an 8-bit config, or (for False) nothing
+    assert "Pass quantization_config=BitsAndBytesConfig(load_in_8bit=True) instead" in d["message"]
+    [d] = check(tmp_path, merge.replace("load_in_8bit=True", "load_in_8bit=False"), "LORA306")
+    assert d["message"].startswith("from_pretrained(load_in_8bit=False) quantizes nothing, yet transformers 5 passes")
+    assert d["message"].endswith("Remove the keyword")
 
 
 # --- LORA404 kbit-without-preparation ------------------------------------------------------------

@@ -41,7 +41,7 @@ def test_learning_rate_is_judged_with_the_scaling(tmp_path):
 def test_preference_trainer_has_its_own_band(tmp_path):
     source = SFT.replace("SFTConfig", "DPOConfig").replace("SFTTrainer", "DPOTrainer")
     [d] = diagnostics(tmp_path, source.format(r=16, alpha=32, rs=False, lr="2e-4"), "LORA406")
-    assert "preference/RL" in d["message"]
+    assert "preference/RL" in d["message"] and d["message"].endswith("the usual LoRA value is 1e-6 to 5e-6 (DPO/GRPO)")
     assert diagnostics(tmp_path, source.format(r=16, alpha=32, rs=False, lr="5e-6"), "LORA406") == []
 
 
@@ -298,6 +298,9 @@ model = get_peft_model(model, LoraConfig(r={r}, lora_alpha=32, target_modules="a
 def test_serving_limits_only_for_a_saved_unmerged_adapter(tmp_path):
     [d] = diagnostics(tmp_path, SERVE.format(r=64, after='model.save_pretrained("out")'), "LORA412")
     assert d["severity"] == "info" and "max_lora_rank" in d["message"]
+    # on the rank it is about, and worded as what happens if served (the script only saves the adapter)
+    assert (d["line"], d["column"], d["end_column"]) == (5, 44, 46)
+    assert d["message"].startswith("if the adapter saved at line 6 is served with vLLM: r=64 is above")
     assert diagnostics(tmp_path, SERVE.format(r=16, after='model.save_pretrained("out")'), "LORA412") == []
     merged = 'model = model.merge_and_unload()\nmodel.save_pretrained("out")'
     assert diagnostics(tmp_path, SERVE.format(r=64, after=merged), "LORA412") == []

@@ -368,10 +368,29 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
     extra = sorted(set(_adaptable_names(info, layers_only=True)) - set(current))
     if wider is None or not extra:
         return
+    suggestion = "\"all-linear\""
+    if any(TOWER.search(t.name) for t in wider.result.targeted) and not any(TOWER.search(t.name) for t in targeted):
+        # A multimodal model: "all-linear" also adapts the vision/audio tower (what LORA211 warns about), so the
+        # advice names the language model's MLP projections instead, counted only if they stay out of the tower.
+        names = sorted({m.leaf_name for m in mlp if not TOWER.search(m.name)} - set(current))
+        if not names:
+            return
+        try:
+            wider = advise(site, info, target_modules=[*current, *names], layers_to_transform=None, layers_pattern=None)
+        except AnalysisLimit:
+            return
+        if wider is None or any(TOWER.search(t.name) for t in wider.result.targeted):
+            yield Finding(site.span_of("target_modules"), (
+                f"only attention projections are adapted ({', '.join(current)}: {len(result.targeted)} modules) on"
+                f" {_model(resolution)}, whose language model also has MLP projections ({', '.join(names[:8])}); these"
+                " names, like \"all-linear\", also reach the vision/audio tower, so add them with a regex limited to"
+                " the language model's layers"))
+            return
+        extra, suggestion = names, f"target_modules={[*current, *names]!r} (the language model's MLP too)"
     added = len(wider.result.targeted) - len(result.targeted)
     message = (
         f"only attention projections are adapted ({', '.join(current)}: {len(result.targeted)} modules) on"
-        f" {_model(resolution)}, which also has MLP projections; \"all-linear\" would add {added} modules"
+        f" {_model(resolution)}, which also has MLP projections; {suggestion} would add {added} modules"
         f" ({', '.join(extra[:8])})"
     )
     if wider.trainable_params and resolution.advice.trainable_params:

@@ -103,7 +103,7 @@ def bnb_quant_type(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         return
     how = "bnb_4bit_quant_type='fp4'" if "bnb_4bit_quant_type" in config else "no bnb_4bit_quant_type (the default is 'fp4')"
     yield Finding(
-        span,
+        site.hints.bnb_spans.get("bnb_4bit_quant_type", span),  # the argument when written, else the whole config
         f"4-bit BitsAndBytesConfig with {how}: QLoRA's NF4 (bnb_4bit_quant_type='nf4') fits normally distributed"
         " weights better and is what QLoRA's results were measured with, at the same memory; use 'nf4'",
         related=[(site.hints.applied_span or site.span, "the LoRA adapter is trained on this base")],
@@ -139,14 +139,21 @@ def deprecated_kbit_kwarg(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
     if span is None:
         return
     related = [(site.hints.applied_span, "the adapter is applied to this model")] if site.hints.applied_span else []
-    yield Finding(
-        span,
-        "from_pretrained(load_in_4bit=/load_in_8bit=) is the removed way to quantize: transformers 5 passes the"
-        " keyword on to the model's __init__, which raises TypeError (\"got an unexpected keyword argument"
-        " 'load_in_4bit'\"); transformers 4.x only warned. Pass quantization_config=BitsAndBytesConfig(load_in_4bit=True,"
-        " bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=torch.bfloat16) instead",
-        related=related,
-    )
+    yield Finding(span, kbit_kwarg_message(site), related=related)
+
+
+def kbit_kwarg_message(site: ConfigSite) -> str:
+    """LORA306's message; also for a base that a saved adapter is loaded onto (extract/quantized.py loaded_kbit_kwargs)."""
+    written = site.hints.kbit_kwarg_written or "load_in_4bit=True"
+    key = written.split("=", 1)[0]
+    raises = (f"transformers 5 passes {key} on to the model's __init__, which raises TypeError (\"got an"
+              f" unexpected keyword argument '{key}'\"); transformers 4.x only warned")
+    if written.endswith("=False"):  # nothing to replace it with
+        return f"from_pretrained({written}) quantizes nothing, yet {raises}. Remove the keyword"
+    bits = "8" if key == "load_in_8bit" else "4"  # the quantization that keyword asks for, when it asks for one
+    nf4 = "" if bits == "8" else ", bnb_4bit_quant_type='nf4', bnb_4bit_compute_dtype=torch.bfloat16"
+    return (f"from_pretrained({written}) is the removed way to quantize: {raises}. Pass"
+            f" quantization_config=BitsAndBytesConfig(load_in_{bits}bit=True{nf4}) instead")
 
 
 @check("kbit_without_preparation")

@@ -74,7 +74,7 @@ def learning_rate(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     else:
         judged = False
     kind = "preference/RL" if rl else "supervised"
-    usual = "5e-6 to 1e-6 (DPO/GRPO)" if rl else "2e-4 (1e-4 for large models)"
+    usual = "1e-6 to 5e-6 (DPO/GRPO)" if rl else "2e-4 (1e-4 for large models)"
     if lr > high and scaled > high:
         problem = f"is above the {fmt(high)} that LoRA {kind} training tolerates: expect loss spikes or divergence"
     elif lr < low and scaled < low:
@@ -263,23 +263,28 @@ def serving_limits(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         return
     engine = ctx.params.get("engine", "vLLM")
     max_rank = ctx.params.get("max_lora_rank", 16)
-    problems = []
+    problems: list[tuple[str, str | None]] = []  # (what, the field it is about)
     r, known = effective(site, "r")
     if known and number(r) and r > max_rank:
-        problems.append(f"r={r} is above {engine}'s default max_lora_rank ({max_rank}): start it with --max-lora-rank {r}")
+        problems.append((f"r={r} is above {engine}'s default max_lora_rank ({max_rank}): start it with --max-lora-rank {r}", "r"))
     dora, known = effective(site, "use_dora")
     if known and dora is True:
-        problems.append(f"{engine} does not serve DoRA adapters")
+        problems.append((f"{engine} does not serve DoRA adapters", "use_dora"))
     mts, known = effective(site, "modules_to_save")
     if known and _names(mts):
-        problems.append(f"{engine} does not load modules_to_save ({', '.join(_names(mts))})")
+        problems.append((f"{engine} does not load modules_to_save ({', '.join(_names(mts))})", "modules_to_save"))
     if str(engine).lower() == "vllm":
-        problems.extend(_vllm_target_limits(site))
+        problems.extend((text, "bias" if text.startswith("bias=") else "target_modules") for text in _vllm_target_limits(site))
     if not problems:
         return
+    # On the argument the first problem is about, where the configuration writes it (else the configuration).
+    field = site.get(problems[0][1]) if problems[0][1] else None
+    span = field.span if field is not None else site.span
     yield Finding(
-        site.span,
-        "this adapter is saved for serving, but " + "; ".join(problems) + " (merge it into the base instead, or change the configuration)",
+        span,
+        f"if the adapter saved at line {training.saved.line} is served with {engine}: "
+        + "; ".join(text for text, _ in problems)
+        + " (merge it into the base instead, or change the configuration)",
         related=[(training.saved, "the adapter is saved here")],
     )
 

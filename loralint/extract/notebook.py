@@ -371,6 +371,26 @@ def in_cell(notebook: Notebook | None, span: Span) -> tuple[int, Span] | None:
     return cell.number, Span(span.path, line, span.column, end_line, span.end_column)
 
 
+# "line 9", "lines 3, 5" in a message: positions of the cell text that a reader of the notebook cannot find.
+_LINE_REFS = re.compile(r"\b(lines?) (\d+(?:, \d+)*)\b")
+
+
+def cell_line_refs(notebook: Notebook | None, text: str) -> str:
+    """`text` (a message or a note about a notebook) with each line of the cell text it names as the
+    notebook shows it: "Trainer at line 9" → "Trainer at cell 6, line 1", as positions are printed.
+    A message a cell already names ("cell 3: ...", LORA901) counts lines inside that cell and is kept."""
+    if notebook is None or "line" not in text or text.startswith("cell "):
+        return text
+
+    def place(match: re.Match[str]) -> str:
+        found = [notebook.cell_of(int(n)) for n in match.group(2).split(", ")]
+        if any(f is None for f in found):
+            return match.group(0)
+        return "; ".join(f"cell {cell.number}, line {line}" for cell, line in found)  # type: ignore[misc]
+
+    return _LINE_REFS.sub(place, text)
+
+
 def in_json(notebook: Notebook | None, span: Span) -> Span:
     """The span in the .ipynb file's JSON text (where code scanning and editors look)."""
     if notebook is None:

@@ -18,7 +18,7 @@ from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.loaded import loaded_sites
 from loralint.extract.pins import pip_installs
 from loralint.extract.quantized import attach as attach_quantized
-from loralint.extract.quantized import merged_loaded_adapters, quantization_hints
+from loralint.extract.quantized import loaded_kbit_kwargs, merged_loaded_adapters, quantization_hints
 from loralint.extract.training import attach_training, frozen_adapter_findings
 from loralint.extract.trl import finish_trl, link_trl, model_config_site
 from loralint.extract.unsloth import finetune_flags
@@ -625,7 +625,8 @@ def extract_python_full(
     as written, before its shell lines were blanked)."""
     extractor = PythonExtractor(Program(path, source), pip_installs(source if environment is None else environment))
     sites = extractor.extract()
-    found = [*frozen_adapter_findings(extractor.program), *merged_loaded_adapters(extractor)]
+    found = [*frozen_adapter_findings(extractor.program), *merged_loaded_adapters(extractor),
+             *loaded_kbit_kwargs(extractor, sites)]
     loaded = loaded_sites(extractor)
     if loaded:
         attach_training(extractor.program, loaded, extractor.installs)

@@ -43,6 +43,10 @@ def quantization_hints(ex: PythonExtractor, site: ConfigSite, call: ast.Call, lo
             if load.library == "transformers" or load.qualname.startswith("peft."):
                 hints.kbit_kwarg = span
             value = ex.program.value(value_node)
+            if load.library == "transformers" or load.qualname.startswith("peft."):
+                # The value only when it is written so: a parameter's default (load_in_8bit=load_8bit) may be overridden.
+                literal = value.known and isinstance(value.value, bool) and value.provenance == "literal"
+                hints.kbit_kwarg_written = f"{key}={value.value!r}" if literal else f"{key}=..."
             if value.known and value.value is True and hints.quantization is None:
                 hints.quantization = "4bit" if key.endswith("4bit") else "8bit"
                 hints.quantization_span = span
@@ -53,6 +57,7 @@ def quantization_hints(ex: PythonExtractor, site: ConfigSite, call: ast.Call, lo
             if config is None:
                 continue
             values, config_span = config
+            hints.bnb_spans = bnb_keyword_spans(ex, value_node)
             if values.get("load_in_4bit") is True:
                 hints.quantization = "4bit"
             elif values.get("load_in_8bit") is True:
@@ -122,6 +127,14 @@ def bnb_config(ex: PythonExtractor, expr: ast.AST) -> tuple[dict[str, Any], Span
     if not (ex.program.qualname(node.func) or "").endswith("BitsAndBytesConfig"):
         return None
     return value.value, ex.span(node)
+
+
+def bnb_keyword_spans(ex: PythonExtractor, expr: ast.AST) -> dict[str, Span]:
+    """`name=value` spans of the BitsAndBytesConfig call an expression is (bnb_config's), for findings about one argument."""
+    node = ex.program.value(expr).node
+    if not isinstance(node, ast.Call):
+        return {}
+    return {k.arg: ex.span(k) for k in node.keywords if k.arg is not None}
 
 
 def model_quantized(ex: PythonExtractor, load: Obj) -> bool:
@@ -285,6 +298,35 @@ def merged_loaded_adapters(ex: PythonExtractor) -> list[Diagnostic]:
             "LORA405", "merge-into-quantized-base", "warning", merge_message(description), ex.span(merge),
             related=[*related, (ex.span(call), "the adapter is loaded onto that base here")],
         ))
+    return out
+
+
+def loaded_kbit_kwargs(ex: PythonExtractor, sites: list[ConfigSite]) -> list[Diagnostic]:
+    """LORA306 on the base a saved adapter is loaded onto (`PeftModel.from_pretrained(base, ...)` to merge or
+    to train again): no LoraConfig site covers that from_pretrained, yet its load_in_4bit=/load_in_8bit= raises
+    in transformers 5 all the same. Keywords a site reports already are left to it."""
+    from loralint.checks.quantization import kbit_kwarg_message
+
+    program = ex.program
+    reported = {site.hints.kbit_kwarg for site in sites if site.hints.kbit_kwarg is not None}
+    out: list[Diagnostic] = []
+    for call, _ in program.calls_named(frozenset({"from_pretrained"})):
+        if call_kind(program.qualname(call.func) or "") != "peft_loaded":
+            continue
+        program.value(call)
+        loaded = program.evaluator.created(call)
+        if loaded is None:
+            continue
+        for base in base_models([loaded]):
+            if not isinstance(base.node, ast.Call):
+                continue
+            probe = ConfigSite(path=ex.path, span=ex.span(base.node), origin="probe")
+            quantization_hints(ex, probe, base.node, base)
+            span = probe.hints.kbit_kwarg
+            if span is not None and span not in reported:
+                reported.add(span)
+                out.append(Diagnostic("LORA306", "deprecated-kbit-kwarg", "warning", kbit_kwarg_message(probe), span,
+                                      related=[(ex.span(call), "the adapter is loaded onto this model here")]))
     return out
 
 
