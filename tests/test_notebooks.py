@@ -259,3 +259,16 @@ def test_a_notebook_is_analysed_up_to_the_json_depth_limit_and_no_further(tmp_pa
     assert _limit_finding(tmp_path, _with_outputs([nested(MAX_DATA_DEPTH - 4)])) == []
     over = _limit_finding(tmp_path, _with_outputs([nested(MAX_DATA_DEPTH - 3)]))
     assert len(over) == 1 and f"deeper than {MAX_DATA_DEPTH} levels" in over[0]
+
+
+def test_values_hidden_behind_a_repeated_key_still_count_against_the_limit(tmp_path):
+    # json.loads keeps only the last of two "outputs": the values of the first are read all the same.
+    from loralint.extract.bounds import MAX_DATA_NODES
+
+    text = json.dumps(_with_outputs([]))
+    hidden = '"outputs": [' + ", ".join(["0"] * MAX_DATA_NODES) + '], "outputs": []'
+    (tmp_path / "nb.ipynb").write_text(text.replace('"outputs": []', hidden, 1))
+    run = run_cli(["check", "nb.ipynb", "--output-format", "json"], cwd=tmp_path)
+    over = [d["message"] for d in run.json["diagnostics"] if d["code"] == "LORA906"]
+    assert len(over) == 1 and f"more than {MAX_DATA_NODES:,} values" in over[0]
+    assert "LORA001" not in {d["code"] for d in run.json["diagnostics"]}

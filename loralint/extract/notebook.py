@@ -159,9 +159,9 @@ def read_notebook(raw: str) -> Notebook:
     The cells' raw JSON positions (composing them is most of the cost of reading a notebook) are left
     to `Notebook.nodes()`, for the readers that need them, when composing them later cannot fail: a
     notebook that might reach a limit of the JSON scan is composed here, so it fails here as it did."""
-    from loralint.extract.yaml_positions import compose_json, composes_within_limits, parse_json
+    from loralint.extract.yaml_positions import compose_json, parse_json_composable
 
-    doc = parse_json(raw)
+    doc, composable = parse_json_composable(raw)
     if not isinstance(doc, dict):
         raise SourceSyntaxError("not a Jupyter notebook (the JSON document is not an object)")
     major = doc.get("nbformat")
@@ -174,7 +174,7 @@ def read_notebook(raw: str) -> Notebook:
     if not cells or not _is_python(doc.get("metadata")):
         return notebook  # an empty notebook, or another kernel's language: nothing to read as Python
     cell_nodes = None
-    positions = not composes_within_limits(raw)
+    positions = not composable
     if positions:
         root = compose_json(raw, ("cells", "*", "source"))  # positions of the sources only: outputs are skipped
         cell_nodes = root.get("cells")

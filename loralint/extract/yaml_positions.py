@@ -447,18 +447,18 @@ def compose_json(text: str, only: tuple[str, ...] | None = None) -> Node:
     return _JsonScanner(text).document()
 
 
-def composes_within_limits(text: str) -> bool:
-    """True when `compose_json(text, only)` of a text `parse_json` accepted certainly reaches no limit:
-    fewer values than MAX_DATA_NODES can be written with its `,:]}` (as the scan's own shortcut), no
-    repeated key (which takes the full scan), and containers well within MAX_DATA_DEPTH. Then a
-    reader that needs no positions yet can compose later and fail neither way (False: compose now)."""
-    if 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES:
-        return False
+def parse_json_composable(text: str) -> tuple[Any, bool]:
+    """`parse_json`, and whether `compose_json(text, only)` certainly reaches no limit: fewer values than
+    MAX_DATA_NODES can be written with its `,:]}` (the scan's own shortcut), no repeated key (which
+    takes the full scan) and containers well within MAX_DATA_DEPTH. A reader that needs no positions
+    yet may then compose later, as it fails neither way (False: compose now, to fail where it did)."""
     try:
-        value = _SKIPPING.decode(text)
-    except (_FullScan, ValueError, RecursionError):
-        return False
-    return _measure(value)[1] < MAX_DATA_DEPTH
+        value = _SKIPPING.decode(text)  # json.loads' own result when no key repeats
+    except Exception:  # a repeated key, or invalid: parse_json decodes it and says why
+        return parse_json(text), False
+    if 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES:
+        return value, False
+    return value, _measure(value)[1] < MAX_DATA_DEPTH
 
 
 class _FullScan(Exception):
