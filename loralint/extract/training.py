@@ -290,10 +290,15 @@ def _checkpointing(program: Program, context: TrainingContext, mine: list[Obj], 
             kwargs = argument(call, "activation_checkpointing_kwargs", 0)
         if _reentrant_kwargs(program, kwargs) and context.reentrant_checkpointing is None:
             context.reentrant_checkpointing = program.text.span(call)
-    if program.calls_named(_INPUT_GRADS) or any(
-        isinstance(s.target, ast.Attribute) and s.target.attr == "requires_grad" for s in program.flow.stores
-    ):
+    if program.calls_named(_INPUT_GRADS) or _sets_requires_grad(program):
         context.input_grads = True
+
+
+def _sets_requires_grad(program: Program) -> bool:
+    """Some `x.requires_grad = ...` in the module (one walk of its stores a module: each site asks)."""
+    return program.once("sets_requires_grad", lambda: any(
+        isinstance(s.target, ast.Attribute) and s.target.attr == "requires_grad" for s in program.flow.stores
+    ))
 
 
 def _checkpointing_on(program: Program, context: TrainingContext, site_call: ast.Call, site: ConfigSite,
@@ -398,9 +403,7 @@ def frozen_adapter_findings(program: Program) -> list[Diagnostic]:
         loads.append((call, point))
     if not loads:
         return []
-    unfreezes = any(
-        isinstance(s.target, ast.Attribute) and s.target.attr == "requires_grad" for s in program.flow.stores
-    ) or bool(program.calls_named(frozenset({"requires_grad_", "set_adapter", "enable_adapter_layers"})))
+    unfreezes = _sets_requires_grad(program) or bool(program.calls_named(frozenset({"requires_grad_", "set_adapter", "enable_adapter_layers"})))
     if unfreezes:
         return []
     out = []

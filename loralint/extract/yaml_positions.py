@@ -454,7 +454,7 @@ def parse_json_composable(text: str) -> tuple[Any, bool]:
     yet may then compose later, as it fails neither way (False: compose now, to fail where it did)."""
     try:
         value = _SKIPPING.decode(text)  # json.loads' own result when no key repeats
-    except Exception:  # a repeated key, or invalid: parse_json decodes it and says why
+    except (_FullScan, ValueError, RecursionError):  # a repeated key, or invalid: parse_json says why
         return parse_json(text), False
     if 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES:
         return value, False
