@@ -190,7 +190,7 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options,
         else:
             todo.append((source, data, key))
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
-    # YAML/JSON extraction is cheap (libyaml); only libcst parsing is worth a pool.
+    # YAML/JSON extraction is cheap (libyaml); only Python and notebooks are worth a pool.
     python = [d for s, d, _ in todo if s.fmt in ("python", "notebook")]
     big = len(python) >= POOL_MIN_CANDIDATES or sum(len(d) for d in python) >= POOL_MIN_BYTES
     if jobs > 1 and big and len(todo) > 1:
@@ -201,8 +201,11 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options,
         import loralint.extract.python  # noqa: F401
         import loralint.extract.yaml_formats  # noqa: F401
 
+        # Largest first, one at a time: a big file handed out last (or in a chunk with others) would
+        # leave the other workers idle at the end.
+        todo.sort(key=lambda item: len(item[1]), reverse=True)
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
-            fresh = list(pool.map(_extract_bytes, [(s.display, d, s.fmt) for s, d, _ in todo], chunksize=4))
+            fresh = list(pool.map(_extract_bytes, [(s.display, d, s.fmt) for s, d, _ in todo]))
     else:
         fresh = [extract_source(s.display, d, s.fmt) for s, d, _ in todo]
     for (source, _, key), result in zip(todo, fresh):

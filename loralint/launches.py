@@ -119,6 +119,7 @@ class _Finder:
     def __init__(self, root: Path) -> None:
         self.root = Path(os.path.realpath(root))
         self._folders: dict[Path, list[tuple[str, Path]]] = {}
+        self._commands: dict[Path, list[tuple[int, list[str]]]] = {}
 
     def launches_of(self, script: Path) -> list[Launch]:
         real = Path(os.path.realpath(script))
@@ -127,11 +128,11 @@ class _Finder:
         texts = [(str(script), real)] + [entry for folder in folders for entry in self._launch_files(folder)]
         out: list[Launch] = []
         for display, file in texts:
-            text = self._read(file)
-            if text is None or not _COMMAND.search(text):
+            commands = self._commands_of(file)
+            if not commands:
                 continue
             bases = self._folders_up(file.parent)  # where the command may run: the file's folder, then up
-            for line, tokens in _commands(text):
+            for line, tokens in commands:
                 launch = self._match(tokens, real, bases, Span(_display(display), line, 1, line, 2))
                 if launch is not None:
                     out.append(launch)
@@ -164,6 +165,14 @@ class _Finder:
                         break
             self._folders[folder] = found
         return self._folders[folder]
+
+    def _commands_of(self, file: Path) -> list[tuple[int, list[str]]]:
+        """The `accelerate launch` commands of a file, read once a run: a shell script or Makefile up the
+        tree is asked about by every script below it."""
+        if file not in self._commands:
+            text = self._read(file)
+            self._commands[file] = _commands(text) if text is not None and _COMMAND.search(text) else []
+        return self._commands[file]
 
     @staticmethod
     def _read(file: Path) -> str | None:

@@ -283,3 +283,23 @@ def test_modules_lists_the_parameter_targets_of_all_linear(tmp_path):
     oss = json.loads(run_cli(["modules", "--output-format", "json", "openai/gpt-oss-20b"], cwd=tmp_path).stdout)
     assert [(p["name"], p["all_linear"]) for p in oss["parameters"]] == [
         ("model.layers.{i}.mlp.experts.gate_up_proj", False), ("model.layers.{i}.mlp.experts.down_proj", False)]
+
+
+def test_configs_sharing_a_model_in_one_run_each_get_their_own_counts(tmp_path):
+    # PEFT condenses 20 or more target entries to a minimal suffix set; loralint computes it once per
+    # model and entries within a run: a second config that differs in r, or in its entries, is counted afresh.
+    names = [f"model.layers.{i}.self_attn.{p}" for i in range(10) for p in ("q_proj", "v_proj")]
+    configs = [
+        "r=16, lora_alpha=32, target_modules='all-linear', task_type='CAUSAL_LM'",
+        "r=8, lora_alpha=16, target_modules='all-linear', task_type='CAUSAL_LM'",
+        f"r=16, lora_alpha=32, target_modules={names!r}, task_type='CAUSAL_LM'",
+    ]
+    lines = ["from peft import LoraConfig, get_peft_model", "from transformers import AutoModelForCausalLM"]
+    for k, config in enumerate(configs):
+        lines += [f'model{k} = AutoModelForCausalLM.from_pretrained("{LLAMA_3B}")',
+                  f"peft{k} = get_peft_model(model{k}, LoraConfig({config}))"]
+    (tmp_path / "train.py").write_text("\n".join(lines) + "\n")
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+    counts = [(c["trainable_params"], c["matched_modules"]["count"]) for c in sorted(run.json["configs"], key=lambda c: c["line"])]
+    # q_proj: 16 * (3072 + 3072), v_proj: 16 * (3072 + 1024), in 10 of the 28 layers
+    assert counts == [(24_313_856, 196), (12_156_928, 196), (10 * (98_304 + 65_536), 20)]

@@ -297,3 +297,16 @@ def test_explain_names_the_data_set_line_by_cell(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"text": "x"}\n' * 3)
     [entry] = run_cli(["explain", "--no-cache", "--output-format", "json", "nb.ipynb"], cwd=tmp_path).json["configs"]
     assert entry["dataset_size"] == 3 and "load_dataset at cell 2, line 1" in entry["dataset_size_source"]
+
+
+def test_values_hidden_behind_a_repeated_key_still_count_against_the_limit(tmp_path):
+    # json.loads keeps only the last of two "outputs": the values of the first are read all the same.
+    from loralint.extract.bounds import MAX_DATA_NODES
+
+    text = json.dumps(_with_outputs([]))
+    hidden = '"outputs": [' + ", ".join(["0"] * MAX_DATA_NODES) + '], "outputs": []'
+    (tmp_path / "nb.ipynb").write_text(text.replace('"outputs": []', hidden, 1))
+    run = run_cli(["check", "nb.ipynb", "--output-format", "json"], cwd=tmp_path)
+    over = [d["message"] for d in run.json["diagnostics"] if d["code"] == "LORA906"]
+    assert len(over) == 1 and f"more than {MAX_DATA_NODES:,} values" in over[0]
+    assert "LORA001" not in {d["code"] for d in run.json["diagnostics"]}

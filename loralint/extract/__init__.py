@@ -52,8 +52,24 @@ def file_format(path: str | Path) -> str | None:
     return FORMATS.get(os.path.splitext(str(path))[1].lower())
 
 
+# Literals of which every match of PREFILTERS[fmt] holds one (with True: matched in lower case, as the
+# pattern ignores case), so that a file holding none is refused by a substring search, which is about ten
+# times faster than the regex: on a large tree (transformers: 2,912 files, 54 MB) that was most of the run.
+_NEEDLES: dict[str, tuple[tuple[bytes, ...], bool]] = {
+    "python": ((b"LoraConfig", b"get_peft_", b"ModelConfig", b"PeftModel"), False),
+    "notebook": ((b"LoraConfig", b"get_peft_", b"ModelConfig", b"PeftModel"), False),
+    "yaml": ((b"lora", b"adapter", b"peft", b"finetuning_type"), True),
+    "json": ((b'"lora_', b'"peft_', b'"r"', b'"finetuning_type"', b'"use_peft"', b'"adapter"', b'"_component_"'), False),
+}
+
+
 def is_candidate(data: bytes, fmt: str) -> bool:
-    return PREFILTERS[fmt].search(as_utf8(data, fmt)) is not None  # UTF-16/32 text is searched as UTF-8
+    text = as_utf8(data, fmt)  # UTF-16/32 text is searched as UTF-8
+    needles, fold = _NEEDLES[fmt]
+    haystack = text.lower() if fold else text
+    if not any(needle in haystack for needle in needles):
+        return False
+    return PREFILTERS[fmt].search(text) is not None
 
 
 def file_diagnostic(code: str, path: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:

@@ -52,7 +52,7 @@ def is_notebook(path: str) -> bool:
 @dataclass(slots=True)
 class Cell:
     number: int  # 1-based, over every cell of the notebook (markdown included), as the notebook shows them
-    node: Node  # the `source` value: a string, or a list of strings
+    node: Node | None  # the `source` value: a string, or a list of strings (None until Notebook.nodes())
     original: list[str]  # the source's lines as written (line breaks kept)
     lines: list[str]  # as Python sees them: IPython-only lines blanked (line breaks kept)
     first: int = 0  # 1-based line of the cell text where this cell starts
@@ -67,6 +67,21 @@ class Notebook:
     problems: list[tuple[str, str, int, int]] = field(default_factory=list)
     _line_starts: list[tuple[Cell, int, int]] | None = None  # per cell-text line: (cell, line in cell, raw offset)
     _raw_index: LineIndex | None = None
+    _composed: bool = True  # the cells' `node`s are set (else nodes() sets them when first asked)
+
+    def nodes(self) -> None:
+        """Set each cell's `node` (its position in the raw JSON), for the readers that need them: the
+        JSON positions of SARIF/LSP output and fixes. Text and JSON output need only the cells' lines."""
+        if self._composed:
+            return
+        from loralint.extract.yaml_positions import compose_json
+
+        root = compose_json(self.raw, ("cells", "*", "source"))
+        cell_nodes = root.get("cells")
+        assert cell_nodes is not None
+        for cell in self.cells:
+            cell.node = cell_nodes.items[cell.number - 1].get("source")
+        self._composed = True
 
     @property
     def index(self) -> LineIndex:
@@ -104,6 +119,7 @@ class Notebook:
 
     def _starts(self) -> list[tuple[Cell, int, int]]:
         if self._line_starts is None:
+            self.nodes()
             self._line_starts = []
             for cell in self.cells:
                 self._line_starts.extend((cell, i, off) for i, off in enumerate(_raw_line_starts(self.raw, self.index, cell), 1))
@@ -113,6 +129,7 @@ class Notebook:
     def rewrite(self, python: str) -> str:
         """The .ipynb text with the cells whose Python changed written back; everything else
         (other cells, outputs, metadata, whitespace, key order) byte for byte as it was."""
+        self.nodes()
         new_lines = python.splitlines(keepends=True)
         old_lines = self.python.splitlines(keepends=True)
         replacements: list[tuple[int, int, str]] = []
@@ -137,10 +154,14 @@ class Notebook:
 def read_notebook(raw: str) -> Notebook:
     """The notebook's code cells as Python. SourceSyntaxError (LORA901) when the file is not an
     nbformat 4 notebook (invalid JSON, nbformat 3's worksheets, no cell list, a source that is
-    neither a string nor a list of strings)."""
-    from loralint.extract.yaml_positions import compose_json, parse_json
+    neither a string nor a list of strings).
 
-    doc = parse_json(raw)
+    The cells' raw JSON positions (composing them is most of the cost of reading a notebook) are left
+    to `Notebook.nodes()`, for the readers that need them, when composing them later cannot fail: a
+    notebook that might reach a limit of the JSON scan is composed here, so it fails here as it did."""
+    from loralint.extract.yaml_positions import compose_json, parse_json_composable
+
+    doc, composable = parse_json_composable(raw)
     if not isinstance(doc, dict):
         raise SourceSyntaxError("not a Jupyter notebook (the JSON document is not an object)")
     major = doc.get("nbformat")
@@ -152,17 +173,29 @@ def read_notebook(raw: str) -> Notebook:
     notebook = Notebook(raw)
     if not cells or not _is_python(doc.get("metadata")):
         return notebook  # an empty notebook, or another kernel's language: nothing to read as Python
-    root = compose_json(raw, ("cells", "*", "source"))  # positions of the sources only: outputs are skipped
-    cell_nodes = root.get("cells")
-    assert cell_nodes is not None
-    for number, (cell, node) in enumerate(zip(cells, cell_nodes.items), 1):
+    cell_nodes = None
+    positions = not composable
+    if positions:
+        root = compose_json(raw, ("cells", "*", "source"))  # positions of the sources only: outputs are skipped
+        cell_nodes = root.get("cells")
+        assert cell_nodes is not None
+    else:
+        notebook._composed = False
+    for number, cell in enumerate(cells, 1):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        source, source_node = cell.get("source"), node.get("source") if node.kind == "map" else None
+        source = cell.get("source")
         if isinstance(source, list) and all(isinstance(s, str) for s in source):
             source = "".join(source)
-        if not isinstance(source, str) or source_node is None:
-            line, column = node.start
+        source_node = None
+        if cell_nodes is not None:
+            node = cell_nodes.items[number - 1]
+            source_node = node.get("source") if node.kind == "map" else None
+        if not isinstance(source, str) or (positions and source_node is None):
+            if cell_nodes is None:  # the error's position: composed for it
+                cell_nodes = compose_json(raw, ("cells", "*", "source")).get("cells")
+                assert cell_nodes is not None
+            line, column = cell_nodes.items[number - 1].start
             raise SourceSyntaxError(f"cell {number}: \"source\" is neither a string nor a list of strings", line, column)
         original = _LINE_BREAKS.sub("\n", source).splitlines(keepends=True)
         notebook.cells.append(Cell(number, source_node, original, list(original)))

@@ -170,11 +170,10 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
         if _touches(prep.models, mine):
             hints.kbit_prepared = ex.span(prep.call)
             hints.kbit_prepared_by = "prepare_model_for_kbit_training"
-    for call, _ in ex.program.flow.calls:
+    for call in _preparing_calls(ex):
         func = call.func
-        if not isinstance(func, ast.Attribute):
-            continue
-        if func.attr in _PREPARING_METHODS and hints.kbit_prepared_by is None:
+        assert isinstance(func, ast.Attribute)
+        if hints.kbit_prepared_by is None:
             if func.attr == "gradient_checkpointing_enable" and not _non_reentrant(ex, call):
                 continue
             if _touches(ex.program.objects(func.value), mine):
@@ -193,6 +192,22 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
         _fsdp(ex, site, trainer)
 
 
+def _preparing_calls(ex: PythonExtractor) -> list[ast.Call]:
+    """The module's `x.<preparing method>(...)` calls in flow order, found once a module (each site asks)."""
+    return ex.program.once("kbit_preparing_calls", lambda: [
+        call for call, _ in ex.program.flow.calls
+        if isinstance(call.func, ast.Attribute) and call.func.attr in _PREPARING_METHODS
+    ])
+
+
+def _data_stores(ex: PythonExtractor) -> list:
+    """The module's `name.data = ...` stores in flow order, found once a module (each site asks)."""
+    return ex.program.once("data_stores", lambda: [
+        store for store in ex.program.flow.stores
+        if isinstance(store.target, ast.Attribute) and store.target.attr == "data" and isinstance(store.target.value, ast.Name)
+    ])
+
+
 def _touches(objects: list[Obj], mine: list[Obj]) -> bool:
     if any(o is m for o in objects for m in mine):
         return True
@@ -203,10 +218,9 @@ def _fp32_cast_by_hand(ex: PythonExtractor, mine: list[Obj]) -> Span | None:
     """`for p in model.parameters(): p.data = p.data.to(torch.float32)` (or `.float()`, or named_parameters)
     on one of these models: what prepare_model_for_kbit_training does to the 16-bit parameters
     (peft/utils/other.py: `param.data = param.data.to(torch.float32)`), written out by the script."""
-    for store in ex.program.flow.stores:
+    for store in _data_stores(ex):
         target = store.target
-        if not isinstance(target, ast.Attribute) or target.attr != "data" or not isinstance(target.value, ast.Name):
-            continue
+        assert isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
         if store.value is None or not _casts_to_fp32(store.value):
             continue
         for binding in ex.program.flow.reach.get(target.value, ()):

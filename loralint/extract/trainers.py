@@ -50,11 +50,15 @@ def merge_of(program: Program, objects: list[Obj]) -> ast.Call | None:
     """The first `x.merge_and_unload()` / `x.merge_adapter()` where x is one of `objects`."""
     if not objects:
         return None
-    for call, _ in program.flow.calls:
-        func = call.func
-        if (
-            isinstance(func, ast.Attribute) and func.attr in MERGES
-            and any(t is o for t in program.objects(func.value) for o in objects)
-        ):
+    for call in _merge_calls(program):
+        if any(t is o for t in program.objects(call.func.value) for o in objects):  # type: ignore[attr-defined]
             return call
     return None
+
+
+def _merge_calls(program: Program) -> list[ast.Call]:
+    """The module's `*.merge_and_unload()` / `*.merge_adapter()` calls in flow order (found once a module:
+    every site asks, and a test file has hundreds of sites and thousands of calls)."""
+    return program.once("merge_calls", lambda: [
+        call for call, _ in program.flow.calls if isinstance(call.func, ast.Attribute) and call.func.attr in MERGES
+    ])

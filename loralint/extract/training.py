@@ -10,6 +10,7 @@ Also the one training fact that needs no LoraConfig in the file: an adapter load
 from __future__ import annotations
 
 import ast
+from collections import deque
 from typing import Any
 
 from loralint.extract.deepspeed import zero_facts_of
@@ -229,8 +230,8 @@ def _embeddings_trained(program: Program) -> Span | None:
         if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and _is_true(value) \
                 and _about_embeddings(target.value):
             return store_span(store, program.text)
-    for node in ast.walk(program.flow.tree):
-        if isinstance(node, ast.If) and _about_embeddings(node.test):
+    for node in _walked(program)[0]:
+        if _about_embeddings(node.test):
             for stmt in node.body:
                 if isinstance(stmt, ast.Assign) and _is_true(stmt.value) \
                         and any(isinstance(t, ast.Attribute) and t.attr == "requires_grad" for t in stmt.targets):
@@ -293,10 +294,15 @@ def _checkpointing(program: Program, context: TrainingContext, mine: list[Obj], 
             kwargs = argument(call, "activation_checkpointing_kwargs", 0)
         if _reentrant_kwargs(program, kwargs) and context.reentrant_checkpointing is None:
             context.reentrant_checkpointing = program.text.span(call)
-    if program.calls_named(_INPUT_GRADS) or any(
-        isinstance(s.target, ast.Attribute) and s.target.attr == "requires_grad" for s in program.flow.stores
-    ):
+    if program.calls_named(_INPUT_GRADS) or _sets_requires_grad(program):
         context.input_grads = True
+
+
+def _sets_requires_grad(program: Program) -> bool:
+    """Some `x.requires_grad = ...` in the module (one walk of its stores a module: each site asks)."""
+    return program.once("sets_requires_grad", lambda: any(
+        isinstance(s.target, ast.Attribute) and s.target.attr == "requires_grad" for s in program.flow.stores
+    ))
 
 
 def _checkpointing_on(program: Program, context: TrainingContext, site_call: ast.Call, site: ConfigSite,
@@ -361,11 +367,35 @@ def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj]
 
 def _first_environment_read(program: Program) -> tuple[ast.AST, str] | None:
     """The first read of LOCAL_RANK/WORLD_SIZE/RANK in the module (the same for every site of it)."""
-    for node in ast.walk(program.tree):
+    for node in _walked(program)[1]:
         key = _environment_key(program, node)
         if key is not None:
             return node, key
     return None
+
+
+def _walked(program: Program) -> tuple[list[ast.If], list[ast.Subscript | ast.Call]]:
+    """The module's `if` statements, and its subscripts and calls, in `ast.walk` order: one walk a
+    module for the readers that search the whole tree."""
+    def walk() -> tuple[list[ast.If], list[ast.Subscript | ast.Call]]:
+        ifs: list[ast.If] = []
+        reads: list[ast.Subscript | ast.Call] = []
+        todo = deque([program.tree])  # ast.walk's order, without its generators (about half the time)
+        while todo:
+            node = todo.popleft()
+            if isinstance(node, ast.If):
+                ifs.append(node)
+            elif isinstance(node, (ast.Subscript, ast.Call)):
+                reads.append(node)
+            for name in node._fields:
+                child = getattr(node, name, None)
+                if isinstance(child, ast.AST):
+                    todo.append(child)
+                elif isinstance(child, list):
+                    todo.extend(item for item in child if isinstance(item, ast.AST))
+        return ifs, reads
+
+    return program.once("walked", walk)
 
 
 def _environment_key(program: Program, node: ast.AST) -> str | None:
@@ -401,9 +431,7 @@ def frozen_adapter_findings(program: Program) -> list[Diagnostic]:
         loads.append((call, point))
     if not loads:
         return []
-    unfreezes = any(
-        isinstance(s.target, ast.Attribute) and s.target.attr == "requires_grad" for s in program.flow.stores
-    ) or bool(program.calls_named(frozenset({"requires_grad_", "set_adapter", "enable_adapter_layers"})))
+    unfreezes = _sets_requires_grad(program) or bool(program.calls_named(frozenset({"requires_grad_", "set_adapter", "enable_adapter_layers"})))
     if unfreezes:
         return []
     out = []

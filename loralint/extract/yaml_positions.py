@@ -447,6 +447,20 @@ def compose_json(text: str, only: tuple[str, ...] | None = None) -> Node:
     return _JsonScanner(text).document()
 
 
+def parse_json_composable(text: str) -> tuple[Any, bool]:
+    """`parse_json`, and whether `compose_json(text, only)` certainly reaches no limit: fewer values than
+    MAX_DATA_NODES can be written with its `,:]}` (the scan's own shortcut), no repeated key (which
+    takes the full scan) and containers well within MAX_DATA_DEPTH. A reader that needs no positions
+    yet may then compose later, as it fails neither way (False: compose now, to fail where it did)."""
+    try:
+        value = _SKIPPING.decode(text)  # json.loads' own result when no key repeats
+    except (_FullScan, ValueError, RecursionError):  # a repeated key, or invalid: parse_json says why
+        return parse_json(text), False
+    if 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES:
+        return value, False
+    return value, _measure(value)[1] < MAX_DATA_DEPTH
+
+
 class _FullScan(Exception):
     """The skipping scan cannot tell what the full scan would: it is done instead."""
 

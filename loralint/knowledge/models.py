@@ -240,7 +240,7 @@ class ModelInfo:
     unmodelled_nulls: tuple[str, ...] = ()  # null fields the generator never saw null: names unreliable
     _by_name: dict[str, Module] = field(default_factory=dict, repr=False)
     _total: int | None = field(default=None, repr=False)
-    _analyses: dict[str, Any] = field(default_factory=dict, repr=False)  # loralint.advice's memo
+    _analyses: dict[Any, Any] = field(default_factory=dict, repr=False)  # memo of loralint.advice and targeting
     _match_profile: Any = field(default=None, repr=False)  # targeting's safe_regex.Profile of the names
 
     # ---- lookups ----

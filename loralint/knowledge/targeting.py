@@ -635,17 +635,18 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     # ---- >= 20 list entries are condensed to a minimal suffix set ----
     if isinstance(cfg.target_modules, (set, list)) and len(cfg.target_modules) >= MIN_TARGET_MODULES_FOR_OPTIMIZATION:
         tms = set(cfg.target_modules)
-        # n.endswith(tuple("." + t for t in tms)) by suffix lookup: all-linear on a big model has thousands
-        if _all_str(tms):
-            no_target = [n for n in names if n not in tms and not any(x in tms for x in dotted_suffixes(n))]
-        else:
-            no_target = [n for n in names if n not in tms and not n.endswith(tuple(f".{t}" for t in tms))]
-        try:
-            new = _find_minimal_target_modules(tms, no_target)
-            if len(new) < len(tms):
-                cfg.target_modules = new
-        except ValueError as exc:
-            res.errors.append(f"ValueError: {exc}")
+        # The same model and entries give the same minimal set: sites that differ only in r, alpha, ... (or
+        # LORA205's "all-linear" comparison) compute it once (the memo holds the set, or PEFT's error).
+        memo_key = ("minimal_target_modules", frozenset(tms)) if _all_str(tms) else None
+        minimal = info._analyses.get(memo_key) if memo_key is not None else None
+        if minimal is None:
+            minimal = _minimal_target_modules(tms, names)
+            if memo_key is not None:
+                info._analyses[memo_key] = minimal
+        if isinstance(minimal, str):
+            res.errors.append(minimal)
+        elif len(minimal) < len(tms):
+            cfg.target_modules = set(minimal)
     res.target_modules = sorted(cfg.target_modules) if isinstance(cfg.target_modules, (set, list)) else cfg.target_modules
     res.modules_to_save = modules_to_save
 
@@ -790,6 +791,19 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     # ---- counting on the module tree ----
     _count(info, res, bias, modules_to_save, task_type, tti, use_dora, lora_bias, bool(f.get("inference_mode")))
     return res
+
+
+def _minimal_target_modules(tms: set[Any], names: list[str]) -> set[str] | str:
+    """PEFT's condensed target set for >= 20 entries (tuners_utils.py: inject_adapter), or its ValueError."""
+    # n.endswith(tuple("." + t for t in tms)) by suffix lookup: all-linear on a big model has thousands
+    if _all_str(tms):
+        no_target = [n for n in names if n not in tms and not any(x in tms for x in dotted_suffixes(n))]
+    else:
+        no_target = [n for n in names if n not in tms and not n.endswith(tuple(f".{t}" for t in tms))]
+    try:
+        return _find_minimal_target_modules(tms, no_target)
+    except ValueError as exc:
+        return f"ValueError: {exc}"
 
 
 def _count_exclude_hits(exclude_modules: Any, key: str, hits: dict[str, int], cfg: _Cfg) -> None:

@@ -45,6 +45,7 @@ class SourceLines:
         self.texts = dict(texts or {})
         self.limit = limit
         self._lines: dict[str, list[str] | None] = {}
+        self._notebooks: dict[str, Any] = {}  # display path -> Notebook or None, read once a render
 
     def lines(self, display: str) -> list[str] | None:
         if display not in self._lines:
@@ -70,13 +71,16 @@ class SourceLines:
         if not is_notebook(display):
             return None
         if raw is None:
+            if display in self._notebooks:  # asked for each finding and config: not read and decoded again
+                return self._notebooks[display]
             raw = self.texts.get(display)
             if raw is None:
                 try:
                     raw = decode_source(display, read_limited(self.paths.get(display, display), self.limit))
                 except OSError:
                     return None
-        return cached_notebook(raw)
+        self._notebooks[display] = found = cached_notebook(raw)
+        return found
 
     def line(self, display: str, number: int) -> str | None:
         lines = self.lines(display)
