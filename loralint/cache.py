@@ -426,11 +426,10 @@ class CheckCache:
 
         if content_key is None or not self._store.enabled or any(d.code == "LORA904" for d in result.diagnostics):
             return None  # an internal error while resolving is reported afresh, never replaced by an entry
-        if result.loaded:
-            return None  # settings read from another file (a loaded adapter's adapter_config.json): not keyed here
         parts = [self._run, json.dumps(per_file, default=repr).encode()]
         try:
-            for site in result.sites:
+            # A loaded adapter's adapter_config.json is in the content key (dependencies.fold).
+            for site in [*result.sites, *result.loaded]:
                 # The site as extracted is in the content key; after extraction, loralint.datasets sets
                 # hints.dataset_size (a local data file's size) and resolve sets the model.
                 parts.append(fingerprint(site.hints.dataset_size))

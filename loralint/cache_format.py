@@ -157,4 +157,8 @@ def loads(data: bytes) -> FileResult:
     for diagnostic in result.diagnostics:
         if type(diagnostic) is not sites.Diagnostic:
             raise FormatError("diagnostics hold Diagnostics")
+    if type(result.depends_on) is not list or not all(
+            type(d) is tuple and len(d) == 2 and type(d[0]) is str and (d[1] is None or type(d[1]) is str)
+            for d in result.depends_on):
+        raise FormatError("depends_on holds (path, digest) pairs")
     return result

@@ -185,7 +185,13 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options,
         if key and keys is not None:
             keys[source.display] = key
         cached = cache.get(key) if cache and key else None
+        if cached is not None and cached.depends_on:
+            from loralint.dependencies import unchanged
+
+            if not unchanged(cached.depends_on):
+                cached = None  # a file it read (a loaded adapter's adapter_config.json) changed: extract afresh
         if cached is not None:
+            _note_dependencies(keys, source.display, cached)
             results[source.display] = cached
         else:
             todo.append((source, data, key))
@@ -210,11 +216,20 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options,
         fresh = [extract_source(s.display, d, s.fmt) for s, d, _ in todo]
     for (source, _, key), result in zip(todo, fresh):
         results[source.display] = result
-        # An adapter loaded to train again carries the settings of another file (its adapter_config.json),
-        # which the key, made from this file's bytes, does not cover: such a file is extracted afresh.
-        if cache and key and not result.loaded and not any(d.code == "LORA904" for d in result.diagnostics):
+        # An adapter loaded to train again carries the settings of another file (its adapter_config.json):
+        # the entry lists the files read (result.depends_on), and a hit re-reads them above.
+        if cache and key and not any(d.code == "LORA904" for d in result.diagnostics):
+            _note_dependencies(keys, source.display, result)
             cache.put(key, result)
     return [results[s.display] for s in files if s.display in results]
+
+
+def _note_dependencies(keys: dict[str, str] | None, display: str, result: FileResult) -> None:
+    """The check cache's key of a file whose extraction read other files names what they held."""
+    if keys is not None and result.depends_on and display in keys:
+        from loralint.dependencies import fold
+
+        keys[display] = fold(keys[display], result.depends_on)
 
 
 def _extract_bytes(args: tuple[str, bytes, str]) -> FileResult:

@@ -341,6 +341,8 @@ class FileResult:
     # Adapters the file loads to train again (extract/loaded.py): checked by the training rules only,
     # never listed among the configurations the file builds.
     loaded: list[ConfigSite] = field(default_factory=list)
+    # Other files the extraction read, with a digest of what it found (None: missing): loralint/dependencies.py.
+    depends_on: list[tuple[str, str | None]] = field(default_factory=list)
 
     def iter_fields(self) -> Iterator[Field]:
         for site in self.sites:

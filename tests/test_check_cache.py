@@ -64,3 +64,59 @@ def test_a_changed_model_config_is_checked_again(tmp_path):
     report = _check(tmp_path)
     assert report == _check(tmp_path, "--no-cache")
     assert [f for f in _findings(report) if f[0] == "LORA206"]  # the script did not change; the model did
+
+
+RESUMED = """\
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+base = AutoModelForCausalLM.from_pretrained("Qwen/Qwen2.5-0.5B")
+model = PeftModel.from_pretrained(base, "out/checkpoint-500", is_trainable=True)
+trainer = Trainer(model=model, args=TrainingArguments(output_dir="out", learning_rate=2e-6), train_dataset=None)
+trainer.train()
+"""
+
+
+def _save_adapter(tmp_path: Path, alpha: int) -> None:
+    folder = tmp_path / "out" / "checkpoint-500"
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"peft_type": "LORA", "r": 8, "lora_alpha": alpha, "target_modules": ["q_proj", "v_proj"],
+              "task_type": "CAUSAL_LM", "base_model_name_or_path": "Qwen/Qwen2.5-0.5B"}
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+
+
+def _entries(tmp_path: Path) -> dict[str, tuple[int, int]]:
+    """The cache's entry files (in its two-character folders) with their inode and time: a rewrite shows."""
+    found = {}
+    for entry in (tmp_path / ".loralint_cache").glob("*/??/*"):
+        info = entry.stat()
+        found[entry.relative_to(tmp_path).as_posix()] = (info.st_ino, info.st_mtime_ns)
+    return found
+
+
+def _lora406(report: dict) -> list[str]:
+    return [d["message"] for d in report["diagnostics"] if d["code"] == "LORA406"]
+
+
+def test_a_script_that_trains_a_saved_adapter_again_is_cached_with_its_adapter_config(tmp_path):
+    (tmp_path / "train.py").write_text(RESUMED)
+    _save_adapter(tmp_path, alpha=512)  # scaling 64: a learning rate of 2e-6 is not too low
+    cold = _check(tmp_path, "--no-cache")
+    assert _lora406(cold) == []
+    assert _check(tmp_path) == cold
+    stored = _entries(tmp_path)
+    assert len(stored) == 4  # extraction and checked findings, of train.py and of adapter_config.json
+    assert _check(tmp_path) == cold
+    assert _entries(tmp_path) == stored  # served from the cache: nothing rewritten
+
+    _save_adapter(tmp_path, alpha=16)  # scaling 2: now 2e-6 is too low, with train.py unchanged
+    warm = _check(tmp_path)
+    assert warm == _check(tmp_path, "--no-cache")
+    [message] = _lora406(warm)
+    assert "out/checkpoint-500/adapter_config.json" in message
+
+    (tmp_path / "out" / "checkpoint-500" / "adapter_config.json").unlink()  # gone: the rank is not known
+    warm = _check(tmp_path)
+    assert warm == _check(tmp_path, "--no-cache")
+    [message] = _lora406(warm)
+    assert "the loaded adapter's rank and lora_alpha are not known" in message

@@ -119,7 +119,8 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             check_python_size(text)  # ast's memory grows with the source: bounded before parsing
             from loralint.extract.python import extract_python_full
 
-            result.sites, limits, found, result.loaded = extract_python_full(display, text, environment)
+            result.sites, limits, found, result.loaded, result.depends_on = extract_python_full(display, text,
+                                                                                                environment)
             result.diagnostics.extend(found)  # a loaded adapter trained frozen (LORA407), merged into 4-bit (LORA405)
             for span, reason in limits:
                 result.diagnostics.append(

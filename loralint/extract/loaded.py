@@ -23,10 +23,10 @@ from loralint.program.values import OneOf
 from loralint.sites import ConfigSite
 
 if TYPE_CHECKING:
+    from loralint.dependencies import Dependency
     from loralint.extract.python import PythonExtractor
 
 LOADED_ORIGIN = "peft.PeftModel.from_pretrained"
-MAX_ADAPTER_CONFIG_BYTES = 1 << 20  # an adapter_config.json is a few KB
 
 
 def loaded_sites(ex: PythonExtractor) -> dict[ast.Call, ConfigSite]:
@@ -63,7 +63,7 @@ def _read_saved_config(ex: PythonExtractor, site: ConfigSite, node: ast.AST | No
     if not isinstance(name, str) or isinstance(value.value, OneOf):
         site.opaque = "the adapter directory it loads is not known statically"
         return
-    found = _adapter_config(ex.path, name)
+    found = _adapter_config(ex.path, name, ex.reads)
     if found is None:
         site.opaque = f"the saved adapter_config.json of {name!r} is not in the repository"
         return
@@ -85,16 +85,17 @@ def _read_saved_config(ex: PythonExtractor, site: ConfigSite, node: ast.AST | No
     site.hints.loaded_from = display
 
 
-def _adapter_config(script: str, name: str) -> tuple[str, str] | None:
-    """(display path, text) of `name`/adapter_config.json next to the script, else from the working directory."""
-    from loralint.safe_read import read_text_limited
+def _adapter_config(script: str, name: str, reads: list[Dependency]) -> tuple[str, str] | None:
+    """(display path, text) of `name`/adapter_config.json next to the script, else from the working directory.
+    Each path tried goes to `reads`, with what was there: the cache re-checks them (loralint/dependencies.py)."""
+    from loralint.dependencies import read_dependency
 
     if os.path.isabs(name):
         return None  # a path on the training machine, not a file of this repository
     for directory in (os.path.join(os.path.dirname(script), name), name):
         path = os.path.join(directory, "adapter_config.json")
         try:
-            return os.path.normpath(path), read_text_limited(path, MAX_ADAPTER_CONFIG_BYTES)
+            return os.path.normpath(path), read_dependency(path, reads).decode("utf-8", errors="replace")
         except (OSError, ValueError):
             continue
     return None

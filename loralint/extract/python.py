@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loralint.extract.bounds import MAX_SITES_PER_FILE, bound_pattern_keys, note
 from loralint.extract.loaded import loaded_sites
@@ -37,6 +37,9 @@ from loralint.program.objects import trl_model_class
 from loralint.program.values import LimitReached, Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Field, Span, Unknown
 
+if TYPE_CHECKING:
+    from loralint.dependencies import Dependency
+
 # Unsloth's get_peft_model(model, r, target_modules, lora_alpha, lora_dropout, bias, ...) positional order.
 _UNSLOTH_POSITIONAL = ("model", "r", "target_modules", "lora_alpha", "lora_dropout", "bias")
 _LORA_POSITIONAL = tuple(PEFT_DEFAULTS)  # dataclass __init__ order
@@ -58,6 +61,7 @@ class PythonExtractor:
         self.text = program.text
         self.path = program.text.path
         self.sites: dict[ast.Call, ConfigSite] = {}
+        self.reads: list[Dependency] = []  # other files read (a loaded adapter's adapter_config.json)
         self.points: dict[ast.Call, Point] = {}
         # A dict entry's span (key to value) → the span of the key's name alone, what a rename replaces.
         self._key_names: dict[Span, Span] = {}
@@ -612,15 +616,16 @@ def extract_python(path: str, source: str) -> list[ConfigSite]:
 
 def extract_python_file(path: str, source: str) -> tuple[list[ConfigSite], list[tuple[Span, str]]]:
     """The sites, and where a bound of the analysis left a configuration value unknown (LORA906)."""
-    sites, limits, _, _ = extract_python_full(path, source)
+    sites, limits, _, _, _ = extract_python_full(path, source)
     return sites, limits
 
 
 def extract_python_full(
     path: str, source: str, environment: str | None = None
-) -> tuple[list[ConfigSite], list[tuple[Span, str]], list[Diagnostic], list[ConfigSite]]:
+) -> tuple[list[ConfigSite], list[tuple[Span, str]], list[Diagnostic], list[ConfigSite], list[Dependency]]:
     """As extract_python_file, plus findings that need no LoraConfig in the file (LORA407, and LORA405 for
-    an adapter loaded onto a quantized base and merged), and the adapters it loads to train again.
+    an adapter loaded onto a quantized base and merged), the adapters it loads to train again, and the
+    other files read for them (their adapter_config.json, found or not).
     `environment`: the text to read `pip install` lines from when it is not `source` (a notebook's cells
     as written, before its shell lines were blanked)."""
     extractor = PythonExtractor(Program(path, source), pip_installs(source if environment is None else environment))
@@ -630,7 +635,7 @@ def extract_python_full(
     loaded = loaded_sites(extractor)
     if loaded:
         attach_training(extractor.program, loaded, extractor.installs)
-    return sites, limits_in(sites), found, list(loaded.values())
+    return sites, limits_in(sites), found, list(loaded.values()), extractor.reads
 
 
 def limits_in(sites: list[ConfigSite]) -> list[tuple[Span, str]]:
