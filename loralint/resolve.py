@@ -20,12 +20,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from loralint.knowledge.models import (
-    known_model_types,
-    load_model_info,
-    lookup_checkpoint,
-    model_type_of_class,
-)
 from loralint.limits import AnalysisLimit
 from loralint.safe_read import InputRefused, read_limited, read_text_limited
 from loralint.sites import ConfigSite
@@ -95,6 +89,8 @@ class Resolver:
             self._memo[key] = self.resolve(model_id, base_dir)
         base = self._memo[key]
         if base is None or base.guessed:
+            from loralint.knowledge.models import model_type_of_class  # (the knowledge base: only for a model)
+
             # The class the script loads names the model type (Qwen2VLForConditionalGeneration -> qwen2_vl):
             # better than a guess from the id, still without the shapes of a config.json.
             by_class = model_type_of_class(site.hints.model_class) if site.hints.model_class else None
@@ -125,6 +121,8 @@ class Resolver:
                 config = fetch_config_from_hub(model_id)
                 if config is not None:
                     return _with_type(Resolution(model_id, "Hugging Face Hub", model_id, config), self.problems)
+        from loralint.knowledge.models import lookup_checkpoint
+
         entry = lookup_checkpoint(model_id)
         if entry is not None:
             config = {**entry.get("config", {}), "model_type": entry["model_type"]}
@@ -404,6 +402,8 @@ def attach_architecture(site: ConfigSite, resolution: Resolution, inventories: d
     """Load the module inventory for this model type, config and task (lazily, per type)."""
     if resolution.model_type is None:
         return
+    from loralint.knowledge.models import known_model_types, load_model_info
+
     if resolution.model_type not in known_model_types():
         resolution.note = f"loralint has no module table for model_type {resolution.model_type!r}"
         return

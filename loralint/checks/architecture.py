@@ -21,7 +21,6 @@ from loralint.checks._util import (
 )
 from loralint.checks.targets import misread_string_target
 from loralint.checks.vllm import NO_EMBEDDING_LORA
-from loralint.knowledge.targeting import dotted_suffixes
 from loralint.limits import AnalysisLimit
 from loralint.sites import ConfigSite
 
@@ -185,6 +184,8 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
 def _names_and_suffixes(info) -> set[str]:
     """Every module name and every dotted suffix of one: the list entries that match something
     (`m.name == entry or m.name.endswith("." + entry)`), as one set lookup."""
+    from loralint.knowledge.targeting import dotted_suffixes  # here: a run with no known model never needs it
+
     out: set[str] = set()
     for m in info.modules:
         out.add(m.name)

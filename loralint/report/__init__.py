@@ -66,10 +66,10 @@ class SourceLines:
     def notebook(self, display: str, raw: str | None = None):
         """The notebook behind `display` (extract.notebook.Notebook), or None: not a notebook, or
         one that cannot be read (then its diagnostics are at positions of the raw file)."""
-        from loralint.extract.notebook import cached_notebook, is_notebook
+        if not display.lower().endswith(".ipynb"):  # extract.notebook.is_notebook, before importing it:
+            return None  # a script's report never loads the notebook reader
+        from loralint.extract.notebook import cached_notebook
 
-        if not is_notebook(display):
-            return None
         if raw is None:
             if display in self._notebooks:  # asked for each finding and config: not read and decoded again
                 return self._notebooks[display]

@@ -8,7 +8,6 @@ import unicodedata
 from collections import Counter
 
 from loralint.engine import RunResult
-from loralint.extract.notebook import in_cell
 from loralint.report import SourceLines
 from loralint.report.escape import escape
 from loralint.sites import Diagnostic
@@ -65,6 +64,15 @@ def clean_summary(result: RunResult) -> str:
     """The one phrase of a run with nothing to report, in every human-readable output."""
     return (f"All checks passed! ({_plural(result.files_checked, 'file')} checked, "
             f"{_plural(len(result.sites), 'LoRA configuration')} found)")
+
+
+def in_cell(notebook, span):
+    """extract.notebook.in_cell, imported only once there is a notebook (a script's run never needs it)."""
+    if notebook is None:
+        return None
+    from loralint.extract.notebook import in_cell as cell_of
+
+    return cell_of(notebook, span)
 
 
 def _headline(d: Diagnostic, style: _Style, sources: SourceLines | None = None) -> str:
