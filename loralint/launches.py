@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from loralint.extract.accelerate import AccelerateConfig, read_accelerate_config
 from loralint.safe_read import read_text_limited
 from loralint.sites import ConfigSite, FileResult, Span, TrainingContext
+
+if TYPE_CHECKING:  # the readers of commands and configs load once a launch is looked for (start-up)
+    from loralint.extract.accelerate import AccelerateConfig
 
 MAX_LAUNCH_FILE_BYTES = 256 * 1024
 MAX_LAUNCH_FILES_PER_FOLDER = 64
@@ -193,6 +195,8 @@ class _Finder:
             config_path = base / config_name
             if not config_path.is_file():
                 return None  # the folder the command runs in names no config we can see
+            from loralint.extract.accelerate import read_accelerate_config
+
             config = read_accelerate_config(str(config_path), _display(str(config_path)), str(base))
             return Launch(where, config, processes) if config is not None else None
         return None
@@ -215,6 +219,8 @@ def _commands(text: str) -> list[tuple[int, list[str]]]:
         if match is None:
             continue
         rest = logical[match.end():]
+        import shlex
+
         try:
             tokens = shlex.split(rest, comments=True)
         except ValueError:

@@ -43,11 +43,13 @@ def test_plain_front_matter_leaves_what_yaml_reads_differently_to_yaml():
         {"params": {"min": 0.5, "sft_range": [1e-05, 0.001]}, "summary": "4-bit weights"}
 
 
-# Not needed to check a script whose configuration names no model: the knowledge base and PEFT's
-# targeting (only for a known model), the notebook reader (only for notebooks), nor the readers of
-# other formats and settings.
+# Not needed to check a script whose configuration names no model nor data set: the knowledge base and
+# PEFT's targeting (only for a known model), the notebook reader (only for notebooks), the Hub's data set
+# sizes and split arithmetic, the accelerate config reader (only once a launch is found), nor the readers
+# of other formats and settings.
 NOT_LOADED = ('yaml', 'tomllib', 'pydantic', 'libcst', 'loralint.knowledge.models', 'loralint.knowledge.targeting',
-              'loralint.extract.notebook')
+              'loralint.extract.notebook', 'loralint.datasets.hub', 'loralint.datasets.splits',
+              'loralint.extract.accelerate')
 
 
 def test_a_python_check_loads_neither_yaml_nor_toml_nor_pydantic(tmp_path):

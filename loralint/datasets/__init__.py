@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loralint.datasets.count import NotCounted, count_file, kind_of
-from loralint.datasets.hub import hub_split_sizes
-from loralint.datasets.splits import parse_split, part_size
 from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, read_limited
 from loralint.sites import ConfigSite, DatasetRef, Field
 
@@ -45,6 +43,8 @@ class Sizer:
     def hub_sizes(self, repo_id: str, config: str | None) -> tuple[dict[str, int], str] | None:
         key = (repo_id, config)
         if key not in self._hub:
+            from loralint.datasets.hub import hub_split_sizes  # here: extraction imports this package (start-up)
+
             self._hub[key] = hub_split_sizes(repo_id, config, self.online)
             if self.online and repo_id not in self.asked:
                 self.asked.append(repo_id)
@@ -303,6 +303,8 @@ def _json_file(path: Path) -> object:
 
 
 def _apply_split(text: str, splits: dict[str, int]) -> int | None:
+    from loralint.datasets.splits import parse_split, part_size
+
     parts = parse_split(text)
     if parts is None:
         return None
