@@ -89,7 +89,7 @@ class Resolver:
             self._memo[key] = self.resolve(model_id, base_dir)
         base = self._memo[key]
         if base is None or base.guessed:
-            from loralint.knowledge.models import model_type_of_class  # (the knowledge base: only for a model)
+            from loralint.knowledge.models import model_type_of_class  # the knowledge base: only for a model
 
             # The class the script loads names the model type (Qwen2VLForConditionalGeneration -> qwen2_vl):
             # better than a guess from the id, still without the shapes of a config.json.

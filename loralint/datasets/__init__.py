@@ -43,7 +43,8 @@ class Sizer:
     def hub_sizes(self, repo_id: str, config: str | None) -> tuple[dict[str, int], str] | None:
         key = (repo_id, config)
         if key not in self._hub:
-            from loralint.datasets.hub import hub_split_sizes  # here: extraction imports this package (start-up)
+            # Imported here: extraction imports this package, and most runs never ask the Hub (start-up).
+            from loralint.datasets.hub import hub_split_sizes
 
             self._hub[key] = hub_split_sizes(repo_id, config, self.online)
             if self.online and repo_id not in self.asked:
