@@ -16,9 +16,8 @@ import ast
 import os
 from typing import TYPE_CHECKING
 
-from loralint.extract.trainers import trainer_of
+from loralint.extract.trainers import adapter_loads, trainer_of
 from loralint.program.evaluate import argument, plain
-from loralint.program.objects import call_kind
 from loralint.program.values import OneOf
 from loralint.sites import ConfigSite
 
@@ -33,15 +32,10 @@ def loaded_sites(ex: PythonExtractor) -> dict[ast.Call, ConfigSite]:
     """A site for each adapter loaded trainable (is_trainable=True, statically) that a trainer trains."""
     program = ex.program
     out: dict[ast.Call, ConfigSite] = {}
-    for call, _ in program.calls_named(frozenset({"from_pretrained"})):
-        qual = program.qualname(call.func) or ""
-        if call_kind(qual) != "peft_loaded":
-            continue
+    for call, qual, loaded in adapter_loads(program):
         flag = argument(call, "is_trainable", None)
         if flag is None or plain(program.value(flag)) is not True:
             continue  # frozen (LORA407) or not known
-        program.value(call)
-        loaded = program.evaluator.created(call)
         if loaded is None or trainer_of(program, [loaded]) is None:
             continue
         auto = qual.split(".")[-2].startswith("AutoPeftModel")

@@ -13,10 +13,9 @@ import ast
 import re
 from typing import TYPE_CHECKING, Any
 
-from loralint.extract.trainers import merge_of, trainer_of
+from loralint.extract.trainers import adapter_loads, merge_of, trainer_of
 from loralint.program.evaluate import argument, plain
 from loralint.program.model import Application, base_models
-from loralint.program.objects import call_kind
 from loralint.program.values import Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Span
 
@@ -294,11 +293,7 @@ def merged_loaded_adapters(ex: PythonExtractor) -> list[Diagnostic]:
     if not program.calls_named(MERGES):
         return []
     out: list[Diagnostic] = []
-    for call, _ in program.calls_named(frozenset({"from_pretrained"})):
-        if call_kind(program.qualname(call.func) or "") != "peft_loaded":
-            continue
-        program.value(call)
-        loaded = program.evaluator.created(call)
+    for call, _, loaded in adapter_loads(program):
         if loaded is None:
             continue
         merge = merge_of(program, [loaded])
@@ -324,11 +319,7 @@ def loaded_kbit_kwargs(ex: PythonExtractor, sites: list[ConfigSite]) -> list[Dia
     program = ex.program
     reported = {site.hints.kbit_kwarg for site in sites if site.hints.kbit_kwarg is not None}
     out: list[Diagnostic] = []
-    for call, _ in program.calls_named(frozenset({"from_pretrained"})):
-        if call_kind(program.qualname(call.func) or "") != "peft_loaded":
-            continue
-        program.value(call)
-        loaded = program.evaluator.created(call)
+    for call, _, loaded in adapter_loads(program):
         if loaded is None:
             continue
         for base in base_models([loaded]):

@@ -46,6 +46,24 @@ def trainer_of(program: Program, objects: list[Obj]) -> ast.Call | None:
     return None
 
 
+def adapter_loads(program: Program) -> list[tuple[ast.Call, str, Obj | None]]:
+    """Each saved adapter the file loads (`PeftModel.from_pretrained(base, path)`, `PeftModelFor*` /
+    `AutoPeftModelFor*.from_pretrained(path)`): the call, its qualified name and the model object it
+    makes (None when the flow does not reach it). One walk a module: several extractors ask."""
+    return program.once("adapter_loads", lambda: _find_adapter_loads(program))
+
+
+def _find_adapter_loads(program: Program) -> list[tuple[ast.Call, str, Obj | None]]:
+    out = []
+    for call, _ in program.calls_named(frozenset({"from_pretrained"})):
+        qual = program.qualname(call.func) or ""
+        if call_kind(qual) != "peft_loaded":
+            continue
+        program.value(call)
+        out.append((call, qual, program.evaluator.created(call)))
+    return out
+
+
 def merge_of(program: Program, objects: list[Obj]) -> ast.Call | None:
     """The first `x.merge_and_unload()` / `x.merge_adapter()` where x is one of `objects`."""
     if not objects:

@@ -14,11 +14,10 @@ from collections import deque
 from typing import Any
 
 from loralint.extract.deepspeed import zero_facts_of
-from loralint.extract.trainers import MERGES, trainer_calls, trainer_of
+from loralint.extract.trainers import MERGES, adapter_loads, trainer_calls, trainer_of
 from loralint.program import Program
 from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.model import base_models
-from loralint.program.objects import call_kind
 from loralint.program.values import Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Field, Span, TrainingContext, Unknown
 
@@ -419,16 +418,13 @@ def frozen_adapter_findings(program: Program) -> list[Diagnostic]:
     requires_grad=False) whose model a trainer then trains. Quiet when the script re-enables
     gradients itself (`requires_grad`, `set_adapter`, which marks the active adapter trainable)."""
     loads = []
-    for call, point in program.calls_named(frozenset({"from_pretrained"})):
-        qual = program.qualname(call.func) or ""
-        if call_kind(qual) != "peft_loaded":
-            continue
+    for call, _, loaded in adapter_loads(program):
         flag = argument(call, "is_trainable", None)
         if flag is not None and plain(program.value(flag)) is not False:
             continue  # True, or not known: quiet
         if any(k.arg is None for k in call.keywords):
             continue  # **kwargs may set it
-        loads.append((call, point))
+        loads.append((call, loaded))
     if not loads:
         return []
     unfreezes = _sets_requires_grad(program) or bool(program.calls_named(frozenset({"requires_grad_", "set_adapter", "enable_adapter_layers"})))
@@ -436,9 +432,7 @@ def frozen_adapter_findings(program: Program) -> list[Diagnostic]:
         return []
     out = []
     text = program.text
-    for load, point in loads:
-        program.value(load)
-        loaded = program.evaluator.created(load)
+    for load, loaded in loads:
         if loaded is None:
             continue
         trainer = trainer_of(program, [loaded])
