@@ -120,3 +120,35 @@ def test_a_script_that_trains_a_saved_adapter_again_is_cached_with_its_adapter_c
     assert warm == _check(tmp_path, "--no-cache")
     [message] = _lora406(warm)
     assert "the loaded adapter's rank and lora_alpha are not known" in message
+
+
+ZERO3 = """\
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM
+from trl import SFTConfig, SFTTrainer
+
+model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-3B")
+config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
+args = SFTConfig(output_dir="out", deepspeed="ds_zero3.json")
+trainer = SFTTrainer(model=model, args=args, train_dataset=None, peft_config=config)
+trainer.train()
+trainer.save_model()
+"""
+
+
+def _zero3(tmp_path: Path, gather: bool) -> None:
+    (tmp_path / "ds_zero3.json").write_text(json.dumps(
+        {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": gather}}))
+
+
+def test_editing_only_the_deepspeed_json_a_script_names_is_seen_by_a_warm_run(tmp_path):
+    (tmp_path / "train.py").write_text(ZERO3)
+    _zero3(tmp_path, gather=False)  # ZeRO-3 that saves no gathered weights: LORA410
+    cold = _check(tmp_path, "--no-cache")
+    assert "LORA410" in [code for code, _, _ in _findings(cold)]
+    assert _check(tmp_path) == cold
+    assert _check(tmp_path) == cold  # served from the cache
+    _zero3(tmp_path, gather=True)  # the JSON alone changes; train.py does not
+    warm = _check(tmp_path)
+    assert warm == _check(tmp_path, "--no-cache")
+    assert "LORA410" not in [code for code, _, _ in _findings(warm)]

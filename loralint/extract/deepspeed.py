@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from loralint.dependencies import Dependency
 
 MAX_DEEPSPEED_BYTES = 1 << 20  # a DeepSpeed JSON is a few KB; a larger one is not read
 # DeepSpeed's own zero config (deepspeed/runtime/zero/config.py) names the flag
@@ -33,22 +36,27 @@ def zero_facts(config: Any, source: str) -> dict[str, Any] | None:
             "gather_set": any(key in zero for key in GATHER_KEYS), "source": source}
 
 
-def read_json_near(referrer: str, name: str) -> Any:
+def read_json_near(referrer: str, name: str, reads: list[Dependency] | None = None) -> Any:
     """The JSON file `name` names, relative to `referrer`'s folder, then to the working directory; None
-    when it cannot be read or parsed."""
+    when it cannot be read or parsed. `reads`: where a cached result must note each path tried and what it
+    held (loralint/dependencies.py), so that editing the JSON alone is seen by a warm run."""
+    from loralint.dependencies import read_dependency
     from loralint.safe_read import read_text_limited
 
     candidates = [name] if os.path.isabs(name) else [os.path.join(os.path.dirname(referrer), name), name]
     for path in candidates:
         try:
-            return json.loads(read_text_limited(path, MAX_DEEPSPEED_BYTES))
+            if reads is None:
+                return json.loads(read_text_limited(path, MAX_DEEPSPEED_BYTES))
+            return json.loads(read_dependency(path, reads))  # bytes: json detects UTF-8/16/32
         except (OSError, ValueError, RecursionError):
             continue
     return None
 
 
-def zero_facts_of(value: Any, referrer: str, in_place: str = "the deepspeed mapping written in place") -> dict[str, Any] | None:
+def zero_facts_of(value: Any, referrer: str, in_place: str = "the deepspeed mapping written in place",
+                  reads: list[Dependency] | None = None) -> dict[str, Any] | None:
     """ZeRO facts of a `deepspeed` value: a mapping, or the path of a JSON file (read near `referrer`)."""
     if isinstance(value, str) and value.endswith(".json"):
-        return zero_facts(read_json_near(referrer, value), value)
+        return zero_facts(read_json_near(referrer, value, reads), value)
     return zero_facts(value, in_place)

@@ -114,7 +114,7 @@ class PythonExtractor:
         finish_trl(self)
         self._mark_mutations()
         self._attach_file_hints()
-        attach_training(self.program, self.sites, self.installs)
+        attach_training(self.program, self.sites, self.installs, self.reads)
         attach_quantized(self)
         self._mark_expected_failures()
         return list(self.sites.values())

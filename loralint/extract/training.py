@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loralint.extract.deepspeed import zero_facts_of
 from loralint.extract.trainers import MERGES, adapter_loads, trainer_calls, trainer_of
@@ -20,6 +20,9 @@ from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.model import base_models
 from loralint.program.values import Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Field, Span, TrainingContext, Unknown
+
+if TYPE_CHECKING:
+    from loralint.dependencies import Dependency
 
 # transformers' TrainingArguments and TRL's per-trainer configs (trl/trainer/*_config.py)
 ARGS_CLASSES = frozenset(
@@ -34,10 +37,12 @@ _SAVES = frozenset({"save_pretrained", "save_model", "push_to_hub"})
 
 
 def attach_training(
-    program: Program, sites: dict[ast.Call, ConfigSite], installs: dict[str, tuple[str, ...]] | None = None
+    program: Program, sites: dict[ast.Call, ConfigSite], installs: dict[str, tuple[str, ...]] | None = None,
+    reads: list[Dependency] | None = None,
 ) -> None:
     """Fill `site.hints.training` for every site a trainer (or the file's tokenizer code) concerns;
-    `installs`: the library versions the file installs for itself (extract/pins.py)."""
+    `installs`: the library versions the file installs for itself (extract/pins.py); `reads`: the other
+    files read (a DeepSpeed JSON the trainer names), for the cache to check again."""
     by_config: dict[int, ConfigSite] = {}
     # The models each site's configuration is applied to, and the PEFT models that makes.
     models: dict[int, list[Obj]] = {}
@@ -66,7 +71,7 @@ def attach_training(
         for call in trainers:
             if not _trains(program, call, site, by_config, mine, mine_bases, len(sites) == 1 and len(trainers) == 1):
                 continue
-            _describe_trainer(program, call, context)
+            _describe_trainer(program, call, context, reads)
             break
         _checkpointing(program, context, mine, mine_bases, applied_at.get(id(site), []))
         _checkpointing_on(program, context, site_call, site, mine, mine_bases)
@@ -85,7 +90,8 @@ def _trains(program, call, site, by_config, mine, mine_bases, only_pair: bool) -
     return only_pair and not theirs  # one config, one trainer, a model the model cannot follow
 
 
-def _describe_trainer(program: Program, call: ast.Call, context: TrainingContext) -> None:
+def _describe_trainer(program: Program, call: ast.Call, context: TrainingContext,
+                      reads: list[Dependency] | None = None) -> None:
     text = program.text
     qual = program.qualname(call.func) or ""
     context.trainer = qual.rsplit(".", 1)[-1]
@@ -118,7 +124,7 @@ def _describe_trainer(program: Program, call: ast.Call, context: TrainingContext
             context.masking_collator = text.span(collator)
     ds = context.args.get("deepspeed")
     if ds is not None:
-        context.deepspeed = _deepspeed(program, ds)
+        context.deepspeed = _deepspeed(program, ds, reads)
         context.deepspeed_span = ds.span
 
 
@@ -143,10 +149,10 @@ def _args_call(program: Program, node: ast.AST | None) -> ast.Call | None:
     return None
 
 
-def _deepspeed(program: Program, ds: Field) -> dict[str, Any] | None:
+def _deepspeed(program: Program, ds: Field, reads: list[Dependency] | None) -> dict[str, Any] | None:
     """ZeRO stage and the 16-bit gather on save, from a dict in the script or the JSON file it names
     (read bounded, relative to the script, then to the working directory; never anything else)."""
-    return zero_facts_of(ds.value, program.text.path, "the dict passed as deepspeed=")
+    return zero_facts_of(ds.value, program.text.path, "the dict passed as deepspeed=", reads)
 
 
 def _file_facts(program: Program) -> dict[str, Any]:
