@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import struct
 
-from loralint.datasets.count import NotCounted
-from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, InputRefused, open_regular
+from loralint.datasets.count import NotCounted, open_counted
+from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE
 
 MAX_METADATA = 16 << 20  # one message's flatbuffer (a schema with very many columns stays far below)
 MAX_MESSAGES = 250_000  # datasets writes 1,000-row batches: hundreds of millions of rows
@@ -27,15 +27,8 @@ _V4, _V5 = 3, 4  # format/Schema.fbs: enum MetadataVersion (V4: Arrow 0.8 to 0.1
 
 def arrow_rows(path: str | os.PathLike[str], limit: int = DEFAULT_MAX_DATA_FILE_SIZE) -> int:
     """The rows of an Arrow IPC stream or file. Raises NotCounted or InputRefused."""
-    fd, size = open_regular(path, limit, "max-data-file-size")
-    try:
+    with open_counted(path, limit) as (fd, size):
         return _walk(fd, size)
-    except OSError as exc:
-        if isinstance(exc, InputRefused):
-            raise
-        raise NotCounted(exc.strerror or "cannot read") from None
-    finally:
-        os.close(fd)
 
 
 def _walk(fd: int, size: int) -> int:

@@ -10,6 +10,8 @@ import io
 import os
 import re
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, InputRefused, open_regular, stream_limited
@@ -206,8 +208,7 @@ class _Raw(io.RawIOBase):
 def parquet_rows(path, limit: int = DEFAULT_MAX_DATA_FILE_SIZE) -> int:
     """num_rows of a Parquet file's FileMetaData (thrift compact protocol, field 3), read from the
     footer: `<metadata><4-byte little-endian length>PAR1` (parquet-format's File Format)."""
-    fd, size = open_regular(path, limit, "max-data-file-size")
-    try:
+    with open_counted(path, limit) as (fd, size):
         if size < 12:
             raise NotCounted("too short for Parquet")
         tail = os.pread(fd, 8, size - 8)
@@ -217,13 +218,22 @@ def parquet_rows(path, limit: int = DEFAULT_MAX_DATA_FILE_SIZE) -> int:
         if length > min(MAX_PARQUET_FOOTER, size - 12):
             raise NotCounted("the Parquet footer is too large")
         footer = os.pread(fd, length, size - 8 - length)
+    return _Compact(footer).num_rows()
+
+
+@contextmanager
+def open_counted(path, limit: int) -> Iterator[tuple[int, int]]:
+    """(descriptor, size) of a regular data file read by offset (Parquet's footer, Arrow's headers),
+    closed afterwards; a read that fails is NotCounted, a refused file stays InputRefused."""
+    fd, size = open_regular(path, limit, "max-data-file-size")
+    try:
+        yield fd, size
     except OSError as exc:
         if isinstance(exc, InputRefused):
             raise
         raise NotCounted(exc.strerror or "cannot read") from None
     finally:
         os.close(fd)
-    return _Compact(footer).num_rows()
 
 
 class _Compact:
