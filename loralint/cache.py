@@ -450,7 +450,7 @@ class CheckCache:
             value = getattr(resolution, item.name)
             if item.name in ("info", "advice", "note", "limits"):
                 # Computed from the rest, the site and loralint's code, by the analysis a cache hit skips
-                # (resolve_sites' second step): the key must be the same before and after it.
+                # (SiteResolver's second step): the key must be the same before and after it.
                 continue
             if item.name == "config" and value is not None:
                 digest = self._configs.get(id(value))

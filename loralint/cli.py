@@ -375,9 +375,9 @@ def _settings(paths: list[Path], config_path: Path | None, model: str | None):
 
 def _resolver():
     # Imported here so that `loralint rules` and `--help` do not pay for the resolver's imports.
-    from loralint.resolve import resolve_sites
+    from loralint.resolve import SiteResolver
 
-    return resolve_sites
+    return SiteResolver
 
 
 def _use_colour(stream=None) -> bool:

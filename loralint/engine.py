@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from loralint.discover import Discovery, Matcher, SourceFile, discover, glob_to_regex
 from loralint.extract import extract_source, file_diagnostic, file_format, is_candidate
@@ -164,20 +164,30 @@ def selected_codes(rules: dict[str, Rule], settings: Settings, options: Options)
 
 def extract_all(files: list[SourceFile], settings: Settings, options: Options,
                 keys: dict[str, str] | None = None) -> list[FileResult]:
-    """Read every file, prefilter, and parse the candidates (cached, in a pool when many). With the cache
-    on, `keys` receives each candidate's content key (display path → key) for the check stage's cache."""
+    """Every file's extraction, in the order of `files` (see iter_extracted)."""
+    results = {result.path: result for result in iter_extracted(files, settings, options, keys)}
+    return [results[s.display] for s in files if s.display in results]
+
+
+def iter_extracted(files: list[SourceFile], settings: Settings, options: Options,
+                   keys: dict[str, str] | None = None) -> Iterator[FileResult]:
+    """Read every file, prefilter, and parse the candidates (cached, in a pool when many), handing each
+    result over as soon as it is there: the caller's per-file stages then run while the pool still
+    parses. The order is fixed for one tree and cache state (files read or refused and cache hits first,
+    then fresh ones largest first when pooled), not the order of `files`. With the cache on, `keys`
+    receives each candidate's content key (display path → key) before the first result."""
     cache = None
     if settings.cache and not options.no_cache:
         from loralint.cache import ExtractionCache
 
         cache = ExtractionCache(settings.root)
-    results: dict[str, FileResult] = {}
+    ready: list[FileResult] = []
     todo: list[tuple[SourceFile, bytes, str | None]] = []
     for source in files:
         try:
             data = read_limited(source.path, settings.max_file_size)
         except OSError as exc:
-            results[source.display] = FileResult(source.display, diagnostics=[_read_problem(source.display, exc)])
+            ready.append(FileResult(source.display, diagnostics=[_read_problem(source.display, exc)]))
             continue
         if not is_candidate(data, source.fmt):
             continue
@@ -192,13 +202,14 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options,
                 cached = None  # a file it read (a loaded adapter's adapter_config.json) changed: extract afresh
         if cached is not None:
             _note_dependencies(keys, source.display, cached)
-            results[source.display] = cached
+            ready.append(cached)
         else:
             todo.append((source, data, key))
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     # YAML/JSON extraction is cheap (libyaml); only Python and notebooks are worth a pool.
     python = [d for s, d, _ in todo if s.fmt in ("python", "notebook")]
     big = len(python) >= POOL_MIN_CANDIDATES or sum(len(d) for d in python) >= POOL_MIN_BYTES
+    pool = None
     if jobs > 1 and big and len(todo) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -210,18 +221,22 @@ def extract_all(files: list[SourceFile], settings: Settings, options: Options,
         # Largest first, one at a time: a big file handed out last (or in a chunk with others) would
         # leave the other workers idle at the end.
         todo.sort(key=lambda item: len(item[1]), reverse=True)
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo))) as pool:
-            fresh = list(pool.map(_extract_bytes, [(s.display, d, s.fmt) for s, d, _ in todo]))
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)))
+        fresh: Iterator[FileResult] = pool.map(_extract_bytes, [(s.display, d, s.fmt) for s, d, _ in todo])
     else:
-        fresh = [extract_source(s.display, d, s.fmt) for s, d, _ in todo]
-    for (source, _, key), result in zip(todo, fresh):
-        results[source.display] = result
-        # An adapter loaded to train again carries the settings of another file (its adapter_config.json):
-        # the entry lists the files read (result.depends_on), and a hit re-reads them above.
-        if cache and key and not any(d.code == "LORA904" for d in result.diagnostics):
-            _note_dependencies(keys, source.display, result)
-            cache.put(key, result)
-    return [results[s.display] for s in files if s.display in results]
+        fresh = (extract_source(s.display, d, s.fmt) for s, d, _ in todo)
+    try:
+        yield from ready  # the pool's workers are already parsing
+        for (source, _, key), result in zip(todo, fresh):
+            # An adapter loaded to train again carries the settings of another file (its adapter_config.json):
+            # the entry lists the files read (result.depends_on), and a hit re-reads them above.
+            if cache and key and not any(d.code == "LORA904" for d in result.diagnostics):
+                _note_dependencies(keys, source.display, result)
+                cache.put(key, result)
+            yield result
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)  # a usage error half-way does not wait for the rest
 
 
 def _note_dependencies(keys: dict[str, str] | None, display: str, result: FileResult) -> None:
@@ -308,12 +323,16 @@ def run(
     options: Options,
     *,
     sources: dict[str, bytes] | None = None,
-    resolve: Callable[[list[ConfigSite], Settings, Options], list[tuple[ConfigSite | None, str]] | None] | None = None,
+    resolve: Callable[[Settings, Options], Any] | None = None,
     verify: Callable[[list[ConfigSite], dict[str, Rule], Settings, Options], dict[int, list[Diagnostic]]] | None = None,
     describe_sites: bool = True,
 ) -> RunResult:
     """Check `paths` (or, with `sources`, in-memory files keyed by display path: stdin, editors).
 
+    `resolve`: the resolve stage (loralint.resolve.SiteResolver), made once a run, at the first file
+    with a site. Each file goes through the stages after extraction (data set sizes, launch commands,
+    resolve, checks) as soon as extraction hands it over, while the pool parses the others; with
+    `verify`, PEFT's own findings need every site resolved first, so the checks wait for all files.
     `describe_sites=False`: the caller shows findings only (text, SARIF, ...), not each site's module
     counts, so a site whose file's findings come from the check cache skips the architecture analysis."""
     rules = all_rules(settings)
@@ -323,13 +342,12 @@ def run(
     texts: dict[str, str] = {}
     notes.extend(_invalid_globs(settings))
     content_keys: dict[str, str] = {}  # display path → extraction cache key (files on disk, cache on)
+    stream: Iterable[FileResult]
     if sources is not None:
         from loralint.report import decode_source
 
-        results = []
-        for display, data in sources.items():
-            fs_paths[display] = Path(display)
-            results.append(_in_memory(display, data, settings))
+        fs_paths = {display: Path(display) for display in sources}
+        stream = [_in_memory(display, data, settings) for display, data in sources.items()]
         files_checked = len(sources)
         texts = {display: decode_source(display, data) for display, data in sources.items()
                  if len(data) <= settings.max_file_size}
@@ -338,77 +356,137 @@ def run(
         if found.missing:
             raise UsageError(f"{found.missing[0]}: no such file or directory")
         notes.extend(found.notes)
-        results = extract_all(found.files, settings, options, content_keys)
-        files_checked = len(found.files)
         fs_paths = {f.display: f.path for f in found.files}
+        files_checked = len(found.files)
+        stream = iter_extracted(found.files, settings, options, content_keys)
 
+    stages = _FileStages(settings, options, rules, active, fs_paths, content_keys, resolve,
+                         checked=verify is None, describe_sites=describe_sites, on_disk=sources is None)
+    results: list[FileResult] = []
+    for result in stream:
+        results.append(result)
+        stages.prepare(result)
+        if verify is None:
+            stages.check(result, {})
+    order = {display: rank for rank, display in enumerate(fs_paths)}
+    results.sort(key=lambda result: order.get(result.path, len(order)))  # the files' order, as discovered
     sites = [site for result in results for site in result.sites]
-    dataset_notes: list[str] = []
     loaded = [site for result in results for site in result.loaded]
-    if sites:  # the data sets' real size, for LORA104: counted after extraction, cached apart (by file size and time)
-        from loralint.datasets import size_datasets
+    notes.extend(stages.resolve_notes())
+    _fold_online_notes(notes, stages.dataset_notes())
+    if verify is not None:
+        # --verify: the real PEFT's findings per site, filtered like every other finding.
+        verified = verify(sites, rules, settings, options) if sites else {}
+        for result in results:
+            stages.check(result, verified)
+    diagnostics = sorted(stages.diagnostics, key=Diagnostic.sort_key)
+    shown_paths = {k: str(v) for k, v in fs_paths.items()}
+    diagnostics = _notebook_lines(diagnostics, shown_paths, texts, settings)
+    return RunResult(files_checked, diagnostics, sites, rules, notes, shown_paths, texts, loaded)
 
-        # The Hub is asked about data sets only with --online, and only when a rule reads the size.
-        wanted = options.dataset_size is None and any(rules[c].check == "dropout_large_dataset" for c in active)
-        dataset_notes = size_datasets(sites, fs_paths, settings, online=options.online and wanted,
-                                      cached=bool(settings.cache and not options.no_cache and sources is None))
-    if any(site.syntax == "python" and site.hints.training is not None for site in sites):
-        # `accelerate launch --config_file X script.py` seen in the project: the config's facts (not cached either)
-        from loralint.launches import attach_launches
 
-        attach_launches(results, fs_paths, settings.root)
-    # Checked diagnostics are cached too (not with --verify: PEFT's own findings are not).
-    check_cache = None
-    if content_keys and verify is None:
-        from loralint.cache import CheckCache
+class _FileStages:
+    """The stages after extraction, one file at a time: data set sizes, launch commands, resolve (each
+    holding what it learned for the whole run), then the checks and the check cache."""
 
-        check_cache = CheckCache(settings, rules, active, options)
-    by_file = {result.path: result for result in results}
-    looked_up: dict[str, tuple[str | None, list[Diagnostic] | None]] = {}  # path → (check key, cached findings)
+    def __init__(self, settings: Settings, options: Options, rules: dict[str, Rule], active: set[str],
+                 fs_paths: dict[str, Path], content_keys: dict[str, str], resolve: Callable[[Settings, Options], Any] | None,
+                 *, checked: bool, describe_sites: bool, on_disk: bool) -> None:
+        self.settings, self.options, self.rules, self.active = settings, options, rules, active
+        self.fs_paths, self.content_keys = fs_paths, content_keys
+        self._resolve, self._resolver = resolve, None
+        self._sizer: Any = None
+        self._launches: Any = None
+        self._checked = checked  # --verify checks after every file is resolved: no check cache then
+        self._describe_sites = describe_sites
+        self._on_disk = on_disk  # an editor's buffer or stdin: no counts kept across runs
+        self._check_cache: Any = None
+        self._looked_up: dict[str, tuple[str | None, list[Diagnostic] | None]] = {}  # path → (check key, cached findings)
+        self.diagnostics: list[Diagnostic] = []
 
-    def look_up(result: FileResult) -> tuple[str | None, list[Diagnostic] | None]:
-        if result.path not in looked_up:
-            assert check_cache is not None
-            key = check_cache.key(result, content_keys.get(result.path), list(_file_facts(result, settings, fs_paths)))
-            looked_up[result.path] = (key, check_cache.get(key) if key else None)
-        return looked_up[result.path]
+    @property
+    def check_cache(self) -> Any:
+        # Checked diagnostics are cached too (not with --verify: PEFT's own findings are not). The content
+        # keys are all there once extraction hands over its first file.
+        if self._check_cache is None and self.content_keys and self._checked:
+            from loralint.cache import CheckCache
 
-    if resolve is not None and (sites or loaded):
-        if check_cache is not None and not describe_sites:
-            # Only the files that will be checked need their models analysed (see resolve_sites).
-            failures = resolve([*sites, *loaded], settings, options,
-                               needs_architecture=lambda site: look_up(by_file[site.path])[1] is None) or []
+            self._check_cache = CheckCache(self.settings, self.rules, self.active, self.options)
+        return self._check_cache
+
+    def prepare(self, result: FileResult) -> None:
+        """What the checks read besides the file itself: data set sizes, launches, the model."""
+        if any(site.hints.datasets or site.hints.held_out is not None for site in result.sites):
+            self._size_datasets(result)
+        if any(site.syntax == "python" and site.hints.training is not None for site in result.sites):
+            # `accelerate launch --config_file X script.py` seen in the project: the config's facts (not cached)
+            if self._launches is None:
+                from loralint.launches import Launches
+
+                self._launches = Launches(self.settings.root)
+            self._launches.attach(result, self.fs_paths)
+        todo = [*result.sites, *result.loaded]
+        if self._resolve is None or not todo:
+            return
+        if self._resolver is None:
+            self._resolver = self._resolve(self.settings, self.options)
+        if self.check_cache is not None and not self._describe_sites:
+            # Only the files that will be checked need their models analysed (see SiteResolver).
+            failures = self._resolver.resolve(todo, needs_architecture=lambda site: self.look_up(result)[1] is None)
         else:
-            failures = resolve([*sites, *loaded], settings, options) or []
+            failures = self._resolver.resolve(todo)
         for site, reason in failures:
-            if site is None:  # not a failure of ours: an input the resolver would not use (see resolve_sites)
-                notes.append(reason)
-                continue
-            by_file[site.path].diagnostics.append(
+            result.diagnostics.append(
                 file_diagnostic(
                     "LORA904", site.path, f"internal error while resolving the base model ({reason}); please report it",
                     site.span.line, site.span.column,
                 )
             )
 
-    _fold_online_notes(notes, dataset_notes)
-    # --verify: the real PEFT's findings per site, filtered below like every other finding.
-    verified: dict[int, list[Diagnostic]] = verify(sites, rules, settings, options) if verify is not None and sites else {}
+    def _size_datasets(self, result: FileResult) -> None:
+        """The data sets' real size, for LORA104: counted after extraction, cached apart (by file size and time)."""
+        from loralint.datasets import run_sizer, size_sites
 
-    from loralint.checks import LOADED_ADAPTER_CHECKS, CheckContext, load_checks
+        if self._sizer is None:
+            # The Hub is asked about data sets only with --online, and only when a rule reads the size.
+            wanted = self.options.dataset_size is None and any(
+                self.rules[c].check == "dropout_large_dataset" for c in self.active)
+            self._sizer = run_sizer(self.settings, online=self.options.online and wanted,
+                                    cached=bool(self.settings.cache and not self.options.no_cache and self._on_disk))
+        size_sites(self._sizer, result.sites, self.fs_paths)
 
-    checks = load_checks()
-    diagnostics: list[Diagnostic] = []
-    for result in results:
-        per_file_ignores, dataset_size, dataset_source = _file_facts(result, settings, fs_paths)
+    def resolve_notes(self) -> list[str]:
+        return self._resolver.notes() if self._resolver is not None else []
+
+    def dataset_notes(self) -> list[str]:
+        if self._sizer is None or not self._sizer.asked:
+            return []
+        from loralint.datasets import online_notes
+
+        return online_notes(self._sizer.asked)
+
+    def look_up(self, result: FileResult) -> tuple[str | None, list[Diagnostic] | None]:
+        if result.path not in self._looked_up:
+            cache = self.check_cache
+            key = cache.key(result, self.content_keys.get(result.path), list(_file_facts(result, self.settings, self.fs_paths)))
+            self._looked_up[result.path] = (key, cache.get(key) if key else None)
+        return self._looked_up[result.path]
+
+    def check(self, result: FileResult, verified: dict[int, list[Diagnostic]]) -> None:
+        """The file's findings, from the check cache or from running the rules on each of its sites."""
+        from loralint.checks import LOADED_ADAPTER_CHECKS, CheckContext, load_checks
+
+        settings, options, rules = self.settings, self.options, self.rules
+        per_file_ignores, dataset_size, dataset_source = _file_facts(result, settings, self.fs_paths)
         check_key, cached = None, None
-        if check_cache is not None:
+        if self.check_cache is not None:
             if any(d.code == "LORA904" for d in result.diagnostics):
-                looked_up.pop(result.path, None)  # added by resolve after a lookup: the file is checked afresh
-            check_key, cached = look_up(result)
+                self._looked_up.pop(result.path, None)  # added by resolve after a lookup: the file is checked afresh
+            check_key, cached = self.look_up(result)
         if cached is not None:
-            diagnostics.extend(cached)
-            continue
+            self.diagnostics.extend(cached)
+            return
+        checks = load_checks()
         file_diags: list[tuple[Diagnostic, int | None]] = [(d, None) for d in result.diagnostics]
         loaded_here = {id(site) for site in result.loaded}
         for site in [*result.sites, *result.loaded]:
@@ -421,7 +499,7 @@ def run(
             elif size is None and site.hints.dataset_size is None and settings.dataset_size is not None:
                 size = settings.dataset_size
                 source = f"dataset-size in {settings.source.name if settings.source else 'settings'}"
-            for code in sorted(active):
+            for code in sorted(self.active):
                 rule = rules[code]
                 if rule.check == "engine" or (id(site) in loaded_here and rule.check not in LOADED_ADAPTER_CHECKS):
                     continue
@@ -452,14 +530,10 @@ def run(
                         related=finding.related,
                     )
                     file_diags.append((diag, site.span.line))
-        filtered = _apply_file_filters(result, file_diags, active, rules, per_file_ignores, verify is not None)
-        diagnostics.extend(filtered)
-        if check_cache is not None and check_key and not any(d.code == "LORA904" for d, _ in file_diags):
-            check_cache.put(check_key, filtered)  # an internal error is never kept: the next run tries again
-    diagnostics.sort(key=Diagnostic.sort_key)
-    shown_paths = {k: str(v) for k, v in fs_paths.items()}
-    diagnostics = _notebook_lines(diagnostics, shown_paths, texts, settings)
-    return RunResult(files_checked, diagnostics, sites, rules, notes, shown_paths, texts, loaded)
+        filtered = _apply_file_filters(result, file_diags, self.active, rules, per_file_ignores, not self._checked)
+        self.diagnostics.extend(filtered)
+        if self.check_cache is not None and check_key and not any(d.code == "LORA904" for d, _ in file_diags):
+            self.check_cache.put(check_key, filtered)  # an internal error is never kept: the next run tries again
 
 
 def _notebook_lines(diagnostics: list[Diagnostic], paths: dict[str, str], texts: dict[str, str],

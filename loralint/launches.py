@@ -4,7 +4,8 @@ top of the git checkout), or in the script's own comments and docstring. The acc
 command names feeds the script's training context (LORA410 ZeRO-3 saving, LORA307 FSDP + QLoRA, LORA416
 device_map="auto" under DDP).
 
-Run once after extraction, like loralint.datasets; the facts it sets are part of the check cache's key.
+Run file by file after extraction, like loralint.datasets; the facts it sets are part of the check
+cache's key.
 Conservative by design: a command counts only when both the script and the config it names exist
 relative to one folder (the folder the command would run in), when every option it passes is one that
 leaves those facts alone, and when no shell variable stands in for a path. Anything else: the script is
@@ -56,20 +57,24 @@ class Launch:
     num_processes: int | None  # --num_processes on the command line, which beats the config's
 
 
-def attach_launches(results: list[FileResult], fs_paths: dict[str, Path], root: Path) -> None:
-    """Fill the training facts of each Python site launched with an accelerate config we can read."""
-    finder = _Finder(root)
-    for result in results:
+class Launches:
+    """The launch commands of one run, read once per file and folder: the engine asks file by file."""
+
+    def __init__(self, root: Path) -> None:
+        self._finder = _Finder(root)
+
+    def attach(self, result: FileResult, fs_paths: dict[str, Path]) -> None:
+        """Fill the training facts of each Python site of `result` launched with an accelerate config we can read."""
         sites = [s for s in result.sites if s.syntax == "python" and _wants(s)]
         path = fs_paths.get(result.path)
         if not sites or path is None or result.path.endswith(".ipynb"):
-            continue
+            return
         try:
-            launches = finder.launches_of(Path(path))
+            launches = self._finder.launches_of(Path(path))
         except Exception:  # files of the project that are no input of ours must never stop the run
             if os.environ.get("LORALINT_DEBUG"):
                 raise
-            continue
+            return
         for site in sites:
             for launch in launches:
                 _apply(site, launch)

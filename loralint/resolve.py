@@ -303,62 +303,68 @@ def not_found(model_id: str, online: bool, problems: list[str] | None = None) ->
             f"{hub_cache_dir()}, not in loralint's index of popular checkpoints){hint}")
 
 
-def resolve_sites(sites: list[ConfigSite], settings, options,
-                  needs_architecture: Callable[[ConfigSite], bool] | None = None) -> list[tuple[ConfigSite | None, str]]:
-    """The engine's resolve stage: attach a Resolution (and the architecture) to each site.
+class SiteResolver:
+    """The engine's resolve stage for one run, fed file by file as extraction hands files over: attaches
+    a Resolution (and the architecture) to each site.
 
     Two steps: which model each site is about (cheap: its config.json is read, never analysed), then the
-    costly module inventory and counts. `needs_architecture`, asked once every site has its model, may
-    skip the second step for a site whose file's findings the engine already has (its check cache keys
-    on the first step's facts); a file where the first step failed for any site is always analysed.
+    costly module inventory and counts. `needs_architecture`, asked once every site given has its model,
+    may skip the second step for a site whose file's findings the engine already has (its check cache
+    keys on the first step's facts); a file where the first step failed for any site is always analysed.
+    Models, config.json files and inventories are looked at once a run, whatever the order of files."""
 
-    Returns the sites whose resolution failed inside loralint, with the reason: the engine reports
-    them as that file's internal error and the run goes on. Entries without a site are notes: a
-    config.json that is there but was not used (not a regular file, too large, invalid)."""
-    override = options.model or settings.model
-    resolver = Resolver(
-        cwd=Path.cwd(),
-        online=bool(options.online),
-        override=override,
-        override_source="--model" if options.model else "settings",
-    )
-    if override:
-        found = resolver.resolve(override)
-        if found is None or found.guessed or found.model_type is None:
-            from loralint.engine import UsageError
+    def __init__(self, settings, options) -> None:
+        override = options.model or settings.model
+        self.resolver = Resolver(
+            cwd=Path.cwd(),
+            online=bool(options.online),
+            override=override,
+            override_source="--model" if options.model else "settings",
+        )
+        if override:
+            found = self.resolver.resolve(override)
+            if found is None or found.guessed or found.model_type is None:
+                from loralint.engine import UsageError
 
-            where = "--model" if options.model else f"model in {settings.source or 'settings'}"
-            raise UsageError(f"{where} {not_found(override, resolver.online, resolver.problems)}")
-    failures: list[tuple[ConfigSite, str]] = []
-    resolved: list[ConfigSite] = []
-    for site in sites:
-        try:
-            resolution = resolver.resolve_site(site)
-        except Exception as exc:  # a bug of ours on one site must not end the run
-            if os.environ.get("LORALINT_DEBUG"):
-                raise
-            site.model = None
-            failures.append((site, f"{type(exc).__name__}: {exc}"))
-            continue
-        if resolution is not None:
-            site.model = resolution
-            resolved.append(site)
-    failed_files = {site.path for site, _ in failures}
-    inventories: dict[str, Any] = {}  # one ModelInfo per (type, config, class) for the whole run
-    for site in resolved:
-        if needs_architecture is not None and site.path not in failed_files and not needs_architecture(site):
-            continue
-        try:
-            attach_architecture(site, site.model, inventories)
-        except Exception as exc:  # a bug of ours on one site must not end the run
-            if os.environ.get("LORALINT_DEBUG"):
-                raise
-            site.model = None
-            failures.append((site, f"{type(exc).__name__}: {exc}"))
-    # A config.json that is there but unusable (a FIFO, too large, invalid): a note, with no site.
-    failures.extend((None, f"{problem}; not used") for problem in resolver.problems)
-    failures.extend((None, note) for note in _hub_notes(resolver))
-    return failures
+                where = "--model" if options.model else f"model in {settings.source or 'settings'}"
+                raise UsageError(f"{where} {not_found(override, self.resolver.online, self.resolver.problems)}")
+        self.inventories: dict[str, Any] = {}  # one ModelInfo per (type, config, class) for the whole run
+
+    def resolve(self, sites: list[ConfigSite],
+                needs_architecture: Callable[[ConfigSite], bool] | None = None) -> list[tuple[ConfigSite, str]]:
+        """Resolve `sites`; returns those whose resolution failed inside loralint, with the reason: the
+        engine reports them as that file's internal error and the run goes on."""
+        failures: list[tuple[ConfigSite, str]] = []
+        resolved: list[ConfigSite] = []
+        for site in sites:
+            try:
+                resolution = self.resolver.resolve_site(site)
+            except Exception as exc:  # a bug of ours on one site must not end the run
+                if os.environ.get("LORALINT_DEBUG"):
+                    raise
+                site.model = None
+                failures.append((site, f"{type(exc).__name__}: {exc}"))
+                continue
+            if resolution is not None:
+                site.model = resolution
+                resolved.append(site)
+        failed_files = {site.path for site, _ in failures}
+        for site in resolved:
+            if needs_architecture is not None and site.path not in failed_files and not needs_architecture(site):
+                continue
+            try:
+                attach_architecture(site, site.model, self.inventories)
+            except Exception as exc:  # a bug of ours on one site must not end the run
+                if os.environ.get("LORALINT_DEBUG"):
+                    raise
+                site.model = None
+                failures.append((site, f"{type(exc).__name__}: {exc}"))
+        return failures
+
+    def notes(self) -> list[str]:
+        """For the end of the run: each config.json that is there but unusable (a FIFO, too large,
+        invalid), and with --online what the Hub did not give."""
+        return [f"{problem}; not used" for problem in self.resolver.problems] + _hub_notes(self.resolver)
 
 
 def _hub_notes(resolver: Resolver) -> list[str]:

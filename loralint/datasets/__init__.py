@@ -318,25 +318,25 @@ def _apply_split(text: str, splits: dict[str, int]) -> int | None:
     return total
 
 
-def size_datasets(sites: list[ConfigSite], fs_paths: dict[str, Path], settings: Any, online: bool = False,
-                  cached: bool = False) -> list[str]:
-    """Give each site that names its data sets a `hints.dataset_size` with its provenance. With
-    `online`, Hub data sets that neither the datasets cache nor the index knows are looked up on the
-    Hub; the result is the notes for those the Hub did not give (loralint.hub keeps why). `cached`: keep
-    the counts of local files in the settings root's cache (loralint.cache.CountCache)."""
-    todo = [s for s in sites if s.hints.datasets or s.hints.held_out is not None]
-    if not todo:
-        return []
+def run_sizer(settings: Any, online: bool = False, cached: bool = False) -> Sizer:
+    """The Sizer of one run, which the engine hands each site that names its data sets (size_sites). With
+    `online`, Hub data sets that neither the datasets cache nor the index knows are looked up on the Hub
+    (online_notes(sizer.asked) says which the Hub did not give). `cached`: keep the counts of local files
+    in the settings root's cache (loralint.cache.CountCache)."""
     root = getattr(settings, "root", None)
     counts = None
     if cached and root is not None:
         from loralint.cache import CountCache
 
         counts = CountCache(root)
-    sizer = Sizer(root, getattr(settings, "max_data_file_size", DEFAULT_MAX_DATA_FILE_SIZE), online, counts)
-    for site in todo:
-        sizer.size_site(site, fs_paths.get(site.path, Path(site.path)))
-    return online_notes(sizer.asked) if sizer.asked else []
+    return Sizer(root, getattr(settings, "max_data_file_size", DEFAULT_MAX_DATA_FILE_SIZE), online, counts)
+
+
+def size_sites(sizer: Sizer, sites: list[ConfigSite], fs_paths: dict[str, Path]) -> None:
+    """Give each site that names its data sets a `hints.dataset_size` with its provenance."""
+    for site in sites:
+        if site.hints.datasets or site.hints.held_out is not None:
+            sizer.size_site(site, fs_paths.get(site.path, Path(site.path)))
 
 
 def online_notes(asked: list[str]) -> list[str]:
