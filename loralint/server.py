@@ -1,8 +1,9 @@
 """`loralint server`: a Language Server Protocol server over stdio (pygls 2.x).
 
 What an editor gets:
-- diagnostics on open, on save, and while typing (debounced, `DEBOUNCE_S` after the last change),
-  computed from the editor's text, not the file on disk; cleared when the document closes;
+- diagnostics on open, on save, and while typing, computed from the editor's text, not the file on
+  disk; cleared when the document closes. A change made while the server is idle is checked at once;
+  changes made while a check runs are coalesced, and checked `DEBOUNCE_S` after the last of them;
 - settings from the `[tool.loralint]` / `.loralint.toml` nearest the document (re-read each
   check, so edits to them apply at the next check; saving one re-checks every open document);
 - code actions: each fix as a `quickfix` (the same Fix objects `check --fix` applies), "Suppress
@@ -61,7 +62,7 @@ from loralint.sites import Diagnostic
 
 log = logging.getLogger("loralint.server")
 
-DEBOUNCE_S = 0.3
+DEBOUNCE_S = 0.1
 FIX_ALL_KIND = "source.fixAll.loralint"
 LANGUAGE_SUFFIX = {"python": ".py", "yaml": ".yaml", "json": ".json", "jsonc": ".json"}
 _SETTINGS_NAMES = (".loralint.toml", "loralint.toml", "pyproject.toml")
@@ -123,6 +124,7 @@ class LoraLintServer(LanguageServer):
         self.open: set[str] = set()
         self.pending: dict[str, asyncio.Task] = {}
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loralint-check")
+        self.checking = 0  # checks on the worker thread now (one whose caller was cancelled runs to its end)
         self.shown_errors: set[str] = set()
         self.debounce = float(os.environ.get("LORALINT_LSP_DEBOUNCE", DEBOUNCE_S))
         self.skipped: dict[str, str] = {}  # uri -> why its text is not kept (too large, unreadable change)
@@ -155,6 +157,13 @@ class LoraLintServer(LanguageServer):
             root = None
         return Path(root) if root else Path.cwd()
 
+    def _counted_check(self, uri: str, version: int | None, display: str, fmt: str, text: str) -> DocState:
+        self.checking += 1
+        try:
+            return self.check_text(uri, version, display, fmt, text)
+        finally:
+            self.checking -= 1
+
     def check_text(self, uri: str, version: int | None, display: str, fmt: str, text: str) -> DocState:
         from loralint.engine import Options, UsageError, run
         from loralint.settings import Settings, SettingsError, discover_settings
@@ -170,10 +179,10 @@ class LoraLintServer(LanguageServer):
             state.error = f"loralint: cannot read the settings ({reason}); using the default settings"
             settings = Settings()
         options = Options(online=False, no_cache=True, jobs=1)
-        from loralint.resolve import resolve_sites
+        from loralint.resolve import SiteResolver
 
         try:
-            result = run([display], settings, options, sources={display: _encode(text, fmt)}, resolve=resolve_sites)
+            result = run([display], settings, options, sources={display: _encode(text, fmt)}, resolve=SiteResolver)
             lines = split_lines(text)
 
             def uri_for(path: str) -> str:
@@ -232,6 +241,8 @@ class LoraLintServer(LanguageServer):
         previous = self.pending.pop(uri, None)
         if previous is not None:
             previous.cancel()
+        elif not self.checking:
+            delay = 0  # idle: check now (the delay only coalesces the changes made while a check runs)
         task = asyncio.ensure_future(self._check_later(uri, delay))
         self.pending[uri] = task
 
@@ -262,7 +273,7 @@ class LoraLintServer(LanguageServer):
             state = self.skipped_state(uri, version, target[0], target[1], self.skipped[uri])
         else:
             loop = asyncio.get_running_loop()
-            state = await loop.run_in_executor(self.worker, self.check_text, uri, version, target[0], target[1], text)
+            state = await loop.run_in_executor(self.worker, self._counted_check, uri, version, target[0], target[1], text)
         if uri not in self.open or self.workspace.get_text_document(uri).version != version:
             return None  # closed or changed meanwhile: the newer check publishes
         self.states[uri] = state
