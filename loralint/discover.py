@@ -249,7 +249,8 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
         directory = Path(dirpath)
         active = ignores.get(directory, [])
-        if respect_gitignore:
+        # Only where the listing has one: no failed open in every folder.
+        if respect_gitignore and (".gitignore" in filenames or ".gitignore" in dirnames):
             own = _read_gitignore(directory, found.notes)
             if own:
                 active = [*active, own]

@@ -2,7 +2,8 @@
 
 Globs come from the checked repository (.gitignore) and from settings, so they are untrusted: a
 regex built naively from `**a**a**a…b` backtracks for hours. Each glob is parsed into tokens; the
-common shapes (at most one `*` and one directory-crossing split) become a `re` regex, whose
+simplest shapes (a literal, `*.ext`) are matched with string operations, the other common shapes
+(at most one `*` and one directory-crossing split) become a `re` regex, whose
 backtracking is then bounded by the path's length; any other glob is run on a bit-parallel NFA,
 one pass over the path. An invalid glob (`[z-a]`) raises GlobError, for the caller to report.
 
@@ -33,10 +34,15 @@ class Glob:
 
     __slots__ = ("engine", "match", "pattern")
 
-    def __init__(self, pattern: str, regex: re.Pattern[str] | None, nfa: _Nfa | None) -> None:
+    def __init__(self, pattern: str, regex: re.Pattern[str] | None, nfa: _Nfa | None,
+                 simple: Callable[[str], bool] | None = None) -> None:
         self.pattern = pattern
-        self.engine = "regex" if regex is not None else "nfa"
-        self.match: Callable[[str], object] = regex.match if regex is not None else nfa.match  # type: ignore[union-attr]
+        if simple is not None:
+            self.engine, self.match = "string", simple
+        elif regex is not None:
+            self.engine, self.match = "regex", regex.match
+        else:
+            self.engine, self.match = "nfa", nfa.match  # type: ignore[union-attr]
 
     def __repr__(self) -> str:
         return f"Glob({self.pattern!r}, {self.engine})"
@@ -259,6 +265,37 @@ def compile_glob(pattern: str) -> Glob:
     if tokens and tokens[0][0] == _DSLASH:
         # `**/x` is `x` at any depth: the unanchored form, which the fast path handles.
         tokens, anchored = tokens[1:], False
-    if _backtracking_is_bounded(tokens, anchored):
-        return Glob(pattern, _regex(tokens, anchored), None)
-    return Glob(pattern, None, _Nfa(tokens, anchored))
+    simple = _simple_match(tokens, anchored)
+    if simple is not None:
+        glob = Glob(pattern, None, None, simple)
+    elif _backtracking_is_bounded(tokens, anchored):
+        glob = Glob(pattern, _regex(tokens, anchored), None)
+    else:
+        glob = Glob(pattern, None, _Nfa(tokens, anchored))
+    return glob
+
+
+def _simple_match(tokens: list[tuple[int, object]], anchored: bool) -> Callable[[str], bool] | None:
+    """The shapes most .gitignore lines have, matched with string operations (compiling a regex costs
+    more than a whole walk's matching): `name` or `dir/name` (a literal) and `*.ext`. Each gives what
+    `_regex` would: an unanchored literal is a whole segment, an anchored one the path's start (then
+    the end or a '/'), and an unanchored `*suffix` a segment that ends with the suffix."""
+    if not tokens or any(kind != _LIT for kind, _ in tokens[1:]):
+        return None
+    star = tokens[0][0] == _STAR
+    if not star and tokens[0][0] != _LIT:
+        return None
+    text = "".join(str(value) for _, value in tokens[1 if star else 0:])
+    if not text:
+        return None
+    if star:
+        if anchored or "/" in text:
+            return None
+        return lambda path: any(segment.endswith(text) for segment in path.split("/"))
+    if anchored:
+        below = text + "/"
+        return lambda path: path == text or path.startswith(below)
+    if "/" in text:
+        return None
+    segment = f"/{text}/"
+    return lambda path: segment in f"/{path}/"
