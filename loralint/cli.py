@@ -547,9 +547,8 @@ def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: boo
             budget = parse_size(gpu_memory + "GB" if gpu_memory.strip().replace(".", "", 1).isdigit() else gpu_memory)
         except ValueError as exc:
             _fail(f"--gpu-memory: {exc}")
-    from loralint.report import SourceLines
 
-    sources = SourceLines(result.sources, result.texts)  # a notebook's positions are named by cell
+    sources = result.source_lines()  # a notebook's positions are named by cell
     entries = [explain_site(site, budget, sources) for site in [*result.sites, *result.loaded]]
     click.echo(json.dumps({"version": 1, "configs": entries}, indent=2) if output_format == "json" else render_text(entries), nl=output_format == "json")
 

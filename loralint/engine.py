@@ -55,6 +55,17 @@ class RunResult:
     sources: dict[str, str] = field(default_factory=dict)  # display path → filesystem path
     texts: dict[str, str] = field(default_factory=dict)  # display path → text, for in-memory sources
     loaded: list[ConfigSite] = field(default_factory=list)  # adapters loaded to train again (extract/loaded.py)
+    max_file_size: int | None = None  # the bound files were read under (the settings'), for source_lines
+    _lines: Any = None
+
+    def source_lines(self) -> Any:
+        """One reader of the checked files' lines (loralint.report.SourceLines) for the run and its
+        reports: each file, and each notebook's cells, read once whoever asks."""
+        if self._lines is None:
+            from loralint.report import SourceLines
+
+            self._lines = SourceLines(self.sources, self.texts, *([self.max_file_size] if self.max_file_size else []))
+        return self._lines
 
 
 # What the check templates accept (checks/generic.py); other checks accept the keys their rule file sets.
@@ -379,10 +390,11 @@ def run(
         verified = verify(sites, rules, settings, options) if sites else {}
         for result in results:
             stages.check(result, verified)
-    diagnostics = sorted(stages.diagnostics, key=Diagnostic.sort_key)
     shown_paths = {k: str(v) for k, v in fs_paths.items()}
-    diagnostics = _notebook_lines(diagnostics, shown_paths, texts, settings)
-    return RunResult(files_checked, diagnostics, sites, rules, notes, shown_paths, texts, loaded)
+    result = RunResult(files_checked, sorted(stages.diagnostics, key=Diagnostic.sort_key), sites, rules, notes,
+                       shown_paths, texts, loaded, settings.max_file_size)
+    result.diagnostics = _notebook_lines(result)
+    return result
 
 
 class _FileStages:
@@ -536,16 +548,15 @@ class _FileStages:
             self.check_cache.put(check_key, filtered)  # an internal error is never kept: the next run tries again
 
 
-def _notebook_lines(diagnostics: list[Diagnostic], paths: dict[str, str], texts: dict[str, str],
-                    settings: Settings) -> list[Diagnostic]:
+def _notebook_lines(result: RunResult) -> list[Diagnostic]:
     """A notebook's findings with the lines their messages name ("Trainer at line 9") said as the notebook
     shows them ("cell 6, line 1"), like their positions. Done on copies, after the check cache has its own."""
+    diagnostics = result.diagnostics
     if not any(d.span.path.lower().endswith(".ipynb") for d in diagnostics):
         return diagnostics
     from loralint.extract.notebook import cell_line_refs
-    from loralint.report import SourceLines
 
-    sources = SourceLines(paths, texts, settings.max_file_size)
+    sources = result.source_lines()
     out = []
     for d in diagnostics:
         notebook = sources.notebook(d.span.path) if d.span.path.lower().endswith(".ipynb") else None

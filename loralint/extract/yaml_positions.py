@@ -458,7 +458,23 @@ def parse_json_composable(text: str) -> tuple[Any, bool]:
         return parse_json(text), False
     if 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES:
         return value, False
-    return value, _measure(value)[1] < MAX_DATA_DEPTH
+    return value, _depth_below(value, MAX_DATA_DEPTH)
+
+
+def _depth_below(value: Any, limit: int) -> bool:
+    """Whether a decoded JSON value nests fewer than `limit` levels of containers (`_measure`'s second
+    figure): only containers are visited, not every string of a notebook's outputs."""
+    if type(value) is not dict and type(value) is not list:
+        return True
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if level >= limit:
+            return False
+        deeper = level + 1
+        stack.extend((v, deeper) for v in (item.values() if type(item) is dict else item)
+                     if type(v) is dict or type(v) is list)
+    return True
 
 
 class _FullScan(Exception):

@@ -74,10 +74,9 @@ def render(result: RunResult) -> str:
     from dataclasses import replace
 
     from loralint.extract.notebook import in_json, is_notebook
-    from loralint.report import SourceLines
 
     root = repository_root()
-    sources = SourceLines(result.sources, result.texts)
+    sources = result.source_lines()
     lines = []
     for diag in result.diagnostics:
         fs_path = result.sources.get(diag.span.path, diag.span.path)

@@ -123,9 +123,8 @@ def _counts_exact(advice) -> bool | None:
 
 
 def render(result: RunResult) -> str:
-    from loralint.report import SourceLines
 
-    sources = SourceLines(result.sources, result.texts)
+    sources = result.source_lines()
     report = JsonReport(
         files_checked=result.files_checked,
         diagnostics=[in_cell_model(diagnostic_model(d), sources) for d in result.diagnostics],

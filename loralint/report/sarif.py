@@ -27,7 +27,6 @@ from urllib.parse import quote
 
 from loralint import __version__
 from loralint.engine import RunResult
-from loralint.report import SourceLines
 from loralint.ruleset import Rule
 from loralint.safe_read import read_limited
 from loralint.sites import Diagnostic, Fix, Span
@@ -269,7 +268,7 @@ def render(result: RunResult) -> str:
 def sarif_log(result: RunResult, root: Path | None = None) -> dict[str, Any]:
     root = root or repository_root()
     paths = dict(result.sources)
-    lines = SourceLines(paths, result.texts)
+    lines = result.source_lines()
     rules = dict(result.rules)
     for diag in result.diagnostics:  # a code the run knows nothing about still gets a descriptor
         if diag.code not in rules:

@@ -50,7 +50,7 @@ def render(
     if statistics:
         return _statistics(result, style, quiet, unsafe_fixes=not unsafe_hint)
     out: list[str] = []
-    sources = SourceLines(result.sources, result.texts)
+    sources = result.source_lines()
     for d in result.diagnostics:
         out.append(_headline(d, style, sources))
         if show_source and not quiet:
