@@ -126,7 +126,9 @@ class _Finder:
     def __init__(self, root: Path) -> None:
         self.root = Path(os.path.realpath(root))
         self._folders: dict[Path, list[tuple[str, Path]]] = {}
-        self._commands: dict[Path, list[tuple[int, list[str]]]] = {}
+        self._commands: dict[Path, list[tuple[int, tuple[str, str, int | None]]]] = {}
+        self._up: dict[Path, list[Path]] = {}
+        self._real: dict[Path, Path] = {}  # realpath of a command's script, from each folder it may run in
 
     def launches_of(self, script: Path) -> list[Launch]:
         real = Path(os.path.realpath(script))
@@ -139,8 +141,8 @@ class _Finder:
             if not commands:
                 continue
             bases = self._folders_up(file.parent)  # where the command may run: the file's folder, then up
-            for line, tokens in commands:
-                launch = self._match(tokens, real, bases, Span(_display(display), line, 1, line, 2))
+            for line, parsed in commands:
+                launch = self._match(parsed, real, bases, Span(_display(display), line, 1, line, 2))
                 if launch is not None:
                     out.append(launch)
                     if len(out) >= MAX_LAUNCHES:
@@ -150,13 +152,15 @@ class _Finder:
     def _folders_up(self, start: Path) -> list[Path]:
         """`start` and the folders above it, up to the project root, the top of a git checkout, or
         MAX_FOLDERS_UP levels, whichever comes first."""
-        out = [start]
-        while len(out) <= MAX_FOLDERS_UP:
-            here = out[-1]
-            if here == self.root or here.parent == here or (here / ".git").exists():
-                break
-            out.append(here.parent)
-        return out
+        if start not in self._up:
+            out = [start]
+            while len(out) <= MAX_FOLDERS_UP:
+                here = out[-1]
+                if here == self.root or here.parent == here or (here / ".git").exists():
+                    break
+                out.append(here.parent)
+            self._up[start] = out
+        return self._up[start]
 
     def _launch_files(self, folder: Path) -> list[tuple[str, Path]]:
         if folder not in self._folders:
@@ -173,12 +177,13 @@ class _Finder:
             self._folders[folder] = found
         return self._folders[folder]
 
-    def _commands_of(self, file: Path) -> list[tuple[int, list[str]]]:
-        """The `accelerate launch` commands of a file, read once a run: a shell script or Makefile up the
-        tree is asked about by every script below it."""
+    def _commands_of(self, file: Path) -> list[tuple[int, tuple[str, str, int | None]]]:
+        """The usable `accelerate launch` commands of a file (line, and config, script and processes),
+        read once a run: a shell script or Makefile up the tree is asked about by every script below it."""
         if file not in self._commands:
             text = self._read(file)
-            self._commands[file] = _commands(text) if text is not None and _COMMAND.search(text) else []
+            commands = _commands(text) if text is not None and _COMMAND.search(text) else []
+            self._commands[file] = [(line, parsed) for line, tokens in commands if (parsed := _parse(tokens)) is not None]
         return self._commands[file]
 
     @staticmethod
@@ -188,14 +193,13 @@ class _Finder:
         except OSError:
             return None
 
-    @staticmethod
-    def _match(tokens: list[str], script: Path, bases: list[Path], where: Span) -> Launch | None:
-        parsed = _parse(tokens)
-        if parsed is None:
-            return None
+    def _match(self, parsed: tuple[str, str, int | None], script: Path, bases: list[Path], where: Span) -> Launch | None:
         config_name, script_name, processes = parsed
         for base in bases:
-            if Path(os.path.realpath(base / script_name)) != script:
+            named = base / script_name
+            if named not in self._real:
+                self._real[named] = Path(os.path.realpath(named))
+            if self._real[named] != script:
                 continue
             config_path = base / config_name
             if not config_path.is_file():
