@@ -98,8 +98,32 @@ class GitIgnore:
                 if notes is not None:
                     notes.append(f"{source}:{number}: pattern {_shown(line)} is invalid ({exc}); ignored")
 
+        # Without a negated rule the verdict is whether any rule matches: then the whole-segment and
+        # `*.ext` rules are looked up at once (for files, and the extra ones for directories).
+        self._any = not any(negated for _, negated, _ in self.rules)
+        self._names: tuple[set[str], set[str]] = (set(), set())
+        suffixes: tuple[list[str], list[str]] = ([], [])
+        self._others: tuple[list[Glob], list[Glob]] = ([], [])
+        for glob, _, dir_only in self.rules:
+            kind = 1 if dir_only else 0
+            if glob.shape == "segment":
+                self._names[kind].add(glob.text)
+            elif glob.shape == "suffix":
+                suffixes[kind].append(glob.text)
+            else:
+                self._others[kind].append(glob)
+        self._suffixes = (tuple(suffixes[0]), tuple(suffixes[1]))
+
     def verdict(self, rel: str, is_dir: bool) -> bool | None:
         """True ignored, False re-included, None no opinion. Last matching rule wins."""
+        if self._any:
+            segments = rel.split("/")
+            for kind in ((0, 1) if is_dir else (0,)):  # dir-only rules: files below are pruned with their directory
+                names, suffixes = self._names[kind], self._suffixes[kind]
+                if any(seg in names or (suffixes and seg.endswith(suffixes)) for seg in segments) \
+                        or any(glob.match(rel) for glob in self._others[kind]):
+                    return True
+            return None
         result = None
         for glob, negated, dir_only in self.rules:
             # Files below an ignored directory are never reached: the walk prunes the directory.

@@ -32,11 +32,13 @@ class Glob:
     """A compiled glob. `match(path)` is truthy when the glob matches the path or a directory above it
     (a bound method: it is called for every path and every rule of a walk)."""
 
-    __slots__ = ("engine", "match", "pattern")
+    __slots__ = ("engine", "match", "pattern", "shape", "text")
 
     def __init__(self, pattern: str, regex: re.Pattern[str] | None, nfa: _Nfa | None,
                  simple: Callable[[str], bool] | None = None) -> None:
         self.pattern = pattern
+        self.shape: str | None = None  # "segment" / "suffix" / "prefix" for the string-matched shapes
+        self.text = ""  # their literal
         if simple is not None:
             self.engine, self.match = "string", simple
         elif regex is not None:
@@ -267,7 +269,8 @@ def compile_glob(pattern: str) -> Glob:
         tokens, anchored = tokens[1:], False
     simple = _simple_match(tokens, anchored)
     if simple is not None:
-        glob = Glob(pattern, None, None, simple)
+        glob = Glob(pattern, None, None, simple[2])
+        glob.shape, glob.text = simple[0], simple[1]
     elif _backtracking_is_bounded(tokens, anchored):
         glob = Glob(pattern, _regex(tokens, anchored), None)
     else:
@@ -275,11 +278,12 @@ def compile_glob(pattern: str) -> Glob:
     return glob
 
 
-def _simple_match(tokens: list[tuple[int, object]], anchored: bool) -> Callable[[str], bool] | None:
+def _simple_match(tokens: list[tuple[int, object]], anchored: bool) -> tuple[str, str, Callable[[str], bool]] | None:
     """The shapes most .gitignore lines have, matched with string operations (compiling a regex costs
     more than a whole walk's matching): `name` or `dir/name` (a literal) and `*.ext`. Each gives what
-    `_regex` would: an unanchored literal is a whole segment, an anchored one the path's start (then
-    the end or a '/'), and an unanchored `*suffix` a segment that ends with the suffix."""
+    `_regex` would: an unanchored literal is a whole segment ("segment"), an anchored one the path's
+    start, then its end or a '/' ("prefix"), and an unanchored `*suffix` a segment that ends with the
+    suffix ("suffix"). Returns (shape, text, match)."""
     if not tokens or any(kind != _LIT for kind, _ in tokens[1:]):
         return None
     star = tokens[0][0] == _STAR
@@ -291,11 +295,11 @@ def _simple_match(tokens: list[tuple[int, object]], anchored: bool) -> Callable[
     if star:
         if anchored or "/" in text:
             return None
-        return lambda path: any(segment.endswith(text) for segment in path.split("/"))
+        return "suffix", text, lambda path: any(segment.endswith(text) for segment in path.split("/"))
     if anchored:
         below = text + "/"
-        return lambda path: path == text or path.startswith(below)
+        return "prefix", text, lambda path: path == text or path.startswith(below)
     if "/" in text:
         return None
     segment = f"/{text}/"
-    return lambda path: segment in f"/{path}/"
+    return "segment", text, lambda path: segment in f"/{path}/"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from helpers import run_cli
 
@@ -65,3 +66,28 @@ def test_paths_are_reported_as_given(write, tmp_path):
     assert checked(tmp_path / "a", ".")[0] == ["b/c.py"]
     absolute = str(tmp_path / "a")
     assert checked(tmp_path, absolute)[0] == [f"{absolute}/b/c.py"]
+
+
+def test_gitignore_without_negation_agrees_with_last_rule_wins():
+    """A .gitignore without `!` rules is looked up by segment and suffix sets: the verdict must be the
+    one the ordered rules give (the last matching rule wins; dir-only rules skip files)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loralint.discover import GitIgnore
+
+    rule = st.lists(st.sampled_from(["a", "b", ".py", "*", "/", "x.py", "!"]), min_size=1, max_size=4).map("".join)
+
+    @settings(max_examples=300, deadline=None)
+    @given(lines=st.lists(rule, min_size=1, max_size=6),
+           rel=st.lists(st.sampled_from(["a", "b", "x.py", "a.py", "ab"]), min_size=1, max_size=3).map("/".join),
+           is_dir=st.booleans())
+    def check(lines, rel, is_dir):
+        gitignore = GitIgnore(Path("/r"), lines)
+        expected = None
+        for glob, negated, dir_only in gitignore.rules:
+            if not (dir_only and not is_dir) and glob.match(rel):
+                expected = not negated
+        assert gitignore.verdict(rel, is_dir) == expected
+
+    check()
