@@ -36,7 +36,7 @@ import math
 import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from loralint.knowledge.models import ModelInfo, Module, peft_facts
 from loralint.limits import Budget
@@ -461,28 +461,37 @@ class _N:
         """torch's Module.named_modules: pre-order, children in insertion order, shared modules once.
 
         Iterative: a model has hundreds of thousands of nodes and recursive generators cost ~4x more."""
+        if not remove_duplicate:
+            return iter(self.module_names(prefix))
+        return self._named_modules(prefix)
+
+    def module_names(self, prefix: str = "") -> list[tuple[str, _N]]:
+        """``list(named_modules(prefix, remove_duplicate=False))``, built at once."""
+        out: list[tuple[str, _N]] = []
+        stack: list[tuple[str, _N]] = [(prefix, self)]
+        pop, push, visit = stack.pop, stack.extend, out.append
+        while stack:
+            item = pop()
+            visit(item)
+            name, node = item
+            if node.children:
+                if name:
+                    dotted = name + "."
+                    push([(dotted + k, c) for k, c in reversed(node.children.items())])
+                else:
+                    push(list(reversed(node.children.items())))
+        return out
+
+    def _named_modules(self, prefix: str = ""):
         memo: set[int] = set()
         stack: list[tuple[str, _N]] = [(prefix, self)]
         while stack:
             name, node = stack.pop()
-            if remove_duplicate:
-                if id(node) in memo:
-                    continue
-                memo.add(id(node))
-            yield name, node
-            stack.extend((f"{name}.{k}" if name else k, c) for k, c in reversed(node.children.items()))
-
-    def _nodes(self):
-        """The distinct nodes in named_modules() order, without building names."""
-        memo: set[int] = set()
-        stack: list[_N] = [self]
-        while stack:
-            node = stack.pop()
             if id(node) in memo:
                 continue
             memo.add(id(node))
-            yield node
-            stack.extend(reversed(node.children.values()))
+            yield name, node
+            stack.extend((f"{name}.{k}" if name else k, c) for k, c in reversed(node.children.items()))
 
     def named_parameters(self):
         seen: set[int] = set()
@@ -493,14 +502,9 @@ class _N:
                 seen.add(id(p))
                 yield (f"{mname}.{pname}" if mname else pname), p
 
-    def parameters(self):
+    def parameters(self) -> Iterator[_P]:
         """named_parameters() without the names (tied tensors once)."""
-        seen: set[int] = set()
-        for mod in self._nodes():
-            for p in mod.params.values():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    yield p
+        return iter(_walk(self)[1])
 
     parameters_of_subtree = parameters
 
@@ -538,23 +542,26 @@ class _N:
 
 
 def _walk(root: _N) -> tuple[list[_N], list[_P]]:
-    """``(list(root._nodes()), list(root.parameters()))`` in one pass."""
+    """The distinct nodes in named_modules() order, and their distinct parameters (tied tensors once)."""
     nodes: list[_N] = []
     params: list[_P] = []
     memo: set[int] = set()
     seen: set[int] = set()
     stack: list[_N] = [root]
+    pop, push, visit = stack.pop, stack.extend, nodes.append
     while stack:
-        node = stack.pop()
+        node = pop()
         if id(node) in memo:
             continue
         memo.add(id(node))
-        nodes.append(node)
-        for p in node.params.values():
-            if id(p) not in seen:
-                seen.add(id(p))
-                params.append(p)
-        stack.extend(reversed(node.children.values()))
+        visit(node)
+        if node.params:
+            for p in node.params.values():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+        if node.children:
+            push(reversed(node.children.values()))
     return nodes, params
 
 
@@ -1304,9 +1311,9 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
 
     # modules_to_save (utils/other.py: _set_trainable over named_modules(remove_duplicate=False))
     mts_before = sum(p.numel for p in params)
-    # whether nodes were added since the walk (ModulesToSaveWrapper copies, trainable-token holders): if not, its
-    # parameters are still the tree's
-    grown = modules_to_save is not None or task_type in ("QUESTION_ANS", "TOKEN_CLS") or tti is not None
+    # whether ModulesToSaveWrapper copies may have been added since the walk: if not, its parameters are still the
+    # tree's (trainable-token holders, added later, are walked for the final count)
+    grown = modules_to_save is not None or task_type in ("QUESTION_ANS", "TOKEN_CLS")
     if modules_to_save is not None:
         _set_trainable(root, modules_to_save, res)
     if task_type in ("QUESTION_ANS", "TOKEN_CLS"):
@@ -1321,7 +1328,11 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
             _set_trainable(root, extra, res, second_pass=True)
     elif task_type == "SEQ_CLS" and modules_to_save is not None:
         _set_trainable(root, modules_to_save, res, second_pass=True)
-    res.modules_to_save_params = (sum(p.numel for p in root.parameters()) - mts_before) if grown else 0
+    if grown:  # the count after the wrappers, and the parameters of the final count unless more nodes come
+        params = _walk(root)[1]
+        res.modules_to_save_params = sum(p.numel for p in params) - mts_before
+    else:
+        res.modules_to_save_params = 0
 
     # trainable_token_indices (a TrainableTokensWrapper: len(indices) * embedding_dim new parameters)
     if tti is not None:
@@ -1357,7 +1368,7 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
         res.notes.append("inference_mode=True: PEFT freezes the adapter, so nothing of it trains")
 
     trainable = total = 0
-    for p in root.parameters() if grown else params:
+    for p in root.parameters() if tti is not None else params:
         total += p.numel
         if p.requires_grad:
             trainable += p.numel
@@ -1391,9 +1402,12 @@ def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pas
     found: set[str] = set()
     # str.endswith with a tuple is any(shown.endswith(t) for t in names), at C speed for long lists
     suffixes = tuple(names) if _all_str(names) else None
+    reached: set[str] = set()  # the names some key ends with (first pass, str names)
     for shown, key in keys:
         if not (shown.endswith(suffixes) if suffixes is not None else any(shown.endswith(t) for t in names)):
             continue
+        if suffixes is not None and not second_pass:
+            reached.update(t for t in names if shown.endswith(t))
         if key is None:
             res.notes.append("modules_to_save matched the PeftModel's own 'base_model' (not modelled)")
             res.exact = False
@@ -1434,8 +1448,7 @@ def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pas
         res.modules_to_save_wrapped.append((key, sum(p.numel for p in copy.parameters_of_subtree())))
         found.add(leaf)
     if not second_pass:
-        if suffixes is not None and len(names) > 16:  # every character suffix of every name, once
-            tails = {k[i:] for k, _ in keys for i in range(len(k) + 1)}
-            res.unmatched_modules_to_save = [t for t in names if t not in tails]
+        if suffixes is not None:  # any(k.endswith(t) for k, _ in keys), noted as the keys were matched
+            res.unmatched_modules_to_save = [t for t in names if t not in reached]
         else:
             res.unmatched_modules_to_save = [t for t in names if not any(k.endswith(t) for k, _ in keys)]
