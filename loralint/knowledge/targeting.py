@@ -84,6 +84,31 @@ class TargetedModule:
     layer_index: int | None
 
 
+_TARGETED_SLOTS = tuple(TargetedModule.__dict__[name].__set__ for name in TargetedModule.__dataclass_fields__)
+
+
+def _targeted_module(name: str, folded: str, cls: str, kind: str, in_features: int | None, out_features: int | None,
+                     r: Any, lora_alpha: Any, scaling: float | None, lora_params: int, matched_by: str,
+                     layer_index: int | None) -> TargetedModule:
+    """``TargetedModule(...)`` with the fields in order, built by setting its slots (as models._module: a frozen
+    dataclass's __init__ was a sixth of an analysis)."""
+    t = object.__new__(TargetedModule)
+    s_name, s_folded, s_cls, s_kind, s_in, s_out, s_r, s_alpha, s_scaling, s_params, s_by, s_layer = _TARGETED_SLOTS
+    s_name(t, name)
+    s_folded(t, folded)
+    s_cls(t, cls)
+    s_kind(t, kind)
+    s_in(t, in_features)
+    s_out(t, out_features)
+    s_r(t, r)
+    s_alpha(t, lora_alpha)
+    s_scaling(t, scaling)
+    s_params(t, lora_params)
+    s_by(t, matched_by)
+    s_layer(t, layer_index)
+    return t
+
+
 @dataclass(frozen=True, slots=True)
 class TargetedParameter:
     name: str  # "model.layers.0.mlp.experts.gate_up_proj"
@@ -796,10 +821,9 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
             res.containers_hit.append(m.name)
             continue
         n = _lora_layer_params(m, rr, use_dora, lora_bias, res)
-        res.targeted.append(TargetedModule(
-            name=m.name, folded=m.folded, cls=m.cls, kind=m.kind, in_features=m.in_features,
-            out_features=m.out_features, r=rr, lora_alpha=aa, scaling=_scaling(aa, rr, use_rslora), lora_params=n,
-            matched_by=entry, layer_index=m.layer_index))
+        res.targeted.append(_targeted_module(
+            m.name, m.folded, m.cls, m.kind, m.in_features, m.out_features, rr, aa, _scaling(aa, rr, use_rslora), n,
+            entry, m.layer_index))
     if res.containers_hit:
         first = info.get(res.containers_hit[0])
         res.errors.append(
@@ -1255,7 +1279,11 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
         return
     root, nodes = _build_tree(info)
     # the unadapted tree's count: the memo's (or the plain inventory's) when there is one, else from this tree
-    facts = info._analyses.get(_BASE_TREE_MEMO) or _plain_tree_facts(info)
+    facts = info._analyses.get(_BASE_TREE_MEMO)
+    if facts is None:
+        facts = _plain_tree_facts(info)
+        if facts is not None:
+            info._analyses[_BASE_TREE_MEMO] = facts
     res.base_params = facts[0] if facts is not None else sum(p.numel for p in root.parameters())
     lora_param_ids: set[int] = set()
 
@@ -1310,12 +1338,11 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
     res.bias_params = sum(p.numel for p in params if p.requires_grad and id(p) not in lora_param_ids)
 
     # modules_to_save (utils/other.py: _set_trainable over named_modules(remove_duplicate=False))
-    mts_before = sum(p.numel for p in params)
-    # whether ModulesToSaveWrapper copies may have been added since the walk: if not, its parameters are still the
-    # tree's (trainable-token holders, added later, are walked for the final count)
-    grown = modules_to_save is not None or task_type in ("QUESTION_ANS", "TOKEN_CLS")
+    # Each ModulesToSaveWrapper keeps the module it replaces (as original_module, under a node the tree reaches)
+    # and adds a copy of fresh tensors: the tree's parameters become the walk's plus the copies'.
+    copies: list[_P] = []
     if modules_to_save is not None:
-        _set_trainable(root, modules_to_save, res)
+        _set_trainable(root, modules_to_save, res, copies=copies)
     if task_type in ("QUESTION_ANS", "TOKEN_CLS"):
         heads = ["qa_outputs"] if task_type == "QUESTION_ANS" else ["classifier", "score"]
         extra = list(heads) if modules_to_save is None else (
@@ -1325,14 +1352,11 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
                               "(modules_to_save must be a list)")
         else:
             res.modules_to_save = extra
-            _set_trainable(root, extra, res, second_pass=True)
+            _set_trainable(root, extra, res, second_pass=True, copies=copies)
     elif task_type == "SEQ_CLS" and modules_to_save is not None:
-        _set_trainable(root, modules_to_save, res, second_pass=True)
-    if grown:  # the count after the wrappers, and the parameters of the final count unless more nodes come
-        params = _walk(root)[1]
-        res.modules_to_save_params = sum(p.numel for p in params) - mts_before
-    else:
-        res.modules_to_save_params = 0
+        _set_trainable(root, modules_to_save, res, second_pass=True, copies=copies)
+    res.modules_to_save_params = sum(p.numel for p in copies)
+    params += copies
 
     # trainable_token_indices (a TrainableTokensWrapper: len(indices) * embedding_dim new parameters)
     if tti is not None:
@@ -1386,9 +1410,11 @@ def _set_layer_trainable(node: _N, value: bool) -> None:
         p.requires_grad = value
 
 
-def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pass: bool = False) -> None:
+def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pass: bool = False,
+                   copies: list[_P] | None = None) -> None:
     """utils/other.py: _set_trainable with ModulesToSaveWrapper (plain ``str.endswith`` matching, no dot
-    boundary, over named_modules(remove_duplicate=False); a str is iterated character by character)."""
+    boundary, over named_modules(remove_duplicate=False); a str is iterated character by character).
+    `copies` receives the parameters of each copy made (fresh tensors, once each)."""
     if not module_names:
         return
     names = list(module_names)
@@ -1445,7 +1471,10 @@ def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pas
         _set_layer_trainable(target, False)
         _set_layer_trainable(copy, True)
         parent.children[leaf] = w
-        res.modules_to_save_wrapped.append((key, sum(p.numel for p in copy.parameters_of_subtree())))
+        copied = _walk(copy)[1]
+        if copies is not None:
+            copies += copied
+        res.modules_to_save_wrapped.append((key, sum(p.numel for p in copied)))
         found.add(leaf)
     if not second_pass:
         if suffixes is not None:  # any(k.endswith(t) for k, _ in keys), noted as the keys were matched
