@@ -379,7 +379,8 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
         return
     if any(not _ATTENTION.search(p.name) for p in result.targeted_parameters):
         return  # MLP experts adapted as parameters (target_parameters, or PEFT's MoE conversion)
-    mlp = [m for m in info.modules if m.is_linear and m.layer_index is not None and not _ATTENTION.search(m.folded)]
+    mlp = _per_model(info, "layer-linears-outside-attention", lambda: [
+        m for m in info.modules if m.is_linear and m.layer_index is not None and not _ATTENTION.search(m.folded)])
     if not mlp:
         return
     from loralint.advice import advise
