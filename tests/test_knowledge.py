@@ -472,3 +472,45 @@ def test_loading_a_model_type_reads_only_its_file(monkeypatch):
     assert info is not None
     data = [Path(p).relative_to(DATA_DIR).as_posix() for p in opened if str(DATA_DIR) in p]
     assert data == ["index.json", "arch/gpt2.json"]
+
+
+# --------------------------------------------------------------------------------------------------
+# shortcuts of the analysis: each gives what the step it replaces gives
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model_type", ["llama", "mixtral", "qwen2_vl", "gemma3", "gpt2", "bert", "t5", "bloom",
+                                        "deepseek_v3", "whisper", "llava"])
+def test_unadapted_count_without_the_tree_is_the_trees(model_type):
+    # _count_plain takes the base model's parameter count and reachable names from the inventory itself when it is
+    # laid out as named_modules() gives it; the torch-free module tree must give the same facts.
+    from loralint.knowledge.targeting import _built_tree_facts, _plain_tree_facts
+
+    for task in (None, "SEQ_CLS", "FEATURE_EXTRACTION"):
+        info = load_model_info(model_type, None, task)
+        if info is None:
+            continue
+        plain = _plain_tree_facts(info)
+        assert plain is None or plain == _built_tree_facts(info)
+        if model_type == "llama":
+            assert plain is not None and plain[0] == info.total_params
+
+
+def test_nested_target_check_matches_the_prefix_definition():
+    # _count_plain leaves a target under another target to the tree; _nested finds one by sorting, and must agree
+    # with "some name has a dotted prefix that is also a name" for any names (dots, empty parts, odd characters).
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loralint.knowledge.targeting import _nested
+
+    part = st.sampled_from(["a", "b", "a-", "a!", "", "0", "ab"])
+    names = st.sets(st.lists(part, min_size=1, max_size=4).map(".".join), max_size=6)
+
+    @settings(max_examples=400, deadline=None)
+    @given(names)
+    def same(ns: set[str]) -> None:
+        expected = any(n[:k] in ns for n in ns for k, ch in enumerate(n) if ch == ".")
+        assert _nested(ns) == expected
+
+    same()

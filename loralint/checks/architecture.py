@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Iterable
 
 from loralint.checks import CheckContext, Finding, check
@@ -99,8 +100,24 @@ def _model(resolution) -> str:
     return f"{info.model_type} ({info.model_class}, from {resolution.origin})"
 
 
+def _per_model(info, key: str, compute: Callable[[], Any]) -> Any:
+    """`compute()` once per ModelInfo (kept in its memo of analyses): facts of the model alone, which checks ask
+    for at every site. The value is shared: callers do not change it."""
+    memo = getattr(info, "_analyses", None)
+    if memo is None:
+        return compute()
+    key = f"checks:{key}"  # advice's keys are reprs of lists, targeting's start with "targeting:"
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
 def _adaptable_names(info, layers_only: bool = False) -> dict[str, str]:
     """Leaf name → class of every module LoRA can wrap (first seen class), in model order."""
+    return _per_model(info, f"adaptable:{layers_only}", lambda: _find_adaptable_names(info, layers_only))
+
+
+def _find_adaptable_names(info, layers_only: bool) -> dict[str, str]:
     names: dict[str, str] = {}
     for m in info.modules:
         if layers_only and (m.layer_index is None or not m.is_linear):
@@ -155,6 +172,8 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
             return  # one mistake, one finding: LORA202 reports the whole list and what each entry may mean
     else:
         return
+    if not unmatched:
+        return
     # Computed once, not per entry: a list of thousands of entries stays linear.
     known = _names_and_suffixes(info)
     has, adaptable, spans = _has_list(info), _adaptable_names(info), item_spans(site, "target_modules")
@@ -184,6 +203,10 @@ def unknown_target_module(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
 def _names_and_suffixes(info) -> set[str]:
     """Every module name and every dotted suffix of one: the list entries that match something
     (`m.name == entry or m.name.endswith("." + entry)`), as one set lookup."""
+    return _per_model(info, "names-and-suffixes", lambda: _find_names_and_suffixes(info))
+
+
+def _find_names_and_suffixes(info) -> set[str]:
     from loralint.knowledge.targeting import dotted_suffixes  # here: a run with no known model never needs it
 
     out: set[str] = set()
@@ -356,7 +379,8 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
         return
     if any(not _ATTENTION.search(p.name) for p in result.targeted_parameters):
         return  # MLP experts adapted as parameters (target_parameters, or PEFT's MoE conversion)
-    mlp = [m for m in info.modules if m.is_linear and m.layer_index is not None and not _ATTENTION.search(m.folded)]
+    mlp = _per_model(info, "layer-linears-outside-attention", lambda: [
+        m for m in info.modules if m.is_linear and m.layer_index is not None and not _ATTENTION.search(m.folded)])
     if not mlp:
         return
     from loralint.advice import advise
@@ -741,9 +765,10 @@ def _is_router(info, name: str) -> bool:
     module, as verify/model.py: _special_modules sees it."""
     parts = name.split(".")
     for k, leaf in enumerate(parts):
-        parent = ".".join(parts[:k])
-        if leaf in ("gate", "router") and info.get(f"{parent}.experts" if parent else "experts") is not None:
-            return True
+        if leaf in ("gate", "router"):
+            parent = ".".join(parts[:k])
+            if info.get(f"{parent}.experts" if parent else "experts") is not None:
+                return True
     return False
 
 

@@ -199,6 +199,47 @@ class Module:
         return self.kind in ("linear", "conv1d", "embedding", "conv", "mha")
 
 
+def _slot_setters(cls: type) -> tuple[Any, ...]:
+    return tuple(cls.__dict__[name].__set__ for name in cls.__dataclass_fields__)
+
+
+# The expansion builds thousands of Modules and Params per model; a frozen dataclass's __init__ sets each field
+# through object.__setattr__ (about half the cost of the expansion). These build the same objects (no
+# __post_init__, every field given) by setting the slots directly.
+_NEW = object.__new__
+_PARAM_SLOTS = _slot_setters(Param)
+_MODULE_SLOTS = _slot_setters(Module)
+
+
+def _param(name: str, shape: tuple[int, ...], tied_to: str | None) -> Param:
+    """``Param(name, shape, tied_to)``, faster."""
+    p = _NEW(Param)
+    set_name, set_shape, set_tied = _PARAM_SLOTS
+    set_name(p, name)
+    set_shape(p, shape)
+    set_tied(p, tied_to)
+    return p
+
+
+def _module(name: str, folded: str, cls: str, kind: str, in_features: int | None, out_features: int | None,
+            kernel_numel: int | None, groups: int | None, params: tuple[Param, ...], layer_index: int | None) -> Module:
+    """``Module(name, folded, cls, kind, in_features, out_features, kernel_numel, groups, params, layer_index)``,
+    faster."""
+    m = _NEW(Module)
+    s_name, s_folded, s_cls, s_kind, s_in, s_out, s_kernel, s_groups, s_params, s_layer = _MODULE_SLOTS
+    s_name(m, name)
+    s_folded(m, folded)
+    s_cls(m, cls)
+    s_kind(m, kind)
+    s_in(m, in_features)
+    s_out(m, out_features)
+    s_kernel(m, kernel_numel)
+    s_groups(m, groups)
+    s_params(m, params)
+    s_layer(m, layer_index)
+    return m
+
+
 @dataclass(frozen=True, slots=True)
 class FoldedModule:
     """A module name with the layer index folded (``model.layers.{i}.mlp.down_proj``), for this config."""
@@ -666,7 +707,12 @@ class _Evaluator:
 
 def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator) -> list[Module]:
     out: list[Module] = []
+    keys: list[tuple[int, ...] | None] = []  # each module's place in named_modules() order (see the sort below)
     left = MAX_MODULES  # concrete modules still allowed: counted before anything is built
+    # Records are in named_modules() order for one representative layer; the expansion is put back in that
+    # order (layer 0 and all its children, then layer 1, ...) so listings read like the real model. A module's
+    # sort key: per name part, its layer index for a placeholder, else the rank of the record of that prefix.
+    rank = {rec["n"]: k for k, rec in enumerate(records)}
     for rec in records:
         name = rec["n"]
         parts = name.split(".")
@@ -684,66 +730,142 @@ def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator
                 new.extend(c + (v,) for v in range(n))
             combos = new
         left -= len(combos)
-        # expressions that do not depend on the index are evaluated once
-        static_cache: dict[str, Any] = {}
-
-        def val(expr: Any, idx: dict[str, int]) -> Any:
-            if expr is None or isinstance(expr, (bool, int)):
-                return expr
-            if idx and names_in(expr) & set(idx):
-                return ev(expr, idx)
-            if expr not in static_cache:
-                static_cache[expr] = ev(expr)
-            return static_cache[expr]
-
+        if not combos:
+            continue
+        # Names and sort keys from a template when the placeholders are exactly the "{i}", "{j}", ... parts in
+        # order and no other part has a "{" (then str.replace of each placeholder's first occurrence rewrites
+        # just that part); any other record takes the general path.
+        template = len(ph_pos) <= len(_PLACEHOLDERS) and all(
+            parts[pos] == "{" + _PLACEHOLDERS[k] + "}" for k, pos in enumerate(ph_pos)) and not any(
+            "{" in p for j, p in enumerate(parts) if j not in ph_pos)
+        if template and name:
+            base_key = [rank.get(".".join(parts[: j + 1]), len(rank)) for j in range(len(parts))]
+            if len(ph_pos) == 1:  # the usual "model.layers.{i}.<rest>": the text and key around the index
+                pos = ph_pos[0]
+                before, after = ".".join(parts[:pos] + [""]), ".".join([""] + parts[pos + 1:])
+                key_before, key_after = tuple(base_key[:pos]), tuple(base_key[pos + 1:])
+        values = _RecordValues(ev, frozenset(_PLACEHOLDERS[: len(ph_pos)]))
+        depends, val = values.depends, values.val
+        pents = rec.get("p", ())
+        # A record none of whose expressions reads the index builds the same module in every layer but for the
+        # names: its values are computed once (at the first instance, as the general path would) and reused.
+        same_values = not ph_pos or not (
+            depends(rec.get("w")) or depends(rec.get("in")) or depends(rec.get("out")) or depends(rec.get("groups"))
+            or any(depends(d) for pent in pents for d in pent[1])
+            or any(depends(pent[2]["w"]) for pent in pents if len(pent) > 2 and pent[2] and "w" in pent[2])
+            or any(depends(pent[2]["t"][1]) for pent in pents if len(pent) > 2 and pent[2] and "t" in pent[2]))
+        shared: tuple | None = None  # (built?, in, out, groups, [(param name, shape, tied source)], kernel numel)
         for combo in combos:
+            if template:
+                if len(ph_pos) == 1:
+                    concrete = f"{before}{combo[0]}{after}"
+                    key = (*key_before, combo[0], *key_after)
+                elif ph_pos:
+                    cparts = parts.copy()
+                    kparts = base_key.copy() if name else []
+                    for k, pos in enumerate(ph_pos):
+                        cparts[pos] = str(combo[k])
+                        if name:
+                            kparts[pos] = combo[k]
+                    concrete = ".".join(cparts)
+                    key = tuple(kparts)
+                else:
+                    concrete = name
+                    key = tuple(base_key) if name else ()
+            else:
+                concrete = name
+                for k, v in enumerate(combo):
+                    concrete = concrete.replace("{" + _PLACEHOLDERS[k] + "}", str(v), 1)
+                key = None  # computed after the expansion, as the sort did (its errors come after ModelTooLarge)
+            if same_values and shared is not None:
+                if not shared[0]:
+                    continue
+                _, in_f, out_f, groups, pspecs, ks = shared
+                params = []
+                for pn, shp, tie in pspecs:
+                    if tie is not None:
+                        for k, v in enumerate(combo):
+                            tie = tie.replace("{" + _PLACEHOLDERS[k] + "}", str(v), 1)
+                    params.append(_param(f"{concrete}.{pn}" if concrete else pn, shp, tie))
+                out.append(_module(concrete, name, rec["c"], rec["k"], in_f, out_f, ks, groups, tuple(params),
+                                   combo[0] if combo else None))
+                keys.append(key)
+                continue
             idx = _idx(combo)
             w = rec.get("w")
             if w is not None and not val(w, idx):
+                if same_values:
+                    shared = (False, None, None, None, [], None)
                 continue
-            concrete = name
-            for k, v in enumerate(combo):
-                concrete = concrete.replace("{" + _PLACEHOLDERS[k] + "}", str(v), 1)
             params = []
-            for pent in rec.get("p", ()):
+            pspecs = []
+            for pent in pents:
                 pn, shape = pent[0], pent[1]
                 extra = pent[2] if len(pent) > 2 else None
                 if extra and "w" in extra and not val(extra["w"], idx):
                     continue
                 shp = tuple(_dim(val(d, idx)) for d in shape)
-                tied = None
+                tied = src = None
                 if extra and "t" in extra and val(extra["t"][1], idx):
                     src = extra["t"][0]
-                    for k, v in enumerate(combo):
-                        src = src.replace("{" + _PLACEHOLDERS[k] + "}", str(v), 1)
                     tied = src
+                    for k, v in enumerate(combo):
+                        tied = tied.replace("{" + _PLACEHOLDERS[k] + "}", str(v), 1)
                 full = f"{concrete}.{pn}" if concrete else pn
-                params.append(Param(full, shp, tied))
+                params.append(_param(full, shp, tied))
+                pspecs.append((pn, shp, src))
             kind = rec["k"]
             ks = None
             if kind == "conv":  # prod(kernel_size), from the weight (out, in // groups, *kernel)
                 w = next((p for p in params if p.local_name == "weight"), None)
                 ks = math.prod(w.shape[2:]) if w is not None and len(w.shape) > 2 else None
-            out.append(Module(
-                name=concrete, folded=name, cls=rec["c"], kind=kind,
-                in_features=_opt_int(val(rec.get("in"), idx)), out_features=_opt_int(val(rec.get("out"), idx)),
-                kernel_numel=ks, groups=_opt_int(val(rec.get("groups"), idx)),
-                params=tuple(params), layer_index=combo[0] if combo else None))
-    # Records are in named_modules() order for one representative layer; put the expansion back in that
-    # order (layer 0 and all its children, then layer 1, ...) so listings read like the real model.
-    rank = {rec["n"]: k for k, rec in enumerate(records)}
+            in_f, out_f = _opt_int(val(rec.get("in"), idx)), _opt_int(val(rec.get("out"), idx))
+            groups = _opt_int(val(rec.get("groups"), idx))
+            if same_values:
+                shared = (True, in_f, out_f, groups, pspecs, ks)
+            out.append(_module(concrete, name, rec["c"], kind, in_f, out_f, ks, groups, tuple(params),
+                               combo[0] if combo else None))
+            keys.append(key)
+    for k, key in enumerate(keys):
+        if key is None:
+            keys[k] = _order_key(out[k].folded, out[k].name, rank)
+    # a stable sort on the keys: the order out.sort(key=...) gives
+    return [out[k] for k in sorted(range(len(out)), key=keys.__getitem__)]
 
-    def order(m: Module) -> tuple[int, ...]:
-        if not m.name:
-            return ()
-        folded, concrete = m.folded.split("."), m.name.split(".")
-        return tuple(
-            int(concrete[j]) if folded[j].startswith("{") else rank.get(".".join(folded[: j + 1]), len(rank))
-            for j in range(len(folded))
-        )
 
-    out.sort(key=order)
-    return out
+class _RecordValues:
+    """The values of one record's expressions: those that do not depend on the index are evaluated once."""
+
+    def __init__(self, ev: _Evaluator, placeholders: frozenset[str]) -> None:
+        self.ev = ev
+        self.placeholders = placeholders  # the record's index names ("i", "j", ...)
+        self.static: dict[str, Any] = {}
+
+    def depends(self, expr: Any) -> bool:
+        """Whether `expr` may read the index (anything but a string or a number is assumed to)."""
+        if expr is None or isinstance(expr, (bool, int)):
+            return False
+        return not isinstance(expr, str) or bool(names_in(expr) & self.placeholders)
+
+    def val(self, expr: Any, idx: dict[str, int]) -> Any:
+        if expr is None or isinstance(expr, (bool, int)):
+            return expr
+        if idx and names_in(expr) & self.placeholders:
+            return self.ev(expr, idx)
+        if expr not in self.static:
+            self.static[expr] = self.ev(expr)
+        return self.static[expr]
+
+
+def _order_key(folded_name: str, concrete_name: str, rank: dict[str, int]) -> tuple[int, ...]:
+    """The sort key of a module whose name is not built from a template (see _expand)."""
+    if not concrete_name:
+        return ()
+    folded, concrete = folded_name.split("."), concrete_name.split(".")
+    return tuple(
+        int(concrete[j]) if folded[j].startswith("{") else rank.get(".".join(folded[: j + 1]), len(rank))
+        for j in range(len(folded))
+    )
 
 
 def _length(ev: _Evaluator, expr: Any, idx: dict[str, int]) -> int:

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from loralint.knowledge.models import ModelInfo, Module, peft_facts
 from loralint.limits import Budget
@@ -81,6 +82,31 @@ class TargetedModule:
     lora_params: int  # parameters LoRA adds on this module (A, B, lora_bias, DoRA magnitude)
     matched_by: str  # the target_modules entry (or "regex" / "all-linear" / "default") that matched
     layer_index: int | None
+
+
+_TARGETED_SLOTS = tuple(TargetedModule.__dict__[name].__set__ for name in TargetedModule.__dataclass_fields__)
+
+
+def _targeted_module(name: str, folded: str, cls: str, kind: str, in_features: int | None, out_features: int | None,
+                     r: Any, lora_alpha: Any, scaling: float | None, lora_params: int, matched_by: str,
+                     layer_index: int | None) -> TargetedModule:
+    """``TargetedModule(...)`` with the fields in order, built by setting its slots (as models._module: a frozen
+    dataclass's __init__ was a sixth of an analysis)."""
+    t = object.__new__(TargetedModule)
+    s_name, s_folded, s_cls, s_kind, s_in, s_out, s_r, s_alpha, s_scaling, s_params, s_by, s_layer = _TARGETED_SLOTS
+    s_name(t, name)
+    s_folded(t, folded)
+    s_cls(t, cls)
+    s_kind(t, kind)
+    s_in(t, in_features)
+    s_out(t, out_features)
+    s_r(t, r)
+    s_alpha(t, lora_alpha)
+    s_scaling(t, scaling)
+    s_params(t, lora_params)
+    s_by(t, matched_by)
+    s_layer(t, layer_index)
+    return t
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +263,25 @@ def dotted_suffixes(name: str) -> list[str]:
     return out
 
 
+class _SuffixTable(dict):
+    """name -> ``tuple(dotted_suffixes(name))``, filled on first use. One per ModelInfo: the module names are
+    the same in every analysis of the model, so each is split once, not once per query."""
+
+    def __missing__(self, name: str) -> tuple[str, ...]:
+        got = self[name] = tuple(dotted_suffixes(name))
+        return got
+
+
+_SUFFIXES_MEMO = "targeting:suffixes"  # key in ModelInfo._analyses (advice's keys are reprs of lists)
+
+
+def _suffix_table(info: ModelInfo) -> _SuffixTable:
+    table = info._analyses.get(_SUFFIXES_MEMO)
+    if table is None:
+        table = info._analyses[_SUFFIXES_MEMO] = _SuffixTable()
+    return table
+
+
 @dataclass
 class _Cfg:
     target_modules: Any
@@ -246,7 +291,9 @@ class _Cfg:
     layers_pattern: Any
     target_parameters: Any
     rx: Matcher = field(default_factory=lambda: _matcher(Profile(())))
+    suffixes: _SuffixTable = field(default_factory=_SuffixTable)  # the model's (see _suffix_table)
     _order: tuple[Any, dict[Any, int]] | None = None  # (target_modules, entry -> position in its iteration order)
+    _dotted: tuple[str, ...] = ()  # "." + each entry, in order (for the str entries of _order's target_modules)
 
     _prepared: dict[tuple[str, str], Any] = field(default_factory=dict)
 
@@ -280,10 +327,16 @@ class _Cfg:
         tm = self.target_modules
         if self._order is None or self._order[0] is not tm:
             self._order = (tm, {t: k for k, t in enumerate(tm) if isinstance(t, str)} if _all_str(tm) else {})
+            self._dotted = tuple(f".{t}" for t in self._order[1])
         if not self._order[1] and tm:
             return next((t for t in tm if key.endswith(f".{t}")), None)  # TypeError for a non-str entry, as in PEFT
         order = self._order[1]
-        hits = [t for t in dotted_suffixes(key) if t in order]
+        if not key.endswith(self._dotted):  # no entry matches (one C call, the usual answer)
+            return None
+        if len(order) <= 8:  # the matching entries by a scan, else by the name's suffixes
+            hits = [t for t, dotted in zip(order, self._dotted) if key.endswith(dotted)]
+        else:
+            hits = [t for t in self.suffixes[key] if t in order]
         return min(hits, key=order.__getitem__) if hits else None
 
 
@@ -303,7 +356,7 @@ def check_target_module_exists(cfg: _Cfg, key: str) -> Any:
         if isinstance(ex, str):
             if rx.fullmatch(cfg.pattern(ex, FULLMATCH, "exclude_modules"), key, "exclude_modules"):
                 return EXCLUDED
-        elif key in ex or _any_suffix_in(key, ex):
+        elif key in ex or _any_suffix_in(key, ex, cfg.suffixes):
             return EXCLUDED
     mts = cfg.modules_to_save
     if mts:
@@ -345,18 +398,43 @@ def check_target_module_exists(cfg: _Cfg, key: str) -> Any:
     return found if found is not None else False
 
 
-def _any_suffix_in(key: str, entries: Any) -> bool:
+def _any_suffix_in(key: str, entries: Any, suffixes: _SuffixTable) -> bool:
     """``any(key.endswith(f".{e}") for e in entries)`` for a set or list of strings, by suffix lookup."""
     if isinstance(entries, (set, frozenset, list, tuple)) and _all_str(entries):
         pool = entries if isinstance(entries, (set, frozenset)) else set(entries)
-        return any(s in pool for s in dotted_suffixes(key))
+        return not pool.isdisjoint(suffixes[key])
     return any(key.endswith(f".{e}") for e in entries)
 
 
-def _find_minimal_target_modules(target_modules: set[str], other_module_names: Iterable[str]) -> set[str]:
-    """peft/tuners/tuners_utils.py: _find_minimal_target_modules (same algorithm)."""
+def _find_minimal_target_modules(target_modules: set[str], other_module_names: Iterable[str],
+                                 table: _SuffixTable | None = None) -> set[str]:
+    """peft/tuners/tuners_utils.py: _find_minimal_target_modules (same result; `table` caches the names' suffixes).
+
+    PEFT's generate_suffixes(s) (shortest first, s itself last) is ``(*reversed(dotted_suffixes(s)), s)``."""
     if "" in target_modules:
         raise ValueError("target_modules should not contain an empty string.")
+    if not _all_str(target_modules):  # PEFT's own steps, so that a non-str entry fails the same way
+        return _find_minimal_target_modules_any(target_modules, other_module_names)
+    table = _SuffixTable() if table is None else table
+    other = set(other_module_names)
+    other_suffixes = set(other).union(*(table[item] for item in other))
+    required: set[str] = set()
+    for item, sufs in sorted(((t, (*reversed(table[t]), t)) for t in target_modules), key=lambda tup: tup[1]):
+        # PEFT tries each suffix not yet required and not one of another module's, and adds it unless the item
+        # already ends with a required suffix, which does not change during the item's loop: when it does,
+        # nothing is added for this item
+        if not required.isdisjoint(table[item]):
+            continue
+        for suf in sufs:
+            if suf in required or suf in other_suffixes:
+                continue
+            required.add(suf)
+            break
+    return required
+
+
+def _find_minimal_target_modules_any(target_modules: set[Any], other_module_names: Iterable[str]) -> set[str]:
+    """_find_minimal_target_modules for entries that are not all strings, step by step as PEFT does."""
     other = set(other_module_names)
 
     def suffixes(s: str) -> list[str]:
@@ -369,7 +447,6 @@ def _find_minimal_target_modules(target_modules: set[str], other_module_names: I
         for suf in sufs:
             if suf in required or suf in other_suffixes:
                 continue
-            # any(item.endswith("." + req) for req in required), by suffix lookup
             if not any(s in required for s in dotted_suffixes(item)):
                 required.add(suf)
                 break
@@ -409,28 +486,37 @@ class _N:
         """torch's Module.named_modules: pre-order, children in insertion order, shared modules once.
 
         Iterative: a model has hundreds of thousands of nodes and recursive generators cost ~4x more."""
+        if not remove_duplicate:
+            return iter(self.module_names(prefix))
+        return self._named_modules(prefix)
+
+    def module_names(self, prefix: str = "") -> list[tuple[str, _N]]:
+        """``list(named_modules(prefix, remove_duplicate=False))``, built at once."""
+        out: list[tuple[str, _N]] = []
+        stack: list[tuple[str, _N]] = [(prefix, self)]
+        pop, push, visit = stack.pop, stack.extend, out.append
+        while stack:
+            item = pop()
+            visit(item)
+            name, node = item
+            if node.children:
+                if name:
+                    dotted = name + "."
+                    push([(dotted + k, c) for k, c in reversed(node.children.items())])
+                else:
+                    push(list(reversed(node.children.items())))
+        return out
+
+    def _named_modules(self, prefix: str = ""):
         memo: set[int] = set()
         stack: list[tuple[str, _N]] = [(prefix, self)]
         while stack:
             name, node = stack.pop()
-            if remove_duplicate:
-                if id(node) in memo:
-                    continue
-                memo.add(id(node))
-            yield name, node
-            stack.extend((f"{name}.{k}" if name else k, c) for k, c in reversed(node.children.items()))
-
-    def _nodes(self):
-        """The distinct nodes in named_modules() order, without building names."""
-        memo: set[int] = set()
-        stack: list[_N] = [self]
-        while stack:
-            node = stack.pop()
             if id(node) in memo:
                 continue
             memo.add(id(node))
-            yield node
-            stack.extend(reversed(node.children.values()))
+            yield name, node
+            stack.extend((f"{name}.{k}" if name else k, c) for k, c in reversed(node.children.items()))
 
     def named_parameters(self):
         seen: set[int] = set()
@@ -441,14 +527,9 @@ class _N:
                 seen.add(id(p))
                 yield (f"{mname}.{pname}" if mname else pname), p
 
-    def parameters(self):
+    def parameters(self) -> Iterator[_P]:
         """named_parameters() without the names (tied tensors once)."""
-        seen: set[int] = set()
-        for mod in self._nodes():
-            for p in mod.params.values():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    yield p
+        return iter(_walk(self)[1])
 
     parameters_of_subtree = parameters
 
@@ -483,6 +564,30 @@ class _N:
         for k, c in self.children.items():
             n.children[k] = c.deepcopy(memo)
         return n
+
+
+def _walk(root: _N) -> tuple[list[_N], list[_P]]:
+    """The distinct nodes in named_modules() order, and their distinct parameters (tied tensors once)."""
+    nodes: list[_N] = []
+    params: list[_P] = []
+    memo: set[int] = set()
+    seen: set[int] = set()
+    stack: list[_N] = [root]
+    pop, push, visit = stack.pop, stack.extend, nodes.append
+    while stack:
+        node = pop()
+        if id(node) in memo:
+            continue
+        memo.add(id(node))
+        visit(node)
+        if node.params:
+            for p in node.params.values():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    params.append(p)
+        if node.children:
+            push(reversed(node.children.values()))
+    return nodes, params
 
 
 def _build_tree(info: ModelInfo) -> tuple[_N, dict[str, _N]]:
@@ -603,8 +708,9 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
         res.warnings.append("modules_to_save is a str: PEFT iterates it character by character")
 
     rx = _matcher(_profile(info))
+    suffixes = _suffix_table(info)
     cfg = _Cfg(target_modules, exclude_modules, modules_to_save, layers_to_transform, layers_pattern,
-               target_parameters, rx)
+               target_parameters, rx, suffixes)
     names = [m.name for m in info.modules]
 
     # ---- transformers v5 MoE conversion (utils/transformers_weight_conversion.py) ----
@@ -640,7 +746,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
         memo_key = ("minimal_target_modules", frozenset(tms)) if _all_str(tms) else None
         minimal = info._analyses.get(memo_key) if memo_key is not None else None
         if minimal is None:
-            minimal = _minimal_target_modules(tms, names)
+            minimal = _minimal_target_modules(tms, names, suffixes)
             if memo_key is not None:
                 info._analyses[memo_key] = minimal
         if isinstance(minimal, str):
@@ -689,7 +795,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
         strs = _all_str(counts)
         for m, _ in targeted:
             # every entry t with m.name == t or m.name.endswith("." + t), by suffix lookup
-            for t in {m.name, *dotted_suffixes(m.name)} if strs else counts:
+            for t in {m.name, *suffixes[m.name]} if strs else counts:
                 if t in counts and (strs or m.name == t or m.name.endswith(f".{t}")):
                     counts[t] += 1
         res.entry_matches = counts
@@ -715,10 +821,9 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
             res.containers_hit.append(m.name)
             continue
         n = _lora_layer_params(m, rr, use_dora, lora_bias, res)
-        res.targeted.append(TargetedModule(
-            name=m.name, folded=m.folded, cls=m.cls, kind=m.kind, in_features=m.in_features,
-            out_features=m.out_features, r=rr, lora_alpha=aa, scaling=_scaling(aa, rr, use_rslora), lora_params=n,
-            matched_by=entry, layer_index=m.layer_index))
+        res.targeted.append(_targeted_module(
+            m.name, m.folded, m.cls, m.kind, m.in_features, m.out_features, rr, aa, _scaling(aa, rr, use_rslora), n,
+            entry, m.layer_index))
     if res.containers_hit:
         first = info.get(res.containers_hit[0])
         res.errors.append(
@@ -793,15 +898,16 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     return res
 
 
-def _minimal_target_modules(tms: set[Any], names: list[str]) -> set[str] | str:
+def _minimal_target_modules(tms: set[Any], names: list[str], suffixes: _SuffixTable | None = None) -> set[str] | str:
     """PEFT's condensed target set for >= 20 entries (tuners_utils.py: inject_adapter), or its ValueError."""
+    suffixes = _SuffixTable() if suffixes is None else suffixes
     # n.endswith(tuple("." + t for t in tms)) by suffix lookup: all-linear on a big model has thousands
     if _all_str(tms):
-        no_target = [n for n in names if n not in tms and not any(x in tms for x in dotted_suffixes(n))]
+        no_target = [n for n in names if n not in tms and tms.isdisjoint(suffixes[n])]
     else:
         no_target = [n for n in names if n not in tms and not n.endswith(tuple(f".{t}" for t in tms))]
     try:
-        return _find_minimal_target_modules(tms, no_target)
+        return _find_minimal_target_modules(tms, no_target, suffixes)
     except ValueError as exc:
         return f"ValueError: {exc}"
 
@@ -811,7 +917,7 @@ def _count_exclude_hits(exclude_modules: Any, key: str, hits: dict[str, int], cf
         if cfg.rx.fullmatch(cfg.pattern(exclude_modules, FULLMATCH, "exclude_modules"), key, "exclude_modules"):
             hits[exclude_modules] = hits.get(exclude_modules, 0) + 1
     elif exclude_modules and _all_str(exclude_modules):
-        for e in {key, *dotted_suffixes(key)} & set(exclude_modules):  # key == e or key.endswith("." + e)
+        for e in {key, *cfg.suffixes[key]} & set(exclude_modules):  # key == e or key.endswith("." + e)
             hits[e] = hits.get(e, 0) + 1
     elif exclude_modules:
         for e in exclude_modules:
@@ -941,7 +1047,7 @@ def _converted_bookkeeping(info: ModelInfo, res: TargetingResult) -> None:
     res.moe_left_frozen = [
         m.name for m in info.modules
         if m.lora_supported and m.name not in targeted and (m.name in old_names or any(
-            s in old_names for s in dotted_suffixes(m.name)))]
+            s in old_names for s in _suffix_table(info)[m.name]))]
 
 
 def _inject_parameters(info: ModelInfo, target_names: set[str], rank_pattern: dict, alpha_pattern: dict, r: Any,
@@ -951,6 +1057,7 @@ def _inject_parameters(info: ModelInfo, target_names: set[str], rank_pattern: di
     names = sorted(target_names)
     strs = _all_str(names)
     hits: set[str] = set()
+    suffixes = _suffix_table(info)
     for m in info.modules:
         for p in m.params:
             if p.tied_to is not None:
@@ -960,7 +1067,7 @@ def _inject_parameters(info: ModelInfo, target_names: set[str], rank_pattern: di
             if key in target_names:
                 entry = key
             elif strs:
-                entry = min((t for t in dotted_suffixes(key) if t in target_names), default=None)
+                entry = min((t for t in suffixes[key] if t in target_names), default=None)
             else:
                 entry = next((t for t in names if key.endswith(f".{t}")), None)
             if entry is None:
@@ -1091,10 +1198,43 @@ def _base_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]]:
     memo = info._analyses
     facts = memo.get(_BASE_TREE_MEMO)
     if facts is None:
-        root, nodes = _build_tree(info)
-        reachable = frozenset(name for name, node in nodes.items() if root.get(name) is node)
-        facts = memo[_BASE_TREE_MEMO] = (sum(p.numel for p in root.parameters()), reachable)
+        facts = memo[_BASE_TREE_MEMO] = _plain_tree_facts(info) or _built_tree_facts(info)
     return facts
+
+
+def _built_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]]:
+    """_base_tree_facts from the tree itself."""
+    root, nodes = _build_tree(info)
+    reachable = frozenset(name for name, node in nodes.items() if root.get(name) is node)
+    return sum(p.numel for p in root.parameters()), reachable
+
+
+def _plain_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]] | None:
+    """_base_tree_facts without building the tree, for the usual inventory (None otherwise): the root first,
+    every other name once and after its parent, no aliases, each parameter named ``<module>.<own name>``. Then
+    _build_tree hangs every node under its parent (so get() reaches each name, the root included) and
+    parameters() yields each tensor once: all of them, but a tied one whose source was already built."""
+    modules = info.modules
+    if info.aliases or not modules or modules[0].name != "":
+        return None
+    seen: set[str] = set()
+    params: set[str] = set()
+    total = 0
+    for m in modules:
+        name = m.name
+        if name in seen or (name and name.rpartition(".")[0] not in seen):
+            return None
+        seen.add(name)
+        local: set[str] = set()
+        for p in m.params:
+            own = p.local_name
+            if own in local or p.name != (f"{name}.{own}" if name else own):
+                return None
+            local.add(own)
+            if p.tied_to is None or p.tied_to not in params:
+                total += p.numel
+            params.add(p.name)
+    return total, frozenset(seen)
 
 
 def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
@@ -1112,7 +1252,7 @@ def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_sa
         if t.kind not in _PLAIN_LORA_KINDS or type(t.r) is not int or t.r <= 0 or t.name not in reachable:
             return False
         names.add(t.name)
-    if any(prefix in names for name in names for prefix in _dotted_prefixes(name)):
+    if _nested(names):
         return False  # a target under another target: _count's set_child decides what is reached
     res.base_params = base_params
     res.lora_params = sum(t.lora_params for t in res.targeted)
@@ -1121,12 +1261,16 @@ def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_sa
     return True
 
 
-def _dotted_prefixes(name: str) -> Iterable[str]:
-    """"a.b.c" -> "a", "a.b"."""
-    index = name.find(".")
-    while index != -1:
-        yield name[:index]
-        index = name.find(".", index + 1)
+def _nested(names: set[str]) -> bool:
+    """Whether some name starts with another one and a dot (a target under another target). In sorted order the names starting with ``p + "."`` come together, from the first
+    that is not less than ``p + "."``."""
+    ordered = sorted(names)
+    for name in ordered:
+        probe = name + "."
+        k = bisect_left(ordered, probe)
+        if k < len(ordered) and ordered[k].startswith(probe):
+            return True
+    return False
 
 
 def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
@@ -1134,7 +1278,13 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
     if _count_plain(info, res, bias, modules_to_save, task_type, tti, inference_mode):
         return
     root, nodes = _build_tree(info)
-    res.base_params = sum(p.numel for p in root.parameters())
+    # the unadapted tree's count: the memo's (or the plain inventory's) when there is one, else from this tree
+    facts = info._analyses.get(_BASE_TREE_MEMO)
+    if facts is None:
+        facts = _plain_tree_facts(info)
+        if facts is not None:
+            info._analyses[_BASE_TREE_MEMO] = facts
+    res.base_params = facts[0] if facts is not None else sum(p.numel for p in root.parameters())
     lora_param_ids: set[int] = set()
 
     def set_child(path: str, new: _N) -> None:
@@ -1159,7 +1309,8 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
             continue
         pw = _param_wrapper(cur, tp.name.rsplit(".", 1)[-1], tp.r, tp.shape)
         set_child(tp.module, pw)
-    for node in root._nodes():
+    tree, params = _walk(root)  # the structure does not change until modules_to_save
+    for node in tree:
         if node.lora:
             # the adapter's own small subtrees (a plain stack: one generator per child cost ~1 s on peft's tree)
             stack = [node.children[c] for c in _LORA_CHILDREN if c in node.children]
@@ -1169,7 +1320,6 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
                     lora_param_ids.add(id(p))
                 stack.extend(c.children.values())
     # _mark_only_adapters_as_trainable
-    params = list(root.parameters())  # the structure does not change until modules_to_save
     for p in params:
         p.requires_grad = id(p) in lora_param_ids
     res.lora_params = sum(p.numel for p in params if id(p) in lora_param_ids)
@@ -1188,9 +1338,11 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
     res.bias_params = sum(p.numel for p in params if p.requires_grad and id(p) not in lora_param_ids)
 
     # modules_to_save (utils/other.py: _set_trainable over named_modules(remove_duplicate=False))
-    mts_before = sum(p.numel for p in params)
+    # Each ModulesToSaveWrapper keeps the module it replaces (as original_module, under a node the tree reaches)
+    # and adds a copy of fresh tensors: the tree's parameters become the walk's plus the copies'.
+    copies: list[_P] = []
     if modules_to_save is not None:
-        _set_trainable(root, modules_to_save, res)
+        _set_trainable(root, modules_to_save, res, copies=copies)
     if task_type in ("QUESTION_ANS", "TOKEN_CLS"):
         heads = ["qa_outputs"] if task_type == "QUESTION_ANS" else ["classifier", "score"]
         extra = list(heads) if modules_to_save is None else (
@@ -1200,10 +1352,11 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
                               "(modules_to_save must be a list)")
         else:
             res.modules_to_save = extra
-            _set_trainable(root, extra, res, second_pass=True)
+            _set_trainable(root, extra, res, second_pass=True, copies=copies)
     elif task_type == "SEQ_CLS" and modules_to_save is not None:
-        _set_trainable(root, modules_to_save, res, second_pass=True)
-    res.modules_to_save_params = sum(p.numel for p in root.parameters()) - mts_before
+        _set_trainable(root, modules_to_save, res, second_pass=True, copies=copies)
+    res.modules_to_save_params = sum(p.numel for p in copies)
+    params += copies
 
     # trainable_token_indices (a TrainableTokensWrapper: len(indices) * embedding_dim new parameters)
     if tti is not None:
@@ -1239,7 +1392,7 @@ def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: An
         res.notes.append("inference_mode=True: PEFT freezes the adapter, so nothing of it trains")
 
     trainable = total = 0
-    for p in root.parameters():
+    for p in root.parameters() if tti is not None else params:
         total += p.numel
         if p.requires_grad:
             trainable += p.numel
@@ -1257,9 +1410,11 @@ def _set_layer_trainable(node: _N, value: bool) -> None:
         p.requires_grad = value
 
 
-def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pass: bool = False) -> None:
+def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pass: bool = False,
+                   copies: list[_P] | None = None) -> None:
     """utils/other.py: _set_trainable with ModulesToSaveWrapper (plain ``str.endswith`` matching, no dot
-    boundary, over named_modules(remove_duplicate=False); a str is iterated character by character)."""
+    boundary, over named_modules(remove_duplicate=False); a str is iterated character by character).
+    `copies` receives the parameters of each copy made (fresh tensors, once each)."""
     if not module_names:
         return
     names = list(module_names)
@@ -1273,9 +1428,12 @@ def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pas
     found: set[str] = set()
     # str.endswith with a tuple is any(shown.endswith(t) for t in names), at C speed for long lists
     suffixes = tuple(names) if _all_str(names) else None
+    reached: set[str] = set()  # the names some key ends with (first pass, str names)
     for shown, key in keys:
         if not (shown.endswith(suffixes) if suffixes is not None else any(shown.endswith(t) for t in names)):
             continue
+        if suffixes is not None and not second_pass:
+            reached.update(t for t in names if shown.endswith(t))
         if key is None:
             res.notes.append("modules_to_save matched the PeftModel's own 'base_model' (not modelled)")
             res.exact = False
@@ -1313,11 +1471,13 @@ def _set_trainable(root: _N, module_names: Any, res: TargetingResult, second_pas
         _set_layer_trainable(target, False)
         _set_layer_trainable(copy, True)
         parent.children[leaf] = w
-        res.modules_to_save_wrapped.append((key, sum(p.numel for p in copy.parameters_of_subtree())))
+        copied = _walk(copy)[1]
+        if copies is not None:
+            copies += copied
+        res.modules_to_save_wrapped.append((key, sum(p.numel for p in copied)))
         found.add(leaf)
     if not second_pass:
-        if suffixes is not None and len(names) > 16:  # every character suffix of every name, once
-            tails = {k[i:] for k, _ in keys for i in range(len(k) + 1)}
-            res.unmatched_modules_to_save = [t for t in names if t not in tails]
+        if suffixes is not None:  # any(k.endswith(t) for k, _ in keys), noted as the keys were matched
+            res.unmatched_modules_to_save = [t for t in names if t not in reached]
         else:
             res.unmatched_modules_to_save = [t for t in names if not any(k.endswith(t) for k, _ in keys)]

@@ -248,6 +248,28 @@ def test_default_targets_mirror_installed_peft():
         assert peft_default_targets(model_type) == (list(targets) if not isinstance(targets, str) else targets)
 
 
+def test_minimal_target_set_is_peft_s():
+    # Lists of >= 20 entries are condensed as PEFT's inject_adapter does it; loralint's step skips PEFT's repeated
+    # suffix splits and must still pick the very same suffixes, for target and other names as inject_adapter
+    # passes them (no other name equal to a target or ending with "." + a target).
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from peft.tuners.tuners_utils import _find_minimal_target_modules as peft_minimal
+
+    from loralint.knowledge.targeting import _find_minimal_target_modules
+
+    name = st.lists(st.sampled_from(["model", "layers", "0", "1", "q_proj", "v_proj", "mlp", "attn", "a.b", "x"]),
+                    min_size=1, max_size=5).map(".".join)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sets(name, min_size=1, max_size=12), st.sets(name, max_size=12))
+    def same(targets: set[str], others: set[str]) -> None:
+        others = {o for o in others if o not in targets and not o.endswith(tuple("." + t for t in targets))}
+        assert _find_minimal_target_modules(targets, others) == peft_minimal(targets, others)
+
+    same()
+
+
 def test_versions_match_installed_libraries():
     from loralint.knowledge.models import knowledge_versions
 
