@@ -152,3 +152,26 @@ def test_editing_only_the_deepspeed_json_a_script_names_is_seen_by_a_warm_run(tm
     warm = _check(tmp_path)
     assert warm == _check(tmp_path, "--no-cache")
     assert "LORA410" not in [code for code, _, _ in _findings(warm)]
+
+
+AXOLOTL_ZERO3 = """\
+base_model: meta-llama/Llama-3.2-3B
+adapter: lora
+lora_r: 16
+lora_alpha: 32
+lora_target_linear: true
+deepspeed: ds_zero3.json
+"""
+
+
+def test_editing_only_the_deepspeed_json_a_trainer_yaml_names_is_seen_by_a_warm_run(tmp_path):
+    (tmp_path / "train.yaml").write_text(AXOLOTL_ZERO3)
+    _zero3(tmp_path, gather=False)  # axolotl saves the adapter under ZeRO-3 without gathered weights: LORA410
+    cold = _check(tmp_path, "--no-cache")
+    assert "LORA410" in [code for code, _, _ in _findings(cold)]
+    assert _check(tmp_path) == cold
+    assert _check(tmp_path) == cold  # served from the cache
+    _zero3(tmp_path, gather=True)  # the JSON alone changes; train.yaml does not
+    warm = _check(tmp_path)
+    assert warm == _check(tmp_path, "--no-cache")
+    assert "LORA410" not in [code for code, _, _ in _findings(warm)]

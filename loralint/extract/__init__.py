@@ -129,11 +129,11 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
         elif fmt == "yaml":
             from loralint.extract.yaml_formats import extract_yaml
 
-            result.sites = extract_yaml(display, text)
+            result.sites = extract_yaml(display, text, result.depends_on)  # a DeepSpeed JSON it names
         else:
             from loralint.extract.adapter_json import extract_json
 
-            result.sites = extract_json(display, text)
+            result.sites = extract_json(display, text, result.depends_on)
     except UndecodableSource as exc:
         result.diagnostics.append(file_diagnostic("LORA902", display, f"cannot decode: {exc}; not checked"))
     except SourceSyntaxError as exc:

@@ -12,7 +12,8 @@ from loralint.extract.yaml_positions import compose_json, parse_json
 from loralint.sites import ConfigSite
 
 
-def extract_json(path: str, text: str) -> list[ConfigSite]:
+def extract_json(path: str, text: str, reads: list[tuple[str, str | None]] | None = None) -> list[ConfigSite]:
+    """`reads`: receives the other files read (a DeepSpeed JSON a trainer config names)."""
     if not format_keys(parse_json(text)):
         return []
-    return extract_documents(path, "json", text, [compose_json(text)])
+    return extract_documents(path, "json", text, [compose_json(text)], reads)

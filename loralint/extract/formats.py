@@ -102,6 +102,8 @@ class Document:
     root: Node
     text: str
     lines: list[str] | None = None
+    # Other files read for it (a DeepSpeed JSON it names): a cached result re-reads them (loralint/dependencies.py)
+    reads: list[tuple[str, str | None]] | None = None
 
     @property
     def label(self) -> str:
@@ -1184,7 +1186,8 @@ def detect(root: Node, syntax: str) -> Callable[[Document], list[ConfigSite]] | 
     return None
 
 
-def extract_documents(path: str, syntax: str, text: str, roots: Iterable[Node]) -> list[ConfigSite]:
+def extract_documents(path: str, syntax: str, text: str, roots: Iterable[Node],
+                      reads: list[tuple[str, str | None]] | None = None) -> list[ConfigSite]:
     sites: list[ConfigSite] = []
     lines: list[str] | None = None  # split once per file, shared by its documents
     for root in roots:
@@ -1193,7 +1196,7 @@ def extract_documents(path: str, syntax: str, text: str, roots: Iterable[Node]) 
             continue
         if lines is None:
             lines = LINE_BREAK.split(text)
-        found = extractor(Document(path, syntax, root, text, lines))
+        found = extractor(Document(path, syntax, root, text, lines, reads))
         room = MAX_SITES_PER_FILE - len(sites)
         if len(found) > room:
             over = found[room].span

@@ -12,5 +12,6 @@ from loralint.extract.yaml_positions import compose_yaml
 from loralint.sites import ConfigSite
 
 
-def extract_yaml(path: str, text: str) -> list[ConfigSite]:
-    return extract_documents(path, "yaml", text, compose_yaml(text))
+def extract_yaml(path: str, text: str, reads: list[tuple[str, str | None]] | None = None) -> list[ConfigSite]:
+    """`reads`: receives the other files read (a DeepSpeed JSON the config names)."""
+    return extract_documents(path, "yaml", text, compose_yaml(text), reads)

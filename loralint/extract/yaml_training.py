@@ -141,7 +141,7 @@ def _deepspeed(doc: Document, context: TrainingContext) -> None:
     ds = context.args.get("deepspeed")
     if ds is None:
         return
-    context.deepspeed = zero_facts_of(ds.value, doc.path)
+    context.deepspeed = zero_facts_of(ds.value, doc.path, reads=doc.reads)
     context.deepspeed_span = ds.span
 
 
