@@ -635,6 +635,7 @@ def extract_python_full(
     loaded = loaded_sites(extractor)
     if loaded:
         attach_training(extractor.program, loaded, extractor.installs)
+    extractor.program.release()  # nothing below asks the model again
     return sites, limits_in(sites), found, list(loaded.values()), extractor.reads
 
 

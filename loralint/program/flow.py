@@ -145,6 +145,25 @@ class FlowModel:
     classes: dict[ast.ClassDef, ClassInfo]
     narrowed: dict[ast.AST, str] = field(default_factory=dict)  # read -> "notnone" | "truthy"
 
+    def release(self) -> None:
+        """Cut the cycles (scope -> binding -> point -> scope, class <-> method scope) once the model is
+        no longer asked anything, so reference counting frees it (see Program.release)."""
+        for scope in self.scopes.values():
+            scope.bindings.clear()
+            scope.params.clear()
+            scope.returns.clear()
+            scope.final = None
+            scope.parent = scope.cls = None
+        for info in self.classes.values():
+            info.self_attrs.clear()
+            info.methods.clear()
+        self.reach.clear()
+        self.calls.clear()
+        self.stores.clear()
+        self.scopes.clear()
+        self.classes.clear()
+        self.narrowed.clear()
+
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "kind"})

@@ -111,6 +111,16 @@ class Program:
             self._facts[name] = compute()
         return self._facts[name]
 
+    def release(self) -> None:
+        """Drop the model once extraction is done. Scopes, bindings and points refer to each other, so
+        without this the whole tree (~100k objects a file) waits for the cycle collector, whose pass
+        over it cost a tenth of the extraction; with the cycles cut, reference counting frees it."""
+        self.flow.release()
+        self.evaluator.release()
+        self._facts.clear()
+        self._points = self._by_last = self._alias_of = self._applications = None
+        self._aliases.clear()
+
     # --- values ------------------------------------------------------------------------------
     def value(self, node: ast.AST) -> Value:
         return self.evaluator.eval(node)
