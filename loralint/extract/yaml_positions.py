@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import compress
 from typing import Any, Iterator
 
 import yaml
@@ -458,7 +459,7 @@ def parse_json_composable(text: str) -> tuple[Any, bool]:
         return parse_json(text), False
     if 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES:
         return value, False
-    return value, _measure(value)[1] < MAX_DATA_DEPTH
+    return value, _levels(value) < MAX_DATA_DEPTH
 
 
 class _FullScan(Exception):
@@ -491,6 +492,24 @@ def _measure(value: Any) -> tuple[int, int]:
             deepest = max(deepest, level)
             stack.extend((v, level + 1) for v in item)
     return count, deepest
+
+
+_CONTAINERS = frozenset({dict, list})
+
+
+def _levels(value: Any) -> int:
+    """`_measure(value)[1]` for what the decoder returns (plain dicts and lists), a level at a time with
+    C loops (map, compress): a notebook's outputs are long lists of strings that need no Python step each."""
+    level, levels = [value], 0
+    is_container = _CONTAINERS.__contains__
+    while True:
+        containers = list(compress(level, map(is_container, map(type, level))))
+        if not containers:
+            return levels
+        levels += 1
+        level = []
+        for item in containers:
+            level.extend(item.values() if type(item) is dict else item)
 
 
 class _JsonScanner:
