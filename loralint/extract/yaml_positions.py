@@ -457,7 +457,8 @@ def parse_json_composable(text: str) -> tuple[Any, bool]:
         value = _SKIPPING.decode(text)  # json.loads' own result when no key repeats
     except (_FullScan, ValueError, RecursionError):  # a repeated key, or invalid: parse_json says why
         return parse_json(text), False
-    if 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES:
+    # (a text shorter than the limit cannot hold that many separators: not counted)
+    if len(text) >= MAX_DATA_NODES and 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES:
         return value, False
     return value, _levels(value) < MAX_DATA_DEPTH
 

@@ -619,20 +619,21 @@ class Walker:
         if truth is False:
             return self.block(node.orelse, env) if node.orelse else env
         fork, base, facts = self._fork(), self.branch, self.facts
+        holds, fails = facts_of(node.test, True), facts_of(node.test, False)  # each arm's, and what follows
         self.branch = base + ((fork, 0),)
-        self.facts = self.with_facts(facts_of(node.test, True))
+        self.facts = self.with_facts(holds)
         body = self.block(node.body, dict(env))
         self.branch = base + ((fork, 1),)
         self.facts = facts
-        self.facts = self.with_facts(facts_of(node.test, False))
+        self.facts = self.with_facts(fails)
         other = self.block(node.orelse, dict(env)) if node.orelse else env
         self.branch, self.facts = base, facts
         if body is None and other is not None:
             self.branch = base + ((fork, 1),)  # the rest of the block runs only when the test is false
-            self.facts = self.with_facts(facts_of(node.test, False))
+            self.facts = self.with_facts(fails)
         elif other is None and body is not None:
             self.branch = base + ((fork, 0),)
-            self.facts = self.with_facts(facts_of(node.test, True))
+            self.facts = self.with_facts(holds)
         return _merge((body, other))
 
     def _assert(self, node: ast.Assert, env: Env, point: Point) -> Env:
