@@ -49,9 +49,8 @@ def _may_name_trainers(program: Program) -> bool:
     """False when no import path the evaluator can build ends in "Trainer": the source never spells it,
     and cannot spell it otherwise (non-ASCII identifiers are normalised, NFKC; an imported module's name
     is a string that may be escaped or split)."""
-    text = program.text
-    source = text.text
-    return not text._ascii or "Trainer" in source or "import_module" in source or "importorskip" in source
+    source = program.text.text
+    return not program.text.ascii or "Trainer" in source or "import_module" in source or "importorskip" in source
 
 
 def _attributes_with_values(program: Program) -> frozenset[str]:
