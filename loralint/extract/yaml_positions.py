@@ -457,10 +457,22 @@ def parse_json_composable(text: str) -> tuple[Any, bool]:
         value = _SKIPPING.decode(text)  # json.loads' own result when no key repeats
     except (_FullScan, ValueError, RecursionError):  # a repeated key, or invalid: parse_json says why
         return parse_json(text), False
-    # (a text shorter than the limit cannot hold that many separators: not counted)
-    if len(text) >= MAX_DATA_NODES and 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES:
+    if _separators_over_limit(text):
         return value, False
     return value, _levels(value) < MAX_DATA_DEPTH
+
+
+def _separators_over_limit(text: str) -> bool:
+    """`1 + (the text's count of ",:]}") > MAX_DATA_NODES`, counting no further than it must: a text
+    shorter than the limit cannot hold that many, and a long one is often over it on its commas alone."""
+    if len(text) < MAX_DATA_NODES:
+        return False
+    total = 1
+    for separator in ",:]}":
+        total += text.count(separator)
+        if total > MAX_DATA_NODES:
+            return True
+    return False
 
 
 class _FullScan(Exception):
@@ -527,7 +539,7 @@ class _JsonScanner:
         self.skipped = 0  # values skipped (with `only`), counted against MAX_DATA_NODES at the end
         # Every value but the last is followed by one of `,:]}`: with fewer of those than the limit
         # allows (strings included), no count can reach it and skipped values need not be counted.
-        self._counting = only is not None and 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES
+        self._counting = only is not None and _separators_over_limit(text)
 
     def position(self, offset: int) -> Position:
         return self.lines.position(offset)
