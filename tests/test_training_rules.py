@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
+
 from helpers import run_cli
 
 
@@ -43,6 +45,40 @@ def test_preference_trainer_has_its_own_band(tmp_path):
     [d] = diagnostics(tmp_path, source.format(r=16, alpha=32, rs=False, lr="2e-4"), "LORA406")
     assert "preference/RL" in d["message"] and d["message"].endswith("the usual LoRA value is 1e-6 to 5e-6 (DPO/GRPO)")
     assert diagnostics(tmp_path, source.format(r=16, alpha=32, rs=False, lr="5e-6"), "LORA406") == []
+
+
+# The trainer is found however the script names its class: an import alias, the module's attribute, a
+# variable, a class or instance attribute, a dataclass field, a helper's parameter.
+TRAINER_SPELLINGS = {
+    "import alias": "trainer = Alias({call})\n",
+    "module attribute": "trainer = trl.SFTTrainer({call})\n",
+    "variable": "cls = SFTTrainer\ntrainer = cls({call})\n",
+    "class attribute": "class Run:\n    trainer_cls = SFTTrainer\n\n    def go(self):\n        return self.trainer_cls({call})\n",
+    "self attribute": (
+        "class Run:\n    def __init__(self):\n        self.trainer_cls = SFTTrainer\n\n"
+        "    def go(self):\n        return self.trainer_cls({call})\n"
+    ),
+    "dataclass field": (
+        "@dataclass\nclass Setup:\n    trainer_cls: type\n\n\n"
+        "setup = Setup(trainer_cls=SFTTrainer)\ntrainer = setup.trainer_cls({call})\n"
+    ),
+    "parameter": "def build(cls):\n    return cls({call})\n\n\nbuild(SFTTrainer)\n",
+}
+
+
+@pytest.mark.parametrize("spelling", list(TRAINER_SPELLINGS))
+def test_learning_rate_reaches_a_trainer_however_it_is_named(tmp_path, spelling):
+    head = (
+        "from dataclasses import dataclass\n\nimport trl\nfrom peft import LoraConfig\n"
+        "from trl import SFTConfig, SFTTrainer\nfrom trl import SFTTrainer as Alias\n\n"
+        'config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")\n'
+        'args = SFTConfig(output_dir="out", learning_rate={lr})\n'
+    )
+    call = 'model="Qwen/Qwen2.5-0.5B", args=args, train_dataset=None, peft_config=config'
+    source = head + TRAINER_SPELLINGS[spelling].format(call=call)
+    [d] = diagnostics(tmp_path, source.replace("{lr}", "2e-6"), "LORA406")
+    assert d["line"] == 9 and "SFTTrainer" in d["message"]
+    assert diagnostics(tmp_path, source.replace("{lr}", "2e-4"), "LORA406") == []
 
 
 UNSLOTH_LR = """

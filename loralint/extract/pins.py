@@ -27,10 +27,10 @@ def pip_installs(text: str) -> dict[str, tuple[str, ...]]:
     """Each library's version specifiers over every `pip install` line of the text that names it,
     as written ("" for an install without a version or from git)."""
     found: dict[str, list[str]] = {}
-    if "pip" not in text:
+    if "pip" not in text or "install" not in text:  # _PIP needs both (it is case-sensitive)
         return {}
     for line in _LINES.split(text):
-        if not _PIP.search(line):
+        if "install" not in line or not _PIP.search(line):
             continue
         for m in _REQUIREMENT.finditer(line):
             found.setdefault(m["name"].lower(), []).append((m["spec"] or "").strip())

@@ -144,15 +144,13 @@ class PythonExtractor:
         def block_of(line: int) -> str | None:
             return next((where for first, last, where in blocks if first <= line <= last), None)
 
-        applications = self.program.applications()
         for call, site in self.sites.items():
             where = block_of(call.lineno)
             if where is None:
                 # Built before the block and applied only inside it (`config = LoraConfig(r=7, ...)`, then
                 # `with pytest.raises(ValueError): get_peft_model(model, config)`): the same intent.
                 obj = self.program.evaluator.created(call)
-                inside = [block_of(app.call.lineno) for app in applications
-                          if obj is not None and any(c is obj for c in app.configs)]
+                inside = [block_of(app.call.lineno) for app in self.program.applications_of(obj)]
                 if inside and all(inside):
                     where = inside[0]
             if where is not None:
@@ -635,6 +633,7 @@ def extract_python_full(
     loaded = loaded_sites(extractor)
     if loaded:
         attach_training(extractor.program, loaded, extractor.installs)
+    extractor.program.release()  # nothing below asks the model again
     return sites, limits_in(sites), found, list(loaded.values()), extractor.reads
 
 

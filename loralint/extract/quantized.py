@@ -272,10 +272,8 @@ def _fsdp(ex: PythonExtractor, site: ConfigSite, trainer_call: ast.Call) -> None
 
 def attach(ex: PythonExtractor) -> None:
     """training_context for every site of the file, with the applications of its config object."""
-    applications = ex.program.applications()
     for call, site in ex.sites.items():
-        obj = ex.program.evaluator.created(call)
-        apps = [app for app in applications if obj is not None and any(o is obj for o in app.configs)]
+        apps = ex.program.applications_of(ex.program.evaluator.created(call))
         if site.origin.startswith("unsloth"):
             apps = []  # Unsloth's get_peft_model is the site itself
         training_context(ex, site, apps)

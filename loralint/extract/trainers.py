@@ -24,12 +24,70 @@ def trainer_calls(program: Program) -> list[ast.Call]:
 
 
 def _find_trainer_calls(program: Program) -> list[ast.Call]:
+    if not _may_name_trainers(program):
+        return []
+    attrs = _attributes_with_values(program)
+    reach = program.flow.reach
     out = []
     for call, _ in program.flow.calls:
+        if not _may_be_trainer(call.func, attrs, reach):
+            continue
         qual = program.qualname(call.func)
         if qual and call_kind(qual) == "trainer":
             out.append(call)
     return out
+
+
+# Evaluating the callee of every call of a module was most of the cost of finding its trainers. The
+# filters below skip only callees whose evaluation cannot be a trainer's import path, which (objects.py
+# call_kind) always ends in "Trainer": they mirror where the evaluator (program/evaluate.py) makes an
+# ImportRef. Its last part is an imported name, an attribute read off another ImportRef, or the string
+# given to importlib.import_module / pytest.importorskip.
+
+
+def _may_name_trainers(program: Program) -> bool:
+    """False when no import path the evaluator can build ends in "Trainer": the source never spells it,
+    and cannot spell it otherwise (non-ASCII identifiers are normalised, NFKC; an imported module's name
+    is a string that may be escaped or split)."""
+    source = program.text.text
+    return not program.text.ascii or "Trainer" in source or "import_module" in source or "importorskip" in source
+
+
+def _attributes_with_values(program: Program) -> frozenset[str]:
+    """Attribute names that may hold an ImportRef other than `<import path>.<name>`: `self.x = ...` in a
+    method, a class-level binding (`self.x` reads it), a keyword of a call (an instance of a local
+    dataclass or TRL's ModelConfig answers `obj.x` with what `X(x=...)` passed)."""
+    names: set[str] = set()
+    for info in program.flow.classes.values():
+        names.update(info.self_attrs)
+        names.update(info.scope.bindings)
+    for call, _ in program.flow.calls:
+        for keyword in call.keywords:
+            if keyword.arg:
+                names.add(keyword.arg)
+    return frozenset(names)
+
+
+def _may_be_trainer(func: ast.expr, attrs: frozenset[str], reach: dict) -> bool:
+    """Whether the callee may evaluate to a trainer's import path (False only when it certainly cannot)."""
+    t = type(func)
+    if t is ast.Attribute:
+        # `<import path>.attr` ends in attr; other receivers answer only for the attributes in `attrs`
+        attr = func.attr  # type: ignore[attr-defined]
+        return attr.endswith("Trainer") or attr in attrs
+    if t is ast.Name:
+        # a name is what its reaching bindings hold: an import is its own path, a def or class a local
+        # reference; no binding reads a builtin (or nothing). Any other binding (`T = SFTTrainer`, a
+        # parameter) is evaluated.
+        for binding in reach.get(func, ()):
+            kind = binding.kind
+            if kind == "import":
+                if call_kind(binding.qualname or binding.name) == "trainer":
+                    return True
+            elif kind != "def" and kind != "class":
+                return True
+        return False
+    return t is ast.Call or t is ast.Subscript  # the evaluator gives other expressions no import path
 
 
 def trainer_of(program: Program, objects: list[Obj]) -> ast.Call | None:

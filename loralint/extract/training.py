@@ -379,43 +379,63 @@ def _first_environment_read(program: Program) -> tuple[ast.AST, str] | None:
     return None
 
 
+# What a walk for `if` statements, subscripts and calls need not enter (they hold none).
+_LEAVES = frozenset({ast.Name, ast.Constant, ast.Load, ast.Store, ast.Del, ast.alias, *(
+    c for base in (ast.operator, ast.unaryop, ast.cmpop, ast.boolop) for c in base.__subclasses__())})
+_WALK_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _walk_fields(t: type) -> tuple[str, ...]:
+    fields = _WALK_FIELDS.get(t)
+    if fields is None:
+        fields = _WALK_FIELDS[t] = tuple(f for f in t._fields if f not in ("ctx", "op", "ops", "type_comment"))  # type: ignore[attr-defined]
+    return fields
+
+
 def _walked(program: Program) -> tuple[list[ast.If], list[ast.Subscript | ast.Call]]:
     """The module's `if` statements, and its subscripts and calls, in `ast.walk` order: one walk a
     module for the readers that search the whole tree."""
     def walk() -> tuple[list[ast.If], list[ast.Subscript | ast.Call]]:
         ifs: list[ast.If] = []
         reads: list[ast.Subscript | ast.Call] = []
-        todo = deque([program.tree])  # ast.walk's order, without its generators (about half the time)
+        # ast.walk's order, without its generators, and without the nodes that hold none of these (names,
+        # constants, contexts, operators: most of a tree): leaving a subtree out of a breadth-first walk
+        # keeps the order of the others.
+        todo = deque([program.tree])
+        pop, push, extend = todo.popleft, todo.append, todo.extend
+        If, Subscript, Call = ast.If, ast.Subscript, ast.Call
         while todo:
-            node = todo.popleft()
-            if isinstance(node, ast.If):
-                ifs.append(node)
-            elif isinstance(node, (ast.Subscript, ast.Call)):
-                reads.append(node)
-            for name in node._fields:
+            node = pop()
+            t = type(node)
+            if t is If:
+                ifs.append(node)  # type: ignore[arg-type]
+            elif t is Subscript or t is Call:
+                reads.append(node)  # type: ignore[arg-type]
+            for name in _walk_fields(t):
                 child = getattr(node, name, None)
-                if isinstance(child, ast.AST):
-                    todo.append(child)
-                elif isinstance(child, list):
-                    todo.extend(item for item in child if isinstance(item, ast.AST))
+                if type(child) is list:
+                    extend(item for item in child if isinstance(item, ast.AST) and type(item) not in _LEAVES)
+                elif child is not None and type(child) not in _LEAVES and isinstance(child, ast.AST):
+                    push(child)
         return ifs, reads
 
     return program.once("walked", walk)
 
 
 def _environment_key(program: Program, node: ast.AST) -> str | None:
-    """LOCAL_RANK/WORLD_SIZE/RANK read as `os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)`."""
-    if (
-        isinstance(node, ast.Subscript)
-        and isinstance(node.ctx, ast.Load)  # `os.environ["LOCAL_RANK"] = ...` sets up a process, it is no launcher's
-        and (program.qualname(node.value) or "") == "os.environ"
-    ):
-        key = node.slice
-    elif isinstance(node, ast.Call) and node.args and (program.qualname(node.func) or "") in ("os.environ.get", "os.getenv"):
-        key = node.args[0]
+    """LOCAL_RANK/WORLD_SIZE/RANK read as `os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)`.
+    The key is looked at before the callee is evaluated: most subscripts and calls have no such key."""
+    if isinstance(node, ast.Subscript):
+        if not isinstance(node.ctx, ast.Load):  # `os.environ["LOCAL_RANK"] = ...` sets up a process, it is no launcher's
+            return None
+        key, target, wanted = node.slice, node.value, ("os.environ",)
+    elif isinstance(node, ast.Call) and node.args:
+        key, target, wanted = node.args[0], node.func, ("os.environ.get", "os.getenv")
     else:
         return None
-    return key.value if isinstance(key, ast.Constant) and key.value in _DDP_ENV else None
+    if not (isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value in _DDP_ENV):
+        return None
+    return key.value if (program.qualname(target) or "") in wanted else None
 
 
 # --- LORA407: an adapter loaded frozen, then trained ----------------------------------------------

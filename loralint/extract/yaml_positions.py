@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import compress
 from typing import Any, Iterator
 
 import yaml
@@ -456,25 +457,22 @@ def parse_json_composable(text: str) -> tuple[Any, bool]:
         value = _SKIPPING.decode(text)  # json.loads' own result when no key repeats
     except (_FullScan, ValueError, RecursionError):  # a repeated key, or invalid: parse_json says why
         return parse_json(text), False
-    if 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES:
+    if _separators_over_limit(text):
         return value, False
-    return value, _depth_below(value, MAX_DATA_DEPTH)
+    return value, _levels(value) < MAX_DATA_DEPTH
 
 
-def _depth_below(value: Any, limit: int) -> bool:
-    """Whether a decoded JSON value nests fewer than `limit` levels of containers (`_measure`'s second
-    figure): only containers are visited, not every string of a notebook's outputs."""
-    if type(value) is not dict and type(value) is not list:
-        return True
-    stack = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if level >= limit:
-            return False
-        deeper = level + 1
-        stack.extend((v, deeper) for v in (item.values() if type(item) is dict else item)
-                     if type(v) is dict or type(v) is list)
-    return True
+def _separators_over_limit(text: str) -> bool:
+    """`1 + (the text's count of ",:]}") > MAX_DATA_NODES`, counting no further than it must: a text
+    shorter than the limit cannot hold that many, and a long one is often over it on its commas alone."""
+    if len(text) < MAX_DATA_NODES:
+        return False
+    total = 1
+    for separator in ",:]}":
+        total += text.count(separator)
+        if total > MAX_DATA_NODES:
+            return True
+    return False
 
 
 class _FullScan(Exception):
@@ -509,6 +507,24 @@ def _measure(value: Any) -> tuple[int, int]:
     return count, deepest
 
 
+_CONTAINERS = frozenset({dict, list})
+
+
+def _levels(value: Any) -> int:
+    """`_measure(value)[1]` for what the decoder returns (plain dicts and lists), a level at a time with
+    C loops (map, compress): a notebook's outputs are long lists of strings that need no Python step each."""
+    level, levels = [value], 0
+    is_container = _CONTAINERS.__contains__
+    while True:
+        containers = list(compress(level, map(is_container, map(type, level))))
+        if not containers:
+            return levels
+        levels += 1
+        level = []
+        for item in containers:
+            level.extend(item.values() if type(item) is dict else item)
+
+
 class _JsonScanner:
     """Reads the tokens one at a time (never a list of them all), nesting at most MAX_DATA_DEPTH
     deep and MAX_DATA_NODES nodes. With `only` (see compose_json), only that path is composed."""
@@ -523,7 +539,7 @@ class _JsonScanner:
         self.skipped = 0  # values skipped (with `only`), counted against MAX_DATA_NODES at the end
         # Every value but the last is followed by one of `,:]}`: with fewer of those than the limit
         # allows (strings included), no count can reach it and skipped values need not be counted.
-        self._counting = only is not None and 1 + sum(map(text.count, ",:]}")) > MAX_DATA_NODES
+        self._counting = only is not None and _separators_over_limit(text)
 
     def position(self, offset: int) -> Position:
         return self.lines.position(offset)

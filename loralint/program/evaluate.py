@@ -160,6 +160,13 @@ class Evaluator:
         self._dataclasses: dict[str, ClassInfo] | None = None
         self._stores_by_attr: dict[str, list[ast.Attribute]] | None = None
 
+    def release(self) -> None:
+        """Forget every memo (Program.release: the model is not asked again)."""
+        self._memo.clear()
+        self._binding_memo.clear()
+        self._objects.clear()
+        self._call_sites = self._argparse = self._dataclasses = self._stores_by_attr = None
+
     # --- entry points ------------------------------------------------------------------------
     def eval(self, node: ast.AST) -> Value:
         memo = self._memo.get(node)

@@ -145,6 +145,25 @@ class FlowModel:
     classes: dict[ast.ClassDef, ClassInfo]
     narrowed: dict[ast.AST, str] = field(default_factory=dict)  # read -> "notnone" | "truthy"
 
+    def release(self) -> None:
+        """Cut the cycles (scope -> binding -> point -> scope, class <-> method scope) once the model is
+        no longer asked anything, so reference counting frees it (see Program.release)."""
+        for scope in self.scopes.values():
+            scope.bindings.clear()
+            scope.params.clear()
+            scope.returns.clear()
+            scope.final = None
+            scope.parent = scope.cls = None
+        for info in self.classes.values():
+            info.self_attrs.clear()
+            info.methods.clear()
+        self.reach.clear()
+        self.calls.clear()
+        self.stores.clear()
+        self.scopes.clear()
+        self.classes.clear()
+        self.narrowed.clear()
+
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 _SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "kind"})
@@ -329,18 +348,21 @@ class Walker:
             self.facts = {k: v for k, v in facts.items() if k != name and not k.startswith(prefix)}
 
     # --- names ---------------------------------------------------------------------------------
+    def _outer(self, name: str) -> tuple[Binding, ...]:
+        """The bindings of an enclosing scope that a name not bound here reads."""
+        for outer in self.outer:
+            hit = outer.get(name)
+            if hit is not None:
+                return hit
+        return _EMPTY
+
     def load(self, node: ast.AST, name: str, env: Env) -> None:
         if name in self.scope.globals:
             found = self.module.final.get(name, _EMPTY) if self.module.final is not None else env.get(name, _EMPTY)
         else:
             found = env.get(name)
             if found is None:
-                found = _EMPTY
-                for outer in self.outer:
-                    hit = outer.get(name)
-                    if hit is not None:
-                        found = hit
-                        break
+                found = self._outer(name)
         if self.loops:
             for loop in self.loops:
                 if env.get(name) is loop.entry.get(name):
@@ -399,55 +421,71 @@ class Walker:
         stack = [root]
         pop, push, extend = stack.pop, stack.append, stack.extend
         reach_load = self.load
+        reach = self.reach
+        # `load` inlined for the usual read (no enclosing loop, no `global`): a call a name costs a tenth of the walk
+        plain_loads = not self.loops and not self.scope.globals
         calls = self.calls
+        facts = self.facts  # read again after what may bind a name (a walrus, a comprehension)
         Name, Attribute, Constant, Call, keyword = ast.Name, ast.Attribute, ast.Constant, ast.Call, ast.keyword
         Load = ast.Load
         while stack:
             node = pop()
-            t = type(node)
-            # the common node types first, without the generic field loop
-            if t is Name:
-                if type(node.ctx) is Load:  # type: ignore[attr-defined]
-                    reach_load(node, node.id, env)  # type: ignore[attr-defined]
-                    if self.facts and node.id in self.facts:  # type: ignore[attr-defined]
-                        self.narrowed[node] = self.facts[node.id]  # type: ignore[attr-defined]
-                continue
-            if t is Constant or node is None:  # None: a `**` entry's key in a dict display
-                continue
-            if t is Attribute:
-                if self.facts:
-                    name = dotted(node)
-                    if name is not None and name in self.facts:
-                        self.narrowed[node] = self.facts[name]
-                push(node.value)  # type: ignore[attr-defined]
-                continue
-            if t is Call:
-                calls.append((node, point))  # type: ignore[arg-type]
-                extend(reversed(node.keywords))  # type: ignore[attr-defined]
-                extend(reversed(node.args))  # type: ignore[attr-defined]
-                push(node.func)  # type: ignore[attr-defined]
-                continue
-            if t is keyword:
-                push(node.value)  # type: ignore[attr-defined]
-                continue
-            if t is ast.Lambda:
-                self._lambda(node, env, point)  # type: ignore[arg-type]
-                continue
-            if t in _COMPREHENSIONS:
-                self._comprehension(node, env, point)
-                continue
-            if t is ast.NamedExpr:
-                self.expressions(node.value, env, point)  # type: ignore[attr-defined]
-                self.bind_target(node.target, node.value, "assign", env, point)  # type: ignore[attr-defined]
-                continue
-            for name in _child_fields(t):
-                child = getattr(node, name)
-                if child is None:
+            # The node pushed last is the next popped: an attribute's object, a call's callee and a
+            # keyword's value are walked at once instead (the same order, without the stack).
+            while True:
+                t = type(node)
+                # the common node types first, without the generic field loop
+                if t is Name:
+                    if type(node.ctx) is Load:  # type: ignore[attr-defined]
+                        name = node.id  # type: ignore[attr-defined]
+                        if plain_loads:
+                            found = env.get(name)
+                            reach[node] = found if found is not None else self._outer(name)
+                        else:
+                            reach_load(node, name, env)
+                        if facts and name in facts:
+                            self.narrowed[node] = facts[name]
+                    break
+                if t is Attribute:
+                    if facts:
+                        name = dotted(node)
+                        if name is not None and name in facts:
+                            self.narrowed[node] = facts[name]
+                    node = node.value  # type: ignore[attr-defined]
                     continue
-                if type(child) is list:
-                    extend(reversed(child))
-                elif isinstance(child, ast.AST):
-                    push(child)
+                if t is Call:
+                    calls.append((node, point))  # type: ignore[arg-type]
+                    extend(reversed(node.keywords))  # type: ignore[attr-defined]
+                    extend(reversed(node.args))  # type: ignore[attr-defined]
+                    node = node.func  # type: ignore[attr-defined]
+                    continue
+                if t is keyword:
+                    node = node.value  # type: ignore[attr-defined]
+                    continue
+                if t is Constant or node is None:  # None: a `**` entry's key in a dict display
+                    break
+                if t is ast.Lambda:
+                    self._lambda(node, env, point)  # type: ignore[arg-type]
+                    facts = self.facts
+                    break
+                if t in _COMPREHENSIONS:
+                    self._comprehension(node, env, point)
+                    facts = self.facts
+                    break
+                if t is ast.NamedExpr:
+                    self.expressions(node.value, env, point)  # type: ignore[attr-defined]
+                    self.bind_target(node.target, node.value, "assign", env, point)  # type: ignore[attr-defined]
+                    facts = self.facts
+                    break
+                for name in _CHILD_FIELDS.get(t) or _child_fields(t):
+                    child = getattr(node, name)
+                    if child is None:
+                        continue
+                    if type(child) is list:
+                        extend(reversed(child))
+                    elif isinstance(child, ast.AST):
+                        push(child)
+                break
 
     def _lambda(self, node: ast.Lambda, env: Env, point: Point) -> None:
         args = node.args
@@ -581,20 +619,21 @@ class Walker:
         if truth is False:
             return self.block(node.orelse, env) if node.orelse else env
         fork, base, facts = self._fork(), self.branch, self.facts
+        holds, fails = facts_of(node.test, True), facts_of(node.test, False)  # each arm's, and what follows
         self.branch = base + ((fork, 0),)
-        self.facts = self.with_facts(facts_of(node.test, True))
+        self.facts = self.with_facts(holds)
         body = self.block(node.body, dict(env))
         self.branch = base + ((fork, 1),)
         self.facts = facts
-        self.facts = self.with_facts(facts_of(node.test, False))
+        self.facts = self.with_facts(fails)
         other = self.block(node.orelse, dict(env)) if node.orelse else env
         self.branch, self.facts = base, facts
         if body is None and other is not None:
             self.branch = base + ((fork, 1),)  # the rest of the block runs only when the test is false
-            self.facts = self.with_facts(facts_of(node.test, False))
+            self.facts = self.with_facts(fails)
         elif other is None and body is not None:
             self.branch = base + ((fork, 0),)
-            self.facts = self.with_facts(facts_of(node.test, True))
+            self.facts = self.with_facts(holds)
         return _merge((body, other))
 
     def _assert(self, node: ast.Assert, env: Env, point: Point) -> Env:

@@ -102,6 +102,7 @@ class Program:
         self._aliases: dict[frozenset[str], frozenset[str]] = {}
         self._alias_of: dict[str, set[str]] | None = None
         self._by_last: dict[str, list[tuple[ast.Call, Point]]] | None = None
+        self._calls_named: dict[frozenset[str], list[tuple[ast.Call, Point]]] = {}
         self._applications: list[Application] | None = None
         self._facts: dict[str, Any] = {}  # once(): module-wide facts that several sites ask for
 
@@ -110,6 +111,17 @@ class Program:
         if name not in self._facts:
             self._facts[name] = compute()
         return self._facts[name]
+
+    def release(self) -> None:
+        """Drop the model once extraction is done. Scopes, bindings and points refer to each other, so
+        without this the whole tree (~100k objects a file) waits for the cycle collector, whose pass
+        over it cost a tenth of the extraction; with the cycles cut, reference counting frees it."""
+        self.flow.release()
+        self.evaluator.release()
+        self._facts.clear()
+        self._points = self._by_last = self._alias_of = self._applications = None
+        self._aliases.clear()
+        self._calls_named.clear()
 
     # --- values ------------------------------------------------------------------------------
     def value(self, node: ast.AST) -> Value:
@@ -161,7 +173,11 @@ class Program:
         return result
 
     def calls_named(self, lasts: frozenset[str]) -> list[tuple[ast.Call, Point]]:
-        """Calls whose callee's last name (`f` in `a.b.f(...)`) may be one of `lasts`, in source order."""
+        """Calls whose callee's last name (`f` in `a.b.f(...)`) may be one of `lasts`, in source order
+        (found once for each set of names: every site asks the same; the list is not to be changed)."""
+        found = self._calls_named.get(lasts)
+        if found is not None:
+            return found
         if self._by_last is None:
             by_last: dict[str, list[tuple[ast.Call, Point]]] = {}
             for call, point in self.flow.calls:
@@ -172,6 +188,7 @@ class Program:
             self._by_last = by_last
         out = [item for name in self.names_for(lasts) for item in self._by_last.get(name, ())]
         out.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
+        self._calls_named[lasts] = out
         return out
 
     # --- how configurations are applied ------------------------------------------------------
@@ -216,10 +233,27 @@ class Program:
         self._applications = found
         return found
 
+    def applications_of(self, config: Obj | None) -> list[Application]:
+        """The applications whose config argument may be `config`, in the order of applications()
+        (indexed once a module: every site asks, and a test file has hundreds of each)."""
+        if config is None:
+            return []
+        def index() -> dict[int, list[Application]]:
+            out: dict[int, list[Application]] = {}
+            for app in self.applications():
+                for key in dict.fromkeys(id(o) for o in app.configs):
+                    out.setdefault(key, []).append(app)
+            return out
+        return self.once("applications_by_config", index).get(id(config), [])
+
     def _configs(self, node: ast.AST) -> list[Obj]:
         return [o for o in self.objects(node) if o.kind == "lora_config" or o.kind == "config_site"]
 
     def preparations(self) -> list[Preparation]:
+        """The k-bit preparations of the module (found once: every site asks)."""
+        return self.once("preparations", self._find_preparations)
+
+    def _find_preparations(self) -> list[Preparation]:
         out = []
         for call, point in self.calls_named(_PREPARING):
             qual = self.qualname(call.func) or ""

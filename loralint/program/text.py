@@ -28,6 +28,11 @@ class SourceText:
         self._ascii = text.isascii()
 
     @property
+    def ascii(self) -> bool:
+        """Whether the text is pure ASCII (then identifiers are spelled as the parser reads them)."""
+        return self._ascii
+
+    @property
     def lines(self) -> list[str]:
         if self._lines is None:
             lines = _LINE.findall(self.text)
