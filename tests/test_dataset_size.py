@@ -530,3 +530,29 @@ def test_the_cache_keeps_a_count_until_the_data_file_changes(tmp_path):
     assert "100,000 training examples" in message
     jsonl(data, 99_999)  # another size: counted again
     assert warm() == []
+
+
+def test_a_small_json_array_decoded_whole_counts_as_the_scanner_does(tmp_path, monkeypatch):
+    """Arrays under SMALL_JSON are decoded by the C decoder; larger ones are scanned. Both give the
+    number of items datasets would load, whatever strings, escapes and nesting the items hold."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from loralint.datasets import count
+
+    scalars = st.none() | st.booleans() | st.integers() | st.text(alphabet='ab"\\]},[{ \n\u00e9')
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.text("k]\"", max_size=2), inner, max_size=3), max_leaves=8)
+    path = tmp_path / "data.json"
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(items=st.lists(values, max_size=6), indent=st.sampled_from([None, 2]))
+    def same(items, indent):
+        path.write_text(json.dumps(items, indent=indent, ensure_ascii=False), encoding="utf-8")
+        decoded = count.count_file(path, "json").records
+        monkeypatch.setattr(count, "SMALL_JSON", 0)
+        scanned = count.count_file(path, "json").records
+        monkeypatch.setattr(count, "SMALL_JSON", 4 << 20)
+        assert decoded == scanned == len(items)
+
+    same()
