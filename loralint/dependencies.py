@@ -1,7 +1,7 @@
 """Files besides the checked one that its extraction read: a loaded adapter's saved adapter_config.json
 (extract/loaded.py). A result that read one is cached with each path tried and what was found there (a
 digest of its bytes, or None: missing or unreadable), and served from the cache only while every one of
-them still reads the same (engine.extract_all). Reads are bounded like the extraction's own.
+them still reads the same (engine.iter_extracted). Reads are bounded like the extraction's own.
 """
 
 from __future__ import annotations

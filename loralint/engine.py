@@ -173,13 +173,6 @@ def selected_codes(rules: dict[str, Rule], settings: Settings, options: Options)
     return chosen
 
 
-def extract_all(files: list[SourceFile], settings: Settings, options: Options,
-                keys: dict[str, str] | None = None) -> list[FileResult]:
-    """Every file's extraction, in the order of `files` (see iter_extracted)."""
-    results = {result.path: result for result in iter_extracted(files, settings, options, keys)}
-    return [results[s.display] for s in files if s.display in results]
-
-
 def iter_extracted(files: list[SourceFile], settings: Settings, options: Options,
                    keys: dict[str, str] | None = None) -> Iterator[FileResult]:
     """Read every file, prefilter, and parse the candidates (cached, in a pool when many), handing each
