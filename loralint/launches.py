@@ -142,7 +142,7 @@ class _Finder:
                 continue
             bases = self._folders_up(file.parent)  # where the command may run: the file's folder, then up
             for line, parsed in commands:
-                launch = self._match(parsed, real, bases, Span(_display(display), line, 1, line, 2))
+                launch = self._match(parsed, real, bases, display, line)
                 if launch is not None:
                     out.append(launch)
                     if len(out) >= MAX_LAUNCHES:
@@ -193,7 +193,8 @@ class _Finder:
         except OSError:
             return None
 
-    def _match(self, parsed: tuple[str, str, int | None], script: Path, bases: list[Path], where: Span) -> Launch | None:
+    def _match(self, parsed: tuple[str, str, int | None], script: Path, bases: list[Path], display: str,
+               line: int) -> Launch | None:
         config_name, script_name, processes = parsed
         for base in bases:
             named = base / script_name
@@ -207,6 +208,7 @@ class _Finder:
             from loralint.extract.accelerate import read_accelerate_config
 
             config = read_accelerate_config(str(config_path), _display(str(config_path)), str(base))
+            where = Span(_display(display), line, 1, line, 2)  # the command
             return Launch(where, config, processes) if config is not None else None
         return None
 
