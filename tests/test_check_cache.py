@@ -7,6 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from helpers import REPO, run_cli
 
 SCRIPT = """\
@@ -141,19 +143,6 @@ def _zero3(tmp_path: Path, gather: bool) -> None:
         {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": gather}}))
 
 
-def test_editing_only_the_deepspeed_json_a_script_names_is_seen_by_a_warm_run(tmp_path):
-    (tmp_path / "train.py").write_text(ZERO3)
-    _zero3(tmp_path, gather=False)  # ZeRO-3 that saves no gathered weights: LORA410
-    cold = _check(tmp_path, "--no-cache")
-    assert "LORA410" in [code for code, _, _ in _findings(cold)]
-    assert _check(tmp_path) == cold
-    assert _check(tmp_path) == cold  # served from the cache
-    _zero3(tmp_path, gather=True)  # the JSON alone changes; train.py does not
-    warm = _check(tmp_path)
-    assert warm == _check(tmp_path, "--no-cache")
-    assert "LORA410" not in [code for code, _, _ in _findings(warm)]
-
-
 AXOLOTL_ZERO3 = """\
 base_model: meta-llama/Llama-3.2-3B
 adapter: lora
@@ -164,14 +153,16 @@ deepspeed: ds_zero3.json
 """
 
 
-def test_editing_only_the_deepspeed_json_a_trainer_yaml_names_is_seen_by_a_warm_run(tmp_path):
-    (tmp_path / "train.yaml").write_text(AXOLOTL_ZERO3)
-    _zero3(tmp_path, gather=False)  # axolotl saves the adapter under ZeRO-3 without gathered weights: LORA410
+@pytest.mark.parametrize(("name", "text"), [("train.py", ZERO3), ("train.yaml", AXOLOTL_ZERO3)],
+                         ids=["script", "axolotl-yaml"])
+def test_editing_only_the_deepspeed_json_a_config_names_is_seen_by_a_warm_run(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    _zero3(tmp_path, gather=False)  # ZeRO-3 that saves no gathered weights: LORA410
     cold = _check(tmp_path, "--no-cache")
     assert "LORA410" in [code for code, _, _ in _findings(cold)]
     assert _check(tmp_path) == cold
     assert _check(tmp_path) == cold  # served from the cache
-    _zero3(tmp_path, gather=True)  # the JSON alone changes; train.yaml does not
+    _zero3(tmp_path, gather=True)  # the JSON alone changes; the script or YAML does not
     warm = _check(tmp_path)
     assert warm == _check(tmp_path, "--no-cache")
     assert "LORA410" not in [code for code, _, _ in _findings(warm)]
