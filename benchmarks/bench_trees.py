@@ -152,7 +152,7 @@ for i in range(repeat + 1):  # the first check also imports the pipeline: not ti
 
 
 def bench_lsp(path: Path, repeat: int, baseline: Path | None) -> None:
-    """The language server's check of one edited document (the check alone; bench_lsp.py times change to diagnostics)."""
+    """The language server's check of one edited document, alone (bench_lsp.py times change to diagnostics)."""
     checkouts = {"loralint": REPO, **({"baseline": baseline} if baseline is not None else {})}
     print(f"\nLSP check of {path} ({path.stat().st_size // 1024} KB) after each change")
     for name, checkout in checkouts.items():
