@@ -367,11 +367,18 @@ def run(
     stages = _FileStages(settings, options, rules, active, fs_paths, content_keys, resolve,
                          checked=verify is None, describe_sites=describe_sites, on_disk=sources is None)
     results: list[FileResult] = []
-    for result in stream:
-        results.append(result)
-        stages.prepare(result)
-        if verify is None:
-            stages.check(result, {})
+    try:
+        for result in stream:
+            results.append(result)
+            stages.prepare(result)
+            if verify is None:
+                stages.check(result, {})
+    finally:
+        # Here, in this thread: a usage error half-way (a --model not found) stops the pool now; left to
+        # the garbage collector, the generator could be closed on the pool's own manager thread.
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
     order = {display: rank for rank, display in enumerate(fs_paths)}
     results.sort(key=lambda result: order.get(result.path, len(order)))  # the files' order, as discovered
     sites = [site for result in results for site in result.sites]
