@@ -14,7 +14,7 @@ from loralint.discover import Discovery, Matcher, SourceFile, discover, glob_to_
 from loralint.extract import extract_source, file_diagnostic, file_format, is_candidate
 from loralint.globs import GlobError
 from loralint.ruleset import Rule, builtin_rules, code_matches, rule_from_mapping
-from loralint.safe_read import InputRefused, format_size, read_limited
+from loralint.safe_read import DEFAULT_MAX_FILE_SIZE, InputRefused, format_size, read_limited
 from loralint.settings import Settings, setting_location
 from loralint.sites import SEVERITY_RANK, ConfigSite, Diagnostic, FileResult
 from loralint.suppressions import NOQA, own_suppressions
@@ -64,7 +64,7 @@ class RunResult:
         if self._lines is None:
             from loralint.report import SourceLines
 
-            self._lines = SourceLines(self.sources, self.texts, *([self.max_file_size] if self.max_file_size else []))
+            self._lines = SourceLines(self.sources, self.texts, self.max_file_size or DEFAULT_MAX_FILE_SIZE)
         return self._lines
 
 
