@@ -60,14 +60,24 @@ def _json_line_of(text: str, needle: str) -> tuple[int, int]:
     raise AssertionError(needle)
 
 
-def test_sarif_github_and_lsp_point_into_the_notebook_json(tmp_path):
-    (tmp_path / "nb.ipynb").write_text(MISTAKE)
-    line, column = _json_line_of(MISTAKE, "lora_aplha")
+def _sarif_lora001(tmp_path) -> dict:
+    """The SARIF result of the misspelt lora_alpha in nb.ipynb."""
     sarif = run_cli(["check", "nb.ipynb", "--output-format", "sarif"], cwd=tmp_path).json
-    result = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "LORA001")
+    return next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "LORA001")
+
+
+def _assert_in_cell_3(result: dict, line: int, column: int) -> None:
+    """At (line, column) of the notebook's JSON, and in its third cell's first line, column 22."""
     region = result["locations"][0]["physicalLocation"]["region"]
     assert (region["startLine"], region["startColumn"]) == (line, column)
     assert region["properties"] == {"cell": 3, "cellLine": 1, "cellColumn": 22}
+
+
+def test_sarif_github_and_lsp_point_into_the_notebook_json(tmp_path):
+    (tmp_path / "nb.ipynb").write_text(MISTAKE)
+    line, column = _json_line_of(MISTAKE, "lora_aplha")
+    result = _sarif_lora001(tmp_path)
+    _assert_in_cell_3(result, line, column)
     assert "fixes" not in result  # edits are in the cell's Python, not in the JSON
     github = run_cli(["check", "nb.ipynb", "--output-format", "github"], cwd=tmp_path).stdout
     assert f"file=nb.ipynb,line={line},col={column}," in github
@@ -215,11 +225,7 @@ def test_large_outputs_before_a_config_keep_its_positions(tmp_path):
     text = json.dumps(_with_outputs(outputs), indent=1)
     (tmp_path / "nb.ipynb").write_text(text)
     line, column = _json_line_of(text, "lora_aplha")
-    sarif = run_cli(["check", "nb.ipynb", "--output-format", "sarif"], cwd=tmp_path).json
-    result = next(r for r in sarif["runs"][0]["results"] if r["ruleId"] == "LORA001")
-    region = result["locations"][0]["physicalLocation"]["region"]
-    assert (region["startLine"], region["startColumn"]) == (line, column)
-    assert region["properties"] == {"cell": 3, "cellLine": 1, "cellColumn": 22}
+    _assert_in_cell_3(_sarif_lora001(tmp_path), line, column)
 
 
 def _values(value) -> int:
