@@ -180,35 +180,55 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
     parses. The order is fixed for one tree and cache state (files read or refused and cache hits first,
     then fresh ones largest first when pooled), not the order of `files`. With the cache on, `keys`
     receives each candidate's content key (display path → key) before the first result."""
-    cache = None
+    cache = index = None
     if settings.cache and not options.no_cache:
         from loralint.cache import ExtractionCache
+        from loralint.stat_index import StatIndex, file_stat
 
         cache = ExtractionCache(settings.root)
+        index = StatIndex(cache, settings.max_file_size)
     ready: list[FileResult] = []
     todo: list[tuple[SourceFile, bytes, str | None]] = []
     for source in files:
+        facts = None
+        if index is not None:
+            # An unchanged file (its stat as the index recorded it) is neither read nor hashed: its content
+            # key comes from the index. Its entry gone or its dependencies changed, it is read as before.
+            facts = file_stat(source.path)
+            known = index.known(source.display, str(source.path), source.fmt, facts)
+            if known is not None:
+                key = known[0]
+                if key is None:
+                    continue  # the prefilter refused it
+                if keys is not None:
+                    keys[source.display] = key
+                cached = _cache_hit(cache, key)
+                if cached is not None:
+                    _note_dependencies(keys, source.display, cached)
+                    ready.append(cached)
+                    continue
         try:
             data = read_limited(source.path, settings.max_file_size)
         except OSError as exc:
             ready.append(FileResult(source.display, diagnostics=[_read_problem(source.display, exc)]))
             continue
         if not is_candidate(data, source.fmt):
+            if index is not None:
+                index.record(source.display, str(source.path), source.fmt, facts, None)
             continue
         key = cache.key(source.display, source.fmt, data) if cache else None
+        if index is not None:
+            index.record(source.display, str(source.path), source.fmt, facts, key)
         if key and keys is not None:
             keys[source.display] = key
-        cached = cache.get(key) if cache and key else None
-        if cached is not None and cached.depends_on:
-            from loralint.dependencies import unchanged
-
-            if not unchanged(cached.depends_on):
-                cached = None  # a file it read (a loaded adapter's adapter_config.json) changed: extract afresh
+        cached = _cache_hit(cache, key) if cache and key else None
         if cached is not None:
             _note_dependencies(keys, source.display, cached)
             ready.append(cached)
         else:
             todo.append((source, data, key))
+    if index is not None:
+        index.save()
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     # YAML/JSON extraction is cheap (libyaml); only Python and notebooks are worth a pool.
     python = [d for s, d, _ in todo if s.fmt in ("python", "notebook")]
@@ -241,6 +261,18 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)  # a usage error half-way does not wait for the rest
+
+
+def _cache_hit(cache: Any, key: str) -> FileResult | None:
+    """The cached result of `key`, unless a file its extraction read (a loaded adapter's
+    adapter_config.json) changed since: then it is extracted afresh."""
+    cached = cache.get(key)
+    if cached is not None and cached.depends_on:
+        from loralint.dependencies import unchanged
+
+        if not unchanged(cached.depends_on):
+            return None
+    return cached
 
 
 def _note_dependencies(keys: dict[str, str] | None, display: str, result: FileResult) -> None:
