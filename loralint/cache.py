@@ -32,7 +32,7 @@ from pathlib import Path
 from loralint import __version__
 from loralint.sites import Diagnostic, FileResult
 
-_FORMAT = 2  # bump when the entry format changes (2: JSON + MAC instead of pickle)
+_FORMAT = 3  # bump when the entry format changes (2: JSON + MAC instead of pickle; 3: shared frozensets)
 _DIRNAME = ".loralint_cache"
 _MARKER = ".loralint-cache-dir"
 _HEADER = f"loralint-cache {_FORMAT}\n".encode()

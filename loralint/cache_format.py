@@ -8,7 +8,10 @@ inf or nan. A value of any other type makes the entry unencodable (the file is s
 Encoding: JSON scalars and lists stand for themselves; everything else is a one-key object
 `{tag: payload}`: "t" tuple, "s" set, "f" frozenset, "d" dict (flat key/value list), "b" bytes
 (latin-1), "c" complex, "e" Ellipsis, "date"/"datetime" (ISO), or a sites dataclass by class name
-with its init fields in order.
+with its init fields in order. A frozenset written before is `{"r": n}`, its number among the entry's
+frozensets in the order their encodings end: extraction gives every site of a file the same set of
+the names it calls, which written out in full made most of a large file's entry (and of a warm run's
+decoding).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+from collections.abc import Callable
 from typing import Any
 
 from loralint import sites
@@ -40,29 +44,39 @@ _SCALARS = (str, int, float, bool, type(None))
 _Span = sites.Span
 
 
-def _encode(value: Any) -> Any:
+def _encode(value: Any, shared: dict[int, tuple[int, frozenset]] | None = None) -> Any:
+    """`shared` (entries only, not fingerprints): each frozenset already written, by id, with its number."""
     kind = type(value)
     if kind in _SCALARS:
         return value
     if kind is list:
-        return [_encode(v) for v in value]
+        return [_encode(v, shared) for v in value]
     if kind is tuple:
-        return {"t": [_encode(v) for v in value]}
+        return {"t": [_encode(v, shared) for v in value]}
     if kind is dict:
         flat = []
         for key, item in value.items():
-            flat.append(_encode(key))
-            flat.append(_encode(item))
+            flat.append(_encode(key, shared))
+            flat.append(_encode(item, shared))
         return {"d": flat}
     if kind is set:
-        return {"s": [_encode(v) for v in value]}
+        return {"s": [_encode(v, shared) for v in value]}
     if kind is frozenset:
-        return {"f": [_encode(v) for v in value]}
+        if shared is None:
+            return {"f": [_encode(v) for v in value]}
+        seen = shared.get(id(value))
+        if seen is not None:
+            return {"r": seen[0]}
+        encoded = {"f": [_encode(v, shared) for v in value]}
+        # Numbered once written, after what it holds: in the order the decoder's hook meets them (bottom-up,
+        # in document order). The frozenset is kept with its number so that its id is not reused meanwhile.
+        shared[id(value)] = (len(shared), value)
+        return encoded
     if kind in _BY_TYPE:
         name, names = _BY_TYPE[kind]
         if kind is sites.ConfigSite and value.model is not None:
             raise FormatError("a resolved site is not cacheable")
-        return {name: [_encode(getattr(value, n)) for n in names]}
+        return {name: [_encode(getattr(value, n), shared) for n in names]}
     if kind is bytes:
         return {"b": value.decode("latin-1")}
     if kind is complex:
@@ -97,31 +111,43 @@ _BUILTIN_TAGS = {
 _PAYLOAD_TYPES = {"t": list, "s": list, "f": list, "d": list, "b": str, "c": list, "date": str, "datetime": str}
 
 
-def _object_hook(obj: dict) -> Any:
-    # json calls this bottom-up, so every nested value is already decoded.
-    if len(obj) != 1:
-        raise FormatError("an encoded value has exactly one tag")
-    ((tag, payload),) = obj.items()
-    if tag == "Span":  # most objects are spans: the fast path
-        if type(payload) is list and len(payload) == 5:
-            path, line, column, end_line, end_column = payload
-            if type(path) is str and type(line) is int and type(column) is int and type(end_line) is int \
-                    and type(end_column) is int:
-                return _Span(path, line, column, end_line, end_column)
-        raise FormatError("a span is a path and four integers")
-    builder = _BUILTIN_TAGS.get(tag)
-    if builder is not None:
-        wanted = _PAYLOAD_TYPES.get(tag)
-        if wanted is not None and type(payload) is not wanted:
-            raise FormatError(f"bad payload for {tag!r}")
-        return builder(payload)
-    entry = _CLASSES.get(tag)
-    if entry is None or type(payload) is not list:
-        raise FormatError(f"unknown tag {tag!r}")
-    cls, names = entry
-    if len(payload) != len(names):
-        raise FormatError(f"{tag} has {len(names)} fields")
-    return cls(*payload)
+def _object_hook(shared: list[frozenset]) -> Callable[[dict], Any]:
+    """The hook of one entry's decoding; `shared` collects its frozensets, in order, for "r"."""
+
+    def hook(obj: dict) -> Any:
+        # json calls this bottom-up, so every nested value is already decoded.
+        if len(obj) != 1:
+            raise FormatError("an encoded value has exactly one tag")
+        ((tag, payload),) = obj.items()
+        if tag == "Span":  # most objects are spans: the fast path
+            if type(payload) is list and len(payload) == 5:
+                path, line, column, end_line, end_column = payload
+                if type(path) is str and type(line) is int and type(column) is int and type(end_line) is int \
+                        and type(end_column) is int:
+                    return _Span(path, line, column, end_line, end_column)
+            raise FormatError("a span is a path and four integers")
+        if tag == "r":
+            if type(payload) is not int or not 0 <= payload < len(shared):
+                raise FormatError("a reference to no frozenset written before it")
+            return shared[payload]
+        builder = _BUILTIN_TAGS.get(tag)
+        if builder is not None:
+            wanted = _PAYLOAD_TYPES.get(tag)
+            if wanted is not None and type(payload) is not wanted:
+                raise FormatError(f"bad payload for {tag!r}")
+            value = builder(payload)
+            if tag == "f":
+                shared.append(value)
+            return value
+        entry = _CLASSES.get(tag)
+        if entry is None or type(payload) is not list:
+            raise FormatError(f"unknown tag {tag!r}")
+        cls, names = entry
+        if len(payload) != len(names):
+            raise FormatError(f"{tag} has {len(names)} fields")
+        return cls(*payload)
+
+    return hook
 
 
 def fingerprint(value: Any) -> bytes:
@@ -143,12 +169,12 @@ def _ordered(encoded: Any) -> Any:
 
 def dumps(result: FileResult) -> bytes:
     """`result` as JSON bytes; FormatError (or ValueError/RecursionError) when it cannot be encoded."""
-    return json.dumps(_encode(result), separators=(",", ":")).encode("ascii")
+    return json.dumps(_encode(result, {}), separators=(",", ":")).encode("ascii")
 
 
 def loads(data: bytes) -> FileResult:
     """The FileResult in `data`; FormatError (or another ValueError/TypeError) when it is not one."""
-    result = json.loads(data, object_hook=_object_hook)
+    result = json.loads(data, object_hook=_object_hook([]))
     if type(result) is not FileResult:
         raise FormatError("not a FileResult")
     for site in [*result.sites, *result.loaded]:

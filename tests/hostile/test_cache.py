@@ -308,3 +308,25 @@ def test_values_the_format_does_not_hold_are_not_cached():
         cache_format.loads(b'{"FileResult":["t.py",[],[],{"d":[]}], "x": 1}')
     with pytest.raises((ValueError, TypeError)):
         cache_format.loads(b'{"Span":["t.py","1",1,1,2]}')
+
+
+def test_a_frozenset_shared_by_sites_is_written_once_and_read_back_shared():
+    # Extraction gives every site of a file one set of the names it calls: an entry holds it once.
+    names = frozenset(f"call_{i}" for i in range(200))
+    sites = [ConfigSite(path="t.py", span=Span("t.py", i, 1, i, 2), origin="peft.LoraConfig", hints=Hints(calls=names))
+             for i in range(1, 30)]
+    data = cache_format.dumps(FileResult("t.py", sites))
+    assert data.count(b'"call_7"') == 1
+    back = cache_format.loads(data)
+    assert all(site.hints.calls == names for site in back.sites)
+    assert len({id(site.hints.calls) for site in back.sites}) == 1
+
+
+@pytest.mark.parametrize("reference", ['{"r":0}', '{"r":1}', '{"r":-1}', '{"r":"0"}', '{"r":0.0}', '{"r":true}'])
+def test_a_reference_to_no_frozenset_written_before_it_is_refused(reference):
+    valid = cache_format.dumps(FileResult("t.py", [ConfigSite(path="t.py", span=Span("t.py", 1, 1, 1, 2), origin="x",
+                                                              hints=Hints(calls=frozenset({"a"})))]))
+    assert b'{"f":["a"]}' in valid
+    forged = valid.replace(b'{"f":["a"]}', reference.encode())  # the reference comes first: nothing to refer to
+    with pytest.raises(cache_format.FormatError):
+        cache_format.loads(forged)
