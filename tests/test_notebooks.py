@@ -316,3 +316,20 @@ def test_values_hidden_behind_a_repeated_key_still_count_against_the_limit(tmp_p
     over = [d["message"] for d in run.json["diagnostics"] if d["code"] == "LORA906"]
     assert len(over) == 1 and f"more than {MAX_DATA_NODES:,} values" in over[0]
     assert "LORA001" not in {d["code"] for d in run.json["diagnostics"]}
+
+
+def test_a_warm_text_report_of_many_notebooks_reads_each_one_once(tmp_path, monkeypatch):
+    # The report maps positions to cells and shows each finding's line: one reading of each notebook
+    # serves both, however many notebooks the report names (more than the reader's small memo holds).
+    for i in range(12):
+        (tmp_path / f"nb{i:02d}.ipynb").write_text(MISTAKE.replace("Fine-tune", f"Fine-tune {i}"))
+    cold = run_cli(["check", "."], cwd=tmp_path)
+    from loralint.extract import notebook as reader
+
+    read = []
+    real = reader.read_notebook
+    monkeypatch.setattr(reader, "read_notebook", lambda raw: read.append(raw) or real(raw))
+    reader.cached_notebook.cache_clear()
+    warm = run_cli(["check", "."], cwd=tmp_path)
+    assert warm.stdout == cold.stdout and "nb11.ipynb:cell 3:1:22: LORA001" in warm.stdout
+    assert len(read) == 12

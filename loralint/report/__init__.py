@@ -49,6 +49,10 @@ class SourceLines:
 
     def lines(self, display: str) -> list[str] | None:
         if display not in self._lines:
+            known = self._notebooks.get(display)
+            if known is not None:  # a notebook read already (for its cells): its cell text, not read again
+                self._lines[display] = split_lines(known.python)
+                return self._lines[display]
             text = self.texts.get(display)
             if text is None:
                 try:
