@@ -191,16 +191,6 @@ class Matcher:
         return any(r.match(rel) for r in self.include)
 
 
-def _display(path: Path, given: str, given_path: Path) -> str:
-    """Paths are reported as given on the command line: relative stays relative."""
-    if path == given_path:
-        return given
-    rel = path.relative_to(given_path).as_posix()
-    if given in (".", "./"):
-        return rel
-    return f"{given.rstrip('/')}/{rel}"
-
-
 def discover(
     paths: list[str],
     matcher: Matcher,
@@ -255,55 +245,88 @@ def _add_explicit(
 
 
 def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: Discovery, add) -> None:
-    ignores: dict[Path, list[GitIgnore]] = {}
+    inherited: list[GitIgnore] = []
     if respect_gitignore:
         # .gitignore files above the walked directory, up to the repository root, apply too.
-        inherited: list[GitIgnore] = []
         in_repository = False
         for parent in reversed(Path(os.path.abspath(root)).parents):
             in_repository = in_repository or (parent / ".git").exists()
             gi = _read_gitignore(parent, found.notes) if in_repository else None
             if gi:
                 inherited.append(gi)
-        ignores[root] = inherited
 
     def on_error(error: OSError) -> None:
         found.notes.append(f"{error.filename}: cannot list directory ({error.strerror}); skipped")
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
+    # os.walk's order (top-down, depth first, here each folder's names sorted) with its directory entries
+    # kept: whether a name is a link comes from the listing (no lstat a name), and a folder's real path is
+    # its parent's and its name (folder links are never entered), one realpath in all instead of one a folder.
+    given_dir = given.rstrip("/") + "/" if given not in (".", "./") else ""
+    stack: list[tuple[str, str, str, list[GitIgnore]]] = [(os.fspath(root), os.path.realpath(root), "", inherited)]
+    while stack:
+        dirpath, real_dir, rel_dir, active = stack.pop()
+        listing = _scan(dirpath, on_error)
+        if listing is None:
+            continue
+        dir_entries, file_entries = listing
         directory = Path(dirpath)
-        active = ignores.get(directory, [])
         # Only where the listing has one: no failed open in every folder.
-        if respect_gitignore and (".gitignore" in filenames or ".gitignore" in dirnames):
+        if respect_gitignore and any(e.name == ".gitignore" for e in (*file_entries, *dir_entries)):
             own = _read_gitignore(directory, found.notes)
             if own:
                 active = [*active, own]
         kept = []
-        for name in sorted(dirnames):
-            child = directory / name
+        for entry in sorted(dir_entries, key=_name):
+            name = entry.name
             if name in DEFAULT_EXCLUDED_DIRS or name.endswith(".egg-info"):
                 continue
+            child = directory / name
             if _ignored(child, True, active) or matcher.excluded(child):
                 continue
-            if child.is_symlink():
+            if _is_link(entry):
                 continue  # never follow directory links: no loops, no escaping the tree
-            ignores[child] = active
-            kept.append(name)
-        dirnames[:] = kept
-        real_dir: str | None = None
-        for name in sorted(filenames):
+            kept.append((os.path.join(dirpath, name), os.path.join(real_dir, name), f"{rel_dir}{name}/", active))
+        stack.extend(reversed(kept))
+        for entry in sorted(file_entries, key=_name):
+            name = entry.name
             fmt = file_format(name)
             if fmt is None:
                 continue
             path = directory / name
             if _ignored(path, False, active) or matcher.excluded(path) or not matcher.included(path):
                 continue
-            if os.path.islink(path):
-                real = os.path.realpath(path)
-            else:  # the directory's real path and this name: what realpath gives, without a call a component
-                real_dir = real_dir if real_dir is not None else os.path.realpath(directory)
-                real = os.path.join(real_dir, name)
-            add(SourceFile(path, _display(path, given, root), fmt), real)
+            real = os.path.realpath(path) if _is_link(entry) else os.path.join(real_dir, name)
+            add(SourceFile(path, f"{given_dir}{rel_dir}{name}", fmt), real)
+
+
+def _name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def _is_link(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
+
+
+def _scan(top: str, on_error) -> tuple[list[os.DirEntry], list[os.DirEntry]] | None:
+    """A folder's entries, folders (links to folders included, as os.walk counts them) and the rest;
+    None, after `on_error`, when it cannot be listed (as os.walk skips it)."""
+    dirs: list[os.DirEntry] = []
+    files: list[os.DirEntry] = []
+    try:
+        with os.scandir(top) as entries:
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    is_dir = False
+                (dirs if is_dir else files).append(entry)
+    except OSError as error:
+        on_error(error)
+        return None
+    return dirs, files
 
 
 def _ignored(path: Path, is_dir: bool, active: list[GitIgnore]) -> bool:

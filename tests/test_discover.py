@@ -91,3 +91,21 @@ def test_gitignore_without_negation_agrees_with_last_rule_wins():
         assert gitignore.verdict(rel, is_dir) == expected
 
     check()
+
+
+def test_links_in_the_tree_a_file_twice_once_and_nested_gitignores(write, tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    write("a/real.py", CFG)
+    write("a/deep/.gitignore", "skip.py\n")
+    write("a/deep/skip.py", CFG)
+    write("a/deep/kept.py", CFG)
+    write("z/own.py", CFG)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "alias.py").symlink_to(tmp_path / "a" / "real.py")  # the same file: checked once, first name
+    (tmp_path / "c").symlink_to(tmp_path / "z", target_is_directory=True)  # a folder link: never entered
+    (tmp_path / "outside.py").symlink_to(tmp_path / "z" / "own.py")
+    paths, count = checked(tmp_path, ".")
+    assert paths == ["a/deep/kept.py", "a/real.py", "outside.py"]
+    assert count == 3
+    paths, _ = checked(tmp_path, "./b/", "a")  # named first, the link's name is the one reported
+    assert paths == ["./b/alias.py", "a/deep/kept.py"]
