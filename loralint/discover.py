@@ -262,9 +262,11 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
     # kept: whether a name is a link comes from the listing (no lstat a name), and a folder's real path is
     # its parent's and its name (folder links are never entered), one realpath in all instead of one a folder.
     given_dir = given.rstrip("/") + "/" if given not in (".", "./") else ""
-    stack: list[tuple[str, str, str, list[GitIgnore]]] = [(os.fspath(root), os.path.realpath(root), "", inherited)]
+    # Each folder: as walked, real, absolute (what _ignored matches), relative to `root`, its .gitignores.
+    stack: list[tuple[str, str, str, str, list[GitIgnore]]] = [
+        (os.fspath(root), os.path.realpath(root), os.path.abspath(root), "", inherited)]
     while stack:
-        dirpath, real_dir, rel_dir, active = stack.pop()
+        dirpath, real_dir, abs_dir, rel_dir, active = stack.pop()
         listing = _scan(dirpath, on_error)
         if listing is None:
             continue
@@ -280,12 +282,12 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
             name = entry.name
             if name in DEFAULT_EXCLUDED_DIRS or name.endswith(".egg-info"):
                 continue
-            child = directory / name
-            if _ignored(child, True, active) or matcher.excluded(child):
+            absolute = os.path.join(abs_dir, name)  # os.path.abspath of the child: a listed name is never . or ..
+            if _ignored(absolute, True, active) or (matcher.exclude and matcher.excluded(directory / name)):
                 continue
             if _is_link(entry):
                 continue  # never follow directory links: no loops, no escaping the tree
-            kept.append((os.path.join(dirpath, name), os.path.join(real_dir, name), f"{rel_dir}{name}/", active))
+            kept.append((os.path.join(dirpath, name), os.path.join(real_dir, name), absolute, f"{rel_dir}{name}/", active))
         stack.extend(reversed(kept))
         for entry in sorted(file_entries, key=_name):
             name = entry.name
@@ -293,7 +295,7 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
             if fmt is None:
                 continue
             path = directory / name
-            if _ignored(path, False, active) or matcher.excluded(path) or not matcher.included(path):
+            if _ignored(os.path.join(abs_dir, name), False, active) or matcher.excluded(path) or not matcher.included(path):
                 continue
             real = os.path.realpath(path) if _is_link(entry) else os.path.join(real_dir, name)
             add(SourceFile(path, f"{given_dir}{rel_dir}{name}", fmt), real)
@@ -329,9 +331,9 @@ def _scan(top: str, on_error) -> tuple[list[os.DirEntry], list[os.DirEntry]] | N
     return dirs, files
 
 
-def _ignored(path: Path, is_dir: bool, active: list[GitIgnore]) -> bool:
+def _ignored(absolute: str, is_dir: bool, active: list[GitIgnore]) -> bool:
+    """Whether the .gitignore files in `active` ignore the path (`absolute`: normal, as os.path.abspath gives)."""
     verdict = None
-    absolute = os.path.abspath(path)
     for gi in active:
         # os.path.relpath(absolute, gi.base), for the paths it would keep: both are absolute and normal
         if absolute == gi.base:
