@@ -328,8 +328,36 @@ def test_a_warm_text_report_of_many_notebooks_reads_each_one_once(tmp_path, monk
 
     read = []
     real = reader.read_notebook
-    monkeypatch.setattr(reader, "read_notebook", lambda raw: read.append(raw) or real(raw))
+    monkeypatch.setattr(reader, "read_notebook", lambda raw, **how: read.append(raw) or real(raw, **how))
     reader.cached_notebook.cache_clear()
     warm = run_cli(["check", "."], cwd=tmp_path)
     assert warm.stdout == cold.stdout and "nb11.ipynb:cell 3:1:22: LORA001" in warm.stdout
     assert len(read) == 12
+
+
+def test_output_reads_a_cells_lines_as_the_whole_cell_text_gives_them():
+    # Output parses only the cells whose lines it shows (read_notebook(lazy=True)): every line, cell and
+    # JSON position must be what reading the whole notebook gives, whatever the cells hold.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loralint.extract.notebook import read_notebook
+    from loralint.report import split_lines
+
+    lines = st.sampled_from(["x = 1\n", "!pip install peft\n", "%%capture\n", "%time y = 2\n", "def f(:\n", "  z\n",
+                             "a = 'é\x0c'\n", "b = 3", "\n", "", "s = '''\n", "'''\n", "await g()\n", "c = 1\r\n"])
+    cell = st.lists(lines, max_size=5).map("".join)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["code", "markdown"]), cell), max_size=5))
+    def same(cells) -> None:
+        raw = notebook(*cells)
+        whole, lazy = read_notebook(raw), read_notebook(raw, lazy=True)
+        expected = split_lines(whole.python)
+        for number in range(0, len(expected) + 3):
+            assert lazy.text_line(number) == (expected[number - 1] if 0 < number <= len(expected) else None)
+            assert lazy.cell_position(number, 1) == whole.cell_position(number, 1)
+            assert lazy.json_position(number, 2) == whole.json_position(number, 2)
+        assert lazy.python == whole.python and lazy.problems == whole.problems
+
+    same()

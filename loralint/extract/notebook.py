@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -56,18 +57,49 @@ class Cell:
     original: list[str]  # the source's lines as written (line breaks kept)
     lines: list[str]  # as Python sees them: IPython-only lines blanked (line breaks kept)
     first: int = 0  # 1-based line of the cell text where this cell starts
+    done: bool = False  # `lines` are final (else the original's, until _finish decides what to blank)
 
 
 @dataclass(slots=True)
 class Notebook:
     raw: str  # the .ipynb file's text
     cells: list[Cell] = field(default_factory=list)  # code cells only
-    python: str = ""
+    _python: str | None = ""  # the cell text; None until asked for (a notebook read for output only)
     # (code, message, line, column) in the cell text: LORA901, or LORA906 for syntax newer than this Python
     problems: list[tuple[str, str, int, int]] = field(default_factory=list)
     _line_starts: list[tuple[Cell, int, int]] | None = None  # per cell-text line: (cell, line in cell, raw offset)
     _raw_index: LineIndex | None = None
     _composed: bool = True  # the cells' `node`s are set (else nodes() sets them when first asked)
+    _ends: list[int] | None = None  # per cell, the last line of the cell text it holds, as text_line counts
+
+    @property
+    def python(self) -> str:
+        """The code cells' Python, one text (IPython-only lines blanked)."""
+        if self._python is None:
+            for cell in self.cells:
+                _finish(self, cell)
+            self._python = "".join(line for cell in self.cells for line in cell.lines)
+        return self._python
+
+    def text_line(self, number: int) -> str | None:
+        """Line `number` of `python` as loralint.report.split_lines counts its lines (a line break of another
+        kind, `\\x0c` say, ends no line there), None past the end: what the report shows, finishing (parsing)
+        only the cell that line is in. The cell text has no `\\r` and ends each cell with `\\n`, so its lines are
+        each cell's in turn; blanking keeps every `\\n`, so where a cell's lines fall is known before it is parsed."""
+        if self._ends is None:
+            self._ends, total = [], 0
+            for cell in self.cells:
+                total += "".join(cell.lines).count("\n")  # the same before and after _finish
+                self._ends.append(total)
+        if number < 1:
+            return None
+        k = bisect_left(self._ends, number)
+        if k == len(self.cells):
+            return "" if number == (self._ends[-1] if self._ends else 0) + 1 else None  # after the last break
+        cell = self.cells[k]
+        _finish(self, cell)
+        start = self._ends[k - 1] if k else 0
+        return "".join(cell.lines).split("\n")[number - start - 1]  # split_lines, for a text without \r
 
     def nodes(self) -> None:
         """Set each cell's `node` (its position in the raw JSON), for the readers that need them: the
@@ -151,14 +183,15 @@ class Notebook:
 # --- reading -------------------------------------------------------------------------------
 
 
-def read_notebook(raw: str) -> Notebook:
+def read_notebook(raw: str, lazy: bool = False) -> Notebook:
     """The notebook's code cells as Python. SourceSyntaxError (LORA901) when the file is not an
     nbformat 4 notebook (invalid JSON, nbformat 3's worksheets, no cell list, a source that is
     neither a string nor a list of strings).
 
     The cells' raw JSON positions (composing them is most of the cost of reading a notebook) are left
     to `Notebook.nodes()`, for the readers that need them, when composing them later cannot fail: a
-    notebook that might reach a limit of the JSON scan is composed here, so it fails here as it did."""
+    notebook that might reach a limit of the JSON scan is composed here, so it fails here as it did.
+    `lazy` (output): the cells are parsed when their lines are asked for (Notebook.python, text_line)."""
     from loralint.extract.yaml_positions import compose_json, parse_json_composable
 
     doc, composable = parse_json_composable(raw)
@@ -199,7 +232,7 @@ def read_notebook(raw: str) -> Notebook:
             raise SourceSyntaxError(f"cell {number}: \"source\" is neither a string nor a list of strings", line, column)
         original = _LINE_BREAKS.sub("\n", source).splitlines(keepends=True)
         notebook.cells.append(Cell(number, source_node, original, list(original)))
-    _as_python(notebook)
+    _as_python(notebook, lazy)
     return notebook
 
 
@@ -208,7 +241,7 @@ def cached_notebook(raw: str) -> Notebook | None:
     """`read_notebook` for output: None when the file is not a readable notebook (its diagnostics
     then carry positions in the raw file, which output keeps as they are)."""
     try:
-        return read_notebook(raw)
+        return read_notebook(raw, lazy=True)  # output parses only the cells whose lines it shows
     except Exception:
         return None
 
@@ -223,30 +256,46 @@ def _is_python(metadata: object) -> bool:
     return True
 
 
-def _as_python(notebook: Notebook) -> None:
-    """Fill each cell's Python lines and the cell text."""
-    parts: list[str] = []
+def _as_python(notebook: Notebook, lazy: bool = False) -> None:
+    """Fill each cell's Python lines and the cell text. `lazy`: only where each cell starts, which does not
+    depend on what is blanked (a line is blanked, never removed); a cell is finished (parsed, its IPython
+    lines blanked) when its lines are first shown, so output showing a few lines parses a few cells."""
     line = 1
     for cell in notebook.cells:
         cell.first = line
-        text = "".join(cell.original)
-        if not _parses(text):
-            cell.lines = _blank_ipython(cell.original)
-            if not _parses("".join(cell.lines)):
-                problem = _syntax_error("".join(cell.lines))
-                cell.lines = ["\n" if ln.endswith("\n") else "" for ln in cell.original]
-                if problem is not None:  # None: valid IPython (top-level await) that is not a module
-                    code, message, row, column = problem
-                    notebook.problems.append(
-                        (code, f"cell {cell.number}: {message}; this cell not checked", line + row - 1, column)
-                    )
-        if cell.lines and not cell.lines[-1].endswith("\n"):
-            cell.lines[-1] += "\n"
-        if not cell.lines:
-            cell.lines = ["\n"]  # an empty cell still has its line, so the next cell starts after it
-        parts.extend(cell.lines)
+        if lazy:
+            _end_lines(cell)
+        else:
+            _finish(notebook, cell)
         line += len(cell.lines)
-    notebook.python = "".join(parts)
+    notebook._python = None if lazy else "".join(line for cell in notebook.cells for line in cell.lines)
+
+
+def _finish(notebook: Notebook, cell: Cell) -> None:
+    """The cell's lines as Python sees them: as written when it parses, else with IPython syntax blanked,
+    else all blank (and a LORA901/LORA906 problem)."""
+    if cell.done:
+        return
+    cell.done = True
+    text = "".join(cell.original)
+    if not _parses(text):
+        cell.lines = _blank_ipython(cell.original)
+        if not _parses("".join(cell.lines)):
+            problem = _syntax_error("".join(cell.lines))
+            cell.lines = ["\n" if ln.endswith("\n") else "" for ln in cell.original]
+            if problem is not None:  # None: valid IPython (top-level await) that is not a module
+                code, message, row, column = problem
+                notebook.problems.append(
+                    (code, f"cell {cell.number}: {message}; this cell not checked", cell.first + row - 1, column)
+                )
+    _end_lines(cell)
+
+
+def _end_lines(cell: Cell) -> None:
+    if cell.lines and not cell.lines[-1].endswith("\n"):
+        cell.lines[-1] += "\n"
+    if not cell.lines:
+        cell.lines = ["\n"]  # an empty cell still has its line, so the next cell starts after it
 
 
 def _parses(text: str) -> bool:

@@ -87,6 +87,10 @@ class SourceLines:
         return found
 
     def line(self, display: str, number: int) -> str | None:
+        if display not in self._lines and display.lower().endswith(".ipynb"):
+            notebook = self.notebook(display)
+            if notebook is not None:  # one line of its cell text: only the cell it is in is parsed
+                return notebook.text_line(number)
         lines = self.lines(display)
         if lines is None or not 0 < number <= len(lines):
             return None
