@@ -17,7 +17,6 @@ from loralint.ruleset import Rule, builtin_rules, code_matches, rule_from_mappin
 from loralint.safe_read import DEFAULT_MAX_FILE_SIZE, InputRefused, format_size, read_limited
 from loralint.settings import Settings, setting_location
 from loralint.sites import SEVERITY_RANK, ConfigSite, Diagnostic, FileResult
-from loralint.suppressions import NOQA, own_suppressions
 
 # Parse in a process pool only when there is enough work to pay for starting it.
 POOL_MIN_CANDIDATES = 24
@@ -628,6 +627,8 @@ def _apply_file_filters(
     per_file_ignores: list[str],
     verified: bool = False,
 ) -> list[Diagnostic]:
+    from loralint.suppressions import NOQA, own_suppressions  # only for a file checked afresh
+
     out: list[Diagnostic] = []
     # In a noqa comment, E501 is another linter's code; LORA101 and custom rule codes are ours.
     suppressions = own_suppressions(result.suppressions, lambda code: code in rules or code.startswith("LORA"))

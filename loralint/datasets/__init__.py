@@ -9,7 +9,6 @@ configuration is sized, or when the ones that are already reach the total (a low
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import replace
@@ -203,6 +202,8 @@ class Sizer:
             found, value = store.get(stored_key)
             if found:
                 return value
+        import csv  # for its Error: only a file counted afresh (a warm run's counts are stored)
+
         try:
             counted = count_file(path, kind, self.max_bytes)
             value = (counted.records, counted.how)

@@ -5,12 +5,10 @@ CSV, one record of at most MAX_RECORD bytes: a file that would need more is not 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
 import re
-import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -211,6 +209,8 @@ def _array_items(reader, chunk: bytes) -> int:
 
 def _csv_records(path, limit: int, delimiter: str) -> int:
     """Records after the header, as csv (and pandas) read them: a quoted field may hold newlines."""
+    import csv  # here, as struct below: a run whose counts are all stored never imports either
+
     rows = 0
     with stream_limited(path, limit) as reader:
         text = io.TextIOWrapper(_Raw(reader), encoding="utf-8", errors="replace", newline="")
@@ -243,6 +243,8 @@ class _Raw(io.RawIOBase):
 def parquet_rows(path, limit: int = DEFAULT_MAX_DATA_FILE_SIZE) -> int:
     """num_rows of a Parquet file's FileMetaData (thrift compact protocol, field 3), read from the
     footer: `<metadata><4-byte little-endian length>PAR1` (parquet-format's File Format)."""
+    import struct
+
     with open_counted(path, limit) as (fd, size):
         if size < 12:
             raise NotCounted("too short for Parquet")
