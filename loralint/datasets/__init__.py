@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loralint.datasets.count import NotCounted, count_file, kind_of
+from loralint.datasets.kinds import kind_of
 from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, read_limited
 from loralint.sites import ConfigSite, DatasetRef, Field
 
@@ -202,7 +202,9 @@ class Sizer:
             found, value = store.get(stored_key)
             if found:
                 return value
-        import csv  # for its Error: only a file counted afresh (a warm run's counts are stored)
+        import csv  # the counters and csv's Error: only for a file counted afresh (a warm run's counts are stored)
+
+        from loralint.datasets.count import NotCounted, count_file
 
         try:
             counted = count_file(path, kind, self.max_bytes)

@@ -17,10 +17,6 @@ from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, InputRefused, open_re
 
 MAX_RECORD = 1 << 20  # one CSV record (csv's own field_size_limit is 128 KiB a field)
 MAX_PARQUET_FOOTER = 16 << 20  # a footer larger than this is not read
-SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet",
-            ".arrow": "arrow"}
-# datasets' packaged builders: load_dataset("json", data_files=...) and friends
-BUILDERS = {"json": "json", "csv": "csv", "parquet": "parquet", "arrow": "arrow", "text": "text"}
 
 
 class NotCounted(Exception):
@@ -31,15 +27,6 @@ class NotCounted(Exception):
 class Count:
     records: int
     how: str  # "JSON lines", "items of the JSON array", "CSV records", "rows in the Parquet footer", ...
-
-
-def kind_of(path: str, builder: str | None = None) -> str | None:
-    """The counter for a file: from the builder named (`load_dataset("json", ...)`), else its suffix."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix in SUFFIXES:
-        kind = SUFFIXES[suffix]
-        return "jsonl" if kind == "json" and builder == "jsonl" else kind
-    return BUILDERS.get(builder or "")
 
 
 def count_file(path: str | os.PathLike[str], kind: str, limit: int = DEFAULT_MAX_DATA_FILE_SIZE) -> Count:
