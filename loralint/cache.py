@@ -19,15 +19,24 @@ repository controls, so it trusts nothing it finds there:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import stat
 import sys
 import weakref
 from functools import lru_cache
-from hmac import compare_digest  # what secrets.compare_digest is; secrets and shutil cost a start-up 4 ms
 from pathlib import Path
+
+# hashlib.blake2b is _blake2's, and hmac.compare_digest _operator's function under another name (OpenSSL's
+# copy of it): importing hashlib or hmac loads OpenSSL (_hashlib), 3 ms of every start-up, for nothing here.
+try:
+    from _blake2 import blake2b
+except ImportError:  # a Python built without its own blake2
+    from hashlib import blake2b
+try:
+    from _operator import _compare_digest as compare_digest
+except ImportError:
+    from hmac import compare_digest  # what secrets.compare_digest is; secrets and shutil cost a start-up 4 ms
 
 from loralint import __version__
 from loralint.sites import Diagnostic, FileResult
@@ -58,7 +67,7 @@ def _code_fingerprint() -> str:
     """Changes whenever loralint's code or data changes (an edited checkout, not only a new version).
     Once a process: the extraction and check caches of one run share it (each walk is ~20 ms)."""
     package = str(Path(__file__).parent)
-    digest = hashlib.blake2b(digest_size=6)
+    digest = blake2b(digest_size=6)
     # Every module and data file of the package: extraction reads many modules (suppressions, limits, the
     # program model), and cached checks also depend on the knowledge base's JSON. os.walk: some 650 stats
     # in a few milliseconds, a third of what Path.rglob costs.
@@ -186,7 +195,7 @@ class ExtractionCache:
 
     def _token(self) -> bytes:
         assert self._key is not None
-        return b"loralint cache directory\n" + hashlib.blake2b(b"marker", key=self._key).hexdigest().encode() + b"\n"
+        return b"loralint cache directory\n" + blake2b(b"marker", key=self._key).hexdigest().encode() + b"\n"
 
     def _open(self, create: bool) -> bool:
         """Open (and with `create`, make) the cache directories; False when the cache cannot be used."""
@@ -300,7 +309,7 @@ class ExtractionCache:
     # -- entries --------------------------------------------------------------------------------
 
     def key(self, display: str, fmt: str, data: bytes) -> str:
-        digest = hashlib.blake2b(data, digest_size=20)
+        digest = blake2b(data, digest_size=20)
         digest.update(f"\0{fmt}\0{display}".encode("utf-8", "surrogateescape"))
         return digest.hexdigest()
 
@@ -309,13 +318,13 @@ class ExtractionCache:
         """The key of a file's checked diagnostics: its extraction key (bytes, path, format) and `context`,
         everything else the checks saw (settings, rules, resolved models, sized data sets). A separate
         person of the hash: never equal to an extraction key."""
-        digest = hashlib.blake2b(context, digest_size=20, person=b"loralint-check")
+        digest = blake2b(context, digest_size=20, person=b"loralint-check")
         digest.update(content_key.encode("ascii"))
         return digest.hexdigest()
 
     def _mac(self, key: str, payload: bytes) -> bytes:
         assert self._key is not None
-        mac = hashlib.blake2b(_HEADER, key=self._key, digest_size=_MAC_HEX // 2)
+        mac = blake2b(_HEADER, key=self._key, digest_size=_MAC_HEX // 2)
         mac.update(key.encode("ascii") + b"\0")
         mac.update(payload)
         return mac.hexdigest().encode("ascii")
@@ -456,7 +465,7 @@ class CheckCache:
                 digest = self._configs.get(id(value))
                 if digest is None:
                     text = json.dumps(value, sort_keys=True, default=repr)
-                    digest = self._configs[id(value)] = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+                    digest = self._configs[id(value)] = blake2b(text.encode(), digest_size=16).hexdigest()
                 value = digest
             facts.append(value)
         return json.dumps(facts, default=repr)
@@ -480,7 +489,7 @@ class CountCache:
     @staticmethod
     def key(path: str, size: int, mtime_ns: int, kind: str, limit: int) -> str:
         facts = json.dumps([path, size, mtime_ns, kind, limit]).encode()  # ensure_ascii: any path encodes
-        return hashlib.blake2b(facts, digest_size=20, person=b"loralint-count").hexdigest()
+        return blake2b(facts, digest_size=20, person=b"loralint-count").hexdigest()
 
     def get(self, key: str) -> tuple[bool, tuple[int, str] | None]:
         """(found, value): value is (records, how), or None for a file known not to be countable."""

@@ -6,9 +6,13 @@ them still reads the same (engine.iter_extracted). Reads are bounded like the ex
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+
+try:
+    from _blake2 import blake2b  # hashlib's own, without loading OpenSSL (see loralint/cache.py)
+except ImportError:
+    from hashlib import blake2b
 
 MAX_DEPENDENCY_BYTES = 1 << 20  # an adapter_config.json is a few KB
 
@@ -31,7 +35,7 @@ def read_dependency(path: str, found: list[Dependency]) -> bytes:
 
 
 def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return blake2b(data, digest_size=16).hexdigest()
 
 
 def unchanged(dependencies: list[Dependency]) -> bool:
@@ -52,6 +56,6 @@ def fold(content_key: str, dependencies: list[Dependency]) -> str:
     """A content key that also names the files read besides the checked one (the check cache's key)."""
     if not dependencies:
         return content_key
-    digest = hashlib.blake2b(json.dumps(dependencies).encode(), digest_size=20, person=b"loralint-deps")
+    digest = blake2b(json.dumps(dependencies).encode(), digest_size=20, person=b"loralint-deps")
     digest.update(content_key.encode("ascii"))
     return digest.hexdigest()

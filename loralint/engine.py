@@ -17,7 +17,6 @@ from loralint.ruleset import Rule, builtin_rules, code_matches, rule_from_mappin
 from loralint.safe_read import DEFAULT_MAX_FILE_SIZE, InputRefused, format_size, read_limited
 from loralint.settings import Settings, setting_location
 from loralint.sites import SEVERITY_RANK, ConfigSite, Diagnostic, FileResult
-from loralint.suppressions import NOQA, own_suppressions
 
 # Parse in a process pool only when there is enough work to pay for starting it.
 POOL_MIN_CANDIDATES = 24
@@ -117,12 +116,15 @@ def all_rules(settings: Settings) -> dict[str, Rule]:
         rules[custom.code] = rule_from_mapping(
             dataclasses.asdict(custom), docs=custom.summary, source="settings", builtin=False
         )
-    from loralint.checks import load_checks
+    if settings.rules:
+        # Only a custom rule can name a check that does not exist (tests/test_startup.py holds the built-in
+        # ones to theirs): without one, a run whose files all come from the check cache imports no check.
+        from loralint.checks import load_checks
 
-    checks = load_checks()
-    for rule in rules.values():
-        if rule.check not in checks and rule.check != "engine":
-            raise UsageError(f"rule {rule.code} uses unknown check {rule.check!r} (known: {', '.join(sorted(checks))})")
+        checks = load_checks()
+        for rule in rules.values():
+            if rule.check not in checks and rule.check != "engine":
+                raise UsageError(f"rule {rule.code} uses unknown check {rule.check!r} (known: {', '.join(sorted(checks))})")
     by_name = {r.name: r for r in rules.values()}
     for custom in settings.rules:
         _check_params(rules[custom.code], custom.params, f"custom rule {custom.code}")
@@ -518,8 +520,6 @@ class _FileStages:
 
     def check(self, result: FileResult, verified: dict[int, list[Diagnostic]]) -> None:
         """The file's findings, from the check cache or from running the rules on each of its sites."""
-        from loralint.checks import LOADED_ADAPTER_CHECKS, CheckContext, load_checks
-
         settings, options, rules = self.settings, self.options, self.rules
         per_file_ignores, dataset_size, dataset_source = _file_facts(result, settings, self.fs_paths)
         check_key, cached = None, None
@@ -530,6 +530,9 @@ class _FileStages:
         if cached is not None:
             self.diagnostics.extend(cached)
             return
+        # Imported here, after the cache: a warm run's findings need no check.
+        from loralint.checks import LOADED_ADAPTER_CHECKS, CheckContext, load_checks
+
         checks = load_checks()
         file_diags: list[tuple[Diagnostic, int | None]] = [(d, None) for d in result.diagnostics]
         loaded_here = {id(site) for site in result.loaded}
@@ -656,6 +659,8 @@ def _apply_file_filters(
     per_file_ignores: list[str],
     verified: bool = False,
 ) -> list[Diagnostic]:
+    from loralint.suppressions import NOQA, own_suppressions  # only for a file checked afresh
+
     out: list[Diagnostic] = []
     # In a noqa comment, E501 is another linter's code; LORA101 and custom rule codes are ours.
     suppressions = own_suppressions(result.suppressions, lambda code: code in rules or code.startswith("LORA"))

@@ -89,7 +89,7 @@ class Resolver:
             self._memo[key] = self.resolve(model_id, base_dir)
         base = self._memo[key]
         if base is None or base.guessed:
-            from loralint.knowledge.models import model_type_of_class  # the knowledge base: only for a model
+            from loralint.knowledge.index import model_type_of_class  # the knowledge base: only for a model
 
             # The class the script loads names the model type (Qwen2VLForConditionalGeneration -> qwen2_vl):
             # better than a guess from the id, still without the shapes of a config.json.
@@ -121,7 +121,7 @@ class Resolver:
                 config = fetch_config_from_hub(model_id)
                 if config is not None:
                     return _with_type(Resolution(model_id, "Hugging Face Hub", model_id, config), self.problems)
-        from loralint.knowledge.models import lookup_checkpoint
+        from loralint.knowledge.index import lookup_checkpoint
 
         entry = lookup_checkpoint(model_id)
         if entry is not None:
@@ -142,7 +142,7 @@ def _with_type(resolution: Resolution, problems: list[str] | None = None) -> Res
     resolution.quantized = quantization_of_config(config)
     if model_type is not None and resolution.model_type is None and problems is not None:
         # A list or a dict here is a config.json no transformers version reads: say so, never hash it.
-        from loralint.knowledge.models import short_repr
+        from loralint.knowledge.index import short_repr
 
         problem = (f"{resolution.detail}: model_type must be a string, not {type(model_type).__name__} "
                    f"{short_repr(model_type)}")

@@ -3,6 +3,7 @@ the model analysis for cached files reports exactly what a cold run reports."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -52,18 +53,60 @@ NOT_LOADED = ('yaml', 'tomllib', 'pydantic', 'libcst', 'loralint.knowledge.model
               'loralint.extract.accelerate')
 
 
-def test_a_python_check_loads_neither_yaml_nor_toml_nor_pydantic(tmp_path):
-    (tmp_path / "train.py").write_text("from peft import LoraConfig\nc = LoraConfig(r=16, lora_alpha=4)\n")
+def _check_in_a_fresh_process(tmp_path: Path, args: list[str], modules: tuple[str, ...]) -> tuple[str, list[str]]:
+    """`loralint check ARGS` in a new interpreter: its output, and which of `modules` it imported."""
     code = (
-        "import sys\nfrom loralint.cli import main\nsys.argv = ['loralint', 'check', 'train.py']\n"
+        f"import sys\nfrom loralint.cli import main\nsys.argv = ['loralint', 'check', *{args!r}]\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        f"print('LOADED', sorted(m for m in {NOT_LOADED!r} if m in sys.modules), file=sys.stderr)\n"
+        f"import json\nprint('LOADED', json.dumps(sorted(m for m in {modules!r} if m in sys.modules)), file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "c"),
                                "HOME": str(tmp_path)})
-    assert "LORA101" in proc.stdout, proc.stdout + proc.stderr
-    assert "LOADED []" in proc.stderr, proc.stderr
+    loaded = proc.stderr.rpartition("LOADED ")[2]
+    assert loaded.startswith("["), proc.stdout + proc.stderr
+    return proc.stdout, json.loads(loaded)
+
+
+def test_a_python_check_loads_neither_yaml_nor_toml_nor_pydantic(tmp_path):
+    (tmp_path / "train.py").write_text("from peft import LoraConfig\nc = LoraConfig(r=16, lora_alpha=4)\n")
+    out, loaded = _check_in_a_fresh_process(tmp_path, ["train.py"], NOT_LOADED)
+    assert "LORA101" in out and loaded == []
+
+
+# Not needed by a run whose files' findings all come from the cache: the checks (nor the custom rules' check
+# of their names), the suppression reader and the extraction's bounds, the readers of data files (their counts
+# are stored), the knowledge base's module expansion (the model id is still resolved, by knowledge.index), nor
+# OpenSSL (the cache's blake2b and compare_digest are the interpreter's own).
+NOT_LOADED_WARM = ('loralint.checks', 'loralint.checks.architecture', 'loralint.checks.hyperparams', 'loralint.safe_regex',
+                   'loralint.suppressions', 'loralint.extract.bounds', 'loralint.datasets.count', 'csv', 'struct',
+                   'loralint.knowledge.models', 'loralint.knowledge.expr', 'hashlib', 'hmac', '_hashlib',
+                   'loralint.extract.python', 'loralint.program')
+
+
+def test_a_warm_check_loads_no_check_and_no_openssl(tmp_path):
+    (tmp_path / "data.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n')
+    (tmp_path / "train.py").write_text(
+        "from datasets import load_dataset\nfrom peft import LoraConfig, get_peft_model\n"
+        "from transformers import AutoModelForCausalLM\n\n"
+        'model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-1B")\n'
+        'data = load_dataset("json", data_files="data.jsonl", split="train")\n'
+        'model = get_peft_model(model, LoraConfig(r=16, lora_alpha=4, target_modules=["q_proj", "v_proj"]))\n')
+    watched = (*NOT_LOADED_WARM, "loralint.datasets", "loralint.knowledge.index")
+    cold, loaded = _check_in_a_fresh_process(tmp_path, ["train.py"], watched)
+    assert "LORA101" in cold and {"loralint.checks", "loralint.datasets.count", "loralint.knowledge.models"} <= set(loaded)
+    warm, loaded = _check_in_a_fresh_process(tmp_path, ["train.py"], watched)
+    # The data set is sized again from the stored count, the model resolved again from the index.
+    assert warm == cold and loaded == ["loralint.datasets", "loralint.knowledge.index"]
+
+
+def test_every_built_in_rule_names_a_check_that_exists():
+    # A run checks the names only for custom rules (engine.all_rules); the shipped ones are held to it here.
+    from loralint.checks import load_checks
+    from loralint.ruleset import builtin_rules
+
+    checks = load_checks()
+    assert {rule.code: rule.check for rule in builtin_rules().values() if rule.check not in checks and rule.check != "engine"} == {}
 
 
 def _tree(tmp_path: Path) -> None:

@@ -9,14 +9,13 @@ configuration is sized, or when the ones that are already reach the total (a low
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loralint.datasets.count import NotCounted, count_file, kind_of
+from loralint.datasets.kinds import kind_of
 from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, read_limited
 from loralint.sites import ConfigSite, DatasetRef, Field
 
@@ -203,6 +202,10 @@ class Sizer:
             found, value = store.get(stored_key)
             if found:
                 return value
+        import csv  # the counters and csv's Error: only for a file counted afresh (a warm run's counts are stored)
+
+        from loralint.datasets.count import NotCounted, count_file
+
         try:
             counted = count_file(path, kind, self.max_bytes)
             value = (counted.records, counted.how)

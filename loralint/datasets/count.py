@@ -5,12 +5,10 @@ CSV, one record of at most MAX_RECORD bytes: a file that would need more is not 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
 import re
-import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,10 +17,6 @@ from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, InputRefused, open_re
 
 MAX_RECORD = 1 << 20  # one CSV record (csv's own field_size_limit is 128 KiB a field)
 MAX_PARQUET_FOOTER = 16 << 20  # a footer larger than this is not read
-SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet",
-            ".arrow": "arrow"}
-# datasets' packaged builders: load_dataset("json", data_files=...) and friends
-BUILDERS = {"json": "json", "csv": "csv", "parquet": "parquet", "arrow": "arrow", "text": "text"}
 
 
 class NotCounted(Exception):
@@ -33,15 +27,6 @@ class NotCounted(Exception):
 class Count:
     records: int
     how: str  # "JSON lines", "items of the JSON array", "CSV records", "rows in the Parquet footer", ...
-
-
-def kind_of(path: str, builder: str | None = None) -> str | None:
-    """The counter for a file: from the builder named (`load_dataset("json", ...)`), else its suffix."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix in SUFFIXES:
-        kind = SUFFIXES[suffix]
-        return "jsonl" if kind == "json" and builder == "jsonl" else kind
-    return BUILDERS.get(builder or "")
 
 
 def count_file(path: str | os.PathLike[str], kind: str, limit: int = DEFAULT_MAX_DATA_FILE_SIZE) -> Count:
@@ -211,6 +196,8 @@ def _array_items(reader, chunk: bytes) -> int:
 
 def _csv_records(path, limit: int, delimiter: str) -> int:
     """Records after the header, as csv (and pandas) read them: a quoted field may hold newlines."""
+    import csv  # here, as struct below: a run whose counts are all stored never imports either
+
     rows = 0
     with stream_limited(path, limit) as reader:
         text = io.TextIOWrapper(_Raw(reader), encoding="utf-8", errors="replace", newline="")
@@ -243,6 +230,8 @@ class _Raw(io.RawIOBase):
 def parquet_rows(path, limit: int = DEFAULT_MAX_DATA_FILE_SIZE) -> int:
     """num_rows of a Parquet file's FileMetaData (thrift compact protocol, field 3), read from the
     footer: `<metadata><4-byte little-endian length>PAR1` (parquet-format's File Format)."""
+    import struct
+
     with open_counted(path, limit) as (fd, size):
         if size < 12:
             raise NotCounted("too short for Parquet")

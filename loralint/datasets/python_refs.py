@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field, replace
 
-from loralint.datasets.count import BUILDERS
+from loralint.datasets.kinds import BUILDERS
 from loralint.datasets.yaml_refs import _HUB_ID
 from loralint.program.evaluate import argument, plain
 from loralint.sites import DatasetRef, is_known

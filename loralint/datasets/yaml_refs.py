@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from loralint.datasets.count import SUFFIXES
+from loralint.datasets.kinds import SUFFIXES
 from loralint.sites import DatasetRef, Field, Span
 
 _HUB_ID = re.compile(r"^[\w.\-]+/[\w.\-]+$")

@@ -12,7 +12,6 @@ import os
 import re
 from pathlib import Path
 
-from loralint.extract.bounds import LimitReached, check_python_size, recording
 from loralint.extract.source import (
     SourceSyntaxError,
     UndecodableSource,
@@ -24,7 +23,8 @@ from loralint.extract.source import (
 )
 from loralint.limits import AnalysisLimit
 from loralint.sites import Diagnostic, FileResult, Span
-from loralint.suppressions import find_suppressions
+
+# extract_source imports the bounds and the suppression reader itself: a warm run only prefilters here.
 
 FORMATS: dict[str, str] = {".py": "python", ".pyi": "python", ".yaml": "yaml", ".yml": "yaml", ".json": "json",
                            ".ipynb": "notebook"}
@@ -81,6 +81,8 @@ def file_diagnostic(code: str, path: str, message: str, line: int = 1, column: i
 
 def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
     """Extract from bytes already read. Never raises: problems become diagnostics."""
+    from loralint.extract.bounds import recording
+
     # A parse makes ~100k tracked objects and no cycles worth collecting before the file is done:
     # collecting meanwhile costs a quarter of the extraction's time.
     collecting = gc.isenabled()
@@ -97,6 +99,9 @@ def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
 
 
 def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
+    from loralint.extract.bounds import LimitReached, check_python_size
+    from loralint.suppressions import find_suppressions
+
     result = FileResult(display)
     if wide_encoding(data, fmt) is None and looks_binary(data):
         result.diagnostics.append(file_diagnostic("LORA902", display, "binary file (contains NUL bytes); not checked"))

@@ -13,6 +13,9 @@ import ast
 import re
 from typing import TYPE_CHECKING, Any
 
+# The checks' wording of LORA405/LORA306, imported with this module (not in the functions): the parent of a
+# pool imports the extractors before it forks, and its workers then share these instead of each importing them.
+from loralint.checks.quantization import kbit_kwarg_message, merge_message, quantized_here
 from loralint.extract.trainers import adapter_loads, merge_of, trainer_of
 from loralint.program.evaluate import argument, plain
 from loralint.program.model import Application, base_models
@@ -284,7 +287,6 @@ def merged_loaded_adapters(ex: PythonExtractor) -> list[Diagnostic]:
     (`PeftModel.from_pretrained(base, adapter)`, or `AutoPeftModelFor*.from_pretrained(adapter,
     quantization_config=...)`, which loads the base with those arguments) and merged. The finding is
     anchored at the merge call; no configuration site is made for the loaded adapter."""
-    from loralint.checks.quantization import merge_message, quantized_here
     from loralint.extract.trainers import MERGES
 
     program = ex.program
@@ -312,8 +314,6 @@ def loaded_kbit_kwargs(ex: PythonExtractor, sites: list[ConfigSite]) -> list[Dia
     """LORA306 on the base a saved adapter is loaded onto (`PeftModel.from_pretrained(base, ...)` to merge or
     to train again): no LoraConfig site covers that from_pretrained, yet its load_in_4bit=/load_in_8bit= raises
     in transformers 5 all the same. Keywords a site reports already are left to it."""
-    from loralint.checks.quantization import kbit_kwarg_message
-
     program = ex.program
     reported = {site.hints.kbit_kwarg for site in sites if site.hints.kbit_kwarg is not None}
     out: list[Diagnostic] = []
