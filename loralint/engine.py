@@ -240,9 +240,16 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         from concurrent.futures import ProcessPoolExecutor
 
         # Import the extractors once here: forked workers then share them instead of each importing.
+        import encodings.utf_8_sig  # noqa: F401  (notebooks and BOM-marked files decode with it)
+
+        import loralint.datasets.python_refs  # noqa: F401
+        import loralint.dependencies  # noqa: F401
         import loralint.extract.adapter_json  # noqa: F401
+        import loralint.extract.bounds  # noqa: F401
+        import loralint.extract.notebook  # noqa: F401
         import loralint.extract.python  # noqa: F401
         import loralint.extract.yaml_formats  # noqa: F401
+        import loralint.suppressions  # noqa: F401
 
         # Largest first, one at a time: a big file handed out last (or in a chunk with others) would
         # leave the other workers idle at the end.
