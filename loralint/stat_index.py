@@ -19,13 +19,12 @@ tick, HFS+ with whole seconds), so the choice costs nothing but re-reading files
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
 import time
 
-from loralint.cache import ExtractionCache
+from loralint.cache import ExtractionCache, blake2b  # blake2b without OpenSSL (see loralint/cache.py)
 
 RACY_NS = 2_000_000_000
 Stat = tuple[int, int, int, int]  # size, mtime_ns, inode, ctime_ns
@@ -50,7 +49,7 @@ class StatIndex:
         self._cache = cache
         # The working directory too: relative display and file paths name other files from elsewhere.
         facts = json.dumps([str(cache.root), os.getcwd(), max_file_size]).encode()  # ensure_ascii: any path encodes
-        self._key = hashlib.blake2b(facts, digest_size=20, person=b"loralint-stat").hexdigest()
+        self._key = blake2b(facts, digest_size=20, person=b"loralint-stat").hexdigest()
         self._since = time.time_ns() - RACY_NS  # before any file of this run is stat'ed or read
         self._records = self._load()
         self._changed = False
