@@ -448,6 +448,8 @@ class _FileStages:
         self._describe_sites = describe_sites
         self._on_disk = on_disk  # an editor's buffer or stdin: no counts kept across runs
         self._check_cache: Any = None
+        self._check_plan: list[tuple[str, Rule, Any, bool]] | None = None  # see _plan
+        self._contexts: dict[tuple[int | None, str | None], list[Any]] = {}  # (data set size, its source) -> contexts
         self._looked_up: dict[str, tuple[str | None, list[Diagnostic] | None]] = {}  # path → (check key, cached findings)
         self.diagnostics: list[Diagnostic] = []
 
@@ -519,6 +521,16 @@ class _FileStages:
             self._looked_up[result.path] = (key, cache.get(key) if key else None)
         return self._looked_up[result.path]
 
+    def _plan(self, load_checks: Callable[[], dict[str, Any]],
+              on_loaded: frozenset[str]) -> list[tuple[str, Rule, Any, bool]]:
+        """The active rules that run checks, in code order, each with its check and whether it runs on an adapter
+        loaded to train again (LOADED_ADAPTER_CHECKS): worked out once a run, not once a site."""
+        if self._check_plan is None:
+            checks = load_checks()
+            self._check_plan = [(code, rule, checks[rule.check], rule.check in on_loaded)
+                                for code in sorted(self.active) for rule in (self.rules[code],) if rule.check != "engine"]
+        return self._check_plan
+
     def check(self, result: FileResult, verified: dict[int, list[Diagnostic]]) -> None:
         """The file's findings, from the check cache or from running the rules on each of its sites."""
         from loralint.checks import LOADED_ADAPTER_CHECKS, CheckContext, load_checks
@@ -533,7 +545,7 @@ class _FileStages:
         if cached is not None:
             self.diagnostics.extend(cached)
             return
-        checks = load_checks()
+        plan = self._plan(load_checks, LOADED_ADAPTER_CHECKS)
         file_diags: list[tuple[Diagnostic, int | None]] = [(d, None) for d in result.diagnostics]
         loaded_here = {id(site) for site in result.loaded}
         for site in [*result.sites, *result.loaded]:
@@ -546,13 +558,18 @@ class _FileStages:
             elif size is None and site.hints.dataset_size is None and settings.dataset_size is not None:
                 size = settings.dataset_size
                 source = f"dataset-size in {settings.source.name if settings.source else 'settings'}"
-            for code in sorted(self.active):
-                rule = rules[code]
-                if rule.check == "engine" or (id(site) in loaded_here and rule.check not in LOADED_ADAPTER_CHECKS):
+            # One context a rule and data set size for the run (checks only read them): 60,000 on peft's tree.
+            contexts = self._contexts.get((size, source))
+            if contexts is None:
+                contexts = self._contexts[(size, source)] = [
+                    CheckContext(params=rule.params, dataset_size=size, dataset_size_source=source, message=rule.message)
+                    for _, rule, _, _ in plan]
+            loaded = id(site) in loaded_here
+            for (code, rule, run_check, on_loaded), ctx in zip(plan, contexts):
+                if loaded and not on_loaded:
                     continue
-                ctx = CheckContext(params=rule.params, dataset_size=size, dataset_size_source=source, message=rule.message)
                 try:
-                    findings = list(checks[rule.check](site, ctx))
+                    findings = list(run_check(site, ctx))
                 except Exception as exc:  # a bug in one check must not hide the others
                     if os.environ.get("LORALINT_DEBUG"):
                         raise
