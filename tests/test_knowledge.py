@@ -561,3 +561,25 @@ def test_modules_to_save_count_without_the_tree_is_the_trees(monkeypatch):
 
     same()
     assert sum(fired) >= 30  # the shortcut was taken often enough for the comparison to mean something
+
+
+def test_first_suffix_entry_is_the_first_entry_the_name_ends_with():
+    # check_target_module_exists finds the list entry a module name ends with (after a dot) by lookups, not by
+    # PEFT's scan; for any entries (with dots or without, repeated, empty) and names it must answer as the scan.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loralint.knowledge.targeting import _Cfg
+
+    part = st.sampled_from(["q_proj", "proj", "j", "a", "0", "", "self_attn", "layers"])
+    name = st.lists(part, min_size=1, max_size=4).map(".".join)
+    entries = st.one_of(st.lists(name, max_size=10), st.sets(name, max_size=10))
+
+    @settings(max_examples=500, deadline=None)
+    @given(entries, st.lists(name, min_size=1, max_size=6))
+    def same(tm, keys) -> None:
+        cfg = _Cfg(tm, None, None, None, None, None)
+        for key in keys:
+            assert cfg.first_suffix_entry(key) == next((t for t in tm if key.endswith(f".{t}")), None)
+
+    same()

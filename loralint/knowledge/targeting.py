@@ -294,6 +294,7 @@ class _Cfg:
     suffixes: _SuffixTable = field(default_factory=_SuffixTable)  # the model's (see _suffix_table)
     _order: tuple[Any, dict[Any, int]] | None = None  # (target_modules, entry -> position in its iteration order)
     _dotted: tuple[str, ...] = ()  # "." + each entry, in order (for the str entries of _order's target_modules)
+    _dotless: bool = False  # no entry of _order's target_modules has a dot
 
     _prepared: dict[tuple[str, str], Any] = field(default_factory=dict)
 
@@ -328,9 +329,14 @@ class _Cfg:
         if self._order is None or self._order[0] is not tm:
             self._order = (tm, {t: k for k, t in enumerate(tm) if isinstance(t, str)} if _all_str(tm) else {})
             self._dotted = tuple(f".{t}" for t in self._order[1])
+            self._dotless = all("." not in t for t in self._order[1])
         if not self._order[1] and tm:
             return next((t for t in tm if key.endswith(f".{t}")), None)  # TypeError for a non-str entry, as in PEFT
         order = self._order[1]
+        if self._dotless and order:
+            # Entries without a dot: key ends with "." + t only for t the part after its last dot (one entry).
+            cut = key.rfind(".")
+            return key[cut + 1:] if cut >= 0 and key[cut + 1:] in order else None
         if not key.endswith(self._dotted):  # no entry matches (one C call, the usual answer)
             return None
         if len(order) <= 8:  # the matching entries by a scan, else by the name's suffixes
