@@ -85,3 +85,21 @@ def test_prefilter_substring_shortcut_refuses_only_what_its_pattern_refuses():
         assert is_candidate(data, fmt) == (PREFILTERS[fmt].search(data) is not None)
 
     same()
+
+
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(write, tmp_path):
+    # A run raises the collector's first threshold while it works; a long-lived caller (the LSP server,
+    # an editor's plugin) gets its own settings back, after a run that ends in a usage error too.
+    import gc
+
+    write("t.py", CFG.format(r=16))
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(500, 7, 9)
+        assert report(tmp_path, "--no-cache")["configs"]
+        assert gc.get_threshold() == (500, 7, 9)
+        failed = run_cli(["check", "--no-cache", "--model", "no/such-model-anywhere", "."], cwd=tmp_path)
+        assert failed.exit_code == 2
+        assert gc.get_threshold() == (500, 7, 9)
+    finally:
+        gc.set_threshold(*before)

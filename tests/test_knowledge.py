@@ -514,3 +514,72 @@ def test_nested_target_check_matches_the_prefix_definition():
         assert _nested(ns) == expected
 
     same()
+
+
+def test_modules_to_save_count_without_the_tree_is_the_trees(monkeypatch):
+    # _count_saved_plain counts modules_to_save (and SEQ_CLS's classifier/score) without building the adapted tree
+    # when _set_trainable would only wrap; for any names, targets and task it must give what the tree gives, or
+    # leave the count to the tree. The names mix the models' own leaves with suffixes of them and of what LoRA and
+    # the wrapper add (plain str.endswith matches those too).
+    import dataclasses
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loralint.knowledge import targeting
+
+    shortcut = targeting._count_saved_plain
+    infos = {(mt, task): load_model_info(mt, None, task)
+             for mt in ("llama", "gpt2", "bert", "roberta", "t5", "bloom", "qwen2_vl", "gemma2", "opt", "mixtral")
+             for task in (None, "CAUSAL_LM", "SEQ_CLS", "TOKEN_CLS")}
+    infos = {k: v for k, v in infos.items() if v is not None}
+    leaves = sorted({m.leaf_name for info in infos.values() for m in info.modules if m.name})
+    words = [*leaves, "head", "score", "classifier", "embed_token", "tokens", "proj", "default", "A", "layer",
+             "module", "save", "model", "_model", "base_model", "lm_head.weight", "model.embed_tokens", "0", "s"]
+    fired = []
+
+    def counted(*args):
+        took = shortcut(*args)
+        fired.append(took)
+        return took
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(sorted(infos, key=repr)), st.sampled_from([None, "all-linear", ["q_proj", "v_proj"], ["query"],
+                                                            ["c_attn"], ["lm_head"], ["embed_tokens", "q_proj"]]),
+           st.one_of(st.none(), st.lists(st.sampled_from(words), min_size=1, max_size=3)),
+           st.sampled_from([None, "CAUSAL_LM", "SEQ_CLS", "TOKEN_CLS"]), st.booleans())
+    def same(key, targets, saved, task, dora) -> None:
+        info = infos[key]
+        fields = {"r": 4, "target_modules": targets, "modules_to_save": saved, "task_type": task, "use_dora": dora}
+        info._analyses.clear()
+        monkeypatch.setattr(targeting, "_count_saved_plain", counted)
+        fast = dataclasses.asdict(analyze_lora(info, fields))
+        info._analyses.clear()
+        monkeypatch.setattr(targeting, "_count_saved_plain", lambda *a: False)
+        tree = dataclasses.asdict(analyze_lora(info, fields))
+        assert fast == tree
+
+    same()
+    assert sum(fired) >= 30  # the shortcut was taken often enough for the comparison to mean something
+
+
+def test_first_suffix_entry_is_the_first_entry_the_name_ends_with():
+    # check_target_module_exists finds the list entry a module name ends with (after a dot) by lookups, not by
+    # PEFT's scan; for any entries (with dots or without, repeated, empty) and names it must answer as the scan.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loralint.knowledge.targeting import _Cfg
+
+    part = st.sampled_from(["q_proj", "proj", "j", "a", "0", "", "self_attn", "layers"])
+    name = st.lists(part, min_size=1, max_size=4).map(".".join)
+    entries = st.one_of(st.lists(name, max_size=10), st.sets(name, max_size=10))
+
+    @settings(max_examples=500, deadline=None)
+    @given(entries, st.lists(name, min_size=1, max_size=6))
+    def same(tm, keys) -> None:
+        cfg = _Cfg(tm, None, None, None, None, None)
+        for key in keys:
+            assert cfg.first_suffix_entry(key) == next((t for t in tm if key.endswith(f".{t}")), None)
+
+    same()

@@ -294,6 +294,7 @@ class _Cfg:
     suffixes: _SuffixTable = field(default_factory=_SuffixTable)  # the model's (see _suffix_table)
     _order: tuple[Any, dict[Any, int]] | None = None  # (target_modules, entry -> position in its iteration order)
     _dotted: tuple[str, ...] = ()  # "." + each entry, in order (for the str entries of _order's target_modules)
+    _dotless: bool = False  # no entry of _order's target_modules has a dot
 
     _prepared: dict[tuple[str, str], Any] = field(default_factory=dict)
 
@@ -328,9 +329,14 @@ class _Cfg:
         if self._order is None or self._order[0] is not tm:
             self._order = (tm, {t: k for k, t in enumerate(tm) if isinstance(t, str)} if _all_str(tm) else {})
             self._dotted = tuple(f".{t}" for t in self._order[1])
+            self._dotless = all("." not in t for t in self._order[1])
         if not self._order[1] and tm:
             return next((t for t in tm if key.endswith(f".{t}")), None)  # TypeError for a non-str entry, as in PEFT
         order = self._order[1]
+        if self._dotless and order:
+            # Entries without a dot: key ends with "." + t only for t the part after its last dot (one entry).
+            cut = key.rfind(".")
+            return key[cut + 1:] if cut >= 0 and key[cut + 1:] in order else None
         if not key.endswith(self._dotted):  # no entry matches (one C call, the usual answer)
             return None
         if len(order) <= 8:  # the matching entries by a scan, else by the name's suffixes
@@ -1247,18 +1253,134 @@ def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_sa
             or task_type in ("QUESTION_ANS", "TOKEN_CLS") or info.aliases:
         return False
     base_params, reachable = _base_tree_facts(info)
-    names = set()
-    for t in res.targeted:
-        if t.kind not in _PLAIN_LORA_KINDS or type(t.r) is not int or t.r <= 0 or t.name not in reachable:
-            return False
-        names.add(t.name)
-    if _nested(names):
-        return False  # a target under another target: _count's set_child decides what is reached
+    if _plain_targets(res, reachable) is None:
+        return False
     res.base_params = base_params
     res.lora_params = sum(t.lora_params for t in res.targeted)
     res.trainable_params = res.lora_params
     res.total_params = base_params + res.lora_params
     return True
+
+
+def _plain_targets(res: TargetingResult, reachable: frozenset[str]) -> set[str] | None:
+    """The targets' names when each is a plain LoRA layer (a kind _lora_layer_params counts as _lora_node builds
+    it, a positive int rank) that the tree reaches under its own name, none under another; else None."""
+    names = set()
+    for t in res.targeted:
+        if t.kind not in _PLAIN_LORA_KINDS or type(t.r) is not int or t.r <= 0 or t.name not in reachable:
+            return None
+        names.add(t.name)
+    if _nested(names):
+        return None  # a target under another target: _count's set_child decides what is reached
+    return names
+
+
+# The last name part of every module a LoRA layer (_lora_node) or a ModulesToSaveWrapper (_set_trainable) adds.
+_ADDED_LEAVES = ("base_layer", "lora_dropout", "default", "lora_A", "lora_B", "lora_embedding_A", "lora_embedding_B",
+                 "lora_magnitude_vector", "original_module", "modules_to_save")
+_CONTAINERS = ("ModuleDict", "ModuleList", "ParameterDict", "ParameterList")
+_PARAM_OBJECTS_MEMO = "targeting:param-objects"  # key in ModelInfo._analyses (advice's keys are reprs of lists)
+
+
+def _count_saved_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any,
+                       tti: Any, inference_mode: bool) -> bool:
+    """_count for plain LoRA layers (as _count_plain) plus modules_to_save (task_type SEQ_CLS's classifier/score
+    among them) when _set_trainable only wraps: a list of names without dots, none the end of a name that LoRA
+    or a wrapper adds (so their plain ``str.endswith`` sees only the model's own names, before and after the
+    injection, with or without SEQ_CLS's "base_model.model." prefix), each module hit a plain module (not a
+    container, not a target) with no target and no other hit inside or above it. Then each hit gets a copy of its
+    subtree's tensors (tied ones once), trainable, and the originals stay frozen. False: _count walks the tree."""
+    if bias != "none" or tti is not None or inference_mode or res.targeted_parameters or info.aliases \
+            or task_type in ("QUESTION_ANS", "TOKEN_CLS") or not isinstance(modules_to_save, list) \
+            or not modules_to_save or not all(isinstance(t, str) and t and "." not in t for t in modules_to_save):
+        return False
+    names = tuple(modules_to_save)
+    if any(leaf.endswith(names) for leaf in _ADDED_LEAVES) or "base_model".endswith(names) \
+            or "base_model.model".endswith(names):
+        return False
+    plain = _preorder_tree_facts(info)
+    if plain is None:
+        return False
+    base_params, reachable = plain
+    targets = _plain_targets(res, reachable)
+    if targets is None:
+        return False
+    modules = info.modules
+    hits = [k for k, m in enumerate(modules) if m.name.endswith(names)]
+    if not hits:
+        return False  # nothing wrapped: left to the tree (one path for what PEFT does then)
+    objects = _param_objects(info)
+    wrapped: list[tuple[str, int]] = []
+    for k in hits:
+        m = modules[k]
+        if m.name in targets or m.cls in _CONTAINERS or any(
+                m.name[:i] in targets for i, ch in enumerate(m.name) if ch == "."):
+            return False  # PEFT raises for a LoRA layer, a container, a module inside a LoRA layer
+        # the subtree: the module and the names after it under its own (named_modules() order)
+        inside = m.name + "."
+        seen: set[str] = set()
+        numel = 0
+        for j in range(k, len(modules)):
+            sub = modules[j]
+            if j > k and not sub.name.startswith(inside):
+                break
+            if j > k and (sub.name in targets or sub.name.endswith(names)):
+                return False  # a LoRA layer or another hit inside the copy
+            for p in sub.params:
+                obj, n = objects[p.name]
+                if obj not in seen:
+                    seen.add(obj)
+                    numel += n
+        wrapped.append((m.name, numel))
+    reached = {t for t in names if any(modules[k].name.endswith(t) for k in hits)}
+    res.modules_to_save_wrapped.extend(wrapped)
+    res.unmatched_modules_to_save = [t for t in names if t not in reached]
+    res.modules_to_save_params = sum(n for _, n in wrapped)
+    res.base_params = base_params
+    res.lora_params = sum(t.lora_params for t in res.targeted)
+    res.trainable_params = res.lora_params + res.modules_to_save_params
+    res.total_params = base_params + res.trainable_params
+    return True
+
+
+_PREORDER_MEMO = "targeting:preorder-tree"  # key in ModelInfo._analyses (advice's keys are reprs of lists)
+
+
+def _preorder_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]] | None:
+    """_plain_tree_facts when, besides, the inventory lists the modules in named_modules() order (each subtree
+    right after its root, children in order): then the tree's names come in the inventory's order and a module's
+    descendants are the names right after it. None otherwise. Once per ModelInfo."""
+    memo = info._analyses
+    if _PREORDER_MEMO not in memo:
+        facts = _plain_tree_facts(info)
+        if facts is not None:
+            open_: list[str] = [""]  # the root and the modules still open above the current one
+            for m in info.modules[1:]:
+                parent = m.name.rpartition(".")[0]
+                while open_ and open_[-1] != parent:
+                    open_.pop()
+                if not open_:
+                    facts = None
+                    break
+                open_.append(m.name)
+        memo[_PREORDER_MEMO] = facts
+    return memo[_PREORDER_MEMO]
+
+
+def _param_objects(info: ModelInfo) -> dict[str, tuple[str, int]]:
+    """Parameter name -> (the tensor it is, by the name that made it; its size), as _build_tree shares a tied
+    tensor with the earlier one it is tied to. Once per ModelInfo."""
+    memo = info._analyses
+    found = memo.get(_PARAM_OBJECTS_MEMO)
+    if found is None:
+        found = memo[_PARAM_OBJECTS_MEMO] = {}
+        for m in info.modules:
+            for p in m.params:
+                if p.tied_to is not None and p.tied_to in found:
+                    found[p.name] = found[p.tied_to]
+                else:
+                    found[p.name] = (p.name, p.numel)
+    return found
 
 
 def _nested(names: set[str]) -> bool:
@@ -1275,7 +1397,8 @@ def _nested(names: set[str]) -> bool:
 
 def _count(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
            use_dora: bool, lora_bias: bool, inference_mode: bool = False) -> None:
-    if _count_plain(info, res, bias, modules_to_save, task_type, tti, inference_mode):
+    if _count_plain(info, res, bias, modules_to_save, task_type, tti, inference_mode) \
+            or _count_saved_plain(info, res, bias, modules_to_save, task_type, tti, inference_mode):
         return
     root, nodes = _build_tree(info)
     # the unadapted tree's count: the memo's (or the plain inventory's) when there is one, else from this tree
