@@ -129,6 +129,7 @@ class _Finder:
         self._commands: dict[Path, list[tuple[int, tuple[str, str, int | None]]]] = {}
         self._up: dict[Path, list[Path]] = {}
         self._real: dict[Path, Path] = {}  # realpath of a command's script, from each folder it may run in
+        self._configs: dict[tuple[Path, Path], AccelerateConfig | None] = {}  # (config, folder) → what it says
 
     def launches_of(self, script: Path) -> list[Launch]:
         real = Path(os.path.realpath(script))
@@ -205,9 +206,12 @@ class _Finder:
             config_path = base / config_name
             if not config_path.is_file():
                 return None  # the folder the command runs in names no config we can see
-            from loralint.extract.accelerate import read_accelerate_config
+            key = (config_path, base)
+            if key not in self._configs:  # a config shared by many scripts' commands is read once a run
+                from loralint.extract.accelerate import read_accelerate_config
 
-            config = read_accelerate_config(str(config_path), _display(str(config_path)), str(base))
+                self._configs[key] = read_accelerate_config(str(config_path), _display(str(config_path)), str(base))
+            config = self._configs[key]
             where = Span(_display(display), line, 1, line, 2)  # the command
             return Launch(where, config, processes) if config is not None else None
         return None
