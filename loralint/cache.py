@@ -41,7 +41,8 @@ except ImportError:
 from loralint import __version__
 from loralint.sites import Diagnostic, FileResult
 
-_FORMAT = 3  # bump when the entry format changes (2: JSON + MAC instead of pickle; 3: shared frozensets)
+_FORMAT = 4  # bump when the entry format changes (2: JSON + MAC instead of pickle; 3: shared frozensets;
+#                4: a span's path written once for the spans after it)
 _DIRNAME = ".loralint_cache"
 _MARKER = ".loralint-cache-dir"
 _HEADER = f"loralint-cache {_FORMAT}\n".encode()

@@ -11,7 +11,8 @@ Encoding: JSON scalars and lists stand for themselves; everything else is a one-
 with its init fields in order. A frozenset written before is `{"r": n}`, its number among the entry's
 frozensets in the order their encodings end: extraction gives every site of a file the same set of
 the names it calls, which written out in full made most of a large file's entry (and of a warm run's
-decoding).
+decoding). A span in the same file as the span written before it is `{"S": [line, column, end_line,
+end_column]}`: nearly all spans of an entry name one file, and spans are most of its objects.
 """
 
 from __future__ import annotations
@@ -44,11 +45,28 @@ _SCALARS = (str, int, float, bool, type(None))
 _Span = sites.Span
 
 
-def _encode(value: Any, shared: dict[int, tuple[int, frozenset]] | None = None) -> Any:
-    """`shared` (entries only, not fingerprints): each frozenset already written, by id, with its number."""
+class _Written:
+    """What an entry's encoding has written so far, which later values refer to."""
+
+    __slots__ = ("frozensets", "path")
+
+    def __init__(self) -> None:
+        self.frozensets: dict[int, tuple[int, frozenset]] = {}  # by id: its number, and the set kept alive
+        self.path: str | None = None  # the path of the span written last
+
+
+def _encode(value: Any, shared: _Written | None = None) -> Any:
+    """`shared` (entries only, not fingerprints): what the entry holds before `value`."""
     kind = type(value)
     if kind in _SCALARS:
         return value
+    if kind is _Span:
+        path = value.path
+        if shared is not None:
+            if path == shared.path:
+                return {"S": [value.line, value.column, value.end_line, value.end_column]}
+            shared.path = path
+        return {"Span": [path, value.line, value.column, value.end_line, value.end_column]}
     if kind is list:
         return [_encode(v, shared) for v in value]
     if kind is tuple:
@@ -64,13 +82,14 @@ def _encode(value: Any, shared: dict[int, tuple[int, frozenset]] | None = None) 
     if kind is frozenset:
         if shared is None:
             return {"f": [_encode(v) for v in value]}
-        seen = shared.get(id(value))
+        written = shared.frozensets
+        seen = written.get(id(value))
         if seen is not None:
             return {"r": seen[0]}
         encoded = {"f": [_encode(v, shared) for v in value]}
         # Numbered once written, after what it holds: in the order the decoder's hook meets them (bottom-up,
         # in document order). The frozenset is kept with its number so that its id is not reused meanwhile.
-        shared[id(value)] = (len(shared), value)
+        written[id(value)] = (len(written), value)
         return encoded
     if kind in _BY_TYPE:
         name, names = _BY_TYPE[kind]
@@ -113,18 +132,26 @@ _PAYLOAD_TYPES = {"t": list, "s": list, "f": list, "d": list, "b": str, "c": lis
 
 def _object_hook(shared: list[frozenset]) -> Callable[[dict], Any]:
     """The hook of one entry's decoding; `shared` collects its frozensets, in order, for "r"."""
+    path: str | None = None  # of the span decoded last, for "S": json calls the hook in document order
 
     def hook(obj: dict) -> Any:
         # json calls this bottom-up, so every nested value is already decoded.
+        nonlocal path
         if len(obj) != 1:
             raise FormatError("an encoded value has exactly one tag")
         ((tag, payload),) = obj.items()
-        if tag == "Span":  # most objects are spans: the fast path
-            if type(payload) is list and len(payload) == 5:
-                path, line, column, end_line, end_column = payload
-                if type(path) is str and type(line) is int and type(column) is int and type(end_line) is int \
-                        and type(end_column) is int:
+        if tag == "S":  # most objects are spans in the file of the span before: the fast path
+            if type(payload) is list and len(payload) == 4 and path is not None:
+                line, column, end_line, end_column = payload
+                if type(line) is type(column) is type(end_line) is type(end_column) is int:
                     return _Span(path, line, column, end_line, end_column)
+            raise FormatError("a span in the same file is four integers, after a span")
+        if tag == "Span":
+            if type(payload) is list and len(payload) == 5:
+                name, line, column, end_line, end_column = payload
+                if type(name) is str and type(line) is type(column) is type(end_line) is type(end_column) is int:
+                    path = name
+                    return _Span(name, line, column, end_line, end_column)
             raise FormatError("a span is a path and four integers")
         if tag == "r":
             if type(payload) is not int or not 0 <= payload < len(shared):
@@ -169,7 +196,7 @@ def _ordered(encoded: Any) -> Any:
 
 def dumps(result: FileResult) -> bytes:
     """`result` as JSON bytes; FormatError (or ValueError/RecursionError) when it cannot be encoded."""
-    return json.dumps(_encode(result, {}), separators=(",", ":")).encode("ascii")
+    return json.dumps(_encode(result, _Written()), separators=(",", ":")).encode("ascii")
 
 
 def loads(data: bytes) -> FileResult:

@@ -330,3 +330,24 @@ def test_a_reference_to_no_frozenset_written_before_it_is_refused(reference):
     forged = valid.replace(b'{"f":["a"]}', reference.encode())  # the reference comes first: nothing to refer to
     with pytest.raises(cache_format.FormatError):
         cache_format.loads(forged)
+
+
+def test_spans_of_one_file_write_its_path_once_and_read_back_exactly():
+    sites = [ConfigSite(path="dir/t.py", span=Span("dir/t.py", i, 1, i, 9), origin="peft.LoraConfig",
+                        base_model=Field("base", "m", Span("other.py", 2, 1, 2, 4) if i == 5 else Span("dir/t.py", i, 3, i, 5)))
+             for i in range(1, 20)]
+    result = FileResult("dir/t.py", sites)
+    data = cache_format.dumps(result)
+    # 38 spans: the first, the one in other.py and the one after it name their file
+    assert (data.count(b'{"Span":'), data.count(b'{"S":')) == (3, 35)
+    assert _same(cache_format.loads(data), result)
+
+
+@pytest.mark.parametrize("span", ['{"S":[1,1,1,2]}', '{"S":["t.py",1,1,1,2]}', '{"S":[1,1,1,"2"]}', '{"S":[1,1,1]}'])
+def test_a_span_that_names_no_file_is_refused(span):
+    # Only a span after a span with its path may leave the path out.
+    valid = cache_format.dumps(FileResult("t.py", [ConfigSite(path="t.py", span=Span("t.py", 1, 1, 1, 2), origin="x")]))
+    assert b'{"Span":["t.py",1,1,1,2]}' in valid
+    forged = valid.replace(b'{"Span":["t.py",1,1,1,2]}', span.encode())
+    with pytest.raises(cache_format.FormatError):
+        cache_format.loads(forged)
