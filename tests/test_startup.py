@@ -100,6 +100,17 @@ def test_a_warm_check_loads_no_check_and_no_openssl(tmp_path):
     assert warm == cold and loaded == ["loralint.datasets", "loralint.knowledge.index"]
 
 
+def test_a_warm_check_of_a_notebook_loads_no_program_model(tmp_path):
+    # The notebook is read again for its cells' lines (positions, snippets), not analysed again.
+    cells = [{"cell_type": "code", "metadata": {}, "source": ["from peft import LoraConfig\n", "c = LoraConfig(r=16, lora_alpha=4)\n"],
+              "outputs": [], "execution_count": None}]
+    (tmp_path / "train.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    cold, loaded = _check_in_a_fresh_process(tmp_path, ["train.ipynb"], NOT_LOADED_WARM)
+    assert "LORA101" in cold and "train.ipynb:cell 1:2" in cold and "loralint.program" in loaded
+    warm, loaded = _check_in_a_fresh_process(tmp_path, ["train.ipynb"], NOT_LOADED_WARM)
+    assert warm == cold and not {"loralint.program", "loralint.extract.python", "loralint.checks"} & set(loaded), loaded
+
+
 def test_every_built_in_rule_names_a_check_that_exists():
     # A run checks the names only for custom rules (engine.all_rules); the shipped ones are held to it here.
     from loralint.checks import load_checks

@@ -26,7 +26,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from loralint.extract.source import LineIndex, SourceSyntaxError
-from loralint.program.model import newer_syntax
 from loralint.sites import Span
 
 if TYPE_CHECKING:  # the JSON reader (and yaml) load only when a notebook is read
@@ -310,6 +309,9 @@ def _syntax_error(text: str) -> tuple[str, str, int, int] | None:
     try:
         compile(text, "<cell>", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     except SyntaxError as exc:
+        # Here, not at the top: a warm run reads notebooks (for their cells' lines) but needs no program model.
+        from loralint.program.model import newer_syntax
+
         newer = newer_syntax(exc)
         if newer is not None:  # the cell is valid on the Python the notebook runs on: a limit of ours
             return "LORA906", f"analysis limit: {newer}", exc.lineno or 1, exc.offset or 1
