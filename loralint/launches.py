@@ -34,7 +34,10 @@ _LAUNCH_SUFFIXES = (".sh", ".bash", ".zsh", ".slurm", ".sbatch")
 _LAUNCH_NAMES = frozenset({"Makefile", "makefile", "GNUmakefile"})
 # accelerate/utils/dataclasses.py DistributedType: one process a device, under torch DDP
 _DDP_TYPES = frozenset({"MULTI_GPU", "MULTI_XPU", "MULTI_NPU", "MULTI_MLU", "MULTI_SDAA", "MULTI_MUSA", "MULTI_HPU"})
-_COMMAND = re.compile(r"\baccelerate\s+launch\b")
+# `\baccelerate\s+launch\b`, with the word boundary checked behind the literal: a pattern that begins with a
+# literal is searched for with a fast scan, one that begins with \b is tried at every position (30x slower
+# through a 280 kB test file, and each training script is searched for its usage notes).
+_COMMAND = re.compile(r"accelerate(?<=\baccelerate)\s+launch\b")
 # accelerate launch options (accelerate/commands/launch.py) that change nothing the rules read, and
 # whether they take a value. Any other option (--use_deepspeed, --zero_stage, --zero3_save_16bit_model,
 # --use_fsdp, --multi_gpu, --gpu_ids, --cpu, ...) may override the config: the command is not used.

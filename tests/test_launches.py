@@ -96,6 +96,8 @@ def test_a_config_nobody_launches_the_script_with_is_not_assumed(tmp_path):
         "accelerate launch --config_file $CONFIG train.py",  # a variable
         "accelerate launch --config_file configs/zero3.yaml --zero3_save_16bit_model true train.py",  # overridden
         "accelerate launch --config_file configs/missing.yaml train.py",  # no such file
+        "my_accelerate launch --config_file configs/zero3.yaml train.py",  # another program
+        "accelerate launcher --config_file configs/zero3.yaml train.py",  # another command
     ):
         (tmp_path / "run.sh").write_text(command + "\n")
         assert findings(tmp_path, "LORA410", "--no-cache") == [], command
