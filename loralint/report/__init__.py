@@ -20,6 +20,8 @@ LineLookup = Callable[[int], "str | None"]
 
 def split_lines(text: str) -> list[str]:
     """Lines as the extractors count them: `\\r\\n`, `\\r` and `\\n` end a line (universal newlines)."""
+    if "\r" not in text:
+        return text.split("\n")  # the same list, a few times faster than the pattern's split on a large file
     return _NEWLINE.split(text)
 
 
