@@ -109,25 +109,16 @@ def _encode(value: Any, shared: _Written | None = None) -> Any:
     raise FormatError(f"cannot encode a {kind.__name__}")
 
 
-def _pairs(flat: list) -> dict:
-    if len(flat) % 2:
-        raise FormatError("odd dict")
-    items = iter(flat)
-    return dict(zip(items, items))
-
-
-_BUILTIN_TAGS = {
-    "t": tuple,
+_BUILTIN_TAGS = {  # "t" and "d" are the hook's own
     "s": set,
     "f": frozenset,
-    "d": _pairs,
     "b": lambda text: text.encode("latin-1"),
     "c": lambda parts: complex(*parts),
     "e": lambda _: Ellipsis,
     "date": datetime.date.fromisoformat,
     "datetime": datetime.datetime.fromisoformat,
 }
-_PAYLOAD_TYPES = {"t": list, "s": list, "f": list, "d": list, "b": str, "c": list, "date": str, "datetime": str}
+_PAYLOAD_TYPES = {"s": list, "f": list, "b": str, "c": list, "date": str, "datetime": str}
 
 
 def _object_hook(shared: list[frozenset]) -> Callable[[dict], Any]:
@@ -153,6 +144,21 @@ def _object_hook(shared: list[frozenset]) -> Callable[[dict], Any]:
                     path = name
                     return _Span(name, line, column, end_line, end_column)
             raise FormatError("a span is a path and four integers")
+        if tag == "d":  # then dicts, tuples and sites' dataclasses, by how often they come
+            if type(payload) is list and not len(payload) % 2:
+                items = iter(payload)
+                return dict(zip(items, items))
+            raise FormatError("bad payload for 'd'")
+        if tag == "t":
+            if type(payload) is list:
+                return tuple(payload)
+            raise FormatError("bad payload for 't'")
+        entry = _CLASSES.get(tag)
+        if entry is not None:
+            cls, names = entry
+            if type(payload) is not list or len(payload) != len(names):
+                raise FormatError(f"{tag} has {len(names)} fields")
+            return cls(*payload)
         if tag == "r":
             if type(payload) is not int or not 0 <= payload < len(shared):
                 raise FormatError("a reference to no frozenset written before it")
@@ -166,13 +172,7 @@ def _object_hook(shared: list[frozenset]) -> Callable[[dict], Any]:
             if tag == "f":
                 shared.append(value)
             return value
-        entry = _CLASSES.get(tag)
-        if entry is None or type(payload) is not list:
-            raise FormatError(f"unknown tag {tag!r}")
-        cls, names = entry
-        if len(payload) != len(names):
-            raise FormatError(f"{tag} has {len(names)} fields")
-        return cls(*payload)
+        raise FormatError(f"unknown tag {tag!r}")
 
     return hook
 
