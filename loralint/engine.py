@@ -665,7 +665,9 @@ def _notebook_lines(result: RunResult) -> list[Diagnostic]:
 def _file_facts(result: FileResult, settings: Settings, fs_paths: dict[str, Path]) -> tuple[list[str], int | None, str | None]:
     """What the settings say about this one file: codes per-file-ignores drops, per-file-dataset-size (and
     where it is set)."""
-    path = fs_paths.get(result.path, Path(result.path))
+    path = fs_paths.get(result.path)
+    if path is None:  # (not as get's default: a Path made for each file, twice a warm run)
+        path = Path(result.path)
     per_file_ignores = [code for glob in matches_glob(result.path, path, settings.root, settings.per_file_ignores)
                         for code in settings.per_file_ignores[glob]]
     dataset_size, dataset_source = None, None
