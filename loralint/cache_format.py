@@ -180,6 +180,10 @@ def _object_hook(shared: list[frozenset]) -> Callable[[dict], Any]:
 def fingerprint(value: Any) -> bytes:
     """A deterministic byte form of `value` (sites' dataclasses, containers, scalars) for cache keys;
     FormatError when it holds something else."""
+    if value is None:  # most sites' facts after extraction (CheckCache.key asks for each site's)
+        return b"null"
+    if type(value) is tuple and value == (None, None, None):  # a site's launch facts, none found
+        return b'{"t":[null,null,null]}'
     return json.dumps(_ordered(_encode(value)), separators=(",", ":")).encode("ascii")
 
 
