@@ -240,10 +240,9 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
     big = len(python) >= POOL_MIN_CANDIDATES or sum(len(d) for d in python) >= POOL_MIN_BYTES
     pool = None
     if jobs > 1 and big and len(todo) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-
         # Import the extractors once here: forked workers then share them instead of each importing.
         import encodings.utf_8_sig  # noqa: F401  (notebooks and BOM-marked files decode with it)
+        from concurrent.futures import ProcessPoolExecutor
 
         import loralint.datasets.python_refs  # noqa: F401
         import loralint.dependencies  # noqa: F401

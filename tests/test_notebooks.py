@@ -354,7 +354,7 @@ def test_output_reads_a_cells_lines_as_the_whole_cell_text_gives_them():
         raw = notebook(*cells)
         whole, lazy = read_notebook(raw), read_notebook(raw, lazy=True)
         expected = split_lines(whole.python)
-        for number in range(0, len(expected) + 3):
+        for number in range(len(expected) + 3):
             assert lazy.text_line(number) == (expected[number - 1] if 0 < number <= len(expected) else None)
             assert lazy.cell_position(number, 1) == whole.cell_position(number, 1)
             assert lazy.json_position(number, 2) == whole.json_position(number, 2)
