@@ -10,6 +10,7 @@ Also the one training fact that needs no LoraConfig in the file: an adapter load
 from __future__ import annotations
 
 import ast
+from bisect import bisect_left
 from collections import deque
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -382,12 +383,12 @@ def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj]
 
 def _first_environment_read(program: Program) -> tuple[ast.AST, str] | None:
     """The first read of LOCAL_RANK/WORLD_SIZE/RANK in the module (the same for every site of it).
-    A module that never spells the keys reads none (its keys are literals): no walk of its tree. A key
-    spelled with escapes or split across adjacent literals is not seen then (the finding stays quiet)."""
-    source = program.text.text
-    if program.text.ascii and "RANK" not in source and "WORLD_SIZE" not in source:
+    The keys are literals, so only statements on whose lines the source spells one are walked (none: no
+    walk). A key spelled with escapes or split across adjacent literals is not seen (the finding stays quiet)."""
+    lines = _key_lines(program.text.text)
+    if lines is not None and not lines:
         return None
-    for node in _reads(program):
+    for node in _reads(program, lines):
         key = _environment_key(program, node)
         if key is not None:
             return node, key
@@ -436,8 +437,40 @@ def _if_statements(program: Program) -> list[ast.If]:
     return program.once("if_statements", walk)
 
 
-def _reads(program: Program) -> list[ast.Subscript | ast.Call]:
-    """The module's subscripts and calls, in `ast.walk` order (one walk a module)."""
+def _key_lines(source: str) -> list[int] | None:
+    """The lines (1-based, ascending) that spell RANK or WORLD_SIZE; None when a lone carriage return
+    makes counting line feeds differ from the parser's lines."""
+    if "\r" in source and source.count("\r") != source.count("\r\n"):
+        return None
+    found: list[int] = []
+    for key in ("RANK", "WORLD_SIZE"):
+        at = source.find(key)
+        while at >= 0:
+            found.append(at)
+            at = source.find(key, at + len(key))
+    lines: list[int] = []
+    line, last = 1, 0
+    for at in sorted(found):
+        line += source.count("\n", last, at)
+        last = at
+        if not lines or lines[-1] != line:
+            lines.append(line)
+    return lines
+
+
+def _spells_key(node: ast.stmt, lines: list[int]) -> bool:
+    """Whether a statement's lines (its decorators' included) hold one of `lines`."""
+    start = node.lineno
+    for decorator in getattr(node, "decorator_list", ()):
+        start = min(start, decorator.lineno)
+    at = bisect_left(lines, start)
+    return at < len(lines) and lines[at] <= (node.end_lineno or node.lineno)
+
+
+def _reads(program: Program, lines: list[int] | None) -> list[ast.Subscript | ast.Call]:
+    """The module's subscripts and calls, in `ast.walk` order, in the statements that spell a key on
+    their lines (all of them for `lines` None). Statements only are left out: their lines are the
+    parser's (an expression's, inside an f-string, may not be), and they cover their inner nodes."""
     def walk() -> list[ast.Subscript | ast.Call]:
         reads: list[ast.Subscript | ast.Call] = []
         # ast.walk's order, without its generators, and without the nodes that hold none of these (names,
@@ -445,7 +478,7 @@ def _reads(program: Program) -> list[ast.Subscript | ast.Call]:
         # keeps the order of the others.
         todo = deque([program.tree])
         pop, push, extend = todo.popleft, todo.append, todo.extend
-        Subscript, Call = ast.Subscript, ast.Call
+        Subscript, Call, stmt = ast.Subscript, ast.Call, ast.stmt
         while todo:
             node = pop()
             t = type(node)
@@ -454,12 +487,13 @@ def _reads(program: Program) -> list[ast.Subscript | ast.Call]:
             for name in _walk_fields(t):
                 child = getattr(node, name, None)
                 if type(child) is list:
-                    extend(item for item in child if isinstance(item, ast.AST) and type(item) not in _LEAVES)
+                    extend(item for item in child if isinstance(item, ast.AST) and type(item) not in _LEAVES
+                           and (lines is None or not isinstance(item, stmt) or _spells_key(item, lines)))
                 elif child is not None and type(child) not in _LEAVES and isinstance(child, ast.AST):
                     push(child)
         return reads
 
-    return program.once("reads", walk)
+    return walk()
 
 
 def _environment_key(program: Program, node: ast.AST) -> str | None:
