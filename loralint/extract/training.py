@@ -10,7 +10,6 @@ Also the one training fact that needs no LoraConfig in the file: an adapter load
 from __future__ import annotations
 
 import ast
-from bisect import bisect_left
 from collections import deque
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -19,6 +18,7 @@ from loralint.extract.trainers import MERGES, adapter_loads, trainer_calls, trai
 from loralint.program import Program
 from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.model import base_models
+from loralint.program.text import holds_line
 from loralint.program.values import Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Field, Span, TrainingContext, Unknown
 
@@ -385,7 +385,7 @@ def _first_environment_read(program: Program) -> tuple[ast.AST, str] | None:
     """The first read of LOCAL_RANK/WORLD_SIZE/RANK in the module (the same for every site of it).
     The keys are literals, so only statements on whose lines the source spells one are walked (none: no
     walk). A key spelled with escapes or split across adjacent literals is not seen (the finding stays quiet)."""
-    lines = _key_lines(program.text.text)
+    lines = program.text.lines_with(("RANK", "WORLD_SIZE"))
     if lines is not None and not lines:
         return None
     for node in _reads(program, lines):
@@ -437,36 +437,6 @@ def _if_statements(program: Program) -> list[ast.If]:
     return program.once("if_statements", walk)
 
 
-def _key_lines(source: str) -> list[int] | None:
-    """The lines (1-based, ascending) that spell RANK or WORLD_SIZE; None when a lone carriage return
-    makes counting line feeds differ from the parser's lines."""
-    if "\r" in source and source.count("\r") != source.count("\r\n"):
-        return None
-    found: list[int] = []
-    for key in ("RANK", "WORLD_SIZE"):
-        at = source.find(key)
-        while at >= 0:
-            found.append(at)
-            at = source.find(key, at + len(key))
-    lines: list[int] = []
-    line, last = 1, 0
-    for at in sorted(found):
-        line += source.count("\n", last, at)
-        last = at
-        if not lines or lines[-1] != line:
-            lines.append(line)
-    return lines
-
-
-def _spells_key(node: ast.stmt, lines: list[int]) -> bool:
-    """Whether a statement's lines (its decorators' included) hold one of `lines`."""
-    start = node.lineno
-    for decorator in getattr(node, "decorator_list", ()):
-        start = min(start, decorator.lineno)
-    at = bisect_left(lines, start)
-    return at < len(lines) and lines[at] <= (node.end_lineno or node.lineno)
-
-
 def _reads(program: Program, lines: list[int] | None) -> list[ast.Subscript | ast.Call]:
     """The module's subscripts and calls, in `ast.walk` order, in the statements that spell a key on
     their lines (all of them for `lines` None). Statements only are left out: their lines are the
@@ -488,7 +458,7 @@ def _reads(program: Program, lines: list[int] | None) -> list[ast.Subscript | as
                 child = getattr(node, name, None)
                 if type(child) is list:
                     extend(item for item in child if isinstance(item, ast.AST) and type(item) not in _LEAVES
-                           and (lines is None or not isinstance(item, stmt) or _spells_key(item, lines)))
+                           and (lines is None or not isinstance(item, stmt) or holds_line(item, lines)))
                 elif child is not None and type(child) not in _LEAVES and isinstance(child, ast.AST):
                     push(child)
         return reads
