@@ -623,14 +623,14 @@ def extract_python_file(path: str, source: str) -> tuple[list[ConfigSite], list[
 
 
 def extract_python_full(
-    path: str, source: str, environment: str | None = None
+    path: str, source: str, environment: str | None = None, tree: ast.Module | None = None
 ) -> tuple[list[ConfigSite], list[tuple[Span, str]], list[Diagnostic], list[ConfigSite], list[Dependency]]:
     """As extract_python_file, plus findings that need no LoraConfig in the file (LORA407, and LORA405 for
     an adapter loaded onto a quantized base and merged), the adapters it loads to train again, and the
     other files read for them (their adapter_config.json, found or not).
     `environment`: the text to read `pip install` lines from when it is not `source` (a notebook's cells
-    as written, before its shell lines were blanked)."""
-    extractor = PythonExtractor(Program(path, source), pip_installs(source if environment is None else environment))
+    as written, before its shell lines were blanked); `tree`: `source` already parsed (a notebook's cells)."""
+    extractor = PythonExtractor(Program(path, source, tree), pip_installs(source if environment is None else environment))
     sites = extractor.extract()
     found = [*frozen_adapter_findings(extractor.program), *merged_loaded_adapters(extractor),
              *loaded_kbit_kwargs(extractor, sites)]
