@@ -140,6 +140,21 @@ def test_a_cell_that_does_not_parse_is_one_finding_and_the_rest_is_checked(tmp_p
     assert "nb.ipynb:cell 3:1:22: LORA001" in run.stdout
 
 
+def test_positions_after_blanked_and_unparsable_cells_and_a_late_future_import(tmp_path):
+    # a blanked shell line and a cell left out keep their lines; `from __future__` in a later cell is
+    # not the notebook's syntax error (each cell runs on its own)
+    text = notebook(
+        ("code", ["from peft import LoraConfig\n", "a = 1\n", "\n"]),
+        ("code", ["!pip install peft\n", "x = 1\n"]),
+        ("code", ["def broken(:\n", "    pass\n"]),
+        ("code", ["from __future__ import annotations\n", "\n", CONFIG, ")"]),
+    )
+    (tmp_path / "nb.ipynb").write_text(text)
+    report = run_cli(["check", "nb.ipynb", "--output-format", "json"], cwd=tmp_path).json
+    found = {(d["code"], d["cell"], d["line"], d["column"]) for d in report["diagnostics"]}
+    assert ("LORA001", 4, 3, 22) in found and ("LORA901", 3, 1, 12) in found
+
+
 def test_a_cell_magic_cell_is_skipped_and_help_lines_are_not_code(tmp_path):
     text = notebook(
         ("code", ["%%bash\n", "pip install peft\n"]),

@@ -383,6 +383,30 @@ def test_a_config_applied_only_inside_pytest_raises_is_wrong_on_purpose(tmp_path
         assert run.json["configs"] and [c for c in run.codes() if c == "LORA007"] == expected, use
 
 
+def test_pytest_raises_in_a_decorated_test_method_written_over_several_lines(tmp_path):
+    # the block is found wherever the test sits: a class, a decorator above the def, `raises` on its own line
+    source = (
+        "import pytest\n"
+        "from peft import LoraConfig, get_peft_model\n\n"
+        "class TestInit:\n"
+        "    def test_other(self):\n"
+        "        return 1\n\n"
+        "    @pytest.mark.parametrize(\n"
+        '        "seed", [0, 1]\n'
+        "    )\n"
+        "    def test_odd_rank(self, model, seed):\n"
+        '        config = LoraConfig(target_modules=["linear"], init_lora_weights="orthogonal", r=7)\n'
+        "        with (\n"
+        "            {manager}\n"
+        "        ):\n"
+        "            get_peft_model(model, config)\n"
+    )
+    for manager, expected in (("pytest.raises(ValueError)", []), ("open('log.txt')", ["LORA007"])):
+        (tmp_path / "test_init.py").write_text(source.format(manager=manager))
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "test_init.py"], cwd=tmp_path)
+        assert run.json["configs"] and [c for c in run.codes() if c == "LORA007"] == expected, manager
+
+
 def test_a_bare_string_target_on_a_model_that_may_be_the_files_own_module(tmp_path):
     # peft's tests pass their own nn.Module classes through fixtures: "lin0" is a full name there.
     module = "import torch.nn as nn\n\nclass Small(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \

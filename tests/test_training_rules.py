@@ -463,6 +463,20 @@ def test_device_map_auto_in_a_ddp_script(tmp_path):
     assert diagnostics(tmp_path, DDP.format(signal=launch, device_map="dm"), "LORA416") == []
 
 
+def test_ddp_environment_read_in_a_decorator_or_an_f_string(tmp_path):
+    # the read is found wherever it sits: a decorator above its def line, an f-string in a function body
+    decorated = ('import functools\n\n\ndef first():\n    return 1\n\n\n@functools.lru_cache(maxsize=int(os.environ["WORLD_SIZE"]))\n'
+                 'def cached():\n    return 2')
+    [d] = diagnostics(tmp_path, DDP.format(signal=decorated, device_map='"auto"'), "LORA416")
+    assert "reads WORLD_SIZE" in d["message"]
+    logged = "def log():\n    x = 1\n    print(f\"rank {os.environ['RANK']}\")"
+    [d] = diagnostics(tmp_path, DDP.format(signal=logged, device_map='"auto"'), "LORA416")
+    assert "reads RANK" in d["message"]
+    # a module that names no launcher's variable: quiet
+    other = "def log():\n    print(os.environ['HOME'])"
+    assert diagnostics(tmp_path, DDP.format(signal=other, device_map='"auto"'), "LORA416") == []
+
+
 FP16 = """
 from peft import LoraConfig
 from trl import SFTConfig, SFTTrainer

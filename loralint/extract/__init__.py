@@ -107,6 +107,7 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
         result.diagnostics.append(file_diagnostic("LORA902", display, "binary file (contains NUL bytes); not checked"))
         return result
     environment: str | None = None  # a notebook's cells as written, shell lines included (extract/pins.py)
+    tree = None  # a notebook's module, from its cells' parses (extract/notebook.py)
     try:
         text = decode_python(data) if fmt == "python" else decode_text(data, "json" if fmt == "notebook" else fmt)
         if "\x00" in text[:8192]:
@@ -116,7 +117,7 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
 
             notebook = read_notebook(text)
             environment = "".join(line for cell in notebook.cells for line in cell.original)
-            text, fmt = notebook.python, "python"
+            text, fmt, tree = notebook.python, "python", notebook.tree
             for code, message, line, column in notebook.problems:
                 result.diagnostics.append(file_diagnostic(code, display, message, line, column))
         result.suppressions = find_suppressions(display, text)
@@ -125,7 +126,7 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             from loralint.extract.python import extract_python_full
 
             result.sites, limits, found, result.loaded, result.depends_on = extract_python_full(display, text,
-                                                                                                environment)
+                                                                                                environment, tree)
             result.diagnostics.extend(found)  # a loaded adapter trained frozen (LORA407), merged into 4-bit (LORA405)
             for span, reason in limits:
                 result.diagnostics.append(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -70,6 +71,9 @@ class Notebook:
     _raw_index: LineIndex | None = None
     _composed: bool = True  # the cells' `node`s are set (else nodes() sets them when first asked)
     _ends: list[int] | None = None  # per cell, the last line of the cell text it holds, as text_line counts
+    # The cell text's module, put together from the cells' own parses (read_notebook, not lazy): the parse
+    # of the whole text gives the same tree (see _as_python), so the text is not parsed a second time.
+    tree: ast.Module | None = None
 
     @property
     def python(self) -> str:
@@ -259,27 +263,41 @@ def _as_python(notebook: Notebook, lazy: bool = False) -> None:
     """Fill each cell's Python lines and the cell text. `lazy`: only where each cell starts, which does not
     depend on what is blanked (a line is blanked, never removed); a cell is finished (parsed, its IPython
     lines blanked) when its lines are first shown, so output showing a few lines parses a few cells."""
-    line = 1
+    line, breaks = 1, 0
+    body: list[ast.stmt] = []
     for cell in notebook.cells:
         cell.first = line
         if lazy:
             _end_lines(cell)
         else:
-            _finish(notebook, cell)
+            tree = _finish(notebook, cell, breaks)
+            if tree is not None:
+                body.extend(tree.body)
+            breaks += sum(1 for ln in cell.lines if ln.endswith("\n"))  # a line holds at most one \n, at its end
         line += len(cell.lines)
     notebook._python = None if lazy else "".join(line for cell in notebook.cells for line in cell.lines)
+    if not lazy:
+        # Each cell kept parses alone and ends with a line break at the top level (a cell left open in a
+        # bracket, a string or a backslash continuation does not parse alone); parsed after as many line
+        # breaks as the text has before it, it gets its positions in the text. ast.parse checks nothing
+        # across statements (no __future__ placement, no return outside a function): the whole text
+        # parses to these statements.
+        notebook.tree = ast.Module(body=body, type_ignores=[])
 
 
-def _finish(notebook: Notebook, cell: Cell) -> None:
+def _finish(notebook: Notebook, cell: Cell, breaks: int | None = None) -> ast.Module | None:
     """The cell's lines as Python sees them: as written when it parses, else with IPython syntax blanked,
-    else all blank (and a LORA901/LORA906 problem)."""
+    else all blank (and a LORA901/LORA906 problem). With `breaks` (the line breaks of the cell text
+    before the cell): the cell's module, its positions those in the cell text (None: left out)."""
     if cell.done:
-        return
+        return None
     cell.done = True
     text = "".join(cell.original)
-    if not _parses(text):
+    tree = _parsed(text, breaks)
+    if tree is None:
         cell.lines = _blank_ipython(cell.original)
-        if not _parses("".join(cell.lines)):
+        tree = _parsed("".join(cell.lines), breaks)
+        if tree is None:
             problem = _syntax_error("".join(cell.lines))
             cell.lines = ["\n" if ln.endswith("\n") else "" for ln in cell.original]
             if problem is not None:  # None: valid IPython (top-level await) that is not a module
@@ -288,6 +306,7 @@ def _finish(notebook: Notebook, cell: Cell) -> None:
                     (code, f"cell {cell.number}: {message}; this cell not checked", cell.first + row - 1, column)
                 )
     _end_lines(cell)
+    return tree
 
 
 def _end_lines(cell: Cell) -> None:
@@ -297,12 +316,14 @@ def _end_lines(cell: Cell) -> None:
         cell.lines = ["\n"]  # an empty cell still has its line, so the next cell starts after it
 
 
-def _parses(text: str) -> bool:
+def _parsed(text: str, breaks: int | None) -> ast.Module | None:
+    """The text's module (after `breaks` line breaks when given), None when it does not parse."""
     try:
-        ast.parse(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escape sequences etc. are not ours to report
+            return ast.parse("\n" * breaks + text if breaks else text)
     except (SyntaxError, ValueError):
-        return False
-    return True
+        return None
 
 
 def _syntax_error(text: str) -> tuple[str, str, int, int] | None:

@@ -34,6 +34,7 @@ from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.flow import Point
 from loralint.program.model import base_models
 from loralint.program.objects import trl_model_class
+from loralint.program.text import holds_line
 from loralint.program.values import LimitReached, Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Field, Span, Unknown
 
@@ -123,10 +124,13 @@ class PythonExtractor:
         """Configurations a test builds wrong on purpose, inside a block that expects the error or
         warning: reporting them would report the test's intent."""
         blocks: list[tuple[int, int, str]] = []
-        source = self.program.text.text
-        if source.isascii() and not any(name in source for name in _EXPECTING):
-            return  # no such name in the text (a non-ASCII one may still normalise to it: walked)
-        for node in _statements(self.program.tree.body):
+        text = self.program.text
+        # Only the statements on whose lines the text spells such a name are walked (a non-ASCII text may
+        # spell one otherwise, normalised: all walked).
+        lines = text.lines_with(_EXPECTING) if text.ascii else None
+        if lines is not None and not lines:
+            return
+        for node in _statements(self.program.tree.body, lines):
             if not isinstance(node, (ast.With, ast.AsyncWith)) or not node.body:
                 continue
             for item in node.items:
@@ -619,14 +623,14 @@ def extract_python_file(path: str, source: str) -> tuple[list[ConfigSite], list[
 
 
 def extract_python_full(
-    path: str, source: str, environment: str | None = None
+    path: str, source: str, environment: str | None = None, tree: ast.Module | None = None
 ) -> tuple[list[ConfigSite], list[tuple[Span, str]], list[Diagnostic], list[ConfigSite], list[Dependency]]:
     """As extract_python_file, plus findings that need no LoraConfig in the file (LORA407, and LORA405 for
     an adapter loaded onto a quantized base and merged), the adapters it loads to train again, and the
     other files read for them (their adapter_config.json, found or not).
     `environment`: the text to read `pip install` lines from when it is not `source` (a notebook's cells
-    as written, before its shell lines were blanked)."""
-    extractor = PythonExtractor(Program(path, source), pip_installs(source if environment is None else environment))
+    as written, before its shell lines were blanked); `tree`: `source` already parsed (a notebook's cells)."""
+    extractor = PythonExtractor(Program(path, source, tree), pip_installs(source if environment is None else environment))
     sites = extractor.extract()
     found = [*frozen_adapter_findings(extractor.program), *merged_loaded_adapters(extractor),
              *loaded_kbit_kwargs(extractor, sites)]
@@ -648,9 +652,12 @@ def limits_in(sites: list[ConfigSite]) -> list[tuple[Span, str]]:
     return list(found.values())
 
 
-def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+def _statements(body: list[ast.stmt], lines: list[int] | None = None) -> Iterator[ast.stmt]:
     """Every statement under `body`, outer before inner (a `with` block sits only where statements do,
-    so expressions, most of a tree's nodes, are not visited)."""
+    so expressions, most of a tree's nodes, are not visited); with `lines`, only those whose lines
+    hold one of them (text.holds_line: the others, and all they hold, are left out in order)."""
+    if lines is not None:
+        body = [s for s in body if holds_line(s, lines)]
     stack = [iter(body)]
     while stack:
         statement = next(stack[-1], None)
@@ -665,5 +672,7 @@ def _statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
                 inner.extend(value)
         for part in (*getattr(statement, "handlers", ()), *getattr(statement, "cases", ())):
             inner.extend(part.body)
+        if inner and lines is not None:
+            inner = [s for s in inner if holds_line(s, lines)]
         if inner:
             stack.append(iter(inner))

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import ast
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from loralint.extract.deepspeed import zero_facts_of
 from loralint.extract.trainers import MERGES, adapter_loads, trainer_calls, trainer_of
 from loralint.program import Program
 from loralint.program.evaluate import argument, plain, provenance_of
 from loralint.program.model import base_models
+from loralint.program.text import holds_line
 from loralint.program.values import Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Field, Span, TrainingContext, Unknown
 
@@ -68,26 +69,37 @@ def attach_training(
         context = TrainingContext(**file_facts, installs=dict(installs or {}))
         mine = models.get(id(site), [])
         mine_bases = base_models(mine)
+        ours = _Ours({id(o) for o in mine}, {id(o) for o in mine_bases})
         for call in trainers:
-            if not _trains(program, call, site, by_config, mine, mine_bases, len(sites) == 1 and len(trainers) == 1):
+            if not _trains(program, call, site, by_config, ours, len(sites) == 1 and len(trainers) == 1):
                 continue
             _describe_trainer(program, call, context, reads)
             break
-        _checkpointing(program, context, mine, mine_bases, applied_at.get(id(site), []))
-        _checkpointing_on(program, context, site_call, site, mine, mine_bases)
+        _checkpointing(program, context, ours, applied_at.get(id(site), []))
+        _checkpointing_on(program, context, site_call, site, ours)
         _placement(program, context, mine_bases)
         site.hints.training = context
 
 
-def _trains(program, call, site, by_config, mine, mine_bases, only_pair: bool) -> bool:
+class _Ours(NamedTuple):
+    """A site's models and the models under them, by identity (compared with each call's objects)."""
+
+    models: set[int]
+    bases: set[int]
+
+
+def _trains(program: Program, call: ast.Call, site: ConfigSite, by_config: dict[int, ConfigSite], ours: _Ours,
+            only_pair: bool) -> bool:
     config_node = argument(call, "peft_config", None)
     if config_node is not None and any(by_config.get(id(o)) is site for o in program.objects(config_node)):
         return True
     model_node = argument(call, "model", 0)
-    theirs = program.objects(model_node) if model_node is not None else []
-    if any(o is m for o in theirs for m in mine) or any(o is m for o in base_models(theirs) for m in mine_bases):
+    if model_node is None:
+        return only_pair  # one config, one trainer, a model the model cannot follow
+    theirs, bases = program.model_objects(model_node)
+    if any(id(o) in ours.models for o in theirs) or any(id(o) in ours.bases for o in bases):
         return True
-    return only_pair and not theirs  # one config, one trainer, a model the model cannot follow
+    return only_pair and not theirs
 
 
 def _describe_trainer(program: Program, call: ast.Call, context: TrainingContext,
@@ -235,7 +247,7 @@ def _embeddings_trained(program: Program) -> Span | None:
         if isinstance(target, ast.Attribute) and target.attr == "requires_grad" and _is_true(value) \
                 and _about_embeddings(target.value):
             return store_span(store, program.text)
-    for node in _walked(program)[0]:
+    for node in _if_statements(program):
         if _about_embeddings(node.test):
             for stmt in node.body:
                 if isinstance(stmt, ast.Assign) and _is_true(stmt.value) \
@@ -267,9 +279,9 @@ _GC_ENABLES = frozenset({"gradient_checkpointing_enable", "activation_checkpoint
 _INPUT_GRADS = frozenset({"enable_input_require_grads", "prepare_model_for_kbit_training", "requires_grad_"})
 
 
-def _touches(program: Program, node: ast.AST, mine: list[Obj], mine_bases: list[Obj]) -> bool:
-    theirs = program.objects(node)
-    return any(o is m for o in theirs for m in mine) or any(o is m for o in base_models(theirs) for m in mine_bases)
+def _touches(program: Program, node: ast.AST, ours: _Ours) -> bool:
+    theirs, bases = program.model_objects(node)
+    return any(id(o) in ours.models for o in theirs) or any(id(o) in ours.bases for o in bases)
 
 
 def _reentrant_kwargs(program: Program, node: ast.AST | None) -> bool:
@@ -277,8 +289,7 @@ def _reentrant_kwargs(program: Program, node: ast.AST | None) -> bool:
     return isinstance(value, dict) and value.get("use_reentrant") is True
 
 
-def _checkpointing(program: Program, context: TrainingContext, mine: list[Obj], mine_bases: list[Obj],
-                   applied_at: list[Any]) -> None:
+def _checkpointing(program: Program, context: TrainingContext, ours: _Ours, applied_at: list[Any]) -> None:
     """use_reentrant=True written for this adapter's model, and whether anything gives inputs gradients."""
     for on, kwargs in (("gradient_checkpointing", "gradient_checkpointing_kwargs"),
                        ("activation_checkpointing", "activation_checkpointing_kwargs")):
@@ -288,7 +299,7 @@ def _checkpointing(program: Program, context: TrainingContext, mine: list[Obj], 
             context.reentrant_checkpointing = extra.span
     for call, point in program.calls_named(_GC_ENABLES):
         func = call.func
-        if not isinstance(func, ast.Attribute) or not _touches(program, func.value, mine, mine_bases):
+        if not isinstance(func, ast.Attribute) or not _touches(program, func.value, ours):
             continue
         # peft/peft_model.py __init__: a model that already checkpoints gets enable_input_require_grads
         # (non-quantized) when get_peft_model wraps it; quiet for any enable before the wrapping.
@@ -311,7 +322,7 @@ def _sets_requires_grad(program: Program) -> bool:
 
 
 def _checkpointing_on(program: Program, context: TrainingContext, site_call: ast.Call, site: ConfigSite,
-                      mine: list[Obj], mine_bases: list[Obj]) -> None:
+                      ours: _Ours) -> None:
     """What switches gradient checkpointing on for this adapter's model besides the training arguments;
     a value that is not known switches nothing (the memory estimate then says "without")."""
     text = program.text
@@ -327,11 +338,11 @@ def _checkpointing_on(program: Program, context: TrainingContext, site_call: ast
             return
     for call, _ in program.calls_named(_GC_ENABLES):
         func = call.func
-        if isinstance(func, ast.Attribute) and _touches(program, func.value, mine, mine_bases):
+        if isinstance(func, ast.Attribute) and _touches(program, func.value, ours):
             context.checkpointing = (text.span(call), f"{func.attr}()")
             return
     for prep in program.preparations():
-        if prep.model_node is None or not _touches(program, prep.model_node, mine, mine_bases):
+        if prep.model_node is None or not _touches(program, prep.model_node, ours):
             continue
         # peft/utils/other.py prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, ...)
         flag = argument(prep.call, "use_gradient_checkpointing", 1)
@@ -371,15 +382,20 @@ def _placement(program: Program, context: TrainingContext, mine_bases: list[Obj]
 
 
 def _first_environment_read(program: Program) -> tuple[ast.AST, str] | None:
-    """The first read of LOCAL_RANK/WORLD_SIZE/RANK in the module (the same for every site of it)."""
-    for node in _walked(program)[1]:
+    """The first read of LOCAL_RANK/WORLD_SIZE/RANK in the module (the same for every site of it).
+    The keys are literals, so only statements on whose lines the source spells one are walked (none: no
+    walk). A key spelled with escapes or split across adjacent literals is not seen (the finding stays quiet)."""
+    lines = program.text.lines_with(("RANK", "WORLD_SIZE"))
+    if lines is not None and not lines:
+        return None
+    for node in _reads(program, lines):
         key = _environment_key(program, node)
         if key is not None:
             return node, key
     return None
 
 
-# What a walk for `if` statements, subscripts and calls need not enter (they hold none).
+# What a walk for subscripts and calls need not enter (they hold none).
 _LEAVES = frozenset({ast.Name, ast.Constant, ast.Load, ast.Store, ast.Del, ast.alias, *(
     c for base in (ast.operator, ast.unaryop, ast.cmpop, ast.boolop) for c in base.__subclasses__())})
 _WALK_FIELDS: dict[type, tuple[str, ...]] = {}
@@ -392,34 +408,62 @@ def _walk_fields(t: type) -> tuple[str, ...]:
     return fields
 
 
-def _walked(program: Program) -> tuple[list[ast.If], list[ast.Subscript | ast.Call]]:
-    """The module's `if` statements, and its subscripts and calls, in `ast.walk` order: one walk a
-    module for the readers that search the whole tree."""
-    def walk() -> tuple[list[ast.If], list[ast.Subscript | ast.Call]]:
+# The fields that hold statements (or the except handlers and match cases around them).
+_BLOCKS = ("body", "orelse", "handlers", "finalbody", "cases")
+_BLOCK_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _if_statements(program: Program) -> list[ast.If]:
+    """The module's `if` statements in `ast.walk` order, walking statements only: an expression holds no
+    statement, and leaving a subtree out of a breadth-first walk keeps the order of the others."""
+    def walk() -> list[ast.If]:
         ifs: list[ast.If] = []
+        todo = deque([program.tree])
+        pop, extend = todo.popleft, todo.extend
+        while todo:
+            node = pop()
+            t = type(node)
+            if t is ast.If:
+                ifs.append(node)  # type: ignore[arg-type]
+            fields = _BLOCK_FIELDS.get(t)
+            if fields is None:
+                fields = _BLOCK_FIELDS[t] = tuple(f for f in t._fields if f in _BLOCKS)  # type: ignore[attr-defined]
+            for name in fields:
+                child = getattr(node, name, None)
+                if type(child) is list:  # Lambda.body and IfExp.body are expressions, never reached here
+                    extend(child)
+        return ifs
+
+    return program.once("if_statements", walk)
+
+
+def _reads(program: Program, lines: list[int] | None) -> list[ast.Subscript | ast.Call]:
+    """The module's subscripts and calls, in `ast.walk` order, in the statements that spell a key on
+    their lines (all of them for `lines` None). Statements only are left out: their lines are the
+    parser's (an expression's, inside an f-string, may not be), and they cover their inner nodes."""
+    def walk() -> list[ast.Subscript | ast.Call]:
         reads: list[ast.Subscript | ast.Call] = []
         # ast.walk's order, without its generators, and without the nodes that hold none of these (names,
         # constants, contexts, operators: most of a tree): leaving a subtree out of a breadth-first walk
         # keeps the order of the others.
         todo = deque([program.tree])
         pop, push, extend = todo.popleft, todo.append, todo.extend
-        If, Subscript, Call = ast.If, ast.Subscript, ast.Call
+        Subscript, Call, stmt = ast.Subscript, ast.Call, ast.stmt
         while todo:
             node = pop()
             t = type(node)
-            if t is If:
-                ifs.append(node)  # type: ignore[arg-type]
-            elif t is Subscript or t is Call:
+            if t is Subscript or t is Call:
                 reads.append(node)  # type: ignore[arg-type]
             for name in _walk_fields(t):
                 child = getattr(node, name, None)
                 if type(child) is list:
-                    extend(item for item in child if isinstance(item, ast.AST) and type(item) not in _LEAVES)
+                    extend(item for item in child if isinstance(item, ast.AST) and type(item) not in _LEAVES
+                           and (lines is None or not isinstance(item, stmt) or holds_line(item, lines)))
                 elif child is not None and type(child) not in _LEAVES and isinstance(child, ast.AST):
                     push(child)
-        return ifs, reads
+        return reads
 
-    return program.once("walked", walk)
+    return walk()
 
 
 def _environment_key(program: Program, node: ast.AST) -> str | None:

@@ -199,6 +199,10 @@ class Evaluator:
             self._memo[node] = result
         return result
 
+    def settled(self, node: ast.AST) -> bool:
+        """Whether `node`'s value is kept (every later eval returns it): not one cut short by a cycle."""
+        return node in self._memo
+
     def qualname(self, node: ast.AST) -> str | None:
         """The import path an expression refers to (`peft.LoraConfig`), or None."""
         if not isinstance(node, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)):

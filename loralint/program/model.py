@@ -133,6 +133,19 @@ class Program:
     def objects(self, node: ast.AST | None) -> list[Obj]:
         return objects_in(self.evaluator.eval(node)) if node is not None else []
 
+    def model_objects(self, node: ast.AST) -> tuple[list[Obj], list[Obj]]:
+        """objects(node) and the models under them (base_models): what extraction compares with a site's
+        models, for every trainer and checkpointing call, site after site (hundreds of times a test
+        file). Kept a module once the evaluator keeps the value, so the answer is the one eval gives."""
+        memo: dict[ast.AST, tuple[list[Obj], list[Obj]]] = self.once("model_objects", dict)
+        found = memo.get(node)
+        if found is None:
+            theirs = self.objects(node)
+            found = (theirs, base_models(theirs))
+            if self.evaluator.settled(node):
+                memo[node] = found
+        return found
+
     def point_of(self, call: ast.Call) -> Point | None:
         if self._points is None:
             self._points = {c: p for c, p in self.flow.calls}

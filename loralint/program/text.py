@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import re
+from bisect import bisect_left
+from collections.abc import Iterable
 
 from loralint.sites import Span
 
@@ -31,6 +33,28 @@ class SourceText:
     def ascii(self) -> bool:
         """Whether the text is pure ASCII (then identifiers are spelled as the parser reads them)."""
         return self._ascii
+
+    def lines_with(self, words: Iterable[str]) -> list[int] | None:
+        """The 1-based lines, ascending, on which the text spells one of `words` (a search that finds a
+        word the parser sees only when it is spelled as written: a literal, an ASCII identifier); None
+        when a lone carriage return makes counting line feeds differ from the parser's lines."""
+        text = self.text
+        if "\r" in text and text.count("\r") != text.count("\r\n"):
+            return None
+        found: list[int] = []
+        for word in words:
+            at = text.find(word)
+            while at >= 0:
+                found.append(at)
+                at = text.find(word, at + len(word))
+        lines: list[int] = []
+        line, last = 1, 0
+        for at in sorted(found):
+            line += text.count("\n", last, at)
+            last = at
+            if not lines or lines[-1] != line:
+                lines.append(line)
+        return lines
 
     @property
     def lines(self) -> list[str]:
@@ -99,3 +123,13 @@ def _cut(text: str, start: int, end: int | None) -> str:
     if text.isascii():
         return text[start:end]
     return text.encode("utf-8")[start:end].decode("utf-8", "replace")
+
+
+def holds_line(statement: ast.stmt, lines: list[int]) -> bool:
+    """Whether a statement's lines (its decorators' included: they sit above its own first line) hold
+    one of `lines` (ascending). A statement's lines cover every node in it."""
+    start = statement.lineno
+    for decorator in getattr(statement, "decorator_list", ()):
+        start = min(start, decorator.lineno)
+    at = bisect_left(lines, start)
+    return at < len(lines) and lines[at] <= (statement.end_lineno or statement.lineno)
