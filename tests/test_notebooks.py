@@ -94,6 +94,21 @@ def test_escaped_characters_before_a_finding_shift_its_json_column(tmp_path):
     assert f"line={line},col={column}," in github
 
 
+def test_a_form_feed_in_an_earlier_cell_moves_no_position_and_no_fix(tmp_path):
+    # Only "\n" ends a line for Python and for the report; str.splitlines also breaks at a form feed, which put
+    # every later cell's findings a line off (and a fix's cell bounds with them).
+    text = notebook(("code", ["from peft import LoraConfig  # page\x0cbreak\n", "x = 1\n"]),
+                    ("code", [CONFIG, '               target_modules=["q_proj"])']))
+    path = tmp_path / "nb.ipynb"
+    path.write_text(text)
+    assert "nb.ipynb:cell 2:1:22: LORA001" in run_cli(["check", "nb.ipynb"], cwd=tmp_path).stdout
+    region = _sarif_lora001(tmp_path)["locations"][0]["physicalLocation"]["region"]
+    assert (region["startLine"], region["startColumn"]) == _json_line_of(text, "lora_aplha")
+    assert region["properties"] == {"cell": 2, "cellLine": 1, "cellColumn": 22}
+    run_cli(["check", "nb.ipynb", "--fix"], cwd=tmp_path)
+    assert path.read_text() == text.replace("lora_aplha=2", "lora_alpha=2")
+
+
 def test_fix_rewrites_only_the_cell_source(tmp_path):
     path = tmp_path / "nb.ipynb"
     path.write_text(MISTAKE)

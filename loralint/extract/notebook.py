@@ -165,8 +165,8 @@ class Notebook:
         """The .ipynb text with the cells whose Python changed written back; everything else
         (other cells, outputs, metadata, whitespace, key order) byte for byte as it was."""
         self.nodes()
-        new_lines = python.splitlines(keepends=True)
-        old_lines = self.python.splitlines(keepends=True)
+        new_lines = _code_lines(python)
+        old_lines = _code_lines(self.python)
         replacements: list[tuple[int, int, str]] = []
         bounds = _map_bounds(old_lines, new_lines, [c.first - 1 for c in self.cells] + [len(old_lines)])
         for k, cell in enumerate(self.cells):
@@ -233,7 +233,7 @@ def read_notebook(raw: str, lazy: bool = False) -> Notebook:
                 assert cell_nodes is not None
             line, column = cell_nodes.items[number - 1].start
             raise SourceSyntaxError(f"cell {number}: \"source\" is neither a string nor a list of strings", line, column)
-        original = _LINE_BREAKS.sub("\n", source).splitlines(keepends=True)
+        original = _code_lines(_LINE_BREAKS.sub("\n", source))
         notebook.cells.append(Cell(number, source_node, original, list(original)))
     _as_python(notebook, lazy)
     return notebook
@@ -378,6 +378,17 @@ def _offsets(index: LineIndex, node: Node) -> tuple[int, int]:
 
 def _strings(node: Node) -> list[Node]:
     return list(node.items) if node.kind == "seq" else [node]
+
+
+def _code_lines(text: str) -> list[str]:
+    """`text`'s lines, line breaks kept, as Python numbers them once `\r\n` and `\r` are `\n`: only `\n` ends
+    a line. str.splitlines also breaks at a form feed, `\v`, `\x1c`-`\x1e`, `\x85`, `\u2028` and `\u2029`, which
+    would put every later cell's lines (and the fixes' cell bounds) after where Python and the report see them."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
 
 
 def _raw_line_starts(raw: str, index: LineIndex, cell: Cell) -> list[int]:
