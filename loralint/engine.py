@@ -561,13 +561,14 @@ class _FileStages:
             self._looked_up[result.path] = (key, cache.get(key) if key else None)
         return self._looked_up[result.path]
 
-    def _plan(self, load_checks: Callable[[], dict[str, Any]],
-              on_loaded: frozenset[str]) -> list[tuple[str, Rule, Any, bool]]:
+    def _plan(self) -> list[tuple[str, Rule, Any, bool]]:
         """The active rules that run checks, in code order, each with its check and whether it runs on an adapter
         loaded to train again (LOADED_ADAPTER_CHECKS): worked out once a run, not once a site."""
         if self._check_plan is None:
+            from loralint.checks import LOADED_ADAPTER_CHECKS, load_checks
+
             checks = load_checks()
-            self._check_plan = [(code, rule, checks[rule.check], rule.check in on_loaded)
+            self._check_plan = [(code, rule, checks[rule.check], rule.check in LOADED_ADAPTER_CHECKS)
                                 for code in sorted(self.active) for rule in (self.rules[code],) if rule.check != "engine"]
         return self._check_plan
 
@@ -584,9 +585,9 @@ class _FileStages:
             self.diagnostics.extend(cached)
             return
         # Imported here, after the cache: a warm run's findings need no check.
-        from loralint.checks import LOADED_ADAPTER_CHECKS, CheckContext, load_checks
+        from loralint.checks import CheckContext
 
-        plan = self._plan(load_checks, LOADED_ADAPTER_CHECKS)
+        plan = self._plan()
         file_diags: list[tuple[Diagnostic, int | None]] = [(d, None) for d in result.diagnostics]
         loaded_here = {id(site) for site in result.loaded}
         for site in [*result.sites, *result.loaded]:
