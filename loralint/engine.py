@@ -58,6 +58,7 @@ class RunResult:
     texts: dict[str, str] = field(default_factory=dict)  # display path → text, for in-memory sources
     loaded: list[ConfigSite] = field(default_factory=list)  # adapters loaded to train again (extract/loaded.py)
     max_file_size: int | None = None  # the bound files were read under (the settings'), for source_lines
+    cells: dict[str, list[int]] = field(default_factory=dict)  # display path → a notebook's FileResult.cells
     _lines: Any = None
 
     def source_lines(self) -> Any:
@@ -66,7 +67,7 @@ class RunResult:
         if self._lines is None:
             from loralint.report import SourceLines
 
-            self._lines = SourceLines(self.sources, self.texts, self.max_file_size or DEFAULT_MAX_FILE_SIZE)
+            self._lines = SourceLines(self.sources, self.texts, self.max_file_size or DEFAULT_MAX_FILE_SIZE, self.cells)
         return self._lines
 
 
@@ -467,7 +468,8 @@ def run(
             stages.check(result, verified)
     shown_paths = {k: str(v) for k, v in fs_paths.items()}
     result = RunResult(files_checked, sorted(stages.diagnostics, key=Diagnostic.sort_key), sites, rules, notes,
-                       shown_paths, texts, loaded, settings.max_file_size)
+                       shown_paths, texts, loaded, settings.max_file_size,
+                       {r.path: r.cells for r in results if r.cells is not None})
     result.diagnostics = _notebook_lines(result)
     return result
 
@@ -653,7 +655,7 @@ def _notebook_lines(result: RunResult) -> list[Diagnostic]:
     sources = result.source_lines()
     out = []
     for d in diagnostics:
-        notebook = sources.notebook(d.span.path) if d.span.path.lower().endswith(".ipynb") else None
+        notebook = sources.cells(d.span.path) if d.span.path.lower().endswith(".ipynb") else None
         if notebook is not None:
             d = replace(d, message=cell_line_refs(notebook, d.message),
                         related=[(span, cell_line_refs(notebook, label) if span.path == d.span.path else label)

@@ -343,6 +343,10 @@ class FileResult:
     loaded: list[ConfigSite] = field(default_factory=list)
     # Other files the extraction read, with a digest of what it found (None: missing): loralint/dependencies.py.
     depends_on: list[tuple[str, str | None]] = field(default_factory=list)
+    # A notebook's code cells, three numbers each (its number in the notebook, its first line in the cell
+    # text, its line count), flat: what output needs to name a position by cell without reading the
+    # notebook again (extract/notebook.py CellMap). None for every other file.
+    cells: list[int] | None = None
 
     def iter_fields(self) -> Iterator[Field]:
         for site in self.sites:

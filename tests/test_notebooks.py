@@ -363,6 +363,12 @@ def test_a_warm_text_report_of_many_notebooks_reads_each_one_once(tmp_path, monk
     warm = run_cli(["check", "."], cwd=tmp_path)
     assert warm.stdout == cold.stdout and "nb11.ipynb:cell 3:1:22: LORA001" in warm.stdout
     assert len(read) == 12
+    # Without the lines shown (-q, JSON), positions come from the cells extraction recorded: none is read.
+    read.clear()
+    quiet, report = run_cli(["check", "-q", "."], cwd=tmp_path), run_cli(["check", "--output-format", "json", "."], cwd=tmp_path)
+    assert quiet.stdout.splitlines() == [line for line in cold.stdout.splitlines() if ": LORA" in line]
+    assert {(d["path"], d["cell"], d["line"]) for d in report.json["diagnostics"]} >= {("nb11.ipynb", 3, 1)}
+    assert read == []
 
 
 def test_output_reads_a_cells_lines_as_the_whole_cell_text_gives_them():
@@ -371,7 +377,8 @@ def test_output_reads_a_cells_lines_as_the_whole_cell_text_gives_them():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from loralint.extract.notebook import read_notebook
+    from loralint.extract import extract_source
+    from loralint.extract.notebook import CellMap, read_notebook
     from loralint.report import split_lines
 
     lines = st.sampled_from(["x = 1\n", "!pip install peft\n", "%%capture\n", "%time y = 2\n", "def f(:\n", "  z\n",
@@ -389,5 +396,10 @@ def test_output_reads_a_cells_lines_as_the_whole_cell_text_gives_them():
             assert lazy.cell_position(number, 1) == whole.cell_position(number, 1)
             assert lazy.json_position(number, 2) == whole.json_position(number, 2)
         assert lazy.python == whole.python and lazy.problems == whole.problems
+        # What extraction keeps of the cells (FileResult.cells) places every line as the notebook does.
+        kept = CellMap(extract_source("nb.ipynb", raw.encode(), "notebook").cells)
+        for number in range(len(expected) + 3):
+            found, placed = whole.cell_of(number), kept.cell_of(number)
+            assert (found and (found[0].number, found[1])) == (placed and (placed[0].number, placed[1]))
 
     same()

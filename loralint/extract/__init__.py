@@ -116,6 +116,7 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             from loralint.extract.notebook import read_notebook
 
             notebook = read_notebook(text)
+            result.cells = [n for cell in notebook.cells for n in (cell.number, cell.first, len(cell.lines))]
             environment = "".join(line for cell in notebook.cells for line in cell.original)
             text, fmt, tree = notebook.python, "python", notebook.tree
             for code, message, line, column in notebook.problems:

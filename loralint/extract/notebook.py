@@ -22,9 +22,10 @@ import json
 import re
 import warnings
 from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from loralint.extract.source import LineIndex, SourceSyntaxError
 from loralint.sites import Span
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # the JSON reader (and yaml) load only when a notebook is rea
     from loralint.extract.yaml_positions import Node
 
 SUFFIX = ".ipynb"
+_C = TypeVar("_C")
 
 # A line that is IPython syntax, not Python: `%magic`, `!cmd`, `x = !cmd` / `x = %magic`,
 # `obj?` / `?obj` / `obj??` help (only on a bare dotted name, so a `?` inside a string is no match).
@@ -127,11 +129,7 @@ class Notebook:
     # --- positions -------------------------------------------------------------------------
     def cell_of(self, line: int) -> tuple[Cell, int] | None:
         """(cell, 1-based line inside it) of a line of the cell text; None past the end."""
-        for cell in reversed(self.cells):
-            if cell.first <= line:
-                inside = line - cell.first + 1
-                return (cell, inside) if inside <= max(len(cell.lines), 1) else None
-        return None
+        return _locate(self.cells, line, lambda cell: len(cell.lines))
 
     def cell_position(self, line: int, column: int) -> tuple[int, int, int] | None:
         """(cell number, line in the cell, column) for a position of the cell text."""
@@ -473,7 +471,36 @@ def _dump_source(raw: str, index: LineIndex, cell: Cell, source: str) -> str:
 # --- output ----------------------------------------------------------------------------------
 
 
-def in_cell(notebook: Notebook | None, span: Span) -> tuple[int, Span] | None:
+class _Placed(NamedTuple):
+    number: int
+    first: int
+    count: int
+
+
+class CellMap:
+    """Where a notebook's code cells lie in its cell text, as extraction found them (FileResult.cells):
+    enough to name a position by cell (`cell_of`, as Notebook answers it) without reading and decoding the
+    notebook's JSON again, which a notebook with its outputs kept makes most of a warm run's output."""
+
+    __slots__ = ("_cells",)
+
+    def __init__(self, flat: list[int]) -> None:
+        self._cells = [_Placed(*flat[k:k + 3]) for k in range(0, len(flat) - 2, 3)]
+
+    def cell_of(self, line: int) -> tuple[_Placed, int] | None:
+        return _locate(self._cells, line, lambda cell: cell.count)
+
+
+def _locate(cells: Sequence[_C], line: int, size: Callable[[_C], int]) -> tuple[_C, int] | None:
+    """(cell, 1-based line inside it) of a line of the cell text; None past the end."""
+    for cell in reversed(cells):
+        if cell.first <= line:  # type: ignore[attr-defined]
+            inside = line - cell.first + 1  # type: ignore[attr-defined]
+            return (cell, inside) if inside <= max(size(cell), 1) else None
+    return None
+
+
+def in_cell(notebook: Notebook | CellMap | None, span: Span) -> tuple[int, Span] | None:
     """(cell number, the span with lines counted inside that cell) for a span of the cell text;
     None when `notebook` is None (not a notebook, or one that could not be read: its spans are
     positions in the raw file already)."""
@@ -491,7 +518,7 @@ def in_cell(notebook: Notebook | None, span: Span) -> tuple[int, Span] | None:
 _LINE_REFS = re.compile(r"\b(lines?) (\d+(?:, \d+)*)\b")
 
 
-def cell_line_refs(notebook: Notebook | None, text: str) -> str:
+def cell_line_refs(notebook: Notebook | CellMap | None, text: str) -> str:
     """`text` (a message or a note about a notebook) with each line of the cell text it names as the
     notebook shows it: "Trainer at line 9" → "Trainer at cell 6, line 1", as positions are printed.
     A message a cell already names ("cell 3: ...", LORA901) counts lines inside that cell and is kept."""

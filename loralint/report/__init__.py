@@ -42,10 +42,11 @@ class SourceLines:
     """
 
     def __init__(self, paths: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
-                 limit: int = DEFAULT_MAX_FILE_SIZE) -> None:
+                 limit: int = DEFAULT_MAX_FILE_SIZE, cells: Mapping[str, list[int]] | None = None) -> None:
         self.paths = dict(paths or {})
         self.texts = dict(texts or {})
         self.limit = limit
+        self._cells: dict[str, Any] = dict(cells or {})  # display path -> FileResult.cells, then its CellMap
         self._lines: dict[str, list[str] | None] = {}
         self._notebooks: dict[str, Any] = {}  # display path -> Notebook or None, read once a render
 
@@ -86,6 +87,18 @@ class SourceLines:
                 except OSError:
                     return None
         self._notebooks[display] = found = cached_notebook(raw)
+        return found
+
+    def cells(self, display: str):
+        """What names a position of `display` by cell (`cell_of`): the cell map extraction kept when there is
+        one, else the notebook itself (read now); None when `display` is not a readable notebook."""
+        found = self._cells.get(display)
+        if found is None:
+            return self.notebook(display)
+        if type(found) is list:
+            from loralint.extract.notebook import CellMap
+
+            found = self._cells[display] = CellMap(found)
         return found
 
     def line(self, display: str, number: int) -> str | None:

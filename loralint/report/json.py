@@ -158,7 +158,7 @@ def in_cell_model(item, sources):
     if not is_notebook(item.path):
         return item
     end = (getattr(item, "end_line", item.line), getattr(item, "end_column", item.column))
-    found = in_cell(sources.notebook(item.path), Span(item.path, item.line, item.column, *end))
+    found = in_cell(sources.cells(item.path), Span(item.path, item.line, item.column, *end))
     if found is None:
         return item
     cell, span = found
@@ -175,7 +175,7 @@ def _edit_in_cell(edit: JsonEdit, path: str, sources) -> JsonEdit:
     from loralint.extract.notebook import in_cell
     from loralint.sites import Span
 
-    found = in_cell(sources.notebook(path), Span(path, edit.line, edit.column, edit.end_line, edit.end_column))
+    found = in_cell(sources.cells(path), Span(path, edit.line, edit.column, edit.end_line, edit.end_column))
     if found is None:
         return edit
     cell, span = found

@@ -78,7 +78,7 @@ def in_cell(notebook, span):
 def _headline(d: Diagnostic, style: _Style, sources: SourceLines | None = None) -> str:
     s = d.span
     place = f"{s.line}:{s.column}"
-    if sources is not None and (cell := in_cell(sources.notebook(s.path), s)) is not None:
+    if sources is not None and (cell := in_cell(sources.cells(s.path), s)) is not None:
         place = f"cell {cell[0]}:{cell[1].line}:{cell[1].column}"  # ruff's way of naming a notebook position
     # Everything from the checked tree (the path, values quoted in the message) is escaped: a newline
     # in a file name must not forge a second finding line, an ESC sequence must not reach the terminal.
