@@ -78,6 +78,9 @@ class Node:
     def value(self) -> Any:
         """The Python value (dicts, lists, str, int, float, bool, None), or Unknown."""
         if self._value is _UNSET:
+            if self.kind == "scalar":  # one element, one level: within both bounds
+                self._value = self._build()
+                return self._value
             size, depth = self._expanded()
             if size > _MAX_ELEMENTS or depth > MAX_DATA_DEPTH:
                 # Aliases share nodes, so a small file can describe a huge value ("billion laughs"), or
@@ -225,7 +228,8 @@ class _YamlBuilder:
         # come from the mark's offset instead, so that every output agrees on the line.
         unusual = any(ch in text for ch in _YAML_ONLY_BREAKS)
         self.index = LineIndex(text) if unusual else None
-        self.lines = LINE_BREAK.split(text) if unusual else text.splitlines()
+        self.text = text
+        self.lines: list[str] | None = None  # split when a block scalar's end is first looked for (_text)
         self.constructor = yaml.constructor.SafeConstructor()
         self.resolver = yaml.resolver.Resolver()  # the implicit tags of SafeLoader (int, bool, merge, ...)
 
@@ -247,6 +251,8 @@ class _YamlBuilder:
         return line + 1, column + 1
 
     def _text(self, line: int) -> str:
+        if self.lines is None:
+            self.lines = LINE_BREAK.split(self.text) if self.index is not None else self.text.splitlines()
         return self.lines[line] if 0 <= line < len(self.lines) else ""
 
     def documents(self, text: str) -> Iterator[Node]:
