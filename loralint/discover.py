@@ -198,11 +198,11 @@ def discover(
     force_exclude: bool = False,
 ) -> Discovery:
     found = Discovery()
-    seen: set[Path] = set()
+    seen: set[str] = set()  # real paths: normal and absolute (realpath's, or a real folder's joined with a name)
 
     def add(source: SourceFile, real: str | None = None) -> None:
         # not Path.resolve: a symbolic-link loop raises there. `real`: the walk's own, one realpath a directory
-        key = Path(real if real is not None else os.path.realpath(source.path))
+        key = real if real is not None else os.path.realpath(source.path)
         if key not in seen:
             seen.add(key)
             found.files.append(source)

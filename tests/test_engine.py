@@ -65,9 +65,10 @@ def test_paths_in_cached_results_follow_the_command_line(write, tmp_path):
 
 
 def test_prefilter_substring_shortcut_refuses_only_what_its_pattern_refuses():
-    # is_candidate refuses a file that holds none of a format's literal words before running the pattern:
-    # for any text, it must answer as the pattern alone does (a word added to one and not the other fails).
-    from hypothesis import given, settings
+    # is_candidate tries the pattern only where one of a format's literal words begins a match (shifted back
+    # for `use_peft`, `AutoPeftModel`): for any text, it must answer as a search of the pattern alone does
+    # (a word added to one and not the other, or a start it misses, fails).
+    from hypothesis import example, given, settings
     from hypothesis import strategies as st
 
     from loralint.extract import PREFILTERS, is_candidate
@@ -75,11 +76,13 @@ def test_prefilter_substring_shortcut_refuses_only_what_its_pattern_refuses():
     words = ["LoraConfig", "get_peft_model", "get_peft_config", "ModelConfig", "AutoPeftModelForCausalLM",
              "PeftModel", ".from_pretrained", "lora_r", "LORA_alpha", "lora", "Lora :", "adapter", "peft_type",
              "use_peft", "finetuning_type", "_component_: torchtune.models.lora_llama", "peft_config", '"', "r",
-             '"r"', "_", ":", " ", "\n", "x", "."]
+             '"r"', "_", ":", " ", "\n", "x", ".", "Auto", "USE_Peft", "_component_:", "LoRA", "Adapter"]
     texts = st.lists(st.sampled_from(words), max_size=8).map("".join)
 
     @settings(max_examples=400, deadline=None)
     @given(texts, st.sampled_from(sorted(PREFILTERS)))
+    @example("x = AutoPeftModelForCausalLM.from_pretrained(p)", "python")
+    @example("x: 1\nUSE_Peft: true", "yaml")
     def same(text: str, fmt: str) -> None:
         data = text.encode()
         assert is_candidate(data, fmt) == (PREFILTERS[fmt].search(data) is not None)

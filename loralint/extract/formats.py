@@ -122,8 +122,10 @@ class Document:
         return span
 
     def text_line(self, number: int) -> str:
-        if self.lines is None:
-            self.lines = LINE_BREAK.split(self.text)  # lines as every position counts them
+        if not self.lines:  # None, or the file's shared list not split yet (a split is never empty)
+            if self.lines is None:
+                self.lines = []
+            self.lines.extend(LINE_BREAK.split(self.text))  # lines as every position counts them
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
 
@@ -1189,13 +1191,11 @@ def detect(root: Node, syntax: str) -> Callable[[Document], list[ConfigSite]] | 
 def extract_documents(path: str, syntax: str, text: str, roots: Iterable[Node],
                       reads: list[tuple[str, str | None]] | None = None) -> list[ConfigSite]:
     sites: list[ConfigSite] = []
-    lines: list[str] | None = None  # split once per file, shared by its documents
+    lines: list[str] = []  # split once per file when a document first asks (Document.text_line), shared by its documents
     for root in roots:
         extractor = detect(root, syntax)
         if extractor is None:
             continue
-        if lines is None:
-            lines = LINE_BREAK.split(text)
         found = extractor(Document(path, syntax, root, text, lines, reads))
         room = MAX_SITES_PER_FILE - len(sites)
         if len(found) > room:

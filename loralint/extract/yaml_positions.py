@@ -42,6 +42,17 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 Position = tuple[int, int]  # 1-based line, 1-based column
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = yaml.resolver.Resolver.DEFAULT_SCALAR_TAG
+# The first characters of a plain scalar that SafeLoader's implicit resolvers may tag otherwise than as a
+# string (bool, int, float, null, merge, timestamp, ...). A plain scalar that begins with any other one, and a
+# quoted scalar, is a string: the resolver, which would try each pattern, is not called (on a trainer YAML most
+# keys and many values). A wildcard resolver (key None) would apply to every first character: then all go.
+_RESOLVERS = yaml.resolver.Resolver.yaml_implicit_resolvers
+_RESOLVED_FIRST = None if None in _RESOLVERS or yaml.resolver.Resolver.yaml_path_resolvers else frozenset(_RESOLVERS)
+# The tag of a short plain scalar that needs the resolver, once a process: the same keys and values (`true`,
+# `num_epochs`, `0.0002`) come back in every config of a tree. The resolver's answer depends on the text alone.
+_PLAIN_TAGS: dict[str, str] = {}
+_PLAIN_TAGS_MAX, _PLAIN_TAG_LENGTH = 50_000, 64
 _STANDARD_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
@@ -67,6 +78,9 @@ class Node:
     def value(self) -> Any:
         """The Python value (dicts, lists, str, int, float, bool, None), or Unknown."""
         if self._value is _UNSET:
+            if self.kind == "scalar":  # one element, one level: within both bounds
+                self._value = self._build()
+                return self._value
             size, depth = self._expanded()
             if size > _MAX_ELEMENTS or depth > MAX_DATA_DEPTH:
                 # Aliases share nodes, so a small file can describe a huge value ("billion laughs"), or
@@ -136,6 +150,8 @@ class Node:
             return [item._child() for item in self.items]
         scalar = self._raw
         if self._constructor is not None:
+            if scalar.tag == _STR_TAG:  # what SafeConstructor.construct_yaml_str returns: the scalar's text
+                return scalar.value
             try:
                 scalar = self._constructor.construct_object(self._raw, deep=True)
             except yaml.YAMLError as exc:
@@ -212,7 +228,8 @@ class _YamlBuilder:
         # come from the mark's offset instead, so that every output agrees on the line.
         unusual = any(ch in text for ch in _YAML_ONLY_BREAKS)
         self.index = LineIndex(text) if unusual else None
-        self.lines = LINE_BREAK.split(text) if unusual else text.splitlines()
+        self.text = text
+        self.lines: list[str] | None = None  # split when a block scalar's end is first looked for (_text)
         self.constructor = yaml.constructor.SafeConstructor()
         self.resolver = yaml.resolver.Resolver()  # the implicit tags of SafeLoader (int, bool, merge, ...)
 
@@ -234,6 +251,8 @@ class _YamlBuilder:
         return line + 1, column + 1
 
     def _text(self, line: int) -> str:
+        if self.lines is None:
+            self.lines = LINE_BREAK.split(self.text) if self.index is not None else self.text.splitlines()
         return self.lines[line] if 0 <= line < len(self.lines) else ""
 
     def documents(self, text: str) -> Iterator[Node]:
@@ -253,17 +272,35 @@ class _YamlBuilder:
         root: Node | None = None
         built = 0
         next_event = loader.get_event
+        resolve, ScalarNode, plain_strings, plain_tags = self.resolver.resolve, yaml.ScalarNode, _RESOLVED_FIRST, _PLAIN_TAGS
+        exact_marks = self.index is None  # else positions come from the marks' offsets (see position)
         while True:
             event = next_event()
             kind = type(event)
             if kind is yaml.StreamEndEvent or event is None:
                 return
             if kind is yaml.ScalarEvent:  # the most frequent first
-                tag = event.tag
+                tag, value = event.tag, event.value
                 if tag is None or tag == "!":
-                    tag = self.resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
-                node = Node("scalar", self.position(event.start_mark), self.end_of(event))
-                node._raw = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+                    implicit = event.implicit
+                    if plain_strings is None:  # resolvers of another kind: each scalar is resolved
+                        tag = resolve(ScalarNode, value, implicit)
+                    elif not implicit[0] or (value and value[0] not in plain_strings):
+                        tag = _STR_TAG  # what the resolver would say (see _RESOLVED_FIRST)
+                    else:
+                        tag = plain_tags.get(value)
+                        if tag is None:
+                            tag = resolve(ScalarNode, value, implicit)
+                            if len(value) <= _PLAIN_TAG_LENGTH and len(plain_tags) < _PLAIN_TAGS_MAX:
+                                plain_tags[value] = tag
+                start_mark, end_mark = event.start_mark, event.end_mark
+                if exact_marks and (end_mark.column or end_mark.line <= start_mark.line):
+                    # position() and end_of() of the usual scalar, inline: it ends on its own line, mid-line
+                    node = Node("scalar", (start_mark.line + 1, start_mark.column + 1),
+                                (end_mark.line + 1, end_mark.column + 1))
+                else:
+                    node = Node("scalar", self.position(start_mark), self.end_of(event))
+                node._raw = ScalarNode(tag, value, start_mark, end_mark, style=event.style)
                 node._constructor = self.constructor
                 if event.anchor is not None:
                     self._anchor(anchors, event, node)
