@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator, Mapping
 
 from loralint.knowledge.models import ModelInfo, Module, peft_facts
@@ -351,13 +351,14 @@ _UNSEEN = object()
 
 def _invariant_width(cfg: _Cfg) -> int:
     """A width w such that check_target_module_exists(cfg, name) is the same for names with the same last w
-    characters (0: none). That holds when the answer only asks ``name == e`` and ``name.endswith("." + e)`` of
-    str entries e of target_modules and exclude_modules (no regex, no modules_to_save, no layers_to_transform):
-    with w > len(e), a name of w characters or more is never e, and ``"." + e`` lies within its last w; a
-    shorter name is its own last w characters. A 28-layer model's per-layer names are then matched once."""
+    characters (0: none), modules_to_save left aside. That holds when the answer only asks ``name == e`` and
+    ``name.endswith("." + e)`` of str entries e of target_modules and exclude_modules (no regex, no
+    layers_to_transform): with w > len(e), a name of w characters or more is never e, and ``"." + e`` lies
+    within its last w; a shorter name is its own last w characters. A 28-layer model's per-layer names are
+    then matched once."""
     tm, ex = cfg.target_modules, cfg.exclude_modules
     collections = (set, frozenset, list, tuple)
-    if cfg.modules_to_save or not isinstance(tm, collections) or not _all_str(tm):
+    if not isinstance(tm, collections) or not _all_str(tm):
         return 0
     if ex and (not isinstance(ex, collections) or not _all_str(ex)):
         return 0
@@ -797,6 +798,10 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     anything = cfg.target_modules is not None or cfg.target_parameters is not None
     width = _invariant_width(cfg) if anything else 0
     by_tail: dict[str, Any] = {}  # name[-width:] -> check_target_module_exists (see _invariant_width)
+    # modules_to_save (SEQ_CLS's classifier/score) is matched name by name, where PEFT checks it: after
+    # exclude_modules, before the targets (which raise nothing and run no pattern: the same work and errors)
+    saved = cfg.modules_to_save if width else None
+    unsaved = replace(cfg, modules_to_save=None) if saved else cfg
     for m in info.modules:
         key = m.name
         if not key:
@@ -806,7 +811,10 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
                 tail = key[-width:]
                 hit = by_tail.get(tail, _UNSEEN)
                 if hit is _UNSEEN:
-                    hit = by_tail[tail] = check_target_module_exists(cfg, key)
+                    hit = by_tail[tail] = check_target_module_exists(unsaved, key)
+                if saved and hit is not EXCLUDED and rx.first(
+                        cfg.patterns(saved, SAVED_MODULE, "modules_to_save"), key, "modules_to_save") is not None:
+                    hit = EXCLUDED
             else:
                 hit = check_target_module_exists(cfg, key) if anything else False
         except re.error as exc:
