@@ -73,6 +73,9 @@ class Resolver:
     # config.json files found but not used, with the reason ("…/config.json: not a regular file (FIFO)").
     problems: list[str] = field(default_factory=list)
     _memo: dict[tuple[str, str], Resolution | None] = field(default_factory=dict)
+    # model id -> its config.json in the Hugging Face cache: the same for every folder (finding the cache reads
+    # the environment and the home folder, half of a resolution)
+    _cached_paths: dict[str, Path | None] = field(default_factory=dict)
 
     def resolve_site(self, site: ConfigSite) -> Resolution | None:
         model_id: str | None = None
@@ -112,7 +115,9 @@ class Resolver:
                 shown = folder if Path(model_id).is_absolute() else Path(model_id)
                 return _with_type(Resolution(model_id, "local folder", str(shown / "config.json"), config), self.problems)
         if _REPO_ID.match(model_id):
-            path = cached_config_path(model_id)
+            if model_id not in self._cached_paths:
+                self._cached_paths[model_id] = cached_config_path(model_id)
+            path = self._cached_paths[model_id]
             if path is not None:
                 config = _read_config(path, self.problems)
                 if config is not None:

@@ -37,8 +37,15 @@ class Unknown:
         return f"Unknown({self.reason!r})"
 
 
+# Values that hold nothing else (the usual field value): known without the isinstance tests below, which the
+# checks ask tens of thousands of times a run.
+_PLAIN = frozenset((str, int, float, bool, type(None)))
+
+
 def is_known(value: Any) -> bool:
     """True when `value` holds no Unknown anywhere (containers included)."""
+    if type(value) in _PLAIN:
+        return True
     if isinstance(value, Unknown):
         return False
     if isinstance(value, (list, tuple, set, frozenset)):

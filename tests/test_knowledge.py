@@ -305,6 +305,23 @@ def test_list_entries_match_exactly_or_as_dotted_suffix(tiny_llama):
     assert res.entry_matches["self_attn.q_proj"] == 3
 
 
+def test_entries_naming_one_layer_reach_that_layer_only(tiny_llama):
+    # (what PEFT 0.21.2 adapts here, checked with get_peft_model on this config)
+    res = analyze_lora(tiny_llama, target_modules=["layers.1.self_attn.q_proj", "v_proj"],
+                       exclude_modules=["2.self_attn.v_proj"])
+    assert res.targeted_names == ["model.layers.0.self_attn.v_proj", "model.layers.1.self_attn.q_proj",
+                                  "model.layers.1.self_attn.v_proj"]
+    assert res.excluded == ["model.layers.2.self_attn.v_proj"]
+    assert res.entry_matches == {"layers.1.self_attn.q_proj": 1, "v_proj": 2}
+    # modules_to_save keeps a whole layer's attention out of reach (and SEQ_CLS's score)
+    seq_cls = load_model_info("llama", _cfg("tiny-llama"), "SEQ_CLS")
+    res = analyze_lora(seq_cls, target_modules=["q_proj", "score"], task_type="SEQ_CLS",
+                       modules_to_save=["layers.2.self_attn"])
+    assert res.targeted_names == ["model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"]
+    assert {"model.layers.2.self_attn.q_proj", "score"} <= set(res.excluded)
+    assert res.trainable_params == 27_840
+
+
 def test_string_is_a_full_regex(tiny_llama):
     assert analyze_lora(tiny_llama, target_modules="q_proj").errors  # must match the WHOLE name
     res = analyze_lora(tiny_llama, target_modules=r".*\.layers\.[02]\.self_attn\.(q|v)_proj")

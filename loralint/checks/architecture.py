@@ -375,7 +375,7 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
         return
     resolution, info, result = found
     targeted = [t for t in result.targeted if t.layer_index is not None]
-    if not targeted or not all(_ATTENTION.search(t.folded) for t in targeted):
+    if not targeted or not all(_ATTENTION.search(folded) for folded in {t.folded for t in targeted}):
         return
     if any(not _ATTENTION.search(p.name) for p in result.targeted_parameters):
         return  # MLP experts adapted as parameters (target_parameters, or PEFT's MoE conversion)

@@ -577,7 +577,7 @@ def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator
                     raise ModelTooLarge(
                         f"{lists.get(lpath)} = {_magnitude(n)} makes more than {MAX_MODULES:,} modules ({name}; the "
                         "largest real models have under 5,000); its modules are not analysed")
-                new.extend(c + (v,) for v in range(n))
+                new.extend([c + (v,) for v in range(n)])
             combos = new
         left -= len(combos)
         if not combos:
@@ -852,7 +852,13 @@ def load_model_info(
     # tied = the output layer's weight IS the input embedding's (as built for this config); without an
     # output layer, what the config says
     tie = None
-    out_mod = next((m for m in modules if m.name == rec.get("output_layer")), None)
+    out_name = rec.get("output_layer")
+    out_mod = None
+    if out_name is not None:  # no module is named None
+        for m in modules:
+            if m.name == out_name:
+                out_mod = m
+                break
     if out_mod is not None:
         w = next((p for p in out_mod.params if p.local_name == "weight"), None)
         tie = bool(w is not None and w.tied_to is not None)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator, Mapping
 
 from loralint.knowledge.models import ModelInfo, Module, peft_facts
@@ -346,6 +346,28 @@ class _Cfg:
         return min(hits, key=order.__getitem__) if hits else None
 
 
+_UNSEEN = object()
+
+
+def _invariant_width(cfg: _Cfg) -> int:
+    """A width w such that check_target_module_exists(cfg, name) is the same for names with the same last w
+    characters (0: none), modules_to_save left aside. That holds when the answer only asks ``name == e`` and
+    ``name.endswith("." + e)`` of str entries e of target_modules and exclude_modules (no regex, no
+    layers_to_transform): with w > len(e), a name of w characters or more is never e, and ``"." + e`` lies
+    within its last w; a shorter name is its own last w characters. A 28-layer model's per-layer names are
+    then matched once."""
+    tm, ex = cfg.target_modules, cfg.exclude_modules
+    collections = (set, frozenset, list, tuple)
+    if not isinstance(tm, collections) or not _all_str(tm):
+        return 0
+    if ex and (not isinstance(ex, collections) or not _all_str(ex)):
+        return 0
+    layers = cfg.layers_to_transform
+    if layers is not None and (len(layers) != 0 if isinstance(layers, list) else True):
+        return 0
+    return max(map(len, (*tm, *(ex or ()))), default=0) + 1
+
+
 def _all_str(entries: Any) -> bool:
     return all(isinstance(t, str) for t in entries)
 
@@ -423,7 +445,13 @@ def _find_minimal_target_modules(target_modules: set[str], other_module_names: I
         return _find_minimal_target_modules_any(target_modules, other_module_names)
     table = _SuffixTable() if table is None else table
     other = set(other_module_names)
-    other_suffixes = set(other).union(*(table[item] for item in other))
+    # PEFT's other_module_suffixes is only asked about suffixes of the targets, which end with a target's last
+    # part: the other names that end otherwise add nothing it is asked about (and need no splitting).
+    lasts = {t.rpartition(".")[2] for t in target_modules}
+    other_suffixes = set(other)
+    for item in other:
+        if item.rpartition(".")[2] in lasts:
+            other_suffixes.update(table[item])
     required: set[str] = set()
     for item, sufs in sorted(((t, (*reversed(table[t]), t)) for t in target_modules), key=lambda tup: tup[1]):
         # PEFT tries each suffix not yet required and not one of another module's, and adds it unless the item
@@ -767,13 +795,28 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     excluded: list[str] = []
     unmatched: list[str] = []
     exclude_hits: dict[str, int] = {}
+    anything = cfg.target_modules is not None or cfg.target_parameters is not None
+    width = _invariant_width(cfg) if anything else 0
+    by_tail: dict[str, Any] = {}  # name[-width:] -> check_target_module_exists (see _invariant_width)
+    # modules_to_save (SEQ_CLS's classifier/score) is matched name by name, where PEFT checks it: after
+    # exclude_modules, before the targets (which raise nothing and run no pattern: the same work and errors)
+    saved = cfg.modules_to_save if width else None
+    unsaved = replace(cfg, modules_to_save=None) if saved else cfg
     for m in info.modules:
         key = m.name
         if not key:
             continue
         try:
-            hit = check_target_module_exists(cfg, key) if cfg.target_modules is not None or cfg.target_parameters \
-                is not None else False
+            if width:
+                tail = key[-width:]
+                hit = by_tail.get(tail, _UNSEEN)
+                if hit is _UNSEEN:
+                    hit = by_tail[tail] = check_target_module_exists(unsaved, key)
+                if saved and hit is not EXCLUDED and rx.first(
+                        cfg.patterns(saved, SAVED_MODULE, "modules_to_save"), key, "modules_to_save") is not None:
+                    hit = EXCLUDED
+            else:
+                hit = check_target_module_exists(cfg, key) if anything else False
         except re.error as exc:
             res.errors.append(f"re.error: invalid regular expression: {exc}")
             break
@@ -798,12 +841,23 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     # ---- per-entry bookkeeping for list targets ----
     if isinstance(target_modules, (set, list)) and not all_linear:
         counts = {t: 0 for t in sorted(target_modules)}
-        strs = _all_str(counts)
-        for m, _ in targeted:
-            # every entry t with m.name == t or m.name.endswith("." + t), by suffix lookup
-            for t in {m.name, *suffixes[m.name]} if strs else counts:
-                if t in counts and (strs or m.name == t or m.name.endswith(f".{t}")):
+        if _all_str(counts):
+            # every entry t with m.name == t or m.name.endswith("." + t), by suffix lookup: the same entries for
+            # names that end alike over one character more than the longest entry (see _invariant_width)
+            entry_width = max(map(len, counts), default=0) + 1
+            entries_of: dict[str, list[str]] = {}
+            for m, _ in targeted:
+                name = m.name
+                found = entries_of.get(name[-entry_width:])
+                if found is None:
+                    found = entries_of[name[-entry_width:]] = [t for t in (name, *suffixes[name]) if t in counts]
+                for t in found:
                     counts[t] += 1
+        else:
+            for m, _ in targeted:
+                for t in counts:
+                    if m.name == t or m.name.endswith(f".{t}"):
+                        counts[t] += 1
         res.entry_matches = counts
         res.unmatched_target_entries = [t for t, c in counts.items() if c == 0]
     if isinstance(exclude_modules, (set, list)):
@@ -814,22 +868,36 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     # ---- LoRA layers ----
     rank_keys = rx.prepare_all(rank_pattern.keys(), PATTERN_KEY, "rank_pattern")
     alpha_keys = rx.prepare_all(alpha_pattern.keys(), PATTERN_KEY, "alpha_pattern")
+    # Without rank/alpha patterns every layer has r and lora_alpha: the scaling is computed once, and the
+    # parameters once per shape (but where _lora_layer_params reports an error: an Embedding with lora_bias).
+    patterned = bool(rank_keys or alpha_keys)
+    plain_scaling = _scaling(lora_alpha, r, use_rslora)
+    params_of: dict[tuple[Any, ...], int] = {}
     for m, entry in targeted:
-        try:
-            rk = _pattern_key(rank_keys, m.name, rx, "rank_pattern")
-            ak = _pattern_key(alpha_keys, m.name, rx, "alpha_pattern")
-        except re.error as exc:  # get_pattern_key raises it at this module in PEFT too
-            res.errors.append(f"re.error: invalid regular expression in rank_pattern/alpha_pattern: {exc}")
-            break
-        rr = rank_pattern.get(rk, r)
-        aa = alpha_pattern.get(ak, lora_alpha)
+        if patterned:
+            try:
+                rk = _pattern_key(rank_keys, m.name, rx, "rank_pattern")
+                ak = _pattern_key(alpha_keys, m.name, rx, "alpha_pattern")
+            except re.error as exc:  # get_pattern_key raises it at this module in PEFT too
+                res.errors.append(f"re.error: invalid regular expression in rank_pattern/alpha_pattern: {exc}")
+                break
+            rr = rank_pattern.get(rk, r)
+            aa = alpha_pattern.get(ak, lora_alpha)
+            scaling = _scaling(aa, rr, use_rslora)
+        else:
+            rr, aa, scaling = r, lora_alpha, plain_scaling
         if not m.lora_supported:
             res.containers_hit.append(m.name)
             continue
-        n = _lora_layer_params(m, rr, use_dora, lora_bias, res)
+        if patterned or (lora_bias and m.kind == "embedding"):
+            n = _lora_layer_params(m, rr, use_dora, lora_bias, res)
+        else:
+            shape = (m.kind, m.in_features, m.out_features, m.kernel_numel, m.groups)
+            n = params_of.get(shape, -1)
+            if n < 0:
+                n = params_of[shape] = _lora_layer_params(m, rr, use_dora, lora_bias, res)
         res.targeted.append(_targeted_module(
-            m.name, m.folded, m.cls, m.kind, m.in_features, m.out_features, rr, aa, _scaling(aa, rr, use_rslora), n,
-            entry, m.layer_index))
+            m.name, m.folded, m.cls, m.kind, m.in_features, m.out_features, rr, aa, scaling, n, entry, m.layer_index))
     if res.containers_hit:
         first = info.get(res.containers_hit[0])
         res.errors.append(
@@ -909,7 +977,10 @@ def _minimal_target_modules(tms: set[Any], names: list[str], suffixes: _SuffixTa
     suffixes = _SuffixTable() if suffixes is None else suffixes
     # n.endswith(tuple("." + t for t in tms)) by suffix lookup: all-linear on a big model has thousands
     if _all_str(tms):
-        no_target = [n for n in names if n not in tms and tms.isdisjoint(suffixes[n])]
+        # a name ends with "." + t only if its last part is t's (most names are not split)
+        lasts = {t.rpartition(".")[2] for t in tms}
+        no_target = [n for n in names if n not in tms and (
+            n.rpartition(".")[2] not in lasts or tms.isdisjoint(suffixes[n]))]
     else:
         no_target = [n for n in names if n not in tms and not n.endswith(tuple(f".{t}" for t in tms))]
     try:
@@ -1226,20 +1297,27 @@ def _plain_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]] | None:
     seen: set[str] = set()
     params: set[str] = set()
     total = 0
+    prod = math.prod
     for m in modules:
         name = m.name
         if name in seen or (name and name.rpartition(".")[0] not in seen):
             return None
         seen.add(name)
+        if not m.params:
+            continue
+        # each p.name is prefix + its own name, which has no dot: its local_name
+        prefix = f"{name}." if name else ""
+        cut = len(prefix)
         local: set[str] = set()
         for p in m.params:
-            own = p.local_name
-            if own in local or p.name != (f"{name}.{own}" if name else own):
+            full = p.name
+            own = full[cut:]
+            if own in local or "." in own or not full.startswith(prefix):
                 return None
             local.add(own)
             if p.tied_to is None or p.tied_to not in params:
-                total += p.numel
-            params.add(p.name)
+                total += prod(p.shape)
+            params.add(full)
     return total, frozenset(seen)
 
 
