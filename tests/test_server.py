@@ -174,8 +174,11 @@ async def test_workspace_settings_apply(client, tmp_path):
 async def test_changes_are_debounced(client, tmp_path):
     uri = open_doc(client, tmp_path / "train.py", CLEAN)
     await published(client, uri, 1)
-    for version in (2, 3, 4):  # typing: three changes in quick succession
-        change_doc(client, uri, version, BAD if version != 4 else BAD.replace("bias=", "bias ="))
+    # Typing: three changes in quick succession. The first is checked at once (the server is idle) and the
+    # others arrive while that check runs: a long text makes it run long enough for that on a busy machine.
+    long = BAD + "".join(f"def step_{i}(x):\n    return x + {i}\n" for i in range(6000))
+    for version in (2, 3, 4):
+        change_doc(client, uri, version, long if version != 4 else BAD.replace("bias=", "bias ="))
     params = await published(client, uri, 4)  # checked once typing paused
     assert set(by_code(params)) == {"LORA001", "LORA106"}
     assert [p.version for p in client.published if p.uri == uri] == []  # versions 2 and 3 never published
