@@ -145,8 +145,12 @@ class PythonExtractor:
         if not blocks:
             return
 
+        known: dict[int, str | None] = {}  # by line: every site asks, and its applications
+
         def block_of(line: int) -> str | None:
-            return next((where for first, last, where in blocks if first <= line <= last), None)
+            if line not in known:
+                known[line] = next((where for first, last, where in blocks if first <= line <= last), None)
+            return known[line]
 
         for call, site in self.sites.items():
             where = block_of(call.lineno)
@@ -559,13 +563,7 @@ class PythonExtractor:
                     )
 
     def _attach_file_hints(self) -> None:
-        calls: set[str] = set()
-        for call, _ in self.program.flow.calls:
-            func = call.func
-            if isinstance(func, ast.Name):
-                calls.add(func.id)
-            elif isinstance(func, ast.Attribute):
-                calls.add(func.attr)
+        calls = self.program.callee_names()
         dataset_size: Field | None = None
         for call, _ in self.program.calls_named(frozenset({"load_dataset"})):
             split = argument(call, "split", None)
@@ -576,11 +574,10 @@ class PythonExtractor:
             if match:
                 dataset_size = Field("dataset_size", int(match.group(1)), self.span(split), provenance=f"split={value.value!r}")
                 break
-        frozen = frozenset(calls)
         datasets = self._datasets()
         modules = any(self.program.evaluator.is_module_class(info) for info in self.program.flow.classes.values())
         for site in self.sites.values():
-            site.hints.calls = frozen
+            site.hints.calls = calls
             site.hints.defines_modules = modules
             if dataset_size is not None and site.hints.dataset_size is None:
                 site.hints.dataset_size = dataset_size
@@ -594,14 +591,15 @@ class PythonExtractor:
 
         trainers = trainer_datasets(self.program)
         single = file_datasets(self.program) if not trainers else None
+        by_span: dict[Span, Any] = {}  # each trainer's span, the first trainer's where two share one
+        for call, refs in trainers:
+            by_span.setdefault(self.span(call), refs)
 
         def pick(site: ConfigSite):
             if len(trainers) == 1:
                 return trainers[0][1]
-            for call, refs in trainers:
-                if site.hints.applied_span == self.span(call):
-                    return refs
-            return single
+            applied = site.hints.applied_span
+            return by_span.get(applied, single) if applied is not None else single
 
         return pick
 

@@ -133,15 +133,16 @@ class Program:
     def objects(self, node: ast.AST | None) -> list[Obj]:
         return objects_in(self.evaluator.eval(node)) if node is not None else []
 
-    def model_objects(self, node: ast.AST) -> tuple[list[Obj], list[Obj]]:
-        """objects(node) and the models under them (base_models): what extraction compares with a site's
-        models, for every trainer and checkpointing call, site after site (hundreds of times a test
-        file). Kept a module once the evaluator keeps the value, so the answer is the one eval gives."""
-        memo: dict[ast.AST, tuple[list[Obj], list[Obj]]] = self.once("model_objects", dict)
+    def model_ids(self, node: ast.AST) -> tuple[frozenset[int], frozenset[int]]:
+        """The identities (id()) of objects(node) and of the models under them (base_models): what
+        extraction compares with a site's models, for every trainer and checkpointing call, site after
+        site (hundreds of times a test file). The objects live as long as the model. Kept a module once
+        the evaluator keeps the value, so the answer is the one eval gives."""
+        memo: dict[ast.AST, tuple[frozenset[int], frozenset[int]]] = self.once("model_ids", dict)
         found = memo.get(node)
         if found is None:
             theirs = self.objects(node)
-            found = (theirs, base_models(theirs))
+            found = (frozenset(map(id, theirs)), frozenset(map(id, base_models(theirs))))
             if self.evaluator.settled(node):
                 memo[node] = found
         return found
@@ -185,12 +186,12 @@ class Program:
         self._aliases[lasts] = result
         return result
 
-    def calls_named(self, lasts: frozenset[str]) -> list[tuple[ast.Call, Point]]:
-        """Calls whose callee's last name (`f` in `a.b.f(...)`) may be one of `lasts`, in source order
-        (found once for each set of names: every site asks the same; the list is not to be changed)."""
-        found = self._calls_named.get(lasts)
-        if found is not None:
-            return found
+    def callee_names(self) -> frozenset[str]:
+        """The last name of every callee in the module (`f` in `a.b.f(...)` and in `f(...)`)."""
+        return self.once("callee_names", lambda: frozenset(self._calls_by_last()))
+
+    def _calls_by_last(self) -> dict[str, list[tuple[ast.Call, Point]]]:
+        """The module's calls by their callee's last name, in flow order (indexed once)."""
         if self._by_last is None:
             by_last: dict[str, list[tuple[ast.Call, Point]]] = {}
             for call, point in self.flow.calls:
@@ -199,7 +200,16 @@ class Program:
                 if last is not None:
                     by_last.setdefault(last, []).append((call, point))
             self._by_last = by_last
-        out = [item for name in self.names_for(lasts) for item in self._by_last.get(name, ())]
+        return self._by_last
+
+    def calls_named(self, lasts: frozenset[str]) -> list[tuple[ast.Call, Point]]:
+        """Calls whose callee's last name (`f` in `a.b.f(...)`) may be one of `lasts`, in source order
+        (found once for each set of names: every site asks the same; the list is not to be changed)."""
+        found = self._calls_named.get(lasts)
+        if found is not None:
+            return found
+        by_last = self._calls_by_last()
+        out = [item for name in self.names_for(lasts) for item in by_last.get(name, ())]
         out.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
         self._calls_named[lasts] = out
         return out
@@ -210,7 +220,11 @@ class Program:
             return self._applications
         found: list[Application] = []
         candidates = {id(c): (c, p) for c, p in self.calls_named(_APPLYING)}
-        for call, point in self.flow.calls:
+        # An ASCII text spells every keyword and attribute as the parser reads it: without either word
+        # no other call can apply a configuration, and the walk over every call is left out.
+        source = self.text
+        others = not source.ascii or "peft_config" in source.text or "PeftModelFor" in source.text
+        for call, point in self.flow.calls if others else ():
             if call.keywords and id(call) not in candidates and any(k.arg == "peft_config" for k in call.keywords):
                 candidates[id(call)] = (call, point)
             elif type(call.func) is ast.Attribute and call.func.attr.startswith("PeftModelFor"):
