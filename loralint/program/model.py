@@ -100,7 +100,7 @@ class Program:
         self.evaluator = Evaluator(self.flow, self.text)
         self._points: dict[ast.Call, Point] | None = None
         self._aliases: dict[frozenset[str], frozenset[str]] = {}
-        self._alias_of: dict[str, set[str]] | None = None
+        self._alias_names: dict[str, set[str]] | None = None
         self._by_last: dict[str, list[tuple[ast.Call, Point]]] | None = None
         self._calls_named: dict[frozenset[str], list[tuple[ast.Call, Point]]] = {}
         self._applications: list[Application] | None = None
@@ -119,7 +119,7 @@ class Program:
         self.flow.release()
         self.evaluator.release()
         self._facts.clear()
-        self._points = self._by_last = self._alias_of = self._applications = None
+        self._points = self._by_last = self._alias_names = self._applications = None
         self._aliases.clear()
         self._calls_named.clear()
 
@@ -159,9 +159,9 @@ class Program:
         cached = self._aliases.get(lasts)
         if cached is not None:
             return cached
-        if self._alias_of is None:
-            # name -> the last part of what it may stand for, for every import and `a = b.c` binding
-            alias_of: dict[str, set[str]] = {}
+        if self._alias_names is None:
+            # the last part of what a name may stand for -> the name, for every import and `a = b.c` binding
+            by_target: dict[str, set[str]] = {}
             for scope in self.flow.scopes.values():
                 for name, bindings in scope.bindings.items():
                     for b in bindings:
@@ -174,14 +174,16 @@ class Program:
                         else:
                             continue
                         if target != name:
-                            alias_of.setdefault(name, set()).add(target)
-            self._alias_of = alias_of
+                            by_target.setdefault(target, set()).add(name)
+            self._alias_names = by_target
         names = set(lasts)
-        for _ in range(4):
-            grew = {name for name, targets in self._alias_of.items() if name not in names and targets & names}
+        new: frozenset[str] | set[str] = lasts
+        for _ in range(4):  # aliases of aliases, four deep; each round looks up only the names the last one added
+            grew = {name for target in new for name in self._alias_names.get(target, ()) if name not in names}
             if not grew:
                 break
             names |= grew
+            new = grew
         result = frozenset(names)
         self._aliases[lasts] = result
         return result
