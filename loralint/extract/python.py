@@ -336,27 +336,34 @@ class PythonExtractor:
             return entries
         return Unknown(f"{self.text.short(expr)} is not a dict literal")
 
+    def _dict_edits(self) -> dict[str, tuple[list[Any], list[tuple[ast.Call, Point]]]]:
+        """The module's `name[...] = ...` stores and `name.update/pop/setdefault(...)` calls, in flow order,
+        by the name (a name's reads reach only its own bindings): indexed once, each `**kw` asks."""
+        index: dict[str, tuple[list[Any], list[tuple[ast.Call, Point]]]] = {}
+        for store in self.program.flow.stores:
+            target = store.target
+            if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                index.setdefault(target.value.id, ([], []))[0].append(store)
+        for call, point in self.program.flow.calls:
+            func = call.func
+            if (isinstance(func, ast.Attribute) and func.attr in ("update", "pop", "setdefault")
+                    and isinstance(func.value, ast.Name)):
+                index.setdefault(func.value.id, ([], []))[1].append((call, point))
+        return index
+
     def _edited(self, entries: list[_Entry], binding, use: Point) -> list[_Entry] | Unknown:
         """Apply `kw["key"] = v`, `kw.update(...)`, `del kw["key"]`, `kw.pop("key")` made to the dict
         between its binding and its use. An edit on a path the use may not share makes the key unknown."""
         edits: list[tuple[Point, str, Any]] = []  # (point, op, payload)
         reach = self.program.flow.reach
-        for store in self.program.flow.stores:
+        stores, calls = self.program.once("dict_edits", self._dict_edits).get(binding.name, ((), ()))
+        for store in stores:
             target = store.target
-            if not isinstance(target, ast.Subscript) or not isinstance(target.value, ast.Name):
-                continue
-            if reach.get(target.value) != (binding,):
-                continue
-            edits.append((store.point, "set", (target, store.value, store.augmented)))
-        for call, point in self.program.flow.calls:
-            func = call.func
-            if (
-                isinstance(func, ast.Attribute)
-                and func.attr in ("update", "pop", "setdefault")
-                and isinstance(func.value, ast.Name)
-                and reach.get(func.value) == (binding,)
-            ):
-                edits.append((point, func.attr, call))
+            if reach.get(target.value) == (binding,):
+                edits.append((store.point, "set", (target, store.value, store.augmented)))
+        for call, point in calls:
+            if reach.get(call.func.value) == (binding,):
+                edits.append((point, call.func.attr, call))
         if not edits:
             return entries
         out = {key: (key, value, span, override) for key, value, span, override in entries}
