@@ -475,6 +475,25 @@ def test_a_script_exported_from_such_a_notebook_keeps_its_pins(tmp_path):
         assert run.json["configs"] and ("LORA415" in run.codes()) is expected, pin
 
 
+
+def test_a_pin_in_an_exported_bash_cell_after_an_escaped_line_break(tmp_path):
+    # nbconvert writes a %%bash cell as one string: its lines are joined by escaped line breaks, so the text
+    # runs on into `pip` ("...\\npip install"), which starts a line of the cell all the same.
+    for pin, expected in (("trl==0.11.4", False), ("trl==0.22.2", True)):
+        cell = f"set -e\\npip install \"{pin}\"\\n"
+        source = f"get_ipython().run_cell_magic('bash', '', '{cell}')\n" + TOKENIZER_KWARG.format(
+            loader=(
+                "from peft import LoraConfig, get_peft_model\n"
+                "from transformers import AutoModelForCausalLM\n"
+                'model = AutoModelForCausalLM.from_pretrained("facebook/opt-125m")\n'
+                'model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM"))'
+            )
+        ).lstrip("\n")
+        (tmp_path / "train.py").write_text(source)
+        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
+        assert run.json["configs"] and ("LORA415" in run.codes()) is expected, pin
+
+
 LLAMAFACTORY_MOE = (
     "model_name_or_path: mistralai/Mixtral-8x7B-v0.1\nstage: sft\ndo_train: true\nfinetuning_type: lora\n"
     "lora_rank: 8\nlora_target: {targets}\n{extra}"

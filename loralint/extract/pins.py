@@ -21,6 +21,9 @@ _GIT = re.compile(rf"github\.com/huggingface/(?P<name>{'|'.join(_PACKAGES)})\b",
 # A line break, or an escaped one inside a string (`run_cell_magic('capture', '', '...\n!pip ...')`).
 _LINES = re.compile(r"\n|\\n")
 _PIP = re.compile(r"\bpip3?\s+install\b")
+# What every line _PIP matches holds, searched in the whole text: without \b, which a line's start makes
+# where the text runs on (`...\\npip install`).
+_PIP_ANYWHERE = re.compile(r"pip3?\s+install")
 
 
 def pip_installs(text: str) -> dict[str, tuple[str, ...]]:
@@ -29,14 +32,31 @@ def pip_installs(text: str) -> dict[str, tuple[str, ...]]:
     found: dict[str, list[str]] = {}
     if "pip" not in text or "install" not in text:  # _PIP needs both (it is case-sensitive)
         return {}
-    for line in _LINES.split(text):
-        if "install" not in line or not _PIP.search(line):
-            continue
+    for line in _pip_lines(text):
         for m in _REQUIREMENT.finditer(line):
             found.setdefault(m["name"].lower(), []).append((m["spec"] or "").strip())
         for m in _GIT.finditer(line):
             found.setdefault(m["name"].lower(), []).append("")
     return {name: tuple(specs) for name, specs in found.items()}
+
+
+def _pip_lines(text: str) -> list[str]:
+    """The lines of `_LINES.split(text)` that hold a pip install, in order, found from each match of _PIP in
+    the whole text instead of splitting all of it (most files that spell both words install nothing)."""
+    lines: list[str] = []
+    last = -1
+    for m in _PIP_ANYWHERE.finditer(text):
+        at = m.start()
+        escaped = text.rfind("\\n", 0, at)
+        start = max(text.rfind("\n", 0, at) + 1, escaped + 2 if escaped >= 0 else 0)
+        if start <= last:
+            continue  # this line is done
+        ends = [e for e in (text.find("\n", at), text.find("\\n", at)) if e >= 0]
+        line = text[start:min(ends)] if ends else text[start:]
+        last = start
+        if _PIP.search(line):  # a match whose whitespace spans a line break is no line's
+            lines.append(line)
+    return lines
 
 
 def _version(text: str) -> tuple[int, ...]:

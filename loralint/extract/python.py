@@ -145,8 +145,12 @@ class PythonExtractor:
         if not blocks:
             return
 
+        known: dict[int, str | None] = {}  # by line: every site asks, and its applications
+
         def block_of(line: int) -> str | None:
-            return next((where for first, last, where in blocks if first <= line <= last), None)
+            if line not in known:
+                known[line] = next((where for first, last, where in blocks if first <= line <= last), None)
+            return known[line]
 
         for call, site in self.sites.items():
             where = block_of(call.lineno)
@@ -332,27 +336,34 @@ class PythonExtractor:
             return entries
         return Unknown(f"{self.text.short(expr)} is not a dict literal")
 
+    def _dict_edits(self) -> dict[str, tuple[list[Any], list[tuple[ast.Call, Point]]]]:
+        """The module's `name[...] = ...` stores and `name.update/pop/setdefault(...)` calls, in flow order,
+        by the name (a name's reads reach only its own bindings): indexed once, each `**kw` asks."""
+        index: dict[str, tuple[list[Any], list[tuple[ast.Call, Point]]]] = {}
+        for store in self.program.flow.stores:
+            target = store.target
+            if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                index.setdefault(target.value.id, ([], []))[0].append(store)
+        for call, point in self.program.flow.calls:
+            func = call.func
+            if (isinstance(func, ast.Attribute) and func.attr in ("update", "pop", "setdefault")
+                    and isinstance(func.value, ast.Name)):
+                index.setdefault(func.value.id, ([], []))[1].append((call, point))
+        return index
+
     def _edited(self, entries: list[_Entry], binding, use: Point) -> list[_Entry] | Unknown:
         """Apply `kw["key"] = v`, `kw.update(...)`, `del kw["key"]`, `kw.pop("key")` made to the dict
         between its binding and its use. An edit on a path the use may not share makes the key unknown."""
         edits: list[tuple[Point, str, Any]] = []  # (point, op, payload)
         reach = self.program.flow.reach
-        for store in self.program.flow.stores:
+        stores, calls = self.program.once("dict_edits", self._dict_edits).get(binding.name, ((), ()))
+        for store in stores:
             target = store.target
-            if not isinstance(target, ast.Subscript) or not isinstance(target.value, ast.Name):
-                continue
-            if reach.get(target.value) != (binding,):
-                continue
-            edits.append((store.point, "set", (target, store.value, store.augmented)))
-        for call, point in self.program.flow.calls:
-            func = call.func
-            if (
-                isinstance(func, ast.Attribute)
-                and func.attr in ("update", "pop", "setdefault")
-                and isinstance(func.value, ast.Name)
-                and reach.get(func.value) == (binding,)
-            ):
-                edits.append((point, func.attr, call))
+            if reach.get(target.value) == (binding,):
+                edits.append((store.point, "set", (target, store.value, store.augmented)))
+        for call, point in calls:
+            if reach.get(call.func.value) == (binding,):
+                edits.append((point, call.func.attr, call))
         if not edits:
             return entries
         out = {key: (key, value, span, override) for key, value, span, override in entries}
@@ -559,13 +570,7 @@ class PythonExtractor:
                     )
 
     def _attach_file_hints(self) -> None:
-        calls: set[str] = set()
-        for call, _ in self.program.flow.calls:
-            func = call.func
-            if isinstance(func, ast.Name):
-                calls.add(func.id)
-            elif isinstance(func, ast.Attribute):
-                calls.add(func.attr)
+        calls = self.program.callee_names()
         dataset_size: Field | None = None
         for call, _ in self.program.calls_named(frozenset({"load_dataset"})):
             split = argument(call, "split", None)
@@ -576,11 +581,10 @@ class PythonExtractor:
             if match:
                 dataset_size = Field("dataset_size", int(match.group(1)), self.span(split), provenance=f"split={value.value!r}")
                 break
-        frozen = frozenset(calls)
         datasets = self._datasets()
         modules = any(self.program.evaluator.is_module_class(info) for info in self.program.flow.classes.values())
         for site in self.sites.values():
-            site.hints.calls = frozen
+            site.hints.calls = calls
             site.hints.defines_modules = modules
             if dataset_size is not None and site.hints.dataset_size is None:
                 site.hints.dataset_size = dataset_size
@@ -594,14 +598,15 @@ class PythonExtractor:
 
         trainers = trainer_datasets(self.program)
         single = file_datasets(self.program) if not trainers else None
+        by_span: dict[Span, Any] = {}  # each trainer's span, the first trainer's where two share one
+        for call, refs in trainers:
+            by_span.setdefault(self.span(call), refs)
 
         def pick(site: ConfigSite):
             if len(trainers) == 1:
                 return trainers[0][1]
-            for call, refs in trainers:
-                if site.hints.applied_span == self.span(call):
-                    return refs
-            return single
+            applied = site.hints.applied_span
+            return by_span.get(applied, single) if applied is not None else single
 
         return pick
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from loralint.checks.quantization import kbit_kwarg_message, merge_message, quantized_here
 from loralint.extract.trainers import adapter_loads, merge_of, trainer_of
 from loralint.program.evaluate import argument, plain
-from loralint.program.model import Application, base_models
+from loralint.program.model import Application, Program, base_models
 from loralint.program.values import Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Span
 
@@ -167,9 +167,9 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
             hints.kbit_prepared = ex.span(app.call)
     if site.origin.startswith("unsloth"):
         hints.kbit_prepared_by = "unsloth"  # FastLanguageModel.get_peft_model prepares the model itself
-    mine = [*loads, *wrapped]
+    mine = _Mine([*loads, *wrapped])
     for prep in ex.program.preparations():
-        if _touches(prep.models, mine):
+        if mine.touches(prep.models):
             hints.kbit_prepared = ex.span(prep.call)
             hints.kbit_prepared_by = "prepare_model_for_kbit_training"
     for call in _preparing_calls(ex):
@@ -178,7 +178,7 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
         if hints.kbit_prepared_by is None:
             if func.attr == "gradient_checkpointing_enable" and not _non_reentrant(ex, call):
                 continue
-            if _touches(ex.program.objects(func.value), mine):
+            if mine.touched(ex.program, func.value):
                 hints.kbit_prepared = ex.span(call)
                 hints.kbit_prepared_by = func.attr
     hints.kbit_cast_by_hand = _fp32_cast_by_hand(ex, mine)
@@ -210,13 +210,29 @@ def _data_stores(ex: PythonExtractor) -> list:
     ])
 
 
-def _touches(objects: list[Obj], mine: list[Obj]) -> bool:
-    if any(o is m for o in objects for m in mine):
-        return True
-    return any(o is m for o in base_models(objects) for m in base_models(mine))
+class _Mine:
+    """A site's models (the bases its configuration is applied to, the PEFT models made from it) and the
+    models under them, by identity, found once a site for the calls it is compared with."""
+
+    __slots__ = ("bases", "models")
+
+    def __init__(self, models: list[Obj]) -> None:
+        self.models = frozenset(map(id, models))
+        self.bases = frozenset(map(id, base_models(models)))
+
+    def touches(self, objects: list[Obj]) -> bool:
+        """One of `objects` is one of these models, or the models under them meet."""
+        if any(id(o) in self.models for o in objects):
+            return True
+        return any(id(o) in self.bases for o in base_models(objects))
+
+    def touched(self, program: Program, node: ast.AST) -> bool:
+        """touches(program.objects(node)), from the identities the program keeps for `node`."""
+        theirs, bases = program.model_ids(node)
+        return not self.models.isdisjoint(theirs) or not self.bases.isdisjoint(bases)
 
 
-def _fp32_cast_by_hand(ex: PythonExtractor, mine: list[Obj]) -> Span | None:
+def _fp32_cast_by_hand(ex: PythonExtractor, mine: _Mine) -> Span | None:
     """`for p in model.parameters(): p.data = p.data.to(torch.float32)` (or `.float()`, or named_parameters)
     on one of these models: what prepare_model_for_kbit_training does to the 16-bit parameters
     (peft/utils/other.py: `param.data = param.data.to(torch.float32)`), written out by the script."""
@@ -229,7 +245,7 @@ def _fp32_cast_by_hand(ex: PythonExtractor, mine: list[Obj]) -> Span | None:
             loop = binding.value
             if binding.kind != "loop" or not isinstance(loop, ast.Call) or not isinstance(loop.func, ast.Attribute):
                 continue
-            if loop.func.attr in ("parameters", "named_parameters") and _touches(ex.program.objects(loop.func.value), mine):
+            if loop.func.attr in ("parameters", "named_parameters") and mine.touched(ex.program, loop.func.value):
                 return ex.span(store.target)
     return None
 

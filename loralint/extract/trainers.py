@@ -55,12 +55,15 @@ def _may_name_trainers(program: Program) -> bool:
 
 def _attributes_with_values(program: Program) -> frozenset[str]:
     """Attribute names that may hold an ImportRef other than `<import path>.<name>`: `self.x = ...` in a
-    method, a class-level binding (`self.x` reads it), a keyword of a call (an instance of a local
+    method, a class-level binding other than a def or class (`self.x` reads it), a keyword of a call (an instance of a local
     dataclass or TRL's ModelConfig answers `obj.x` with what `X(x=...)` passed)."""
     names: set[str] = set()
     for info in program.flow.classes.values():
         names.update(info.self_attrs)
-        names.update(info.scope.bindings)
+        # a class attribute bound only by `def` or `class` reads a local function or class, never an import
+        # path (most of a test class's methods, `self.get_model()`)
+        names.update(name for name, bindings in info.scope.bindings.items()
+                     if any(b.kind != "def" and b.kind != "class" for b in bindings))
     for call, _ in program.flow.calls:
         for keyword in call.keywords:
             if keyword.arg:

@@ -65,13 +65,15 @@ def attach_training(
                 applied_at.setdefault(id(site), []).append(app.point)
     trainers = trainer_calls(program)
     file_facts = _file_facts(program)
+    facts: dict[int, _TrainerFacts] = {}  # each trainer's, found on the first site that asks (see _trains)
+    only_pair = len(sites) == 1 and len(trainers) == 1
     for site_call, site in sites.items():
         context = TrainingContext(**file_facts, installs=dict(installs or {}))
         mine = models.get(id(site), [])
         mine_bases = base_models(mine)
         ours = _Ours({id(o) for o in mine}, {id(o) for o in mine_bases})
         for call in trainers:
-            if not _trains(program, call, site, by_config, ours, len(sites) == 1 and len(trainers) == 1):
+            if not _trains(program, call, site, by_config, ours, only_pair, facts):
                 continue
             _describe_trainer(program, call, context, reads)
             break
@@ -88,16 +90,49 @@ class _Ours(NamedTuple):
     bases: set[int]
 
 
+class _TrainerFacts:
+    """What one trainer call is given, as _trains compares it with each site, found on the first site
+    that asks and kept once the evaluator keeps the value (every later evaluation gives the same): the
+    ids of the sites whose configuration its peft_config may be, and of the objects its model argument
+    may be and of the models under them. Sites x trainers was most of attach_training on a test file."""
+
+    __slots__ = ("config_node", "config_sites", "model_node", "models")
+
+    def __init__(self, call: ast.Call) -> None:
+        self.config_node = argument(call, "peft_config", None)
+        self.model_node = argument(call, "model", 0)
+        self.config_sites: frozenset[int] | None = None
+        self.models: tuple[frozenset[int], frozenset[int]] | None = None
+
+    def configured(self, program: Program, by_config: dict[int, ConfigSite]) -> frozenset[int]:
+        found = self.config_sites
+        if found is None:
+            node = self.config_node
+            found = frozenset(id(s) for o in program.objects(node) if (s := by_config.get(id(o))) is not None)
+            if program.evaluator.settled(node):
+                self.config_sites = found
+        return found
+
+    def model_ids(self, program: Program) -> tuple[frozenset[int], frozenset[int]]:
+        found = self.models
+        if found is None:
+            found = program.model_ids(self.model_node)
+            if program.evaluator.settled(self.model_node):
+                self.models = found
+        return found
+
+
 def _trains(program: Program, call: ast.Call, site: ConfigSite, by_config: dict[int, ConfigSite], ours: _Ours,
-            only_pair: bool) -> bool:
-    config_node = argument(call, "peft_config", None)
-    if config_node is not None and any(by_config.get(id(o)) is site for o in program.objects(config_node)):
+            only_pair: bool, memo: dict[int, _TrainerFacts]) -> bool:
+    facts = memo.get(id(call))
+    if facts is None:
+        facts = memo[id(call)] = _TrainerFacts(call)
+    if facts.config_node is not None and id(site) in facts.configured(program, by_config):
         return True
-    model_node = argument(call, "model", 0)
-    if model_node is None:
+    if facts.model_node is None:
         return only_pair  # one config, one trainer, a model the model cannot follow
-    theirs, bases = program.model_objects(model_node)
-    if any(id(o) in ours.models for o in theirs) or any(id(o) in ours.bases for o in bases):
+    theirs, bases = facts.model_ids(program)
+    if not ours.models.isdisjoint(theirs) or not ours.bases.isdisjoint(bases):
         return True
     return only_pair and not theirs
 
@@ -280,8 +315,8 @@ _INPUT_GRADS = frozenset({"enable_input_require_grads", "prepare_model_for_kbit_
 
 
 def _touches(program: Program, node: ast.AST, ours: _Ours) -> bool:
-    theirs, bases = program.model_objects(node)
-    return any(id(o) in ours.models for o in theirs) or any(id(o) in ours.bases for o in bases)
+    theirs, bases = program.model_ids(node)
+    return not ours.models.isdisjoint(theirs) or not ours.bases.isdisjoint(bases)
 
 
 def _reentrant_kwargs(program: Program, node: ast.AST | None) -> bool:

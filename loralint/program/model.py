@@ -100,7 +100,7 @@ class Program:
         self.evaluator = Evaluator(self.flow, self.text)
         self._points: dict[ast.Call, Point] | None = None
         self._aliases: dict[frozenset[str], frozenset[str]] = {}
-        self._alias_of: dict[str, set[str]] | None = None
+        self._alias_names: dict[str, set[str]] | None = None
         self._by_last: dict[str, list[tuple[ast.Call, Point]]] | None = None
         self._calls_named: dict[frozenset[str], list[tuple[ast.Call, Point]]] = {}
         self._applications: list[Application] | None = None
@@ -119,7 +119,7 @@ class Program:
         self.flow.release()
         self.evaluator.release()
         self._facts.clear()
-        self._points = self._by_last = self._alias_of = self._applications = None
+        self._points = self._by_last = self._alias_names = self._applications = None
         self._aliases.clear()
         self._calls_named.clear()
 
@@ -133,15 +133,16 @@ class Program:
     def objects(self, node: ast.AST | None) -> list[Obj]:
         return objects_in(self.evaluator.eval(node)) if node is not None else []
 
-    def model_objects(self, node: ast.AST) -> tuple[list[Obj], list[Obj]]:
-        """objects(node) and the models under them (base_models): what extraction compares with a site's
-        models, for every trainer and checkpointing call, site after site (hundreds of times a test
-        file). Kept a module once the evaluator keeps the value, so the answer is the one eval gives."""
-        memo: dict[ast.AST, tuple[list[Obj], list[Obj]]] = self.once("model_objects", dict)
+    def model_ids(self, node: ast.AST) -> tuple[frozenset[int], frozenset[int]]:
+        """The identities (id()) of objects(node) and of the models under them (base_models): what
+        extraction compares with a site's models, for every trainer and checkpointing call, site after
+        site (hundreds of times a test file). The objects live as long as the model. Kept a module once
+        the evaluator keeps the value, so the answer is the one eval gives."""
+        memo: dict[ast.AST, tuple[frozenset[int], frozenset[int]]] = self.once("model_ids", dict)
         found = memo.get(node)
         if found is None:
             theirs = self.objects(node)
-            found = (theirs, base_models(theirs))
+            found = (frozenset(map(id, theirs)), frozenset(map(id, base_models(theirs))))
             if self.evaluator.settled(node):
                 memo[node] = found
         return found
@@ -158,9 +159,9 @@ class Program:
         cached = self._aliases.get(lasts)
         if cached is not None:
             return cached
-        if self._alias_of is None:
-            # name -> the last part of what it may stand for, for every import and `a = b.c` binding
-            alias_of: dict[str, set[str]] = {}
+        if self._alias_names is None:
+            # the last part of what a name may stand for -> the name, for every import and `a = b.c` binding
+            by_target: dict[str, set[str]] = {}
             for scope in self.flow.scopes.values():
                 for name, bindings in scope.bindings.items():
                     for b in bindings:
@@ -173,24 +174,26 @@ class Program:
                         else:
                             continue
                         if target != name:
-                            alias_of.setdefault(name, set()).add(target)
-            self._alias_of = alias_of
+                            by_target.setdefault(target, set()).add(name)
+            self._alias_names = by_target
         names = set(lasts)
-        for _ in range(4):
-            grew = {name for name, targets in self._alias_of.items() if name not in names and targets & names}
+        new: frozenset[str] | set[str] = lasts
+        for _ in range(4):  # aliases of aliases, four deep; each round looks up only the names the last one added
+            grew = {name for target in new for name in self._alias_names.get(target, ()) if name not in names}
             if not grew:
                 break
             names |= grew
+            new = grew
         result = frozenset(names)
         self._aliases[lasts] = result
         return result
 
-    def calls_named(self, lasts: frozenset[str]) -> list[tuple[ast.Call, Point]]:
-        """Calls whose callee's last name (`f` in `a.b.f(...)`) may be one of `lasts`, in source order
-        (found once for each set of names: every site asks the same; the list is not to be changed)."""
-        found = self._calls_named.get(lasts)
-        if found is not None:
-            return found
+    def callee_names(self) -> frozenset[str]:
+        """The last name of every callee in the module (`f` in `a.b.f(...)` and in `f(...)`)."""
+        return self.once("callee_names", lambda: frozenset(self._calls_by_last()))
+
+    def _calls_by_last(self) -> dict[str, list[tuple[ast.Call, Point]]]:
+        """The module's calls by their callee's last name, in flow order (indexed once)."""
         if self._by_last is None:
             by_last: dict[str, list[tuple[ast.Call, Point]]] = {}
             for call, point in self.flow.calls:
@@ -199,7 +202,16 @@ class Program:
                 if last is not None:
                     by_last.setdefault(last, []).append((call, point))
             self._by_last = by_last
-        out = [item for name in self.names_for(lasts) for item in self._by_last.get(name, ())]
+        return self._by_last
+
+    def calls_named(self, lasts: frozenset[str]) -> list[tuple[ast.Call, Point]]:
+        """Calls whose callee's last name (`f` in `a.b.f(...)`) may be one of `lasts`, in source order
+        (found once for each set of names: every site asks the same; the list is not to be changed)."""
+        found = self._calls_named.get(lasts)
+        if found is not None:
+            return found
+        by_last = self._calls_by_last()
+        out = [item for name in self.names_for(lasts) for item in by_last.get(name, ())]
         out.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
         self._calls_named[lasts] = out
         return out
@@ -210,7 +222,11 @@ class Program:
             return self._applications
         found: list[Application] = []
         candidates = {id(c): (c, p) for c, p in self.calls_named(_APPLYING)}
-        for call, point in self.flow.calls:
+        # An ASCII text spells every keyword and attribute as the parser reads it: without either word
+        # no other call can apply a configuration, and the walk over every call is left out.
+        source = self.text
+        others = not source.ascii or "peft_config" in source.text or "PeftModelFor" in source.text
+        for call, point in self.flow.calls if others else ():
             if call.keywords and id(call) not in candidates and any(k.arg == "peft_config" for k in call.keywords):
                 candidates[id(call)] = (call, point)
             elif type(call.func) is ast.Attribute and call.func.attr.startswith("PeftModelFor"):

@@ -16,6 +16,9 @@ from loralint.sites import Span
 
 # The Python tokenizer ends a line at \r\n, \r or \n only (str.splitlines also splits on \f, \v, ...).
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
+# What str.splitlines ends a line at besides those: a text without any is split alike by it, about ten
+# times faster than by _LINE (a 330 KB file: 8 ms).
+_OTHER_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 class SourceText:
@@ -59,9 +62,13 @@ class SourceText:
     @property
     def lines(self) -> list[str]:
         if self._lines is None:
-            lines = _LINE.findall(self.text)
-            if lines and lines[-1] == "":
-                lines.pop()
+            text = self.text
+            if _OTHER_BREAKS.search(text) is None:
+                lines = text.splitlines(keepends=True)
+            else:
+                lines = _LINE.findall(text)
+                if lines and lines[-1] == "":
+                    lines.pop()
             self._lines = lines
         return self._lines
 
