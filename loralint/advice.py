@@ -30,6 +30,8 @@ SAVED_ADAPTER_ORIGIN = "adapter_config"
 
 @dataclass(slots=True)
 class Advice:
+    """PEFT's targeting and counting for one site on its model, and how much of it is known."""
+
     result: Any  # loralint.knowledge.targeting.TargetingResult
     targets_known: bool  # every targeting field is statically known
     counts_known: bool  # r, alpha, bias, ... are known too: the counts are exact

@@ -46,6 +46,8 @@ DEFAULT_EXCLUDED_DIRS = frozenset(
 
 @dataclass(slots=True)
 class SourceFile:
+    """A file to check: where it is, how it is reported, and its format."""
+
     path: Path  # filesystem path
     display: str  # as reported: relative where the input was relative
     fmt: str
@@ -54,6 +56,8 @@ class SourceFile:
 
 @dataclass(slots=True)
 class Discovery:
+    """What discovery found: the files, the explicit paths that do not exist, and notes on what it skipped."""
+
     files: list[SourceFile] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # skipped explicit paths, unreadable directories

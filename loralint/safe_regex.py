@@ -101,6 +101,8 @@ class Profile:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
+    """A user's pattern in the form PEFT uses it, compiled, with a bound on what one match costs."""
+
     pattern: str  # as the user wrote it
     form: str  # PEFT's form it is used in
     regex: re.Pattern[str]  # the form with the pattern in it, compiled

@@ -63,6 +63,8 @@ class LimitReached(Exception):
 
 @dataclass(frozen=True, slots=True)
 class LimitNote:
+    """A bound reached on part of a file, and where: one LORA906 for its kind."""
+
     message: str
     line: int
     column: int

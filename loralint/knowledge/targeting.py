@@ -70,6 +70,8 @@ EXCLUDED = _Excluded()
 
 @dataclass(frozen=True, slots=True)
 class TargetedModule:
+    """A module PEFT gives a LoRA layer: its shape, rank, alpha, scaling and parameter count."""
+
     name: str
     folded: str
     cls: str
@@ -111,6 +113,8 @@ def _targeted_module(name: str, folded: str, cls: str, kind: str, in_features: i
 
 @dataclass(frozen=True, slots=True)
 class TargetedParameter:
+    """A parameter PEFT adapts through target_parameters (or its MoE conversion), with its shape."""
+
     name: str  # "model.layers.0.mlp.experts.gate_up_proj"
     module: str
     shape: tuple[int, ...]
@@ -284,6 +288,8 @@ def _suffix_table(info: ModelInfo) -> _SuffixTable:
 
 @dataclass
 class _Cfg:
+    """The LoraConfig fields targeting reads, as PEFT holds them after __post_init__."""
+
     target_modules: Any
     exclude_modules: Any
     modules_to_save: Any
