@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import textwrap
 
+import pytest
+
 from helpers import run_cli
 
 TARGETS = '["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"{extra}]'
@@ -459,29 +461,17 @@ def test_a_notebook_that_installs_transformers_4_keeps_trainer_tokenizer(tmp_pat
         assert run.json["configs"] and ("LORA415" in run.codes()) is expected, install
 
 
-def test_a_script_exported_from_such_a_notebook_keeps_its_pins(tmp_path):
-    # nbconvert writes `!pip` as get_ipython().system(...); the TRL pin is what matters for TRL's trainers.
+@pytest.mark.parametrize("install", [
+    # nbconvert writes `!pip` as get_ipython().system(...)
+    "get_ipython().system('pip install \"{pin}\"')",
+    # and a %%bash cell as one string, its lines joined by escaped line breaks: the text runs on into `pip`
+    # ("...\\npip install"), which starts a line of the cell all the same
+    "get_ipython().run_cell_magic('bash', '', 'set -e\\npip install \"{pin}\"\\n')",
+], ids=["system", "bash-cell"])
+def test_a_script_exported_from_such_a_notebook_keeps_its_pins(tmp_path, install):
+    # The TRL pin is what matters for TRL's trainers.
     for pin, expected in (("trl==0.11.4", False), ("trl==0.22.2", True)):
-        source = f"get_ipython().system('pip install \"{pin}\"')\n" + TOKENIZER_KWARG.format(
-            loader=(
-                "from peft import LoraConfig, get_peft_model\n"
-                "from transformers import AutoModelForCausalLM\n"
-                'model = AutoModelForCausalLM.from_pretrained("facebook/opt-125m")\n'
-                'model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, task_type="CAUSAL_LM"))'
-            )
-        ).lstrip("\n")
-        (tmp_path / "train.py").write_text(source)
-        run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path)
-        assert run.json["configs"] and ("LORA415" in run.codes()) is expected, pin
-
-
-
-def test_a_pin_in_an_exported_bash_cell_after_an_escaped_line_break(tmp_path):
-    # nbconvert writes a %%bash cell as one string: its lines are joined by escaped line breaks, so the text
-    # runs on into `pip` ("...\\npip install"), which starts a line of the cell all the same.
-    for pin, expected in (("trl==0.11.4", False), ("trl==0.22.2", True)):
-        cell = f"set -e\\npip install \"{pin}\"\\n"
-        source = f"get_ipython().run_cell_magic('bash', '', '{cell}')\n" + TOKENIZER_KWARG.format(
+        source = install.format(pin=pin) + "\n" + TOKENIZER_KWARG.format(
             loader=(
                 "from peft import LoraConfig, get_peft_model\n"
                 "from transformers import AutoModelForCausalLM\n"
