@@ -76,7 +76,7 @@ def explain_site(site: ConfigSite, gpu_memory: int | None = None, sources: Sourc
     data["memory"] = _memory(data, info)
     data["fit"] = training_memory(site, data, info, gpu_memory)
     data["guidance"] = _guidance(site, data, info)
-    notebook = sources.notebook(site.path) if sources is not None else None
+    notebook = sources.cells(site.path) if sources is not None else None
     if notebook is not None:  # "load_dataset at line 26" named as the notebook shows it (cell, line)
         from loralint.extract.notebook import cell_line_refs
 

@@ -152,7 +152,7 @@ def cell_place(sources: SourceLines, span) -> tuple[int | None, Any]:
     output names a notebook position as `check` does (ruff's `cell N:line:column`)."""
     from loralint.extract.notebook import in_cell
 
-    found = in_cell(sources.notebook(span.path), span)
+    found = in_cell(sources.cells(span.path), span)
     return found if found is not None else (None, span)
 
 

@@ -97,7 +97,7 @@ def _snippet(d: Diagnostic, sources: SourceLines, style: _Style) -> list[str]:
     if line is None:
         return []
     line = line.rstrip("\r\n")
-    cell = in_cell(sources.notebook(s.path), s)
+    cell = in_cell(sources.cells(s.path), s)
     number = cell[1].line if cell is not None else s.line  # a notebook's lines count inside the cell
     gutter = " " * len(str(number))
     start = max(s.column - 1, 0)
