@@ -278,6 +278,8 @@ def test_a_notebook_is_analysed_up_to_the_json_value_limit_and_no_further(tmp_pa
 
     padding = MAX_DATA_NODES - _values(_with_outputs([[]]))
     assert _limit_finding(tmp_path, _with_outputs([list(range(padding))])) == []
+    # at the limit, the cells' JSON positions (composed only when output asks) are found all the same
+    _assert_in_cell_3(_sarif_lora001(tmp_path), *_json_line_of((tmp_path / "nb.ipynb").read_text(), "lora_aplha"))
     over = _limit_finding(tmp_path, _with_outputs([list(range(padding + 1))]))
     assert len(over) == 1 and f"more than {MAX_DATA_NODES:,} values" in over[0]
 

@@ -319,9 +319,15 @@ class Walker:
     def block(self, body: list[ast.stmt], env: Env) -> Env | None:
         saved, saved_facts = self.branch, self.facts
         current: Env | None = env
+        # self.point() inlined: the scope and the enclosing loops are the same for every statement of a
+        # block (a nested scope or loop restores them before the next), its branch may change (see _if)
+        scope = self.scope
+        loops = tuple(loop.ident for loop in self.loops) if self.loops else ()
+        get = _STATEMENTS.get
         for stmt in body:
-            handler = _STATEMENTS.get(type(stmt))
-            point = self.point()
+            handler = get(type(stmt))
+            self._order += 1
+            point = Point(scope, self._order, self.branch, loops)
             if handler is None:
                 self.expressions(stmt, current, point)  # type: ignore[arg-type]
             else:
@@ -371,14 +377,20 @@ class Walker:
 
     def bind(self, env: Env, binding: Binding) -> None:
         name = binding.name
-        self.forget(name)
+        if self.facts:
+            self.forget(name)
         if name in self.scope.globals and self.scope is not self.module:
             module = self.module
             module.bindings.setdefault(name, []).append(binding)
             if module.final is not None:
                 module.final[name] = module.final.get(name, _EMPTY) + (binding,)
             return
-        self.scope.bindings.setdefault(name, []).append(binding)
+        bindings = self.scope.bindings
+        found = bindings.get(name)
+        if found is None:
+            bindings[name] = [binding]
+        else:
+            found.append(binding)
         env[name] = (binding,)
 
     def bind_target(
@@ -417,7 +429,12 @@ class Walker:
                 scope.cls.self_attrs.setdefault(attr, []).append(binding)
 
     # --- expressions ---------------------------------------------------------------------------
-    def expressions(self, root: ast.AST, env: Env, point: Point) -> None:
+    def expressions(
+        self, root: ast.AST, env: Env, point: Point,
+        # the node types compared with every node, as locals without a lookup a call (defaults, never passed)
+        Name: type = ast.Name, Attribute: type = ast.Attribute, Constant: type = ast.Constant,
+        Call: type = ast.Call, keyword: type = ast.keyword, Load: type = ast.Load,
+    ) -> None:
         stack = [root]
         pop, push, extend = stack.pop, stack.append, stack.extend
         reach_load = self.load
@@ -426,8 +443,6 @@ class Walker:
         plain_loads = not self.loops and not self.scope.globals
         calls = self.calls
         facts = self.facts  # read again after what may bind a name (a walrus, a comprehension)
-        Name, Attribute, Constant, Call, keyword = ast.Name, ast.Attribute, ast.Constant, ast.Call, ast.keyword
-        Load = ast.Load
         while stack:
             node = pop()
             # The node pushed last is the next popped: an attribute's object, a call's callee and a
@@ -518,14 +533,19 @@ class Walker:
             self.expressions(node.elt, inner, point)  # type: ignore[attr-defined]
 
     # --- statements ----------------------------------------------------------------------------
-    def _expr_stmt(self, node: ast.stmt, env: Env, point: Point) -> Env:
-        self.expressions(node, env, point)
+    def _expr_stmt(self, node: ast.Expr, env: Env, point: Point) -> Env:
+        if type(node.value) is not ast.Constant:  # a docstring reads nothing
+            self.expressions(node.value, env, point)
         return env
 
     def _assign(self, node: ast.Assign, env: Env, point: Point) -> Env:
-        self.expressions(node.value, env, point)
+        value = node.value
+        self.expressions(value, env, point)
         for target in node.targets:
-            self.bind_target(target, node.value, "assign", env, point)
+            if type(target) is ast.Name:  # bind_target's first case, the usual one, without the call
+                self.bind(env, Binding(target.id, "assign", target, point, value))
+            else:
+                self.bind_target(target, value, "assign", env, point)
         return env
 
     def _ann_assign(self, node: ast.AnnAssign, env: Env, point: Point) -> Env:
