@@ -20,13 +20,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from loralint.lazy_re import lazy
 from loralint.limits import AnalysisLimit
 from loralint.safe_read import InputRefused, read_limited, read_text_limited
 from loralint.sites import ConfigSite
 
 # "org/name", or a legacy id without an organisation ("gpt2", "t5-small", "bert-base-uncased").
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_COMMIT = lazy(r"^[0-9a-f]{40}$")
 
 
 @dataclass(slots=True)

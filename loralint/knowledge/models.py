@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -38,6 +37,7 @@ from loralint.knowledge.index import (  # the indexes live apart: resolving a mo
     quantization_of_id,
     short_repr,
 )
+from loralint.lazy_re import lazy
 from loralint.limits import AnalysisLimit
 
 __all__ = [
@@ -97,8 +97,8 @@ class ModelTooLarge(AnalysisLimit):
 MAX_VERIFY_COUNT = 10_000  # layers, experts, heads (real models: at most a few hundred; Switch-C 2,048 experts)
 MAX_VERIFY_DIM = 2**22  # hidden/intermediate/vocab sizes (real models: under 300,000)
 MAX_VERIFY_PARAMS = 10**13  # the largest real models have about 2 * 10**12
-_COUNT_KEY = re.compile(r"(layers|experts|heads)$|^n_(layer|head|experts?)$")
-_SIZE_KEY = re.compile(r"(_size|_dim)$|^(n_embd|d_model|dim|n_inner|d_ff)$")
+_COUNT_KEY = lazy(r"(layers|experts|heads)$|^n_(layer|head|experts?)$")
+_SIZE_KEY = lazy(r"(_size|_dim)$|^(n_embd|d_model|dim|n_inner|d_ff)$")
 
 
 def config_refusal(config: Mapping[str, Any]) -> tuple[str, str] | None:
