@@ -204,7 +204,7 @@ def test_an_edited_checkout_of_loralint_does_not_reuse_the_cache(tmp_path):
     (tmp_path / "checkout" / "loralint" / "__pycache__" / "cli.cpython-311.pyc").write_bytes(b"")
     assert versions() == first
     seen = first
-    for edited in (tmp_path / "checkout" / "loralint" / "knowledge" / "data" / "arch" / sorted(kept)[0],
+    for edited in (tmp_path / "checkout" / "loralint" / "knowledge" / "data" / "arch" / min(kept),
                    tmp_path / "checkout" / "loralint" / "limits.py"):
         edit_in_place(edited)
         now = versions()
