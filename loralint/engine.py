@@ -31,7 +31,7 @@ class UsageError(Exception):
     """A problem with how loralint was invoked (exit code 2)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Options:
     """What the command line adds to the settings."""
 
@@ -46,7 +46,7 @@ class Options:
     dataset_size: int | None = None  # --dataset-size: beats the settings, per-file settings and the script
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class RunResult:
     """What a run found: all that reporters read."""
 

@@ -30,7 +30,7 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _COMMIT = lazy(r"^[0-9a-f]{40}$")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Resolution:
     """Which model a site is about, where that came from, and (once analysed) its architecture."""
 
@@ -63,7 +63,7 @@ class Resolution:
         return f"{self.via} {self.model_id} → {where}" if self.via else where
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Resolver:
     """Resolves model ids for one run, each (id, folder) once."""
 

@@ -153,7 +153,7 @@ def _magnitude(v: int) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Param:
     """One parameter tensor of a module (``weight``, ``bias``, ``gate_up_proj`` ...)."""
 
@@ -170,7 +170,7 @@ class Param:
         return self.name.rsplit(".", 1)[-1]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Module:
     """One concrete module from ``named_modules()`` (duplicates removed, as PEFT iterates them)."""
 
@@ -250,7 +250,7 @@ def _module(name: str, folded: str, cls: str, kind: str, in_features: int | None
     return m
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class FoldedModule:
     """A module name with the layer index folded (``model.layers.{i}.mlp.down_proj``), for this config."""
 
@@ -265,7 +265,7 @@ class FoldedModule:
     count: int  # number of concrete instances
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class ModelInfo:
     """Everything the static checks need to know about one model class under one config."""
 

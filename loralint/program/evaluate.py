@@ -76,7 +76,7 @@ _BUILTIN_CALLS: dict[str, Callable[..., Any]] = {
 _FLAG_RE = lazy(r"^--?([\w-]+)$")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class ArgparseOption:
     """An `add_argument` call: its destination, flag and default."""
 
