@@ -66,23 +66,40 @@ _SUPPORTED = bool(_NOFOLLOW and _DIRECTORY) and os.open in os.supports_dir_fd an
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
     """Changes whenever loralint's code or data changes (an edited checkout, not only a new version).
-    Once a process: the extraction and check caches of one run share it (each walk is ~20 ms)."""
+    Once a process: the extraction and check caches of one run share it."""
     package = str(Path(__file__).parent)
-    digest = blake2b(digest_size=6)
+    parts: list[str] = []
     # Every module and data file of the package: extraction reads many modules (suppressions, limits, the
-    # program model), and cached checks also depend on the knowledge base's JSON. os.walk: some 650 stats
-    # in a few milliseconds, a third of what Path.rglob costs.
-    for folder, subfolders, names in os.walk(package):
-        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
-        for name in sorted(names):
-            if not name.endswith((".py", ".json")):
-                continue
+    # program model), and cached checks also depend on the knowledge base's JSON. Some 690 files: scandir's
+    # entries (their stat, without a path built and joined for each) cost half of what os.walk's did, and
+    # the text hashed is the same ("folder/name:size:mtime;" each, folders in os.walk's top-down order).
+    _fingerprint_folder(package, ".", parts)
+    return blake2b("".join(parts).encode(), digest_size=6).hexdigest()
+
+
+def _fingerprint_folder(folder: str, relative: str, parts: list[str]) -> None:
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    subfolders = []
+    for entry in entries:
+        try:
+            is_folder = entry.is_dir()
+        except OSError:
+            is_folder = False
+        if is_folder:
+            if entry.name != "__pycache__" and not entry.is_symlink():  # os.walk does not follow links
+                subfolders.append(entry)
+        elif entry.name.endswith((".py", ".json")):
             try:
-                info = os.stat(os.path.join(folder, name))
+                info = entry.stat()
             except OSError:
                 continue
-            digest.update(f"{os.path.relpath(folder, package)}/{name}:{info.st_size}:{info.st_mtime_ns};".encode())
-    return digest.hexdigest()
+            parts.append(f"{relative}/{entry.name}:{info.st_size}:{info.st_mtime_ns};")
+    for entry in subfolders:
+        _fingerprint_folder(entry.path, entry.name if relative == "." else f"{relative}/{entry.name}", parts)
 
 
 def user_cache_dir() -> Path | None:

@@ -54,7 +54,7 @@ class SourceFile:
     explicit: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Discovery:
     """What discovery found: the files, the explicit paths that do not exist, and notes on what it skipped."""
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 from loralint.discover import Discovery, Matcher, SourceFile, discover, glob_to_regex
 from loralint.extract import extract_source, file_diagnostic, file_format, is_candidate
 from loralint.globs import GlobError
+from loralint.lazy_re import lazy
 from loralint.ruleset import Rule, builtin_rules, code_matches, rule_from_mapping
 from loralint.safe_read import DEFAULT_MAX_FILE_SIZE, InputRefused, format_size, read_limited
 from loralint.settings import Settings, setting_location
@@ -30,7 +31,7 @@ class UsageError(Exception):
     """A problem with how loralint was invoked (exit code 2)."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Options:
     """What the command line adds to the settings."""
 
@@ -45,7 +46,7 @@ class Options:
     dataset_size: int | None = None  # --dataset-size: beats the settings, per-file settings and the script
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class RunResult:
     """What a run found: all that reporters read."""
 
@@ -683,8 +684,8 @@ def _file_facts(result: FileResult, settings: Settings, fs_paths: dict[str, Path
 # A name or value from the checked file longer than this is cut in messages (the source line and
 # JSON's structured fields keep it whole): a 300-character identifier is quoted, not echoed in full.
 MAX_MESSAGE_WORD = 80
-_LONG_WORD = re.compile(rf"\S{{{MAX_MESSAGE_WORD + 1},}}")
-_CLOSING = re.compile(r"[\]'\")}>,;:.]*$")
+_LONG_WORD = lazy(rf"\S{{{MAX_MESSAGE_WORD + 1},}}")
+_CLOSING = lazy(r"[\]'\")}>,;:.]*$")
 
 
 def shorten_message(message: str) -> str:

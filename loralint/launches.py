@@ -51,7 +51,7 @@ _NEUTRAL_OPTIONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Launch:
     """One `accelerate launch` command that runs a checked script with an accelerate config."""
 

@@ -20,16 +20,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from loralint.lazy_re import lazy
 from loralint.limits import AnalysisLimit
 from loralint.safe_read import InputRefused, read_limited, read_text_limited
 from loralint.sites import ConfigSite
 
 # "org/name", or a legacy id without an organisation ("gpt2", "t5-small", "bert-base-uncased").
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_COMMIT = lazy(r"^[0-9a-f]{40}$")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Resolution:
     """Which model a site is about, where that came from, and (once analysed) its architecture."""
 
@@ -62,7 +63,7 @@ class Resolution:
         return f"{self.via} {self.model_id} → {where}" if self.via else where
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Resolver:
     """Resolves model ids for one run, each (id, folder) once."""
 

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
+from loralint.lazy_re import lazy
+
 DEFAULT_MAX_FILE_SIZE = 10_000_000  # source, YAML, JSON, settings, .gitignore, config.json
 DEFAULT_MAX_DATA_FILE_SIZE = 2_000_000_000  # data files, read by streaming only
 
@@ -53,7 +55,7 @@ def format_size(size: int) -> str:
     return f"{size} byte{'' if size == 1 else 's'}"
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b|bytes?)?\s*$", re.IGNORECASE)
+_SIZE = lazy(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b|bytes?)?\s*$", re.IGNORECASE)
 _UNITS = {
     "": 1,
     "b": 1,

@@ -99,7 +99,7 @@ class Profile:
         return got
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Prepared:
     """A user's pattern in the form PEFT uses it, compiled, with a bound on what one match costs."""
 

@@ -45,7 +45,7 @@ class CustomRule:
     message: str | None = None  # overrides the check's message; may use {value}, {field}, {limit}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Settings:
     """Effective settings. Defaults need no file and no pydantic (a fast start); a settings file
     is validated by the pydantic schema in loralint/settings_schema.py."""

@@ -134,7 +134,7 @@ class DatasetRef:
     or_train: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Hints:
     """What the extractor saw around a configuration that rules may use."""
 
@@ -198,7 +198,7 @@ class Hints:
     expected_to_fail: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class TrainingContext:
     """What the script does around the adapter (loralint/extract/training.py); None: not seen."""
 
@@ -336,7 +336,7 @@ class Diagnostic:
         return (s.path, s.line, s.column, self.code)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class FileResult:
     """What extraction produced for one file: sites, plus diagnostics about the file itself."""
 

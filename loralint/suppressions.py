@@ -20,17 +20,18 @@ import bisect
 import re
 from collections.abc import Callable, Iterator
 
+from loralint.lazy_re import lazy
 from loralint.sites import Span
 
 # `_SUPPRESSION` is also what the editor server extends with a new code (server.suppress_edit).
-_SUPPRESSION = re.compile(r"#\s*loralint:\s*(?:ignore|noqa)\b(?:\[([^\]]*)\])?", re.IGNORECASE)
+_SUPPRESSION = lazy(r"#\s*loralint:\s*(?:ignore|noqa)\b(?:\[([^\]]*)\])?", re.IGNORECASE)
 # As ruff reads noqa comments: bare, or with codes after a colon, split by commas or spaces; any case.
-_NOQA = re.compile(r"#\s*noqa\b(?::\s?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
-_CODE = re.compile(r"[A-Za-z]+[0-9]+")
-_NEWLINE = re.compile(r"\r\n|\r|\n")  # lines as the extractors count them
+_NOQA = lazy(r"#\s*noqa\b(?::\s?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
+_CODE = lazy(r"[A-Za-z]+[0-9]+")
+_NEWLINE = lazy(r"\r\n|\r|\n")  # lines as the extractors count them
 
 # A string literal (any prefix; triple-quoted ones span lines) or a comment, whichever starts first.
-_PYTHON_SCAN = re.compile(
+_PYTHON_SCAN = lazy(
     r"""
     (?P<string>[rRbBuUfFtT]{0,2}(?:
         \"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"
@@ -42,7 +43,7 @@ _PYTHON_SCAN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_YAML_COMMENT = re.compile(r"(?:^|(?<=[ \t]))#[^\r\n]*", re.MULTILINE)
+_YAML_COMMENT = lazy(r"(?:^|(?<=[ \t]))#[^\r\n]*", re.MULTILINE)
 
 # The kinds of suppression.
 NOQA = "noqa"

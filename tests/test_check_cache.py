@@ -4,7 +4,10 @@ checks read besides the file itself (settings, the base model's config.json) mak
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +169,44 @@ def test_editing_only_the_deepspeed_json_a_config_names_is_seen_by_a_warm_run(tm
     warm = _check(tmp_path)
     assert warm == _check(tmp_path, "--no-cache")
     assert "LORA410" not in [code for code, _, _ in _findings(warm)]
+
+
+def test_an_edited_checkout_of_loralint_does_not_reuse_the_cache(tmp_path):
+    # The cache's version directory is named after every module and data file of the package (their sizes
+    # and times): an edit in place that keeps a file's size still starts a new cache; bytecode does not.
+    arch = REPO / "loralint" / "knowledge" / "data" / "arch"
+    kept = {p.name for p in sorted(arch.iterdir())[:2]}
+    shutil.copytree(REPO / "loralint", tmp_path / "checkout" / "loralint", ignore=lambda folder, names: [
+        n for n in names if n == "__pycache__" or (Path(folder) == arch and n not in kept)])
+    shutil.copytree(REPO / "rules", tmp_path / "checkout" / "rules")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("from peft import LoraConfig\nconfig = LoraConfig(r=16, lora_alpha=4)\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path / "checkout"), "HOME": str(tmp_path),
+           "XDG_CACHE_HOME": str(tmp_path / "user-cache"), "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def versions() -> set[str]:
+        proc = subprocess.run([sys.executable, "-m", "loralint", "check", "--output-format", "json", "."], cwd=project,
+                              env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert "LORA101" in proc.stdout, proc.stdout + proc.stderr
+        return {p.name for p in (project / ".loralint_cache").iterdir() if p.is_dir()}
+
+    def edit_in_place(path: Path) -> None:
+        data = path.read_bytes()
+        at = data.rindex(b"1")
+        path.write_bytes(data[:at] + b"2" + data[at + 1:])  # same size
+        info = path.stat()
+        os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+
+    first = versions()
+    assert len(first) == 1 and versions() == first
+    (tmp_path / "checkout" / "loralint" / "__pycache__").mkdir()
+    (tmp_path / "checkout" / "loralint" / "__pycache__" / "cli.cpython-311.pyc").write_bytes(b"")
+    assert versions() == first
+    seen = first
+    for edited in (tmp_path / "checkout" / "loralint" / "knowledge" / "data" / "arch" / min(kept),
+                   tmp_path / "checkout" / "loralint" / "limits.py"):
+        edit_in_place(edited)
+        now = versions()
+        assert len(now) == 1 and now != seen, edited.name  # a fresh version directory (the old one is pruned)
+        seen = now

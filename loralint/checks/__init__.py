@@ -26,7 +26,7 @@ class Finding:
     demote: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class CheckContext:
     """What a check may know besides the site: the rule's parameters and run-wide hints."""
 

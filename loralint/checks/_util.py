@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any, Iterable
 
+from loralint.lazy_re import lazy
 from loralint.sites import ConfigSite, Field, Fix, Span, TextEdit, format_value, is_known
 
-_PLAIN_YAML = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_PLAIN_YAML = lazy(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _YAML_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "none", "~"}
 
 

@@ -17,6 +17,7 @@ from loralint.checks._util import (
     number,
     replace_value,
 )
+from loralint.lazy_re import lazy
 from loralint.limits import AnalysisLimit, Budget
 from loralint.safe_regex import PATTERN_KEY, Matcher, Prepared, Profile, Refused
 from loralint.sites import ConfigSite, Fix
@@ -264,7 +265,7 @@ def unsloth_dropout(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     )
 
 
-_PLAIN_NAME = re.compile(r"^[\w.]+$")
+_PLAIN_NAME = lazy(r"^[\w.]+$")
 SHADOW_KEYS = 300  # keys compared with each other for LORA109: 44,850 pairs at most
 _SHADOW_BUDGET = 500_000_000  # units of safe_regex work (about half a second at worst)
 

@@ -6,7 +6,6 @@ LoraConfig is built: PEFT only fails once the (possibly multi-GB) base model is 
 
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable
 
 from loralint.checks import CheckContext, Finding, check
@@ -21,6 +20,7 @@ from loralint.checks._util import (
     replace_value,
     similarity,
 )
+from loralint.lazy_re import lazy
 from loralint.peft_fields import (
     BIAS_VALUES,
     INIT_METHODS,
@@ -31,7 +31,7 @@ from loralint.peft_fields import (
 )
 from loralint.sites import ConfigSite
 
-_PISSA_NITER = re.compile(r"^pissa_niter_(\d+)$")
+_PISSA_NITER = lazy(r"^pissa_niter_(\d+)$")
 
 
 @check("unknown_argument")

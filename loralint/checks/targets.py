@@ -14,14 +14,15 @@ from typing import Any
 
 from loralint.checks import CheckContext, Finding, check
 from loralint.checks._util import known_field, literal, replace_value
+from loralint.lazy_re import lazy
 from loralint.limits import AnalysisLimit
 from loralint.safe_regex import compile_checked
 from loralint.sites import ConfigSite
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][\w.]*$")
-_CSV = re.compile(r"^\s*[\w.]+\s*(,\s*[\w.]+\s*)+,?\s*$")
+_IDENTIFIER = lazy(r"^[A-Za-z_][\w.]*$")
+_CSV = lazy(r"^\s*[\w.]+\s*(,\s*[\w.]+\s*)+,?\s*$")
 _ALL_LINEAR_NEAR = {"all_linear", "all linear", "alllinear", "all-linears", "all", "linear", "all-linear-layers", "all_linear_layers"}
-_REGEX_CHARS = re.compile(r"[*+?|^$()\[\]\\{}]")
+_REGEX_CHARS = lazy(r"[*+?|^$()\[\]\\{}]")
 
 
 def misread_string_target(value: str) -> bool:
@@ -114,7 +115,7 @@ def string_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
 # A list entry written as a regex around one module name (`.*q_proj`, `.*\.(q_proj|v_proj)$`, `*q_proj`):
 # the name(s) it was meant to reach.
 _NAME = r"[A-Za-z_]\w*(?:\\\.\w+)*"
-_AROUND_NAMES = re.compile(rf"^\^?(?:\.\*\\\.|\(\.\*\\\.\)\?|\.\*|\*)?(?:({_NAME})|\((?:\?:)?({_NAME}(?:\|{_NAME})*)\))\$?$")
+_AROUND_NAMES = lazy(rf"^\^?(?:\.\*\\\.|\(\.\*\\\.\)\?|\.\*|\*)?(?:({_NAME})|\((?:\?:)?({_NAME}(?:\|{_NAME})*)\))\$?$")
 
 
 def _meant_names(entries: list[str]) -> list[str] | None:

@@ -14,6 +14,7 @@ from loralint.checks.architecture import TOWER, architecture_context
 from loralint.checks.hyperparams import task_type_for_class
 from loralint.checks.vllm import NO_EMBEDDING_LORA
 from loralint.extract.pins import pinned_below
+from loralint.lazy_re import lazy
 from loralint.sites import ConfigSite, TrainingContext
 
 # TRL's preference / RL trainers (trl/trainer/): they fine-tune an already aligned policy with a
@@ -125,7 +126,7 @@ def _names(value: object) -> list[str]:
 
 # Tokenizers that already hold ChatML's <|im_start|>/<|im_end|> (Qwen: ids 151644/151645; SmolLM/SmolLM2: ids
 # 1/2), where trl's setup_chat_format adds no row.
-_CHATML_NATIVE = re.compile(r"qwen|smollm", re.IGNORECASE)
+_CHATML_NATIVE = lazy(r"qwen|smollm", re.IGNORECASE)
 
 
 def _chatml_is_new(site: ConfigSite) -> bool:
@@ -452,7 +453,7 @@ def device_map_ddp(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
 # broken with fp16"; Unsloth forces bfloat16 for gemma-3, unsloth/models/vision.py) and Gemma 4 (Unsloth's
 # FORCE_BFLOAT16, unslothai/unsloth#5074: NaN from step 6 in fp16).
 _BF16_ONLY = {"gemma3": "Gemma 3", "gemma3_text": "Gemma 3", "gemma4": "Gemma 4", "gemma4_text": "Gemma 4"}
-_BF16_ONLY_NAME = re.compile(r"(?:^|/)(?:[\w.-]*[-_])?gemma-?([34])(?![\d.])", re.IGNORECASE)
+_BF16_ONLY_NAME = lazy(r"(?:^|/)(?:[\w.-]*[-_])?gemma-?([34])(?![\d.])", re.IGNORECASE)
 
 
 def _bf16_only_family(site: ConfigSite) -> str | None:

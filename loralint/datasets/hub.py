@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 
+from loralint.lazy_re import lazy
 from loralint.safe_read import read_limited
 
-_HUB_ID = re.compile(r"^[\w.\-]+(/[\w.\-]+)?$")  # `imdb` too: the Hub redirects it to its owner's repo
+_HUB_ID = lazy(r"^[\w.\-]+(/[\w.\-]+)?$")  # `imdb` too: the Hub redirects it to its owner's repo
 
 _INDEX = Path(__file__).resolve().parent.parent / "knowledge" / "datasets.json"
 _MAX_INFO_FILES = 32

@@ -25,7 +25,7 @@ _SHRINKING = frozenset({"select", "filter", "train_test_split", "shard", "take",
                         "interleave_datasets", "map"})
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class _Load:
     """What an expression holds: one data set (split chosen) or a DatasetDict (split None)."""
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from typing import Any
 
 from loralint.datasets.kinds import SUFFIXES
+from loralint.lazy_re import lazy
 from loralint.sites import DatasetRef, Field, Span
 
-_HUB_ID = re.compile(r"^[\w.\-]+/[\w.\-]+$")
+_HUB_ID = lazy(r"^[\w.\-]+/[\w.\-]+$")
 
 
 def _text(node: Any) -> str | None:

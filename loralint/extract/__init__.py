@@ -22,6 +22,7 @@ from loralint.extract.source import (
     looks_binary,
     wide_encoding,
 )
+from loralint.lazy_re import LazyPattern, lazy
 from loralint.limits import AnalysisLimit
 from loralint.sites import Diagnostic, FileResult, Span
 
@@ -34,16 +35,15 @@ FORMATS: dict[str, str] = {".py": "python", ".pyi": "python", ".yaml": "yaml", "
 # A saved adapter loaded (PeftModel / PeftModelFor* / AutoPeftModelFor*.from_pretrained) needs no
 # LoraConfig in the file for LORA407 / LORA405.
 _PYTHON_WORDS = rb"\b(?:LoraConfig|get_peft_model|ModelConfig|get_peft_config)\b|\b(?:Auto)?PeftModel\w*\.from_pretrained\b"
-PREFILTERS: dict[str, re.Pattern[bytes]] = {
-    "python": re.compile(_PYTHON_WORDS),
+# YAML: the LoRA keys of axolotl, LLaMA-Factory (also `finetuning_type: lora` alone, whose
+# lora_* keys all default), torchtune (`_component_: ...lora_*`), TRL, Unsloth (`lora:` section).
+_YAML_WORDS = rb"\b(?:lora_\w+|adapter|peft_\w+|use_peft|finetuning_type)\b|_component_:\s*\S*lora|^lora\s*:"
+PREFILTERS: dict[str, LazyPattern] = {
+    "python": lazy(_PYTHON_WORDS),
     # A notebook's code sits in JSON strings, where these words are written as in Python.
-    "notebook": re.compile(_PYTHON_WORDS),
-    # YAML: the LoRA keys of axolotl, LLaMA-Factory (also `finetuning_type: lora` alone, whose
-    # lora_* keys all default), torchtune (`_component_: ...lora_*`), TRL, Unsloth (`lora:` section).
-    "yaml": re.compile(
-        rb"\b(?:lora_\w+|adapter|peft_\w+|use_peft|finetuning_type)\b|_component_:\s*\S*lora|^lora\s*:", re.I | re.M
-    ),
-    "json": re.compile(
+    "notebook": lazy(_PYTHON_WORDS),
+    "yaml": lazy(_YAML_WORDS, re.I | re.M),
+    "json": lazy(
         rb'"(?:lora_\w+|peft_type|peft_config|r|finetuning_type|use_peft|adapter|_component_)"\s*:'
     ),
 }
@@ -68,10 +68,10 @@ _STARTS: dict[str, tuple[tuple[bytes, tuple[int, ...]], ...]] = {
     "yaml": ((b"lora", (0,)), (b"adapter", (0,)), (b"peft", (0, -4)), (b"finetuning_type", (0,)),
              (b"_component_", (0,))),
 }
-_YAML_LOWERED = re.compile(PREFILTERS["yaml"].pattern, re.MULTILINE)
+_YAML_LOWERED = lazy(_YAML_WORDS, re.MULTILINE)
 # JSON's keys all begin with a quote, the most frequent byte of a JSON file: one pass of this pattern (whose
 # every match a PREFILTERS["json"] match begins with) is cheaper than a substring search a key.
-_JSON_KEY_START = re.compile(rb'"(?:lora_|peft_|r"|finetuning_type"|use_peft"|adapter"|_component_")')
+_JSON_KEY_START = lazy(rb'"(?:lora_|peft_|r"|finetuning_type"|use_peft"|adapter"|_component_")')
 
 
 def is_candidate(data: bytes, fmt: str) -> bool:

@@ -61,7 +61,7 @@ class LimitReached(Exception):
         self.message, self.line, self.column = message, line, column
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class LimitNote:
     """A bound reached on part of a file, and where: one LORA906 for its kind."""
 

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import re
 
+from loralint.lazy_re import lazy
+
 # The libraries whose removed arguments a rule reports (LORA415).
 _PACKAGES = ("transformers", "trl")
 _CLAUSE = r"(?:===|==|~=|!=|<=|>=|<|>)\s*[0-9][\w.*+!]*"
 # A requirement for one of them: name, optional extras, optional specifiers. The lookbehind keeps
 # `sentence-transformers`, `ktransformers` and URL paths out; the lookahead `transformers-foo`.
-_REQUIREMENT = re.compile(
+_REQUIREMENT = lazy(
     rf"(?<![\w.\-/@])(?P<name>{'|'.join(_PACKAGES)})(?:\[[^\]]*\])?(?P<spec>\s*{_CLAUSE}(?:\s*,\s*{_CLAUSE})*)?(?![\w\-])",
     re.IGNORECASE,
 )
-_GIT = re.compile(rf"github\.com/huggingface/(?P<name>{'|'.join(_PACKAGES)})\b", re.IGNORECASE)
+_GIT = lazy(rf"github\.com/huggingface/(?P<name>{'|'.join(_PACKAGES)})\b", re.IGNORECASE)
 # A line break, or an escaped one inside a string (`run_cell_magic('capture', '', '...\n!pip ...')`).
-_LINES = re.compile(r"\n|\\n")
-_PIP = re.compile(r"\bpip3?\s+install\b")
+_LINES = lazy(r"\n|\\n")
+_PIP = lazy(r"\bpip3?\s+install\b")
 # What every line _PIP matches holds, searched in the whole text: without \b, which a line's start makes
 # where the text runs on (`...\\npip install`).
-_PIP_ANYWHERE = re.compile(r"pip3?\s+install")
+_PIP_ANYWHERE = lazy(r"pip3?\s+install")
 
 
 def pip_installs(text: str) -> dict[str, tuple[str, ...]]:

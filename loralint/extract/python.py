@@ -10,7 +10,6 @@ about variable names.
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from loralint.extract.quantized import loaded_kbit_kwargs, merged_loaded_adapter
 from loralint.extract.training import attach_training, frozen_adapter_findings
 from loralint.extract.trl import finish_trl, link_trl, model_config_site
 from loralint.extract.unsloth import finetune_flags
+from loralint.lazy_re import lazy
 from loralint.peft_fields import (
     LORA_FIELDS,
     PEFT_DEFAULTS,
@@ -50,7 +50,7 @@ _DICT = frozenset({"dict"})
 # Context managers a test wraps around code that must raise or warn (pytest, unittest).
 _EXPECTING = frozenset({"raises", "warns", "deprecated_call", "assertRaises", "assertRaisesRegex", "assertWarns",
                         "assertWarnsRegex"})
-_SPLIT_SIZE_RE = re.compile(r"^\s*\w+\s*\[\s*(?:0\s*)?:\s*(\d+)\s*\]\s*$")
+_SPLIT_SIZE_RE = lazy(r"^\s*\w+\s*\[\s*(?:0\s*)?:\s*(\d+)\s*\]\s*$")
 # (entry key, value node, key span, whether the value may differ on some path)
 _Entry = tuple[str, ast.AST, Span, str | None]
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import bisect
 import codecs
-import re
 from array import array
 from itertools import accumulate
 
+from loralint.lazy_re import lazy
+
 # PEP 263: a coding declaration on line 1 or 2.
-_CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+_CODING_RE = lazy(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 
 
 class UndecodableSource(Exception):
@@ -43,7 +44,7 @@ _BOMS = (
 _NOT_SOURCE_CODECS = frozenset(
     {"punycode", "idna", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"}
 )
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_LINE_BREAK = lazy(rb"\r\n|\r|\n")
 
 
 def wide_encoding(data: bytes, fmt: str) -> str | None:
@@ -147,7 +148,7 @@ def decode_text(data: bytes, fmt: str = "yaml") -> str:
 # One definition of a line for every position loralint prints (text, JSON, SARIF, GitHub, LSP, fixes):
 # \r\n, \r or \n ends a line, as Python's tokenizer, the LSP and editors count them. YAML also ends
 # lines at NEL, LS and PS, and str.splitlines() at \v, \f and more: positions from those are converted.
-LINE_BREAK = re.compile(r"\r\n|\r|\n")
+LINE_BREAK = lazy(r"\r\n|\r|\n")
 
 
 def line_column(text: str, offset: int) -> tuple[int, int]:

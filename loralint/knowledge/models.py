@@ -18,7 +18,6 @@ Example::
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -38,6 +37,7 @@ from loralint.knowledge.index import (  # the indexes live apart: resolving a mo
     quantization_of_id,
     short_repr,
 )
+from loralint.lazy_re import lazy
 from loralint.limits import AnalysisLimit
 
 __all__ = [
@@ -97,8 +97,8 @@ class ModelTooLarge(AnalysisLimit):
 MAX_VERIFY_COUNT = 10_000  # layers, experts, heads (real models: at most a few hundred; Switch-C 2,048 experts)
 MAX_VERIFY_DIM = 2**22  # hidden/intermediate/vocab sizes (real models: under 300,000)
 MAX_VERIFY_PARAMS = 10**13  # the largest real models have about 2 * 10**12
-_COUNT_KEY = re.compile(r"(layers|experts|heads)$|^n_(layer|head|experts?)$")
-_SIZE_KEY = re.compile(r"(_size|_dim)$|^(n_embd|d_model|dim|n_inner|d_ff)$")
+_COUNT_KEY = lazy(r"(layers|experts|heads)$|^n_(layer|head|experts?)$")
+_SIZE_KEY = lazy(r"(_size|_dim)$|^(n_embd|d_model|dim|n_inner|d_ff)$")
 
 
 def config_refusal(config: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -153,7 +153,7 @@ def _magnitude(v: int) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Param:
     """One parameter tensor of a module (``weight``, ``bias``, ``gate_up_proj`` ...)."""
 
@@ -170,7 +170,7 @@ class Param:
         return self.name.rsplit(".", 1)[-1]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Module:
     """One concrete module from ``named_modules()`` (duplicates removed, as PEFT iterates them)."""
 
@@ -250,7 +250,7 @@ def _module(name: str, folded: str, cls: str, kind: str, in_features: int | None
     return m
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class FoldedModule:
     """A module name with the layer index folded (``model.layers.{i}.mlp.down_proj``), for this config."""
 
@@ -265,7 +265,7 @@ class FoldedModule:
     count: int  # number of concrete instances
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class ModelInfo:
     """Everything the static checks need to know about one model class under one config."""
 

@@ -68,7 +68,7 @@ EXCLUDED = _Excluded()
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class TargetedModule:
     """A module PEFT gives a LoRA layer: its shape, rank, alpha, scaling and parameter count."""
 
@@ -111,7 +111,7 @@ def _targeted_module(name: str, folded: str, cls: str, kind: str, in_features: i
     return t
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class TargetedParameter:
     """A parameter PEFT adapts through target_parameters (or its MoE conversion), with its shape."""
 
@@ -125,7 +125,7 @@ class TargetedParameter:
     matched_by: str
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class TargetingResult:
     """PEFT's view of one LoraConfig on one ModelInfo."""
 
@@ -286,7 +286,7 @@ def _suffix_table(info: ModelInfo) -> _SuffixTable:
     return table
 
 
-@dataclass
+@dataclass(repr=False, eq=False)
 class _Cfg:
     """The LoraConfig fields targeting reads, as PEFT holds them after __post_init__."""
 

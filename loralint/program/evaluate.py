@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import ast
 import operator
-import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from loralint.lazy_re import lazy
 from loralint.peft_fields import TRL_MODEL_CONFIG_ATTR_DEFAULTS
 from loralint.program.flow import Binding, ClassInfo, FlowModel, Point, Scope, dotted
 from loralint.program.objects import call_kind, is_trl_model_config, model_library, same_object_method
@@ -73,10 +73,10 @@ _BUILTIN_CALLS: dict[str, Callable[..., Any]] = {
     "sorted": sorted,
     "len": len,
 }
-_FLAG_RE = re.compile(r"^--?([\w-]+)$")
+_FLAG_RE = lazy(r"^--?([\w-]+)$")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class ArgparseOption:
     """An `add_argument` call: its destination, flag and default."""
 

@@ -32,7 +32,7 @@ Env = dict[str, tuple["Binding", ...]]
 _EMPTY: tuple = ()
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, repr=False, eq=False)
 class Point:
     """Where a statement runs: its scope, its place in the walk and the branch arms it is in."""
 
@@ -53,7 +53,7 @@ class Point:
         return self.scope is other.scope and self.order < other.order and not self.exclusive(other)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, repr=False, eq=False)
 class Binding:
     """One place where a name gets a value."""
 
@@ -78,7 +78,7 @@ class Binding:
         return getattr(self.target, "lineno", 0)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, repr=False, eq=False)
 class ClassInfo:
     """A class defined in the module: its fields, methods and `self.x` bindings."""
 
@@ -91,7 +91,7 @@ class ClassInfo:
     self_attrs: dict[str, list[Binding]] = field(default_factory=dict)  # `self.x = ...` in its methods
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, repr=False, eq=False)
 class Scope:
     """A module, function, class or lambda body and its bindings."""
 
@@ -110,7 +110,7 @@ class Scope:
     decorated: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Store:
     """`x.attr = value`, `x[key] = value` (or `del`, value None), `x.attr += value`."""
 
@@ -121,7 +121,7 @@ class Store:
     augmented: bool = False
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, repr=False, eq=False)
 class _Loop:
     """The loop being walked: its entry state, names read before bound, and breaks."""
 
@@ -132,7 +132,7 @@ class _Loop:
     continues: list[Env] = field(default_factory=list)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, repr=False, eq=False)
 class FlowModel:
     """What the walk leaves: every read name's reaching bindings, calls and stores with their point."""
 

@@ -57,7 +57,7 @@ def parse(source: str) -> ast.Module:
         raise SourceSyntaxError(f"invalid Python source ({err})") from err
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, repr=False, eq=False)
 class Application:
     """A call that applies LoRA configs to a model."""
 
@@ -73,7 +73,7 @@ class Application:
     result: Obj | None = None  # the PEFT model it returns (get_peft_model, PeftModel(...))
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, repr=False, eq=False)
 class Preparation:
     """prepare_model_for_kbit_training(model): the objects it acts on."""
 

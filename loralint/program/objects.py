@@ -109,7 +109,7 @@ def same_object_method(name: str) -> bool:
     return name in _SAME_OBJECT_METHODS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ApplicationKind:
     """How a call applies a LoRA config to a model.
 

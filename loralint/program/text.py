@@ -8,17 +8,17 @@ the node needs converting; pure-ASCII lines (nearly all) need nothing.
 from __future__ import annotations
 
 import ast
-import re
 from bisect import bisect_left
 from collections.abc import Iterable
 
+from loralint.lazy_re import lazy
 from loralint.sites import Span
 
 # The Python tokenizer ends a line at \r\n, \r or \n only (str.splitlines also splits on \f, \v, ...).
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)?")
+_LINE = lazy(r"[^\r\n]*(?:\r\n|\r|\n)?")
 # What str.splitlines ends a line at besides those: a text without any is split alike by it, about ten
 # times faster than by _LINE (a 330 KB file: 8 ms).
-_OTHER_BREAKS = re.compile("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+_OTHER_BREAKS = lazy("[\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 class SourceText:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from loralint.lazy_re import lazy
 from loralint.safe_read import DEFAULT_MAX_FILE_SIZE, read_limited
 from loralint.sites import ConfigSite, is_known
 
 FORMATS = ("text", "json", "sarif", "github", "lsp")
 
-_NEWLINE = re.compile(r"\r\n|\r|\n")
+_NEWLINE = lazy(r"\r\n|\r|\n")
 
 # 1-based line number -> that line's text (without its line break), or None when unknown.
 LineLookup = Callable[[int], "str | None"]
