@@ -394,7 +394,8 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
     if wider is None or not extra:
         return
     suggestion = "\"all-linear\""
-    if any(TOWER.search(t.name) for t in wider.result.targeted) and not any(TOWER.search(t.name) for t in targeted):
+    in_tower = _in_tower(info)
+    if any(in_tower[t.name] for t in wider.result.targeted) and not any(in_tower[t.name] for t in targeted):
         # A multimodal model: "all-linear" also adapts the vision/audio tower (what LORA211 warns about), so the
         # advice names the language model's MLP projections instead, counted only if they stay out of the tower.
         names = sorted({m.leaf_name for m in mlp if not TOWER.search(m.name)} - set(current))
@@ -404,7 +405,7 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
             wider = advise(site, info, target_modules=[*current, *names], layers_to_transform=None, layers_pattern=None)
         except AnalysisLimit:
             return
-        if wider is None or any(TOWER.search(t.name) for t in wider.result.targeted):
+        if wider is None or any(in_tower[t.name] for t in wider.result.targeted):
             yield Finding(site.span_of("target_modules"), (
                 f"only attention projections are adapted ({', '.join(current)}: {len(result.targeted)} modules) on"
                 f" {_model(resolution)}, whose language model also has MLP projections ({', '.join(names[:8])}); these"
