@@ -1344,17 +1344,25 @@ def _plain_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]] | None:
 def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
                  inference_mode: bool) -> bool:
     """The common case counted without building the adapted tree: plain LoRA layers only (no biases,
-    modules_to_save, trainable tokens, parameter targets, inference_mode; no target inside another).
-    Then PEFT's count is base + the sum of the layers' own parameters, which _lora_layer_params already
-    gave each TargetedModule (it mirrors _lora_node for these kinds). False: _count walks the tree."""
-    if bias != "none" or modules_to_save is not None or tti is not None or inference_mode or res.targeted_parameters \
+    modules_to_save, trainable tokens, inference_mode; no target inside another), and ParamWrappers on modules
+    the tree reaches under their own name, none a LoRA layer or inside one. Then PEFT's count is base + the sum
+    of the layers' and wrappers' own parameters, which _lora_layer_params and _inject_parameters already gave
+    each TargetedModule and TargetedParameter (they mirror _lora_node and _param_wrapper; a wrapper on a wrapped
+    module nests, and adds its own). False: _count walks the tree."""
+    if bias != "none" or modules_to_save is not None or tti is not None or inference_mode \
             or task_type in ("QUESTION_ANS", "TOKEN_CLS") or info.aliases:
         return False
     base_params, reachable = _base_tree_facts(info)
-    if _plain_targets(res, reachable) is None:
+    targets = _plain_targets(res, reachable)
+    if targets is None:
         return False
+    for tp in res.targeted_parameters:
+        module = tp.module
+        if not module or module not in reachable or module in targets or any(
+                module[:k] in targets for k, ch in enumerate(module) if ch == "."):
+            return False  # (the root is never wrapped; a LoRA layer's own names are not the model's)
     res.base_params = base_params
-    res.lora_params = sum(t.lora_params for t in res.targeted)
+    res.lora_params = sum(t.lora_params for t in res.targeted) + sum(tp.lora_params for tp in res.targeted_parameters)
     res.trainable_params = res.lora_params
     res.total_params = base_params + res.lora_params
     return True
