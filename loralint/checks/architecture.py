@@ -7,6 +7,7 @@ guess from the name. The matching itself is PEFT's, mirrored in loralint.knowled
 from __future__ import annotations
 
 import re
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Iterable
@@ -776,24 +777,30 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
 
 
 class _PerName(dict):
-    """name -> test(name), each name tested once per model (all_linear_scope asks of every targeted module at
-    every "all-linear" site whether it is a router, or in a tower)."""
+    """name -> test(model, name), each name tested once per model (all_linear_scope asks of every targeted module
+    at every "all-linear" site whether it is a router, or in a tower). It lives in the model's own memo, so it
+    holds the model weakly (no cycle: a run's models are freed with the run)."""
 
-    def __init__(self, test: Callable[[str], bool]) -> None:
+    def __init__(self, info, test: Callable[[Any, str], bool]) -> None:
         super().__init__()
-        self.test = test
+        self._info = weakref.ref(info)
+        self._test = test
 
     def __missing__(self, name: str) -> bool:
-        found = self[name] = self.test(name)
+        found = self[name] = self._test(self._info(), name)
         return found
 
 
 def _routers(info) -> _PerName:
-    return _per_model(info, "routers", lambda: _PerName(lambda name: _find_router(info, name)))
+    return _per_model(info, "routers", lambda: _PerName(info, _find_router))
 
 
 def _in_tower(info) -> _PerName:
-    return _per_model(info, "in-tower", lambda: _PerName(lambda name: TOWER.search(name) is not None))
+    return _per_model(info, "in-tower", lambda: _PerName(info, _tower_name))
+
+
+def _tower_name(info, name: str) -> bool:
+    return TOWER.search(name) is not None
 
 
 def _is_router(info, name: str) -> bool:
