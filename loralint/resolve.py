@@ -77,6 +77,7 @@ class Resolver:
     # model id -> its config.json in the Hugging Face cache: the same for every folder (finding the cache reads
     # the environment and the home folder, half of a resolution)
     _cached_paths: dict[str, Path | None] = field(default_factory=dict)
+    _hub_cache: Path | None = None  # hub_cache_dir(), read from the environment once a run
 
     def resolve_site(self, site: ConfigSite) -> Resolution | None:
         model_id: str | None = None
@@ -117,7 +118,9 @@ class Resolver:
                 return _with_type(Resolution(model_id, "local folder", str(shown / "config.json"), config), self.problems)
         if _REPO_ID.match(model_id):
             if model_id not in self._cached_paths:
-                self._cached_paths[model_id] = cached_config_path(model_id)
+                if self._hub_cache is None:
+                    self._hub_cache = hub_cache_dir()
+                self._cached_paths[model_id] = cached_config_path(model_id, cache=self._hub_cache)
             path = self._cached_paths[model_id]
             if path is not None:
                 config = _read_config(path, self.problems)
@@ -216,9 +219,10 @@ def hub_cache_dir() -> Path:
     return base / "huggingface" / "hub"
 
 
-def cached_config_path(model_id: str, revision: str = "main") -> Path | None:
-    """config.json of `model_id` in the local cache (layout: models--org--name/{refs,snapshots})."""
-    repo = hub_cache_dir() / ("models--" + model_id.replace("/", "--"))
+def cached_config_path(model_id: str, revision: str = "main", cache: Path | None = None) -> Path | None:
+    """config.json of `model_id` in the local cache (layout: models--org--name/{refs,snapshots}); `cache`:
+    hub_cache_dir(), when the caller has it."""
+    repo = (hub_cache_dir() if cache is None else cache) / ("models--" + model_id.replace("/", "--"))
     if not repo.is_dir():
         return None
     commit = revision if _COMMIT.match(revision) else None

@@ -580,6 +580,52 @@ def test_modules_to_save_count_without_the_tree_is_the_trees(monkeypatch):
     assert sum(fired) >= 30  # the shortcut was taken often enough for the comparison to mean something
 
 
+def test_parameter_target_count_without_the_tree_is_the_trees(monkeypatch):
+    # _count_plain also counts ParamWrappers (target_parameters, and the MoE conversion's) without building the
+    # adapted tree when each wraps a module the tree reaches, outside every LoRA layer; for any targets, parameter
+    # targets and ranks on MoE models it must give what the tree gives, or leave the count to the tree.
+    import dataclasses
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loralint.knowledge import targeting
+
+    shortcut = targeting._count_plain
+    infos = {mt: load_model_info(mt, None, "CAUSAL_LM") for mt in ("mixtral", "qwen2_moe", "qwen3_moe", "gpt_oss",
+                                                                     "deepseek_v3", "olmoe", "granitemoe", "jamba")}
+    infos = {k: v for k, v in infos.items() if v is not None}
+    fired = []
+
+    def counted(info, res, *args):
+        took = shortcut(info, res, *args)
+        fired.append(took and bool(res.targeted_parameters))
+        return took
+
+    params = ["experts.gate_up_proj", "mlp.experts.down_proj", "gate_up_proj", "down_proj", "experts.w1", "weight",
+              "mlp.gate.weight", "gate.weight", "experts.gate_up_proj_bias", "experts", "embed_tokens.weight"]
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.sampled_from(sorted(infos)),
+           st.sampled_from([None, "all-linear", ["q_proj"], ["q_proj", "w1", "w2", "w3"], ["gate_proj", "up_proj"],
+                            ["experts"], ["gate"], ["mlp"], ["self_attn"], ["down_proj", "o_proj"]]),
+           st.one_of(st.none(), st.lists(st.sampled_from(params), min_size=1, max_size=3)),
+           st.sampled_from([4, 8, 0, True]), st.sampled_from([{}, {"down_proj": 2}, {"experts": 3}]))
+    def same(model_type, targets, tparams, r, ranks) -> None:
+        info = infos[model_type]
+        fields = {"r": r, "target_modules": targets, "target_parameters": tparams, "rank_pattern": ranks}
+        info._analyses.clear()
+        monkeypatch.setattr(targeting, "_count_plain", counted)
+        fast = dataclasses.asdict(analyze_lora(info, fields))
+        info._analyses.clear()
+        monkeypatch.setattr(targeting, "_count_plain", lambda *a: False)
+        tree = dataclasses.asdict(analyze_lora(info, fields))
+        assert fast == tree
+
+    same()
+    assert sum(fired) >= 30  # the shortcut was taken with parameter targets often enough to mean something
+
+
 def test_first_suffix_entry_is_the_first_entry_the_name_ends_with():
     # check_target_module_exists finds the list entry a module name ends with (after a dot) by lookups, not by
     # PEFT's scan; for any entries (with dots or without, repeated, empty) and names it must answer as the scan.

@@ -7,6 +7,7 @@ guess from the name. The matching itself is PEFT's, mirrored in loralint.knowled
 from __future__ import annotations
 
 import re
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Iterable
@@ -394,7 +395,8 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
     if wider is None or not extra:
         return
     suggestion = "\"all-linear\""
-    if any(TOWER.search(t.name) for t in wider.result.targeted) and not any(TOWER.search(t.name) for t in targeted):
+    in_tower = _in_tower(info)
+    if any(in_tower[t.name] for t in wider.result.targeted) and not any(in_tower[t.name] for t in targeted):
         # A multimodal model: "all-linear" also adapts the vision/audio tower (what LORA211 warns about), so the
         # advice names the language model's MLP projections instead, counted only if they stay out of the tower.
         names = sorted({m.leaf_name for m in mlp if not TOWER.search(m.name)} - set(current))
@@ -404,7 +406,7 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
             wider = advise(site, info, target_modules=[*current, *names], layers_to_transform=None, layers_pattern=None)
         except AnalysisLimit:
             return
-        if wider is None or any(TOWER.search(t.name) for t in wider.result.targeted):
+        if wider is None or any(in_tower[t.name] for t in wider.result.targeted):
             yield Finding(site.span_of("target_modules"), (
                 f"only attention projections are adapted ({', '.join(current)}: {len(result.targeted)} modules) on"
                 f" {_model(resolution)}, whose language model also has MLP projections ({', '.join(names[:8])}); these"
@@ -523,6 +525,23 @@ def rank_exceeds_layer(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]
     if found is None or not site.model.advice.counts_known:
         return
     resolution, info, result = found
+    # The sites that share a model and their fields share one analysis: its offenders are worked out once (the
+    # memo keeps the result, so its id stays its own).
+    memo = _per_model(info, "rank-exceeds-layer", dict)
+    known = memo.get(id(result))
+    if known is None or known[0] is not result:
+        known = memo[id(result)] = (result, _rank_offenders(info, result))
+    for folded, (count, low, r) in known[1].items():
+        yield Finding(
+            site.span_of("r"),
+            f"r={r} is not below min(in, out)={low} of {folded} ({count}× on {_model(resolution)}): the update is not"
+            " low-rank there, the adapter is as large as the layer, and PiSSA/MiCA/KaSA truncate or refuse it",
+        )
+
+
+def _rank_offenders(info, result) -> dict[str, tuple[int, int, Any]]:
+    """Folded name -> (targeted layers, min(in, out), r of the last one) of the layers whose rank is not below
+    min(in, out)."""
     offenders: Counter[str] = Counter()
     smallest: dict[str, tuple[int, Any]] = {}
     for t in result.targeted:
@@ -534,13 +553,7 @@ def rank_exceeds_layer(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]
         if t.r >= low:
             offenders[t.folded] += 1
             smallest[t.folded] = (low, t.r)
-    for folded, count in offenders.items():
-        low, r = smallest[folded]
-        yield Finding(
-            site.span_of("r"),
-            f"r={r} is not below min(in, out)={low} of {folded} ({count}× on {_model(resolution)}): the update is not"
-            " low-rank there, the adapter is as large as the layer, and PiSSA/MiCA/KaSA truncate or refuse it",
-        )
+    return {folded: (count, *smallest[folded]) for folded, count in offenders.items()}
 
 
 @check("target_is_container")
@@ -573,7 +586,8 @@ def moe_experts(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     resolution, info, result = found
     if _unsloth_maps_experts(site, info):
         return
-    fused = [p for p in info.fused_expert_params if ".experts." in p.name]  # not e.g. SigLIP's 3-D `probe`
+    fused = _per_model(info, "fused-experts", lambda: [  # not e.g. SigLIP's 3-D `probe`
+        p for p in info.fused_expert_params if ".experts." in p.name])
     for error in result.errors:
         if "fused into" in error or "without also targeting" in error:
             if _peft_applied(site) is None:  # --verify: the real PEFT applied it without raising
@@ -724,7 +738,8 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if not (isinstance(targets, str) and targets.lower() == "all-linear"):
         return
     surprises: list[str] = []
-    routers = sorted({t.folded for t in result.targeted if _is_router(info, t.name)})
+    is_router = _routers(info)
+    routers = sorted({t.folded for t in result.targeted if is_router[t.name]})
     # transformers 5 routers are not nn.Linear; PEFT's MoE conversion adds their weight for "all-linear"
     # (transformers_weight_conversion.py: _resolve_string_target_modules adds the v4 name "gate" -> "gate.weight")
     param_routers = sorted({f"{info.get(p.module).folded}.{p.name.rsplit('.', 1)[-1]}" for p in result.targeted_parameters
@@ -741,7 +756,8 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if param_routers:
         surprises.append(f"the MoE routers' weights ({', '.join(param_routers)}), through the target_parameters PEFT's"
                          " MoE conversion adds for transformers 5")
-    towers = [t for t in result.targeted if TOWER.search(t.name)]
+    in_tower = _in_tower(info)
+    towers = [t for t in result.targeted if in_tower[t.name]]
     if towers and not site.origin.startswith("unsloth"):
         # Unsloth's "all-linear" switches every finetune_* flag on, the vision layers' included (unsloth/models/
         # vision.py FastBaseModel.get_peft_model): the tower is what the user asked for, not a surprise.
@@ -760,9 +776,42 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
                       f" {'; '.join(surprises)}; {fix}")
 
 
+class _PerName(dict):
+    """name -> test(model, name), each name tested once per model (all_linear_scope asks of every targeted module
+    at every "all-linear" site whether it is a router, or in a tower). It lives in the model's own memo, so it
+    holds the model weakly (no cycle: a run's models are freed with the run)."""
+
+    def __init__(self, info, test: Callable[[Any, str], bool]) -> None:
+        super().__init__()
+        self._info = weakref.ref(info)
+        self._test = test
+
+    def __missing__(self, name: str) -> bool:
+        found = self[name] = self._test(self._info(), name)
+        return found
+
+
+def _routers(info) -> _PerName:
+    return _per_model(info, "routers", lambda: _PerName(info, _find_router))
+
+
+def _in_tower(info) -> _PerName:
+    return _per_model(info, "in-tower", lambda: _PerName(info, _tower_name))
+
+
+def _tower_name(info, name: str) -> bool:
+    return TOWER.search(name) is not None
+
+
 def _is_router(info, name: str) -> bool:
+    return _routers(info)[name]
+
+
+def _find_router(info, name: str) -> bool:
     """A MoE router, or a layer inside one (AFMoE's `mlp.router.gate`): a `gate`/`router` beside an `experts`
     module, as verify/model.py: _special_modules sees it."""
+    if "gate" not in name and "router" not in name:
+        return False  # no such part (most names)
     parts = name.split(".")
     for k, leaf in enumerate(parts):
         if leaf in ("gate", "router"):

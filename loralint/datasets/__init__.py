@@ -38,6 +38,9 @@ class Sizer:
         self.asked: list[str] = []  # Hub data sets looked up online, in order, once each
         self._counts = counts  # across runs (the cache's directory), keyed like _counted
         self._registries: dict[Path, Any] = {}  # dataset_info.json files read, by path (one read a run)
+        # (name as written, the config's folder, folder?) -> what _locate found: many configs of a project name the
+        # same Hub data sets, each looked for as a local folder and file first
+        self._located: dict[tuple[str, str, bool], Path | None] = {}
 
     def hub_sizes(self, repo_id: str, config: str | None) -> tuple[dict[str, int], str] | None:
         key = (repo_id, config)
@@ -131,6 +134,12 @@ class Sizer:
     def _locate(self, written: str, config_path: Path, folder: bool = False) -> Path | None:
         """A path as the config names it: absolute, else next to the config, else from the root
         (trainers resolve it against the working directory, usually the repository's root)."""
+        key = (written, os.path.dirname(str(config_path)), folder)  # the same folder string: the same parent
+        if key not in self._located:
+            self._located[key] = self._find(written, config_path, folder)
+        return self._located[key]
+
+    def _find(self, written: str, config_path: Path, folder: bool) -> Path | None:
         if any(ch in written for ch in "*?[") or "://" in written:
             return None  # globs and remote URLs are not counted
         path = Path(os.path.expanduser(written))

@@ -333,7 +333,11 @@ class _Cfg:
         entry (the first in the collection's iteration order), in time independent of its size."""
         tm = self.target_modules
         if self._order is None or self._order[0] is not tm:
-            self._order = (tm, {t: k for k, t in enumerate(tm) if isinstance(t, str)} if _all_str(tm) else {})
+            order: dict[Any, int] = {}
+            if _all_str(tm):
+                for k, t in enumerate(tm):
+                    order.setdefault(t, k)  # a list may hold an entry twice: its first place counts
+            self._order = (tm, order)
             self._dotted = tuple(f".{t}" for t in self._order[1])
             self._dotless = all("." not in t for t in self._order[1])
         if not self._order[1] and tm:
@@ -451,15 +455,30 @@ def _find_minimal_target_modules(target_modules: set[str], other_module_names: I
         return _find_minimal_target_modules_any(target_modules, other_module_names)
     table = _SuffixTable() if table is None else table
     other = set(other_module_names)
+    # Every suffix of a target ends with the target's last part, so PEFT's steps for the targets of one last part
+    # only meet suffixes of that last part (in required_suffixes and in other_module_suffixes), and in its sorted
+    # order those targets come together: each last part is a problem of its own. One that no other name ends
+    # with is required as such by the first of its targets (its shortest suffix), and the others end with it:
+    # only the rest ("all-linear": usually none) need PEFT's steps.
+    other_lasts = {n.rpartition(".")[2] for n in other}
+    required: set[str] = set()
+    rest: list[str] = []
+    for t in target_modules:
+        last = t.rpartition(".")[2]
+        if last in other_lasts:
+            rest.append(t)
+        else:
+            required.add(last)
+    if not rest:
+        return required
     # PEFT's other_module_suffixes is only asked about suffixes of the targets, which end with a target's last
     # part: the other names that end otherwise add nothing it is asked about (and need no splitting).
-    lasts = {t.rpartition(".")[2] for t in target_modules}
+    lasts = {t.rpartition(".")[2] for t in rest}
     other_suffixes = set(other)
     for item in other:
         if item.rpartition(".")[2] in lasts:
             other_suffixes.update(table[item])
-    required: set[str] = set()
-    for item, sufs in sorted(((t, (*reversed(table[t]), t)) for t in target_modules), key=lambda tup: tup[1]):
+    for item, sufs in sorted(((t, (*reversed(table[t]), t)) for t in rest), key=lambda tup: tup[1]):
         # PEFT tries each suffix not yet required and not one of another module's, and adds it unless the item
         # already ends with a required suffix, which does not change during the item's loop: when it does,
         # nothing is added for this item
@@ -1309,19 +1328,14 @@ def _plain_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]] | None:
         if name in seen or (name and name.rpartition(".")[0] not in seen):
             return None
         seen.add(name)
-        if not m.params:
-            continue
-        # each p.name is prefix + its own name, which has no dot: its local_name
-        prefix = f"{name}." if name else ""
-        cut = len(prefix)
-        local: set[str] = set()
+        # each p.name is the module's name, a dot and its own name, which has no dot (the root's: no dot at
+        # all); a name seen before is one of this module's (the names before the own one are the module's)
         for p in m.params:
             full = p.name
-            own = full[cut:]
-            if own in local or "." in own or not full.startswith(prefix):
+            if full in params or (full.rpartition(".")[0] != name if name else "." in full):
                 return None
-            local.add(own)
-            if p.tied_to is None or p.tied_to not in params:
+            tied = p.tied_to
+            if tied is None or tied not in params:
                 total += prod(p.shape)
             params.add(full)
     return total, frozenset(seen)
@@ -1330,17 +1344,25 @@ def _plain_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]] | None:
 def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
                  inference_mode: bool) -> bool:
     """The common case counted without building the adapted tree: plain LoRA layers only (no biases,
-    modules_to_save, trainable tokens, parameter targets, inference_mode; no target inside another).
-    Then PEFT's count is base + the sum of the layers' own parameters, which _lora_layer_params already
-    gave each TargetedModule (it mirrors _lora_node for these kinds). False: _count walks the tree."""
-    if bias != "none" or modules_to_save is not None or tti is not None or inference_mode or res.targeted_parameters \
+    modules_to_save, trainable tokens, inference_mode; no target inside another), and ParamWrappers on modules
+    the tree reaches under their own name, none a LoRA layer or inside one. Then PEFT's count is base + the sum
+    of the layers' and wrappers' own parameters, which _lora_layer_params and _inject_parameters already gave
+    each TargetedModule and TargetedParameter (they mirror _lora_node and _param_wrapper; a wrapper on a wrapped
+    module nests, and adds its own). False: _count walks the tree."""
+    if bias != "none" or modules_to_save is not None or tti is not None or inference_mode \
             or task_type in ("QUESTION_ANS", "TOKEN_CLS") or info.aliases:
         return False
     base_params, reachable = _base_tree_facts(info)
-    if _plain_targets(res, reachable) is None:
+    targets = _plain_targets(res, reachable)
+    if targets is None:
         return False
+    for tp in res.targeted_parameters:
+        module = tp.module
+        if not module or module not in reachable or module in targets or any(
+                module[:k] in targets for k, ch in enumerate(module) if ch == "."):
+            return False  # (the root is never wrapped; a LoRA layer's own names are not the model's)
     res.base_params = base_params
-    res.lora_params = sum(t.lora_params for t in res.targeted)
+    res.lora_params = sum(t.lora_params for t in res.targeted) + sum(tp.lora_params for tp in res.targeted_parameters)
     res.trainable_params = res.lora_params
     res.total_params = base_params + res.lora_params
     return True
