@@ -533,12 +533,26 @@ def test_nested_target_check_matches_the_prefix_definition():
     same()
 
 
+def _shortcut_agrees_with_tree(monkeypatch, shortcut: str, counted, info, fields: dict) -> None:
+    """analyze_lora with the count's shortcut `shortcut` (wrapped by `counted`) gives what it gives with the
+    shortcut refused, which leaves the count to the adapted tree."""
+    import dataclasses
+
+    from loralint.knowledge import targeting
+
+    info._analyses.clear()
+    monkeypatch.setattr(targeting, shortcut, counted)
+    fast = dataclasses.asdict(analyze_lora(info, fields))
+    info._analyses.clear()
+    monkeypatch.setattr(targeting, shortcut, lambda *a: False)
+    assert fast == dataclasses.asdict(analyze_lora(info, fields))
+
+
 def test_modules_to_save_count_without_the_tree_is_the_trees(monkeypatch):
     # _count_saved_plain counts modules_to_save (and SEQ_CLS's classifier/score) without building the adapted tree
     # when _set_trainable would only wrap; for any names, targets and task it must give what the tree gives, or
     # leave the count to the tree. The names mix the models' own leaves with suffixes of them and of what LoRA and
     # the wrapper add (plain str.endswith matches those too).
-    import dataclasses
 
     from hypothesis import given, settings
     from hypothesis import strategies as st
@@ -566,15 +580,8 @@ def test_modules_to_save_count_without_the_tree_is_the_trees(monkeypatch):
            st.one_of(st.none(), st.lists(st.sampled_from(words), min_size=1, max_size=3)),
            st.sampled_from([None, "CAUSAL_LM", "SEQ_CLS", "TOKEN_CLS"]), st.booleans())
     def same(key, targets, saved, task, dora) -> None:
-        info = infos[key]
         fields = {"r": 4, "target_modules": targets, "modules_to_save": saved, "task_type": task, "use_dora": dora}
-        info._analyses.clear()
-        monkeypatch.setattr(targeting, "_count_saved_plain", counted)
-        fast = dataclasses.asdict(analyze_lora(info, fields))
-        info._analyses.clear()
-        monkeypatch.setattr(targeting, "_count_saved_plain", lambda *a: False)
-        tree = dataclasses.asdict(analyze_lora(info, fields))
-        assert fast == tree
+        _shortcut_agrees_with_tree(monkeypatch, "_count_saved_plain", counted, infos[key], fields)
 
     same()
     assert sum(fired) >= 30  # the shortcut was taken often enough for the comparison to mean something
@@ -584,7 +591,6 @@ def test_parameter_target_count_without_the_tree_is_the_trees(monkeypatch):
     # _count_plain also counts ParamWrappers (target_parameters, and the MoE conversion's) without building the
     # adapted tree when each wraps a module the tree reaches, outside every LoRA layer; for any targets, parameter
     # targets and ranks on MoE models it must give what the tree gives, or leave the count to the tree.
-    import dataclasses
 
     from hypothesis import given, settings
     from hypothesis import strategies as st
@@ -612,15 +618,8 @@ def test_parameter_target_count_without_the_tree_is_the_trees(monkeypatch):
            st.one_of(st.none(), st.lists(st.sampled_from(params), min_size=1, max_size=3)),
            st.sampled_from([4, 8, 0, True]), st.sampled_from([{}, {"down_proj": 2}, {"experts": 3}]))
     def same(model_type, targets, tparams, r, ranks) -> None:
-        info = infos[model_type]
         fields = {"r": r, "target_modules": targets, "target_parameters": tparams, "rank_pattern": ranks}
-        info._analyses.clear()
-        monkeypatch.setattr(targeting, "_count_plain", counted)
-        fast = dataclasses.asdict(analyze_lora(info, fields))
-        info._analyses.clear()
-        monkeypatch.setattr(targeting, "_count_plain", lambda *a: False)
-        tree = dataclasses.asdict(analyze_lora(info, fields))
-        assert fast == tree
+        _shortcut_agrees_with_tree(monkeypatch, "_count_plain", counted, infos[model_type], fields)
 
     same()
     assert sum(fired) >= 30  # the shortcut was taken with parameter targets often enough to mean something
