@@ -139,7 +139,7 @@ def _object_hook(shared: list[frozenset]) -> Callable[[dict], Any]:
         nonlocal path
         if len(obj) != 1:
             raise FormatError("an encoded value has exactly one tag")
-        ((tag, payload),) = obj.items()
+        tag, payload = obj.popitem()  # json's own dict, which the value returned replaces
         if tag == "S":  # most objects are spans in the file of the span before: the fast path
             if type(payload) is list and len(payload) == 4 and path is not None:
                 line, column, end_line, end_column = payload
