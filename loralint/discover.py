@@ -369,7 +369,8 @@ def _joinable(folder: str) -> str:
 
 def _folders(abs_dir: str, active: list[GitIgnore]) -> list[tuple[GitIgnore, tuple[str, bool, bool]]]:
     """The .gitignore files in `active` that can have a say on the names in the folder `abs_dir` (absolute,
-    normal), each with the folder relative to it (`GitIgnore.folder`): `_ignored`'s work shared by the names."""
+    normal), each with the folder relative to it (`GitIgnore.folder`): the work shared by all its names.
+    A relative path that starts with ".." (os.path.relpath's way up) is none of a .gitignore's business."""
     found = []
     for gi in active:
         if abs_dir == gi.base:
@@ -377,7 +378,7 @@ def _folders(abs_dir: str, active: list[GitIgnore]) -> list[tuple[GitIgnore, tup
         elif abs_dir.startswith(gi.prefix):
             rel_dir = abs_dir[len(gi.prefix):].replace(os.sep, "/") + "/"
             if rel_dir.startswith(".."):
-                continue  # as _ignored: its names' relative paths all start with it
+                continue  # its names' relative paths all start with it
         else:
             continue  # not below this .gitignore's directory
         found.append((gi, gi.folder(rel_dir)))
@@ -385,31 +386,13 @@ def _folders(abs_dir: str, active: list[GitIgnore]) -> list[tuple[GitIgnore, tup
 
 
 def _ignored_in(folders: list[tuple[GitIgnore, tuple[str, bool, bool]]], name: str, is_dir: bool) -> bool:
-    """`_ignored` of the name in the folder of `folders` (`_folders`)."""
+    """Whether the .gitignore files of `folders` (`_folders`) ignore the name in that folder: the last one with a
+    verdict decides."""
     verdict = None
     for gi, folder in folders:
         if not folder[0] and name.startswith(".."):
-            continue  # as _ignored
+            continue  # its relative path starts with ".." (see _folders)
         v = gi.verdict_in(folder, name, is_dir)
-        if v is not None:
-            verdict = v
-    return bool(verdict)
-
-
-def _ignored(absolute: str, is_dir: bool, active: list[GitIgnore]) -> bool:
-    """Whether the .gitignore files in `active` ignore the path (`absolute`: normal, as os.path.abspath gives)."""
-    verdict = None
-    for gi in active:
-        # os.path.relpath(absolute, gi.base), for the paths it would keep: both are absolute and normal
-        if absolute == gi.base:
-            rel = "."
-        elif absolute.startswith(gi.prefix):
-            rel = absolute[len(gi.prefix):]
-        else:
-            continue  # not below this .gitignore's directory
-        if rel.startswith(".."):
-            continue
-        v = gi.verdict(rel.replace(os.sep, "/"), is_dir)
         if v is not None:
             verdict = v
     return bool(verdict)
