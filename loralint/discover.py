@@ -118,6 +118,30 @@ class GitIgnore:
                 self._others[kind].append(glob)
         self._suffixes = (tuple(suffixes[0]), tuple(suffixes[1]))
 
+    def folder(self, rel_dir: str) -> tuple[str, bool, bool]:
+        """What `verdict_in` needs for the names in the folder `rel_dir` ("" for this file's own, else ending
+        in '/'): it, and whether a segment of it hits a whole-segment or `*.ext` rule (files', directories')."""
+        if not self._any or not rel_dir:
+            return rel_dir, False, False
+        segments = rel_dir[:-1].split("/")
+        hits = [any(seg in names or (suffixes and seg.endswith(suffixes)) for seg in segments)
+                for names, suffixes in zip(self._names, self._suffixes)]
+        return rel_dir, hits[0], hits[0] or hits[1]
+
+    def verdict_in(self, folder: tuple[str, bool, bool], name: str, is_dir: bool) -> bool | None:
+        """`verdict(rel_dir + name, is_dir)`, the folder's segments tested once (`folder(rel_dir)`) for all its names."""
+        rel_dir, files_hit, dirs_hit = folder
+        if not self._any:
+            return self.verdict(rel_dir + name, is_dir)
+        if dirs_hit if is_dir else files_hit:
+            return True
+        rel = rel_dir + name
+        for kind in ((0, 1) if is_dir else (0,)):
+            names, suffixes = self._names[kind], self._suffixes[kind]
+            if name in names or (suffixes and name.endswith(suffixes)) or any(glob.match(rel) for glob in self._others[kind]):
+                return True
+        return None
+
     def verdict(self, rel: str, is_dir: bool) -> bool | None:
         """True ignored, False re-included, None no opinion. Last matching rule wins."""
         if self._any:
@@ -281,27 +305,30 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
             own = _read_gitignore(directory, found.notes)
             if own:
                 active = [*active, own]
+        folders = _folders(abs_dir, active)
+        # os.path.join(folder, name) for each name: the folder's part once (a listed name never holds a '/').
+        walked, real_base, abs_base = _joinable(dirpath), _joinable(real_dir), _joinable(abs_dir)
         kept = []
         for entry in sorted(dir_entries, key=_name):
             name = entry.name
             if name in DEFAULT_EXCLUDED_DIRS or name.endswith(".egg-info"):
                 continue
-            absolute = os.path.join(abs_dir, name)  # os.path.abspath of the child: a listed name is never . or ..
-            if _ignored(absolute, True, active) or (matcher.exclude and matcher.excluded(directory / name)):
+            if _ignored_in(folders, name, True) or (matcher.exclude and matcher.excluded(directory / name)):
                 continue
             if _is_link(entry):
                 continue  # never follow directory links: no loops, no escaping the tree
-            kept.append((os.path.join(dirpath, name), os.path.join(real_dir, name), absolute, f"{rel_dir}{name}/", active))
+            # the absolute one is os.path.abspath of the child: a listed name is never . or ..
+            kept.append((walked + name, real_base + name, abs_base + name, f"{rel_dir}{name}/", active))
         stack.extend(reversed(kept))
         for entry in sorted(file_entries, key=_name):
             name = entry.name
             fmt = file_format(name)
-            if fmt is None:
+            if fmt is None or _ignored_in(folders, name, False):
                 continue
             path = directory / name
-            if _ignored(os.path.join(abs_dir, name), False, active) or matcher.excluded(path) or not matcher.included(path):
+            if matcher.excluded(path) or not matcher.included(path):
                 continue
-            real = os.path.realpath(path) if _is_link(entry) else os.path.join(real_dir, name)
+            real = os.path.realpath(path) if _is_link(entry) else real_base + name
             add(SourceFile(path, f"{given_dir}{rel_dir}{name}", fmt), real)
 
 
@@ -335,20 +362,37 @@ def _scan(top: str, on_error) -> tuple[list[os.DirEntry], list[os.DirEntry]] | N
     return dirs, files
 
 
-def _ignored(absolute: str, is_dir: bool, active: list[GitIgnore]) -> bool:
-    """Whether the .gitignore files in `active` ignore the path (`absolute`: normal, as os.path.abspath gives)."""
-    verdict = None
+def _joinable(folder: str) -> str:
+    """`folder` such that `folder + name` is os.path.join(folder, name) for a name without a separator."""
+    return folder if folder.endswith(os.sep) or not folder else folder + os.sep
+
+
+def _folders(abs_dir: str, active: list[GitIgnore]) -> list[tuple[GitIgnore, tuple[str, bool, bool]]]:
+    """The .gitignore files in `active` that can have a say on the names in the folder `abs_dir` (absolute,
+    normal), each with the folder relative to it (`GitIgnore.folder`): the work shared by all its names.
+    A relative path that starts with ".." (os.path.relpath's way up) is none of a .gitignore's business."""
+    found = []
     for gi in active:
-        # os.path.relpath(absolute, gi.base), for the paths it would keep: both are absolute and normal
-        if absolute == gi.base:
-            rel = "."
-        elif absolute.startswith(gi.prefix):
-            rel = absolute[len(gi.prefix):]
+        if abs_dir == gi.base:
+            rel_dir = ""
+        elif abs_dir.startswith(gi.prefix):
+            rel_dir = abs_dir[len(gi.prefix):].replace(os.sep, "/") + "/"
+            if rel_dir.startswith(".."):
+                continue  # its names' relative paths all start with it
         else:
             continue  # not below this .gitignore's directory
-        if rel.startswith(".."):
-            continue
-        v = gi.verdict(rel.replace(os.sep, "/"), is_dir)
+        found.append((gi, gi.folder(rel_dir)))
+    return found
+
+
+def _ignored_in(folders: list[tuple[GitIgnore, tuple[str, bool, bool]]], name: str, is_dir: bool) -> bool:
+    """Whether the .gitignore files of `folders` (`_folders`) ignore the name in that folder: the last one with a
+    verdict decides."""
+    verdict = None
+    for gi, folder in folders:
+        if not folder[0] and name.startswith(".."):
+            continue  # its relative path starts with ".." (see _folders)
+        v = gi.verdict_in(folder, name, is_dir)
         if v is not None:
             verdict = v
     return bool(verdict)

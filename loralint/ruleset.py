@@ -7,6 +7,7 @@ in their settings.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -61,10 +62,22 @@ def rules_dir() -> Path:
 
 
 def parse_rule_file(path: Path) -> Rule:
-    text = path.read_text(encoding="utf-8")
+    return _parse_rule(_read_text(os.fspath(path)), path.name, str(path))
+
+
+def _read_text(path: str) -> str:
+    """Path.read_text(encoding="utf-8"), without a text stream a file (78 of them a run): bytes decoded
+    strictly, then its universal newlines."""
+    with open(path, "rb") as file:
+        text = file.read().decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _parse_rule(text: str, name: str, source: str) -> Rule:
+    """The rule in `text`, the file `name` (for messages) at `source`."""
     match = _FRONT_MATTER.match(text)
     if not match:
-        raise RuleError(f"{path.name}: no front matter")
+        raise RuleError(f"{name}: no front matter")
     meta = plain_front_matter(match.group(1))
     if meta is None:
         import yaml
@@ -72,8 +85,8 @@ def parse_rule_file(path: Path) -> Rule:
         try:
             meta = yaml.load(match.group(1), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         except yaml.YAMLError as exc:
-            raise RuleError(f"{path.name}: invalid front matter: {exc}") from exc
-    return rule_from_mapping(meta, docs=match.group(2).strip(), source=str(path))
+            raise RuleError(f"{name}: invalid front matter: {exc}") from exc
+    return rule_from_mapping(meta, docs=match.group(2).strip(), source=source)
 
 
 # The plain subset of YAML the shipped rule files use: `key: scalar` lines, and `key:` followed by
@@ -127,6 +140,13 @@ _NOT_PLAIN = object()
 def _scalar(raw: str) -> Any:
     if raw != raw.strip():
         return _NOT_PLAIN
+    if raw[:1].isascii() and raw[:1].isalpha():
+        # Most values (codes, names, summaries): no number, quote or timestamp begins with a letter.
+        if raw in ("true", "false"):
+            return raw == "true"
+        if raw.lower() in _YAML_WORDS or ": " in raw or " #" in raw or raw.endswith(":"):
+            return _NOT_PLAIN
+        return raw
     if _INT.match(raw):
         return int(raw)
     if _FLOAT.match(raw):
@@ -182,12 +202,19 @@ def rule_from_mapping(meta: dict[str, Any], docs: str = "", source: str = "", bu
 @lru_cache(maxsize=1)
 def builtin_rules() -> dict[str, Rule]:
     rules: dict[str, Rule] = {}
-    for path in sorted(rules_dir().glob("*.md")):
-        rule = parse_rule_file(path)
-        if not path.name.startswith(f"{rule.code}-{rule.name}"):
-            raise RuleError(f"{path.name}: file name must be {rule.code}-{rule.name}.md")
+    directory = str(rules_dir())
+    try:  # sorted(rules_dir().glob("*.md")), in names: one folder, so the same order
+        with os.scandir(directory) as entries:
+            names = sorted(entry.name for entry in entries if entry.name.endswith(".md"))
+    except OSError:
+        names = []  # as glob: no folder, no rules
+    for name in names:
+        source = os.path.join(directory, name)
+        rule = _parse_rule(_read_text(source), name, source)
+        if not name.startswith(f"{rule.code}-{rule.name}"):
+            raise RuleError(f"{name}: file name must be {rule.code}-{rule.name}.md")
         if rule.code in rules:
-            raise RuleError(f"{path.name}: duplicate code {rule.code}")
+            raise RuleError(f"{name}: duplicate code {rule.code}")
         rules[rule.code] = rule
     return rules
 

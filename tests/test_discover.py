@@ -89,6 +89,9 @@ def test_gitignore_without_negation_agrees_with_last_rule_wins():
             if not (dir_only and not is_dir) and glob.match(rel):
                 expected = not negated
         assert gitignore.verdict(rel, is_dir) == expected
+        # The walk's form: the folder's segments tested once for all the names in it.
+        head, _, name = rel.rpartition("/")
+        assert gitignore.verdict_in(gitignore.folder(f"{head}/" if head else ""), name, is_dir) == expected
 
     check()
 

@@ -38,10 +38,13 @@ def test_every_rule_file_reads_the_same_without_yaml():
 def test_plain_front_matter_leaves_what_yaml_reads_differently_to_yaml():
     for text in ("fix: yes", "max: 1:30", "max: 0x1F", "max: 1_000", "summary: a # comment", "summary: 'quoted'",
                  "summary: ~", "when: 2001-12-14 noon", "params:", "summary: a: b", "params:\n   deep: 1",
-                 "summary: first\n  continued", "choices: [a, b]", "code: A\ncode: B"):
+                 "summary: first\n  continued", "choices: [a, b]", "code: A\ncode: B", "fix: On", "fix: NULL",
+                 "summary: ends:", "summary: True"):
         assert plain_front_matter(text) is None, text
     assert plain_front_matter("params:\n  min: 0.5\n  sft_range: [1.0e-5, 1.0e-3]\nsummary: 4-bit weights") == \
         {"params": {"min": 0.5, "sft_range": [1e-05, 0.001]}, "summary": "4-bit weights"}
+    assert plain_front_matter("verify: true\nfix: false\nname: Off-by-one\nsummary: Yes-men, no way") == \
+        {"verify": True, "fix": False, "name": "Off-by-one", "summary": "Yes-men, no way"}
 
 
 # Not needed to check a script whose configuration names no model nor data set: the knowledge base and
