@@ -43,15 +43,6 @@ _CLASSES = _dataclasses()
 _BY_TYPE = {cls: (name, names) for name, (cls, names) in _CLASSES.items()}
 _SCALARS = (str, int, float, bool, type(None))
 _Span = sites.Span
-_SPAN_FIELDS = ("path", "line", "column", "end_line", "end_column")
-# A frozen dataclass's __init__ sets each field through object.__setattr__ (~0.8 us a span; peft's warm run
-# decodes ~13,000 spans); its slots' own setters do the same in half the time. Only while Span's __init__
-# does nothing else: its init fields are these, in order, and it has no __post_init__.
-_FAST_SPANS = tuple(f.name for f in dataclasses.fields(_Span) if f.init) == _SPAN_FIELDS \
-    and tuple(f.name for f in dataclasses.fields(_Span)) == _SPAN_FIELDS and not hasattr(_Span, "__post_init__")
-_new = object.__new__
-_set_path, _set_line, _set_column, _set_end_line, _set_end_column = (
-    vars(_Span)[name].__set__ for name in _SPAN_FIELDS) if _FAST_SPANS else (None,) * 5
 
 
 class _Written:
@@ -144,15 +135,7 @@ def _object_hook(shared: list[frozenset]) -> Callable[[dict], Any]:
             if type(payload) is list and len(payload) == 4 and path is not None:
                 line, column, end_line, end_column = payload
                 if type(line) is type(column) is type(end_line) is type(end_column) is int:
-                    if not _FAST_SPANS:
-                        return _Span(path, line, column, end_line, end_column)
-                    span = _new(_Span)  # Span(path, line, column, end_line, end_column), see _FAST_SPANS
-                    _set_path(span, path)
-                    _set_line(span, line)
-                    _set_column(span, column)
-                    _set_end_line(span, end_line)
-                    _set_end_column(span, end_column)
-                    return span
+                    return _Span(path, line, column, end_line, end_column)
             raise FormatError("a span in the same file is four integers, after a span")
         if tag == "Span":
             if type(payload) is list and len(payload) == 5:
