@@ -338,12 +338,13 @@ _UNCHECKED = "the estimates are rules of thumb, not yet checked against a GPU's 
 
 
 def _training_arg(site: ConfigSite, names: tuple[str, ...]) -> tuple[Any, str] | None:
+    """The first of `names` the training arguments set, else the trainer call itself (SFTTrainer(max_seq_length=))."""
     training = getattr(site.hints, "training", None)
-    args = getattr(training, "args", None) or {}
-    for name in names:
-        f = args.get(name)
-        if f is not None and f.known:
-            return f.value, name
+    for given in (getattr(training, "args", None) or {}, getattr(training, "trainer_args", None) or {}):
+        for name in names:
+            f = given.get(name)
+            if f is not None and f.known:
+                return f.value, name
     return None
 
 

@@ -215,6 +215,9 @@ class TrainingContext:
     stage: str | None = None
     args: dict[str, Field] = field(default_factory=dict)  # the training arguments the trainer gets
     trainer_kwargs: dict[str, Span] = field(default_factory=dict)  # keywords written in the trainer call
+    # The sequence length given to the trainer call itself (max_seq_length / max_length): TRL's SFTTrainer took it
+    # before SFTConfig did, and Unsloth's notebooks still pass it there. explain reads it where `args` has none.
+    trainer_args: dict[str, Field] = field(default_factory=dict)
     deepspeed: dict[str, Any] | None = None  # {"stage": int, "gather": bool | None, "source": str}
     deepspeed_span: Span | None = None
     pad_is_eos: Span | None = None  # tokenizer.pad_token = tokenizer.eos_token

@@ -180,3 +180,27 @@ def test_explain_says_zero3_figures_are_one_gpu_holding_everything(tmp_path):
     notes = fit_of(tmp_path, ', deepspeed="ds_z3.json"', "--gpu-memory", "24GB")["notes"]
     assert any(n.startswith("DeepSpeed ZeRO stage 3 (ds_z3.json) splits the base weights") for n in notes), notes
     assert not any("ZeRO" in n for n in fit_of(tmp_path, "", "--gpu-memory", "24GB")["notes"])
+
+
+UNSLOTH = """
+from unsloth import FastLanguageModel
+from trl import SFTTrainer
+from transformers import TrainingArguments
+max_seq_length = 2048
+model, tokenizer = FastLanguageModel.from_pretrained("unsloth/Llama-3.2-3B", max_seq_length=max_seq_length)
+model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=16, target_modules=["q_proj", "v_proj"])
+trainer = SFTTrainer(model=model, tokenizer=tokenizer, {length}args=TrainingArguments(per_device_train_batch_size=2))
+"""
+
+
+def test_explain_reads_the_sequence_length_given_to_the_trainer_itself(tmp_path):
+    # Unsloth's notebooks (and TRL before SFTConfig held it) pass max_seq_length to SFTTrainer, not to its arguments
+    (tmp_path / "train.py").write_text(UNSLOTH.format(length="max_seq_length=max_seq_length, "))
+    [entry] = run_cli(["explain", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path).json["configs"]
+    whats = [item["what"] for item in entry["fit"]["items"]]
+    assert "activations, batch 2 × 2048 tokens, no gradient checkpointing" in whats
+    # without it, the length is unknown again, and the note says so
+    (tmp_path / "train.py").write_text(UNSLOTH.format(length=""))
+    [entry] = run_cli(["explain", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path).json["configs"]
+    assert not any(w.startswith("activations, batch") for w in (i["what"] for i in entry["fit"]["items"]))
+    assert "activations: unknown (sequence length not found" in " ".join(entry["fit"]["notes"])

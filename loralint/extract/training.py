@@ -146,6 +146,8 @@ def _describe_trainer(program: Program, call: ast.Call, context: TrainingContext
     for keyword in call.keywords:
         if keyword.arg:
             context.trainer_kwargs[keyword.arg] = text.span(keyword)
+            if keyword.arg in _TRAINER_SEQUENCE_LENGTH:
+                context.trainer_args[keyword.arg] = _field(program, keyword)
     model_node = argument(call, "model", 0)
     if argument(call, "peft_config", None) is not None and model_node is not None:
         if any(o.kind == "peft_model" for o in program.objects(model_node)) and qual.startswith("trl."):
@@ -154,13 +156,8 @@ def _describe_trainer(program: Program, call: ast.Call, context: TrainingContext
     if args_call is not None:
         context.args_class = (program.qualname(args_call.func) or "").rsplit(".", 1)[-1]
         for keyword in args_call.keywords:
-            if keyword.arg is None:
-                continue
-            value = program.value(keyword.value)
-            data = plain(value)
-            context.args[keyword.arg] = Field(
-                keyword.arg, data, text.span(keyword.value), text.span(keyword), provenance_of(value, data)
-            )
+            if keyword.arg is not None:
+                context.args[keyword.arg] = _field(program, keyword)
     collator = _constructed(program, argument(call, "data_collator", None))
     if collator is not None and (program.qualname(collator.func) or "") in (
         "transformers.DataCollatorForLanguageModeling",
@@ -173,6 +170,18 @@ def _describe_trainer(program: Program, call: ast.Call, context: TrainingContext
     if ds is not None:
         context.deepspeed = _deepspeed(program, ds, reads)
         context.deepspeed_span = ds.span
+
+
+# SFTTrainer(max_seq_length=...) before TRL's SFTConfig held it (and Unsloth's SFTTrainer, which still takes it).
+_TRAINER_SEQUENCE_LENGTH = frozenset({"max_seq_length", "max_length"})
+
+
+def _field(program: Program, keyword: ast.keyword) -> Field:
+    """A keyword argument as written: its value as far as the program model knows it, and where."""
+    value = program.value(keyword.value)
+    data = plain(value)
+    return Field(keyword.arg, data, program.text.span(keyword.value), program.text.span(keyword),
+                 provenance_of(value, data))
 
 
 def _constructed(program: Program, node: ast.AST | None) -> ast.Call | None:
