@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from loralint.checks.quantization import kbit_kwarg_message, merge_message, quantized_here
 from loralint.extract.trainers import adapter_loads, merge_of, trainer_of
 from loralint.program.evaluate import argument, plain
-from loralint.program.model import Application, Program, base_models
+from loralint.program.model import Application, ModelIds, base_models
 from loralint.program.values import Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Span
 
@@ -167,7 +167,7 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
             hints.kbit_prepared = ex.span(app.call)
     if site.origin.startswith("unsloth"):
         hints.kbit_prepared_by = "unsloth"  # FastLanguageModel.get_peft_model prepares the model itself
-    mine = _Mine([*loads, *wrapped])
+    mine = ModelIds([*loads, *wrapped])
     for prep in ex.program.preparations():
         if mine.touches(prep.models):
             hints.kbit_prepared = ex.span(prep.call)
@@ -210,29 +210,7 @@ def _data_stores(ex: PythonExtractor) -> list:
     ])
 
 
-class _Mine:
-    """A site's models (the bases its configuration is applied to, the PEFT models made from it) and the
-    models under them, by identity, found once a site for the calls it is compared with."""
-
-    __slots__ = ("bases", "models")
-
-    def __init__(self, models: list[Obj]) -> None:
-        self.models = frozenset(map(id, models))
-        self.bases = frozenset(map(id, base_models(models)))
-
-    def touches(self, objects: list[Obj]) -> bool:
-        """One of `objects` is one of these models, or the models under them meet."""
-        if any(id(o) in self.models for o in objects):
-            return True
-        return any(id(o) in self.bases for o in base_models(objects))
-
-    def touched(self, program: Program, node: ast.AST) -> bool:
-        """touches(program.objects(node)), from the identities the program keeps for `node`."""
-        theirs, bases = program.model_ids(node)
-        return not self.models.isdisjoint(theirs) or not self.bases.isdisjoint(bases)
-
-
-def _fp32_cast_by_hand(ex: PythonExtractor, mine: _Mine) -> Span | None:
+def _fp32_cast_by_hand(ex: PythonExtractor, mine: ModelIds) -> Span | None:
     """`for p in model.parameters(): p.data = p.data.to(torch.float32)` (or `.float()`, or named_parameters)
     on one of these models: what prepare_model_for_kbit_training does to the 16-bit parameters
     (peft/utils/other.py: `param.data = param.data.to(torch.float32)`), written out by the script."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import ast
 from collections import deque
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from loralint.extract.deepspeed import zero_facts_of
 from loralint.extract.trainers import MERGES, adapter_loads, trainer_calls, trainer_of
 from loralint.program import Program
 from loralint.program.evaluate import argument, plain, provenance_of
-from loralint.program.model import base_models
+from loralint.program.model import ModelIds, base_models
 from loralint.program.text import holds_line
 from loralint.program.values import Obj, OneOf
 from loralint.sites import ConfigSite, Diagnostic, Field, Span, TrainingContext, Unknown
@@ -71,7 +71,7 @@ def attach_training(
         context = TrainingContext(**file_facts, installs=dict(installs or {}))
         mine = models.get(id(site), [])
         mine_bases = base_models(mine)
-        ours = _Ours({id(o) for o in mine}, {id(o) for o in mine_bases})
+        ours = ModelIds(mine, mine_bases)
         for call in trainers:
             if not _trains(program, call, site, by_config, ours, only_pair, facts):
                 continue
@@ -81,13 +81,6 @@ def attach_training(
         _checkpointing_on(program, context, site_call, site, ours)
         _placement(program, context, mine_bases)
         site.hints.training = context
-
-
-class _Ours(NamedTuple):
-    """A site's models and the models under them, by identity (compared with each call's objects)."""
-
-    models: set[int]
-    bases: set[int]
 
 
 class _TrainerFacts:
@@ -122,7 +115,7 @@ class _TrainerFacts:
         return found
 
 
-def _trains(program: Program, call: ast.Call, site: ConfigSite, by_config: dict[int, ConfigSite], ours: _Ours,
+def _trains(program: Program, call: ast.Call, site: ConfigSite, by_config: dict[int, ConfigSite], ours: ModelIds,
             only_pair: bool, memo: dict[int, _TrainerFacts]) -> bool:
     facts = memo.get(id(call))
     if facts is None:
@@ -131,10 +124,8 @@ def _trains(program: Program, call: ast.Call, site: ConfigSite, by_config: dict[
         return True
     if facts.model_node is None:
         return only_pair  # one config, one trainer, a model the model cannot follow
-    theirs, bases = facts.model_ids(program)
-    if not ours.models.isdisjoint(theirs) or not ours.bases.isdisjoint(bases):
-        return True
-    return only_pair and not theirs
+    ids = facts.model_ids(program)
+    return ours.meet(ids) or (only_pair and not ids[0])
 
 
 def _describe_trainer(program: Program, call: ast.Call, context: TrainingContext,
@@ -323,17 +314,12 @@ _GC_ENABLES = frozenset({"gradient_checkpointing_enable", "activation_checkpoint
 _INPUT_GRADS = frozenset({"enable_input_require_grads", "prepare_model_for_kbit_training", "requires_grad_"})
 
 
-def _touches(program: Program, node: ast.AST, ours: _Ours) -> bool:
-    theirs, bases = program.model_ids(node)
-    return not ours.models.isdisjoint(theirs) or not ours.bases.isdisjoint(bases)
-
-
 def _reentrant_kwargs(program: Program, node: ast.AST | None) -> bool:
     value = plain(program.value(node)) if node is not None else None
     return isinstance(value, dict) and value.get("use_reentrant") is True
 
 
-def _checkpointing(program: Program, context: TrainingContext, ours: _Ours, applied_at: list[Any]) -> None:
+def _checkpointing(program: Program, context: TrainingContext, ours: ModelIds, applied_at: list[Any]) -> None:
     """use_reentrant=True written for this adapter's model, and whether anything gives inputs gradients."""
     for on, kwargs in (("gradient_checkpointing", "gradient_checkpointing_kwargs"),
                        ("activation_checkpointing", "activation_checkpointing_kwargs")):
@@ -343,7 +329,7 @@ def _checkpointing(program: Program, context: TrainingContext, ours: _Ours, appl
             context.reentrant_checkpointing = extra.span
     for call, point in program.calls_named(_GC_ENABLES):
         func = call.func
-        if not isinstance(func, ast.Attribute) or not _touches(program, func.value, ours):
+        if not isinstance(func, ast.Attribute) or not ours.touched(program, func.value):
             continue
         # peft/peft_model.py __init__: a model that already checkpoints gets enable_input_require_grads
         # (non-quantized) when get_peft_model wraps it; quiet for any enable before the wrapping.
@@ -366,7 +352,7 @@ def _sets_requires_grad(program: Program) -> bool:
 
 
 def _checkpointing_on(program: Program, context: TrainingContext, site_call: ast.Call, site: ConfigSite,
-                      ours: _Ours) -> None:
+                      ours: ModelIds) -> None:
     """What switches gradient checkpointing on for this adapter's model besides the training arguments;
     a value that is not known switches nothing (the memory estimate then says "without")."""
     text = program.text
@@ -382,11 +368,11 @@ def _checkpointing_on(program: Program, context: TrainingContext, site_call: ast
             return
     for call, _ in program.calls_named(_GC_ENABLES):
         func = call.func
-        if isinstance(func, ast.Attribute) and _touches(program, func.value, ours):
+        if isinstance(func, ast.Attribute) and ours.touched(program, func.value):
             context.checkpointing = (text.span(call), f"{func.attr}()")
             return
     for prep in program.preparations():
-        if prep.model_node is None or not _touches(program, prep.model_node, ours):
+        if prep.model_node is None or not ours.touched(program, prep.model_node):
             continue
         # peft/utils/other.py prepare_model_for_kbit_training(model, use_gradient_checkpointing=True, ...)
         flag = argument(prep.call, "use_gradient_checkpointing", 1)

@@ -300,6 +300,32 @@ class Program:
         return bool(ra) and ra == rb
 
 
+class ModelIds:
+    """Some models (a site's: the bases its configuration is applied to, the PEFT models made from it) and the
+    models under them, by identity: what extraction compares each call's objects with, site after site."""
+
+    __slots__ = ("bases", "models")
+
+    def __init__(self, models: list[Obj], bases: list[Obj] | None = None) -> None:
+        self.models = frozenset(map(id, models))
+        self.bases = frozenset(map(id, base_models(models) if bases is None else bases))
+
+    def meet(self, ids: tuple[frozenset[int], frozenset[int]]) -> bool:
+        """Program.model_ids(...) of a node holds one of these models, or the models under both meet."""
+        theirs, bases = ids
+        return not self.models.isdisjoint(theirs) or not self.bases.isdisjoint(bases)
+
+    def touches(self, objects: list[Obj]) -> bool:
+        """One of `objects` is one of these models, or the models under them meet."""
+        if any(id(o) in self.models for o in objects):
+            return True
+        return any(id(o) in self.bases for o in base_models(objects))
+
+    def touched(self, program: Program, node: ast.AST) -> bool:
+        """touches(program.objects(node)), from the identities the program keeps for `node`."""
+        return self.meet(program.model_ids(node))
+
+
 def base_models(objects: list[Obj]) -> list[Obj]:
     """The models under PEFT wrappers (a PeftModel's base, recursively), each once."""
     out: list[Obj] = []
