@@ -86,16 +86,15 @@ def attach_training(
 class _TrainerFacts:
     """What one trainer call is given, as _trains compares it with each site, found on the first site
     that asks and kept once the evaluator keeps the value (every later evaluation gives the same): the
-    ids of the sites whose configuration its peft_config may be, and of the objects its model argument
-    may be and of the models under them. Sites x trainers was most of attach_training on a test file."""
+    ids of the sites whose configuration its peft_config may be (its model argument's are kept by
+    Program.model_ids). Sites x trainers was most of attach_training on a test file."""
 
-    __slots__ = ("config_node", "config_sites", "model_node", "models")
+    __slots__ = ("config_node", "config_sites", "model_node")
 
     def __init__(self, call: ast.Call) -> None:
         self.config_node = argument(call, "peft_config", None)
         self.model_node = argument(call, "model", 0)
         self.config_sites: frozenset[int] | None = None
-        self.models: tuple[frozenset[int], frozenset[int]] | None = None
 
     def configured(self, program: Program, by_config: dict[int, ConfigSite]) -> frozenset[int]:
         found = self.config_sites
@@ -104,14 +103,6 @@ class _TrainerFacts:
             found = frozenset(id(s) for o in program.objects(node) if (s := by_config.get(id(o))) is not None)
             if program.evaluator.settled(node):
                 self.config_sites = found
-        return found
-
-    def model_ids(self, program: Program) -> tuple[frozenset[int], frozenset[int]]:
-        found = self.models
-        if found is None:
-            found = program.model_ids(self.model_node)
-            if program.evaluator.settled(self.model_node):
-                self.models = found
         return found
 
 
@@ -124,7 +115,7 @@ def _trains(program: Program, call: ast.Call, site: ConfigSite, by_config: dict[
         return True
     if facts.model_node is None:
         return only_pair  # one config, one trainer, a model the model cannot follow
-    ids = facts.model_ids(program)
+    ids = program.model_ids(facts.model_node)
     return ours.meet(ids) or (only_pair and not ids[0])
 
 
