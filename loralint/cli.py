@@ -213,7 +213,7 @@ def check(
     try:
         # Only JSON shows each configuration's module counts; other formats let a cached file skip computing them.
         result = run(targets, settings, options, sources=sources, resolve=resolver, verify=stage,
-                     describe_sites=output_format == "json")
+                     describe_sites=output_format == "json", size_every_dataset=False)
     except UsageError as exc:
         _fail(str(exc))
     for note in [*result.notes, *(n for r in reports for n in r.notes)]:

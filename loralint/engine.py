@@ -407,6 +407,7 @@ def run(
     resolve: Callable[[Settings, Options], Any] | None = None,
     verify: Callable[[list[ConfigSite], dict[str, Rule], Settings, Options], dict[int, list[Diagnostic]]] | None = None,
     describe_sites: bool = True,
+    size_every_dataset: bool = True,
 ) -> RunResult:
     """Check `paths` (or, with `sources`, in-memory files keyed by display path: stdin, editors).
 
@@ -415,7 +416,9 @@ def run(
     resolve, checks) as soon as extraction hands it over, while the pool parses the others; with
     `verify`, PEFT's own findings need every site resolved first, so the checks wait for all files.
     `describe_sites=False`: the caller shows findings only (text, SARIF, ...), not each site's module
-    counts, so a site whose file's findings come from the check cache skips the architecture analysis."""
+    counts, so a site whose file's findings come from the check cache skips the architecture analysis.
+    `size_every_dataset=False`: a data set is sized only where a check reads its size (`check`'s findings),
+    not for every site (`explain` shows each one's)."""
     rules = all_rules(settings)
     active = selected_codes(rules, settings, options)
     notes: list[str] = []
@@ -442,7 +445,8 @@ def run(
         stream = iter_extracted(found.files, settings, options, content_keys)
 
     stages = _FileStages(settings, options, rules, active, fs_paths, content_keys, resolve,
-                         checked=verify is None, describe_sites=describe_sites, on_disk=sources is None)
+                         checked=verify is None, describe_sites=describe_sites, on_disk=sources is None,
+                         size_every_dataset=size_every_dataset)
     results: list[FileResult] = []
     try:
         for result in stream:
@@ -481,11 +485,13 @@ class _FileStages:
 
     def __init__(self, settings: Settings, options: Options, rules: dict[str, Rule], active: set[str],
                  fs_paths: dict[str, Path], content_keys: dict[str, str], resolve: Callable[[Settings, Options], Any] | None,
-                 *, checked: bool, describe_sites: bool, on_disk: bool) -> None:
+                 *, checked: bool, describe_sites: bool, on_disk: bool, size_every_dataset: bool = True) -> None:
         self.settings, self.options, self.rules, self.active = settings, options, rules, active
         self.fs_paths, self.content_keys = fs_paths, content_keys
         self._resolve, self._resolver = resolve, None
         self._sizer: Any = None
+        self._size_every_dataset = size_every_dataset
+        self._size_read: Callable[[ConfigSite], bool] | None = None  # see _sized
         self._launches: Any = None
         self._checked = checked  # --verify checks after every file is resolved: no check cache then
         self._describe_sites = describe_sites
@@ -508,8 +514,10 @@ class _FileStages:
 
     def prepare(self, result: FileResult) -> None:
         """What the checks read besides the file itself: data set sizes, launches, the model."""
-        if any(site.hints.datasets or site.hints.held_out is not None for site in result.sites):
-            self._size_datasets(result)
+        sized = [site for site in result.sites if (site.hints.datasets or site.hints.held_out is not None)
+                 and self._sized(site)]
+        if sized:
+            self._size_datasets(sized)
         if any(site.syntax == "python" and site.hints.training is not None for site in result.sites):
             # `accelerate launch --config_file X script.py` seen in the project: the config's facts (not cached)
             if self._launches is None:
@@ -535,7 +543,22 @@ class _FileStages:
                 )
             )
 
-    def _size_datasets(self, result: FileResult) -> None:
+    def _sized(self, site: ConfigSite) -> bool:
+        """Whether the site's data sets are sized. Counting is most of a cold run's work on a trainer's tree
+        (LLaMA-Factory's data/), and only LORA104 reads the size, for a lora_dropout it can flag; when it is
+        not active, when --dataset-size gives the size, or when the site's dropout is not in play, it is skipped."""
+        if self._size_every_dataset:
+            return True
+        if self._size_read is None:
+            if self.options.dataset_size is None and any(self.rules[c].check == "dropout_large_dataset" for c in self.active):
+                from loralint.datasets import dropout_in_play
+
+                self._size_read = lambda site: dropout_in_play(site) is not None
+            else:
+                self._size_read = lambda site: False
+        return self._size_read(site)
+
+    def _size_datasets(self, sites: list[ConfigSite]) -> None:
         """The data sets' real size, for LORA104: counted after extraction, cached apart (by file size and time)."""
         from loralint.datasets import run_sizer, size_sites
 
@@ -545,7 +568,7 @@ class _FileStages:
                 self.rules[c].check == "dropout_large_dataset" for c in self.active)
             self._sizer = run_sizer(self.settings, online=self.options.online and wanted,
                                     cached=bool(self.settings.cache and not self.options.no_cache and self._on_disk))
-        size_sites(self._sizer, result.sites, self.fs_paths)
+        size_sites(self._sizer, sites, self.fs_paths)
 
     def resolve_notes(self) -> list[str]:
         return self._resolver.notes() if self._resolver is not None else []

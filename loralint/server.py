@@ -182,7 +182,8 @@ class LoraLintServer(LanguageServer):
         from loralint.resolve import SiteResolver
 
         try:
-            result = run([display], settings, options, sources={display: _encode(text, fmt)}, resolve=SiteResolver)
+            result = run([display], settings, options, sources={display: _encode(text, fmt)}, resolve=SiteResolver,
+                         size_every_dataset=False)
             lines = split_lines(text)
 
             def uri_for(path: str) -> str:

@@ -60,6 +60,18 @@ def is_known(value: Any) -> bool:
     return True
 
 
+def effective(site: ConfigSite, name: str) -> tuple[Any, bool]:
+    """(value, known): the value in force, set or defaulted; known=False when it cannot be read."""
+    f = site.fields.get(name)
+    if f is not None:
+        value = f.value
+        return value, is_known(value)
+    if site.opaque:
+        return None, False  # `**kwargs` we could not read might set it
+    value = site.value(name)
+    return value, is_known(value)
+
+
 @dataclass(slots=True)
 class Field:
     """One configuration argument under its canonical PEFT name.

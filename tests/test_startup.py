@@ -94,13 +94,34 @@ def test_a_warm_check_loads_no_check_and_no_openssl(tmp_path):
         "from transformers import AutoModelForCausalLM\n\n"
         'model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-3.2-1B")\n'
         'data = load_dataset("json", data_files="data.jsonl", split="train")\n'
-        'model = get_peft_model(model, LoraConfig(r=16, lora_alpha=4, target_modules=["q_proj", "v_proj"]))\n')
+        'model = get_peft_model(model, LoraConfig(r=16, lora_alpha=4, lora_dropout=0.05, target_modules=["q_proj", "v_proj"]))\n')
     watched = (*NOT_LOADED_WARM, "loralint.datasets", "loralint.knowledge.index")
     cold, loaded = _check_in_a_fresh_process(tmp_path, ["train.py"], watched)
     assert "LORA101" in cold and {"loralint.checks", "loralint.datasets.count", "loralint.knowledge.models"} <= set(loaded)
     warm, loaded = _check_in_a_fresh_process(tmp_path, ["train.py"], watched)
     # The data set is sized again from the stored count, the model resolved again from the index.
     assert warm == cold and loaded == ["loralint.datasets", "loralint.knowledge.index"]
+
+
+def test_check_counts_a_data_set_only_where_lora104_can_use_its_size(tmp_path):
+    # LORA104 reads the size only for a lora_dropout strictly between 0 and 1: with PEFT's default (0.0) the file
+    # is not counted, nor with --dataset-size; explain still shows each configuration's data set.
+    (tmp_path / "data.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n')
+    script = ("from datasets import load_dataset\nfrom peft import LoraConfig\n"
+              'data = load_dataset("json", data_files="data.jsonl", split="train")\n'
+              "config = LoraConfig(r=16, lora_alpha=4{})\n")
+    counter = ("loralint.datasets.count",)
+    for dropout, args, counted in (("", [], []), (", lora_dropout=0.1", [], list(counter)),
+                                   (", lora_dropout=0.1", ["--dataset-size", "500000"], [])):
+        (tmp_path / "train.py").write_text(script.format(dropout))
+        out, loaded = _check_in_a_fresh_process(tmp_path, ["--no-cache", *args, "train.py"], counter)
+        assert "LORA101" in out and loaded == counted, (dropout, args, loaded)
+    assert "LORA104" in out  # the size given beats the count
+    (tmp_path / "train.py").write_text(script.format(""))
+    explained = subprocess.run([sys.executable, "-m", "loralint", "explain", "--no-cache", "--output-format", "json", "train.py"],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+                               env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(tmp_path)})
+    assert json.loads(explained.stdout)["configs"][0]["dataset_size"] == 2, explained.stderr
 
 
 def test_a_warm_check_of_a_notebook_loads_no_program_model(tmp_path):

@@ -7,7 +7,7 @@ import math
 from typing import Any, Iterable
 
 from loralint.lazy_re import lazy
-from loralint.sites import ConfigSite, Field, Fix, Span, TextEdit, format_value, is_known
+from loralint.sites import ConfigSite, Field, Fix, Span, TextEdit, effective, format_value, is_known  # noqa: F401 (effective: the checks' helper)
 
 _PLAIN_YAML = lazy(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _YAML_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "none", "~"}
@@ -27,18 +27,6 @@ def known_field(site: ConfigSite, name: str) -> Field | None:
     # peft's tree
     f = site.fields.get(name)
     return f if f is not None and is_known(f.value) else None
-
-
-def effective(site: ConfigSite, name: str) -> tuple[Any, bool]:
-    """(value, known): the value in force, set or defaulted; known=False when it cannot be read."""
-    f = site.fields.get(name)
-    if f is not None:
-        value = f.value
-        return value, is_known(value)
-    if site.opaque:
-        return None, False  # `**kwargs` we could not read might set it
-    value = site.value(name)
-    return value, is_known(value)
 
 
 def fmt(value: Any) -> str:

@@ -17,6 +17,7 @@ from loralint.checks._util import (
     number,
     replace_value,
 )
+from loralint.datasets import dropout_in_play
 from loralint.lazy_re import lazy
 from loralint.limits import AnalysisLimit, Budget
 from loralint.safe_regex import PATTERN_KEY, Matcher, Prepared, Profile, Refused
@@ -143,9 +144,7 @@ def dropout_large_dataset(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
     size, source = ctx.dataset_size, ctx.dataset_size_source
     if size is None and site.hints.dataset_size is not None and isinstance(site.hints.dataset_size.value, int):
         size, source = site.hints.dataset_size.value, site.hints.dataset_size.provenance
-    dropout, known = effective(site, "lora_dropout")
-    dropout = number(dropout) if known else None
-    if size is None or size < threshold or dropout is None or not 0 < dropout < 1:
+    if size is None or size < threshold or dropout_in_play(site) is None:
         return
     description = "Set lora_dropout=0"
     fix = replace_value(site, "lora_dropout", 0.0, description, "unsafe")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from loralint.datasets.kinds import kind_of
 from loralint.safe_read import DEFAULT_MAX_DATA_FILE_SIZE, read_limited
-from loralint.sites import ConfigSite, DatasetRef, Field
+from loralint.sites import ConfigSite, DatasetRef, Field, effective
 
 if TYPE_CHECKING:
     from loralint.cache import CountCache
@@ -342,6 +342,15 @@ def run_sizer(settings: Any, online: bool = False, cached: bool = False) -> Size
 
         counts = CountCache(root)
     return Sizer(root, getattr(settings, "max_data_file_size", DEFAULT_MAX_DATA_FILE_SIZE), online, counts)
+
+
+def dropout_in_play(site: ConfigSite) -> float | None:
+    """The lora_dropout LORA104 can flag (checks/hyperparams.py): known and strictly between 0 and 1. Without
+    one the rule stays quiet whatever the size, and `check` does not size the data set (engine._FileStages)."""
+    dropout, known = effective(site, "lora_dropout")
+    if not known or isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        return None
+    return dropout if 0 < dropout < 1 else None
 
 
 def size_sites(sizer: Sizer, sites: list[ConfigSite], fs_paths: dict[str, Path]) -> None:
