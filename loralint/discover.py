@@ -61,6 +61,9 @@ class Discovery:
     files: list[SourceFile] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # skipped explicit paths, unreadable directories
+    # The display prefix of each folder walked whole ("" for "."): a file under one that is not among `files`
+    # is gone or excluded, so the stat index forgets it (loralint/stat_index.py).
+    walked: list[str] = field(default_factory=list)
 
 
 def glob_to_regex(pattern: str) -> Glob:
@@ -253,6 +256,7 @@ def discover(
             continue
         if is_dir:
             _walk(given, given_path, matcher, respect_gitignore, found, add)
+            found.walked.append(_display_prefix(given))
         else:
             # A regular file, or a FIFO, device or socket: never opened here; the reader refuses those.
             _add_explicit(
@@ -272,6 +276,11 @@ def _add_explicit(
         add(SourceFile(path, given, fmt, explicit=True))
 
 
+def _display_prefix(given: str) -> str:
+    """What the display paths of the files found by walking the folder `given` begin with."""
+    return given.rstrip("/") + "/" if given not in (".", "./") else ""
+
+
 def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: Discovery, add) -> None:
     inherited: list[GitIgnore] = []
     if respect_gitignore:
@@ -289,7 +298,7 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
     # os.walk's order (top-down, depth first, here each folder's names sorted) with its directory entries
     # kept: whether a name is a link comes from the listing (no lstat a name), and a folder's real path is
     # its parent's and its name (folder links are never entered), one realpath in all instead of one a folder.
-    given_dir = given.rstrip("/") + "/" if given not in (".", "./") else ""
+    given_dir = _display_prefix(given)
     # Each folder: as walked, real, absolute (what _ignored matches), relative to `root`, its .gitignores.
     stack: list[tuple[str, str, str, str, list[GitIgnore]]] = [
         (os.fspath(root), os.path.realpath(root), os.path.abspath(root), "", inherited)]

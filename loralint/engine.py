@@ -181,12 +181,13 @@ def selected_codes(rules: dict[str, Rule], settings: Settings, options: Options)
 
 
 def iter_extracted(files: list[SourceFile], settings: Settings, options: Options,
-                   keys: dict[str, str] | None = None) -> Iterator[FileResult]:
+                   keys: dict[str, str] | None = None, walked: Iterable[str] = ()) -> Iterator[FileResult]:
     """Read every file, prefilter, and parse the candidates (cached, in a pool when many), handing each
     result over as soon as it is there: the caller's per-file stages then run while the pool still
     parses. The order is fixed for one tree and cache state (files read or refused and cache hits first,
     then fresh ones largest first when pooled), not the order of `files`. With the cache on, `keys`
-    receives each candidate's content key (display path → key) before the first result."""
+    receives each candidate's content key (display path → key) before the first result. `walked`: the folders
+    `files` are all the files of (discover.Discovery.walked), whose other records the stat index drops."""
     cache = index = None
     if settings.cache and not options.no_cache:
         from loralint.cache import ExtractionCache
@@ -235,7 +236,7 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         else:
             todo.append((source, data, key))
     if index is not None:
-        index.save()
+        index.save(walked)
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
     # YAML/JSON extraction is cheap (libyaml); only Python and notebooks are worth a pool.
     python = [d for s, d, _ in todo if s.fmt in ("python", "notebook")]
@@ -442,7 +443,7 @@ def run(
         notes.extend(found.notes)
         fs_paths = {f.display: f.path for f in found.files}
         files_checked = len(found.files)
-        stream = iter_extracted(found.files, settings, options, content_keys)
+        stream = iter_extracted(found.files, settings, options, content_keys, found.walked)
 
     stages = _FileStages(settings, options, rules, active, fs_paths, content_keys, resolve,
                          checked=verify is None, describe_sites=describe_sites, on_disk=sources is None,

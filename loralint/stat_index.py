@@ -6,7 +6,9 @@ display path to the filesystem path and format it was read as, its (size, mtime_
 and what reading it gave: its content key (ExtractionCache.key) or None when the prefilter refused it.
 A file whose stat is the recorded one is neither read, prefiltered nor hashed (as ruff's cache trusts
 mtimes); anything else (no record, any field different, a stat that fails) is read as before. The
-content key then finds the file's cached result as before. loralint's code is in the cache directory's
+content key then finds the file's cached result as before. A run that walks a folder whole forgets the
+records under it of the files it did not find (deleted, renamed, excluded since); a run on part of a tree
+keeps the others'. loralint's code is in the cache directory's
 name, so an edited loralint starts from an empty index.
 
 Racy files (git's "racy clean" problem): a file written again within the timestamp granularity of the
@@ -23,6 +25,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterable
 
 from loralint.cache import ExtractionCache, blake2b  # blake2b without OpenSSL (see loralint/cache.py)
 
@@ -53,6 +56,7 @@ class StatIndex:
         self._since = time.time_ns() - RACY_NS  # before any file of this run is stat'ed or read
         self._records = self._load()
         self._changed = False
+        self._seen: set[str] = set()  # the display paths this run asked about
 
     def _load(self) -> dict[str, list]:
         payload = self._cache.read(self._key)
@@ -66,6 +70,7 @@ class StatIndex:
 
     def known(self, display: str, path: str, fmt: str, facts: Stat | None) -> tuple[str | None] | None:
         """(content key or None for a file the prefilter refused) when the file is as recorded; else None."""
+        self._seen.add(display)
         record = self._records.get(display)
         if facts is None or type(record) is not list or len(record) != 7:
             return None
@@ -85,7 +90,19 @@ class StatIndex:
             self._records[display] = entry
             self._changed = True
 
-    def save(self) -> None:
+    def save(self, walked: Iterable[str] = ()) -> None:
+        """Write the records back. `walked`: the display prefixes of the folders this run walked whole
+        (discover.Discovery.walked); a record under one whose file this run did not see is dropped."""
+        for prefix in walked:
+            gone = [display for display in self._records if display not in self._seen and _under(display, prefix)]
+            for display in gone:
+                del self._records[display]
+            self._changed = self._changed or bool(gone)
         if self._changed:
             self._cache.write(self._key, json.dumps(self._records, separators=(",", ":")).encode())
             self._changed = False
+
+
+def _under(display: str, prefix: str) -> bool:
+    # "" is the working directory walked: not a file named from above it or by an absolute path.
+    return display.startswith(prefix) if prefix else not display.startswith(("/", "../"))

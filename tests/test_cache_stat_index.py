@@ -122,3 +122,24 @@ def test_a_corrupt_index_is_a_miss(write, tmp_path, reads, no_racy_window):
     reads.clear()
     assert _r(tmp_path) == [16]
     assert reads == ["t.py"]
+
+
+def _cache_mentions(tmp_path, name: str) -> bool:
+    return any(name.encode() in p.read_bytes() for p in (tmp_path / ".loralint_cache").rglob("*") if p.is_file())
+
+
+def test_the_index_forgets_a_deleted_file_and_keeps_what_a_partial_run_did_not_walk(write, tmp_path, reads, no_racy_window):
+    # A file the prefilter refuses is known to the cache only through the index: its record is the one to go.
+    for name in ("gone.py", "sub/kept.py", "top.py"):
+        _old(write(name, "x = 1\n"))
+    _old(write("t.py", CFG.format(r=16)))
+    assert _r(tmp_path) == [16]
+    assert _cache_mentions(tmp_path, "gone.py")
+    (tmp_path / "gone.py").unlink()
+    reads.clear()
+    assert _r(tmp_path) == [16]
+    assert reads == [] and not _cache_mentions(tmp_path, "gone.py")
+    # A run on sub/ alone keeps the records of the files outside it: the next whole run reads nothing.
+    assert run_cli(["check", "sub"], cwd=tmp_path).exit_code == 0
+    assert _r(tmp_path) == [16]
+    assert reads == []
