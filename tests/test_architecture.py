@@ -303,3 +303,23 @@ def test_configs_sharing_a_model_in_one_run_each_get_their_own_counts(tmp_path):
     counts = [(c["trainable_params"], c["matched_modules"]["count"]) for c in sorted(run.json["configs"], key=lambda c: c["line"])]
     # q_proj: 16 * (3072 + 3072), v_proj: 16 * (3072 + 1024), in 10 of the 28 layers
     assert counts == [(24_313_856, 196), (12_156_928, 196), (10 * (98_304 + 65_536), 20)]
+
+
+def test_conv1d_fan_in_fan_out_only_where_the_format_can_set_it(tmp_path):
+    # TRL's ModelConfig has no fan_in_fan_out (get_peft_config never passes one): no finding, and above all no
+    # "safe" fix that adds fan_in_fan_out=True to ModelConfig(...), a TypeError when the script runs.
+    trl = check(tmp_path, """
+    from trl import ModelConfig, SFTTrainer, get_peft_config
+    margs = ModelConfig(model_name_or_path="gpt2", use_peft=True, lora_r=16, lora_alpha=32)
+    trainer = SFTTrainer(model="gpt2", train_dataset=None, peft_config=get_peft_config(margs))
+    """)
+    assert trl.json["configs"] and [d for d in trl.json["diagnostics"] if d["code"] == "LORA204"] == []
+    (tmp_path / "lf.yaml").write_text("model_name_or_path: openai-community/gpt2\nstage: sft\ndo_train: true\n"
+                                      "finetuning_type: lora\nlora_rank: 8\nlora_target: c_attn\n")
+    (tmp_path / "ax.yml").write_text("base_model: gpt2\nadapter: lora\nlora_r: 8\nlora_alpha: 16\n"
+                                     "lora_target_modules: [c_attn]\n")
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "--select", "LORA204", "lf.yaml", "ax.yml"],
+                  cwd=tmp_path)
+    assert len(run.json["configs"]) == 2
+    [d] = run.json["diagnostics"]  # LLaMA-Factory has no such setting either; axolotl has its own key
+    assert d["path"] == "ax.yml" and d["message"].endswith("with a warning; set lora_fan_in_fan_out: true")

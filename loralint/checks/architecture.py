@@ -339,8 +339,24 @@ def embedding_or_head_target(site: ConfigSite, ctx: CheckContext) -> Iterable[Fi
         )
 
 
+# Where the user can set fan_in_fan_out, and how: LoraConfig's argument (Unsloth's get_peft_model passes it on),
+# axolotl's lora_fan_in_fan_out (src/axolotl/loaders/adapter.py), a saved adapter_config.json. TRL's ModelConfig
+# and CLI config (trl/trainer/utils.py get_peft_config), LLaMA-Factory (model/adapter.py) and Unsloth's CLI build
+# the LoraConfig without it: PEFT then flips it itself (tuners/lora/model.py _create_new_module warns "Setting
+# fan_in_fan_out to True"), which the user can neither avoid nor needs to, so the rule stays quiet there.
+_FAN_IN_FAN_OUT_SETTING = {
+    "peft.LoraConfig": "set fan_in_fan_out=True",
+    "unsloth.get_peft_model": "set fan_in_fan_out=True",
+    "axolotl": "set lora_fan_in_fan_out: true",
+    "adapter_config": "set fan_in_fan_out=True",
+}
+
+
 @check("conv1d_fan_in_fan_out")
 def conv1d_fan_in_fan_out(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
+    setting = _FAN_IN_FAN_OUT_SETTING.get(site.origin)
+    if setting is None:
+        return
     found = _context(site)
     if found is None:
         return
@@ -357,7 +373,7 @@ def conv1d_fan_in_fan_out(site: ConfigSite, ctx: CheckContext) -> Iterable[Findi
             site.span_of("fan_in_fan_out") if site.is_set("fan_in_fan_out") else site.span_of("target_modules"),
             f"{', '.join(conv1d)} on {_model(resolution)} {'is a transformers Conv1D layer' if len(conv1d) == 1 else 'are transformers Conv1D layers'}"
             " (weights stored transposed) but fan_in_fan_out is False: PEFT flips it on the shared config with a"
-            " warning; set fan_in_fan_out=True",
+            f" warning; {setting}",
             fix=fix,
         )
     elif fan and not conv1d:
