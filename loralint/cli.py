@@ -216,6 +216,8 @@ def check(
                      describe_sites=output_format == "json", size_every_dataset=False)
     except UsageError as exc:
         _fail(str(exc))
+    # Under --watch (which invokes this command in a sub-context sharing `meta`): the other files to poll.
+    click.get_current_context().meta[_WATCH_INPUTS] = result.inputs
     for note in [*result.notes, *(n for r in reports for n in r.notes)]:
         click.echo(f"loralint: warning: {_safe(note)}", err=True)
     if fix or diff:
@@ -318,6 +320,9 @@ def _show_files(targets: list[str], settings, options) -> None:
     sys.exit(0)
 
 
+_WATCH_INPUTS = "loralint.inputs"  # ctx.meta key: RunResult.inputs of the last run
+
+
 def _watch(targets: list[str], config_path: Path | None, excludes: list[str], options) -> int:
     """`--watch`: this very command again (without --watch and --output-file) after every change."""
     from loralint.watch import watch
@@ -335,7 +340,8 @@ def _watch(targets: list[str], config_path: Path | None, excludes: list[str], op
                 raise
             click.echo(f"loralint: internal error: {type(exc).__name__}: {_safe(str(exc))}", err=True)
 
-    return watch(once, lambda: _watched_paths(targets, config_path, excludes, options))
+    return watch(once, lambda: _watched_paths(targets, config_path, excludes, options),
+                 inputs=lambda: ctx.meta.pop(_WATCH_INPUTS, ()))
 
 
 def _watched_paths(targets: list[str], config_path: Path | None, excludes: list[str], options) -> list[str]:

@@ -60,6 +60,9 @@ class RunResult:
     loaded: list[ConfigSite] = field(default_factory=list)  # adapters loaded to train again (extract/loaded.py)
     max_file_size: int | None = None  # the bound files were read under (the settings'), for source_lines
     cells: dict[str, list[int]] = field(default_factory=dict)  # display path → a notebook's FileResult.cells
+    # Files besides the checked ones whose contents the findings depend on (data sets sized for LORA104, a
+    # loaded adapter's adapter_config.json): `check --watch` polls them too.
+    inputs: list[str] = field(default_factory=list)
     _lines: Any = None
 
     def source_lines(self) -> Any:
@@ -475,7 +478,8 @@ def run(
     shown_paths = {k: str(v) for k, v in fs_paths.items()}
     result = RunResult(files_checked, sorted(stages.diagnostics, key=Diagnostic.sort_key), sites, rules, notes,
                        shown_paths, texts, loaded, settings.max_file_size,
-                       {r.path: r.cells for r in results if r.cells is not None})
+                       {r.path: r.cells for r in results if r.cells is not None},
+                       sorted({*stages.inputs(), *(path for r in results for path, _ in r.depends_on or ())}))
     result.diagnostics = _notebook_lines(result)
     return result
 
@@ -573,6 +577,9 @@ class _FileStages:
 
     def resolve_notes(self) -> list[str]:
         return self._resolver.notes() if self._resolver is not None else []
+
+    def inputs(self) -> set[str]:
+        return self._sizer.read if self._sizer is not None else set()
 
     def dataset_notes(self) -> list[str]:
         if self._sizer is None or not self._sizer.asked:

@@ -1,9 +1,9 @@
 """`check --watch`: check again whenever a checked file changes, for a terminal beside the editor.
 
 Standard library polling, no file-system events: every `interval` seconds the files the last run
-discovered (and the settings file) are `stat`-ed, and their directories listed, so that a new file in
-one is seen; any change in modification time, size or identity, or in a listing, starts a new run. A
-listing leaves out the folders discovery skips (loralint's own `.loralint_cache/` among them): the
+discovered (and the settings file, and the data sets it counted) are `stat`-ed, and their directories
+listed, so that a new file in one is seen; any change in modification time, size or identity, or in a
+listing, starts a new run. A listing leaves out the folders discovery skips (loralint's own `.loralint_cache/` among them): the
 cache a run writes must not start the next run. The work per poll is
 bounded by what the run discovered. The screen is cleared before each run only on a terminal;
 Ctrl-C ends watching with exit code 0.
@@ -45,9 +45,10 @@ def snapshot(paths: Iterable[str]) -> Snapshot:
 
 
 def watch(run: Callable[[], None], paths: Callable[[], Iterable[str]], interval: float = INTERVAL,
-          sleep: Callable[[float], None] = time.sleep) -> int:
+          sleep: Callable[[float], None] = time.sleep, inputs: Callable[[], Iterable[str]] = tuple) -> int:
     """`run` (it prints its report), then again after every change to one of `paths()`, until Ctrl-C.
-    The paths are taken before each run, so an edit made while it runs is seen. Returns 0."""
+    The paths are taken before each run, so an edit made while it runs is seen. `inputs()`: the files the
+    run just read besides those (a data set LORA104 counted), polled from after the run. Returns 0."""
     terminal = sys.stdout.isatty()
     try:
         message = "Starting linter in watch mode..."
@@ -57,6 +58,7 @@ def watch(run: Callable[[], None], paths: Callable[[], Iterable[str]], interval:
                 click.clear()
             click.echo(message, err=True)
             run()
+            watched.update(snapshot([path for path in inputs() if path not in watched]))
             while True:
                 sleep(interval)
                 if snapshot(watched) != watched:

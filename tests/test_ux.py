@@ -356,6 +356,35 @@ def test_watch_checks_again_after_a_change_and_ctrl_c_exits_0(write, tmp_path):
            " (outside [0.5, 4]); use lora_alpha=16 for scaling 1 or 32 for 2" in seen
 
 
+def test_watch_checks_again_when_a_counted_data_set_changes(write, tmp_path):
+    # The finding depends on the data file (LORA104 counts it), which is no checked file: regenerating it with
+    # fewer records must start a run as saving the config does.
+    write("config.yml", "base_model: meta-llama/Llama-3.2-1B\nadapter: lora\nlora_r: 16\nlora_alpha: 32\n"
+                        "lora_dropout: 0.05\nlora_target_linear: true\ndatasets:\n  - path: train.jsonl\n    type: alpaca\n")
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"instruction": "q", "output": "a"}\n' * 150_000, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from loralint.cli import main; main()", "check", "--watch", "--no-show-source", "."],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
+    seen: list[str] = []
+    try:
+        _wait_for(lines, "Found 1 problem", seen)
+        data.write_text('{"instruction": "q", "output": "a"}\n' * 1_000, encoding="utf-8")
+        _wait_for(lines, "All checks passed!", seen)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert any(line.startswith("config.yml:5:15: LORA104 [info] lora_dropout=0.05 with 150,000 training examples")
+               for line in seen)
+
+
 def test_watch_refuses_stdin(tmp_path):
     run = run_subprocess(["check", "--watch", "-", "--stdin-filename", "t.py"], cwd=tmp_path, input=ALPHA.encode())
     assert run.exit_code == 2 and "--watch checks files on disk" in run.stderr

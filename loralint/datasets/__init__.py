@@ -41,6 +41,7 @@ class Sizer:
         # (name as written, the config's folder, folder?) -> what _locate found: many configs of a project name the
         # same Hub data sets, each looked for as a local folder and file first
         self._located: dict[tuple[str, str, bool], Path | None] = {}
+        self.read: set[str] = set()  # the files sizing looked at (counted, registries): what `check --watch` polls
 
     def hub_sizes(self, repo_id: str, config: str | None) -> tuple[dict[str, int], str] | None:
         key = (repo_id, config)
@@ -195,6 +196,7 @@ class Sizer:
         return total, f"rows in the Arrow record batches of the save_to_disk folder {shown} ({len(files)} file{plural})"
 
     def _count(self, path: Path, kind: str) -> tuple[int, str] | None:
+        self.read.add(str(path))
         try:
             info = path.stat()
         except OSError:
@@ -229,6 +231,7 @@ class Sizer:
     # --- LLaMA-Factory ------------------------------------------------------------------------
     def _registry(self, info_path: Path) -> Any:
         """A dataset_info.json as JSON, or None when it cannot be read."""
+        self.read.add(str(info_path))
         if info_path not in self._registries:
             import json
 
