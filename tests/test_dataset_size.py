@@ -556,3 +556,19 @@ def test_a_small_json_array_decoded_whole_counts_as_the_scanner_does(tmp_path, m
         assert decoded == scanned == len(items)
 
     same()
+
+
+def test_which_size_wins_settings_file_and_command_line(tmp_path):
+    # --dataset-size, then per-file-dataset-size, then the data set as counted; dataset-size is the fallback.
+    jsonl(tmp_path / "data" / "train.jsonl", 150_000)
+    axolotl(tmp_path, "data/train.jsonl")
+    (tmp_path / ".loralint.toml").write_text("dataset-size = 5000\n")
+    [message] = lora104(tmp_path, "config.yml")
+    assert "150,000 training examples (JSON lines counted in data/train.jsonl" in message
+    (tmp_path / ".loralint.toml").write_text('dataset-size = 5000\nper-file-dataset-size = { "config.yml" = 300000 }\n')
+    [message] = lora104(tmp_path, "config.yml")
+    assert "300,000 training examples (per-file-dataset-size in .loralint.toml)" in message
+    (tmp_path / "data" / "train.jsonl").unlink()
+    (tmp_path / ".loralint.toml").write_text("dataset-size = 200000\n")
+    [message] = lora104(tmp_path, "config.yml")
+    assert "200,000 training examples (dataset-size in .loralint.toml)" in message
