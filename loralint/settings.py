@@ -108,15 +108,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
         # Regular files only, 10 MB at most: a settings file may come with a cloned repository.
         return tomllib.loads(read_limited(path).decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"{path}: invalid TOML: {exc}") from exc
+        raise SettingsError(f"{_shown(path)}: invalid TOML: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise SettingsError(f"{path}: invalid TOML: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from exc
+        raise SettingsError(f"{_shown(path)}: invalid TOML: not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from exc
     except RecursionError as exc:
-        raise SettingsError(f"{path}: invalid TOML: nesting too deep") from exc
+        raise SettingsError(f"{_shown(path)}: invalid TOML: nesting too deep") from exc
     except InputRefused as exc:
-        raise SettingsError(f"{path}: cannot read: {exc}") from exc
+        raise SettingsError(f"{_shown(path)}: cannot read: {exc}") from exc
     except OSError as exc:
-        raise SettingsError(f"{path}: cannot read: {exc.strerror}") from exc
+        raise SettingsError(f"{_shown(path)}: cannot read: {exc.strerror}") from exc
 
 
 def _loralint_table(data: dict[str, Any]) -> dict[str, Any] | None:
