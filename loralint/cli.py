@@ -514,6 +514,10 @@ def rule(code: str | None, show_all: bool, output_format: str) -> None:
         + f"\n\n{found.docs}"))
 
 
+# What explain says about a file it could not read or parse (it has no configuration to explain).
+_EXPLAIN_FILE_PROBLEMS = frozenset({"LORA901", "LORA902", "LORA904", "LORA905", "LORA906"})
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @_MODEL
@@ -555,6 +559,16 @@ def explain(paths: tuple[str, ...], model: str | None, online: bool, verify: boo
             _fail(f"--gpu-memory: {exc}")
 
     sources = result.source_lines()  # a notebook's positions are named by cell
+    if result.diagnostics or result.notes:
+        from loralint.report.text import headline
+
+        # A file that could not be read or parsed has no configuration to explain: said on stderr, or a
+        # script with a syntax error would read as "No LoRA configuration found."
+        for d in result.diagnostics:
+            if d.code in _EXPLAIN_FILE_PROBLEMS:
+                click.echo(f"loralint: warning: {headline(d, sources)}", err=True)
+        for note in result.notes:
+            click.echo(f"loralint: warning: {_safe(note)}", err=True)
     entries = [explain_site(site, budget, sources) for site in [*result.sites, *result.loaded]]
     click.echo(json.dumps({"version": 1, "configs": entries}, indent=2) if output_format == "json" else render_text(entries), nl=output_format == "json")
 

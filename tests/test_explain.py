@@ -204,3 +204,14 @@ def test_explain_reads_the_sequence_length_given_to_the_trainer_itself(tmp_path)
     [entry] = run_cli(["explain", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path).json["configs"]
     assert not any(w.startswith("activations, batch") for w in (i["what"] for i in entry["fit"]["items"]))
     assert "activations: unknown (sequence length not found" in " ".join(entry["fit"]["notes"])
+
+
+def test_explain_says_why_a_file_it_cannot_parse_has_no_configuration(tmp_path):
+    (tmp_path / "train.py").write_text("from peft import LoraConfig\ncfg = LoraConfig(r=8, lora_alpha=16\n")
+    run = run_cli(["explain", "--no-cache", "train.py"], cwd=tmp_path)
+    assert run.exit_code == 0 and run.stdout.strip() == "No LoRA configuration found."
+    assert run.stderr.splitlines() == [
+        "loralint: warning: train.py:2:17: LORA901 [error] cannot parse: invalid Python syntax ('(' was never closed);"
+        " not checked"]
+    as_json = run_cli(["explain", "--no-cache", "--output-format", "json", "train.py"], cwd=tmp_path)
+    assert json.loads(as_json.stdout)["configs"] == [] and "LORA901" in as_json.stderr  # stdout stays JSON

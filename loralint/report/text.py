@@ -89,6 +89,11 @@ def _headline(d: Diagnostic, style: _Style, sources: SourceLines | None = None) 
     return f"{location} {code}{fixable} {severity} {escape(d.message)}"
 
 
+def headline(d: Diagnostic, sources: SourceLines | None = None) -> str:
+    """A finding's first line, uncoloured and escaped: `path:line:col: CODE [severity] message`."""
+    return _headline(d, _Style(False), sources)
+
+
 def _snippet(d: Diagnostic, sources: SourceLines, style: _Style) -> list[str]:
     s = d.span
     if d.code == "LORA902":
