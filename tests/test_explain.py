@@ -211,7 +211,7 @@ def test_explain_says_why_a_file_it_cannot_parse_has_no_configuration(tmp_path):
     run = run_cli(["explain", "--no-cache", "train.py"], cwd=tmp_path)
     assert run.exit_code == 0 and run.stdout.strip() == "No LoRA configuration found."
     assert run.stderr.splitlines() == [
-        "loralint: warning: train.py:2:17: LORA901 [error] cannot parse: invalid Python syntax ('(' was never closed);"
-        " not checked"]
+        ("loralint: warning: train.py:2:17: LORA901 [error] cannot parse: invalid Python syntax ('(' was never closed);"
+         " not checked")]
     as_json = run_cli(["explain", "--no-cache", "--output-format", "json", "train.py"], cwd=tmp_path)
     assert json.loads(as_json.stdout)["configs"] == [] and "LORA901" in as_json.stderr  # stdout stays JSON
