@@ -221,6 +221,13 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         try:
             data = read_limited(source.path, settings.max_file_size)
         except OSError as exc:
+            if getattr(exc, "too_large", False) and source.fmt == "json" and not source.explicit:
+                # A JSON file this large, found by walking a folder, is a data set or a tokenizer.json, never a
+                # configuration (an adapter_config.json, a DeepSpeed or trainer JSON is a few KB): skipped as the
+                # prefilter skips a file without LoRA words, not LORA905 on every repository that keeps its
+                # alpaca_data.json beside the scripts. Named on the command line, it is reported, so the stat
+                # index keeps no record of it (refused by size: a stat, no read).
+                continue
             ready.append(FileResult(source.display, diagnostics=[_read_problem(source.display, exc)]))
             continue
         if not is_candidate(data, source.fmt):

@@ -35,11 +35,12 @@ class InputRefused(OSError):
     (LORA902: permission denied, no such file). It is an OSError so that callers that treat "cannot
     read" alike need nothing new."""
 
-    def __init__(self, reason: str, *, skipped: bool = True, error: int | None = None) -> None:
+    def __init__(self, reason: str, *, skipped: bool = True, error: int | None = None, too_large: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.skipped = skipped
         self.errno = error
+        self.too_large = too_large  # larger than the size limit (not a special file, a loop or a read error)
 
     def __str__(self) -> str:
         return self.reason
@@ -101,7 +102,7 @@ def _too_large(size: int, limit: int, setting: str) -> InputRefused:
     shown, limit_shown = format_size(size), format_size(limit)
     if shown == limit_shown:  # 10,000,001 bytes is not "10 MB: 10 MB"
         shown = f"{size:,} bytes"
-    return InputRefused(f"larger than {setting} ({limit_shown}): {shown}")
+    return InputRefused(f"larger than {setting} ({limit_shown}): {shown}", too_large=True)
 
 
 def _refusal(exc: OSError) -> InputRefused:

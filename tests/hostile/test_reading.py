@@ -138,6 +138,25 @@ def test_a_20_mb_source_file_is_skipped_unread(bounded, tmp_path):
     assert run.peak_rss_mb < 400  # parsed, it would take gigabytes (over the address-space limit)
 
 
+def test_a_large_json_data_file_in_a_walked_folder_is_no_finding(tmp_path, monkeypatch):
+    # alpaca_data.json (22 MB) beside the scripts: a data set, not a configuration; LORA905 on it made
+    # `loralint check .` exit 1 on a clean LoRA repository. Named on the command line, it is still reported.
+    (tmp_path / ".loralint.toml").write_text('max-file-size = "1 KB"\n')
+    (tmp_path / "alpaca_data.json").write_text(json.dumps([{"instruction": "q", "output": "a"}] * 100))
+    (tmp_path / "big.yaml").write_text("# padding\n" * 200)
+    (tmp_path / "ok.py").write_text(BAD)
+    got = found(check_here(tmp_path, "."))
+    assert "alpaca_data.json" not in got
+    assert got["big.yaml"] == [("LORA905", "larger than max-file-size (1 KB): 2 KB; not checked")]
+    reported = [("LORA905", "larger than max-file-size (1 KB): 3.7 KB; not checked")]
+    assert found(check_here(tmp_path, "alpaca_data.json"))["alpaca_data.json"] == reported
+    # warm: the stat index of a run over the folder must not make the named file a silent skip
+    monkeypatch.setattr("loralint.stat_index.RACY_NS", 0)  # files written a moment ago are indexed
+    cached = ["check", "--output-format", "json"]
+    assert "alpaca_data.json" not in found(run_cli([*cached, "."], cwd=tmp_path))
+    assert found(run_cli([*cached, "alpaca_data.json"], cwd=tmp_path))["alpaca_data.json"] == reported
+
+
 def test_max_file_size_setting_is_honoured(tmp_path):
     (tmp_path / ".loralint.toml").write_text('max-file-size = "1 KB"\n')
     (tmp_path / "big.py").write_text(BAD + "# padding\n" * 200)
