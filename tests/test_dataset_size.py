@@ -572,3 +572,15 @@ def test_which_size_wins_settings_file_and_command_line(tmp_path):
     (tmp_path / ".loralint.toml").write_text("dataset-size = 200000\n")
     [message] = lora104(tmp_path, "config.yml")
     assert "200,000 training examples (dataset-size in .loralint.toml)" in message
+
+
+def test_a_data_path_is_also_found_from_the_top_of_the_git_checkout(tmp_path):
+    # `axolotl train configs/x.yml` runs from the checkout's top, where data/ is; checked from configs/ (or from
+    # anywhere else) the size, and so LORA104, must not depend on the folder loralint was started in.
+    (tmp_path / ".git").mkdir()
+    jsonl(tmp_path / "data" / "train.jsonl", 150_000)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "config.yml").write_text(AXOLOTL.format(path="data/train.jsonl").lstrip())
+    [message] = lora104(tmp_path / "configs", "config.yml")
+    assert "150,000 training examples (JSON lines counted in data/train.jsonl; axolotl datasets[0])" in message
+    assert lora104(tmp_path, "configs/config.yml") == [message]

@@ -41,6 +41,7 @@ class Sizer:
         # (name as written, the config's folder, folder?) -> what _locate found: many configs of a project name the
         # same Hub data sets, each looked for as a local folder and file first
         self._located: dict[tuple[str, str, bool], Path | None] = {}
+        self._tops: dict[str, str | None] = {}  # folder -> the top of its git checkout (_checkout)
         self.read: set[str] = set()  # the files sizing looked at (counted, registries): what `check --watch` polls
 
     def hub_sizes(self, repo_id: str, config: str | None) -> tuple[dict[str, int], str] | None:
@@ -133,8 +134,9 @@ class Sizer:
         return total, f"{how} counted in {names}"
 
     def _locate(self, written: str, config_path: Path, folder: bool = False) -> Path | None:
-        """A path as the config names it: absolute, else next to the config, else from the root
-        (trainers resolve it against the working directory, usually the repository's root)."""
+        """A path as the config names it: absolute, else next to the config, else from the root, else from
+        the top of the git checkout (trainers resolve it against the working directory, usually the
+        repository's root)."""
         key = (written, os.path.dirname(str(config_path)), folder)  # the same folder string: the same parent
         if key not in self._located:
             self._located[key] = self._find(written, config_path, folder)
@@ -144,7 +146,14 @@ class Sizer:
         if any(ch in written for ch in "*?[") or "://" in written:
             return None  # globs and remote URLs are not counted
         path = Path(os.path.expanduser(written))
-        candidates = [path] if path.is_absolute() else [config_path.parent / path, *([self.root / path] if self.root else [])]
+        if path.is_absolute():
+            candidates = [path]
+        else:
+            # The top of the git checkout too: a trainer runs from there (`axolotl train configs/x.yml`), and
+            # without it the size (and LORA104) would depend on the folder loralint was started from.
+            top = self._checkout(os.path.dirname(os.path.abspath(config_path)))
+            candidates = [config_path.parent / path, *([self.root / path] if self.root else []),
+                          *([Path(top) / path] if top is not None else [])]
         for candidate in candidates:
             try:
                 if candidate.is_dir() if folder else candidate.is_file():
@@ -152,6 +161,16 @@ class Sizer:
             except OSError:
                 continue
         return None
+
+    def _checkout(self, folder: str) -> str | None:
+        """The top of the git checkout holding `folder` (the nearest folder above with a `.git`), or None."""
+        if folder not in self._tops:
+            parent = os.path.dirname(folder)
+            if os.path.exists(os.path.join(folder, ".git")):
+                self._tops[folder] = folder
+            else:
+                self._tops[folder] = None if parent == folder else self._checkout(parent)
+        return self._tops[folder]
 
     # --- save_to_disk folders -----------------------------------------------------------------
     def _disk(self, ref: DatasetRef, config_path: Path, axolotl: bool = False) -> tuple[int, str] | None:
