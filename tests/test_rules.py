@@ -230,3 +230,17 @@ def test_sub_config_types_and_construction_warnings(tmp_path):
         "LORA013",
     )
     assert "cannot be restored with save_pretrained" in m
+
+
+def test_unknown_key_suggests_only_the_close_ones_and_then_renames(tmp_path):
+    # difflib's cutoff also lets lora_on_cpu (0.73) and lora_r (0.71) through for lora_droput (lora_dropout: 0.96)
+    (tmp_path / "config.yml").write_text("base_model: meta-llama/Llama-3.2-1B\nadapter: lora\nlora_r: 16\n"
+                                         "lora_alpha: 32\nlora_droput: 0.05\nlora_target_linear: true\n")
+    run = run_cli(["check", "--no-cache", "--output-format", "json", "--select", "LORA001", "config.yml"], cwd=tmp_path)
+    [d] = run.json["diagnostics"]
+    assert d["message"].endswith("so the setting has no effect; did you mean lora_dropout?")
+    assert d["fix"]["applicability"] == "safe" and d["fix"]["edits"][0]["content"] == "lora_dropout"
+    # two candidates about as close stay a choice, and nothing is renamed
+    found = messages(tmp_path, "from peft import LoraConfig\nc = LoraConfig(use_rsdora=True)\n", "LORA001")
+    assert found == ["use_rsdora is not an argument of LoraConfig; LoraConfig(...) raises TypeError: unexpected keyword"
+                     " argument 'use_rsdora'; did you mean use_rslora or use_dora or use_bdlora?"]

@@ -57,7 +57,7 @@ def unknown_argument(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
             message = f"{name} is not an argument of {api}: {REMOVED_FIELDS[name]}"
         else:
             meant = KNOWN_CONFUSIONS.get(name)
-            matches = [meant] if meant and meant in known else close_matches(name, known)
+            matches = [meant] if meant and meant in known else _closest(name, close_matches(name, known))
             effect = _UNKNOWN_EFFECT.get(site.origin, f"{api}(...) raises TypeError: unexpected keyword argument {name!r}")
             message = f"{name} is not an argument of {api}; {effect}"
             if matches:
@@ -71,6 +71,16 @@ def unknown_argument(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
                 ):
                     fix = rename_key(site, f, matches[0], f"Rename {name} to {matches[0]}")
         yield Finding(f.span, message, fix=fix)
+
+
+def _closest(name: str, matches: list[str]) -> list[str]:
+    """The suggestions about as close as the best one: `lora_droput` is lora_dropout (0.96), not also lora_on_cpu
+    (0.73) or lora_r (0.71), which difflib's cutoff lets through; use_rslora / use_dora stay a choice."""
+    if len(matches) < 2:
+        return matches
+    scores = {m: similarity(name, m) for m in matches}
+    best = max(scores.values())
+    return [m for m in matches if scores[m] >= best - 0.1]
 
 
 # What happens to an unknown key, per origin (research/trainer-formats.md, §8 "unknown keys").
