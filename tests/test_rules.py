@@ -242,5 +242,5 @@ def test_unknown_key_suggests_only_the_close_ones_and_then_renames(tmp_path):
     assert d["fix"]["applicability"] == "safe" and d["fix"]["edits"][0]["content"] == "lora_dropout"
     # two candidates about as close stay a choice, and nothing is renamed
     found = messages(tmp_path, "from peft import LoraConfig\nc = LoraConfig(use_rsdora=True)\n", "LORA001")
-    assert found == ["use_rsdora is not an argument of LoraConfig; LoraConfig(...) raises TypeError: unexpected keyword"
-                     " argument 'use_rsdora'; did you mean use_rslora or use_dora or use_bdlora?"]
+    assert found == [("use_rsdora is not an argument of LoraConfig; LoraConfig(...) raises TypeError: unexpected keyword"
+                      " argument 'use_rsdora'; did you mean use_rslora or use_dora or use_bdlora?")]
