@@ -341,7 +341,7 @@ def _watch(targets: list[str], config_path: Path | None, excludes: list[str], op
             click.echo(f"loralint: internal error: {type(exc).__name__}: {_safe(str(exc))}", err=True)
 
     return watch(once, lambda: _watched_paths(targets, config_path, excludes, options),
-                 inputs=lambda: ctx.meta.pop(_WATCH_INPUTS, ()))
+                 inputs=lambda: ctx.meta.pop(_WATCH_INPUTS, {}))
 
 
 def _watched_paths(targets: list[str], config_path: Path | None, excludes: list[str], options) -> list[str]:

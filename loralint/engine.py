@@ -61,8 +61,9 @@ class RunResult:
     max_file_size: int | None = None  # the bound files were read under (the settings'), for source_lines
     cells: dict[str, list[int]] = field(default_factory=dict)  # display path → a notebook's FileResult.cells
     # Files besides the checked ones whose contents the findings depend on (data sets sized for LORA104, a
-    # loaded adapter's adapter_config.json): `check --watch` polls them too.
-    inputs: list[str] = field(default_factory=list)
+    # loaded adapter's adapter_config.json), each with its stat from before it was read (None: not taken):
+    # `check --watch` polls them too.
+    inputs: dict[str, os.stat_result | None] = field(default_factory=dict)
     _lines: Any = None
 
     def source_lines(self) -> Any:
@@ -486,7 +487,7 @@ def run(
     result = RunResult(files_checked, sorted(stages.diagnostics, key=Diagnostic.sort_key), sites, rules, notes,
                        shown_paths, texts, loaded, settings.max_file_size,
                        {r.path: r.cells for r in results if r.cells is not None},
-                       sorted({*stages.inputs(), *(path for r in results for path, _ in r.depends_on or ())}))
+                       {**{path: None for r in results for path, _ in r.depends_on}, **stages.inputs()})
     result.diagnostics = _notebook_lines(result)
     return result
 
@@ -585,8 +586,8 @@ class _FileStages:
     def resolve_notes(self) -> list[str]:
         return self._resolver.notes() if self._resolver is not None else []
 
-    def inputs(self) -> set[str]:
-        return self._sizer.read if self._sizer is not None else set()
+    def inputs(self) -> dict[str, os.stat_result | None]:
+        return self._sizer.read if self._sizer is not None else {}
 
     def dataset_notes(self) -> list[str]:
         if self._sizer is None or not self._sizer.asked:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import click
 
@@ -40,15 +40,21 @@ def snapshot(paths: Iterable[str]) -> Snapshot:
         except (OSError, ValueError):
             out[path] = None
             continue
-        out[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+        out[path] = _stamp(st)
     return out
 
 
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def watch(run: Callable[[], None], paths: Callable[[], Iterable[str]], interval: float = INTERVAL,
-          sleep: Callable[[float], None] = time.sleep, inputs: Callable[[], Iterable[str]] = tuple) -> int:
+          sleep: Callable[[float], None] = time.sleep,
+          inputs: Callable[[], Mapping[str, os.stat_result | None]] = dict) -> int:
     """`run` (it prints its report), then again after every change to one of `paths()`, until Ctrl-C.
     The paths are taken before each run, so an edit made while it runs is seen. `inputs()`: the files the
-    run just read besides those (a data set LORA104 counted), polled from after the run. Returns 0."""
+    run just read besides those (a data set LORA104 counted), each with its stat from before the read (or
+    None: stat'ed after the run), polled as well. Returns 0."""
     terminal = sys.stdout.isatty()
     try:
         message = "Starting linter in watch mode..."
@@ -58,7 +64,9 @@ def watch(run: Callable[[], None], paths: Callable[[], Iterable[str]], interval:
                 click.clear()
             click.echo(message, err=True)
             run()
-            watched.update(snapshot([path for path in inputs() if path not in watched]))
+            for path, st in inputs().items():
+                if path not in watched:
+                    watched[path] = _stamp(st) if st is not None else snapshot([path])[path]
             while True:
                 sleep(interval)
                 if snapshot(watched) != watched:

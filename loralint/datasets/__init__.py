@@ -42,7 +42,9 @@ class Sizer:
         # same Hub data sets, each looked for as a local folder and file first
         self._located: dict[tuple[str, str, bool], Path | None] = {}
         self._tops: dict[str, str | None] = {}  # folder -> the top of its git checkout (_checkout)
-        self.read: set[str] = set()  # the files sizing looked at (counted, registries): what `check --watch` polls
+        # The files sizing read (counted, registries), each with its stat taken before the read (None when it
+        # failed): what `check --watch` polls, from that stat, so an edit during the run is seen.
+        self.read: dict[str, os.stat_result | None] = {}
 
     def hub_sizes(self, repo_id: str, config: str | None) -> tuple[dict[str, int], str] | None:
         key = (repo_id, config)
@@ -215,11 +217,12 @@ class Sizer:
         return total, f"rows in the Arrow record batches of the save_to_disk folder {shown} ({len(files)} file{plural})"
 
     def _count(self, path: Path, kind: str) -> tuple[int, str] | None:
-        self.read.add(str(path))
         try:
             info = path.stat()
         except OSError:
+            self.read[str(path)] = None
             return None
+        self.read[str(path)] = info
         key = (str(path.resolve()), info.st_size, info.st_mtime_ns, kind)
         if key not in self._counted:
             self._counted[key] = self._count_once(path, kind, key)
@@ -250,10 +253,13 @@ class Sizer:
     # --- LLaMA-Factory ------------------------------------------------------------------------
     def _registry(self, info_path: Path) -> Any:
         """A dataset_info.json as JSON, or None when it cannot be read."""
-        self.read.add(str(info_path))
         if info_path not in self._registries:
             import json
 
+            try:
+                self.read[str(info_path)] = info_path.stat()
+            except OSError:
+                self.read[str(info_path)] = None
             try:
                 self._registries[info_path] = json.loads(read_limited(info_path))
             except (OSError, ValueError):
