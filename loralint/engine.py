@@ -281,11 +281,8 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
 
 
 def _pooled(pool: Any, todo: list[tuple[SourceFile, bytes, str | None]]) -> Iterator[tuple[int, FileResult]]:
-    """Each item of `todo` (largest first) parsed, with its index, in the order they finish. The workers
-    take them from the front; whenever none is ready, this process takes the smallest one no worker has
-    picked up yet and parses it itself (no pickling, and its wait does useful work), where waiting for the
-    largest file first once left it idle while the workers parsed (and then left the per-file stages
-    after extraction with more to do at the end)."""
+    """Each item of `todo` (largest first) parsed, with its index, in the order they finish (_as_finished).
+    All are submitted now: the workers parse while the caller hands over what was ready before."""
     import queue
 
     finished: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -294,6 +291,17 @@ def _pooled(pool: Any, todo: list[tuple[SourceFile, bytes, str | None]]) -> Iter
         future = pool.submit(_extract_bytes, (source.display, data, source.fmt))
         future.add_done_callback(lambda _, index=index: finished.put(index))  # on the pool's own thread
         futures.append(future)
+    return _as_finished(todo, futures, finished)
+
+
+def _as_finished(todo: list[tuple[SourceFile, bytes, str | None]], futures: list[Any],
+                 finished: Any) -> Iterator[tuple[int, FileResult]]:
+    """The workers take `todo` from the front (the largest); whenever no result is ready, this process takes
+    the smallest item no worker has picked up yet and parses it itself (no pickling), where waiting for the
+    largest file first left it idle while the workers parsed, and the per-file stages after extraction then
+    had more left to do at the end. `finished` receives each future's index as it finishes."""
+    import queue
+
     left = len(futures)
     smallest = len(futures) - 1  # the next one to take here, while taking is still possible
     while left:
