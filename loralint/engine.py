@@ -8,6 +8,7 @@ import functools
 import gc
 import os
 import re
+import sys
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -264,7 +265,7 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         pool = ProcessPoolExecutor(max_workers=min(jobs - 1, len(todo) - 1))
         fresh: Iterator[tuple[int, FileResult]] = _pooled(pool, todo)
     else:
-        fresh = enumerate(extract_source(s.display, d, s.fmt) for s, d, _ in todo)
+        fresh = enumerate(_extract(s.display, d, s.fmt) for s, d, _ in todo)
     try:
         yield from ready  # the pool's workers are already parsing
         for index, result in fresh:
@@ -314,7 +315,7 @@ def _as_finished(todo: list[tuple[SourceFile, bytes, str | None]], futures: list
                 source, data, _ = todo[smallest]
                 left -= 1
                 smallest -= 1
-                yield smallest + 1, extract_source(source.display, data, source.fmt)
+                yield smallest + 1, _extract(source.display, data, source.fmt)
                 continue
             smallest = -1
             index = finished.get()
@@ -345,7 +346,26 @@ def _note_dependencies(keys: dict[str, str] | None, display: str, result: FileRe
 
 
 def _extract_bytes(args: tuple[str, bytes, str]) -> FileResult:
-    return extract_source(*args)
+    return _extract(*args)
+
+
+# Python's recursion limit counts every frame on the stack, the caller's too, and (3.11) C calls such as the
+# parser's: a file nested near it (a chain of thousands of `+`) got LORA901 from a worker, forked deep inside
+# the run, and LORA906 from this process taking the same file itself (_as_finished), depending on timing.
+# Each extraction gets this many frames above its own first one, whoever runs it.
+_EXTRACTION_FRAMES = 975
+
+
+def _extract(display: str, data: bytes, fmt: str) -> FileResult:
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + _EXTRACTION_FRAMES)
+    try:
+        return extract_source(display, data, fmt)
+    finally:
+        sys.setrecursionlimit(saved)
 
 
 def _read_problem(display: str, exc: OSError) -> Diagnostic:
