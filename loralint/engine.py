@@ -8,6 +8,7 @@ import functools
 import gc
 import os
 import re
+import sys
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -188,10 +189,12 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
                    keys: dict[str, str] | None = None, walked: Iterable[str] = ()) -> Iterator[FileResult]:
     """Read every file, prefilter, and parse the candidates (cached, in a pool when many), handing each
     result over as soon as it is there: the caller's per-file stages then run while the pool still
-    parses. The order is fixed for one tree and cache state (files read or refused and cache hits first,
-    then fresh ones largest first when pooled), not the order of `files`. With the cache on, `keys`
-    receives each candidate's content key (display path → key) before the first result. `walked`: the folders
-    `files` are all the files of (discover.Discovery.walked), whose other records the stat index drops."""
+    parses. Files read or refused and cache hits come first; then, pooled, fresh ones as they are parsed
+    (by the pool's workers, largest first, or by this process, smallest first, while none is ready: see
+    _pooled), so their order changes from run to run and the caller must not depend on it; unpooled, in
+    the order of `files`. With the cache on, `keys` receives each candidate's content key (display path →
+    key) before the first result. `walked`: the folders `files` are all the files of
+    (discover.Discovery.walked), whose other records the stat index drops."""
     cache = index = None
     if settings.cache and not options.no_cache:
         from loralint.cache import ExtractionCache
@@ -270,13 +273,15 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         # Largest first, one at a time: a big file handed out last (or in a chunk with others) would
         # leave the other workers idle at the end.
         todo.sort(key=lambda item: len(item[1]), reverse=True)
-        pool = ProcessPoolExecutor(max_workers=min(jobs, len(todo)))
-        fresh: Iterator[FileResult] = pool.map(_extract_bytes, [(s.display, d, s.fmt) for s, d, _ in todo])
+        # This process parses too (_pooled): `jobs` processes in all.
+        pool = ProcessPoolExecutor(max_workers=min(jobs - 1, len(todo) - 1))
+        fresh: Iterator[tuple[int, FileResult]] = _pooled(pool, todo)
     else:
-        fresh = (extract_source(s.display, d, s.fmt) for s, d, _ in todo)
+        fresh = enumerate(_extract(s.display, d, s.fmt) for s, d, _ in todo)
     try:
         yield from ready  # the pool's workers are already parsing
-        for (source, _, key), result in zip(todo, fresh):
+        for index, result in fresh:
+            source, _, key = todo[index]
             # An adapter loaded to train again carries the settings of another file (its adapter_config.json):
             # the entry lists the files read (result.depends_on), and a hit re-reads them above.
             if cache and key and not any(d.code == "LORA904" for d in result.diagnostics):
@@ -286,6 +291,50 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)  # a usage error half-way does not wait for the rest
+
+
+def _pooled(pool: Any, todo: list[tuple[SourceFile, bytes, str | None]]) -> Iterator[tuple[int, FileResult]]:
+    """Each item of `todo` (largest first) parsed, with its index, in the order they finish (_as_finished).
+    All are submitted now: the workers parse while the caller hands over what was ready before."""
+    import queue
+
+    finished: queue.SimpleQueue[int] = queue.SimpleQueue()
+    futures = []
+    for index, (source, data, _) in enumerate(todo):
+        future = pool.submit(_extract_bytes, (source.display, data, source.fmt))
+        future.add_done_callback(lambda _, index=index: finished.put(index))  # on the pool's own thread
+        futures.append(future)
+    return _as_finished(todo, futures, finished)
+
+
+def _as_finished(todo: list[tuple[SourceFile, bytes, str | None]], futures: list[Any],
+                 finished: Any) -> Iterator[tuple[int, FileResult]]:
+    """The workers take `todo` from the front (the largest); whenever no result is ready, this process takes
+    the smallest item no worker has picked up yet and parses it itself (no pickling), where waiting for the
+    largest file first left it idle while the workers parsed, and the per-file stages after extraction then
+    had more left to do at the end. `finished` receives each future's index as it finishes."""
+    import queue
+
+    left = len(futures)
+    smallest = len(futures) - 1  # the next one to take here, while taking is still possible
+    while left:
+        try:
+            index = finished.get_nowait()
+        except queue.Empty:
+            # cancel() succeeds only on an item still waiting for a worker; items go to the workers in order,
+            # so once the smallest left has gone, every other has too.
+            if smallest >= 0 and futures[smallest].cancel():
+                source, data, _ = todo[smallest]
+                left -= 1
+                smallest -= 1
+                yield smallest + 1, _extract(source.display, data, source.fmt)
+                continue
+            smallest = -1
+            index = finished.get()
+        if futures[index].cancelled():
+            continue  # parsed here (cancelling it ran its callback)
+        left -= 1
+        yield index, futures[index].result()
 
 
 def _cache_hit(cache: Any, key: str) -> FileResult | None:
@@ -309,7 +358,26 @@ def _note_dependencies(keys: dict[str, str] | None, display: str, result: FileRe
 
 
 def _extract_bytes(args: tuple[str, bytes, str]) -> FileResult:
-    return extract_source(*args)
+    return _extract(*args)
+
+
+# Python's recursion limit counts every frame on the stack, the caller's too, and (3.11) C calls such as the
+# parser's: a file nested near it (a chain of thousands of `+`) got LORA901 from a worker, forked deep inside
+# the run, and LORA906 from this process taking the same file itself (_as_finished), depending on timing.
+# Each extraction gets this many frames above its own first one, whoever runs it.
+_EXTRACTION_FRAMES = 975
+
+
+def _extract(display: str, data: bytes, fmt: str) -> FileResult:
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(depth + _EXTRACTION_FRAMES)
+    try:
+        return extract_source(display, data, fmt)
+    finally:
+        sys.setrecursionlimit(saved)
 
 
 def _read_problem(display: str, exc: OSError) -> Diagnostic:
@@ -472,8 +540,9 @@ def run(
         close = getattr(stream, "close", None)
         if close is not None:
             close()
+    # The files' order, as discovered, not as extraction handed them over (which changes from run to run).
     order = {display: rank for rank, display in enumerate(fs_paths)}
-    results.sort(key=lambda result: order.get(result.path, len(order)))  # the files' order, as discovered
+    results.sort(key=lambda result: order.get(result.path, len(order)))
     sites = [site for result in results for site in result.sites]
     loaded = [site for result in results for site in result.loaded]
     notes.extend(stages.resolve_notes())
@@ -484,7 +553,9 @@ def run(
         for result in results:
             stages.check(result, verified)
     shown_paths = {k: str(v) for k, v in fs_paths.items()}
-    result = RunResult(files_checked, sorted(stages.diagnostics, key=Diagnostic.sort_key), sites, rules, notes,
+    # Findings at one position keep their files' order, then their order within the file.
+    diagnostics = [d for r in results for d in stages.diagnostics.get(r.path, ())]
+    result = RunResult(files_checked, sorted(diagnostics, key=Diagnostic.sort_key), sites, rules, notes,
                        shown_paths, texts, loaded, settings.max_file_size,
                        {r.path: r.cells for r in results if r.cells is not None},
                        {**{path: None for r in results for path, _ in r.depends_on}, **stages.inputs()})
@@ -513,7 +584,7 @@ class _FileStages:
         self._check_plan: list[tuple[str, Rule, Any, bool]] | None = None  # see _plan
         self._contexts: dict[tuple[int | None, str | None], list[Any]] = {}  # (data set size, its source) -> contexts
         self._looked_up: dict[str, tuple[str | None, list[Diagnostic] | None]] = {}  # path → (check key, cached findings)
-        self.diagnostics: list[Diagnostic] = []
+        self.diagnostics: dict[str, list[Diagnostic]] = {}  # FileResult.path → its findings
 
     @property
     def check_cache(self) -> Any:
@@ -594,7 +665,7 @@ class _FileStages:
             return []
         from loralint.datasets import online_notes
 
-        return online_notes(self._sizer.asked)
+        return online_notes(sorted(self._sizer.asked))  # asked in the order files arrive: not the same each run
 
     def look_up(self, result: FileResult) -> tuple[str | None, list[Diagnostic] | None]:
         if result.path not in self._looked_up:
@@ -624,7 +695,7 @@ class _FileStages:
                 self._looked_up.pop(result.path, None)  # added by resolve after a lookup: the file is checked afresh
             check_key, cached = self.look_up(result)
         if cached is not None:
-            self.diagnostics.extend(cached)
+            self.diagnostics.setdefault(result.path, []).extend(cached)
             return
         # Imported here, after the cache: a warm run's findings need no check.
         from loralint.checks import CheckContext
@@ -679,7 +750,7 @@ class _FileStages:
                     )
                     file_diags.append((diag, site.span.line))
         filtered = _apply_file_filters(result, file_diags, self.active, rules, per_file_ignores, not self._checked)
-        self.diagnostics.extend(filtered)
+        self.diagnostics.setdefault(result.path, []).extend(filtered)
         if self.check_cache is not None and check_key and not any(d.code == "LORA904" for d, _ in file_diags):
             self.check_cache.put(check_key, filtered)  # an internal error is never kept: the next run tries again
 

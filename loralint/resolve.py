@@ -373,8 +373,9 @@ class SiteResolver:
 
     def notes(self) -> list[str]:
         """For the end of the run: each config.json that is there but unusable (a FIFO, too large,
-        invalid), and with --online what the Hub did not give."""
-        return [f"{problem}; not used" for problem in self.resolver.problems] + _hub_notes(self.resolver)
+        invalid), and with --online what the Hub did not give. Sorted: files reach this stage in the order
+        their extraction ends, which changes from run to run."""
+        return [f"{problem}; not used" for problem in sorted(self.resolver.problems)] + _hub_notes(self.resolver)
 
 
 def _hub_notes(resolver: Resolver) -> list[str]:
@@ -384,7 +385,7 @@ def _hub_notes(resolver: Resolver) -> list[str]:
         return []
     from loralint import hub
 
-    unresolved = dict.fromkeys(m.strip() for (m, _), found in resolver._memo.items() if found is None or found.guessed)
+    unresolved = sorted({m.strip() for (m, _), found in resolver._memo.items() if found is None or found.guessed})
     down = hub.unreachable()
     lost = [m for m in unresolved if down is not None and hub.failure(m) == down]
     notes = []

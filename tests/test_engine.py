@@ -43,6 +43,60 @@ def test_process_pool_gives_the_same_results_as_one_process(write, tmp_path):
     assert serial["files_checked"] == 240 and len(serial["configs"]) == 40
 
 
+def test_notes_and_findings_do_not_depend_on_the_order_files_are_parsed_in(write, tmp_path):
+    # Pooled, files reach resolve and the checks as they are parsed (by the workers, largest first, or by the
+    # main process, smallest first, while none is ready): the run must say the same as when parsed one by
+    # one, with the notes about unusable config.json files in path order (train_z.py, the larger, comes first
+    # out of the pool).
+    for name, padding in (("a", 0), ("z", 3000)):
+        write(f"m_{name}/config.json", "{not json")
+        write(f"train_{name}.py", "from peft import LoraConfig, get_peft_model\n"
+              "from transformers import AutoModelForCausalLM\n" + "".join(f"x{i} = {i}\n" for i in range(padding))
+              + f'model = AutoModelForCausalLM.from_pretrained("./m_{name}")\n'
+              'model = get_peft_model(model, LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj"]))\n')
+    for i in range(30):  # enough files for the process pool
+        write(f"pkg/m{i:02d}.py", CFG.format(r=8 + i))
+    serial = run_cli(["check", "--no-cache", "--jobs", "1", "."], cwd=tmp_path)
+    for _ in range(3):
+        parallel = run_cli(["check", "--no-cache", "--jobs", "2", "."], cwd=tmp_path)
+        said = (parallel.exit_code, parallel.stdout, parallel.stderr)
+        assert said == (serial.exit_code, serial.stdout, serial.stderr)
+    notes = [line for line in serial.stderr.splitlines() if "config.json: invalid JSON" in line]
+    assert [("m_a" in line, "m_z" in line) for line in notes] == [(True, False), (False, True)]
+    assert "train_a.py" in serial.stdout and "train_z.py" in serial.stdout
+
+
+def test_a_file_nested_near_pythons_recursion_limit_gets_one_answer_whoever_parses_it():
+    # Pooled, a file is parsed by a worker (forked deep inside the run) or by the main process (which takes
+    # files itself while no result is ready, as timing decides): Python's recursion limit counts the frames
+    # above the parse too, so a chain of `+` parsed where it just fits (LORA906, nested deeper than loralint
+    # follows) must not become "cannot parse" (LORA901) a few frames further down.
+    import pytest
+
+    from loralint.engine import _extract
+    from loralint.extract import extract_source
+
+    def source(n: int) -> bytes:
+        return ("from peft import LoraConfig\nc = LoraConfig(r=" + "+".join(["1"] * n) + ")\n").encode()
+
+    def codes(extract, n: int, frames: int) -> list[str]:
+        if frames:
+            return codes(extract, n, frames - 1)
+        return [d.code for d in extract("f.py", source(n), "python").diagnostics]
+
+    def longest(extract, frames: int) -> int:  # the longest chain still followed, by bisection
+        low, high = 100, 20_000
+        assert codes(extract, low, frames) == ["LORA906"] and codes(extract, high, frames) == ["LORA901"]
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if codes(extract, middle, frames) == ["LORA906"] else (low, middle)
+        return low
+
+    if longest(extract_source, 0) == longest(extract_source, 40):
+        pytest.skip("this Python's parser does not count the caller's frames")
+    assert longest(_extract, 0) == longest(_extract, 40)
+
+
 def test_prefilter_skips_files_without_trigger_words(write, tmp_path, monkeypatch):
     write("a.py", "import peft\nprint('LoRA is great')\n")
     write("b.py", CFG.format(r=16))
