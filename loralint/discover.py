@@ -48,7 +48,7 @@ DEFAULT_EXCLUDED_DIRS = frozenset(
 class SourceFile:
     """A file to check: where it is, how it is reported, and its format."""
 
-    path: Path  # filesystem path
+    path: str  # filesystem path, as str(Path) writes it (Path objects for a tree's thousand files cost a warm run)
     display: str  # as reported: relative where the input was relative
     fmt: str
     explicit: bool = False
@@ -215,6 +215,12 @@ class Matcher:
         candidates.append(path.as_posix())
         return any(r.match(c) for r in self.exclude for c in candidates)
 
+    def keeps(self, path: str) -> bool:
+        """Neither excluded nor left out by include; a Path made only when there are globs to match."""
+        if not self.exclude and not self._include_given:
+            return True
+        return not self.excluded(Path(path)) and self.included(Path(path))
+
     def included(self, path: Path) -> bool:
         if not self._include_given:
             return True
@@ -273,7 +279,7 @@ def _add_explicit(
     if fmt is None:
         found.notes.append(f"{given}: {unknown}; skipped")
     elif not (force_exclude and matcher.excluded(path)):
-        add(SourceFile(path, given, fmt, explicit=True))
+        add(SourceFile(str(path), given, fmt, explicit=True))
 
 
 def _display_prefix(given: str) -> str:
@@ -317,6 +323,9 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
         folders = _folders(abs_dir, active)
         # os.path.join(folder, name) for each name: the folder's part once (a listed name never holds a '/').
         walked, real_base, abs_base = _joinable(dirpath), _joinable(real_dir), _joinable(abs_dir)
+        # str(directory / name) without a Path a file: the folder as Path writes it ("." joins as nothing).
+        shown = str(directory)
+        path_base = "" if shown == "." else _joinable(shown)
         kept = []
         for entry in sorted(dir_entries, key=_name):
             name = entry.name
@@ -334,8 +343,8 @@ def _walk(given, root: Path, matcher: Matcher, respect_gitignore: bool, found: D
             fmt = file_format(name)
             if fmt is None or _ignored_in(folders, name, False):
                 continue
-            path = directory / name
-            if matcher.excluded(path) or not matcher.included(path):
+            path = path_base + name
+            if not matcher.keeps(path):
                 continue
             real = os.path.realpath(path) if _is_link(entry) else real_base + name
             add(SourceFile(path, f"{given_dir}{rel_dir}{name}", fmt), real)

@@ -411,7 +411,7 @@ def _invalid_globs(settings: Settings) -> list[str]:
     return notes
 
 
-def matches_glob(display: str, filesystem: Path, root: Path, globs: Iterable[str]) -> list[str]:
+def matches_glob(display: str, filesystem: str | os.PathLike[str], root: Path, globs: Iterable[str]) -> list[str]:
     if not globs:
         return []  # no realpath for nothing to match (once per checked file)
     try:
@@ -502,7 +502,7 @@ def run(
     rules = all_rules(settings)
     active = selected_codes(rules, settings, options)
     notes: list[str] = []
-    fs_paths: dict[str, Path] = {}
+    fs_paths: dict[str, str] = {}  # display path → filesystem path
     texts: dict[str, str] = {}
     notes.extend(_invalid_globs(settings))
     content_keys: dict[str, str] = {}  # display path → extraction cache key (files on disk, cache on)
@@ -510,7 +510,7 @@ def run(
     if sources is not None:
         from loralint.report import decode_source
 
-        fs_paths = {display: Path(display) for display in sources}
+        fs_paths = {display: display for display in sources}
         stream = [_in_memory(display, data, settings) for display, data in sources.items()]
         files_checked = len(sources)
         texts = {display: decode_source(display, data) for display, data in sources.items()
@@ -552,11 +552,10 @@ def run(
         verified = verify(sites, rules, settings, options) if sites else {}
         for result in results:
             stages.check(result, verified)
-    shown_paths = {k: str(v) for k, v in fs_paths.items()}
     # Findings at one position keep their files' order, then their order within the file.
     diagnostics = [d for r in results for d in stages.diagnostics.get(r.path, ())]
     result = RunResult(files_checked, sorted(diagnostics, key=Diagnostic.sort_key), sites, rules, notes,
-                       shown_paths, texts, loaded, settings.max_file_size,
+                       dict(fs_paths), texts, loaded, settings.max_file_size,
                        {r.path: r.cells for r in results if r.cells is not None},
                        {**{path: None for r in results for path, _ in r.depends_on}, **stages.inputs()})
     result.diagnostics = _notebook_lines(result)
@@ -568,7 +567,7 @@ class _FileStages:
     holding what it learned for the whole run), then the checks and the check cache."""
 
     def __init__(self, settings: Settings, options: Options, rules: dict[str, Rule], active: set[str],
-                 fs_paths: dict[str, Path], content_keys: dict[str, str], resolve: Callable[[Settings, Options], Any] | None,
+                 fs_paths: dict[str, str], content_keys: dict[str, str], resolve: Callable[[Settings, Options], Any] | None,
                  *, checked: bool, describe_sites: bool, on_disk: bool, size_every_dataset: bool = True) -> None:
         self.settings, self.options, self.rules, self.active = settings, options, rules, active
         self.fs_paths, self.content_keys = fs_paths, content_keys
@@ -775,12 +774,10 @@ def _notebook_lines(result: RunResult) -> list[Diagnostic]:
     return out
 
 
-def _file_facts(result: FileResult, settings: Settings, fs_paths: dict[str, Path]) -> tuple[list[str], int | None, str | None]:
+def _file_facts(result: FileResult, settings: Settings, fs_paths: dict[str, str]) -> tuple[list[str], int | None, str | None]:
     """What the settings say about this one file: codes per-file-ignores drops, per-file-dataset-size (and
     where it is set)."""
-    path = fs_paths.get(result.path)
-    if path is None:  # (not as get's default: a Path made for each file, twice a warm run)
-        path = Path(result.path)
+    path = fs_paths.get(result.path, result.path)
     per_file_ignores = [code for glob in matches_glob(result.path, path, settings.root, settings.per_file_ignores)
                         for code in settings.per_file_ignores[glob]]
     dataset_size, dataset_source = None, None

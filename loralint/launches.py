@@ -66,7 +66,7 @@ class Launches:
     def __init__(self, root: Path) -> None:
         self._finder = _Finder(root)
 
-    def attach(self, result: FileResult, fs_paths: dict[str, Path]) -> None:
+    def attach(self, result: FileResult, fs_paths: dict[str, str]) -> None:
         """Fill the training facts of each Python site of `result` launched with an accelerate config we can read."""
         sites = [s for s in result.sites if s.syntax == "python" and _wants(s)]
         path = fs_paths.get(result.path)

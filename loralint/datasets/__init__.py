@@ -381,11 +381,11 @@ def dropout_in_play(site: ConfigSite) -> float | None:
     return dropout if 0 < dropout < 1 else None
 
 
-def size_sites(sizer: Sizer, sites: list[ConfigSite], fs_paths: dict[str, Path]) -> None:
+def size_sites(sizer: Sizer, sites: list[ConfigSite], fs_paths: dict[str, str]) -> None:
     """Give each site that names its data sets a `hints.dataset_size` with its provenance."""
     for site in sites:
         if site.hints.datasets or site.hints.held_out is not None:
-            sizer.size_site(site, fs_paths.get(site.path, Path(site.path)))
+            sizer.size_site(site, Path(fs_paths.get(site.path, site.path)))
 
 
 def online_notes(asked: list[str]) -> list[str]:
