@@ -12,7 +12,7 @@ Severity = Literal["error", "warning", "info"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Span:
     """A region of a file. Lines and columns are 1-based; the end column is exclusive."""
 
@@ -22,6 +22,15 @@ class Span:
     end_line: int
     end_column: int
 
+    def __init__(self, path: str, line: int, column: int, end_line: int, end_column: int) -> None:
+        # What dataclasses' frozen __init__ does, through the slots' own setters: it calls object.__setattr__ by
+        # name for each field, twice the time, and a warm run decodes ~6,000 spans on axolotl's tree.
+        _SET_PATH(self, path)
+        _SET_LINE(self, line)
+        _SET_COLUMN(self, column)
+        _SET_END_LINE(self, end_line)
+        _SET_END_COLUMN(self, end_column)
+
     @classmethod
     def point(cls, path: str, line: int = 1, column: int = 1) -> Span:
         return cls(path, line, column, line, column + 1)
@@ -30,6 +39,11 @@ class Span:
         # A pool worker pickles each file's result back: ~10,000 spans on peft's tree. As its constructor's
         # arguments a span pickles in ~40% less time than through dataclasses' __getstate__/__setstate__.
         return Span, (self.path, self.line, self.column, self.end_line, self.end_column)
+
+
+# The slots' setters (member descriptors), which a frozen class's own __setattr__ does not stand in front of.
+_SET_PATH, _SET_LINE, _SET_COLUMN, _SET_END_LINE, _SET_END_COLUMN = (
+    getattr(Span, name).__set__ for name in ("path", "line", "column", "end_line", "end_column"))
 
 
 @dataclass(frozen=True, slots=True)
