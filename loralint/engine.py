@@ -686,6 +686,10 @@ class _FileStages:
 
     def check(self, result: FileResult, verified: dict[int, list[Diagnostic]]) -> None:
         """The file's findings, from the check cache or from running the rules on each of its sites."""
+        if not (result.sites or result.loaded or result.diagnostics or result.suppressions):
+            # Nothing to check and nothing to filter: no findings, without a check cache entry to key, read or
+            # write (a third of LLaMA-Factory's candidates: YAML and JSON files with no configuration).
+            return
         settings, options, rules = self.settings, self.options, self.rules
         per_file_ignores, dataset_size, dataset_source = _file_facts(result, settings, self.fs_paths)
         check_key, cached = None, None

@@ -210,3 +210,13 @@ def test_an_edited_checkout_of_loralint_does_not_reuse_the_cache(tmp_path):
         now = versions()
         assert len(now) == 1 and now != seen, edited.name  # a fresh version directory (the old one is pruned)
         seen = now
+
+
+def test_a_file_without_a_configuration_reports_the_same_warm_and_cold(tmp_path):
+    # A file the prefilter keeps but that builds no configuration has nothing to check (a warm run reads no
+    # checked entry for it), unless it carries a suppression, which is still judged unused.
+    (tmp_path / "imports.py").write_text("from peft import LoraConfig\n\nCONFIG_CLASS = LoraConfig\n")
+    (tmp_path / "noqa.py").write_text("from peft import LoraConfig\n\nCONFIG_CLASS = LoraConfig  # noqa: LORA101\n")
+    cold = _check(tmp_path, "--no-cache")
+    assert _findings(cold) == [("LORA903", "warning", 3)] and cold["diagnostics"][0]["path"] == "noqa.py"
+    assert _check(tmp_path) == cold and _check(tmp_path) == cold
