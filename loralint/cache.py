@@ -41,8 +41,8 @@ except ImportError:
 from loralint import __version__
 from loralint.sites import Diagnostic, FileResult
 
-_FORMAT = 4  # bump when the entry format changes (2: JSON + MAC instead of pickle; 3: shared frozensets;
-#                4: a span's path written once for the spans after it)
+_FORMAT = 5  # bump when the entry format changes (2: JSON + MAC instead of pickle; 3: shared frozensets;
+#                4: a span's path written once for the spans after it; 5: a field's spans bare, "F")
 _DIRNAME = ".loralint_cache"
 _MARKER = ".loralint-cache-dir"
 _HEADER = f"loralint-cache {_FORMAT}\n".encode()

@@ -13,6 +13,11 @@ frozensets in the order their encodings end: extraction gives every site of a fi
 the names it calls, which written out in full made most of a large file's entry (and of a warm run's
 decoding). A span in the same file as the span written before it is `{"S": [line, column, end_line,
 end_column]}`: nearly all spans of an entry name one file, and spans are most of its objects.
+A Field whose spans are spans is `{"F": [name, value, span, key_span, provenance, raw_name, items]}` with
+each span written as a bare [line, column, end_line, end_column] in the file of the span written last once
+the Field's other values are (which the decoder's hook has read when it meets the Field), else as
+`{"P": [path, line, column, end_line, end_column]}`, which leaves that file as it was; key_span may be null.
+Half an entry's spans are a field's two: written bare, the decoding calls no hook for them.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ _CLASSES = _dataclasses()
 _BY_TYPE = {cls: (name, names) for name, (cls, names) in _CLASSES.items()}
 _SCALARS = (str, int, float, bool, type(None))
 _Span = sites.Span
+_Field = sites.Field
+# "F" holds exactly these fields, in this order: a Field with others is written by name, as any dataclass.
+_COMPACT_FIELD = _CLASSES["Field"][1] == ("name", "value", "span", "key_span", "provenance", "raw_name", "items")
 
 
 class _Written:
@@ -91,6 +99,9 @@ def _encode(value: Any, shared: _Written | None = None) -> Any:
         # in document order). The frozenset is kept with its number so that its id is not reused meanwhile.
         written[id(value)] = (len(written), value)
         return encoded
+    if kind is _Field and shared is not None and _COMPACT_FIELD and type(value.span) is _Span \
+            and (value.key_span is None or type(value.key_span) is _Span):
+        return _encode_field(value, shared)
     if kind in _BY_TYPE:
         name, names = _BY_TYPE[kind]
         if kind is sites.ConfigSite and value.model is not None:
@@ -109,6 +120,17 @@ def _encode(value: Any, shared: _Written | None = None) -> Any:
     raise FormatError(f"cannot encode a {kind.__name__}")
 
 
+def _encode_field(value: Any, shared: _Written) -> dict:
+    """A Field as "F" (see the module's doc): its spans written last, in the file of the span written last."""
+    name, item_value = _encode(value.name, shared), _encode(value.value, shared)
+    rest = [_encode(value.provenance, shared), _encode(value.raw_name, shared), _encode(value.items, shared)]
+    path = shared.path  # what the decoder's "Span" and "S" objects have set once it has all but the two spans
+    spans = [None if span is None else [span.line, span.column, span.end_line, span.end_column] if span.path == path
+             else {"P": [span.path, span.line, span.column, span.end_line, span.end_column]}
+             for span in (value.span, value.key_span)]
+    return {"F": [name, item_value, *spans, *rest]}
+
+
 _BUILTIN_TAGS = {  # "t" and "d" are the hook's own
     "s": set,
     "f": frozenset,
@@ -124,6 +146,14 @@ _PAYLOAD_TYPES = {"s": list, "f": list, "b": str, "c": list, "date": str, "datet
 def _object_hook(shared: list[frozenset]) -> Callable[[dict], Any]:
     """The hook of one entry's decoding; `shared` collects its frozensets, in order, for "r"."""
     path: str | None = None  # of the span decoded last, for "S": json calls the hook in document order
+
+    def bare(payload: list) -> Any:
+        """A field's span written as four integers, in the file `path` names."""
+        if len(payload) == 4 and path is not None:
+            line, column, end_line, end_column = payload
+            if type(line) is type(column) is type(end_line) is type(end_column) is int:
+                return _Span(path, line, column, end_line, end_column)
+        raise FormatError("a field's span is four integers, after a span")
 
     def hook(obj: dict) -> Any:
         # json calls this bottom-up, so every nested value is already decoded.
@@ -142,6 +172,22 @@ def _object_hook(shared: list[frozenset]) -> Callable[[dict], Any]:
                 name, line, column, end_line, end_column = payload
                 if type(name) is str and type(line) is type(column) is type(end_line) is type(end_column) is int:
                     path = name
+                    return _Span(name, line, column, end_line, end_column)
+            raise FormatError("a span is a path and four integers")
+        if tag == "F":
+            if type(payload) is list and len(payload) == 7:
+                name, value, span, key_span, provenance, raw_name, items = payload
+                if type(span) is list:
+                    span = bare(span)
+                if type(key_span) is list:
+                    key_span = bare(key_span)
+                if type(span) is _Span and (key_span is None or type(key_span) is _Span):
+                    return _Field(name, value, span, key_span, provenance, raw_name, items)
+            raise FormatError("a field is seven values, its spans spans")
+        if tag == "P":
+            if type(payload) is list and len(payload) == 5:
+                name, line, column, end_line, end_column = payload
+                if type(name) is str and type(line) is type(column) is type(end_line) is type(end_column) is int:
                     return _Span(name, line, column, end_line, end_column)
             raise FormatError("a span is a path and four integers")
         if tag == "d":  # then dicts, tuples and sites' dataclasses, by how often they come

@@ -340,8 +340,21 @@ def test_spans_of_one_file_write_its_path_once_and_read_back_exactly():
              for i in range(1, 20)]
     result = FileResult("dir/t.py", sites)
     data = cache_format.dumps(result)
-    # 38 spans: the first, the one in other.py and the one after it name their file
-    assert (data.count(b'{"Span":'), data.count(b'{"S":')) == (3, 35)
+    # 38 spans: the sites' (the first names its file) and the fields' (bare, but the one in other.py)
+    assert (data.count(b'{"Span":'), data.count(b'{"S":'), data.count(b'{"P":'), data.count(b'{"F":')) == (1, 18, 1, 19)
+    assert _same(cache_format.loads(data), result)
+
+
+def test_a_fields_spans_are_read_in_the_file_of_the_span_before_them_once_its_values_are():
+    # The decoder meets a field after its values and items: their spans, in other files, must not move its own.
+    items = [("q_proj", Span("b.py", 1, 1, 1, 2)), ("v_proj", Span("c.py", 2, 1, 2, 2)), ("k_proj", Span("c.py", 3, 1, 3, 2))]
+    fields = {"target_modules": Field("target_modules", ["q_proj"], Span("a.py", 4, 1, 4, 9), Span("a.py", 4, 1, 4, 3),
+                                      items=items),
+              "r": Field("r", 8, Span("c.py", 5, 1, 5, 2), None, items=[(8, Span("a.py", 5, 3, 5, 4))]),
+              "lora_alpha": Field("lora_alpha", Span("d.py", 1, 1, 1, 2), Span("d.py", 6, 1, 6, 2), Span("a.py", 6, 1, 6, 2))}
+    result = FileResult("a.py", [ConfigSite(path="a.py", span=Span("a.py", 1, 1, 1, 2), origin="x", fields=fields)])
+    data = cache_format.dumps(result)
+    assert data.count(b'{"F":') == 3 and data.count(b'{"P":') >= 2
     assert _same(cache_format.loads(data), result)
 
 
