@@ -249,6 +249,17 @@ def dumps(result: FileResult) -> bytes:
     return json.dumps(_encode(result, _Written()), separators=(",", ":")).encode("ascii")
 
 
+def dumps_value(value: Any) -> bytes:
+    """Another cached value than a FileResult (the facts of an accelerate config, loralint.launches): the same
+    encoding. FormatError (or ValueError/RecursionError) when it cannot be encoded."""
+    return json.dumps(_encode(value, _Written()), separators=(",", ":")).encode("ascii")
+
+
+def loads_value(data: bytes) -> Any:
+    """What dumps_value wrote; the caller checks its shape. FormatError (or another ValueError/TypeError)."""
+    return json.loads(data, object_hook=_object_hook([]))
+
+
 def loads(data: bytes) -> FileResult:
     """The FileResult in `data`; FormatError (or another ValueError/TypeError) when it is not one."""
     result = json.loads(data, object_hook=_object_hook([]))

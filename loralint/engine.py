@@ -602,11 +602,16 @@ class _FileStages:
         if sized:
             self._size_datasets(sized)
         if any(site.syntax == "python" and site.hints.training is not None for site in result.sites):
-            # `accelerate launch --config_file X script.py` seen in the project: the config's facts (not cached)
+            # `accelerate launch --config_file X script.py` seen in the project: the config's facts (cached apart)
             if self._launches is None:
                 from loralint.launches import Launches
 
-                self._launches = Launches(self.settings.root)
+                cache = None
+                if self.settings.cache and not self.options.no_cache and self._on_disk:
+                    from loralint.cache import ExtractionCache
+
+                    cache = ExtractionCache(self.settings.root)
+                self._launches = Launches(self.settings.root, cache)
             self._launches.attach(result, self.fs_paths)
         todo = [*result.sites, *result.loaded]
         if self._resolve is None or not todo:

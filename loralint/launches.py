@@ -14,16 +14,18 @@ treated as not launched.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loralint.safe_read import read_text_limited
 from loralint.sites import ConfigSite, FileResult, Span, TrainingContext
 
 if TYPE_CHECKING:  # the readers of commands and configs load once a launch is looked for (start-up)
+    from loralint.dependencies import Dependency
     from loralint.extract.accelerate import AccelerateConfig
 
 MAX_LAUNCH_FILE_BYTES = 256 * 1024
@@ -63,8 +65,8 @@ class Launch:
 class Launches:
     """The launch commands of one run, read once per file and folder: the engine asks file by file."""
 
-    def __init__(self, root: Path) -> None:
-        self._finder = _Finder(root)
+    def __init__(self, root: Path, cache: Any = None) -> None:
+        self._finder = _Finder(root, cache)
 
     def attach(self, result: FileResult, fs_paths: dict[str, str]) -> None:
         """Fill the training facts of each Python site of `result` launched with an accelerate config we can read."""
@@ -126,8 +128,9 @@ def _apply(site: ConfigSite, launch: Launch) -> None:
 class _Finder:
     """Launch commands, read once per file and folder in a run."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache: Any = None) -> None:
         self.root = Path(os.path.realpath(root))
+        self._cache = cache  # loralint.cache.ExtractionCache: an accelerate config's facts, kept across runs
         self._folders: dict[Path, list[tuple[str, Path]]] = {}
         self._commands: dict[Path, list[tuple[int, tuple[str, str, int | None]]]] = {}
         self._up: dict[Path, list[Path]] = {}
@@ -211,13 +214,72 @@ class _Finder:
                 return None  # the folder the command runs in names no config we can see
             key = (config_path, base)
             if key not in self._configs:  # a config shared by many scripts' commands is read once a run
-                from loralint.extract.accelerate import read_accelerate_config
-
-                self._configs[key] = read_accelerate_config(str(config_path), _display(str(config_path)), str(base))
+                self._configs[key] = _accelerate_config(str(config_path), _display(str(config_path)), str(base), self._cache)
             config = self._configs[key]
             where = Span(_display(display), line, 1, line, 2)  # the command
             return Launch(where, config, processes) if config is not None else None
         return None
+
+
+def _accelerate_config(path: str, display: str, base: str, cache: Any) -> AccelerateConfig | None:
+    """read_accelerate_config, its answer kept in the cache (keyed by the file's bytes, where it is read from and
+    the working directory; served while the other files it read, a deepspeed_config_file, read the same): a warm
+    run then neither imports the YAML parser nor parses the file."""
+    from loralint.dependencies import blake2b, unchanged  # blake2b without OpenSSL (see loralint/cache.py)
+    from loralint.extract.accelerate import MAX_ACCELERATE_CONFIG_BYTES, read_accelerate_config
+    from loralint.safe_read import read_limited
+
+    try:
+        data = read_limited(path, MAX_ACCELERATE_CONFIG_BYTES)
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return None  # as read_accelerate_config: not a config it can read
+    key = None
+    if cache is not None:
+        facts = json.dumps([path, display, base, os.getcwd()]).encode()
+        digest = blake2b(facts, digest_size=20, person=b"loralint-accel")
+        digest.update(data)
+        key = digest.hexdigest()
+        found = _cached_config(cache, key, display)
+        if found is not None and unchanged(found[1]):
+            return found[0]
+    reads: list[Dependency] = []
+    config = read_accelerate_config(path, display, base, data.decode("utf-8", errors="replace"), reads)
+    if key is not None:
+        from loralint.cache_format import FormatError, dumps_value
+
+        value = None if config is None else [config.distributed_type, config.distributed_span, config.num_processes,
+                                             config.deepspeed, config.deepspeed_span]
+        try:
+            cache.write(key, dumps_value([value, reads]))
+        except (FormatError, ValueError, TypeError, RecursionError):
+            pass  # facts the format does not hold: read again next time
+    return config
+
+
+def _cached_config(cache: Any, key: str, display: str) -> tuple[AccelerateConfig | None, list[Dependency]] | None:
+    """The entry `_accelerate_config` wrote: (the config, the files it read); None when there is none to trust."""
+    from loralint.cache_format import loads_value
+    from loralint.extract.accelerate import AccelerateConfig
+
+    payload = cache.read(key)
+    if payload is None:
+        return None
+    try:
+        value, reads = loads_value(payload)
+    except (ValueError, TypeError, RecursionError):
+        return None
+    if type(reads) is not list or not all(type(r) is tuple and len(r) == 2 and type(r[0]) is str
+                                          and (r[1] is None or type(r[1]) is str) for r in reads):
+        return None
+    if value is None:
+        return None, reads
+    if type(value) is not list or len(value) != 5:
+        return None
+    kind, span, processes, deepspeed, deepspeed_span = value
+    if type(kind) is not str or type(span) is not Span or not (processes is None or type(processes) is int) \
+            or not (deepspeed is None or type(deepspeed) is dict) or not (deepspeed_span is None or type(deepspeed_span) is Span):
+        return None
+    return AccelerateConfig(display, kind, span, processes, deepspeed, deepspeed_span), reads
 
 
 def _commands(text: str) -> list[tuple[int, list[str]]]:

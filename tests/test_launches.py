@@ -5,9 +5,11 @@ multi-GPU facts reach LORA410, LORA307 and LORA416. Without such a command, noth
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 
-from helpers import run_cli
+from helpers import REPO, run_cli
 
 SFT = '''
 """Supervised fine-tuning of Qwen2.5-7B with LoRA.{usage}"""
@@ -213,3 +215,28 @@ def test_unreadable_launch_files_are_skipped(tmp_path):
     (tmp_path / "broken.sh").write_text("accelerate launch --config_file configs/broken.yaml train.py\n")
     [d] = findings(tmp_path, "LORA410", "--no-cache")  # run.sh still counts; the broken config is not used
     assert "run.sh:3" in d["message"]
+
+
+def test_a_warm_run_reads_the_accelerate_config_from_the_cache_and_sees_its_deepspeed_file_change(tmp_path):
+    # The config's facts are kept in the cache (a warm run imports no YAML parser for it), with the
+    # deepspeed_config_file it names: editing only that JSON is seen.
+    config = ZERO3.format(extra="").replace("  zero_stage: 3\n", "  deepspeed_config_file: configs/ds_z3.json\n")
+    ds = {"zero_optimization": {"stage": 3}}
+    write(tmp_path, {"train.py": SFT.format(usage=""), "configs/zero3.yaml": config, "run.sh": RUN,
+                     "configs/ds_z3.json": json.dumps(ds)})
+    code = ("import sys\nfrom loralint.cli import main\nsys.argv = ['loralint', 'check', '-q', '--select', 'LORA410', '.']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nprint('YAML', 'yaml' in sys.modules, file=sys.stderr)\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "XDG_CACHE_HOME": str(tmp_path / "c"), "HOME": str(tmp_path)}
+
+    def run() -> tuple[str, str]:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              check=False, env=env)
+        return proc.stdout, proc.stderr.rpartition("YAML ")[2].strip()
+
+    cold = run()
+    assert "LORA410" in cold[0] and cold[1] == "True"
+    assert run() == (cold[0], "False")
+    ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = True
+    (tmp_path / "configs/ds_z3.json").write_text(json.dumps(ds))
+    assert run() == ("", "True")
+    assert findings(tmp_path, "LORA410", "--no-cache") == []

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loralint.extract.deepspeed import read_json_near, zero_facts
 from loralint.sites import Span
+
+if TYPE_CHECKING:
+    from loralint.dependencies import Dependency
 
 MAX_ACCELERATE_CONFIG_BYTES = 256 * 1024  # `accelerate config` writes well under 2 KB
 
@@ -33,9 +36,11 @@ class AccelerateConfig:
     deepspeed_span: Span | None = None
 
 
-def read_accelerate_config(path: str, display: str, base: str) -> AccelerateConfig | None:
+def read_accelerate_config(path: str, display: str, base: str, text: str | None = None,
+                           reads: list[Dependency] | None = None) -> AccelerateConfig | None:
     """The accelerate config at `path` (`display` in messages); None when it is not one or cannot be read.
-    `base`: the folder the launch runs in, against which a deepspeed_config_file is resolved first."""
+    `base`: the folder the launch runs in, against which a deepspeed_config_file is resolved first. `text`: the
+    file's text when read already; `reads` receives each other file tried and what it held (loralint.dependencies)."""
     from loralint.extract.bounds import LimitReached
     from loralint.extract.source import SourceSyntaxError
     from loralint.extract.yaml_positions import compose_yaml
@@ -43,7 +48,8 @@ def read_accelerate_config(path: str, display: str, base: str) -> AccelerateConf
     from loralint.safe_read import read_text_limited
 
     try:
-        text = read_text_limited(path, MAX_ACCELERATE_CONFIG_BYTES)
+        if text is None:
+            text = read_text_limited(path, MAX_ACCELERATE_CONFIG_BYTES)
         root = next(iter(compose_yaml(text)), None)  # accelerate reads JSON configs too: JSON is YAML
     except (OSError, SourceSyntaxError, LimitReached, AnalysisLimit, RecursionError, ValueError):
         return None  # not an accelerate config we can read: the launch is not used
@@ -68,19 +74,20 @@ def read_accelerate_config(path: str, display: str, base: str) -> AccelerateConf
         section_value: dict[str, Any] = {}
     else:
         section_value = section.value if isinstance(section.value, dict) else {}
-    facts, where = _deepspeed(section_value, display, base, path)
+    facts, where = _deepspeed(section_value, display, base, path, reads)
     node = section.get(where) if section is not None and section.kind == "map" and where else None
     return AccelerateConfig(display, kind, config.distributed_span, config.num_processes, facts,
                             span(node) if node is not None else config.distributed_span)
 
 
-def _deepspeed(section: dict[str, Any], display: str, base: str, path: str) -> tuple[dict[str, Any] | None, str | None]:
+def _deepspeed(section: dict[str, Any], display: str, base: str, path: str,
+               reads: list[Dependency] | None = None) -> tuple[dict[str, Any] | None, str | None]:
     """(ZeRO facts, the key of deepspeed_config they come from)."""
     file = section.get("deepspeed_config_file")
     if isinstance(file, str) and file and file != "none":
-        value = read_json_near(os.path.join(base, "launch"), file)
+        value = read_json_near(os.path.join(base, "launch"), file, reads)
         if value is None:
-            value = read_json_near(path, file)
+            value = read_json_near(path, file, reads)
         facts = zero_facts(value, f"{file}, the deepspeed_config_file of {display}")
         return facts, "deepspeed_config_file"
     stage = section.get("zero_stage", 2)
