@@ -80,11 +80,12 @@ def test_a_python_check_loads_neither_yaml_nor_toml_nor_pydantic(tmp_path):
 # Not needed by a run whose files' findings all come from the cache: the checks (nor the custom rules' check
 # of their names), the suppression reader and the extraction's bounds, the readers of data files (their counts
 # are stored), the knowledge base's module expansion (the model id is still resolved, by knowledge.index), nor
-# OpenSSL (the cache's blake2b and compare_digest are the interpreter's own).
+# OpenSSL (the cache's blake2b and compare_digest are the interpreter's own), nor the YAML parser (an accelerate
+# config's facts are cached too: test_launches).
 NOT_LOADED_WARM = ('loralint.checks', 'loralint.checks.architecture', 'loralint.checks.hyperparams', 'loralint.safe_regex',
                    'loralint.suppressions', 'loralint.extract.bounds', 'loralint.datasets.count', 'csv', 'struct',
                    'loralint.knowledge.models', 'loralint.knowledge.expr', 'hashlib', 'hmac', '_hashlib',
-                   'loralint.extract.python', 'loralint.program')
+                   'loralint.extract.python', 'loralint.program', 'yaml')
 
 
 def test_a_warm_check_loads_no_check_and_no_openssl(tmp_path):
