@@ -225,7 +225,8 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         try:
             data = read_limited(source.path, settings.max_file_size)
         except OSError as exc:
-            if getattr(exc, "too_large", False) and source.fmt == "json" and not source.explicit:
+            named = source.explicit and not options.force_exclude  # --force-exclude: pre-commit names every staged file
+            if getattr(exc, "too_large", False) and source.fmt == "json" and not named:
                 # A JSON file this large, found by walking a folder, is a data set or a tokenizer.json, never a
                 # configuration (an adapter_config.json, a DeepSpeed or trainer JSON is a few KB): skipped as the
                 # prefilter skips a file without LoRA words, not LORA905 on every repository that keeps its
