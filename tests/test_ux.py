@@ -332,11 +332,11 @@ def _wait_for(lines: queue.Queue, prefix: str, seen: list[str]) -> None:
     pytest.fail(f"no line starting with {prefix!r}; got {seen!r}")
 
 
-def test_watch_checks_again_after_a_change_and_ctrl_c_exits_0(write, tmp_path):
-    path = write("train.py", ALPHA)
+def _watch_until_fixed(tmp_path, args: list[str], fix) -> list[str]:
+    """`check --watch ARGS` in tmp_path: one problem, then `fix()`, then a clean run and Ctrl-C (exit 0); the lines seen."""
     env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from loralint.cli import main; main()", "check", "--watch", "--no-cache", "train.py"],
+        [sys.executable, "-c", "from loralint.cli import main; main()", "check", "--watch", *args],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
     )
     lines: queue.Queue = queue.Queue()
@@ -344,7 +344,7 @@ def test_watch_checks_again_after_a_change_and_ctrl_c_exits_0(write, tmp_path):
     seen: list[str] = []
     try:
         _wait_for(lines, "Found 1 problem", seen)
-        path.write_text(ALPHA.replace("lora_alpha=4", "lora_alpha=32"), encoding="utf-8")  # fixed in the editor
+        fix()
         _wait_for(lines, "All checks passed!", seen)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
@@ -352,6 +352,14 @@ def test_watch_checks_again_after_a_change_and_ctrl_c_exits_0(write, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    return seen
+
+
+def test_watch_checks_again_after_a_change_and_ctrl_c_exits_0(write, tmp_path):
+    path = write("train.py", ALPHA)
+    # fixed in the editor
+    seen = _watch_until_fixed(tmp_path, ["--no-cache", "train.py"],
+                              lambda: path.write_text(ALPHA.replace("lora_alpha=4", "lora_alpha=32"), encoding="utf-8"))
     assert "train.py:2:33: LORA101 [warning] lora_alpha/r = 0.25 (alpha=4, r=16): updates are scaled down 4x" \
            " (outside [0.5, 4]); use lora_alpha=16 for scaling 1 or 32 for 2" in seen
 
@@ -363,24 +371,8 @@ def test_watch_checks_again_when_a_counted_data_set_changes(write, tmp_path):
                         "lora_dropout: 0.05\nlora_target_linear: true\ndatasets:\n  - path: train.jsonl\n    type: alpaca\n")
     data = tmp_path / "train.jsonl"
     data.write_text('{"instruction": "q", "output": "a"}\n' * 150_000, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from loralint.cli import main; main()", "check", "--watch", "--no-show-source", "."],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
-    seen: list[str] = []
-    try:
-        _wait_for(lines, "Found 1 problem", seen)
-        data.write_text('{"instruction": "q", "output": "a"}\n' * 1_000, encoding="utf-8")
-        _wait_for(lines, "All checks passed!", seen)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    seen = _watch_until_fixed(tmp_path, ["--no-show-source", "."],
+                              lambda: data.write_text('{"instruction": "q", "output": "a"}\n' * 1_000, encoding="utf-8"))
     assert any(line.startswith("config.yml:5:15: LORA104 [info] lora_dropout=0.05 with 150,000 training examples")
                for line in seen)
 
