@@ -244,3 +244,23 @@ def test_unknown_key_suggests_only_the_close_ones_and_then_renames(tmp_path):
     found = messages(tmp_path, "from peft import LoraConfig\nc = LoraConfig(use_rsdora=True)\n", "LORA001")
     assert found == [("use_rsdora is not an argument of LoraConfig; LoraConfig(...) raises TypeError: unexpected keyword"
                       " argument 'use_rsdora'; did you mean use_rslora or use_dora or use_bdlora?")]
+
+
+@pytest.mark.parametrize("typo, field", [("lora_alpah", "lora_alpha"), ("lora_rr", "r")])
+def test_a_misspelt_axolotl_rank_or_alpha_is_one_error_with_its_rename(tmp_path, typo, field):
+    # axolotl has no default for lora_r / lora_alpha: the misspelt key leaves None, which fails in PEFT. One mistake:
+    # LORA001 says both and renames the key (LORA002 / LORA012 stay quiet); the key simply missing is still LORA002/012.
+    key = "lora_r" if field == "r" else "lora_alpha"
+    text = f"base_model: meta-llama/Llama-3.2-1B\nadapter: lora\nlora_r: 16\nlora_alpha: 32\nlora_target_linear: true\n"
+    config = tmp_path / "config.yml"
+    config.write_text(text.replace(f"{key}:", f"{typo}:"))
+    run = run_cli(["check", "--no-cache", "--output-format", "json", "config.yml"], cwd=tmp_path)
+    [d] = run.json["diagnostics"]
+    assert d["code"] == "LORA001" and d["message"].endswith(
+        f"did you mean {key}? Without it, axolotl passes {field}=None, which fails when PEFT injects the adapter")
+    assert d["fix"]["applicability"] == "safe" and d["fix"]["edits"][0]["content"] == key
+    assert run_cli(["check", "--no-cache", "--fix", "config.yml"], cwd=tmp_path).exit_code == 0
+    assert config.read_text() == text
+    config.write_text(text.replace(f"{key}: {16 if field == 'r' else 32}\n", ""))
+    missing = run_cli(["check", "--no-cache", "--output-format", "json", "config.yml"], cwd=tmp_path).json["diagnostics"]
+    assert [m["code"] for m in missing] == ["LORA002" if field == "r" else "LORA012"]

@@ -34,12 +34,37 @@ from loralint.sites import ConfigSite
 _PISSA_NITER = lazy(r"^pissa_niter_(\d+)$")
 
 
+def _known_names(site: ConfigSite) -> frozenset[str] | set[str]:
+    """The argument or key names the site's API takes (what an unknown one is compared with)."""
+    peft_like = site.origin in ("peft.LoraConfig", "unsloth.get_peft_model", "adapter_config")
+    return (LORA_FIELDS | site.extra_known) if peft_like else site.extra_known
+
+
+def _suggestions(site: ConfigSite, name: str, known: frozenset[str] | set[str]) -> tuple[list[str], str | None]:
+    """(the names LORA001 suggests for the unknown `name`, the known confusion it is, if any)."""
+    meant = KNOWN_CONFUSIONS.get(name)
+    return ([meant] if meant and meant in known else _closest(name, close_matches(name, known))), meant
+
+
+# axolotl has no default for these: a missing key reaches PEFT as None (extract/formats.py, _axolotl), which
+# LORA002 / LORA012 report, unless the key is there but misspelt (LORA001 says so: one mistake, one error).
+_NONE_WHEN_MISSING = {("axolotl", "r"): "lora_r", ("axolotl", "lora_alpha"): "lora_alpha"}
+
+
+def _misspelt(site: ConfigSite, field_name: str) -> bool:
+    """Whether the site's value of `field_name` is a default only because its key is written misspelt."""
+    key = _NONE_WHEN_MISSING.get((site.origin, field_name))
+    if key is None or not site.unknown_args:
+        return False
+    known = _known_names(site)
+    return any(_suggestions(site, f.raw_name or f.name, known)[0] == [key] for f in site.unknown_args)
+
+
 @check("unknown_argument")
 def unknown_argument(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     """peft/config.py: LoraConfig is a dataclass, so an unknown keyword raises TypeError at once;
     from adapter_config.json (peft >= 0.14) it is dropped with a warning instead."""
-    peft_like = site.origin in ("peft.LoraConfig", "unsloth.get_peft_model", "adapter_config")
-    known = (LORA_FIELDS | site.extra_known) if peft_like else site.extra_known
+    known = _known_names(site)
     api = {
         "peft.LoraConfig": "LoraConfig",
         "unsloth.get_peft_model": "Unsloth's get_peft_model",
@@ -56,17 +81,23 @@ def unknown_argument(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         if name in REMOVED_FIELDS:
             message = f"{name} is not an argument of {api}: {REMOVED_FIELDS[name]}"
         else:
-            meant = KNOWN_CONFUSIONS.get(name)
-            matches = [meant] if meant and meant in known else _closest(name, close_matches(name, known))
+            matches, meant = _suggestions(site, name, known)
             effect = _UNKNOWN_EFFECT.get(site.origin, f"{api}(...) raises TypeError: unexpected keyword argument {name!r}")
             message = f"{name} is not an argument of {api}; {effect}"
             if matches:
                 message += f"; did you mean {' or '.join(matches)}?"
-                # Rename automatically only when the intent is unambiguous: one candidate, not set
-                # already, and either a known confusion or a near-typo (use_rslora is not use_dora).
+                for (origin, field_name), key in _NONE_WHEN_MISSING.items():
+                    missing = site.fields.get(field_name)
+                    if origin == site.origin and matches == [key] and missing is not None and missing.value is None \
+                            and missing.key_span is None:
+                        message += f" Without it, axolotl passes {field_name}=None, which fails when PEFT injects the adapter"
+                # Rename automatically only when the intent is unambiguous: one candidate, set by no key or
+                # argument already (axolotl's lora_alpha=None for a missing key is set by none), and either
+                # a known confusion or a near-typo (use_rslora is not use_dora).
+                present = site.fields.get(matches[0])
                 if (
                     len(matches) == 1
-                    and matches[0] not in site.fields
+                    and (present is None or (present.key_span is None and not present.written_here))
                     and (meant == matches[0] or similarity(name, matches[0]) >= 0.85)
                 ):
                     fix = rename_key(site, f, matches[0], f"Rename {name} to {matches[0]}")
@@ -102,7 +133,7 @@ def invalid_rank(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     "`r` should be a positive integer value but the value passed is {r}" at injection;
     a float r fails inside torch. rank_pattern values go through the same check per layer."""
     f = known_field(site, "r")
-    if f is not None and not _positive_int(f.value):
+    if f is not None and not _positive_int(f.value) and not (f.value is None and _misspelt(site, "r")):
         yield Finding(f.span, f"{f.describe()} is not a positive integer; {_rank_failure(f.value)}")
     patterns = known_field(site, "rank_pattern")
     if patterns is not None and isinstance(patterns.value, dict):
@@ -473,6 +504,8 @@ def alpha_not_positive(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]
         r = known_field(site, "r")
         if r is not None and r.value is None and r.provenance == f.provenance and not f.written_here:
             return  # `r=args.r, lora_alpha=args.r` with --r missing: one mistake, which LORA002 reports
+        if _misspelt(site, "lora_alpha"):
+            return  # axolotl's lora_alpah: LORA001 reports the one mistake
         yield Finding(f.span, "lora_alpha=None: PEFT computes lora_alpha / r and raises TypeError at injection")
     elif alpha is not None and alpha <= 0:
         effect = "the adapter output is multiplied by 0 and never changes the model" if alpha == 0 else (
