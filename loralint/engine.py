@@ -633,9 +633,9 @@ class _FileStages:
             )
 
     def _sized(self, site: ConfigSite) -> bool:
-        """Whether the site's data sets are sized. Counting is most of a cold run's work on a trainer's tree
-        (LLaMA-Factory's data/), and only LORA104 reads the size, for a lora_dropout it can flag; when it is
-        not active, when --dataset-size gives the size, or when the site's dropout is not in play, it is skipped."""
+        """Whether the site's data sets are sized. Counting was a sixth of a cold run on LLaMA-Factory (its data/),
+        and only LORA104 reads the size, for a lora_dropout it can flag: when it is not active, when --dataset-size
+        gives the size, or when the site's dropout is not in play, the count is skipped."""
         if self._size_every_dataset:
             return True
         if self._size_read is None:
