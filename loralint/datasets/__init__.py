@@ -154,8 +154,10 @@ class Sizer:
             # The top of the git checkout too: a trainer runs from there (`axolotl train configs/x.yml`), and
             # without it the size (and LORA104) would depend on the folder loralint was started from.
             top = self._checkout(os.path.dirname(os.path.abspath(config_path)))
-            candidates = [config_path.parent / path, *([self.root / path] if self.root else []),
-                          *([Path(top) / path] if top is not None else [])]
+            candidates = [config_path.parent / path]
+            for base in (self.root, top):  # run from the checkout's top, the root is often the same folder
+                if base is not None and (Path(base) / path) not in candidates:
+                    candidates.append(Path(base) / path)
         for candidate in candidates:
             try:
                 if candidate.is_dir() if folder else candidate.is_file():

@@ -36,22 +36,20 @@ class AccelerateConfig:
     deepspeed_span: Span | None = None
 
 
-def read_accelerate_config(path: str, display: str, base: str, text: str | None = None,
-                           reads: list[Dependency] | None = None) -> AccelerateConfig | None:
-    """The accelerate config at `path` (`display` in messages); None when it is not one or cannot be read.
-    `base`: the folder the launch runs in, against which a deepspeed_config_file is resolved first. `text`: the
-    file's text when read already; `reads` receives each other file tried and what it held (loralint.dependencies)."""
+def read_accelerate_config(path: str, display: str, base: str, text: str,
+                           reads: list[Dependency]) -> AccelerateConfig | None:
+    """The accelerate config at `path` (`display` in messages), whose text its caller read (launches.py, which
+    caches the answer); None when it is not one. `base`: the folder the launch runs in, against which a
+    deepspeed_config_file is resolved first. `reads` receives each other file tried and what it held
+    (loralint.dependencies)."""
     from loralint.extract.bounds import LimitReached
     from loralint.extract.source import SourceSyntaxError
     from loralint.extract.yaml_positions import compose_yaml
     from loralint.limits import AnalysisLimit
-    from loralint.safe_read import read_text_limited
 
     try:
-        if text is None:
-            text = read_text_limited(path, MAX_ACCELERATE_CONFIG_BYTES)
         root = next(iter(compose_yaml(text)), None)  # accelerate reads JSON configs too: JSON is YAML
-    except (OSError, SourceSyntaxError, LimitReached, AnalysisLimit, RecursionError, ValueError):
+    except (SourceSyntaxError, LimitReached, AnalysisLimit, RecursionError, ValueError):
         return None  # not an accelerate config we can read: the launch is not used
     if root is None or root.kind != "map":
         return None
@@ -81,7 +79,7 @@ def read_accelerate_config(path: str, display: str, base: str, text: str | None 
 
 
 def _deepspeed(section: dict[str, Any], display: str, base: str, path: str,
-               reads: list[Dependency] | None = None) -> tuple[dict[str, Any] | None, str | None]:
+               reads: list[Dependency]) -> tuple[dict[str, Any] | None, str | None]:
     """(ZeRO facts, the key of deepspeed_config they come from)."""
     file = section.get("deepspeed_config_file")
     if isinstance(file, str) and file and file != "none":
