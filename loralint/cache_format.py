@@ -246,12 +246,12 @@ def _ordered(encoded: Any) -> Any:
 
 def dumps(result: FileResult) -> bytes:
     """`result` as JSON bytes; FormatError (or ValueError/RecursionError) when it cannot be encoded."""
-    return json.dumps(_encode(result, _Written()), separators=(",", ":")).encode("ascii")
+    return dumps_value(result)
 
 
 def dumps_value(value: Any) -> bytes:
-    """Another cached value than a FileResult (the facts of an accelerate config, loralint.launches): the same
-    encoding. FormatError (or ValueError/RecursionError) when it cannot be encoded."""
+    """Any cached value (a FileResult, the facts of an accelerate config in loralint.launches) as JSON bytes;
+    FormatError (or ValueError/RecursionError) when it cannot be encoded."""
     return json.dumps(_encode(value, _Written()), separators=(",", ":")).encode("ascii")
 
 
@@ -262,7 +262,7 @@ def loads_value(data: bytes) -> Any:
 
 def loads(data: bytes) -> FileResult:
     """The FileResult in `data`; FormatError (or another ValueError/TypeError) when it is not one."""
-    result = json.loads(data, object_hook=_object_hook([]))
+    result = loads_value(data)
     if type(result) is not FileResult:
         raise FormatError("not a FileResult")
     for site in [*result.sites, *result.loaded]:
