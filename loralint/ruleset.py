@@ -28,7 +28,7 @@ class RuleError(Exception):
     pass
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Rule:
     """One rule: its front matter (or a custom rule's settings) and its documentation."""
 

@@ -32,7 +32,7 @@ class SettingsError(Exception):
         self.problems = list(problems)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class CustomRule:
     """A user-defined rule on one of the shipped checks (an organisation's policy)."""
 
