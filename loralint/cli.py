@@ -640,7 +640,8 @@ def _reported() -> None:
 
 
 def main() -> None:
-    """Entry point: no traceback ever reaches the user; internal errors exit 2 with one line."""
+    """The command's work (run() is the entry point): no traceback ever reaches the user; internal errors
+    exit 2 with one line."""
     try:
         cli.main(prog_name="loralint", standalone_mode=True)
     except SystemExit as exc:
