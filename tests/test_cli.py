@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -153,6 +154,14 @@ def test_the_command_leaves_after_its_report_with_all_of_it_written(write, tmp_p
     assert (warm.exit_code, warm.stdout) == (1, cold.stdout)
     clean = run_subprocess(["check", "--exit-zero", "-q", "."], cwd=tmp_path, env=env)
     assert clean.exit_code == 0 and clean.stdout.count("LORA101") == 60
+
+
+def test_the_command_under_a_profiler_exits_normally_so_it_writes_its_profile(write, tmp_path):
+    write("train.py", BAD)
+    command = [sys.executable, "-m", "cProfile", "-o", "check.prof", "-m", "loralint", "check", "--no-cache", "train.py"]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert "LORA101" in proc.stdout, proc.stderr  # (cProfile exits 0 whatever the command's code)
+    assert (tmp_path / "check.prof").stat().st_size > 0
 
 
 def test_missing_path_is_a_usage_error_in_one_line_without_traceback(tmp_path):
