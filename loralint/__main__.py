@@ -1,5 +1,5 @@
 """`python -m loralint` is the `loralint` command."""
 
-from loralint.cli import main
+from loralint.cli import run
 
-main()
+run()

@@ -28,7 +28,7 @@ COUNTING_FIELDS = ("r", "lora_alpha", "use_rslora", "bias", "use_dora", "lora_bi
 SAVED_ADAPTER_ORIGIN = "adapter_config"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Advice:
     """PEFT's targeting and counting for one site on its model, and how much of it is known."""
 

@@ -44,7 +44,7 @@ DEFAULT_EXCLUDED_DIRS = frozenset(
 )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class SourceFile:
     """A file to check: where it is, how it is reported, and its format."""
 

@@ -46,7 +46,7 @@ _SET_PATH, _SET_LINE, _SET_COLUMN, _SET_END_LINE, _SET_END_COLUMN = (
     getattr(Span, name).__set__ for name in ("path", "line", "column", "end_line", "end_column"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Unknown:
     """A value that cannot be known without running the code; rules skip it instead of guessing."""
 
@@ -86,7 +86,7 @@ def effective(site: ConfigSite, name: str) -> tuple[Any, bool]:
     return value, is_known(value)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Field:
     """One configuration argument under its canonical PEFT name.
 
@@ -274,7 +274,7 @@ class TrainingContext:
     installs: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, repr=False, eq=False)
 class ConfigSite:
     """A place where one LoRA configuration is built."""
 
@@ -333,7 +333,7 @@ class ConfigSite:
         return f.span if f is not None else self.span
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class TextEdit:
     """Replace the text at `span` with `new_text`."""
 
@@ -344,7 +344,7 @@ class TextEdit:
     expected: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Fix:
     """A finding's fix: edits applied together."""
 
@@ -353,7 +353,7 @@ class Fix:
     applicability: Literal["safe", "unsafe"] = "safe"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Diagnostic:
     """One finding, as reporters show it."""
 

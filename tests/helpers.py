@@ -49,7 +49,7 @@ def run_subprocess(args: list[str], cwd: Path | None = None, input: bytes | None
     full_env = {**os.environ, **(env or {})}
     full_env.pop("FORCE_COLOR", None)
     proc = subprocess.run(
-        [sys.executable, "-c", "from loralint.cli import main; main()", *args],
+        [sys.executable, "-c", "from loralint.cli import run; run()", *args],
         cwd=cwd, input=input, capture_output=True, env=full_env, timeout=120,
     )
     return Run(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))

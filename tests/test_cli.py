@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -132,6 +133,35 @@ def test_rule_command(tmp_path):
     assert run_cli(["rule", "LORA999"], cwd=tmp_path).exit_code == 2
     rules = json.loads(run_cli(["rule", "--all", "--output-format", "json"], cwd=tmp_path).stdout)
     assert {"code": "LORA001", "name": "unknown-argument", "severity": "error"}.items() <= rules[0].items()
+
+
+def test_the_command_leaves_after_its_report_with_all_of_it_written(write, tmp_path):
+    # The command (loralint.cli.run) skips the interpreter's teardown once `check` has reported: the whole
+    # report still reaches a pipe, with the report's exit code, after a run with the process pool that wrote
+    # the cache's entries, and after a run that read them.
+    for i in range(60):  # enough Python candidates for the process pool, and a report longer than a pipe holds
+        write(f"pkg/train_{i}.py", BAD)
+    args = ["check", "--output-format", "json", "--jobs", "2", "."]
+    env = {"XDG_CACHE_HOME": str(tmp_path / "user-cache")}
+    cold = run_subprocess(args, cwd=tmp_path, env=env)
+    assert cold.exit_code == 1, cold.stderr
+    report = json.loads(cold.stdout)
+    assert len(report["diagnostics"]) == 60 and len(cold.stdout) > 65_536
+    assert cold.stdout == run_cli(["check", "--output-format", "json", "--jobs", "2", "--no-cache", "."], cwd=tmp_path).stdout
+    entries = sorted(p.name for p in (tmp_path / ".loralint_cache").rglob("*") if p.is_file())
+    assert len(entries) > 60, entries
+    warm = run_subprocess(args, cwd=tmp_path, env=env)
+    assert (warm.exit_code, warm.stdout) == (1, cold.stdout)
+    clean = run_subprocess(["check", "--exit-zero", "-q", "."], cwd=tmp_path, env=env)
+    assert clean.exit_code == 0 and clean.stdout.count("LORA101") == 60
+
+
+def test_the_command_under_a_profiler_exits_normally_so_it_writes_its_profile(write, tmp_path):
+    write("train.py", BAD)
+    command = [sys.executable, "-m", "cProfile", "-o", "check.prof", "-m", "loralint", "check", "--no-cache", "train.py"]
+    proc = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert "LORA101" in proc.stdout, proc.stderr  # (cProfile exits 0 whatever the command's code)
+    assert (tmp_path / "check.prof").stat().st_size > 0
 
 
 def test_missing_path_is_a_usage_error_in_one_line_without_traceback(tmp_path):

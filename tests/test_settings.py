@@ -36,6 +36,29 @@ def test_pyproject_without_a_loralint_table_is_skipped_and_dot_loralint_toml_win
     assert codes(run) == ["LORA101", "LORA102"]
 
 
+def test_a_loralint_table_is_found_however_toml_spells_its_key(write, tmp_path):
+    write("train.py", BAD)
+    for text in ('[tool.loralint]\nignore = ["LORA101"]\n', '[ tool . "loralint" ]\nignore = ["LORA101"]\n',
+                 "tool.'loralint'.ignore = ['LORA101']\n", 'tool = { loralint = { ignore = ["LORA101"] } }\n',
+                 '[tool."lora\\u006cint"]\nignore = ["LORA101"]\n', '[tool."\\U0000006Coralint"]\nignore = ["LORA101"]\n'):
+        write("pyproject.toml", text + '[project]\nname = "x"\n')
+        found = codes(run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path))
+        assert "LORA101" not in found and "LORA102" in found, text
+
+
+def test_a_pyproject_that_does_not_name_loralint_is_not_read_as_settings(write, tmp_path):
+    # Not even when it is broken: it holds no settings of loralint's (the walk goes on up, as for any
+    # pyproject.toml without a [tool.loralint] table).
+    write("pyproject.toml", '[tool.loralint]\nignore = ["LORA101"]\n')
+    write("pkg/pyproject.toml", '[project\nname = "pkg"\n')
+    write("pkg/train.py", BAD)
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path / "pkg")
+    assert run.exit_code == 1 and "LORA101" not in codes(run) and "LORA102" in codes(run)
+    write("pkg/pyproject.toml", '[project\nname = "pkg"\n# loralint\n')  # may hold it: read, and reported
+    run = run_cli(["check", "--output-format", "json", "--no-cache", "train.py"], cwd=tmp_path / "pkg")
+    assert run.exit_code == 2 and run.stderr.startswith("loralint: error: pyproject.toml: invalid TOML: ")
+
+
 def test_invalid_settings_are_a_clear_usage_error(write, tmp_path):
     write("pyproject.toml", '[tool.loralint]\nignor = ["LORA101"]\nfail-level = "fatal"\n')
     write("train.py", BAD)

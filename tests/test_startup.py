@@ -73,6 +73,8 @@ def _check_in_a_fresh_process(tmp_path: Path, args: list[str], modules: tuple[st
 
 def test_a_python_check_loads_neither_yaml_nor_toml_nor_pydantic(tmp_path):
     (tmp_path / "train.py").write_text("from peft import LoraConfig\nc = LoraConfig(r=16, lora_alpha=4)\n")
+    # A project's pyproject.toml that does not name loralint is not parsed for settings.
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n\n[tool.ruff]\nline-length = 100\n')
     out, loaded = _check_in_a_fresh_process(tmp_path, ["train.py"], NOT_LOADED)
     assert "LORA101" in out and loaded == []
 

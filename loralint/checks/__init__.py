@@ -13,7 +13,7 @@ from loralint.sites import ConfigSite, Fix, Span
 _CHECK_MODULES = ("generic", "invalid", "hyperparams", "targets", "patterns", "quantization", "training", "training_context", "architecture")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Finding:
     """What a check reports; the engine makes it a Diagnostic of the rule."""
 

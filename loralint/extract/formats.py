@@ -93,7 +93,7 @@ _TUNE_DOWNLOAD = re.compile(r"tune\s+download\s+([\w.\-]+/[\w.\-]+)(?:[^\n]*?--o
 _TORCHTUNE_BUILDER = re.compile(r"(?:^|\.)(q?lora)_\w+$")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)
 class Document:
     """One YAML document or JSON file: the root node and how to point into the file."""
 
