@@ -1158,8 +1158,8 @@ def detect(root: Node, syntax: str) -> Callable[[Document], list[ConfigSite]] | 
     keys = root.keys()
     if "peft_type" in keys and syntax == "json":
         return _adapter_config
-    for value in (root.get(k) for k in keys):
-        if value is not None and value.kind == "map":
+    for value in root.values():
+        if value.kind == "map":
             component = value.get("_component_")
             if (
                 component is not None
