@@ -42,6 +42,8 @@ class Sizer:
         # same Hub data sets, each looked for as a local folder and file first
         self._located: dict[tuple[str, str, bool], Path | None] = {}
         self._tops: dict[str, str | None] = {}  # folder -> the top of its git checkout (_checkout)
+        self._bases: dict[str, list[Path]] = {}  # a config's folder -> where else _find looks (the root, the checkout's top)
+        self._under: dict[tuple[Path, str, bool], Path | None] = {}  # (one of those, name as written, folder?) -> _find's
         # The files sizing read (counted, registries), each with its stat taken before the read (None when it
         # failed): what `check --watch` polls, from that stat, so an edit during the run is seen.
         self.read: dict[str, os.stat_result | None] = {}
@@ -149,21 +151,29 @@ class Sizer:
             return None  # globs and remote URLs are not counted
         path = Path(os.path.expanduser(written))
         if path.is_absolute():
-            candidates = [path]
-        else:
-            # The top of the git checkout too: a trainer runs from there (`axolotl train configs/x.yml`), and
-            # without it the size (and LORA104) would depend on the folder loralint was started from.
+            return _present(path, folder)
+        parent = config_path.parent
+        found = _present(parent / path, folder)
+        if found is not None:
+            return found
+        # The top of the git checkout too: a trainer runs from there (`axolotl train configs/x.yml`), and
+        # without it the size (and LORA104) would depend on the folder loralint was started from.
+        here = os.path.dirname(str(config_path))
+        if here not in self._bases:
             top = self._checkout(os.path.dirname(os.path.abspath(config_path)))
-            candidates = [config_path.parent / path]
+            bases: list[Path] = []
             for base in (self.root, top):  # run from the checkout's top, the root is often the same folder
-                if base is not None and (Path(base) / path) not in candidates:
-                    candidates.append(Path(base) / path)
-        for candidate in candidates:
-            try:
-                if candidate.is_dir() if folder else candidate.is_file():
-                    return candidate
-            except OSError:
-                continue
+                # `path` is relative: base / path is another candidate exactly when base is another folder
+                if base is not None and Path(base) != parent and Path(base) not in bases:
+                    bases.append(Path(base))
+            self._bases[here] = bases
+        for base in self._bases[here]:
+            # The same for every config of the run (many name the same Hub data sets): looked for once.
+            key = (base, written, folder)
+            if key not in self._under:
+                self._under[key] = _present(base / path, folder)
+            if self._under[key] is not None:
+                return self._under[key]
         return None
 
     def _checkout(self, folder: str) -> str | None:
@@ -314,6 +324,14 @@ class Sizer:
         if ref.cap is not None and size > ref.cap:
             size, what = ref.cap, f"{what}, capped by max_samples={ref.cap:,}"
         return size, what
+
+
+def _present(candidate: Path, folder: bool) -> Path | None:
+    """`candidate` when it is a folder (`folder`) or a file, else None."""
+    try:
+        return candidate if (candidate.is_dir() if folder else candidate.is_file()) else None
+    except OSError:
+        return None
 
 
 def _held_out(sized: Field, held: Field) -> Field | None:
