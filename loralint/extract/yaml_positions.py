@@ -476,11 +476,13 @@ def compose_yaml(text: str) -> Iterator[Node]:
 
 _JSON_TOKEN = re.compile(
     r"""
-    (?P<ws>[ \t\r\n]+)
-  | (?P<string>"[^"\\]*(?:\\.[^"\\]*)*")  # unrolled: one C loop a run, not one alternation a character
-  | (?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
-  | (?P<word>true|false|null|NaN|-?Infinity)
-  | (?P<punct>[{}\[\]:,])
+    [ \t\r\n]*  # the whitespace before the token, in the same match
+    (?:
+      (?P<string>"[^"\\]*(?:\\.[^"\\]*)*")  # unrolled: one C loop a run, not one alternation a character
+    | (?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
+    | (?P<word>true|false|null|NaN|-?Infinity)
+    | (?P<punct>[{}\[\]:,])
+    )
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -646,12 +648,11 @@ class _JsonScanner:
     def _peek(self) -> tuple[str, str, int, int]:
         if self._peeked is None:
             match = _JSON_TOKEN.match(self.text, self.offset)
-            if match is not None and match.lastgroup == "ws":
-                match = _JSON_TOKEN.match(self.text, match.end())
             if match is None:  # cannot happen after json.loads accepted the text
                 raise SourceSyntaxError("invalid JSON", *self.position(self.offset))
-            self.offset = match.end()
-            self._peeked = (match.lastgroup or "", match.group(), match.start(), match.end())
+            kind = match.lastgroup or ""  # the token's own group (one always matches), not the whitespace before it
+            self.offset = end = match.end()
+            self._peeked = (kind, match.group(kind), match.start(kind), end)
         return self._peeked
 
     def _next(self) -> tuple[str, str, int, int]:
@@ -712,6 +713,8 @@ class _JsonScanner:
             node._raw = _JSON_WORDS[text]
         elif kind == "string":  # what json.loads(text) gives, without its per-call set-up
             node._raw = _scanstring(self.text, start + 1, True)[0]
-        else:
+        elif kind == "number":  # the same: the decoder calls float on a number with a fraction or exponent, else int
+            node._raw = float(text) if "." in text or "e" in text or "E" in text else int(text)
+        else:  # NaN, Infinity, -Infinity
             node._raw = json.loads(text)
         return node
