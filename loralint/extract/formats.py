@@ -297,7 +297,7 @@ def _near_miss(name: str, lora_keys: frozenset[str]) -> bool:
         for letter, count in letters.items():
             other = counts.get(letter)
             if other:
-                common += count if count < other else other
+                common += min(other, count)
         if 2.0 * common / (length + len(key)) >= cutoff:
             candidates.append(key)
     if not candidates:
