@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -283,12 +284,33 @@ class _Builder:
 def _near_miss(name: str, lora_keys: frozenset[str]) -> bool:
     """`name` is a misspelling of one of `lora_keys` (cached: the same keys recur in every file)."""
     cutoff = 0.75 if _LORA_WORD.search(name) else 0.85  # `use_rslroa` has no "lora" left in it
-    candidates = [k for k in lora_keys if abs(len(k) - len(name)) <= 4]
+    length, letters = len(name), None
+    candidates = []
+    for key, counts in _letter_counts(lora_keys):
+        if abs(len(key) - length) > 4:
+            continue
+        # difflib's quick_ratio, the bound on ratio() it tests before computing it: 2 * (letters in common,
+        # with their counts) / (both lengths). A key below the cutoff there is never a close match (most names
+        # are far from every LoRA key), so difflib is asked about the others only.
+        letters = letters or Counter(name)
+        common = 0
+        for letter, count in letters.items():
+            other = counts.get(letter)
+            if other:
+                common += min(other, count)
+        if 2.0 * common / (length + len(key)) >= cutoff:
+            candidates.append(key)
     if not candidates:
         return False
     import difflib  # only here: a script's start-up does not pay for it
 
     return bool(difflib.get_close_matches(name, candidates, n=1, cutoff=cutoff))
+
+
+@functools.lru_cache(maxsize=64)
+def _letter_counts(keys: frozenset[str]) -> tuple[tuple[str, Counter[str]], ...]:
+    """Each key with how often each letter is in it (see _near_miss)."""
+    return tuple((key, Counter(key)) for key in sorted(keys))
 
 
 def _first_key(root: Node, names: Iterable[str]) -> Node | None:
@@ -1158,8 +1180,8 @@ def detect(root: Node, syntax: str) -> Callable[[Document], list[ConfigSite]] | 
     keys = root.keys()
     if "peft_type" in keys and syntax == "json":
         return _adapter_config
-    for value in (root.get(k) for k in keys):
-        if value is not None and value.kind == "map":
+    for value in root.values():
+        if value.kind == "map":
             component = value.get("_component_")
             if (
                 component is not None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from itertools import compress
+from operator import attrgetter, itemgetter
 from typing import Any, Iterator
 
 import yaml
@@ -54,6 +55,19 @@ _RESOLVED_FIRST = None if None in _RESOLVERS or yaml.resolver.Resolver.yaml_path
 _PLAIN_TAGS: dict[str, str] = {}
 _PLAIN_TAGS_MAX, _PLAIN_TAG_LENGTH = 50_000, 64
 _STANDARD_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
+_VALUE, _END = itemgetter(1), attrgetter("end")
+# The value SafeConstructor builds for a short scalar of an int, float, bool or null tag, once a process: it
+# depends on the tag and the text alone (`true`, `2e-4` and `0.05` recur in every config of a tree), and the
+# value is immutable, so nodes may share it.
+_CONSTRUCTED: dict[tuple[str, str], Any] = {}
+_CONSTRUCTED_TYPES = frozenset({int, float, bool, type(None)})
+
+
+class _Unset:
+    pass
+
+
+_UNSET = _Unset()
 
 
 class Node:
@@ -61,13 +75,13 @@ class Node:
 
     __slots__ = ("kind", "start", "end", "items", "_value", "_raw", "_constructor", "_keys", "_measured")
 
-    def __init__(self, kind: str, start: Position, end: Position) -> None:
+    def __init__(self, kind: str, start: Position, end: Position, value: Any = _UNSET) -> None:
         self.kind = kind  # "map" | "seq" | "scalar"
         self.start = start
         self.end = end
         # map: [(key node, value node)], later entries win; seq: [node]
         self.items: list[Any] = []
-        self._value: Any = _UNSET
+        self._value: Any = value  # a YAML string scalar's text is its value from the start (see _compose)
         self._raw: Any = None
         self._constructor: Any = None
         self._keys: dict[str, int] | None = None
@@ -149,15 +163,21 @@ class Node:
                 return self._raw
             return [item._child() for item in self.items]
         scalar = self._raw
-        if self._constructor is not None:
-            if scalar.tag == _STR_TAG:  # what SafeConstructor.construct_yaml_str returns: the scalar's text
-                return scalar.value
-            try:
-                scalar = self._constructor.construct_object(self._raw, deep=True)
-            except yaml.YAMLError as exc:
-                return Unknown(f"YAML value with tag {getattr(self._raw, 'tag', '?')}: {_first_line(exc)}")
-            except Exception as exc:  # a malformed timestamp, a bad base64 binary, ...
-                return Unknown(f"YAML value that cannot be read ({type(exc).__name__})")
+        if self._constructor is not None:  # a YAML scalar of another tag than str (see _compose)
+            key = (scalar.tag, scalar.value)
+            built = _CONSTRUCTED.get(key, _UNSET)
+            if built is not _UNSET:
+                scalar = built
+            else:
+                try:
+                    scalar = self._constructor.construct_object(self._raw, deep=True)
+                except yaml.YAMLError as exc:
+                    return Unknown(f"YAML value with tag {getattr(self._raw, 'tag', '?')}: {_first_line(exc)}")
+                except Exception as exc:  # a malformed timestamp, a bad base64 binary, ...
+                    return Unknown(f"YAML value that cannot be read ({type(exc).__name__})")
+                if (type(scalar) in _CONSTRUCTED_TYPES and len(key[1]) <= _PLAIN_TAG_LENGTH
+                        and len(_CONSTRUCTED) < _PLAIN_TAGS_MAX):
+                    _CONSTRUCTED[key] = scalar
         if isinstance(scalar, int) and scalar.bit_length() > MAX_INT_BITS:  # no float holds it
             note("value-size", f"an integer of more than {MAX_INT_BITS} bits; treated as unknown", *self.start)
             return Unknown(f"an integer of more than {MAX_INT_BITS} bits")
@@ -165,49 +185,51 @@ class Node:
 
     # --- mapping access ----------------------------------------------------------------------
     def _index(self) -> dict[str, int]:
-        """String key → index of its last occurrence in `items` (a repeated key: the last wins)."""
+        """String key → index of its last occurrence in `items` (a repeated key: the last wins), in the order of
+        those indexes: a repeated key moves to where it was last written, so `entries` needs no sort."""
         if self._keys is None:
-            self._keys = {}
+            keys: dict[str, int] = {}
             if self.kind == "map":
                 for index, (k, _) in enumerate(self.items):
                     if k.kind == "scalar":
                         key = k.value
                         if isinstance(key, str):
-                            self._keys[key] = index
+                            keys.pop(key, None)
+                            keys[key] = index
+            self._keys = keys
         return self._keys
 
     def get(self, key: str) -> Node | None:
         """The value node of `key` in a mapping."""
-        index = self._index().get(key)
+        index = (self._keys if self._keys is not None else self._index()).get(key)
         return None if index is None else self.items[index][1]
 
     def entry(self, key: str) -> tuple[Node, Node] | None:
-        index = self._index().get(key)
+        index = (self._keys if self._keys is not None else self._index()).get(key)
         return None if index is None else self.items[index]
 
     def entries(self) -> Iterator[tuple[str, Node, Node]]:
         """(key text, key node, value node) for every string key, in file order, last occurrence only."""
-        for key, index in sorted(self._index().items(), key=lambda kv: kv[1]):
-            k, v = self.items[index]
+        items = self.items
+        for key, index in self._index().items():
+            k, v = items[index]
             yield key, k, v
 
     def keys(self) -> set[str]:
         return set(self._index())
 
+    def values(self) -> list[Node]:
+        """The value node of every string key (a repeated key's last), in file order."""
+        items = self.items
+        return [items[index][1] for index in self._index().values()]
+
     def __repr__(self) -> str:
         return f"Node({self.kind}, {self.start}-{self.end})"
-
-
-class _Unset:
-    pass
 
 
 _MAX_ELEMENTS = MAX_VALUE_SIZE
 _ENDLESS = 1 << 62
 _MEASURING = (-1, -1)  # the marker of a node whose children are being measured
-
-
-_UNSET = _Unset()
 
 
 def _first_line(exc: Exception) -> str:
@@ -273,20 +295,25 @@ class _YamlBuilder:
         built = 0
         next_event = loader.get_event
         resolve, ScalarNode, plain_strings, plain_tags = self.resolver.resolve, yaml.ScalarNode, _RESOLVED_FIRST, _PLAIN_TAGS
+        constructor = self.constructor
         exact_marks = self.index is None  # else positions come from the marks' offsets (see position)
+        # Names bound here once: the loop runs for every event of the file.
+        str_tag, new_node, max_nodes = _STR_TAG, Node, MAX_DATA_NODES
+        ScalarEvent, AliasEvent, StreamEndEvent = yaml.ScalarEvent, yaml.AliasEvent, yaml.StreamEndEvent
+        MappingStartEvent, SequenceStartEvent = yaml.MappingStartEvent, yaml.SequenceStartEvent
+        MappingEndEvent, SequenceEndEvent = yaml.MappingEndEvent, yaml.SequenceEndEvent
+        DocumentStartEvent, DocumentEndEvent = yaml.DocumentStartEvent, yaml.DocumentEndEvent
         while True:
             event = next_event()
             kind = type(event)
-            if kind is yaml.StreamEndEvent or event is None:
-                return
-            if kind is yaml.ScalarEvent:  # the most frequent first
+            if kind is ScalarEvent:  # the most frequent first
                 tag, value = event.tag, event.value
                 if tag is None or tag == "!":
                     implicit = event.implicit
                     if plain_strings is None:  # resolvers of another kind: each scalar is resolved
                         tag = resolve(ScalarNode, value, implicit)
                     elif not implicit[0] or (value and value[0] not in plain_strings):
-                        tag = _STR_TAG  # what the resolver would say (see _RESOLVED_FIRST)
+                        tag = str_tag  # what the resolver would say (see _RESOLVED_FIRST)
                     else:
                         tag = plain_tags.get(value)
                         if tag is None:
@@ -296,32 +323,28 @@ class _YamlBuilder:
                 start_mark, end_mark = event.start_mark, event.end_mark
                 if exact_marks and (end_mark.column or end_mark.line <= start_mark.line):
                     # position() and end_of() of the usual scalar, inline: it ends on its own line, mid-line
-                    node = Node("scalar", (start_mark.line + 1, start_mark.column + 1),
-                                (end_mark.line + 1, end_mark.column + 1))
+                    start, end = (start_mark.line + 1, start_mark.column + 1), (end_mark.line + 1, end_mark.column + 1)
                 else:
-                    node = Node("scalar", self.position(start_mark), self.end_of(event))
-                node._raw = ScalarNode(tag, value, start_mark, end_mark, style=event.style)
-                node._constructor = self.constructor
+                    start, end = self.position(start_mark), self.end_of(event)
+                if tag == str_tag:  # what SafeConstructor.construct_yaml_str returns: the scalar's text
+                    node = new_node("scalar", start, end, value)
+                else:  # built when first read (Node._build)
+                    node = new_node("scalar", start, end)
+                    node._raw = ScalarNode(tag, value, start_mark, end_mark, style=event.style)
+                    node._constructor = constructor
                 if event.anchor is not None:
                     self._anchor(anchors, event, node)
-            elif kind is yaml.AliasEvent:
-                node = anchors.get(event.anchor)
-                if node is None:
-                    raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
-            elif kind is yaml.DocumentStartEvent:
-                anchors, root, built = {}, None, 0
-                continue
-            elif kind is yaml.DocumentEndEvent:
-                if root is not None:
-                    yield root
-                continue
-            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                frame = stack.pop()
+                frame.end_mark = event.end_mark
+                node = self._finish(frame)
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
                 if len(stack) >= MAX_DATA_DEPTH:
                     raise LimitReached(
                         f"YAML nested deeper than {MAX_DATA_DEPTH} levels, more than loralint analyses",
                         *self.position(event.start_mark),
                     )
-                is_map = kind is yaml.MappingStartEvent
+                is_map = kind is MappingStartEvent
                 start = self.position(event.start_mark)
                 collection = Node("map" if is_map else "seq", start, start)
                 tag = event.tag
@@ -331,14 +354,23 @@ class _YamlBuilder:
                 stack.append(_Frame(collection, event.flow_style, event.start_mark))
                 built = self._count(built, 1, event)
                 continue
-            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
-                frame = stack.pop()
-                frame.end_mark = event.end_mark
-                node = self._finish(frame)
+            elif kind is AliasEvent:
+                node = anchors.get(event.anchor)
+                if node is None:
+                    raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
+            elif kind is DocumentStartEvent:
+                anchors, root, built = {}, None, 0
+                continue
+            elif kind is DocumentEndEvent:
+                if root is not None:
+                    yield root
+                continue
+            elif kind is StreamEndEvent or event is None:
+                return
             else:  # the stream's start
                 continue
             built += 1
-            if built > MAX_DATA_NODES:
+            if built > max_nodes:
                 self._count(built, 0, event)  # raises
             if not stack:
                 root = node
@@ -350,7 +382,7 @@ class _YamlBuilder:
                 parent.key = node
             else:
                 key, parent.key = parent.key, None
-                if key.kind == "scalar" and getattr(key._raw, "tag", None) == _MERGE_TAG:
+                if key._constructor is not None and key._raw.tag == _MERGE_TAG:  # `<<:` (a YAML scalar, not a string)
                     for source in node.items if node.kind == "seq" else [node]:
                         if source.kind == "map":
                             parent.merged.extend(source.items)
@@ -383,14 +415,15 @@ class _YamlBuilder:
     def _finish(self, frame: _Frame) -> Node:
         out = frame.node
         if out.kind == "map":
-            out.items = frame.merged + frame.own  # explicit keys override merged ones (the last one wins)
-            children = [v for _, v in frame.own] or [k for k, _ in frame.own]
+            own = frame.own
+            out.items = frame.merged + own if frame.merged else own  # explicit keys override merged ones (the last wins)
+            children = list(map(_VALUE, own))
         else:
             children = out.items
         if frame.flow_style or not children:
             out.end = self.end_of(frame)
         else:  # a block collection ends where its last value ends (comments and blank lines excluded)
-            out.end = max(c.end for c in children)
+            out.end = max(map(_END, children))  # not always the last value's: an alias is its anchor's node
         if not children and not frame.flow_style:
             out.end = (out.start[0], out.start[1] + 1)
         return out
@@ -443,11 +476,13 @@ def compose_yaml(text: str) -> Iterator[Node]:
 
 _JSON_TOKEN = re.compile(
     r"""
-    (?P<ws>[ \t\r\n]+)
-  | (?P<string>"[^"\\]*(?:\\.[^"\\]*)*")  # unrolled: one C loop a run, not one alternation a character
-  | (?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
-  | (?P<word>true|false|null|NaN|-?Infinity)
-  | (?P<punct>[{}\[\]:,])
+    [ \t\r\n]*  # the whitespace before the token, in the same match
+    (?:
+      (?P<string>"[^"\\]*(?:\\.[^"\\]*)*")  # unrolled: one C loop a run, not one alternation a character
+    | (?P<number>-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)
+    | (?P<word>true|false|null|NaN|-?Infinity)
+    | (?P<punct>[{}\[\]:,])
+    )
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -613,12 +648,11 @@ class _JsonScanner:
     def _peek(self) -> tuple[str, str, int, int]:
         if self._peeked is None:
             match = _JSON_TOKEN.match(self.text, self.offset)
-            if match is not None and match.lastgroup == "ws":
-                match = _JSON_TOKEN.match(self.text, match.end())
             if match is None:  # cannot happen after json.loads accepted the text
                 raise SourceSyntaxError("invalid JSON", *self.position(self.offset))
-            self.offset = match.end()
-            self._peeked = (match.lastgroup or "", match.group(), match.start(), match.end())
+            kind = match.lastgroup or ""  # the token's own group (one always matches), not the whitespace before it
+            self.offset = end = match.end()
+            self._peeked = (kind, match.group(kind), match.start(kind), end)
         return self._peeked
 
     def _next(self) -> tuple[str, str, int, int]:
@@ -679,6 +713,8 @@ class _JsonScanner:
             node._raw = _JSON_WORDS[text]
         elif kind == "string":  # what json.loads(text) gives, without its per-call set-up
             node._raw = _scanstring(self.text, start + 1, True)[0]
-        else:
+        elif kind == "number":  # the same: the decoder calls float on a number with a fraction or exponent, else int
+            node._raw = float(text) if "." in text or "e" in text or "E" in text else int(text)
+        else:  # NaN, Infinity, -Infinity
             node._raw = json.loads(text)
         return node
