@@ -344,10 +344,9 @@ class PythonExtractor:
             target = store.target
             if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                 index.setdefault(target.value.id, ([], []))[0].append(store)
-        for call, point in self.program.flow.calls:
+        for call, point in self.program.flow.calls_by_last(("update", "pop", "setdefault"), attribute_only=True):
             func = call.func
-            if (isinstance(func, ast.Attribute) and func.attr in ("update", "pop", "setdefault")
-                    and isinstance(func.value, ast.Name)):
+            if isinstance(func.value, ast.Name):
                 index.setdefault(func.value.id, ([], []))[1].append((call, point))
         return index
 
