@@ -224,8 +224,9 @@ class PythonExtractor:
             if keyword.arg is None:
                 self._expand_kwargs(site, keyword.value, call, rename, extra_known)
             else:
+                key_span = self.span(keyword)
                 self._add_argument(
-                    site, keyword.arg, keyword.value, self.span(keyword), self.text.name_span(keyword, keyword.arg),
+                    site, keyword.arg, keyword.value, key_span, self.text.name_span(keyword, keyword.arg, key_span),
                     rename, extra_known,
                 )
         return site
