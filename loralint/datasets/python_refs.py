@@ -192,7 +192,7 @@ def trainer_datasets(program) -> list[tuple[ast.Call, list[DatasetRef] | None]]:
     """Each call given `train_dataset=` (a trainer), with the refs of that data set."""
     tracer = DatasetTracer(program)
     out = []
-    for call, _ in program.flow.calls:
+    for call, _ in program.flow.calls_at(program.flow.by_keyword.get("train_dataset", ())):
         for keyword in call.keywords:
             if keyword.arg == "train_dataset":
                 out.append((call, tracer.refs_for(keyword.value)))

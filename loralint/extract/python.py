@@ -224,8 +224,9 @@ class PythonExtractor:
             if keyword.arg is None:
                 self._expand_kwargs(site, keyword.value, call, rename, extra_known)
             else:
+                key_span = self.span(keyword)
                 self._add_argument(
-                    site, keyword.arg, keyword.value, self.span(keyword), self.text.name_span(keyword, keyword.arg),
+                    site, keyword.arg, keyword.value, key_span, self.text.name_span(keyword, keyword.arg, key_span),
                     rename, extra_known,
                 )
         return site
@@ -344,10 +345,9 @@ class PythonExtractor:
             target = store.target
             if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                 index.setdefault(target.value.id, ([], []))[0].append(store)
-        for call, point in self.program.flow.calls:
+        for call, point in self.program.flow.calls_by_last(("update", "pop", "setdefault"), attribute_only=True):
             func = call.func
-            if (isinstance(func, ast.Attribute) and func.attr in ("update", "pop", "setdefault")
-                    and isinstance(func.value, ast.Name)):
+            if isinstance(func.value, ast.Name):
                 index.setdefault(func.value.id, ([], []))[1].append((call, point))
         return index
 

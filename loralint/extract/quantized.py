@@ -197,8 +197,7 @@ def training_context(ex: PythonExtractor, site: ConfigSite, apps: list[Applicati
 def _preparing_calls(ex: PythonExtractor) -> list[ast.Call]:
     """The module's `x.<preparing method>(...)` calls in flow order, found once a module (each site asks)."""
     return ex.program.once("kbit_preparing_calls", lambda: [
-        call for call, _ in ex.program.flow.calls
-        if isinstance(call.func, ast.Attribute) and call.func.attr in _PREPARING_METHODS
+        call for call, _ in ex.program.flow.calls_by_last(_PREPARING_METHODS, attribute_only=True)
     ])
 
 

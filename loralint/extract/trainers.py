@@ -27,9 +27,13 @@ def _find_trainer_calls(program: Program) -> list[ast.Call]:
     if not _may_name_trainers(program):
         return []
     attrs = _attributes_with_values(program)
-    reach = program.flow.reach
+    flow = program.flow
+    reach = flow.reach
     out = []
-    for call, _ in program.flow.calls:
+    # every `f(...)` (and other callee) is looked at; `x.f(...)` only when f may hold a trainer's path (_may_be_trainer)
+    positions = [i for found in flow.by_name.values() for i in found]
+    positions.extend(i for name, found in flow.by_attribute.items() if name.endswith("Trainer") or name in attrs for i in found)
+    for call, _ in flow.calls_at(positions):
         if not _may_be_trainer(call.func, attrs, reach):
             continue
         qual = program.qualname(call.func)
@@ -64,10 +68,7 @@ def _attributes_with_values(program: Program) -> frozenset[str]:
         # path (most of a test class's methods, `self.get_model()`)
         names.update(name for name, bindings in info.scope.bindings.items()
                      if any(b.kind != "def" and b.kind != "class" for b in bindings))
-    for call, _ in program.flow.calls:
-        for keyword in call.keywords:
-            if keyword.arg:
-                names.add(keyword.arg)
+    names.update(key for key in program.flow.by_keyword if key)
     return frozenset(names)
 
 
@@ -138,6 +139,4 @@ def merge_of(program: Program, objects: list[Obj]) -> ast.Call | None:
 def _merge_calls(program: Program) -> list[ast.Call]:
     """The module's `*.merge_and_unload()` / `*.merge_adapter()` calls in flow order (found once a module:
     every site asks, and a test file has hundreds of sites and thousands of calls)."""
-    return program.once("merge_calls", lambda: [
-        call for call, _ in program.flow.calls if isinstance(call.func, ast.Attribute) and call.func.attr in MERGES
-    ])
+    return program.once("merge_calls", lambda: [call for call, _ in program.flow.calls_by_last(MERGES, attribute_only=True)])

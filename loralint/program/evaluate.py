@@ -427,8 +427,15 @@ class Evaluator:
         """Calls of a local function / method / class (its __init__) in this module: (call, point, skipped)."""
         if self._call_sites is None:
             index: dict[ast.AST, list[tuple[ast.Call, Point, int]]] = {}
-            classes = self.flow.classes
-            for call, point in self.flow.calls:
+            flow = self.flow
+            classes = flow.classes
+            # only a call of a name some def or class binds, or of an attribute some class's method is named
+            defined = {scope.name for scope in flow.scopes.values() if scope.kind == "function" or scope.kind == "class"}
+            methods = {name for info in classes.values() for name in info.methods}
+            by_name, by_attribute = flow.by_name, flow.by_attribute
+            positions = [i for name in defined if name in by_name for i in by_name[name]]
+            positions.extend(i for name in methods if name in by_attribute for i in by_attribute[name])
+            for call, point in flow.calls_at(positions):
                 func = call.func
                 if isinstance(func, ast.Name):
                     for binding in self.reach.get(func, ()):
@@ -716,10 +723,7 @@ class Evaluator:
     def argparse_options(self) -> dict[str, ArgparseOption]:
         if self._argparse is None:
             options: dict[str, ArgparseOption] = {}
-            for call, _ in self.flow.calls:
-                func = call.func
-                if not (isinstance(func, ast.Attribute) and func.attr == "add_argument"):
-                    continue
+            for call, _ in self.flow.calls_by_last(("add_argument",), attribute_only=True):
                 names = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
                 if not names:
                     continue

@@ -144,6 +144,36 @@ class FlowModel:
     scopes: dict[ast.AST, Scope]
     classes: dict[ast.ClassDef, ClassInfo]
     narrowed: dict[ast.AST, str] = field(default_factory=dict)  # read -> "notnone" | "truthy"
+    # Positions in `calls` (flow order), kept by the walk while each call is at hand: by the callee's name
+    # (`f(...)`; "" for a callee neither a name nor an attribute), by its attribute (`a.b.f(...)`), and by
+    # keyword (None for `**kw`). A pass over every call of a module, as each question asked it, cost as much again.
+    by_name: dict[str, list[int]] = field(default_factory=dict)
+    by_attribute: dict[str, list[int]] = field(default_factory=dict)
+    by_keyword: dict[str | None, list[int]] = field(default_factory=dict)
+    # The last part of what a name may stand for -> the names, for every import (`from peft import LoraConfig
+    # as LC`: LoraConfig -> {LC}) and `a = b.c` / `a = b` binding whose name differs (Program.names_for).
+    aliases: dict[str, set[str]] = field(default_factory=dict)
+
+    def calls_at(self, positions: Iterable[int]) -> list[tuple[ast.Call, Point]]:
+        """The calls at these positions of `calls`, in flow order."""
+        calls = self.calls
+        return [calls[i] for i in sorted(positions)]
+
+    def calls_by_last(self, names: Iterable[str], attribute_only: bool = False) -> list[tuple[ast.Call, Point]]:
+        """The calls whose callee's last name (`f` in `a.b.f(...)` and in `f(...)`) is one of `names`, in flow
+        order; with `attribute_only`, only the `a.b.f(...)` ones."""
+        by_attribute = self.by_attribute
+        by_name = None if attribute_only else self.by_name
+        found: list[int] = []
+        for name in names:
+            positions = by_attribute.get(name)
+            if positions is not None:
+                found.extend(positions)
+            if by_name is not None:
+                positions = by_name.get(name)
+                if positions is not None:
+                    found.extend(positions)
+        return self.calls_at(found) if found else []
 
     def release(self) -> None:
         """Cut the cycles (scope -> binding -> point -> scope, class <-> method scope) once the model is
@@ -163,6 +193,10 @@ class FlowModel:
         self.scopes.clear()
         self.classes.clear()
         self.narrowed.clear()
+        self.by_name.clear()
+        self.by_attribute.clear()
+        self.by_keyword.clear()
+        self.aliases.clear()
 
 
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
@@ -297,6 +331,10 @@ class Walker:
         self.outer: list[Env] = []  # enclosing environments, innermost first
         self.facts: Facts = _NO_FACTS  # what the guards around the current statement make sure of
         self.narrowed: dict[ast.AST, str] = {}
+        self.by_name: dict[str, list[int]] = {}
+        self.by_attribute: dict[str, list[int]] = {}
+        self.by_keyword: dict[str | None, list[int]] = {}
+        self.aliases: dict[str, set[str]] = {}
 
     # --- the walk ------------------------------------------------------------------------------
     def run(self) -> FlowModel:
@@ -308,7 +346,8 @@ class Walker:
             index += 1
             self._function_body(node, scope)
         return FlowModel(
-            self.tree, self.module, self.reach, self.calls, self.stores, self.scopes, self.classes, self.narrowed
+            self.tree, self.module, self.reach, self.calls, self.stores, self.scopes, self.classes, self.narrowed,
+            self.by_name, self.by_attribute, self.by_keyword, self.aliases,
         )
 
     def point(self) -> Point:
@@ -377,6 +416,20 @@ class Walker:
 
     def bind(self, env: Env, binding: Binding) -> None:
         name = binding.name
+        kind = binding.kind
+        if kind == "assign" or kind == "import":
+            if kind == "import":
+                target = binding.qualname.rsplit(".", 1)[-1] if binding.qualname else None
+            else:
+                value = binding.value
+                t = type(value)
+                target = value.id if t is ast.Name else value.attr if t is ast.Attribute else None  # type: ignore[union-attr]
+            if target is not None and target != name:
+                names = self.aliases.get(target)
+                if names is None:
+                    self.aliases[target] = {name}
+                else:
+                    names.add(name)
         if self.facts:
             self.forget(name)
         if name in self.scope.globals and self.scope is not self.module:
@@ -433,7 +486,10 @@ class Walker:
         self, root: ast.AST, env: Env, point: Point,
         # the node types compared with every node, as locals without a lookup a call (defaults, never passed)
         Name: type = ast.Name, Attribute: type = ast.Attribute, Constant: type = ast.Constant,
-        Call: type = ast.Call, keyword: type = ast.keyword, Load: type = ast.Load,
+        Call: type = ast.Call, keyword: type = ast.keyword, Load: type = ast.Load, Compare: type = ast.Compare,
+        Subscript: type = ast.Subscript, List: type = ast.List, Tuple: type = ast.Tuple, BinOp: type = ast.BinOp,
+        Dict: type = ast.Dict, JoinedStr: type = ast.JoinedStr, FormattedValue: type = ast.FormattedValue,
+        UnaryOp: type = ast.UnaryOp, BoolOp: type = ast.BoolOp,
     ) -> None:
         stack = [root]
         pop, push, extend = stack.pop, stack.append, stack.extend
@@ -442,6 +498,7 @@ class Walker:
         # `load` inlined for the usual read (no enclosing loop, no `global`): a call a name costs a tenth of the walk
         plain_loads = not self.loops and not self.scope.globals
         calls = self.calls
+        by_name, by_attribute, by_keyword = self.by_name, self.by_attribute, self.by_keyword
         facts = self.facts  # read again after what may bind a name (a walrus, a comprehension)
         while stack:
             node = pop()
@@ -469,16 +526,82 @@ class Walker:
                     node = node.value  # type: ignore[attr-defined]
                     continue
                 if t is Call:
+                    func = node.func  # type: ignore[attr-defined]
+                    kind = type(func)
+                    position = len(calls)
                     calls.append((node, point))  # type: ignore[arg-type]
-                    extend(reversed(node.keywords))  # type: ignore[attr-defined]
+                    if kind is Attribute:
+                        last = func.attr  # type: ignore[attr-defined]
+                        found = by_attribute.get(last)
+                        if found is None:
+                            by_attribute[last] = [position]
+                        else:
+                            found.append(position)
+                    else:
+                        last = func.id if kind is Name else ""  # type: ignore[attr-defined]
+                        found = by_name.get(last)
+                        if found is None:
+                            by_name[last] = [position]
+                        else:
+                            found.append(position)
+                    keywords = node.keywords  # type: ignore[attr-defined]
+                    if keywords:
+                        # each keyword's value pushed in place of the keyword (the same order, one step less)
+                        for key in reversed(keywords):
+                            last = key.arg
+                            found = by_keyword.get(last)
+                            if found is None:
+                                by_keyword[last] = [position]
+                            elif found[-1] != position:
+                                found.append(position)
+                            push(key.value)
                     extend(reversed(node.args))  # type: ignore[attr-defined]
-                    node = node.func  # type: ignore[attr-defined]
+                    node = func
                     continue
                 if t is keyword:
                     node = node.value  # type: ignore[attr-defined]
                     continue
                 if t is Constant or node is None:  # None: a `**` entry's key in a dict display
                     break
+                # The other common types without the generic field loop below, in its order: the fields in
+                # turn pushed, so the last one is walked first (a list's items first to last).
+                if t is Compare:
+                    push(node.left)  # type: ignore[attr-defined]
+                    comparators = node.comparators  # type: ignore[attr-defined]
+                    if len(comparators) == 1:
+                        node = comparators[0]
+                        continue
+                    extend(reversed(comparators))
+                    break
+                if t is Subscript:
+                    push(node.value)  # type: ignore[attr-defined]
+                    node = node.slice  # type: ignore[attr-defined]
+                    continue
+                if t is List or t is Tuple:
+                    extend(reversed(node.elts))  # type: ignore[attr-defined]
+                    break
+                if t is BinOp:
+                    push(node.left)  # type: ignore[attr-defined]
+                    node = node.right  # type: ignore[attr-defined]
+                    continue
+                if t is Dict:
+                    extend(reversed(node.keys))  # type: ignore[attr-defined]
+                    extend(reversed(node.values))  # type: ignore[attr-defined]
+                    break
+                if t is JoinedStr or t is BoolOp:
+                    extend(reversed(node.values))  # type: ignore[attr-defined]
+                    break
+                if t is FormattedValue:
+                    spec = node.format_spec  # type: ignore[attr-defined]
+                    if spec is not None:
+                        push(node.value)  # type: ignore[attr-defined]
+                        node = spec
+                    else:
+                        node = node.value  # type: ignore[attr-defined]
+                    continue
+                if t is UnaryOp:
+                    node = node.operand  # type: ignore[attr-defined]
+                    continue
                 if t is ast.Lambda:
                     self._lambda(node, env, point)  # type: ignore[arg-type]
                     facts = self.facts

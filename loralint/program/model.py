@@ -100,8 +100,6 @@ class Program:
         self.evaluator = Evaluator(self.flow, self.text)
         self._points: dict[ast.Call, Point] | None = None
         self._aliases: dict[frozenset[str], frozenset[str]] = {}
-        self._alias_names: dict[str, set[str]] | None = None
-        self._by_last: dict[str, list[tuple[ast.Call, Point]]] | None = None
         self._calls_named: dict[frozenset[str], list[tuple[ast.Call, Point]]] = {}
         self._applications: list[Application] | None = None
         self._facts: dict[str, Any] = {}  # once(): module-wide facts that several sites ask for
@@ -119,7 +117,7 @@ class Program:
         self.flow.release()
         self.evaluator.release()
         self._facts.clear()
-        self._points = self._by_last = self._alias_names = self._applications = None
+        self._points = self._applications = None
         self._aliases.clear()
         self._calls_named.clear()
 
@@ -159,27 +157,11 @@ class Program:
         cached = self._aliases.get(lasts)
         if cached is not None:
             return cached
-        if self._alias_names is None:
-            # the last part of what a name may stand for -> the name, for every import and `a = b.c` binding
-            by_target: dict[str, set[str]] = {}
-            for scope in self.flow.scopes.values():
-                for name, bindings in scope.bindings.items():
-                    for b in bindings:
-                        if b.kind == "import" and b.qualname:
-                            target = b.qualname.rsplit(".", 1)[-1]
-                        elif b.kind == "assign" and isinstance(b.value, ast.Name):
-                            target = b.value.id
-                        elif b.kind == "assign" and isinstance(b.value, ast.Attribute):
-                            target = b.value.attr
-                        else:
-                            continue
-                        if target != name:
-                            by_target.setdefault(target, set()).add(name)
-            self._alias_names = by_target
+        aliases = self.flow.aliases  # the last part of what a name may stand for -> the names (flow.py bind)
         names = set(lasts)
         new: frozenset[str] | set[str] = lasts
         for _ in range(4):  # aliases of aliases, four deep; each round looks up only the names the last one added
-            grew = {name for target in new for name in self._alias_names.get(target, ()) if name not in names}
+            grew = {name for target in new for name in aliases.get(target, ()) if name not in names}
             if not grew:
                 break
             names |= grew
@@ -190,19 +172,8 @@ class Program:
 
     def callee_names(self) -> frozenset[str]:
         """The last name of every callee in the module (`f` in `a.b.f(...)` and in `f(...)`)."""
-        return self.once("callee_names", lambda: frozenset(self._calls_by_last()))
-
-    def _calls_by_last(self) -> dict[str, list[tuple[ast.Call, Point]]]:
-        """The module's calls by their callee's last name, in flow order (indexed once)."""
-        if self._by_last is None:
-            by_last: dict[str, list[tuple[ast.Call, Point]]] = {}
-            for call, point in self.flow.calls:
-                func = call.func
-                last = func.id if type(func) is ast.Name else func.attr if type(func) is ast.Attribute else None
-                if last is not None:
-                    by_last.setdefault(last, []).append((call, point))
-            self._by_last = by_last
-        return self._by_last
+        return self.once("callee_names", lambda: frozenset(
+            name for name in (*self.flow.by_name, *self.flow.by_attribute) if name))
 
     def calls_named(self, lasts: frozenset[str]) -> list[tuple[ast.Call, Point]]:
         """Calls whose callee's last name (`f` in `a.b.f(...)`) may be one of `lasts`, in source order
@@ -210,8 +181,7 @@ class Program:
         found = self._calls_named.get(lasts)
         if found is not None:
             return found
-        by_last = self._calls_by_last()
-        out = [item for name in self.names_for(lasts) for item in by_last.get(name, ())]
+        out = self.flow.calls_by_last(self.names_for(lasts))
         out.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
         self._calls_named[lasts] = out
         return out
@@ -226,11 +196,15 @@ class Program:
         # no other call can apply a configuration, and the walk over every call is left out.
         source = self.text
         others = not source.ascii or "peft_config" in source.text or "PeftModelFor" in source.text
-        for call, point in self.flow.calls if others else ():
-            if call.keywords and id(call) not in candidates and any(k.arg == "peft_config" for k in call.keywords):
-                candidates[id(call)] = (call, point)
-            elif type(call.func) is ast.Attribute and call.func.attr.startswith("PeftModelFor"):
-                candidates[id(call)] = (call, point)
+        if others:  # calls given peft_config=, and `x.PeftModelFor*(...)`, in flow order
+            flow = self.flow
+            positions = set(flow.by_keyword.get("peft_config", ()))
+            for name, at in flow.by_attribute.items():
+                if name.startswith("PeftModelFor"):
+                    positions.update(at)
+            for call, point in flow.calls_at(positions):
+                if id(call) not in candidates:
+                    candidates[id(call)] = (call, point)
         for call, point in sorted(candidates.values(), key=lambda item: (item[0].lineno, item[0].col_offset)):
             func = call.func
             qual = self.qualname(func)
