@@ -755,7 +755,12 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
         return
     surprises: list[str] = []
     is_router = _routers(info)
-    routers = sorted({t.folded for t in result.targeted if is_router[t.name]})
+    # A concrete name is its folded name with each "{...}" made a number: it has "gate" / "router" in it, or a part
+    # TOWER names, just when its folded name does. So only the folded names are searched, and only the modules of
+    # those with "gate" or "router" are asked whether they are routers (which depends on the layer).
+    folded = {t.folded for t in result.targeted}
+    gated = {f for f in folded if "gate" in f or "router" in f}
+    routers = sorted({t.folded for t in result.targeted if t.folded in gated and is_router[t.name]}) if gated else []
     # transformers 5 routers are not nn.Linear; PEFT's MoE conversion adds their weight for "all-linear"
     # (transformers_weight_conversion.py: _resolve_string_target_modules adds the v4 name "gate" -> "gate.weight")
     param_routers = sorted({f"{info.get(p.module).folded}.{p.name.rsplit('.', 1)[-1]}" for p in result.targeted_parameters
@@ -772,8 +777,8 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if param_routers:
         surprises.append(f"the MoE routers' weights ({', '.join(param_routers)}), through the target_parameters PEFT's"
                          " MoE conversion adds for transformers 5")
-    in_tower = _in_tower(info)
-    towers = [t for t in result.targeted if in_tower[t.name]]
+    in_tower = {f for f in folded if TOWER.search(f)}
+    towers = [t for t in result.targeted if t.folded in in_tower] if in_tower else []
     if towers and not site.origin.startswith("unsloth"):
         # Unsloth's "all-linear" switches every finetune_* flag on, the vision layers' included (unsloth/models/
         # vision.py FastBaseModel.get_peft_model): the tower is what the user asked for, not a surprise.

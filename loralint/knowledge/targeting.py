@@ -86,29 +86,33 @@ class TargetedModule:
     layer_index: int | None
 
 
-_TARGETED_SLOTS = tuple(TargetedModule.__dict__[name].__set__ for name in TargetedModule.__dataclass_fields__)
+class _TargetedInit:
+    """``_TargetedInit(...)`` is ``TargetedModule(...)`` with the fields in order, faster: a plain __init__ on the same
+    slots, then the object becomes a TargetedModule (as models._ModuleInit: a frozen dataclass's __init__ was a
+    sixth of an analysis)."""
+
+    __slots__ = TargetedModule.__slots__
+
+    def __init__(self, name: str, folded: str, cls: str, kind: str, in_features: int | None,
+                 out_features: int | None, r: Any, lora_alpha: Any, scaling: float | None, lora_params: int,
+                 matched_by: str, layer_index: int | None) -> None:
+        self.name = name
+        self.folded = folded
+        self.cls = cls
+        self.kind = kind
+        self.in_features = in_features
+        self.out_features = out_features
+        self.r = r
+        self.lora_alpha = lora_alpha
+        self.scaling = scaling
+        self.lora_params = lora_params
+        self.matched_by = matched_by
+        self.layer_index = layer_index
+        self.__class__ = TargetedModule  # type: ignore[assignment]
 
 
-def _targeted_module(name: str, folded: str, cls: str, kind: str, in_features: int | None, out_features: int | None,
-                     r: Any, lora_alpha: Any, scaling: float | None, lora_params: int, matched_by: str,
-                     layer_index: int | None) -> TargetedModule:
-    """``TargetedModule(...)`` with the fields in order, built by setting its slots (as models._module: a frozen
-    dataclass's __init__ was a sixth of an analysis)."""
-    t = object.__new__(TargetedModule)
-    s_name, s_folded, s_cls, s_kind, s_in, s_out, s_r, s_alpha, s_scaling, s_params, s_by, s_layer = _TARGETED_SLOTS
-    s_name(t, name)
-    s_folded(t, folded)
-    s_cls(t, cls)
-    s_kind(t, kind)
-    s_in(t, in_features)
-    s_out(t, out_features)
-    s_r(t, r)
-    s_alpha(t, lora_alpha)
-    s_scaling(t, scaling)
-    s_params(t, lora_params)
-    s_by(t, matched_by)
-    s_layer(t, layer_index)
-    return t
+assert _TargetedInit.__slots__ == tuple(TargetedModule.__dataclass_fields__)  # the order __init__ takes them in
+_targeted_module: Any = _TargetedInit
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -376,6 +380,79 @@ def _invariant_width(cfg: _Cfg) -> int:
     if layers is not None and (len(layers) != 0 if isinstance(layers, list) else True):
         return 0
     return max(map(len, (*tm, *(ex or ()))), default=0) + 1
+
+
+class _TailHits(dict):
+    """name[-w:] -> check_target_module_exists(cfg, name), for a width w = _invariant_width(cfg) > 0 and cfg without
+    modules_to_save. The tail itself is asked: a name of w characters or more ends with the same w characters as
+    its tail, so has the same answer, and a shorter name is its own tail."""
+
+    def __init__(self, cfg: _Cfg) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def __missing__(self, tail: str) -> Any:
+        got = self[tail] = check_target_module_exists(self.cfg, tail)
+        return got
+
+
+_NAMED_MEMO = "targeting:named"  # key in ModelInfo._analyses (advice's keys are reprs of lists)
+
+
+def _named(info: ModelInfo) -> tuple[list[str], list[Module]]:
+    """The names and modules the injection visits (all but the root, whose name is empty), once per ModelInfo."""
+    got = info._analyses.get(_NAMED_MEMO)
+    if got is None:
+        modules = [m for m in info.modules if m.name]
+        got = info._analyses[_NAMED_MEMO] = ([m.name for m in modules], modules)
+    return got
+
+
+_WORD = re.compile(r"[A-Za-z_]+\Z")
+
+
+def _plain_words(entries: Any) -> bool:
+    """A list of modules_to_save entries that are words of ASCII letters and underscores (no digit, no dot, nothing
+    a regex reads otherwise): see _saved_hits."""
+    return isinstance(entries, list) and all(isinstance(e, str) and _WORD.match(e) for e in entries)
+
+
+def _saved_hits(cfg: _Cfg, saved: list[str], modules: list[Module], hits: list[Any]) -> list[Any]:
+    r"""`hits` with EXCLUDED for each module the loop of analyze_lora finds in modules_to_save (``rx.first`` of the
+    SAVED_MODULE patterns, asked of the modules not excluded already), and the budget charged what those matches
+    cost (each match the pattern's cost, as Matcher.match: the names are the profile's). For a plain word w
+    (_plain_words), ``(^|.*\.)w($|\..*)`` matches a name just when w is one of its dot-separated parts; and w
+    is a part of a name just when it is one of its folded name's (a number replaces only a "{...}" part or piece,
+    and w has no digit, no brace): the first entry that matches is found once per folded name."""
+    if all(hit is EXCLUDED for hit in hits):
+        return hits  # the loop never prepares the patterns
+    prepared = cfg.patterns(saved, SAVED_MODULE, "modules_to_save")
+    spent = [0]  # the cost of trying the first k entries
+    for _, p in prepared:
+        spent.append(spent[-1] + p.cost)
+    words = [entry for entry, _ in prepared]
+    first: dict[str, int] = {}  # folded name -> the index of the entry that matches, or -1
+    total = 0
+    out = []
+    for m, hit in zip(modules, hits):
+        if hit is EXCLUDED:
+            out.append(hit)
+            continue
+        k = first.get(m.folded)
+        if k is None:
+            parts = set(m.folded.split("."))
+            k = first[m.folded] = next((j for j, w in enumerate(words) if w in parts), -1)
+        if k < 0:
+            total += spent[-1]
+            out.append(hit)
+        else:
+            total += spent[k + 1]
+            out.append(EXCLUDED)
+    budget = cfg.rx.budget
+    budget.left -= total
+    if budget.left < 0:
+        budget.charge(0, "modules_to_save")  # raises AnalysisLimit, as the loop's match would have
+    return out
 
 
 def _all_str(entries: Any) -> bool:
@@ -770,7 +847,6 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     suffixes = _suffix_table(info)
     cfg = _Cfg(target_modules, exclude_modules, modules_to_save, layers_to_transform, layers_pattern,
                target_parameters, rx, suffixes)
-    names = [m.name for m in info.modules]
 
     # ---- transformers v5 MoE conversion (utils/transformers_weight_conversion.py) ----
     if info.moe_conversion:
@@ -805,7 +881,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
         memo_key = ("minimal_target_modules", frozenset(tms)) if _all_str(tms) else None
         minimal = info._analyses.get(memo_key) if memo_key is not None else None
         if minimal is None:
-            minimal = _minimal_target_modules(tms, names, suffixes)
+            minimal = _minimal_target_modules(tms, [m.name for m in info.modules], suffixes)
             if memo_key is not None:
                 info._analyses[memo_key] = minimal
         if isinstance(minimal, str):
@@ -827,7 +903,10 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     # exclude_modules, before the targets (which raise nothing and run no pattern: the same work and errors)
     saved = cfg.modules_to_save if width else None
     unsaved = replace(cfg, modules_to_save=None) if saved else cfg
-    for m in info.modules:
+    # The usual case (an invariant width; modules_to_save, if any, a list of plain words) takes every module at
+    # once (below): nothing in it can raise re.error or TypeError, and it gives the loop's lists.
+    fast = bool(width) and (not saved or _plain_words(saved))
+    for m in () if fast else info.modules:
         key = m.name
         if not key:
             continue
@@ -861,6 +940,23 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
             else:
                 entry = hit if isinstance(hit, str) else str(hit)
             targeted.append((m, entry))
+    if fast:
+        named, named_modules = _named(info)
+        tails = _TailHits(unsaved)
+        hits = [tails[key[-width:]] for key in named]
+        if saved:
+            hits = _saved_hits(cfg, saved, named_modules, hits)
+        # a truthy hit of str entries is the entry (or the name) that matched, a str: the loop's entry
+        if all_linear:
+            targeted = [(m, "all-linear") for m, hit in zip(named_modules, hits) if hit]
+        else:
+            targeted = [(m, hit) for m, hit in zip(named_modules, hits) if hit]
+        if EXCLUDED in hits:
+            excluded = [key for key, hit in zip(named, hits) if hit is EXCLUDED]
+            for key in excluded:
+                _count_exclude_hits(exclude_modules, key, exclude_hits, cfg)
+        # whether some module is neither targeted nor excluded is all that is asked of `unmatched` below
+        unmatched = [""] if len(targeted) + len(excluded) < len(named) else []
     res.excluded = excluded
 
     # ---- per-entry bookkeeping for list targets ----
@@ -1028,7 +1124,18 @@ def _count_exclude_hits(exclude_modules: Any, key: str, hits: dict[str, int], cf
 
 
 def _all_linear(info: ModelInfo, task_type: Any) -> tuple[set[str], list[str]]:
-    """tuners_utils.py: _maybe_include_all_linear_layers on a PreTrainedModel."""
+    """tuners_utils.py: _maybe_include_all_linear_layers on a PreTrainedModel (fresh copies of a memo)."""
+    key = (_ALL_LINEAR_MEMO, task_type == "SEQ_CLS" and info.output_layer is None and info.seq_cls_head is not None)
+    got = info._analyses.get(key)
+    if got is None:
+        got = info._analyses[key] = _all_linear_names(info, task_type)
+    return set(got[0]), list(got[1])
+
+
+_ALL_LINEAR_MEMO = "targeting:all-linear"  # key in ModelInfo._analyses (advice's keys are reprs of lists)
+
+
+def _all_linear_names(info: ModelInfo, task_type: Any) -> tuple[set[str], list[str]]:
     names = {m.name for m in info.modules if m.is_linear}
     excl: list[str] = []
     if info.output_layer is not None:
@@ -1371,14 +1478,31 @@ def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_sa
 def _plain_targets(res: TargetingResult, reachable: frozenset[str]) -> set[str] | None:
     """The targets' names when each is a plain LoRA layer (a kind _lora_layer_params counts as _lora_node builds
     it, a positive int rank) that the tree reaches under its own name, none under another; else None."""
-    names = set()
-    for t in res.targeted:
-        if t.kind not in _PLAIN_LORA_KINDS or type(t.r) is not int or t.r <= 0 or t.name not in reachable:
-            return None
-        names.add(t.name)
-    if _nested(names):
+    targeted = res.targeted
+    ranks = [t.r for t in targeted]
+    if not {t.kind for t in targeted} <= _PLAIN_LORA_KINDS or not {type(r) for r in ranks} <= {int} \
+            or (ranks and min(ranks) <= 0):
+        return None
+    names = {t.name for t in targeted}
+    if not names <= reachable:
+        return None
+    if _folded_nesting({t.folded for t in targeted}) and _nested(names):
         return None  # a target under another target: _count's set_child decides what is reached
     return names
+
+
+def _folded_nesting(folded: set[str]) -> bool:
+    """False when no module of one of these folded names can lie under a module of another (then _nested is False
+    for their concrete names). A concrete name is its folded name with each "{...}" replaced by a number: a name
+    under another agrees with it part by part over its length, so their folded names agree there but where a
+    part holds a "{"."""
+    split = [f.split(".") for f in folded]
+    for short in split:
+        n = len(short)
+        for long in split:
+            if len(long) > n and all(a == b or "{" in a or "{" in b for a, b in zip(short, long)):
+                return True
+    return False
 
 
 # The last name part of every module a LoRA layer (_lora_node) or a ModulesToSaveWrapper (_set_trainable) adds.
