@@ -153,6 +153,10 @@ def _magnitude(v: int) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+# The kinds of module PEFT's default dispatcher can wrap (Module.lora_supported).
+LORA_KINDS = frozenset(("linear", "conv1d", "embedding", "conv", "mha"))
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Param:
     """One parameter tensor of a module (``weight``, ``bias``, ``gate_up_proj`` ...)."""
@@ -206,7 +210,7 @@ class Module:
     @property
     def lora_supported(self) -> bool:
         """Whether PEFT's default dispatcher can wrap this module (tuners/lora/model.py: dispatch_default)."""
-        return self.kind in ("linear", "conv1d", "embedding", "conv", "mha")
+        return self.kind in LORA_KINDS
 
 
 # The expansion builds thousands of Modules and Params per model; a frozen dataclass's __init__ sets each field
@@ -536,6 +540,9 @@ def _class_records(doc: dict[str, Any], cname: str) -> tuple[list[dict[str, Any]
     return mods, lists, aliases, rec
 
 
+_UNKNOWN = object()
+
+
 class _Evaluator:
     """Evaluates record expressions against the resolved config, falling back to the defaults."""
 
@@ -543,10 +550,20 @@ class _Evaluator:
         self.env = _numeric_env(env)
         self.default_env = _numeric_env(default_env)
         self.failures: set[str] = set()
+        self.known: dict[str, Any] = {}  # expression without an index -> its value (records share most of them)
 
     def __call__(self, expr: Any, idx: dict[str, int] | None = None) -> Any:
         if expr is None or isinstance(expr, (bool, int)):
             return expr
+        if not idx:
+            # the same value, and the same failure noted, every time: the environments do not change
+            got = self.known.get(expr, _UNKNOWN)
+            if got is _UNKNOWN:
+                got = self.known[expr] = self._evaluate(expr, idx)
+            return got
+        return self._evaluate(expr, idx)
+
+    def _evaluate(self, expr: Any, idx: dict[str, int] | None) -> Any:
         fn = compile_expr(expr)
         env = self.env if not idx else {**self.env, **idx}
         try:

@@ -35,10 +35,11 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator, Mapping
 
-from loralint.knowledge.models import ModelInfo, Module, peft_facts
+from loralint.knowledge.models import LORA_KINDS, ModelInfo, Module, peft_facts
 from loralint.limits import Budget
 from loralint.safe_regex import FULLMATCH, LAYERS, PATTERN_KEY, SAVED_MODULE, Matcher, Prepared, Profile
 
@@ -964,16 +965,13 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
         counts = {t: 0 for t in sorted(target_modules)}
         if _all_str(counts):
             # every entry t with m.name == t or m.name.endswith("." + t), by suffix lookup: the same entries for
-            # names that end alike over one character more than the longest entry (see _invariant_width)
+            # names that end alike over one character more than the longest entry (see _invariant_width); each tail
+            # is asked itself: it ends with "." + t just when such a name does, and is t only when it is the name
             entry_width = max(map(len, counts), default=0) + 1
-            entries_of: dict[str, list[str]] = {}
-            for m, _ in targeted:
-                name = m.name
-                found = entries_of.get(name[-entry_width:])
-                if found is None:
-                    found = entries_of[name[-entry_width:]] = [t for t in (name, *suffixes[name]) if t in counts]
-                for t in found:
-                    counts[t] += 1
+            for tail, n in Counter([m.name[-entry_width:] for m, _ in targeted]).items():
+                for t in (tail, *suffixes[tail]):
+                    if t in counts:
+                        counts[t] += n
         else:
             for m, _ in targeted:
                 for t in counts:
@@ -1007,7 +1005,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
             scaling = _scaling(aa, rr, use_rslora)
         else:
             rr, aa, scaling = r, lora_alpha, plain_scaling
-        if not m.lora_supported:
+        if m.kind not in LORA_KINDS:  # (m.lora_supported)
             res.containers_hit.append(m.name)
             continue
         if patterned or (lora_bias and m.kind == "embedding"):
@@ -1026,7 +1024,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
             "following modules are supported: `torch.nn.Linear`, `torch.nn.Embedding`, `torch.nn.Conv1d`, "
             "`torch.nn.Conv2d`, `torch.nn.Conv3d`, `transformers.pytorch_utils.Conv1D`, "
             f"`torch.nn.MultiheadAttention.` (targeted: {', '.join(res.containers_hit[:5])})")
-    for t in res.targeted:
+    for t in res.targeted if patterned else res.targeted[:1]:  # (without patterns every layer has r)
         if not isinstance(t.r, int) or isinstance(t.r, bool) or t.r <= 0:
             res.errors.append(f"ValueError: `r` should be a positive integer value but the value passed is {t.r}")
             break
@@ -1099,9 +1097,12 @@ def _minimal_target_modules(tms: set[Any], names: list[str], suffixes: _SuffixTa
     # n.endswith(tuple("." + t for t in tms)) by suffix lookup: all-linear on a big model has thousands
     if _all_str(tms):
         # a name ends with "." + t only if its last part is t's (most names are not split)
+        # (a set: PEFT's _find_minimal_target_modules only asks what is in it)
         lasts = {t.rpartition(".")[2] for t in tms}
-        no_target = [n for n in names if n not in tms and (
-            n.rpartition(".")[2] not in lasts or tms.isdisjoint(suffixes[n]))]
+        other = set(names).difference(tms)
+        ending = tuple(f".{last}" for last in lasts)
+        risky = {n for n in other if n.endswith(ending) or n in lasts}  # the names whose last part is one of those
+        no_target: Any = (other - risky) | {n for n in risky if tms.isdisjoint(suffixes[n])}
     else:
         no_target = [n for n in names if n not in tms and not n.endswith(tuple(f".{t}" for t in tms))]
     try:
@@ -1124,25 +1125,19 @@ def _count_exclude_hits(exclude_modules: Any, key: str, hits: dict[str, int], cf
 
 
 def _all_linear(info: ModelInfo, task_type: Any) -> tuple[set[str], list[str]]:
-    """tuners_utils.py: _maybe_include_all_linear_layers on a PreTrainedModel (fresh copies of a memo)."""
-    key = (_ALL_LINEAR_MEMO, task_type == "SEQ_CLS" and info.output_layer is None and info.seq_cls_head is not None)
-    got = info._analyses.get(key)
-    if got is None:
-        got = info._analyses[key] = _all_linear_names(info, task_type)
-    return set(got[0]), list(got[1])
-
-
-_ALL_LINEAR_MEMO = "targeting:all-linear"  # key in ModelInfo._analyses (advice's keys are reprs of lists)
-
-
-def _all_linear_names(info: ModelInfo, task_type: Any) -> tuple[set[str], list[str]]:
-    names = {m.name for m in info.modules if m.is_linear}
+    """tuners_utils.py: _maybe_include_all_linear_layers on a PreTrainedModel."""
+    names = info._analyses.get(_ALL_LINEAR_MEMO)
+    if names is None:  # the linear names, once per model (a set built the same way each time: the same set)
+        names = info._analyses[_ALL_LINEAR_MEMO] = {m.name for m in info.modules if m.kind in ("linear", "conv1d")}
     excl: list[str] = []
     if info.output_layer is not None:
         excl.append(info.output_layer)
     elif task_type == "SEQ_CLS" and info.seq_cls_head is not None:
         excl.append(info.seq_cls_head)
     return names - set(excl), [e for e in excl if e in names]
+
+
+_ALL_LINEAR_MEMO = "targeting:all-linear"  # key in ModelInfo._analyses (advice's keys are reprs of lists)
 
 
 def _lora_layer_params(m: Module, r: Any, use_dora: bool, lora_bias: bool, res: TargetingResult) -> int:
@@ -1426,26 +1421,27 @@ def _plain_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]] | None:
     modules = info.modules
     if info.aliases or not modules or modules[0].name != "":
         return None
-    seen: set[str] = set()
-    params: set[str] = set()
-    total = 0
-    prod = math.prod
-    for m in modules:
-        name = m.name
-        if name in seen or (name and name.rpartition(".")[0] not in seen):
-            return None
-        seen.add(name)
-        # each p.name is the module's name, a dot and its own name, which has no dot (the root's: no dot at
-        # all); a name seen before is one of this module's (the names before the own one are the module's)
-        for p in m.params:
-            full = p.name
-            if full in params or (full.rpartition(".")[0] != name if name else "." in full):
-                return None
-            tied = p.tied_to
-            if tied is None or tied not in params:
-                total += prod(p.shape)
-            params.add(full)
-    return total, frozenset(seen)
+    # (taken list by list: each test below is the per-module one over all of them)
+    names = [m.name for m in modules]
+    index = {name: k for k, name in enumerate(names)}
+    if len(index) != len(names):
+        return None  # a name twice
+    parents = list(map(index.get, [name.rpartition(".")[0] for name in names[1:]]))
+    if None in parents or not all(map(int.__lt__, parents, range(1, len(names)))):
+        return None  # a name before its parent, or without one
+    params = [p for m in modules for p in m.params]
+    full = [p.name for p in params]
+    # each p.name is its module's name, a dot and its own name, which has no dot (the root's: no dot at all)
+    if len(set(full)) != len(full) or [f.rpartition(".")[0] for f in full] != [m.name for m in modules for _ in m.params]:
+        return None
+    total = sum(map(math.prod, [p.shape for p in params]))
+    tied = [(k, p) for k, p in enumerate(params) if p.tied_to is not None]
+    if tied:
+        position = {f: k for k, f in enumerate(full)}
+        for k, p in tied:  # the same tensor as a parameter built before it: not counted again
+            if position.get(p.tied_to, k) < k:
+                total -= math.prod(p.shape)
+    return total, frozenset(names)
 
 
 def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
