@@ -714,9 +714,10 @@ def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator
             out.append(_module(concrete, name, rec["c"], kind, in_f, out_f, ks, groups, tuple(params),
                                combo[0] if combo else None))
             keys.append(key)
-    for k, key in enumerate(keys):
-        if key is None:
-            keys[k] = _order_key(out[k].folded, out[k].name, rank)
+    if None in keys:  # (tuples are never None: the test stops at the first None, or compares each to it)
+        for k, key in enumerate(keys):
+            if key is None:
+                keys[k] = _order_key(out[k].folded, out[k].name, rank)
     # a stable sort on the keys: the order out.sort(key=...) gives
     return [out[k] for k in sorted(range(len(out)), key=keys.__getitem__)]
 
@@ -811,6 +812,38 @@ def _layers_path(lists: dict[str, str], records: list[dict[str, Any]], layer_fie
     return best
 
 
+# (id(doc), class) -> (doc, the default config's environment, the config fields the class's shapes use): what a
+# model type's data gives whatever the config, once a run per type and class (the doc is kept: its id stays its own)
+_STATIC: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any], set[str]]] = {}
+
+
+def _static_facts(doc: dict[str, Any], cname: str) -> tuple[dict[str, Any], set[str]]:
+    """The default config's environment (not to be changed) and the fields that shape the class's modules."""
+    got = _STATIC.get((id(doc), cname))
+    if got is not None and got[0] is doc:
+        return got[1], got[2]
+    default_env, _, _ = _resolve_env(doc, None)
+    records, lists, _, _ = _class_records(doc, cname)
+    used: set[str] = set()
+    for r in records:
+        for key in ("in", "out", "w"):
+            v = r.get(key)
+            if isinstance(v, str):
+                used |= names_in(v)
+        for pent in r.get("p", ()):
+            for d in pent[1]:
+                if isinstance(d, str):
+                    used |= names_in(d)
+    for v in lists.values():
+        if isinstance(v, str):
+            used |= names_in(v)
+    used = {u.split("[", 1)[0] for u in used} - {"i", "j", "k", "l"}
+    if len(_STATIC) >= 256:  # a long session (the language server) that went through many types: start again
+        _STATIC.clear()
+    _STATIC[(id(doc), cname)] = (doc, default_env, used)
+    return default_env, used
+
+
 def load_model_info(
     model_type: str,
     config: Mapping[str, Any] | None = None,
@@ -833,7 +866,7 @@ def load_model_info(
     if cname is None:
         return None
     env, provided, notes = _resolve_env(doc, config)
-    default_env, _, _ = _resolve_env(doc, None)
+    default_env, used = _static_facts(doc, cname)
     records, lists, aliases, rec = _class_records(doc, cname)
     ev = _Evaluator(env, default_env)
     modules = _expand(records, lists, ev)
@@ -845,20 +878,6 @@ def load_model_info(
         notes.append("could not evaluate for this config (default-config values used): "
                      + ", ".join(sorted(ev.failures)[:5]))
     # shape-relevant fields the caller did not give (their class defaults were used)
-    used: set[str] = set()
-    for r in records:
-        for key in ("in", "out", "w"):
-            v = r.get(key)
-            if isinstance(v, str):
-                used |= names_in(v)
-        for pent in r.get("p", ()):
-            for d in pent[1]:
-                if isinstance(d, str):
-                    used |= names_in(d)
-    for v in lists.values():
-        if isinstance(v, str):
-            used |= names_in(v)
-    used = {u.split("[", 1)[0] for u in used} - {"i", "j", "k", "l"}
     derived = set(doc.get("derived", {})) | set(doc.get("implicit", {}))
     defaulted = tuple(sorted(u for u in used if u not in provided and u not in derived)) if config is not None else ()
     # A field the generator only ever saw as a number, set to null here (DeepSeek-V2-Lite's

@@ -433,22 +433,12 @@ def _saved_hits(cfg: _Cfg, saved: list[str], modules: list[Module], hits: list[A
         spent.append(spent[-1] + p.cost)
     words = [entry for entry, _ in prepared]
     first: dict[str, int] = {}  # folded name -> the index of the entry that matches, or -1
-    total = 0
-    out = []
-    for m, hit in zip(modules, hits):
-        if hit is EXCLUDED:
-            out.append(hit)
-            continue
-        k = first.get(m.folded)
-        if k is None:
-            parts = set(m.folded.split("."))
-            k = first[m.folded] = next((j for j, w in enumerate(words) if w in parts), -1)
-        if k < 0:
-            total += spent[-1]
-            out.append(hit)
-        else:
-            total += spent[k + 1]
-            out.append(EXCLUDED)
+    for folded in {m.folded for m in modules}:
+        parts = set(folded.split("."))
+        first[folded] = next((j for j, w in enumerate(words) if w in parts), -1)
+    found = [first[m.folded] for m in modules]
+    total = sum([spent[k + 1] if k >= 0 else spent[-1] for hit, k in zip(hits, found) if hit is not EXCLUDED])
+    out = [EXCLUDED if k >= 0 else hit for hit, k in zip(hits, found)]  # (an EXCLUDED hit stays EXCLUDED)
     budget = cfg.rx.budget
     budget.left -= total
     if budget.left < 0:
