@@ -119,12 +119,16 @@ def _adaptable_names(info, layers_only: bool = False) -> dict[str, str]:
 
 
 def _find_adaptable_names(info, layers_only: bool) -> dict[str, str]:
+    from loralint.knowledge.models import LORA_KINDS  # (loaded with the model already)
+
     names: dict[str, str] = {}
+    supported = ("linear", "conv1d") if layers_only else LORA_KINDS  # (m.is_linear / m.lora_supported)
     for m in info.modules:
-        if layers_only and (m.layer_index is None or not m.is_linear):
+        if m.kind not in supported or (layers_only and m.layer_index is None):
             continue
-        if m.lora_supported and m.leaf_name not in names:
-            names[m.leaf_name] = m.cls
+        leaf = m.name.rsplit(".", 1)[-1]  # (m.leaf_name)
+        if leaf not in names:
+            names[leaf] = m.cls
     return names
 
 
@@ -404,7 +408,8 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
     if any(not _ATTENTION.search(p.name) for p in result.targeted_parameters):
         return  # MLP experts adapted as parameters (target_parameters, or PEFT's MoE conversion)
     mlp = _per_model(info, "layer-linears-outside-attention", lambda: [
-        m for m in info.modules if m.is_linear and m.layer_index is not None and not _ATTENTION.search(m.folded)])
+        m for m in info.modules if m.kind in ("linear", "conv1d") and m.layer_index is not None  # (m.is_linear)
+        and not _ATTENTION.search(m.folded)])
     if not mlp:
         return
     from loralint.advice import advise
