@@ -119,12 +119,16 @@ def _adaptable_names(info, layers_only: bool = False) -> dict[str, str]:
 
 
 def _find_adaptable_names(info, layers_only: bool) -> dict[str, str]:
+    from loralint.knowledge.models import LORA_KINDS  # (loaded with the model already)
+
     names: dict[str, str] = {}
+    supported = ("linear", "conv1d") if layers_only else LORA_KINDS  # (m.is_linear / m.lora_supported)
     for m in info.modules:
-        if layers_only and (m.layer_index is None or not m.is_linear):
+        if m.kind not in supported or (layers_only and m.layer_index is None):
             continue
-        if m.lora_supported and m.leaf_name not in names:
-            names[m.leaf_name] = m.cls
+        leaf = m.name.rsplit(".", 1)[-1]  # (m.leaf_name)
+        if leaf not in names:
+            names[leaf] = m.cls
     return names
 
 
@@ -391,13 +395,21 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
     if found is None:
         return
     resolution, info, result = found
-    targeted = [t for t in result.targeted if t.layer_index is not None]
-    if not targeted or not all(_ATTENTION.search(folded) for folded in {t.folded for t in targeted}):
+    # The sites that share an analysis share this test: once per result (the memo keeps it, so its id stays its own).
+    memo = _per_model(info, "attention-only", dict)
+    known = memo.get(id(result))
+    if known is None or known[0] is not result:
+        in_layers = [t for t in result.targeted if t.layer_index is not None]
+        only = bool(in_layers) and all(_ATTENTION.search(folded) for folded in {t.folded for t in in_layers})
+        known = memo[id(result)] = (result, in_layers if only else None)
+    targeted = known[1]
+    if targeted is None:
         return
     if any(not _ATTENTION.search(p.name) for p in result.targeted_parameters):
         return  # MLP experts adapted as parameters (target_parameters, or PEFT's MoE conversion)
     mlp = _per_model(info, "layer-linears-outside-attention", lambda: [
-        m for m in info.modules if m.is_linear and m.layer_index is not None and not _ATTENTION.search(m.folded)])
+        m for m in info.modules if m.kind in ("linear", "conv1d") and m.layer_index is not None  # (m.is_linear)
+        and not _ATTENTION.search(m.folded)])
     if not mlp:
         return
     from loralint.advice import advise
@@ -411,8 +423,7 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
     if wider is None or not extra:
         return
     suggestion = "\"all-linear\""
-    in_tower = _in_tower(info)
-    if any(in_tower[t.name] for t in wider.result.targeted) and not any(in_tower[t.name] for t in targeted):
+    if _in_a_tower(wider.result.targeted) and not _in_a_tower(targeted):
         # A multimodal model: "all-linear" also adapts the vision/audio tower (what LORA211 warns about), so the
         # advice names the language model's MLP projections instead, counted only if they stay out of the tower.
         names = sorted({m.leaf_name for m in mlp if not TOWER.search(m.name)} - set(current))
@@ -422,7 +433,7 @@ def attention_only_targets(site: ConfigSite, ctx: CheckContext) -> Iterable[Find
             wider = advise(site, info, target_modules=[*current, *names], layers_to_transform=None, layers_pattern=None)
         except AnalysisLimit:
             return
-        if wider is None or any(in_tower[t.name] for t in wider.result.targeted):
+        if wider is None or _in_a_tower(wider.result.targeted):
             yield Finding(site.span_of("target_modules"), (
                 f"only attention projections are adapted ({', '.join(current)}: {len(result.targeted)} modules) on"
                 f" {_model(resolution)}, whose language model also has MLP projections ({', '.join(names[:8])}); these"
@@ -754,8 +765,12 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if not (isinstance(targets, str) and targets.lower() == "all-linear"):
         return
     surprises: list[str] = []
-    is_router = _routers(info)
-    routers = sorted({t.folded for t in result.targeted if is_router[t.name]})
+    # The sites that share an analysis share its routers and tower layers: once per result (the memo keeps it).
+    memo = _per_model(info, "all-linear-scope", dict)
+    known = memo.get(id(result))
+    if known is None or known[0] is not result:
+        known = memo[id(result)] = (result, *_routers_and_towers(info, result))
+    routers, towers = known[1], known[2]
     # transformers 5 routers are not nn.Linear; PEFT's MoE conversion adds their weight for "all-linear"
     # (transformers_weight_conversion.py: _resolve_string_target_modules adds the v4 name "gate" -> "gate.weight")
     param_routers = sorted({f"{info.get(p.module).folded}.{p.name.rsplit('.', 1)[-1]}" for p in result.targeted_parameters
@@ -772,12 +787,10 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
     if param_routers:
         surprises.append(f"the MoE routers' weights ({', '.join(param_routers)}), through the target_parameters PEFT's"
                          " MoE conversion adds for transformers 5")
-    in_tower = _in_tower(info)
-    towers = [t for t in result.targeted if in_tower[t.name]]
     if towers and not site.origin.startswith("unsloth"):
         # Unsloth's "all-linear" switches every finetune_* flag on, the vision layers' included (unsloth/models/
         # vision.py FastBaseModel.get_peft_model): the tower is what the user asked for, not a surprise.
-        surprises.append(f"{len(towers)} layers of the vision/audio tower")
+        surprises.append(f"{towers} layers of the vision/audio tower")
     task, _ = effective(site, "task_type")
     if info.seq_cls_head and task != "SEQ_CLS" and any(t.name == info.seq_cls_head for t in result.targeted):
         surprises.append(f"the classification head {info.seq_cls_head!r} (task_type is not SEQ_CLS)")
@@ -792,9 +805,23 @@ def all_linear_scope(site: ConfigSite, ctx: CheckContext) -> Iterable[Finding]:
                       f" {'; '.join(surprises)}; {fix}")
 
 
+def _routers_and_towers(info, result) -> tuple[list[str], int]:
+    """The folded names of the MoE routers `result` targets, and how many targeted modules are in a vision/audio
+    tower. A concrete name is its folded name with each "{...}" made a number: it has "gate" / "router" in it, or a
+    part TOWER names, just when its folded name does. So only the folded names are searched, and only the modules of
+    those with "gate" or "router" are asked whether they are routers (which depends on the layer)."""
+    is_router = _routers(info)
+    folded = {t.folded for t in result.targeted}
+    gated = {f for f in folded if "gate" in f or "router" in f}
+    routers = sorted({t.folded for t in result.targeted if t.folded in gated and is_router[t.name]}) if gated else []
+    in_tower = {f for f in folded if TOWER.search(f)}
+    towers = sum(1 for t in result.targeted if t.folded in in_tower) if in_tower else 0
+    return routers, towers
+
+
 class _PerName(dict):
-    """name -> test(model, name), each name tested once per model (all_linear_scope asks of every targeted module
-    at every "all-linear" site whether it is a router, or in a tower). It lives in the model's own memo, so it
+    """name -> test(model, name), each name tested once per model (all_linear_scope asks of the targeted modules
+    whose folded name has "gate" or "router" whether they are routers). It lives in the model's own memo, so it
     holds the model weakly (no cycle: a run's models are freed with the run)."""
 
     def __init__(self, info, test: Callable[[Any, str], bool]) -> None:
@@ -811,12 +838,10 @@ def _routers(info) -> _PerName:
     return _per_model(info, "routers", lambda: _PerName(info, _find_router))
 
 
-def _in_tower(info) -> _PerName:
-    return _per_model(info, "in-tower", lambda: _PerName(info, _tower_name))
-
-
-def _tower_name(info, name: str) -> bool:
-    return TOWER.search(name) is not None
+def _in_a_tower(targeted) -> bool:
+    """Whether one of these targeted modules is in a vision/audio tower: asked of their folded names (a part TOWER
+    names is in a module's name just when it is in its folded name, see _routers_and_towers)."""
+    return any(TOWER.search(folded) for folded in {t.folded for t in targeted})
 
 
 def _is_router(info, name: str) -> bool:

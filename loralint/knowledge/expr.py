@@ -278,15 +278,7 @@ class _Parser:
                 return lambda env: len(inner(env))
             raise ExprError(f"unexpected keyword {val!r} in {self.text!r}")
         if kind == "name":
-            name = val
-
-            def lookup(env: Mapping[str, Any], _name: str = name) -> Any:
-                try:
-                    return env[_name]
-                except KeyError:
-                    raise UnknownName(_name) from None
-
-            return lookup
+            return _lookup(val)
         if kind == "op" and val == "(":
             node = self.expr()
             self.expect(")")
@@ -294,10 +286,29 @@ class _Parser:
         raise ExprError(f"unexpected {val!r} in {self.text!r}")
 
 
+def _lookup(name: str) -> Node:
+    """A name's node: its value in the environment, UnknownName when it has none."""
+
+    def lookup(env: Mapping[str, Any], _name: str = name) -> Any:
+        try:
+            return env[_name]
+        except KeyError:
+            raise UnknownName(_name) from None
+
+    return lookup
+
+
+# The whole text one (dotted) name, as _TOKEN reads it: most expressions of the knowledge base are a field alone.
+_NAME_ONLY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 @lru_cache(maxsize=8192)
 def compile_expr(text: str) -> Node:
     """Parse ``text`` once and return a function ``env -> value``."""
-    return _Parser(str(text)).parse()
+    text = str(text)
+    if text not in _KEYWORDS and _NAME_ONLY.fullmatch(text):
+        return _lookup(text)  # what the parser returns for a lone name
+    return _Parser(text).parse()
 
 
 def evaluate(expr: str | int | bool | None, env: Mapping[str, Any]) -> Any:
@@ -315,4 +326,7 @@ def evaluate(expr: str | int | bool | None, env: Mapping[str, Any]) -> Any:
 @lru_cache(maxsize=8192)
 def names_in(text: str) -> frozenset[str]:
     """The variable names an expression refers to (keywords and string literals excluded)."""
-    return frozenset(val for kind, val in _tokenize(str(text)) if kind == "name")
+    text = str(text)
+    if text not in _KEYWORDS and _NAME_ONLY.fullmatch(text):
+        return frozenset((text,))  # (what _tokenize finds in a lone name)
+    return frozenset(val for kind, val in _tokenize(text) if kind == "name")

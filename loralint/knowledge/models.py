@@ -153,6 +153,10 @@ def _magnitude(v: int) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
+# The kinds of module PEFT's default dispatcher can wrap (Module.lora_supported).
+LORA_KINDS = frozenset(("linear", "conv1d", "embedding", "conv", "mha"))
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Param:
     """One parameter tensor of a module (``weight``, ``bias``, ``gate_up_proj`` ...)."""
@@ -206,48 +210,53 @@ class Module:
     @property
     def lora_supported(self) -> bool:
         """Whether PEFT's default dispatcher can wrap this module (tuners/lora/model.py: dispatch_default)."""
-        return self.kind in ("linear", "conv1d", "embedding", "conv", "mha")
-
-
-def _slot_setters(cls: type) -> tuple[Any, ...]:
-    return tuple(cls.__dict__[name].__set__ for name in cls.__dataclass_fields__)
+        return self.kind in LORA_KINDS
 
 
 # The expansion builds thousands of Modules and Params per model; a frozen dataclass's __init__ sets each field
-# through object.__setattr__ (about half the cost of the expansion). These build the same objects (no
-# __post_init__, every field given) by setting the slots directly.
-_NEW = object.__new__
-_PARAM_SLOTS = _slot_setters(Param)
-_MODULE_SLOTS = _slot_setters(Module)
+# through object.__setattr__ (about half the cost of the expansion). These classes have the same slots, so a plain
+# __init__ stores each field directly; it then makes the object what it is built as (Python allows assigning
+# __class__ between classes of the same slots): the same frozen object, every field given, no __post_init__.
 
 
-def _param(name: str, shape: tuple[int, ...], tied_to: str | None) -> Param:
-    """``Param(name, shape, tied_to)``, faster."""
-    p = _NEW(Param)
-    set_name, set_shape, set_tied = _PARAM_SLOTS
-    set_name(p, name)
-    set_shape(p, shape)
-    set_tied(p, tied_to)
-    return p
+class _ParamInit:
+    """``_ParamInit(name, shape, tied_to)`` is ``Param(name, shape, tied_to)``, faster."""
+
+    __slots__ = Param.__slots__
+
+    def __init__(self, name: str, shape: tuple[int, ...], tied_to: str | None) -> None:
+        self.name = name
+        self.shape = shape
+        self.tied_to = tied_to
+        self.__class__ = Param  # type: ignore[assignment]
 
 
-def _module(name: str, folded: str, cls: str, kind: str, in_features: int | None, out_features: int | None,
-            kernel_numel: int | None, groups: int | None, params: tuple[Param, ...], layer_index: int | None) -> Module:
-    """``Module(name, folded, cls, kind, in_features, out_features, kernel_numel, groups, params, layer_index)``,
-    faster."""
-    m = _NEW(Module)
-    s_name, s_folded, s_cls, s_kind, s_in, s_out, s_kernel, s_groups, s_params, s_layer = _MODULE_SLOTS
-    s_name(m, name)
-    s_folded(m, folded)
-    s_cls(m, cls)
-    s_kind(m, kind)
-    s_in(m, in_features)
-    s_out(m, out_features)
-    s_kernel(m, kernel_numel)
-    s_groups(m, groups)
-    s_params(m, params)
-    s_layer(m, layer_index)
-    return m
+class _ModuleInit:
+    """``_ModuleInit(name, folded, cls, kind, in_features, out_features, kernel_numel, groups, params, layer_index)``
+    is ``Module(...)`` with those fields, faster."""
+
+    __slots__ = Module.__slots__
+
+    def __init__(self, name: str, folded: str, cls: str, kind: str, in_features: int | None,
+                 out_features: int | None, kernel_numel: int | None, groups: int | None, params: tuple[Param, ...],
+                 layer_index: int | None) -> None:
+        self.name = name
+        self.folded = folded
+        self.cls = cls
+        self.kind = kind
+        self.in_features = in_features
+        self.out_features = out_features
+        self.kernel_numel = kernel_numel
+        self.groups = groups
+        self.params = params
+        self.layer_index = layer_index
+        self.__class__ = Module  # type: ignore[assignment]
+
+
+assert _ParamInit.__slots__ == tuple(Param.__dataclass_fields__)  # the order __init__ takes them in
+assert _ModuleInit.__slots__ == tuple(Module.__dataclass_fields__)
+_param: Any = _ParamInit
+_module: Any = _ModuleInit
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -531,6 +540,9 @@ def _class_records(doc: dict[str, Any], cname: str) -> tuple[list[dict[str, Any]
     return mods, lists, aliases, rec
 
 
+_UNKNOWN = object()
+
+
 class _Evaluator:
     """Evaluates record expressions against the resolved config, falling back to the defaults."""
 
@@ -538,10 +550,20 @@ class _Evaluator:
         self.env = _numeric_env(env)
         self.default_env = _numeric_env(default_env)
         self.failures: set[str] = set()
+        self.known: dict[str, Any] = {}  # expression without an index -> its value (records share most of them)
 
     def __call__(self, expr: Any, idx: dict[str, int] | None = None) -> Any:
         if expr is None or isinstance(expr, (bool, int)):
             return expr
+        if not idx:
+            # the same value, and the same failure noted, every time: the environments do not change
+            got = self.known.get(expr, _UNKNOWN)
+            if got is _UNKNOWN:
+                got = self.known[expr] = self._evaluate(expr, idx)
+            return got
+        return self._evaluate(expr, idx)
+
+    def _evaluate(self, expr: Any, idx: dict[str, int] | None) -> Any:
         fn = compile_expr(expr)
         env = self.env if not idx else {**self.env, **idx}
         try:
@@ -605,6 +627,7 @@ def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator
             or any(depends(pent[2]["w"]) for pent in pents if len(pent) > 2 and pent[2] and "w" in pent[2])
             or any(depends(pent[2]["t"][1]) for pent in pents if len(pent) > 2 and pent[2] and "t" in pent[2]))
         shared: tuple | None = None  # (built?, in, out, groups, [(param name, shape, tied source)], kernel numel)
+        bulk = False
         for combo in combos:
             if template:
                 if len(ph_pos) == 1:
@@ -629,7 +652,20 @@ def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator
                 key = None  # computed after the expansion, as the sort did (its errors come after ModelTooLarge)
             if same_values and shared is not None:
                 if not shared[0]:
-                    continue
+                    break  # not built at the first instance: built at none
+                if bulk:  # the other layers of "<before>{i}<after>" at once: the loop's modules, keys and params
+                    _, in_f, out_f, groups, pspecs, ks = shared
+                    rest = [c[0] for c in combos[1:]]
+                    concretes = [f"{before}{v}{after}" for v in rest]
+                    if pspecs:
+                        params_of = [tuple([_param(f"{c}.{pn}", shp, None) for pn, shp, _ in pspecs]) for c in concretes]
+                    else:
+                        params_of = [()] * len(rest)
+                    cls, kind = rec["c"], rec["k"]
+                    out.extend([_module(c, name, cls, kind, in_f, out_f, ks, groups, ps, v)
+                                for c, ps, v in zip(concretes, params_of, rest)])
+                    keys.extend([(*key_before, v, *key_after) for v in rest])
+                    break
                 _, in_f, out_f, groups, pspecs, ks = shared
                 params = []
                 for pn, shp, tie in pspecs:
@@ -673,12 +709,15 @@ def _expand(records: list[dict[str, Any]], lists: dict[str, str], ev: _Evaluator
             groups = _opt_int(val(rec.get("groups"), idx))
             if same_values:
                 shared = (True, in_f, out_f, groups, pspecs, ks)
+                # one index, named by a template, no tied parameter (whose source names the index): the rest in bulk
+                bulk = template and len(ph_pos) == 1 and all(tie is None for _, _, tie in pspecs)
             out.append(_module(concrete, name, rec["c"], kind, in_f, out_f, ks, groups, tuple(params),
                                combo[0] if combo else None))
             keys.append(key)
-    for k, key in enumerate(keys):
-        if key is None:
-            keys[k] = _order_key(out[k].folded, out[k].name, rank)
+    if None in keys:  # (tuples are never None: the test stops at the first None, or compares each to it)
+        for k, key in enumerate(keys):
+            if key is None:
+                keys[k] = _order_key(out[k].folded, out[k].name, rank)
     # a stable sort on the keys: the order out.sort(key=...) gives
     return [out[k] for k in sorted(range(len(out)), key=keys.__getitem__)]
 
@@ -773,6 +812,38 @@ def _layers_path(lists: dict[str, str], records: list[dict[str, Any]], layer_fie
     return best
 
 
+# (id(doc), class) -> (doc, the default config's environment, the config fields the class's shapes use): what a
+# model type's data gives whatever the config, once a run per type and class (the doc is kept: its id stays its own)
+_STATIC: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any], set[str]]] = {}
+
+
+def _static_facts(doc: dict[str, Any], cname: str) -> tuple[dict[str, Any], set[str]]:
+    """The default config's environment (not to be changed) and the fields that shape the class's modules."""
+    got = _STATIC.get((id(doc), cname))
+    if got is not None and got[0] is doc:
+        return got[1], got[2]
+    default_env, _, _ = _resolve_env(doc, None)
+    records, lists, _, _ = _class_records(doc, cname)
+    used: set[str] = set()
+    for r in records:
+        for key in ("in", "out", "w"):
+            v = r.get(key)
+            if isinstance(v, str):
+                used |= names_in(v)
+        for pent in r.get("p", ()):
+            for d in pent[1]:
+                if isinstance(d, str):
+                    used |= names_in(d)
+    for v in lists.values():
+        if isinstance(v, str):
+            used |= names_in(v)
+    used = {u.split("[", 1)[0] for u in used} - {"i", "j", "k", "l"}
+    if len(_STATIC) >= 256:  # a long session (the language server) that went through many types: start again
+        _STATIC.clear()
+    _STATIC[(id(doc), cname)] = (doc, default_env, used)
+    return default_env, used
+
+
 def load_model_info(
     model_type: str,
     config: Mapping[str, Any] | None = None,
@@ -795,7 +866,7 @@ def load_model_info(
     if cname is None:
         return None
     env, provided, notes = _resolve_env(doc, config)
-    default_env, _, _ = _resolve_env(doc, None)
+    default_env, used = _static_facts(doc, cname)
     records, lists, aliases, rec = _class_records(doc, cname)
     ev = _Evaluator(env, default_env)
     modules = _expand(records, lists, ev)
@@ -807,20 +878,6 @@ def load_model_info(
         notes.append("could not evaluate for this config (default-config values used): "
                      + ", ".join(sorted(ev.failures)[:5]))
     # shape-relevant fields the caller did not give (their class defaults were used)
-    used: set[str] = set()
-    for r in records:
-        for key in ("in", "out", "w"):
-            v = r.get(key)
-            if isinstance(v, str):
-                used |= names_in(v)
-        for pent in r.get("p", ()):
-            for d in pent[1]:
-                if isinstance(d, str):
-                    used |= names_in(d)
-    for v in lists.values():
-        if isinstance(v, str):
-            used |= names_in(v)
-    used = {u.split("[", 1)[0] for u in used} - {"i", "j", "k", "l"}
     derived = set(doc.get("derived", {})) | set(doc.get("implicit", {}))
     defaulted = tuple(sorted(u for u in used if u not in provided and u not in derived)) if config is not None else ()
     # A field the generator only ever saw as a number, set to null here (DeepSeek-V2-Lite's

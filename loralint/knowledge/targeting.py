@@ -35,10 +35,11 @@ from __future__ import annotations
 import math
 import re
 from bisect import bisect_left
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Iterator, Mapping
 
-from loralint.knowledge.models import ModelInfo, Module, peft_facts
+from loralint.knowledge.models import LORA_KINDS, ModelInfo, Module, peft_facts
 from loralint.limits import Budget
 from loralint.safe_regex import FULLMATCH, LAYERS, PATTERN_KEY, SAVED_MODULE, Matcher, Prepared, Profile
 
@@ -86,29 +87,33 @@ class TargetedModule:
     layer_index: int | None
 
 
-_TARGETED_SLOTS = tuple(TargetedModule.__dict__[name].__set__ for name in TargetedModule.__dataclass_fields__)
+class _TargetedInit:
+    """``_TargetedInit(...)`` is ``TargetedModule(...)`` with the fields in order, faster: a plain __init__ on the same
+    slots, then the object becomes a TargetedModule (as models._ModuleInit: a frozen dataclass's __init__ was a
+    sixth of an analysis)."""
+
+    __slots__ = TargetedModule.__slots__
+
+    def __init__(self, name: str, folded: str, cls: str, kind: str, in_features: int | None,
+                 out_features: int | None, r: Any, lora_alpha: Any, scaling: float | None, lora_params: int,
+                 matched_by: str, layer_index: int | None) -> None:
+        self.name = name
+        self.folded = folded
+        self.cls = cls
+        self.kind = kind
+        self.in_features = in_features
+        self.out_features = out_features
+        self.r = r
+        self.lora_alpha = lora_alpha
+        self.scaling = scaling
+        self.lora_params = lora_params
+        self.matched_by = matched_by
+        self.layer_index = layer_index
+        self.__class__ = TargetedModule  # type: ignore[assignment]
 
 
-def _targeted_module(name: str, folded: str, cls: str, kind: str, in_features: int | None, out_features: int | None,
-                     r: Any, lora_alpha: Any, scaling: float | None, lora_params: int, matched_by: str,
-                     layer_index: int | None) -> TargetedModule:
-    """``TargetedModule(...)`` with the fields in order, built by setting its slots (as models._module: a frozen
-    dataclass's __init__ was a sixth of an analysis)."""
-    t = object.__new__(TargetedModule)
-    s_name, s_folded, s_cls, s_kind, s_in, s_out, s_r, s_alpha, s_scaling, s_params, s_by, s_layer = _TARGETED_SLOTS
-    s_name(t, name)
-    s_folded(t, folded)
-    s_cls(t, cls)
-    s_kind(t, kind)
-    s_in(t, in_features)
-    s_out(t, out_features)
-    s_r(t, r)
-    s_alpha(t, lora_alpha)
-    s_scaling(t, scaling)
-    s_params(t, lora_params)
-    s_by(t, matched_by)
-    s_layer(t, layer_index)
-    return t
+assert _TargetedInit.__slots__ == tuple(TargetedModule.__dataclass_fields__)  # the order __init__ takes them in
+_targeted_module: Any = _TargetedInit
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -376,6 +381,69 @@ def _invariant_width(cfg: _Cfg) -> int:
     if layers is not None and (len(layers) != 0 if isinstance(layers, list) else True):
         return 0
     return max(map(len, (*tm, *(ex or ()))), default=0) + 1
+
+
+class _TailHits(dict):
+    """name[-w:] -> check_target_module_exists(cfg, name), for a width w = _invariant_width(cfg) > 0 and cfg without
+    modules_to_save. The tail itself is asked: a name of w characters or more ends with the same w characters as
+    its tail, so has the same answer, and a shorter name is its own tail."""
+
+    def __init__(self, cfg: _Cfg) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+    def __missing__(self, tail: str) -> Any:
+        got = self[tail] = check_target_module_exists(self.cfg, tail)
+        return got
+
+
+_NAMED_MEMO = "targeting:named"  # key in ModelInfo._analyses (advice's keys are reprs of lists)
+
+
+def _named(info: ModelInfo) -> tuple[list[str], list[Module]]:
+    """The names and modules the injection visits (all but the root, whose name is empty), once per ModelInfo."""
+    got = info._analyses.get(_NAMED_MEMO)
+    if got is None:
+        modules = [m for m in info.modules if m.name]
+        got = info._analyses[_NAMED_MEMO] = ([m.name for m in modules], modules)
+    return got
+
+
+_WORD = re.compile(r"[A-Za-z_]+\Z")
+
+
+def _plain_words(entries: Any) -> bool:
+    """A list of modules_to_save entries that are words of ASCII letters and underscores (no digit, no dot, nothing
+    a regex reads otherwise): see _saved_hits."""
+    return isinstance(entries, list) and all(isinstance(e, str) and _WORD.match(e) for e in entries)
+
+
+def _saved_hits(cfg: _Cfg, saved: list[str], modules: list[Module], hits: list[Any]) -> list[Any]:
+    r"""`hits` with EXCLUDED for each module the loop of analyze_lora finds in modules_to_save (``rx.first`` of the
+    SAVED_MODULE patterns, asked of the modules not excluded already), and the budget charged what those matches
+    cost (each match the pattern's cost, as Matcher.match: the names are the profile's). For a plain word w
+    (_plain_words), ``(^|.*\.)w($|\..*)`` matches a name just when w is one of its dot-separated parts; and w
+    is a part of a name just when it is one of its folded name's (a number replaces only a "{...}" part or piece,
+    and w has no digit, no brace): the first entry that matches is found once per folded name."""
+    if all(hit is EXCLUDED for hit in hits):
+        return hits  # the loop never prepares the patterns
+    prepared = cfg.patterns(saved, SAVED_MODULE, "modules_to_save")
+    spent = [0]  # the cost of trying the first k entries
+    for _, p in prepared:
+        spent.append(spent[-1] + p.cost)
+    words = [entry for entry, _ in prepared]
+    first: dict[str, int] = {}  # folded name -> the index of the entry that matches, or -1
+    for folded in {m.folded for m in modules}:
+        parts = set(folded.split("."))
+        first[folded] = next((j for j, w in enumerate(words) if w in parts), -1)
+    found = [first[m.folded] for m in modules]
+    total = sum([spent[k + 1] if k >= 0 else spent[-1] for hit, k in zip(hits, found) if hit is not EXCLUDED])
+    out = [EXCLUDED if k >= 0 else hit for hit, k in zip(hits, found)]  # (an EXCLUDED hit stays EXCLUDED)
+    budget = cfg.rx.budget
+    budget.left -= total
+    if budget.left < 0:
+        budget.charge(0, "modules_to_save")  # raises AnalysisLimit, as the loop's match would have
+    return out
 
 
 def _all_str(entries: Any) -> bool:
@@ -770,7 +838,6 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     suffixes = _suffix_table(info)
     cfg = _Cfg(target_modules, exclude_modules, modules_to_save, layers_to_transform, layers_pattern,
                target_parameters, rx, suffixes)
-    names = [m.name for m in info.modules]
 
     # ---- transformers v5 MoE conversion (utils/transformers_weight_conversion.py) ----
     if info.moe_conversion:
@@ -805,7 +872,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
         memo_key = ("minimal_target_modules", frozenset(tms)) if _all_str(tms) else None
         minimal = info._analyses.get(memo_key) if memo_key is not None else None
         if minimal is None:
-            minimal = _minimal_target_modules(tms, names, suffixes)
+            minimal = _minimal_target_modules(tms, [m.name for m in info.modules], suffixes)
             if memo_key is not None:
                 info._analyses[memo_key] = minimal
         if isinstance(minimal, str):
@@ -827,7 +894,10 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
     # exclude_modules, before the targets (which raise nothing and run no pattern: the same work and errors)
     saved = cfg.modules_to_save if width else None
     unsaved = replace(cfg, modules_to_save=None) if saved else cfg
-    for m in info.modules:
+    # The usual case (an invariant width; modules_to_save, if any, a list of plain words) takes every module at
+    # once (below): nothing in it can raise re.error or TypeError, and it gives the loop's lists.
+    fast = bool(width) and (not saved or _plain_words(saved))
+    for m in () if fast else info.modules:
         key = m.name
         if not key:
             continue
@@ -861,6 +931,23 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
             else:
                 entry = hit if isinstance(hit, str) else str(hit)
             targeted.append((m, entry))
+    if fast:
+        named, named_modules = _named(info)
+        tails = _TailHits(unsaved)
+        hits = [tails[key[-width:]] for key in named]
+        if saved:
+            hits = _saved_hits(cfg, saved, named_modules, hits)
+        # a truthy hit of str entries is the entry (or the name) that matched, a str: the loop's entry
+        if all_linear:
+            targeted = [(m, "all-linear") for m, hit in zip(named_modules, hits) if hit]
+        else:
+            targeted = [(m, hit) for m, hit in zip(named_modules, hits) if hit]
+        if EXCLUDED in hits:
+            excluded = [key for key, hit in zip(named, hits) if hit is EXCLUDED]
+            for key in excluded:
+                _count_exclude_hits(exclude_modules, key, exclude_hits, cfg)
+        # whether some module is neither targeted nor excluded is all that is asked of `unmatched` below
+        unmatched = [""] if len(targeted) + len(excluded) < len(named) else []
     res.excluded = excluded
 
     # ---- per-entry bookkeeping for list targets ----
@@ -868,16 +955,13 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
         counts = {t: 0 for t in sorted(target_modules)}
         if _all_str(counts):
             # every entry t with m.name == t or m.name.endswith("." + t), by suffix lookup: the same entries for
-            # names that end alike over one character more than the longest entry (see _invariant_width)
+            # names that end alike over one character more than the longest entry (see _invariant_width); each tail
+            # is asked itself: it ends with "." + t just when such a name does, and is t only when it is the name
             entry_width = max(map(len, counts), default=0) + 1
-            entries_of: dict[str, list[str]] = {}
-            for m, _ in targeted:
-                name = m.name
-                found = entries_of.get(name[-entry_width:])
-                if found is None:
-                    found = entries_of[name[-entry_width:]] = [t for t in (name, *suffixes[name]) if t in counts]
-                for t in found:
-                    counts[t] += 1
+            for tail, n in Counter([m.name[-entry_width:] for m, _ in targeted]).items():
+                for t in (tail, *suffixes[tail]):
+                    if t in counts:
+                        counts[t] += n
         else:
             for m, _ in targeted:
                 for t in counts:
@@ -911,7 +995,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
             scaling = _scaling(aa, rr, use_rslora)
         else:
             rr, aa, scaling = r, lora_alpha, plain_scaling
-        if not m.lora_supported:
+        if m.kind not in LORA_KINDS:  # (m.lora_supported)
             res.containers_hit.append(m.name)
             continue
         if patterned or (lora_bias and m.kind == "embedding"):
@@ -930,7 +1014,7 @@ def analyze_lora(info: ModelInfo, fields: Mapping[str, Any] | None = None, **kwa
             "following modules are supported: `torch.nn.Linear`, `torch.nn.Embedding`, `torch.nn.Conv1d`, "
             "`torch.nn.Conv2d`, `torch.nn.Conv3d`, `transformers.pytorch_utils.Conv1D`, "
             f"`torch.nn.MultiheadAttention.` (targeted: {', '.join(res.containers_hit[:5])})")
-    for t in res.targeted:
+    for t in res.targeted if patterned else res.targeted[:1]:  # (without patterns every layer has r)
         if not isinstance(t.r, int) or isinstance(t.r, bool) or t.r <= 0:
             res.errors.append(f"ValueError: `r` should be a positive integer value but the value passed is {t.r}")
             break
@@ -1003,9 +1087,12 @@ def _minimal_target_modules(tms: set[Any], names: list[str], suffixes: _SuffixTa
     # n.endswith(tuple("." + t for t in tms)) by suffix lookup: all-linear on a big model has thousands
     if _all_str(tms):
         # a name ends with "." + t only if its last part is t's (most names are not split)
+        # (a set: PEFT's _find_minimal_target_modules only asks what is in it)
         lasts = {t.rpartition(".")[2] for t in tms}
-        no_target = [n for n in names if n not in tms and (
-            n.rpartition(".")[2] not in lasts or tms.isdisjoint(suffixes[n]))]
+        other = set(names).difference(tms)
+        ending = tuple(f".{last}" for last in lasts)
+        risky = {n for n in other if n.endswith(ending) or n in lasts}  # the names whose last part is one of those
+        no_target: Any = (other - risky) | {n for n in risky if tms.isdisjoint(suffixes[n])}
     else:
         no_target = [n for n in names if n not in tms and not n.endswith(tuple(f".{t}" for t in tms))]
     try:
@@ -1029,13 +1116,18 @@ def _count_exclude_hits(exclude_modules: Any, key: str, hits: dict[str, int], cf
 
 def _all_linear(info: ModelInfo, task_type: Any) -> tuple[set[str], list[str]]:
     """tuners_utils.py: _maybe_include_all_linear_layers on a PreTrainedModel."""
-    names = {m.name for m in info.modules if m.is_linear}
+    names = info._analyses.get(_ALL_LINEAR_MEMO)
+    if names is None:  # the linear names, once per model (a set built the same way each time: the same set)
+        names = info._analyses[_ALL_LINEAR_MEMO] = {m.name for m in info.modules if m.kind in ("linear", "conv1d")}
     excl: list[str] = []
     if info.output_layer is not None:
         excl.append(info.output_layer)
     elif task_type == "SEQ_CLS" and info.seq_cls_head is not None:
         excl.append(info.seq_cls_head)
     return names - set(excl), [e for e in excl if e in names]
+
+
+_ALL_LINEAR_MEMO = "targeting:all-linear"  # key in ModelInfo._analyses (advice's keys are reprs of lists)
 
 
 def _lora_layer_params(m: Module, r: Any, use_dora: bool, lora_bias: bool, res: TargetingResult) -> int:
@@ -1319,26 +1411,27 @@ def _plain_tree_facts(info: ModelInfo) -> tuple[int, frozenset[str]] | None:
     modules = info.modules
     if info.aliases or not modules or modules[0].name != "":
         return None
-    seen: set[str] = set()
-    params: set[str] = set()
-    total = 0
-    prod = math.prod
-    for m in modules:
-        name = m.name
-        if name in seen or (name and name.rpartition(".")[0] not in seen):
-            return None
-        seen.add(name)
-        # each p.name is the module's name, a dot and its own name, which has no dot (the root's: no dot at
-        # all); a name seen before is one of this module's (the names before the own one are the module's)
-        for p in m.params:
-            full = p.name
-            if full in params or (full.rpartition(".")[0] != name if name else "." in full):
-                return None
-            tied = p.tied_to
-            if tied is None or tied not in params:
-                total += prod(p.shape)
-            params.add(full)
-    return total, frozenset(seen)
+    # (taken list by list: each test below is the per-module one over all of them)
+    names = [m.name for m in modules]
+    index = {name: k for k, name in enumerate(names)}
+    if len(index) != len(names):
+        return None  # a name twice
+    parents = list(map(index.get, [name.rpartition(".")[0] for name in names[1:]]))
+    if None in parents or not all(map(int.__lt__, parents, range(1, len(names)))):
+        return None  # a name before its parent, or without one
+    params = [p for m in modules for p in m.params]
+    full = [p.name for p in params]
+    # each p.name is its module's name, a dot and its own name, which has no dot (the root's: no dot at all)
+    if len(set(full)) != len(full) or [f.rpartition(".")[0] for f in full] != [m.name for m in modules for _ in m.params]:
+        return None
+    total = sum(map(math.prod, [p.shape for p in params]))
+    tied = [(k, p) for k, p in enumerate(params) if p.tied_to is not None]
+    if tied:
+        position = {f: k for k, f in enumerate(full)}
+        for k, p in tied:  # the same tensor as a parameter built before it: not counted again
+            if position.get(p.tied_to, k) < k:
+                total -= math.prod(p.shape)
+    return total, frozenset(names)
 
 
 def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_save: Any, task_type: Any, tti: Any,
@@ -1371,14 +1464,31 @@ def _count_plain(info: ModelInfo, res: TargetingResult, bias: Any, modules_to_sa
 def _plain_targets(res: TargetingResult, reachable: frozenset[str]) -> set[str] | None:
     """The targets' names when each is a plain LoRA layer (a kind _lora_layer_params counts as _lora_node builds
     it, a positive int rank) that the tree reaches under its own name, none under another; else None."""
-    names = set()
-    for t in res.targeted:
-        if t.kind not in _PLAIN_LORA_KINDS or type(t.r) is not int or t.r <= 0 or t.name not in reachable:
-            return None
-        names.add(t.name)
-    if _nested(names):
+    targeted = res.targeted
+    ranks = [t.r for t in targeted]
+    if not {t.kind for t in targeted} <= _PLAIN_LORA_KINDS or not {type(r) for r in ranks} <= {int} \
+            or (ranks and min(ranks) <= 0):
+        return None
+    names = {t.name for t in targeted}
+    if not names <= reachable:
+        return None
+    if _folded_nesting({t.folded for t in targeted}) and _nested(names):
         return None  # a target under another target: _count's set_child decides what is reached
     return names
+
+
+def _folded_nesting(folded: set[str]) -> bool:
+    """False when no module of one of these folded names can lie under a module of another (then _nested is False
+    for their concrete names). A concrete name is its folded name with each "{...}" replaced by a number: a name
+    under another agrees with it part by part over its length, so their folded names agree there but where a
+    part holds a "{"."""
+    split = [f.split(".") for f in folded]
+    for short in split:
+        n = len(short)
+        for long in split:
+            if len(long) > n and all(a == b or "{" in a or "{" in b for a, b in zip(short, long)):
+                return True
+    return False
 
 
 # The last name part of every module a LoRA layer (_lora_node) or a ModulesToSaveWrapper (_set_trainable) adds.
