@@ -43,9 +43,7 @@ class Sizer:
         # same Hub data sets, each looked for as a local folder and file first
         self._located: dict[tuple[str, str, bool], Path | None] = {}
         self._tops: dict[str, str | None] = {}  # folder -> the top of its git checkout (_checkout)
-        self._near: dict[tuple[str, str], tuple[Path, Path | None]] = {}  # see _find
         self._bases: dict[str, list[Path]] = {}  # a config's folder -> where else _find looks (the root, the checkout's top)
-        self._under: dict[tuple[Path, str], Path] = {}  # (one of those, name as written) -> the path there
         self._modes: dict[str, int | None] = {}  # path -> its st_mode, None when it cannot be stat'ed (_is)
         # The files sizing read (counted, registries), each with its stat taken before the read (None when it
         # failed): what `check --watch` polls, from that stat, so an edit during the run is seen.
@@ -152,18 +150,15 @@ class Sizer:
     def _find(self, written: str, config_path: Path, folder: bool) -> Path | None:
         if any(ch in written for ch in "*?[") or "://" in written:
             return None  # globs and remote URLs are not counted
-        here = os.path.dirname(str(config_path))
-        key = (written, here)
-        if key not in self._near:  # asked twice, as a folder and as a file: the paths are made once
-            path = Path(os.path.expanduser(written))
-            self._near[key] = (path, None) if path.is_absolute() else (config_path.parent / path, path)
-        first, path = self._near[key]
-        if self._is(first, folder):
-            return first
-        if path is None:
-            return None
+        path = Path(os.path.expanduser(written))
+        if path.is_absolute():
+            return path if self._is(path, folder) else None
+        near = config_path.parent / path
+        if self._is(near, folder):
+            return near
         # The top of the git checkout too: a trainer runs from there (`axolotl train configs/x.yml`), and
         # without it the size (and LORA104) would depend on the folder loralint was started from.
+        here = os.path.dirname(str(config_path))
         if here not in self._bases:
             parent = config_path.parent
             top = self._checkout(os.path.dirname(os.path.abspath(config_path)))
@@ -173,13 +168,10 @@ class Sizer:
                 if base is not None and Path(base) != parent and Path(base) not in bases:
                     bases.append(Path(base))
             self._bases[here] = bases
-        for base in self._bases[here]:
-            # The same for every config of the run (many name the same Hub data sets): looked for once.
-            under = (base, written)
-            if under not in self._under:
-                self._under[under] = base / path
-            if self._is(self._under[under], folder):
-                return self._under[under]
+        for base in self._bases[here]:  # the same for every config of the run: _is stats each path once
+            candidate = base / path
+            if self._is(candidate, folder):
+                return candidate
         return None
 
     def _is(self, candidate: Path, folder: bool) -> bool:
