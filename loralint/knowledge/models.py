@@ -817,13 +817,14 @@ def _layers_path(lists: dict[str, str], records: list[dict[str, Any]], layer_fie
 _STATIC: dict[tuple[int, str], tuple[dict[str, Any], dict[str, Any], set[str]]] = {}
 
 
-def _static_facts(doc: dict[str, Any], cname: str) -> tuple[dict[str, Any], set[str]]:
-    """The default config's environment (not to be changed) and the fields that shape the class's modules."""
+def _static_facts(doc: dict[str, Any], cname: str, records: list[dict[str, Any]],
+                  lists: dict[str, str]) -> tuple[dict[str, Any], set[str]]:
+    """The default config's environment (not to be changed) and the fields that shape the class's modules
+    (`records`, `lists`: the class's, from _class_records)."""
     got = _STATIC.get((id(doc), cname))
     if got is not None and got[0] is doc:
         return got[1], got[2]
     default_env, _, _ = _resolve_env(doc, None)
-    records, lists, _, _ = _class_records(doc, cname)
     used: set[str] = set()
     for r in records:
         for key in ("in", "out", "w"):
@@ -866,8 +867,8 @@ def load_model_info(
     if cname is None:
         return None
     env, provided, notes = _resolve_env(doc, config)
-    default_env, used = _static_facts(doc, cname)
     records, lists, aliases, rec = _class_records(doc, cname)
+    default_env, used = _static_facts(doc, cname, records, lists)
     ev = _Evaluator(env, default_env)
     modules = _expand(records, lists, ev)
     exact = bool(rec.get("exact")) and not ev.failures and not any(n.startswith("config.json: ") for n in notes)
