@@ -671,7 +671,7 @@ def main() -> None:
 def run() -> None:
     """The `loralint` command (console script, `python -m loralint`): main(), then, once `check` has written
     its report, exit without the interpreter's teardown. It does nothing for a finished check (the cache's
-    entries are written and closed, the pool's workers joined, --output-file closed) and costs about a tenth
+    entries are written and closed, the workers reaped, --output-file closed) and costs about a tenth
     of a warm run's CPU time on LLaMA-Factory's tree (freeing every object and module). Not under a profiler,
     tracer or debugger (`python -m cProfile -m loralint`, coverage): they write their results at or after the
     exit. main() itself returns through SystemExit, for callers that go on (the tests that look at what a

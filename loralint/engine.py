@@ -23,7 +23,7 @@ from loralint.safe_read import DEFAULT_MAX_FILE_SIZE, InputRefused, format_size,
 from loralint.settings import Settings, setting_location
 from loralint.sites import SEVERITY_RANK, ConfigSite, Diagnostic, FileResult
 
-# Parse in a process pool only when there is enough work to pay for starting it.
+# Parse in worker processes (loralint/workers.py) only when there is enough work to pay for forking them.
 POOL_MIN_CANDIDATES = 24
 POOL_MIN_BYTES = 400_000
 
@@ -187,12 +187,12 @@ def selected_codes(rules: dict[str, Rule], settings: Settings, options: Options)
 
 def iter_extracted(files: list[SourceFile], settings: Settings, options: Options,
                    keys: dict[str, str] | None = None, walked: Iterable[str] = ()) -> Iterator[FileResult]:
-    """Read every file, prefilter, and parse the candidates (cached, in a pool when many), handing each
-    result over as soon as it is there: the caller's per-file stages then run while the pool still
-    parses. Files read or refused and cache hits come first; then, pooled, fresh ones as they are parsed
-    (by the pool's workers, largest first, or by this process, smallest first, while none is ready: see
-    _pooled), so their order changes from run to run and the caller must not depend on it; unpooled, in
-    the order of `files`. With the cache on, `keys` receives each candidate's content key (display path →
+    """Read every file, prefilter, and parse the candidates (cached, in worker processes when many),
+    handing each result over as soon as it is there: the caller's per-file stages then run while the
+    workers still parse. Files read or refused and cache hits come first; then, with workers, fresh ones as
+    they are parsed (by the workers, largest first, or by this process, smallest first, while none is ready:
+    see workers.extract_in_workers), so their order changes from run to run and the caller must not depend
+    on it; without, in the order of `files`. With the cache on, `keys` receives each candidate's content key (display path →
     key) before the first result. `walked`: the folders `files` are all the files of
     (discover.Discovery.walked), whose other records the stat index drops."""
     cache = index = None
@@ -253,14 +253,12 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
     if index is not None:
         index.save(walked)
     jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
-    # YAML/JSON extraction is cheap (libyaml); only Python and notebooks are worth a pool.
+    # YAML/JSON extraction is cheap (libyaml); only Python and notebooks are worth the workers.
     python = [d for s, d, _ in todo if s.fmt in ("python", "notebook")]
     big = len(python) >= POOL_MIN_CANDIDATES or sum(len(d) for d in python) >= POOL_MIN_BYTES
-    pool = None
     if jobs > 1 and big and len(todo) > 1:
         # Import the extractors once here: forked workers then share them instead of each importing.
         import encodings.utf_8_sig  # noqa: F401  (notebooks and BOM-marked files decode with it)
-        from concurrent.futures import ProcessPoolExecutor
 
         import loralint.datasets.python_refs  # noqa: F401
         import loralint.dependencies  # noqa: F401
@@ -270,17 +268,16 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         import loralint.extract.python  # noqa: F401
         import loralint.extract.yaml_formats  # noqa: F401
         import loralint.suppressions  # noqa: F401
+        from loralint.workers import extract_in_workers
 
-        # Largest first, one at a time: a big file handed out last (or in a chunk with others) would
-        # leave the other workers idle at the end.
+        # Largest first: a big file handed out last would leave the other processes idle at the end.
         todo.sort(key=lambda item: len(item[1]), reverse=True)
-        # This process parses too (_pooled): `jobs` processes in all.
-        pool = ProcessPoolExecutor(max_workers=min(jobs - 1, len(todo) - 1))
-        fresh: Iterator[tuple[int, FileResult]] = _pooled(pool, todo)
+        # This process extracts too, from the smallest up, while no result is ready: `jobs` processes in all.
+        fresh: Iterator[tuple[int, FileResult]] = extract_in_workers(todo, min(jobs - 1, len(todo) - 1), _extract_item)
     else:
         fresh = enumerate(_extract(s.display, d, s.fmt) for s, d, _ in todo)
     try:
-        yield from ready  # the pool's workers are already parsing
+        yield from ready  # the workers are already extracting
         for index, result in fresh:
             source, _, key = todo[index]
             # An adapter loaded to train again carries the settings of another file (its adapter_config.json):
@@ -290,52 +287,9 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
                 cache.put(key, result)
             yield result
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)  # a usage error half-way does not wait for the rest
-
-
-def _pooled(pool: Any, todo: list[tuple[SourceFile, bytes, str | None]]) -> Iterator[tuple[int, FileResult]]:
-    """Each item of `todo` (largest first) parsed, with its index, in the order they finish (_as_finished).
-    All are submitted now: the workers parse while the caller hands over what was ready before."""
-    import queue
-
-    finished: queue.SimpleQueue[int] = queue.SimpleQueue()
-    futures = []
-    for index, (source, data, _) in enumerate(todo):
-        future = pool.submit(_extract_bytes, (source.display, data, source.fmt))
-        future.add_done_callback(lambda _, index=index: finished.put(index))  # on the pool's own thread
-        futures.append(future)
-    return _as_finished(todo, futures, finished)
-
-
-def _as_finished(todo: list[tuple[SourceFile, bytes, str | None]], futures: list[Any],
-                 finished: Any) -> Iterator[tuple[int, FileResult]]:
-    """The workers take `todo` from the front (the largest); whenever no result is ready, this process takes
-    the smallest item no worker has picked up yet and parses it itself (no pickling), where waiting for the
-    largest file first left it idle while the workers parsed, and the per-file stages after extraction then
-    had more left to do at the end. `finished` receives each future's index as it finishes."""
-    import queue
-
-    left = len(futures)
-    smallest = len(futures) - 1  # the next one to take here, while taking is still possible
-    while left:
-        try:
-            index = finished.get_nowait()
-        except queue.Empty:
-            # cancel() succeeds only on an item still waiting for a worker; items go to the workers in order,
-            # so once the smallest left has gone, every other has too.
-            if smallest >= 0 and futures[smallest].cancel():
-                source, data, _ = todo[smallest]
-                left -= 1
-                smallest -= 1
-                yield smallest + 1, _extract(source.display, data, source.fmt)
-                continue
-            smallest = -1
-            index = finished.get()
-        if futures[index].cancelled():
-            continue  # parsed here (cancelling it ran its callback)
-        left -= 1
-        yield index, futures[index].result()
+        close = getattr(fresh, "close", None)
+        if close is not None:
+            close()  # a usage error half-way stops the workers now
 
 
 def _cache_hit(cache: Any, key: str) -> FileResult | None:
@@ -358,8 +312,9 @@ def _note_dependencies(keys: dict[str, str] | None, display: str, result: FileRe
         keys[display] = fold(keys[display], result.depends_on)
 
 
-def _extract_bytes(args: tuple[str, bytes, str]) -> FileResult:
-    return _extract(*args)
+def _extract_item(item: tuple[SourceFile, bytes, str | None]) -> FileResult:
+    source, data, _ = item
+    return _extract(source.display, data, source.fmt)
 
 
 # Python's recursion limit counts every frame on the stack, the caller's too, and (3.11) C calls such as the
@@ -450,7 +405,7 @@ def discover_files(paths: list[str], settings: Settings, options: Options) -> Di
 # The stages after extraction (unpickled results, model inventories, analyses, findings) allocate steadily and
 # make few cycles: at CPython's default threshold (700) the collector ran ~200 times a cold run on axolotl, 8% of
 # the main process's CPU. A run raises the first threshold (as mypy does for its build, mypy/build.py); the
-# pool's workers, forked inside the run, inherit it. Restored after the run (the LSP server runs many).
+# workers, forked inside the run, inherit it. Restored after the run (the LSP server runs many).
 _GC_THRESHOLD = 20_000
 _gc_lock = threading.Lock()
 _gc_runs = 0
@@ -494,7 +449,7 @@ def run(
 
     `resolve`: the resolve stage (loralint.resolve.SiteResolver), made once a run, at the first file
     with a site. Each file goes through the stages after extraction (data set sizes, launch commands,
-    resolve, checks) as soon as extraction hands it over, while the pool parses the others; with
+    resolve, checks) as soon as extraction hands it over, while the workers parse the others; with
     `verify`, PEFT's own findings need every site resolved first, so the checks wait for all files.
     `describe_sites=False`: the caller shows findings only (text, SARIF, ...), not each site's module
     counts, so a site whose file's findings come from the check cache skips the architecture analysis.
@@ -536,8 +491,8 @@ def run(
             if verify is None:
                 stages.check(result, {})
     finally:
-        # Here, in this thread: a usage error half-way (a --model not found) stops the pool now; left to
-        # the garbage collector, the generator could be closed on the pool's own manager thread.
+        # Here: a usage error half-way (a --model not found) stops the workers now, not whenever the garbage
+        # collector closes the generator.
         close = getattr(stream, "close", None)
         if close is not None:
             close()

@@ -19,7 +19,7 @@ whose bound is over :data:`MAX_MATCH_COST` is refused (LORA906), as is one longe
 :data:`MAX_PATTERN_LENGTH` or nested deeper than :data:`MAX_NESTING`. Each run is charged to a
 :class:`~loralint.limits.Budget`, which bounds the total (thousands of keys against thousands of
 modules). Not chosen: a time limit per match (SIGALRM works only in the main thread, and the LSP
-server and the process pool run elsewhere; timing would also make findings depend on the machine's
+server and the worker processes run elsewhere; timing would also make findings depend on the machine's
 speed), and google-re2 (not a dependency; it also lacks the lookarounds and backreferences `re`
 accepts, so it would not mean what PEFT means).
 

@@ -36,7 +36,7 @@ class Span:
         return cls(path, line, column, line, column + 1)
 
     def __reduce__(self) -> tuple[type[Span], tuple[str, int, int, int, int]]:
-        # A pool worker pickles each file's result back: ~10,000 spans on peft's tree. As its constructor's
+        # A worker process pickles each file's result back: ~10,000 spans on peft's tree. As its constructor's
         # arguments a span pickles in ~40% less time than through dataclasses' __getstate__/__setstate__.
         return Span, (self.path, self.line, self.column, self.end_line, self.end_column)
 
