@@ -23,8 +23,9 @@ from loralint.safe_read import DEFAULT_MAX_FILE_SIZE, InputRefused, format_size,
 from loralint.settings import Settings, setting_location
 from loralint.sites import SEVERITY_RANK, ConfigSite, Diagnostic, FileResult
 
-# Parse in worker processes (loralint/workers.py) only when there is enough work to pay for forking them.
-POOL_MIN_CANDIDATES = 24
+# Read and parse in worker processes (loralint/workers.py) only when there is enough Python to pay for
+# forking them: this many Python files or notebooks to read, or this many bytes of them.
+POOL_MIN_FILES = 24
 POOL_MIN_BYTES = 400_000
 
 
@@ -187,14 +188,15 @@ def selected_codes(rules: dict[str, Rule], settings: Settings, options: Options)
 
 def iter_extracted(files: list[SourceFile], settings: Settings, options: Options,
                    keys: dict[str, str] | None = None, walked: Iterable[str] = ()) -> Iterator[FileResult]:
-    """Read every file, prefilter, and parse the candidates (cached, in worker processes when many),
-    handing each result over as soon as it is there: the caller's per-file stages then run while the
-    workers still parse. Files read or refused and cache hits come first; then, with workers, fresh ones as
-    they are parsed (by the workers, largest first, or by this process, smallest first, while none is ready:
-    see workers.extract_in_workers), so their order changes from run to run and the caller must not depend
-    on it; without, in the order of `files`. With the cache on, `keys` receives each candidate's content key (display path →
-    key) before the first result. `walked`: the folders `files` are all the files of
-    (discover.Discovery.walked), whose other records the stat index drops."""
+    """Read every file, prefilter, and parse the candidates (cached; with many files, in worker processes
+    that read, prefilter and parse too), handing each result over as soon as it is there: the caller's
+    per-file stages then run while the workers go on. Cache hits the stat index vouches for come first; then
+    the files read, as they are done (with workers: by the workers, largest first, or by this process,
+    smallest first, while no result is ready: see workers.Workers), so their order changes from
+    run to run and the caller must not depend on it; without workers, in the order of `files`. With the
+    cache on, `keys` receives each candidate's content key (display path → key) before its result.
+    `walked`: the folders `files` are all the files of (discover.Discovery.walked), whose other records the
+    stat index drops."""
     cache = index = None
     if settings.cache and not options.no_cache:
         from loralint.cache import ExtractionCache
@@ -203,7 +205,7 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         cache = ExtractionCache(settings.root)
         index = StatIndex(cache, settings.max_file_size)
     ready: list[FileResult] = []
-    todo: list[tuple[SourceFile, bytes, str | None]] = []
+    pending: list[tuple[SourceFile, Any]] = []  # to read: each file with its stat (cache on) or None
     for source in files:
         facts = None
         if index is not None:
@@ -222,41 +224,17 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
                     _note_dependencies(keys, source.display, cached)
                     ready.append(cached)
                     continue
-        try:
-            data = read_limited(source.path, settings.max_file_size)
-        except OSError as exc:
-            named = source.explicit and not options.force_exclude  # --force-exclude: pre-commit names every staged file
-            if getattr(exc, "too_large", False) and source.fmt == "json" and not named:
-                # A JSON file this large, found by walking a folder, is a data set or a tokenizer.json, never a
-                # configuration (an adapter_config.json, a DeepSpeed or trainer JSON is a few KB): skipped as the
-                # prefilter skips a file without LoRA words, not LORA905 on every repository that keeps its
-                # alpaca_data.json beside the scripts. Named on the command line, it is reported, so the stat
-                # index keeps no record of it (refused by size: a stat, no read).
-                continue
-            ready.append(FileResult(source.display, diagnostics=[_read_problem(source.display, exc)]))
-            continue
-        if not is_candidate(data, source.fmt):
-            if index is not None:
-                index.record(source.display, str(source.path), source.fmt, facts, None)
-            continue
-        key = cache.key(source.display, source.fmt, data) if cache else None
-        if index is not None:
-            index.record(source.display, str(source.path), source.fmt, facts, key)
-        if key and keys is not None:
-            keys[source.display] = key
-        cached = _cache_hit(cache, key) if cache and key else None
-        if cached is not None:
-            _note_dependencies(keys, source.display, cached)
-            ready.append(cached)
-        else:
-            todo.append((source, data, key))
-    if index is not None:
-        index.save(walked)
-    jobs = options.jobs if options.jobs is not None else (os.cpu_count() or 1)
-    # YAML/JSON extraction is cheap (libyaml); only Python and notebooks are worth the workers.
-    python = [d for s, d, _ in todo if s.fmt in ("python", "notebook")]
-    big = len(python) >= POOL_MIN_CANDIDATES or sum(len(d) for d in python) >= POOL_MIN_BYTES
-    if jobs > 1 and big and len(todo) > 1:
+        pending.append((source, facts))
+
+    def intake(item: tuple[SourceFile, Any]) -> tuple[str, str | None, FileResult | None]:
+        return _intake(item[0], settings, options, cache)
+
+    outcomes: Iterable[tuple[int, tuple[str, str | None, FileResult | None]]]
+    workers = None
+    sizes = _worth_workers(pending, options)
+    if sizes is None:
+        outcomes = enumerate(map(intake, pending))
+    else:
         # Import the extractors once here: forked workers then share them instead of each importing.
         import encodings.utf_8_sig  # noqa: F401  (notebooks and BOM-marked files decode with it)
 
@@ -268,28 +246,86 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         import loralint.extract.python  # noqa: F401
         import loralint.extract.yaml_formats  # noqa: F401
         import loralint.suppressions  # noqa: F401
-        from loralint.workers import extract_in_workers
+        from loralint.workers import Workers
 
         # Largest first: a big file handed out last would leave the other processes idle at the end.
-        todo.sort(key=lambda item: len(item[1]), reverse=True)
-        # This process extracts too, from the smallest up, while no result is ready: `jobs` processes in all.
-        fresh: Iterator[tuple[int, FileResult]] = extract_in_workers(todo, min(jobs - 1, len(todo) - 1), _extract_item)
-    else:
-        fresh = enumerate(_extract(s.display, d, s.fmt) for s, d, _ in todo)
+        order = sorted(range(len(pending)), key=sizes.__getitem__, reverse=True)
+        pending = [pending[i] for i in order]
+        # This process reads and parses too, from the smallest up, while no result is ready: `jobs` in all.
+        outcomes = workers = Workers(pending, [sizes[i] for i in order], _jobs(options) - 1, intake)
     try:
-        yield from ready  # the workers are already extracting
-        for index, result in fresh:
-            source, _, key = todo[index]
-            # An adapter loaded to train again carries the settings of another file (its adapter_config.json):
-            # the entry lists the files read (result.depends_on), and a hit re-reads them above.
-            if cache and key and not any(d.code == "LORA904" for d in result.diagnostics):
+        yield from ready  # the workers are already at work
+        for position, (kind, key, result) in outcomes:
+            source, facts = pending[position]
+            if kind in ("refused", "cached", "fresh") and index is not None:  # read, and not too large
+                index.record(source.display, str(source.path), source.fmt, facts, key)
+            if key and keys is not None:
+                keys[source.display] = key
+            if result is None:
+                continue
+            if kind == "cached":
+                _note_dependencies(keys, source.display, result)
+            elif kind == "fresh" and key and not any(d.code == "LORA904" for d in result.diagnostics):
+                # An adapter loaded to train again carries the settings of another file (its
+                # adapter_config.json): the entry lists the files read (result.depends_on), and a hit re-reads them.
                 _note_dependencies(keys, source.display, result)
                 cache.put(key, result)
             yield result
     finally:
-        close = getattr(fresh, "close", None)
-        if close is not None:
-            close()  # a usage error half-way stops the workers now
+        if workers is not None:
+            workers.close()  # a usage error half-way stops them now
+    if index is not None:
+        index.save(walked)
+
+
+def _jobs(options: Options) -> int:
+    return options.jobs if options.jobs is not None else (os.cpu_count() or 1)
+
+
+def _worth_workers(pending: list[tuple[SourceFile, Any]], options: Options) -> list[int] | None:
+    """Each pending file's size when there is enough Python to pay for forking workers, else None.
+    YAML and JSON extraction is cheap (libyaml); only Python and notebooks count."""
+    if _jobs(options) < 2 or len(pending) < 2:
+        return None
+    python = [(source, facts) for source, facts in pending if source.fmt in ("python", "notebook")]
+    if len(python) < POOL_MIN_FILES and sum(_size(source, facts) for source, facts in python) < POOL_MIN_BYTES:
+        return None
+    return [_size(source, facts) for source, facts in pending]
+
+
+def _size(source: SourceFile, facts: Any) -> int:
+    if facts is not None:
+        return facts[0]  # the stat index's (size, mtime, inode, ctime)
+    try:
+        return os.stat(source.path).st_size
+    except OSError:
+        return 0  # reading it says what is wrong
+
+
+def _intake(source: SourceFile, settings: Settings, options: Options,
+            cache: Any) -> tuple[str, str | None, FileResult | None]:
+    """One file read, prefiltered and extracted or found in the cache: (what happened, its content key
+    (cache on), its result). What happened: "skipped" (too large, not named), "unread" (a read problem,
+    reported), "refused" (by the prefilter), "cached", "fresh" (extracted now)."""
+    try:
+        data = read_limited(source.path, settings.max_file_size)
+    except OSError as exc:
+        named = source.explicit and not options.force_exclude  # --force-exclude: pre-commit names every staged file
+        if getattr(exc, "too_large", False) and source.fmt == "json" and not named:
+            # A JSON file this large, found by walking a folder, is a data set or a tokenizer.json, never a
+            # configuration (an adapter_config.json, a DeepSpeed or trainer JSON is a few KB): skipped as the
+            # prefilter skips a file without LoRA words, not LORA905 on every repository that keeps its
+            # alpaca_data.json beside the scripts. Named on the command line, it is reported, so the stat
+            # index keeps no record of it (refused by size: a stat, no read).
+            return "skipped", None, None
+        return "unread", None, FileResult(source.display, diagnostics=[_read_problem(source.display, exc)])
+    if not is_candidate(data, source.fmt):
+        return "refused", None, None
+    key = cache.key(source.display, source.fmt, data) if cache else None
+    cached = _cache_hit(cache, key) if cache and key else None
+    if cached is not None:
+        return "cached", key, cached
+    return "fresh", key, _extract(source.display, data, source.fmt)
 
 
 def _cache_hit(cache: Any, key: str) -> FileResult | None:
@@ -310,11 +346,6 @@ def _note_dependencies(keys: dict[str, str] | None, display: str, result: FileRe
         from loralint.dependencies import fold
 
         keys[display] = fold(keys[display], result.depends_on)
-
-
-def _extract_item(item: tuple[SourceFile, bytes, str | None]) -> FileResult:
-    source, data, _ = item
-    return _extract(source.display, data, source.fmt)
 
 
 # Python's recursion limit counts every frame on the stack, the caller's too, and (3.11) C calls such as the

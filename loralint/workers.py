@@ -1,14 +1,15 @@
-"""Extract many files at once: forked worker processes beside this one.
+"""Work through many files at once: forked worker processes beside this one.
 
-The workers are forked after every file is read, so each already holds the files' bytes and nothing is sent
-to it but an index. This process hands the files out from the largest down, a couple ahead per worker, and
-whenever no result is ready it takes the smallest left itself; each worker sends its results back pickled
-through its own pipe. ProcessPoolExecutor, used before, fed its workers one file at a time from a thread of
-this process, which waited for the GIL while this process ran the per-file stages: on axolotl's tree the
-worker sat idle for two fifths of its time, and each file's bytes were pickled on the way out.
+The workers are forked with the list of files to do, so nothing is sent to them but indices: this process
+hands the files out from the largest down, a few ahead (more when they are small) so that a worker seldom
+waits for it, and whenever no result is ready it takes the smallest left itself; each worker sends its
+results back pickled through its own pipe. ProcessPoolExecutor, used before, fed its workers one file at a
+time from a thread of this process, which waited for the GIL while this process ran the per-file stages
+(on axolotl's tree the worker sat idle for two fifths of its time), and pickled each file's bytes on the
+way out.
 
-Where there is no os.fork (Windows) the files are extracted here, one after the other. A worker that dies
-(killed, out of memory) is not waited for: this process extracts the files it had been given.
+Where there is no os.fork (Windows) the files are done here, one after the other. A worker that dies
+(killed, out of memory) is not waited for: this process does the files it had been given.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-# Files handed to a worker before it asks: it starts the next one while this process is busy elsewhere.
+# Files handed to a worker before it asks, so that it starts the next one while this process is busy
+# elsewhere: at least two, and as many more small ones (up to 64) as make 256 KB.
 _AHEAD = 2
+_AHEAD_BYTES = 256 * 1024
+_AHEAD_MOST = 64
 _INDEX = struct.Struct("<i")
 _HEADER = struct.Struct("<iQ")  # index, length of the pickled result
 # A result is written whole while this process may be busy: a pipe this large (Linux allows up to 1 MiB
@@ -34,76 +38,87 @@ FORKS = hasattr(os, "fork")
 
 
 class _Worker:
-    __slots__ = ("given", "pid", "results", "tasks")
+    __slots__ = ("given", "pid", "queued", "results", "tasks")
 
     def __init__(self, pid: int, tasks: int, results: int) -> None:
         self.pid = pid
         self.tasks = tasks  # write end: indices for the worker
         self.results = results  # read end: its results
         self.given: deque[int] = deque()  # indices sent and not yet answered, in the order sent
+        self.queued = 0  # their sizes
 
 
-def extract_in_workers(items: Sequence[Any], workers: int, extract: Callable[[Any], Any]) -> Iterator[tuple[int, Any]]:
-    """Each of `items` (sorted largest first) extracted by `extract`, with its index, in the order they
-    finish: by `workers` forked processes from the front, and by this process from the back whenever no
-    result is ready. Closing the iterator early stops the workers."""
-    if not FORKS or workers < 1:
-        yield from enumerate(map(extract, items))
-        return
-    pool: list[_Worker] = []
-    by_fd: dict[int, _Worker] = {}  # the workers still answering, by their results pipe
-    poller = select.poll()
-    front, back = 0, len(items) - 1  # items[front..back] are still to hand out
-    mine: list[int] = []  # given to a worker that died: extracted here
-    left = len(items)
-    try:
-        for _ in range(workers):
-            pool.append(_fork(items, extract, pool))
-        for worker in pool:
-            by_fd[worker.results] = worker
-            poller.register(worker.results, select.POLLIN)
-            for _ in range(_AHEAD):
-                if front <= back:
-                    front = _give(worker, front, mine)
-        while left:
-            if mine:
-                index = mine.pop()
-                left -= 1
+class Workers:
+    """`extract` of each of `items` (sorted largest first; `sizes`: theirs, in bytes), by `workers` processes
+    forked now, which take items from the front, and by this process, which takes them from the back
+    whenever no result is ready. Iterate for (index, result) in the order they finish; close() stops the
+    workers (without waiting for their files when some are left) and reaps them."""
+
+    def __init__(self, items: Sequence[Any], sizes: Sequence[int], workers: int, extract: Callable[[Any], Any]) -> None:
+        self.items, self.sizes, self.extract = items, sizes, extract
+        self.pool: list[_Worker] = []
+        self.by_fd: dict[int, _Worker] = {}  # the workers still answering, by their results pipe
+        self.front, self.back = 0, len(items) - 1  # items[front..back] are still to hand out
+        self.mine: list[int] = []  # given to a worker that died: extracted here
+        self.left = len(items)
+        if not FORKS:
+            return
+        self.poller = select.poll()
+        try:
+            for _ in range(min(workers, len(items) - 1)):  # this process takes one at least
+                self.pool.append(_fork(items, extract, self.pool))
+            for worker in self.pool:
+                self.by_fd[worker.results] = worker
+                self.poller.register(worker.results, select.POLLIN)
+                self._fill(worker)
+        except BaseException:
+            self.close()
+            raise
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        items, extract = self.items, self.extract
+        while self.left:
+            if self.mine:
+                index = self.mine.pop()
+                self.left -= 1
                 yield index, extract(items[index])
                 continue
-            ready = poller.poll(0) if by_fd else []
+            ready = self.poller.poll(0) if self.by_fd else []
             if not ready:
-                if front <= back:
-                    back -= 1
-                    left -= 1
-                    yield back + 1, extract(items[back + 1])
+                if self.front <= self.back:
+                    index = self.back
+                    self.back -= 1
+                    self.left -= 1
+                    yield index, extract(items[index])
                     continue
-                if not by_fd:
-                    break  # not reached: with no worker left, every file is in `mine` or done
-                ready = poller.poll()
+                if not self.by_fd:
+                    return  # not reached: with no worker left, every item is in `mine` or done
+                ready = self.poller.poll()
             for fd, _ in ready:
-                worker = by_fd[fd]
+                worker = self.by_fd[fd]
                 answer = _receive(fd)
                 if answer is None:  # the worker is gone: what it held is done here
-                    del by_fd[fd]
-                    poller.unregister(fd)
+                    del self.by_fd[fd]
+                    self.poller.unregister(fd)
                     _close(worker, "results")
-                    mine.extend(worker.given)
+                    self.mine.extend(worker.given)
                     worker.given.clear()
                     continue
                 index, result = answer
                 worker.given.remove(index)
-                if front <= back:
-                    front = _give(worker, front, mine)
+                worker.queued -= self.sizes[index]
+                if self.front <= self.back:
+                    self._fill(worker)
                 elif not worker.given:
                     _close(worker, "tasks")  # nothing more for it: it exits
-                left -= 1
+                self.left -= 1
                 yield index, result
-    finally:
-        for worker in pool:
+
+    def close(self) -> None:
+        for worker in self.pool:
             _close(worker, "tasks")
             _close(worker, "results")
-            if left:  # stopped early (an error in the caller's stages): do not wait for a file to finish
+            if self.left:  # stopped early (an error in the caller's stages): do not wait for a file to finish
                 try:
                     os.kill(worker.pid, signal.SIGKILL)
                 except OSError:
@@ -112,6 +127,27 @@ def extract_in_workers(items: Sequence[Any], workers: int, extract: Callable[[An
                 os.waitpid(worker.pid, 0)
             except ChildProcessError:
                 pass
+        self.pool = []
+
+    def _fill(self, worker: _Worker) -> None:
+        """Hand the worker items from the front until it holds enough (or, when it is gone, leave the next
+        one to this process)."""
+        given, sizes = worker.given, self.sizes
+        while self.front <= self.back and (len(given) < _AHEAD or worker.queued < _AHEAD_BYTES) \
+                and len(given) < _AHEAD_MOST:
+            index = self.front
+            self.front += 1
+            if worker.tasks < 0:
+                self.mine.append(index)
+                return
+            try:
+                os.write(worker.tasks, _INDEX.pack(index))
+            except OSError:  # its end is closed: it died; its results pipe says so next
+                _close(worker, "tasks")
+                self.mine.append(index)
+                return
+            given.append(index)
+            worker.queued += sizes[index]
 
 
 def _fork(items: Sequence[Any], extract: Callable[[Any], Any], others: list[_Worker]) -> _Worker:
@@ -143,19 +179,6 @@ def _serve(items: Sequence[Any], extract: Callable[[Any], Any], tasks: int, resu
         (index,) = _INDEX.unpack(data)
         payload = pickle.dumps(extract(items[index]), pickle.HIGHEST_PROTOCOL)
         _write(results, _HEADER.pack(index, len(payload)) + payload)
-
-
-def _give(worker: _Worker, index: int, mine: list[int]) -> int:
-    """Hand `index` to the worker (or, when it is gone, to this process); the next index to hand out."""
-    if worker.tasks >= 0:
-        try:
-            os.write(worker.tasks, _INDEX.pack(index))
-            worker.given.append(index)
-            return index + 1
-        except OSError:  # its end is closed: it died; its results pipe says so next
-            _close(worker, "tasks")
-    mine.append(index)
-    return index + 1
 
 
 def _receive(fd: int) -> tuple[int, Any] | None:

@@ -43,6 +43,35 @@ def test_process_pool_gives_the_same_results_as_one_process(write, tmp_path):
     assert serial["files_checked"] == 240 and len(serial["configs"]) == 40
 
 
+def test_workers_read_refuse_and_cache_files_as_one_process_does(write, tmp_path):
+    # With many files, forked workers read, prefilter, look up the cache and parse beside the main process:
+    # what they find unreadable, refuse, skip or take from the cache must come out as one process says it.
+    import os
+
+    write("pyproject.toml", '[tool.loralint]\nmax-file-size = "2 KB"\n')
+    for i in range(30):
+        write(f"pkg/m{i:02d}.py", CFG.format(r=8 + i))
+        write(f"pkg/plain{i:02d}.py", "x = 1\n")
+    write("broken.py", "from peft import LoraConfig\nLoraConfig(r=\n")  # LORA901
+    write("large.py", "from peft import LoraConfig\n" + "x = 1\n" * 600)  # over max-file-size: LORA905
+    write("data/train.json", '[{"lora_r": 1, "text": "' + "a" * 3000 + '"}]')  # a data set, walked: skipped
+    os.mkfifo(tmp_path / "pipe.py")  # not a regular file: LORA905, never blocks the run
+    serial = run_cli(["check", "--output-format", "json", "--no-cache", "--jobs", "1", "."], cwd=tmp_path)
+    assert serial.json["files_checked"] == 64
+    assert sorted(d["code"] for d in serial.json["diagnostics"] if d["code"] >= "LORA9") == [
+        "LORA901", "LORA905", "LORA905"]
+
+    def parallel() -> tuple[int, str]:
+        run = run_cli(["check", "--output-format", "json", "--jobs", "2", "."], cwd=tmp_path)
+        return run.exit_code, run.stdout
+
+    assert parallel() == (serial.exit_code, serial.stdout)  # cold: the workers fill the cache
+    for path in tmp_path.rglob("*.py"):
+        if path.is_file():
+            os.utime(path, ns=(0, 0))  # a changed stat: every file is read again, its entry found by content
+    assert parallel() == (serial.exit_code, serial.stdout)
+
+
 def test_notes_and_findings_do_not_depend_on_the_order_files_are_parsed_in(write, tmp_path):
     # Pooled, files reach resolve and the checks as they are parsed (by the workers, largest first, or by the
     # main process, smallest first, while none is ready): the run must say the same as when parsed one by

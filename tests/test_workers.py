@@ -28,7 +28,9 @@ def test_every_item_comes_back_once_with_its_own_result():
     def extract(item: str) -> tuple[str, int]:
         return item.upper(), os.getpid()
 
-    got = list(workers.extract_in_workers(items, 2, extract))
+    pool = workers.Workers(items, [len(item) for item in items], 2, extract)
+    got = list(pool)
+    pool.close()
     assert sorted(index for index, _ in got) == list(range(len(items)))
     assert all(result == items[index].upper() for index, (result, _) in got)
     by_index = {index: pid for index, (_, pid) in got}
@@ -46,7 +48,9 @@ def test_the_files_of_a_worker_that_dies_are_parsed_here():
             os._exit(3)  # killed mid-file: out of memory, a signal
         return item, os.getpid()
 
-    got = dict(workers.extract_in_workers(items, 1, extract))
+    pool = workers.Workers(items, [1] * len(items), 1, extract)
+    got = dict(pool)
+    pool.close()
     assert sorted(got) == list(range(len(items)))
     assert got[0] == ("dies", parent)
     assert [result for _, (result, _) in sorted(got.items())] == items
@@ -63,13 +67,16 @@ def test_stopping_early_does_not_wait_for_the_workers_files():
         return item
 
     started = time.monotonic()
-    stream = workers.extract_in_workers(items, 1, extract)
-    assert next(stream) == (2, "small")  # the worker holds the other two; this process took the smallest
-    stream.close()  # as a usage error half-way through a run does
+    pool = workers.Workers(items, [10**6, 10**6, 10], 1, extract)
+    assert next(iter(pool)) == (2, "small")  # the worker holds the other two; this process took the smallest
+    pool.close()  # as a usage error half-way through a run does
     assert time.monotonic() - started < 30
     assert _no_children_left()
 
 
-def test_without_workers_items_are_extracted_here_in_order(monkeypatch):
+def test_without_os_fork_every_item_is_extracted_here(monkeypatch):
     monkeypatch.setattr(workers, "FORKS", False)
-    assert list(workers.extract_in_workers(["a", "b"], 2, str.upper)) == [(0, "A"), (1, "B")]
+    parent = os.getpid()
+    pool = workers.Workers(["a", "b", "c"], [3, 2, 1], 2, lambda item: (item.upper(), os.getpid()))
+    assert sorted(pool) == [(0, ("A", parent)), (1, ("B", parent)), (2, ("C", parent))]
+    assert _no_children_left()
