@@ -28,6 +28,8 @@ from typing import Any
 _AHEAD = 2
 _AHEAD_BYTES = 256 * 1024
 _AHEAD_MOST = 64
+# Nor more than this part of what is left to hand out: at the end, what a worker holds, no one else can take.
+_SHARE = 4
 _INDEX = struct.Struct("<i")
 _HEADER = struct.Struct("<iQ")  # index, length of the pickled result
 # A result is written whole while this process may be busy: a pipe this large (Linux allows up to 1 MiB
@@ -61,6 +63,7 @@ class Workers:
         self.front, self.back = 0, len(items) - 1  # items[front..back] are still to hand out
         self.mine: list[int] = []  # given to a worker that died: extracted here
         self.left = len(items)
+        self.unhanded = sum(sizes)  # the sizes of items[front..back]
         if not FORKS:
             return
         self.poller = select.poll()
@@ -88,6 +91,7 @@ class Workers:
                 if self.front <= self.back:
                     index = self.back
                     self.back -= 1
+                    self.unhanded -= self.sizes[index]
                     self.left -= 1
                     yield index, extract(items[index])
                     continue
@@ -133,10 +137,11 @@ class Workers:
         """Hand the worker items from the front until it holds enough (or, when it is gone, leave the next
         one to this process)."""
         given, sizes = worker.given, self.sizes
-        while self.front <= self.back and (len(given) < _AHEAD or worker.queued < _AHEAD_BYTES) \
-                and len(given) < _AHEAD_MOST:
+        enough = min(_AHEAD_BYTES, self.unhanded // _SHARE)
+        while self.front <= self.back and (len(given) < _AHEAD or worker.queued < enough) and len(given) < _AHEAD_MOST:
             index = self.front
             self.front += 1
+            self.unhanded -= sizes[index]
             if worker.tasks < 0:
                 self.mine.append(index)
                 return
