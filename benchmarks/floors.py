@@ -66,7 +66,7 @@ def parse_cpu(tree: Path) -> tuple[int, float]:
     todo = []
     for source in sources:
         try:
-            data = source.path.read_bytes()
+            data = Path(source.path).read_bytes()
         except OSError:
             continue
         if source.fmt in ("python", "notebook") and is_candidate(data, source.fmt):

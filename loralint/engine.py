@@ -24,9 +24,9 @@ from loralint.settings import Settings, setting_location
 from loralint.sites import SEVERITY_RANK, ConfigSite, Diagnostic, FileResult
 
 # Read and parse in worker processes (loralint/workers.py) only when there is enough Python to pay for
-# forking them: this many Python files or notebooks to read, or this many bytes of them.
-POOL_MIN_FILES = 24
+# forking them: this many bytes of Python files and notebooks to read, or, once read, this many candidates.
 POOL_MIN_BYTES = 400_000
+POOL_MIN_CANDIDATES = 24
 
 
 class UsageError(Exception):
@@ -205,7 +205,7 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         cache = ExtractionCache(settings.root)
         index = StatIndex(cache, settings.max_file_size)
     ready: list[FileResult] = []
-    pending: list[tuple[SourceFile, Any]] = []  # to read: each file with its stat (cache on) or None
+    pending: list[_Item] = []  # to read: each file with its stat (cache on) or None
     for source in files:
         facts = None
         if index is not None:
@@ -224,53 +224,52 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
                     _note_dependencies(keys, source.display, cached)
                     ready.append(cached)
                     continue
-        pending.append((source, facts))
+        pending.append((source, facts, None))
 
-    def intake(item: tuple[SourceFile, Any]) -> tuple[str, str | None, FileResult | None]:
-        return _intake(item[0], settings, options, cache)
+    def intake(item: _Item) -> _Outcome:
+        return _intake(item[0], item[2], settings, options, cache)
 
-    outcomes: Iterable[tuple[int, tuple[str, str | None, FileResult | None]]]
-    workers = None
-    sizes = _worth_workers(pending, options)
-    if sizes is None:
-        outcomes = enumerate(map(intake, pending))
-    else:
-        # Import the extractors once here: forked workers then share them instead of each importing.
-        import encodings.utf_8_sig  # noqa: F401  (notebooks and BOM-marked files decode with it)
+    def handle(item: _Item, outcome: _Outcome) -> Iterator[FileResult]:
+        """What this process does with a file's outcome, whoever read and parsed it."""
+        (source, facts, _), (kind, key, result) = item, outcome
+        if kind in ("refused", "cached", "fresh") and index is not None:  # read, and not too large
+            index.record(source.display, str(source.path), source.fmt, facts, key)
+        if key and keys is not None:
+            keys[source.display] = key
+        if result is None:
+            return
+        if kind == "cached":
+            _note_dependencies(keys, source.display, result)
+        elif kind == "fresh" and key and not any(d.code == "LORA904" for d in result.diagnostics):
+            # An adapter loaded to train again carries the settings of another file (its adapter_config.json):
+            # the entry lists the files read (result.depends_on), and a hit re-reads them.
+            _note_dependencies(keys, source.display, result)
+            cache.put(key, result)
+        yield result
 
-        import loralint.datasets.python_refs  # noqa: F401
-        import loralint.dependencies  # noqa: F401
-        import loralint.extract.adapter_json  # noqa: F401
-        import loralint.extract.bounds  # noqa: F401
-        import loralint.extract.notebook  # noqa: F401
-        import loralint.extract.python  # noqa: F401
-        import loralint.extract.yaml_formats  # noqa: F401
-        import loralint.suppressions  # noqa: F401
-        from loralint.workers import Workers
-
-        # Largest first: a big file handed out last would leave the other processes idle at the end.
-        order = sorted(range(len(pending)), key=sizes.__getitem__, reverse=True)
-        pending = [pending[i] for i in order]
-        # This process reads and parses too, from the smallest up, while no result is ready: `jobs` in all.
-        outcomes = workers = Workers(pending, [sizes[i] for i in order], _jobs(options) - 1, intake)
+    # With much Python to read, workers are forked now and read, prefilter and parse as this process does;
+    # with less, this process reads and prefilters every file first, and forks workers only for many
+    # candidates (forking costs a small tree more than it saves).
+    todo, workers = pending, None
+    sizes = _sizes(pending, options, POOL_MIN_BYTES, None)
+    if sizes is not None:
+        todo, workers = _start_workers(pending, sizes, options, intake)
     try:
-        yield from ready  # the workers are already at work
-        for position, (kind, key, result) in outcomes:
-            source, facts = pending[position]
-            if kind in ("refused", "cached", "fresh") and index is not None:  # read, and not too large
-                index.record(source.display, str(source.path), source.fmt, facts, key)
-            if key and keys is not None:
-                keys[source.display] = key
-            if result is None:
-                continue
-            if kind == "cached":
-                _note_dependencies(keys, source.display, result)
-            elif kind == "fresh" and key and not any(d.code == "LORA904" for d in result.diagnostics):
-                # An adapter loaded to train again carries the settings of another file (its
-                # adapter_config.json): the entry lists the files read (result.depends_on), and a hit re-reads them.
-                _note_dependencies(keys, source.display, result)
-                cache.put(key, result)
-            yield result
+        yield from ready  # the workers, if any, are already at work
+        if workers is None:
+            todo = []
+            for item in pending:
+                data, outcome = _read(item[0], settings, options)
+                if outcome is not None:
+                    yield from handle(item, outcome)
+                else:
+                    todo.append((item[0], item[1], data))
+            sizes = _sizes(todo, options, POOL_MIN_BYTES, POOL_MIN_CANDIDATES)
+            if sizes is not None:
+                todo, workers = _start_workers(todo, sizes, options, intake)
+        outcomes = iter(workers) if workers is not None else enumerate(map(intake, todo))
+        for position, outcome in outcomes:
+            yield from handle(todo[position], outcome)
     finally:
         if workers is not None:
             workers.close()  # a usage error half-way stops them now
@@ -278,19 +277,25 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
         index.save(walked)
 
 
+# A file to do: its source, its stat (cache on), its bytes once read. What became of it: see _intake.
+_Item = tuple[SourceFile, Any, "bytes | None"]
+_Outcome = tuple[str, "str | None", "FileResult | None"]
+
+
 def _jobs(options: Options) -> int:
     return options.jobs if options.jobs is not None else (os.cpu_count() or 1)
 
 
-def _worth_workers(pending: list[tuple[SourceFile, Any]], options: Options) -> list[int] | None:
-    """Each pending file's size when there is enough Python to pay for forking workers, else None.
-    YAML and JSON extraction is cheap (libyaml); only Python and notebooks count."""
-    if _jobs(options) < 2 or len(pending) < 2:
+def _sizes(items: list[_Item], options: Options, min_bytes: int, min_files: int | None) -> list[int] | None:
+    """Each item's size when there is enough Python (files and notebooks) among them to pay for forking
+    workers: `min_bytes` of it, or `min_files` of it. YAML and JSON extraction is cheap (libyaml)."""
+    if _jobs(options) < 2 or len(items) < 2:
         return None
-    python = [(source, facts) for source, facts in pending if source.fmt in ("python", "notebook")]
-    if len(python) < POOL_MIN_FILES and sum(_size(source, facts) for source, facts in python) < POOL_MIN_BYTES:
+    sizes = [len(data) if data is not None else _size(source, facts) for source, facts, data in items]
+    python = [size for (source, _, _), size in zip(items, sizes) if source.fmt in ("python", "notebook")]
+    if sum(python) < min_bytes and (min_files is None or len(python) < min_files):
         return None
-    return [_size(source, facts) for source, facts in pending]
+    return sizes
 
 
 def _size(source: SourceFile, facts: Any) -> int:
@@ -302,11 +307,32 @@ def _size(source: SourceFile, facts: Any) -> int:
         return 0  # reading it says what is wrong
 
 
-def _intake(source: SourceFile, settings: Settings, options: Options,
-            cache: Any) -> tuple[str, str | None, FileResult | None]:
-    """One file read, prefiltered and extracted or found in the cache: (what happened, its content key
-    (cache on), its result). What happened: "skipped" (too large, not named), "unread" (a read problem,
-    reported), "refused" (by the prefilter), "cached", "fresh" (extracted now)."""
+def _start_workers(items: list[_Item], sizes: list[int], options: Options,
+                   intake: Callable[[_Item], _Outcome]) -> tuple[list[_Item], Any]:
+    """The items, largest first, and the workers forked to do them with this process."""
+    # Import the extractors once here: forked workers then share them instead of each importing.
+    import encodings.utf_8_sig  # noqa: F401  (notebooks and BOM-marked files decode with it)
+
+    import loralint.datasets.python_refs  # noqa: F401
+    import loralint.dependencies  # noqa: F401
+    import loralint.extract.adapter_json  # noqa: F401
+    import loralint.extract.bounds  # noqa: F401
+    import loralint.extract.notebook  # noqa: F401
+    import loralint.extract.python  # noqa: F401
+    import loralint.extract.yaml_formats  # noqa: F401
+    import loralint.suppressions  # noqa: F401
+    from loralint.workers import Workers
+
+    # Largest first: a big file handed out last would leave the other processes idle at the end.
+    order = sorted(range(len(items)), key=sizes.__getitem__, reverse=True)
+    items = [items[i] for i in order]
+    # This process reads and parses too, from the smallest up, while no result is ready: `jobs` in all.
+    return items, Workers(items, [sizes[i] for i in order], _jobs(options) - 1, intake)
+
+
+def _read(source: SourceFile, settings: Settings, options: Options) -> tuple[bytes | None, _Outcome | None]:
+    """The file's bytes if it is a candidate, else what became of it: "skipped" (too large, not named),
+    "unread" (a read problem, reported) or "refused" (by the prefilter)."""
     try:
         data = read_limited(source.path, settings.max_file_size)
     except OSError as exc:
@@ -317,10 +343,21 @@ def _intake(source: SourceFile, settings: Settings, options: Options,
             # prefilter skips a file without LoRA words, not LORA905 on every repository that keeps its
             # alpaca_data.json beside the scripts. Named on the command line, it is reported, so the stat
             # index keeps no record of it (refused by size: a stat, no read).
-            return "skipped", None, None
-        return "unread", None, FileResult(source.display, diagnostics=[_read_problem(source.display, exc)])
+            return None, ("skipped", None, None)
+        return None, ("unread", None, FileResult(source.display, diagnostics=[_read_problem(source.display, exc)]))
     if not is_candidate(data, source.fmt):
-        return "refused", None, None
+        return None, ("refused", None, None)
+    return data, None
+
+
+def _intake(source: SourceFile, data: bytes | None, settings: Settings, options: Options, cache: Any) -> _Outcome:
+    """One file read (unless `data` holds it), prefiltered and extracted or found in the cache: (what became
+    of it (see _read; "cached", "fresh": extracted now), its content key (cache on), its result)."""
+    if data is None:
+        data, outcome = _read(source, settings, options)
+        if outcome is not None:
+            return outcome
+        assert data is not None
     key = cache.key(source.display, source.fmt, data) if cache else None
     cached = _cache_hit(cache, key) if cache and key else None
     if cached is not None:

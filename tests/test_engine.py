@@ -1,9 +1,10 @@
-"""The pipeline's performance features keep results identical: prefilter, cache, process pool."""
+"""The pipeline's performance features keep results identical: prefilter, cache, worker processes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers import run_cli
 
 CFG = 'from peft import LoraConfig\nc = LoraConfig(r={r}, lora_alpha=4, target_modules=["q_proj"], task_type="CAUSAL_LM")\n'
@@ -43,23 +44,32 @@ def test_process_pool_gives_the_same_results_as_one_process(write, tmp_path):
     assert serial["files_checked"] == 240 and len(serial["configs"]) == 40
 
 
-def test_workers_read_refuse_and_cache_files_as_one_process_does(write, tmp_path):
-    # With many files, forked workers read, prefilter, look up the cache and parse beside the main process:
-    # what they find unreadable, refuse, skip or take from the cache must come out as one process says it.
+@pytest.mark.parametrize("padding", [0, 3000])
+def test_workers_read_refuse_and_cache_files_as_one_process_does(write, tmp_path, monkeypatch, padding):
+    # With many files, forked workers parse the candidates this process read (padding 0), or, with much Python
+    # to read (padding 3000: over 400 KB), they read, prefilter, look up the cache and parse too: what they find
+    # unreadable, refuse, skip or take from the cache must come out as one process says it.
     import os
 
-    write("pyproject.toml", '[tool.loralint]\nmax-file-size = "2 KB"\n')
+    import loralint.engine as engine
+
+    write("pyproject.toml", '[tool.loralint]\nmax-file-size = "30 KB"\n')
     for i in range(30):
         write(f"pkg/m{i:02d}.py", CFG.format(r=8 + i))
-        write(f"pkg/plain{i:02d}.py", "x = 1\n")
+        write(f"pkg/plain{i:02d}.py", "x = 1\n" * (padding + 1))
     write("broken.py", "from peft import LoraConfig\nLoraConfig(r=\n")  # LORA901
-    write("large.py", "from peft import LoraConfig\n" + "x = 1\n" * 600)  # over max-file-size: LORA905
-    write("data/train.json", '[{"lora_r": 1, "text": "' + "a" * 3000 + '"}]')  # a data set, walked: skipped
+    write("large.py", "from peft import LoraConfig\n" + "x = 1\n" * 6000)  # over max-file-size: LORA905
+    write("data/train.json", '[{"lora_r": 1, "text": "' + "a" * 40_000 + '"}]')  # a data set, walked: skipped
     os.mkfifo(tmp_path / "pipe.py")  # not a regular file: LORA905, never blocks the run
     serial = run_cli(["check", "--output-format", "json", "--no-cache", "--jobs", "1", "."], cwd=tmp_path)
     assert serial.json["files_checked"] == 64
     assert sorted(d["code"] for d in serial.json["diagnostics"] if d["code"] >= "LORA9") == [
         "LORA901", "LORA905", "LORA905"]
+
+    started = []
+    real = engine._start_workers
+    monkeypatch.setattr(engine, "_start_workers",
+                        lambda items, *rest: started.append({item[2] is None for item in items}) or real(items, *rest))
 
     def parallel() -> tuple[int, str]:
         run = run_cli(["check", "--output-format", "json", "--jobs", "2", "."], cwd=tmp_path)
@@ -70,6 +80,7 @@ def test_workers_read_refuse_and_cache_files_as_one_process_does(write, tmp_path
         if path.is_file():
             os.utime(path, ns=(0, 0))  # a changed stat: every file is read again, its entry found by content
     assert parallel() == (serial.exit_code, serial.stdout)
+    assert started == [{padding > 0}] * 2  # workers forked with every file still to read, or with the candidates
 
 
 def test_notes_and_findings_do_not_depend_on_the_order_files_are_parsed_in(write, tmp_path):
