@@ -387,7 +387,7 @@ def _note_dependencies(keys: dict[str, str] | None, display: str, result: FileRe
 
 # Python's recursion limit counts every frame on the stack, the caller's too, and (3.11) C calls such as the
 # parser's: a file nested near it (a chain of thousands of `+`) got LORA901 from a worker, forked deep inside
-# the run, and LORA906 from this process taking the same file itself (_as_finished), depending on timing.
+# the run, and LORA906 from this process taking the same file itself (workers.Workers), depending on timing.
 # Each extraction gets this many frames above its own first one, whoever runs it.
 _EXTRACTION_FRAMES = 975
 

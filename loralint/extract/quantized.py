@@ -13,8 +13,8 @@ import ast
 import re
 from typing import TYPE_CHECKING, Any
 
-# The checks' wording of LORA405/LORA306, imported with this module (not in the functions): the parent of a
-# pool imports the extractors before it forks, and its workers then share these instead of each importing them.
+# The checks' wording of LORA405/LORA306, imported with this module (not in the functions): the main process
+# imports the extractors before it forks its workers, which then share these instead of each importing them.
 from loralint.checks.quantization import kbit_kwarg_message, merge_message, quantized_here
 from loralint.extract.trainers import adapter_loads, merge_of, trainer_of
 from loralint.program.evaluate import argument, plain
