@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from helpers import run_cli
 
 CFG = 'from peft import LoraConfig\nc = LoraConfig(r={r}, lora_alpha=4, target_modules=["q_proj"], task_type="CAUSAL_LM")\n'
