@@ -24,9 +24,11 @@ from loralint.settings import Settings, setting_location
 from loralint.sites import SEVERITY_RANK, ConfigSite, Diagnostic, FileResult
 
 # Read and parse in worker processes (loralint/workers.py) only when there is enough Python to pay for
-# forking them: this many bytes of Python files and notebooks to read, or, once read, this many candidates.
+# forking them: this many bytes of Python files and notebooks to read, or, once read, this many candidates;
+# and one worker for each POOL_BYTES_PER_WORKER of them at most.
 POOL_MIN_BYTES = 400_000
 POOL_MIN_CANDIDATES = 24
+POOL_BYTES_PER_WORKER = 256 * 1024
 
 
 class UsageError(Exception):
@@ -323,11 +325,14 @@ def _start_workers(items: list[_Item], sizes: list[int], options: Options,
     import loralint.suppressions  # noqa: F401
     from loralint.workers import Workers
 
+    # This process reads and parses too, from the smallest up, while no result is ready: `jobs` in all, but
+    # no more workers than there is Python for (each fork costs the main process a few milliseconds).
+    python = sum(size for (source, _, _), size in zip(items, sizes) if source.fmt in ("python", "notebook"))
+    workers = min(_jobs(options) - 1, max(1, python // POOL_BYTES_PER_WORKER))
     # Largest first: a big file handed out last would leave the other processes idle at the end.
     order = sorted(range(len(items)), key=sizes.__getitem__, reverse=True)
     items = [items[i] for i in order]
-    # This process reads and parses too, from the smallest up, while no result is ready: `jobs` in all.
-    return items, Workers(items, [sizes[i] for i in order], _jobs(options) - 1, intake)
+    return items, Workers(items, [sizes[i] for i in order], workers, intake)
 
 
 def _read(source: SourceFile, settings: Settings, options: Options) -> tuple[bytes | None, _Outcome | None]:

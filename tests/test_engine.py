@@ -84,6 +84,21 @@ def test_workers_read_refuse_and_cache_files_as_one_process_does(write, tmp_path
     assert started == [{padding > 0}] * 2  # workers forked with every file still to read, or with the candidates
 
 
+def test_no_more_workers_than_there_is_python_for(write, tmp_path, monkeypatch):
+    # --jobs 16 (a CI runner's cores) on ~500 KB of Python: each fork costs the main process time, so one
+    # worker per 256 KB of it at most; the findings are those of one process.
+    import loralint.workers as workers
+
+    for i in range(30):
+        write(f"pkg/m{i:02d}.py", CFG.format(r=8 + i) + "x = 1\n" * 2800)  # ~17 KB each
+    forks = []
+    real = workers._fork
+    monkeypatch.setattr(workers, "_fork", lambda *args: forks.append(1) or real(*args))
+    parallel = report(tmp_path, "--no-cache", "--jobs", "16")
+    assert len(forks) == 1
+    assert parallel == report(tmp_path, "--no-cache", "--jobs", "1")
+
+
 def test_notes_and_findings_do_not_depend_on_the_order_files_are_parsed_in(write, tmp_path):
     # Pooled, files reach resolve and the checks as they are parsed (by the workers, largest first, or by the
     # main process, smallest first, while none is ready): the run must say the same as when parsed one by
