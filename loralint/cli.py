@@ -92,7 +92,18 @@ _RUN_OPTIONS = _options(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Loralint(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        # Ctrl-C (or a SIGINT from a CI runner cancelling the job): click would print "Aborted!" and exit 1,
+        # which reads as "findings". One line and 130, as shells report an interrupted command.
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("loralint: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Loralint, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="loralint")
 def cli() -> None:
     """A static linter and advisor for LoRA / QLoRA fine-tuning configurations."""

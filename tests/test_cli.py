@@ -87,6 +87,20 @@ def test_exit_codes(write, tmp_path):
     assert run_cli(["check", "--select", "LORA999"], cwd=tmp_path).exit_code == 2
 
 
+@pytest.mark.parametrize("command", [["check", "--no-cache", "."], ["explain", "."]])
+def test_an_interrupted_run_says_so_and_exits_130(write, tmp_path, monkeypatch, command):
+    # Ctrl-C, or a CI runner cancelling the job, half-way through a run: not click's "Aborted!" and exit 1,
+    # which reads as findings.
+    write("bad.py", BAD)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("loralint.engine.discover_files", interrupted)
+    run = run_cli(command, cwd=tmp_path)
+    assert (run.exit_code, run.stderr) == (130, "loralint: interrupted\n")
+
+
 def test_clean_run_says_so(write, tmp_path):
     write("clean.py", CLEAN)
     run = run_cli(["check", "--no-cache", "."], cwd=tmp_path)
