@@ -22,8 +22,6 @@ from itertools import compress
 from operator import attrgetter, itemgetter
 from typing import Any, Iterator
 
-import yaml
-
 from loralint.extract.bounds import (
     MAX_DATA_DEPTH,
     MAX_DATA_NODES,
@@ -35,21 +33,19 @@ from loralint.extract.source import LINE_BREAK, LineIndex, SourceSyntaxError, li
 from loralint.limits import MAX_INT_BITS
 from loralint.sites import Unknown
 
-try:  # libyaml
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
-
 Position = tuple[int, int]  # 1-based line, 1-based column
 
+# PyYAML (~10 ms to import) is imported by the first YAML document composed (_import_yaml), not with this
+# module: JSON files and notebooks, which use this module's JSON half, never need it.
+yaml: Any = None
+_Loader: Any = None  # libyaml's CSafeLoader when available, else the pure-Python SafeLoader
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-_STR_TAG = yaml.resolver.Resolver.DEFAULT_SCALAR_TAG
+_STR_TAG = "tag:yaml.org,2002:str"  # PyYAML's DEFAULT_SCALAR_TAG, taken from it by _import_yaml
 # The first characters of a plain scalar that SafeLoader's implicit resolvers may tag otherwise than as a
 # string (bool, int, float, null, merge, timestamp, ...). A plain scalar that begins with any other one, and a
 # quoted scalar, is a string: the resolver, which would try each pattern, is not called (on a trainer YAML most
 # keys and many values). A wildcard resolver (key None) would apply to every first character: then all go.
-_RESOLVERS = yaml.resolver.Resolver.yaml_implicit_resolvers
-_RESOLVED_FIRST = None if None in _RESOLVERS or yaml.resolver.Resolver.yaml_path_resolvers else frozenset(_RESOLVERS)
+_RESOLVED_FIRST: frozenset[str] | None = None
 # The tag of a short plain scalar that needs the resolver, once a process: the same keys and values (`true`,
 # `num_epochs`, `0.0002`) come back in every config of a tree. The resolver's answer depends on the text alone.
 _PLAIN_TAGS: dict[str, str] = {}
@@ -444,8 +440,25 @@ class _Frame:
         self.merged: list[tuple[Node, Node]] = []
 
 
+def _import_yaml() -> None:
+    global yaml, _Loader, _STR_TAG, _RESOLVED_FIRST
+    if yaml is not None:
+        return
+    import yaml as module
+
+    try:  # libyaml
+        loader = module.CSafeLoader
+    except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+        loader = module.SafeLoader
+    resolvers = module.resolver.Resolver.yaml_implicit_resolvers
+    _STR_TAG = module.resolver.Resolver.DEFAULT_SCALAR_TAG
+    _RESOLVED_FIRST = None if None in resolvers or module.resolver.Resolver.yaml_path_resolvers else frozenset(resolvers)
+    _Loader, yaml = loader, module
+
+
 def compose_yaml(text: str) -> Iterator[Node]:
     """Every document of a YAML stream as a Node, one at a time (a caller may stop early)."""
+    _import_yaml()
     builder = _YamlBuilder(text)
 
     def where(mark: Any) -> str:
