@@ -231,15 +231,13 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
     def intake(item: _Item) -> _Outcome:
         return _intake(item[0], item[2], settings, options, cache)
 
-    def handle(item: _Item, outcome: _Outcome) -> Iterator[FileResult]:
-        """What this process does with a file's outcome, whoever read and parsed it."""
+    def handle(item: _Item, outcome: _Outcome) -> FileResult | None:
+        """What this process does with a file's outcome, whoever read and parsed it: its result, if any."""
         (source, facts, _), (kind, key, result) = item, outcome
         if kind in ("refused", "cached", "fresh") and index is not None:  # read, and not too large
             index.record(source.display, str(source.path), source.fmt, facts, key)
         if key and keys is not None:
             keys[source.display] = key
-        if result is None:
-            return
         if kind == "cached":
             _note_dependencies(keys, source.display, result)
         elif kind == "fresh" and key and not any(d.code == "LORA904" for d in result.diagnostics):
@@ -247,7 +245,7 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
             # the entry lists the files read (result.depends_on), and a hit re-reads them.
             _note_dependencies(keys, source.display, result)
             cache.put(key, result)
-        yield result
+        return result
 
     # With much Python to read, workers are forked now and read, prefilter and parse as this process does;
     # with less, this process reads and prefilters every file first, and forks workers only for many
@@ -262,16 +260,17 @@ def iter_extracted(files: list[SourceFile], settings: Settings, options: Options
             todo = []
             for item in pending:
                 data, outcome = _read(item[0], settings, options)
-                if outcome is not None:
-                    yield from handle(item, outcome)
-                else:
+                if outcome is None:
                     todo.append((item[0], item[1], data))
+                elif (result := handle(item, outcome)) is not None:
+                    yield result
             sizes = _sizes(todo, options, POOL_MIN_BYTES, POOL_MIN_CANDIDATES)
             if sizes is not None:
                 todo, workers = _start_workers(todo, sizes, options, intake)
         outcomes = iter(workers) if workers is not None else enumerate(map(intake, todo))
         for position, outcome in outcomes:
-            yield from handle(todo[position], outcome)
+            if (result := handle(todo[position], outcome)) is not None:
+                yield result
     finally:
         if workers is not None:
             workers.close()  # a usage error half-way stops them now

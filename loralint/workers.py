@@ -65,7 +65,7 @@ class Workers:
         self.left = len(items)
         self.unhanded = sum(sizes)  # the sizes of items[front..back]
         if not FORKS:
-            return
+            return  # no worker: every item is taken from the back, here
         self.poller = select.poll()
         try:
             for _ in range(min(workers, len(items) - 1)):  # this process takes one at least
