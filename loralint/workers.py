@@ -169,7 +169,7 @@ def _fork(items: Sequence[Any], extract: Callable[[Any], Any], others: list[_Wor
             status = 0
         finally:
             # No teardown, no atexit handlers, no flush of the parent's buffers, no traceback (Ctrl-C, a
-            # closed pipe): this process sees the pipe close and parses what the worker held.
+            # closed pipe): the main process sees the pipe close and parses what this worker held.
             os._exit(status)
     os.close(task_r)
     os.close(result_w)
