@@ -99,6 +99,20 @@ def test_no_more_workers_than_there_is_python_for(write, tmp_path, monkeypatch):
     assert parallel == report(tmp_path, "--no-cache", "--jobs", "1")
 
 
+def test_without_os_fork_a_run_with_jobs_is_one_process(write, tmp_path, monkeypatch):
+    # Windows has no os.fork: --jobs 2 on a tree worth workers parses everything in the main process, and says
+    # what one process says.
+    import loralint.workers as workers
+
+    for i in range(30):
+        write(f"pkg/m{i:02d}.py", CFG.format(r=8 + i) + "x = 1\n" * 3000)
+    serial = report(tmp_path, "--no-cache", "--jobs", "1")
+    monkeypatch.setattr(workers, "FORKS", False)
+    monkeypatch.setattr(workers, "_fork", lambda *args: pytest.fail("forked without os.fork"))
+    assert report(tmp_path, "--no-cache", "--jobs", "2") == serial
+    assert len(serial["configs"]) == 30
+
+
 def test_notes_and_findings_do_not_depend_on_the_order_files_are_parsed_in(write, tmp_path):
     # Pooled, files reach resolve and the checks as they are parsed (by the workers, largest first, or by the
     # main process, smallest first, while none is ready): the run must say the same as when parsed one by
