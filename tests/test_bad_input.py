@@ -125,10 +125,10 @@ def test_explicit_file_of_an_unknown_type_is_skipped_with_a_note(write, tmp_path
     assert "notes.txt: not a Python, YAML or JSON file; skipped" in run.stderr
 
 
-def test_a_model_not_found_half_way_through_a_pooled_run_is_one_line(tmp_path):
-    """The pool parses while the first files are resolved: a --model that cannot be found stops the run
-    there, with one line and exit 2, never a traceback from stopping the pool."""
-    for i in range(40):  # enough files for the process pool
+def test_a_model_not_found_half_way_through_a_run_with_workers_is_one_line(tmp_path):
+    """The workers parse while the first files are resolved: a --model that cannot be found stops the run
+    there, with one line and exit 2, never a traceback from stopping the workers."""
+    for i in range(40):  # enough candidates for worker processes
         (tmp_path / f"train_{i}.py").write_text(
             "from peft import LoraConfig\n" + "".join(f"c{k} = LoraConfig(r={k + 1})\n" for k in range(30)))
     run = run_subprocess(["check", "--no-cache", "--jobs", "2", "--model", "nobody/no-such-model", "."], cwd=tmp_path)
