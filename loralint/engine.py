@@ -64,6 +64,7 @@ class RunResult:
     loaded: list[ConfigSite] = field(default_factory=list)  # adapters loaded to train again (extract/loaded.py)
     max_file_size: int | None = None  # the bound files were read under (the settings'), for source_lines
     cells: dict[str, list[int]] = field(default_factory=dict)  # display path → a notebook's FileResult.cells
+    cell_texts: dict[str, str] = field(default_factory=dict)  # display path → a notebook's FileResult.cell_text
     # Files besides the checked ones whose contents the findings depend on (data sets sized for LORA104, a
     # loaded adapter's adapter_config.json), each with its stat from before it was read (None: not taken):
     # `check --watch` polls them too.
@@ -76,7 +77,8 @@ class RunResult:
         if self._lines is None:
             from loralint.report import SourceLines
 
-            self._lines = SourceLines(self.sources, self.texts, self.max_file_size or DEFAULT_MAX_FILE_SIZE, self.cells)
+            self._lines = SourceLines(self.sources, self.texts, self.max_file_size or DEFAULT_MAX_FILE_SIZE, self.cells,
+                                      self.cell_texts)
         return self._lines
 
 
@@ -585,6 +587,7 @@ def run(
     result = RunResult(files_checked, sorted(diagnostics, key=Diagnostic.sort_key), sites, rules, notes,
                        dict(fs_paths), texts, loaded, settings.max_file_size,
                        {r.path: r.cells for r in results if r.cells is not None},
+                       {r.path: r.cell_text for r in results if r.cell_text is not None},
                        {**{path: None for r in results for path, _ in r.depends_on}, **stages.inputs()})
     result.diagnostics = _notebook_lines(result)
     return result

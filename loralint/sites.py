@@ -388,6 +388,9 @@ class FileResult:
     # text, its line count), flat: what output needs to name a position by cell without reading the
     # notebook again (extract/notebook.py CellMap). None for every other file.
     cells: list[int] | None = None
+    # A notebook's cell text (its code cells' Python as extraction read it, IPython lines blanked): the lines
+    # output shows, so a report does not decode the notebook's JSON again. None for every other file.
+    cell_text: str | None = None
 
     def iter_fields(self) -> Iterator[Field]:
         for site in self.sites:

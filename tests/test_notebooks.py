@@ -350,24 +350,26 @@ def test_values_hidden_behind_a_repeated_key_still_count_against_the_limit(tmp_p
     assert "LORA001" not in {d["code"] for d in run.json["diagnostics"]}
 
 
-def test_a_warm_text_report_of_many_notebooks_reads_each_one_once(tmp_path, monkeypatch):
-    # The report maps positions to cells and shows each finding's line: one reading of each notebook
-    # serves both, however many notebooks the report names (more than the reader's small memo holds).
+def test_a_text_report_of_many_notebooks_reads_none_of_them_again(tmp_path, monkeypatch):
+    # The report maps positions to cells and shows each finding's line from what extraction kept (the cells
+    # and the cell text, cached with the rest): no notebook's JSON is decoded again, cold or warm, whatever
+    # the format, however many notebooks the report names.
     for i in range(12):
         (tmp_path / f"nb{i:02d}.ipynb").write_text(MISTAKE.replace("Fine-tune", f"Fine-tune {i}"))
-    cold = run_cli(["check", "."], cwd=tmp_path)
     from loralint.extract import notebook as reader
 
     read = []
     real = reader.read_notebook
-    monkeypatch.setattr(reader, "read_notebook", lambda raw, **how: read.append(raw) or real(raw, **how))
+    monkeypatch.setattr(reader, "read_notebook", lambda raw, **how: read.append(how) or real(raw, **how))
     reader.cached_notebook.cache_clear()
-    warm = run_cli(["check", "."], cwd=tmp_path)
-    assert warm.stdout == cold.stdout and "nb11.ipynb:cell 3:1:22: LORA001" in warm.stdout
-    assert len(read) == 12
-    # Without the lines shown (-q, JSON), positions come from the cells extraction recorded: none is read.
+    cold = run_cli(["check", "--no-cache", "."], cwd=tmp_path)
+    assert "nb11.ipynb:cell 3:1:22: LORA001" in cold.stdout and "1 | c = LoraConfig(r=32, lora_aplha=2" in cold.stdout
+    assert read == [{}] * 12  # extraction's own reading, once each
+    run_cli(["check", "."], cwd=tmp_path)  # fills the cache
     read.clear()
+    warm = run_cli(["check", "."], cwd=tmp_path)
     quiet, report = run_cli(["check", "-q", "."], cwd=tmp_path), run_cli(["check", "--output-format", "json", "."], cwd=tmp_path)
+    assert warm.stdout == cold.stdout
     assert quiet.stdout.splitlines() == [line for line in cold.stdout.splitlines() if ": LORA" in line]
     assert {(d["path"], d["cell"], d["line"]) for d in report.json["diagnostics"]} >= {("nb11.ipynb", 3, 1)}
     assert read == []

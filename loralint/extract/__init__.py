@@ -139,6 +139,7 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             result.cells = [n for cell in notebook.cells for n in (cell.number, cell.first, len(cell.lines))]
             environment = "".join(line for cell in notebook.cells for line in cell.original)
             text, fmt, tree = notebook.python, "python", notebook.tree
+            result.cell_text = text
             for code, message, line, column in notebook.problems:
                 result.diagnostics.append(file_diagnostic(code, display, message, line, column))
         result.suppressions = find_suppressions(display, text)

@@ -42,16 +42,22 @@ class SourceLines:
     """
 
     def __init__(self, paths: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
-                 limit: int = DEFAULT_MAX_FILE_SIZE, cells: Mapping[str, list[int]] | None = None) -> None:
+                 limit: int = DEFAULT_MAX_FILE_SIZE, cells: Mapping[str, list[int]] | None = None,
+                 cell_texts: Mapping[str, str] | None = None) -> None:
         self.paths = dict(paths or {})
         self.texts = dict(texts or {})
         self.limit = limit
         self._cells: dict[str, Any] = dict(cells or {})  # display path -> FileResult.cells, then its CellMap
+        self._cell_texts = dict(cell_texts or {})  # display path -> FileResult.cell_text
         self._lines: dict[str, list[str] | None] = {}
         self._notebooks: dict[str, Any] = {}  # display path -> Notebook or None, read once a render
 
     def lines(self, display: str) -> list[str] | None:
         if display not in self._lines:
+            cell_text = self._cell_texts.get(display)
+            if cell_text is not None:  # a notebook's lines as extraction read them: its JSON not decoded again
+                self._lines[display] = split_lines(cell_text)
+                return self._lines[display]
             known = self._notebooks.get(display)
             if known is not None:  # a notebook read already (for its cells): its cell text, not read again
                 self._lines[display] = split_lines(known.python)
@@ -102,7 +108,7 @@ class SourceLines:
         return found
 
     def line(self, display: str, number: int) -> str | None:
-        if display not in self._lines and display.lower().endswith(".ipynb"):
+        if display not in self._lines and display not in self._cell_texts and display.lower().endswith(".ipynb"):
             notebook = self.notebook(display)
             if notebook is not None:  # one line of its cell text: only the cell it is in is parsed
                 return notebook.text_line(number)
