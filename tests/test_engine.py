@@ -170,13 +170,16 @@ def test_a_file_nested_near_pythons_recursion_limit_gets_one_answer_whoever_pars
 def test_prefilter_skips_files_without_trigger_words(write, tmp_path, monkeypatch):
     write("a.py", "import peft\nprint('LoRA is great')\n")
     write("b.py", CFG.format(r=16))
+    # the words only where they name nothing: a docstring's example, a comment, a message
+    write("c.py", '"""Example:\n\n    config = LoraConfig(r=8)\n"""\n# get_peft_model(model, config)\n'
+                  'raise ValueError("pass a LoraConfig")\n')
     seen = []
     import loralint.engine as engine
 
     real = engine.extract_source
     monkeypatch.setattr(engine, "extract_source", lambda display, data, fmt: seen.append(display) or real(display, data, fmt))
     result = report(tmp_path, "--no-cache")
-    assert seen == ["b.py"] and result["files_checked"] == 2
+    assert seen == ["b.py"] and result["files_checked"] == 3
 
 
 def test_paths_in_cached_results_follow_the_command_line(write, tmp_path):
@@ -209,7 +212,68 @@ def test_prefilter_substring_shortcut_refuses_only_what_its_pattern_refuses():
     @example("x: 1\nUSE_Peft: true", "yaml")
     def same(text: str, fmt: str) -> None:
         data = text.encode()
-        assert is_candidate(data, fmt) == (PREFILTERS[fmt].search(data) is not None)
+        if fmt == "python" and any(c in text for c in "#'\""):
+            # a word in a comment or string does not count in Python (the next test): never a candidate more
+            assert not is_candidate(data, fmt) or PREFILTERS[fmt].search(data) is not None
+        else:
+            assert is_candidate(data, fmt) == (PREFILTERS[fmt].search(data) is not None)
+
+    same()
+
+
+def test_a_python_word_counts_only_in_code_as_the_tokenizer_reads_it():
+    # is_candidate finds Python's comments and strings with one pattern: for any text that tokenizes, it must
+    # answer as the prefilter's search does on the text with every comment and every string but an f-string
+    # blanked (the tokenizer's own reading). A text that does not tokenize is a candidate only if the search
+    # finds a word (the parser then says what is wrong, LORA901).
+    import io
+    import tokenize
+
+    from hypothesis import example, given, settings
+    from hypothesis import strategies as st
+
+    from loralint.extract import PREFILTERS, is_candidate
+
+    words = ["LoraConfig", "get_peft_model", "PeftModel", ".from_pretrained", "x = ", "(", ")", "\n", " ", "#",
+             "'", '"', "'''", '"""', "\\", "f", "rb", "t", "if", "=", ":", "\\\n"]
+
+    def blanked(text: str) -> str | None:
+        offsets = [0]
+        for line in text.splitlines(keepends=True):
+            offsets.append(offsets[-1] + len(line))
+        chars = list(text)
+        try:
+            for token in tokenize.generate_tokens(io.StringIO(text).readline):
+                if token.type == tokenize.ERRORTOKEN and token.string.strip():
+                    return None  # Python 3.11 goes on after a quote that opens no string; 3.12 raises
+                start = offsets[token.start[0] - 1] + token.start[1]
+                end = offsets[token.end[0] - 1] + token.end[1]
+                # an f- or t-string: an f or t in the two characters before its quote (its prefix, or a name
+                # ending so: Python before 3.14 reads t'...' as a name and a string, loralint as a t-string)
+                quote = start + len(token.string[:2].split("'")[0].split('"')[0])
+                fields = set(text[max(quote - 2, 0):quote].lower()) & {"f", "t"}
+                if token.type == tokenize.COMMENT or (token.type == tokenize.STRING and not fields):
+                    chars[start:end] = " " * (end - start)
+        except (tokenize.TokenError, SyntaxError):
+            return None
+        return "".join(chars)
+
+    @settings(max_examples=600, deadline=None)
+    @given(st.lists(st.sampled_from(words), max_size=10).map("".join))
+    @example('"""a LoraConfig"""\n')
+    @example("x = 1  # LoraConfig\n")
+    @example("'it''s' + LoraConfig\n")
+    @example('x = f"{LoraConfig(r=8)}"\n')
+    @example('x = "a\\\nLoraConfig"\n')
+    @example("'''LoraConfig\n")  # an unterminated string: a candidate, as before
+    def same(text: str) -> None:
+        data = text.encode()
+        found = PREFILTERS["python"].search(data) is not None
+        code = blanked(text)
+        if code is None:
+            assert is_candidate(data, "python") <= found
+        else:
+            assert is_candidate(data, "python") == (PREFILTERS["python"].search(code.encode()) is not None)
 
     same()
 

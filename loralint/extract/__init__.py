@@ -73,6 +73,26 @@ _YAML_LOWERED = lazy(_YAML_WORDS, re.MULTILINE)
 _JSON_KEY_START = lazy(rb'"(?:lora_|peft_|r"|finetuning_type"|use_peft"|adapter"|_component_")')
 
 
+# In a Python file a word counts only in code: in a comment or a string (a docstring's example, a message)
+# it names nothing the program calls, and a library that only documents LoraConfig (transformers'
+# trainer.py, peft's own peft_model.py: a sixth of peft's candidates) need not be parsed. Comments and
+# strings are found from the start of the file as the tokenizer finds them: in code a quote always opens
+# a string, which ends at its own quote not escaped. A quote that opens none (code that does not
+# tokenize) ends the search there, the file a candidate as before: the parser says what is wrong. An f-
+# or t-string's fields are code (Python 3.12 nests quotes there): a word inside one counts.
+# Each body is unrolled (a run of plain bytes, then one escape or lone quote, and again), so a match
+# never backtracks, and a quote is tried once: the search is linear in the text.
+_NOT_CODE = lazy(
+    rb"#[^\r\n]*"
+    rb"|'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''"
+    rb'|"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""'
+    rb"|'(?!'')[^'\\\r\n]*(?:\\.[^'\\\r\n]*)*'"
+    rb'|"(?!"")[^"\\\r\n]*(?:\\.[^"\\\r\n]*)*"'
+    rb"|['\"]",  # opens no string
+    re.S,
+)
+
+
 def is_candidate(data: bytes, fmt: str) -> bool:
     text = as_utf8(data, fmt)  # UTF-16/32 text is searched as UTF-8
     if fmt == "json":
@@ -82,13 +102,35 @@ def is_candidate(data: bytes, fmt: str) -> bool:
     else:
         pattern = PREFILTERS[fmt]
     match, find = pattern.match, text.find
+    starts: list[int] = []  # Python: where the words begin, then asked whether any is in code
     for word, shifts in _STARTS[fmt]:
         at = find(word)
         while at >= 0:
             for shift in shifts:
                 if at + shift >= 0 and match(text, at + shift) is not None:
-                    return True
+                    if fmt != "python":
+                        return True
+                    starts.append(at + shift)
             at = find(word, at + 1)
+    return bool(starts) and _any_in_code(text, sorted(starts))
+
+
+def _any_in_code(text: bytes, starts: list[int]) -> bool:
+    """Whether any offset of `starts` (ascending, in Python source) is outside every comment and string, or
+    inside an f- or t-string."""
+    search = _NOT_CODE.search
+    found = search(text)
+    for at in starts:
+        while found is not None and found.end() <= at:
+            if found.end() - found.start() == 1 and text[found.start()] != 0x23:
+                return True  # a quote that opens no string: the file does not tokenize
+            found = search(text, found.end())
+        if found is None or found.start() > at:
+            return True
+        if text[found.start()] != 0x23:  # a string, not a comment: its prefix, up to two letters before it
+            prefix = text[max(found.start() - 2, 0):found.start()].lower()
+            if b"f" in prefix or b"t" in prefix:
+                return True
     return False
 
 
