@@ -145,9 +145,12 @@ def read_limited(
     try:
         chunks: list[bytes] = []
         total = 0
+        # First the size fstat gave (and a byte more) in one read: a small file is not read into a 1 MiB
+        # buffer, nor a large one joined from chunks. A file that grows meanwhile is read on in chunks.
+        want = min(size, limit) + 1
         while True:  # a file that grows while it is read stops at limit + 1 bytes
             try:
-                chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
+                chunk = os.read(fd, want)
             except OSError as exc:
                 raise _refusal(exc) from None
             if not chunk:
@@ -156,7 +159,8 @@ def read_limited(
             total += len(chunk)
             if total > limit:
                 raise _too_large(max(total, size), limit, setting)
-        return b"".join(chunks)
+            want = min(_CHUNK, limit + 1 - total)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
 

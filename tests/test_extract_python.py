@@ -337,3 +337,82 @@ def test_reused_config_and_prepare_after_peft_are_recorded():
     )
     assert [s.line for s in site.hints.reapplied] == [4]
     assert site.hints.kbit_prepared_after.line == 5
+
+
+# A module that names the words only where no value is made from them (imports without `as`, annotations,
+# strings, comments) is left out before its program model is built: peft's own tuners import LoraConfig
+# for their annotations. Each use below must still be analysed, and leaving a module out must change nothing.
+INERT = '''\
+"""A tuner. Example: config = LoraConfig(r=8); model = get_peft_model(model, config)."""
+from peft import LoraConfig, get_peft_model  # LoraConfig(r=8) in a comment
+from trl import ModelConfig
+
+
+class Layer:
+    config: LoraConfig
+
+    def update(self, config: LoraConfig, *, args: "ModelConfig" = None) -> LoraConfig:
+        # get_peft_model(model, config)
+        message = "pass a LoraConfig"
+        return config
+
+
+def helper(x: dict[str, LoraConfig] | None = None) -> list[ModelConfig]:
+    return []
+'''
+USES = {
+    "a call": "c = LoraConfig(r=8)\n",
+    "an alias by import": "from peft import LoraConfig as L\nc = L(r=8)\n",
+    "an alias by assignment": "make = LoraConfig\nc = make(r=8)\n",
+    "an attribute": "import peft\nc = peft.LoraConfig(r=8)\n",
+    "a base class": "class Mine(LoraConfig):\n    pass\n",
+    "a default": "def f(c=LoraConfig(r=8)):\n    return c\n",
+    "an mmengine dict": "c = dict(type=LoraConfig, r=8)\n",
+    "an isinstance test": "def f(c):\n    return isinstance(c, LoraConfig)\n",
+    "an f-string field": 'print(f"{LoraConfig(r=8)}")\n',
+    "a decorator": "@LoraConfig\ndef f():\n    pass\n",
+    "a def's name": "def get_peft_model(model, config):\n    return model\n",
+    "a keyword's name": "f(get_peft_model=1)\n",
+    "a lambda": "make = lambda: LoraConfig(r=8)\n",
+    "a class body's value": "class A:\n    config: LoraConfig = LoraConfig(r=8)\n",
+    "a subscript": "configs = {'lora': LoraConfig}\nc = configs['lora'](r=8)\n",
+}
+
+
+def _walked(monkeypatch) -> list[str]:
+    import loralint.program.model as model
+
+    walked: list[str] = []
+    real = model.walk
+    monkeypatch.setattr(model, "walk", lambda tree: walked.append("walk") or real(tree))
+    return walked
+
+
+def test_a_module_naming_the_words_only_in_imports_annotations_strings_and_comments_is_left_out(monkeypatch):
+    from loralint.extract import extract_source
+
+    walked = _walked(monkeypatch)
+    result = extract_source("layer.py", INERT.encode(), "python")
+    assert (result.sites, result.loaded, result.diagnostics, walked) == ([], [], [], [])
+    for what, use in USES.items():
+        walked.clear()
+        extract_source("layer.py", (INERT + use).encode(), "python")
+        assert walked == ["walk"], what
+
+
+@pytest.mark.parametrize("use", [None, *USES])
+@pytest.mark.parametrize("line_break", ["\n", "\r\n", "\r"])
+def test_leaving_a_module_out_changes_no_result(monkeypatch, use, line_break):
+    # The same bytes with the shortcut off give the same result (a lone \r counts lines as ast does not
+    # here: such a file is analysed whole). A Latin-1 coding line takes the whole analysis too.
+    import loralint.extract.inert_names as inert
+    from loralint.cache_format import dumps
+    from loralint.extract import extract_source
+
+    text = (INERT + (USES[use] if use else "")).replace("\n", line_break)
+    for data in (text.encode(), ("# -*- coding: latin-1 -*-" + line_break + text + "# é" + line_break).encode("latin-1")):
+        fast = dumps(extract_source("layer.py", data, "python"))
+        monkeypatch.setattr(inert, "only_inert", lambda *args: False)
+        slow = dumps(extract_source("layer.py", data, "python"))
+        monkeypatch.undo()
+        assert fast == slow

@@ -8,8 +8,10 @@ checking never imports libcst (only fixes do, loralint/fixes.py).
 from __future__ import annotations
 
 import gc
+import heapq
 import os
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from loralint.extract.source import (
@@ -97,41 +99,73 @@ def is_candidate(data: bytes, fmt: str) -> bool:
     text = as_utf8(data, fmt)  # UTF-16/32 text is searched as UTF-8
     if fmt == "json":
         return _JSON_KEY_START.search(text) is not None and PREFILTERS[fmt].search(text) is not None
+    if fmt == "python":
+        return next(_in_code(text, _word_starts(text)), None) is not None
     if fmt == "yaml":
         text, pattern = text.lower(), _YAML_LOWERED
     else:
         pattern = PREFILTERS[fmt]
     match, find = pattern.match, text.find
-    starts: list[int] = []  # Python: where the words begin, then asked whether any is in code
     for word, shifts in _STARTS[fmt]:
         at = find(word)
         while at >= 0:
             for shift in shifts:
                 if at + shift >= 0 and match(text, at + shift) is not None:
-                    if fmt != "python":
-                        return True
-                    starts.append(at + shift)
+                    return True
             at = find(word, at + 1)
-    return bool(starts) and _any_in_code(text, sorted(starts))
+    return False
 
 
-def _any_in_code(text: bytes, starts: list[int]) -> bool:
-    """Whether any offset of `starts` (ascending, in Python source) is outside every comment and string, or
-    inside an f- or t-string."""
+def _word_starts(text: bytes) -> Iterator[int]:
+    """Where a match of the Python prefilter begins, in order (found as is_candidate finds them), one at a
+    time: a file's first words (its imports) are most often enough."""
+    match, find = PREFILTERS["python"].match, text.find
+
+    def of(word: bytes, shifts: tuple[int, ...]) -> Iterator[int]:
+        at = find(word)
+        while at >= 0:
+            for shift in shifts:  # ascending; one word's occurrences are further apart than its shifts
+                if at + shift >= 0 and match(text, at + shift) is not None:
+                    yield at + shift
+            at = find(word, at + 1)
+
+    return heapq.merge(*(of(word, tuple(sorted(shifts))) for word, shifts in _PYTHON_STARTS))
+
+
+def not_code_at(text: bytes, line_start: int, at: int) -> bool:
+    """Whether offset `at` is in a comment or a string (not an f-string) of Python source, when its line, which
+    begins at `line_start`, begins outside any string."""
+    return next(_in_code(text, (at,), line_start), None) is None
+
+
+def _in_code(text: bytes, starts: Iterable[int], begin: int = 0) -> Iterator[int]:
+    """Each offset of `starts` (ascending, in Python source read from `begin`, outside any string) outside every
+    comment and string, or inside an f- or t-string; then -1 where a quote opens no string (what follows is not
+    known to be code or not), and no more."""
     search = _NOT_CODE.search
-    found = search(text)
+    found = search(text, begin)
     for at in starts:
         while found is not None and found.end() <= at:
             if found.end() - found.start() == 1 and text[found.start()] != 0x23:
-                return True  # a quote that opens no string: the file does not tokenize
+                yield -1  # a quote that opens no string: the file does not tokenize
+                return
             found = search(text, found.end())
         if found is None or found.start() > at:
-            return True
-        if text[found.start()] != 0x23:  # a string, not a comment: its prefix, up to two letters before it
+            yield at
+        elif text[found.start()] != 0x23:  # a string, not a comment: its prefix, up to two letters before it
             prefix = text[max(found.start() - 2, 0):found.start()].lower()
             if b"f" in prefix or b"t" in prefix:
-                return True
-    return False
+                yield at
+
+
+def _positions_are_bytes(data: bytes) -> bool:
+    """Whether ast's positions in the decoded text are offsets of `data` (per line, in UTF-8 bytes): UTF-8
+    without a byte-order mark, whose lines end at `\n` (or `\r\n`) only."""
+    from loralint.extract.source import declared_encoding
+
+    if b"\r" in data and b"\r" in data.replace(b"\r\n", b""):
+        return False
+    return declared_encoding(data) == "utf-8"
 
 
 def file_diagnostic(code: str, path: str, message: str, line: int = 1, column: int = 1) -> Diagnostic:
@@ -189,6 +223,13 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
             check_python_size(text)  # ast's memory grows with the source: bounded before parsing
             from loralint.extract.python import extract_python_full
 
+            if tree is None and _positions_are_bytes(data):  # a script (a notebook's tree is its cells')
+                from loralint.extract.inert_names import only_inert
+                from loralint.program.model import parse
+
+                tree = parse(text)
+                if only_inert(tree, data, _word_starts(data)):
+                    return result  # imports and annotations only: nothing to build a configuration from
             result.sites, limits, found, result.loaded, result.depends_on = extract_python_full(display, text,
                                                                                                 environment, tree)
             result.diagnostics.extend(found)  # a loaded adapter trained frozen (LORA407), merged into 4-bit (LORA405)
