@@ -11,8 +11,9 @@ import gc
 import heapq
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from loralint.extract.source import (
     SourceSyntaxError,
@@ -105,31 +106,28 @@ def is_candidate(data: bytes, fmt: str) -> bool:
         text, pattern = text.lower(), _YAML_LOWERED
     else:
         pattern = PREFILTERS[fmt]
-    match, find = pattern.match, text.find
-    for word, shifts in _STARTS[fmt]:
-        at = find(word)
-        while at >= 0:
-            for shift in shifts:
-                if at + shift >= 0 and match(text, at + shift) is not None:
-                    return True
-            at = find(word, at + 1)
-    return False
+    # A word at a time, in the table's order: the first match answers (no search for the others).
+    return any(True for word, shifts in _STARTS[fmt] for _ in _matches(text, word, shifts, pattern.match))
 
 
 def _word_starts(text: bytes) -> Iterator[int]:
-    """Where a match of the Python prefilter begins, in order (found as is_candidate finds them), one at a
-    time: a file's first words (its imports) are most often enough."""
-    match, find = PREFILTERS["python"].match, text.find
+    """Where a match of the Python prefilter begins, in order, one at a time: a file's first words (its
+    imports) are most often enough."""
+    match = PREFILTERS["python"].match
+    found = [_matches(text, word, tuple(sorted(shifts)), match) for word, shifts in _PYTHON_STARTS if word in text]
+    return found[0] if len(found) == 1 else heapq.merge(*found)  # most files: none of the words, or one
 
-    def of(word: bytes, shifts: tuple[int, ...]) -> Iterator[int]:
-        at = find(word)
-        while at >= 0:
-            for shift in shifts:  # ascending; one word's occurrences are further apart than its shifts
-                if at + shift >= 0 and match(text, at + shift) is not None:
-                    yield at + shift
-            at = find(word, at + 1)
 
-    return heapq.merge(*(of(word, tuple(sorted(shifts))) for word, shifts in _PYTHON_STARTS))
+def _matches(text: bytes, word: bytes, shifts: tuple[int, ...], match: Callable[..., Any]) -> Iterator[int]:
+    """Where a match of the pattern (`match`) begins at an occurrence of `word` moved by one of `shifts`, in order
+    when the shifts ascend (one word's occurrences are further apart than its shifts)."""
+    find = text.find
+    at = find(word)
+    while at >= 0:
+        for shift in shifts:
+            if at + shift >= 0 and match(text, at + shift) is not None:
+                yield at + shift
+        at = find(word, at + 1)
 
 
 def not_code_at(text: bytes, line_start: int, at: int) -> bool:
