@@ -247,3 +247,88 @@ def test_an_internal_error_marks_the_run_unsuccessful(tmp_path, monkeypatch):
     # It is also an ordinary result, at its place.
     [result_] = doc["runs"][0]["results"]
     assert (result_["ruleId"], result_["level"]) == ("LORA904", "error")
+
+
+# github/codeql-action's own test vectors for its `hash` (src/fingerprints.test.ts): every line's
+# primaryLocationLineHash, for newlines of every kind, whitespace runs and repeated lines.
+_AFTER_END = ["e9496ae3ebfced30:1", "fb7c023a8b9ccb3f:1", "ce8ba1a563dcdaca:1", "e20e36e16fcb0cc8:1",
+              "b3edc88f2938467e:1", "c8e28b0b4002a3a0:1", "c129715d7a2bc9a3:1"]
+CODEQL_VECTORS = [
+    ("", ["c129715d7a2bc9a3:1"]),
+    (" a\nb\n  \t\tc\n d", ["271789c17abda88f:1", "54703d4cd895b18:1", "180aee12dab6264:1", "a23a3dc5e078b07b:1"]),
+    (" hello; \t\nworld!!!\n\n\n  \t\tGreetings\n End",
+     ["8b7cf3e952e7aeb2:1", "b1ae1287ec4718d9:1", "bff680108adb0fcc:1", "c6805c5e1288b612:1", "b86d3392aea1be30:1",
+      "e6ceba753e1a442:1"]),
+    (" hello; \t\nworld!!!\n\n\n  \t\tGreetings\n End\n", _AFTER_END),
+    (" hello; \t\nworld!!!\r\r\r  \t\tGreetings\r End\r", _AFTER_END),
+    (" hello; \t\r\nworld!!!\r\n\r\n\r\n  \t\tGreetings\r\n End\r\n", _AFTER_END),
+    (" hello; \t\nworld!!!\r\n\n\r  \t\tGreetings\r End\r\n", _AFTER_END),
+    ("Lorem ipsum dolor sit amet.\n" * 10,
+     ["a7f2ff13bc495cf2:1", "a7f2ff13bc495cf2:2", "a7f2ff13bc495cf2:3", "a7f2ff13bc495cf2:4", "a7f2ff13bc495cf2:5",
+      "a7f2ff13bc495cf2:6", "a7f2ff1481e87703:1", "a9cf91f7bbf1862b:1", "55ec222b86bcae53:1", "cc97dc7b1d7d8f7b:1",
+      "c129715d7a2bc9a3:1"]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CODEQL_VECTORS)
+def test_line_hashes_are_codeql_actions_own(text, expected):
+    from loralint.report.sarif import LineHashes
+
+    hashes = LineHashes(text.encode())
+    assert [hashes.get(line) for line in range(1, len(expected) + 2)] == [*expected, None]
+    assert hashes.get(0) is None
+
+
+def _rolling(data: bytes) -> dict[int, str]:
+    """fingerprints.ts's `hash` as it is written: a rolling hash over every UTF-16 unit of the file."""
+    units = memoryview(data.decode("utf-8", errors="replace").encode("utf-16-le")).cast("H")
+    window, starts, counts, out = [0] * 100, [-1] * 100, {}, {}
+    value = index = line = 0
+    line_start, prev_cr = True, False
+
+    def emit():
+        key = format(value, "x")
+        counts[key] = counts.get(key, 0) + 1
+        out[starts[index]] = f"{key}:{counts[key]}"
+        starts[index] = -1
+
+    for unit in [*units, 65535, *[None] * 100]:
+        if unit is not None:
+            if unit in (32, 9) or (prev_cr and unit == 10):
+                prev_cr = False
+                continue
+            unit, prev_cr = (10, True) if unit == 13 else (unit, False)
+        if starts[index] != -1:
+            emit()
+        if unit is None:
+            unit = 0
+        elif line_start:
+            line_start, line = False, line + 1
+            starts[index] = line
+        line_start = line_start or unit == 10
+        value = (37 * value + unit - pow(37, 100, 1 << 64) * window[index]) & ((1 << 64) - 1)
+        window[index], index = unit, (index + 1) % 100
+    return out
+
+
+def test_line_hashes_agree_with_the_rolling_hash_on_any_text():
+    # LineHashes computes only the lines a report names, and counts a hash's earlier lines by their units:
+    # for any text it must give what rolling over every unit gives, line by line.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loralint.report.sarif import LineHashes
+
+    pieces = st.sampled_from(["a", "b", " ", "\t", "\n", "\r", "\r\n", "é", "😀", "\x0c", "\uffff", "\x00",
+                              "Lorem ipsum dolor sit amet.\n", "x = 1\n", "  y = 2\r\n"])
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(pieces, max_size=120).map("".join) | st.binary(max_size=300))
+    def same(text) -> None:
+        data = text if isinstance(text, bytes) else text.encode()
+        expected = _rolling(data)
+        hashes = LineHashes(data)
+        assert {line: hashes.get(line) for line in expected} == expected
+        assert hashes.get(len(expected) + 1) is None
+
+    same()

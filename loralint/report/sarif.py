@@ -19,8 +19,8 @@ import json
 import os
 import re
 import subprocess
-import sys
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -74,13 +74,14 @@ def relative_path(path: str, root: Path) -> str | None:
     Symbolic links are compared both as written and resolved (macOS /tmp → /private/tmp, say).
     """
     absolute = Path(os.path.abspath(path))
-    resolved = (Path(os.path.realpath(absolute)), Path(os.path.realpath(root)))  # realpath: a link loop must not raise
-    for candidate, base in ((absolute, root), resolved):
-        try:
-            return candidate.relative_to(base).as_posix()
-        except ValueError:
-            continue
-    return None
+    try:
+        return absolute.relative_to(root).as_posix()
+    except ValueError:
+        pass
+    try:  # resolved only when the path as written is outside (a report names each file many times)
+        return Path(os.path.realpath(absolute)).relative_to(os.path.realpath(root)).as_posix()  # a loop does not raise
+    except ValueError:
+        return None
 
 
 def artifact_location(path: str, root: Path) -> dict[str, str]:
@@ -94,64 +95,48 @@ def artifact_location(path: str, root: Path) -> dict[str, str]:
 
 _BLOCK = 100
 _MASK = (1 << 64) - 1
-_FIRST_MOD = pow(37, _BLOCK, 1 << 64)
-_TAB, _SPACE, _LF, _CR, _EOF = 9, 32, 10, 13, 65535
+_EOF = "\uffff"
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
-def line_hashes(data: bytes) -> dict[int, str]:
-    """GitHub's `primaryLocationLineHash` for every line of a file, keyed by 1-based line number.
+class LineHashes:
+    """GitHub's `primaryLocationLineHash` of the lines of one file, for the lines asked for.
 
-    A port of github/codeql-action `src/fingerprints.ts` (`hash`): a rolling hash (base 37, mod
-    2**64) over the next 100 characters that are not spaces or tabs, counted in UTF-16 code units
-    from the start of each line, with CR and CRLF read as LF; the value is `hex:occurrence`, where
-    occurrence counts earlier lines of the file with the same hash.
-    """
-    text = data.decode("utf-8", errors="replace")
-    units = memoryview(text.encode("utf-16-be" if sys.byteorder == "big" else "utf-16-le")).cast("H")
-    window = [0] * _BLOCK
-    starts = [-1] * _BLOCK
-    state = {"hash": 0, "index": 0}
-    counts: dict[str, int] = {}
-    out: dict[int, str] = {}
+    The algorithm is github/codeql-action's `src/fingerprints.ts` (`hash`): the text counted in UTF-16
+    code units, spaces and tabs left out, CR and CRLF read as LF, then EOF (0xFFFF) and zeros after it;
+    each line's hash is the polynomial (base 37, mod 2**64) of the 100 units that begin at its first unit,
+    as `hex:occurrence`, where occurrence counts the lines up to it with the same hash. fingerprints.ts
+    rolls the hash along every unit of the file; here the hash is computed for the lines a report names
+    (a notebook's JSON is megabytes: rolling over peft's took two seconds of a SARIF report), and the lines
+    before it with the same hash are found as the lines whose 100 units are the same.
+    (Two different runs of 100 units with one 64-bit hash would be counted apart here: an odds of about
+    one in 2**64 for each pair of lines.)"""
 
-    def output() -> None:
-        value = format(state["hash"], "x")
-        counts[value] = counts.get(value, 0) + 1
-        out[starts[state["index"]]] = f"{value}:{counts[value]}"
-        starts[state["index"]] = -1
+    def __init__(self, data: bytes) -> None:
+        text = data.decode("utf-8", errors="replace")
+        if not text.isascii():  # a character beyond the BMP is two UTF-16 units: its surrogate pair here
+            text = _ASTRAL.sub(_surrogates, text)
+        units = text.replace("\r\n", "\n").replace("\r", "\n").replace(" ", "").replace("\t", "")
+        self._units = units + _EOF + "\0" * _BLOCK
+        self._windows: list[str] | None = None  # per line, the 100 units that begin at it
 
-    def update(current: int) -> None:
-        i = state["index"]
-        begin = window[i]
-        window[i] = current
-        state["hash"] = (37 * state["hash"] + current - _FIRST_MOD * begin) & _MASK
-        state["index"] = (i + 1) % _BLOCK
+    def get(self, line: int) -> str | None:
+        if self._windows is None:
+            units = self._units
+            starts = accumulate(len(part) + 1 for part in units.split("\n")[:-1])  # line k + 1 after the k-th LF
+            self._windows = [units[start:start + _BLOCK] for start in (0, *starts)]
+        if not 0 < line <= len(self._windows):
+            return None
+        window = self._windows[line - 1]
+        value = 0
+        for unit in window:
+            value = (37 * value + ord(unit)) & _MASK
+        return f"{value:x}:{self._windows[:line].count(window)}"
 
-    line_number = 0
-    line_start = True
-    prev_cr = False
-    for current in [*units, _EOF]:
-        if current in (_SPACE, _TAB) or (prev_cr and current == _LF):
-            prev_cr = False
-            continue
-        if current == _CR:
-            current, prev_cr = _LF, True
-        else:
-            prev_cr = False
-        if starts[state["index"]] != -1:
-            output()
-        if line_start:
-            line_start = False
-            line_number += 1
-            starts[state["index"]] = line_number
-        if current == _LF:
-            line_start = True
-        update(current)
-    for _ in range(_BLOCK):
-        if starts[state["index"]] != -1:
-            output()
-        update(0)
-    return out
+
+def _surrogates(match: re.Match[str]) -> str:
+    code = ord(match.group()) - 0x10000
+    return chr(0xD800 + (code >> 10)) + chr(0xDC00 + (code & 0x3FF))
 
 
 _WHITESPACE = re.compile(r"\s+")
@@ -276,7 +261,7 @@ def sarif_log(result: RunResult, root: Path | None = None) -> dict[str, Any]:
     ordered = sorted(rules.values(), key=lambda r: r.code)
     index = {rule.code: i for i, rule in enumerate(ordered)}
 
-    hashes: dict[str, dict[int, str]] = {}
+    hashes: dict[str, LineHashes | None] = {}
     fingerprint = _Fingerprints()
     results = []
     from loralint.extract.notebook import in_cell, in_json
@@ -299,11 +284,12 @@ def sarif_log(result: RunResult, root: Path | None = None) -> dict[str, Any]:
                 region["properties"] = {"cell": cell[0], "cellLine": cell[1].line, "cellColumn": cell[1].column}
         if span.path not in hashes:
             try:
-                hashes[span.path] = line_hashes(read_limited(fs_path, lines.limit))
+                hashes[span.path] = LineHashes(read_limited(fs_path, lines.limit))
             except OSError:
-                hashes[span.path] = {}
-        if span.line in hashes[span.path]:
-            partial["primaryLocationLineHash"] = hashes[span.path][span.line]
+                hashes[span.path] = None
+        line_hash = hashes[span.path].get(span.line) if hashes[span.path] is not None else None
+        if line_hash is not None:
+            partial["primaryLocationLineHash"] = line_hash
         item: dict[str, Any] = {
             "ruleId": diag.code,
             "ruleIndex": index[diag.code],
