@@ -25,6 +25,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from loralint.extract.source import LineIndex, SourceSyntaxError
@@ -69,7 +70,8 @@ class Notebook:
     _python: str | None = ""  # the cell text; None until asked for (a notebook read for output only)
     # (code, message, line, column) in the cell text: LORA901, or LORA906 for syntax newer than this Python
     problems: list[tuple[str, str, int, int]] = field(default_factory=list)
-    _line_starts: list[tuple[Cell, int, int]] | None = None  # per cell-text line: (cell, line in cell, raw offset)
+    _line_counts: list[int] | None = None  # per cell, the lines of the cell text up to its end
+    _raw_starts: dict[int, list[int]] = field(default_factory=dict)  # per cell scanned, where its lines begin (raw)
     _raw_index: LineIndex | None = None
     _composed: bool = True  # the cells' `node`s are set (else nodes() sets them when first asked)
     _ends: list[int] | None = None  # per cell, the last line of the cell text it holds, as text_line counts
@@ -139,10 +141,9 @@ class Notebook:
     def json_position(self, line: int, column: int) -> tuple[int, int] | None:
         """(line, column) in the .ipynb file where the character at (line, column) of the cell text
         is written (escapes counted as written: `\\"` is two columns)."""
-        starts = self._starts()
-        if not 0 < line <= len(starts):
+        offset = self._raw_line_start(line)
+        if offset is None:
             return None
-        _, _, offset = starts[line - 1]
         for _ in range(max(column - 1, 0)):
             match = _JSON_CHAR.match(self.raw, offset)
             if match is None or match.group() in ('"', "\\n", "\\r"):
@@ -150,13 +151,19 @@ class Notebook:
             offset = match.end()
         return self.index.position(offset)
 
-    def _starts(self) -> list[tuple[Cell, int, int]]:
-        if self._line_starts is None:
+    def _raw_line_start(self, line: int) -> int | None:
+        """The raw offset where line `line` of the cell text begins; None past its end. Only the cell it is
+        in is scanned (a notebook with findings in two cells need not have all its cells scanned)."""
+        if self._line_counts is None:
             self.nodes()
-            self._line_starts = []
-            for cell in self.cells:
-                self._line_starts.extend((cell, i, off) for i, off in enumerate(_raw_line_starts(self.raw, self.index, cell), 1))
-        return self._line_starts
+            self._line_counts = list(accumulate(len(cell.lines) for cell in self.cells))
+        if not 0 < line <= (self._line_counts[-1] if self._line_counts else 0):
+            return None
+        k = bisect_left(self._line_counts, line)  # the first cell that holds it (an empty cell holds none)
+        starts = self._raw_starts.get(k)
+        if starts is None:
+            starts = self._raw_starts[k] = _raw_line_starts(self.raw, self.index, self.cells[k])
+        return starts[line - (self._line_counts[k - 1] if k else 0) - 1]
 
     # --- fixes -----------------------------------------------------------------------------
     def rewrite(self, python: str) -> str:
