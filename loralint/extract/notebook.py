@@ -115,7 +115,7 @@ class Notebook:
             return
         from loralint.extract.yaml_positions import compose_json
 
-        root = compose_json(self.raw, ("cells", "*", "source"))
+        root = compose_json(self.raw, ("cells", "*", "source"), within_limits=True)  # read_notebook checked it
         cell_nodes = root.get("cells")
         assert cell_nodes is not None
         for cell in self.cells:

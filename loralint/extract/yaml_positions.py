@@ -515,7 +515,7 @@ def parse_json(text: str) -> Any:
         raise LimitReached(f"JSON that Python's json module refuses ({_first_line(exc)})") from None
 
 
-def compose_json(text: str, only: tuple[str, ...] | None = None) -> Node:
+def compose_json(text: str, only: tuple[str, ...] | None = None, within_limits: bool = False) -> Node:
     """Positions for a JSON text already known to be valid (see `parse_json`).
 
     `only`: a path of keys (`*` for every item of a list) whose nodes are all the caller reads, as a
@@ -524,10 +524,11 @@ def compose_json(text: str, only: tuple[str, ...] | None = None) -> Node:
     most of its bytes); the values under the path's end are composed whole. The nodes kept are the
     ones the full scan makes; the skipped values are still counted against the limits, and a text
     that reaches one (or repeats a key, which the decoder would hide) takes the full scan, so it
-    fails exactly alike."""
+    fails exactly alike. `within_limits`: `parse_json_composable` said the text repeats no key and reaches
+    no limit, so what is skipped is neither measured nor looked at for a repeated key."""
     if only is not None:
         try:
-            return _JsonScanner(text, only).document()
+            return _JsonScanner(text, only, within_limits).document()
         except (LimitReached, _FullScan):
             pass
     return _JsonScanner(text).document()
@@ -571,6 +572,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _SKIPPING = json.JSONDecoder(object_pairs_hook=_pairs)
+_PLAIN = json.JSONDecoder()
 _scanstring = json.decoder.scanstring
 
 
@@ -620,7 +622,7 @@ class _JsonScanner:
     """Reads the tokens one at a time (never a list of them all), nesting at most MAX_DATA_DEPTH
     deep and MAX_DATA_NODES nodes. With `only` (see compose_json), only that path is composed."""
 
-    def __init__(self, text: str, only: tuple[str, ...] | None = None) -> None:
+    def __init__(self, text: str, only: tuple[str, ...] | None = None, within_limits: bool = False) -> None:
         self.text = text
         self.lines = LineIndex(text)
         self.offset = 0
@@ -630,7 +632,8 @@ class _JsonScanner:
         self.skipped = 0  # values skipped (with `only`), counted against MAX_DATA_NODES at the end
         # Every value but the last is followed by one of `,:]}`: with fewer of those than the limit
         # allows (strings included), no count can reach it and skipped values need not be counted.
-        self._counting = only is not None and _separators_over_limit(text)
+        self._counting = only is not None and not within_limits and _separators_over_limit(text)
+        self._within_limits = within_limits
 
     def position(self, offset: int) -> Position:
         return self.lines.position(offset)
@@ -647,7 +650,9 @@ class _JsonScanner:
         """Past the next value (at `depth`) without composing it: a container is read by the C decoder
         and measured, and one that the full scan would refuse makes it the scan to run."""
         kind, text, start, _ = self._next()
-        if kind == "punct" and text in "{[":
+        if kind == "punct" and text in "{[" and self._within_limits:
+            self.offset = _PLAIN.raw_decode(self.text, start)[1]  # the C decoder alone, no hook an object
+        elif kind == "punct" and text in "{[":
             value, self.offset = _SKIPPING.raw_decode(self.text, start)
             openers = self.text.count("{", start, self.offset) + self.text.count("[", start, self.offset)
             if self._counting or depth + openers - 1 >= MAX_DATA_DEPTH:  # else: too few for either limit
