@@ -650,9 +650,10 @@ class _JsonScanner:
         """Past the next value (at `depth`) without composing it: a container is read by the C decoder
         and measured, and one that the full scan would refuse makes it the scan to run."""
         kind, text, start, _ = self._next()
-        if kind == "punct" and text in "{[" and self._within_limits:
-            self.offset = _PLAIN.raw_decode(self.text, start)[1]  # the C decoder alone, no hook an object
-        elif kind == "punct" and text in "{[":
+        if kind == "punct" and text in "{[":
+            if self._within_limits:
+                self.offset = _PLAIN.raw_decode(self.text, start)[1]  # the C decoder alone, no hook an object
+                return
             value, self.offset = _SKIPPING.raw_decode(self.text, start)
             openers = self.text.count("{", start, self.offset) + self.text.count("[", start, self.offset)
             if self._counting or depth + openers - 1 >= MAX_DATA_DEPTH:  # else: too few for either limit
