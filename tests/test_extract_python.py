@@ -354,6 +354,8 @@ class Layer:
     def update(self, config: LoraConfig, *, args: "ModelConfig" = None) -> LoraConfig:
         # get_peft_model(model, config)
         message = "pass a LoraConfig"
+        if config is None:
+            raise ValueError(f"{self} needs a LoraConfig; " "see get_peft_model" f" ({args!r:>{len('LoraConfig')}})")
         return config
 
 
@@ -370,6 +372,8 @@ USES = {
     "an mmengine dict": "c = dict(type=LoraConfig, r=8)\n",
     "an isinstance test": "def f(c):\n    return isinstance(c, LoraConfig)\n",
     "an f-string field": 'print(f"{LoraConfig(r=8)}")\n',
+    "an f-string field beside the word as text": 'print(f"LoraConfig: {LoraConfig(r=8)}")\n',
+    "an f-string's format spec": 'print(f"{1:{get_peft_model(m, c)}}")\n',
     "a decorator": "@LoraConfig\ndef f():\n    pass\n",
     "a def's name": "def get_peft_model(model, config):\n    return model\n",
     "a keyword's name": "f(get_peft_model=1)\n",

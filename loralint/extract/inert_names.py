@@ -6,13 +6,15 @@ find nothing (a ninth of the Python candidates of peft's own tree). A configurat
 value is made or read: a call, an alias, an attribute, a default, a base class, `dict(type=LoraConfig)`. So
 when every place the words are written is an import without `as` (which binds the same name, read nowhere
 else then), inside an annotation (never evaluated for a value), in a string or in a comment, the file is
-left out before the program model is built. Anything else, an f-string included, and any place this
-cannot pin down, counts as a use.
+left out before the program model is built. Anything else, and any place this cannot pin down, counts as a
+use. In an f-string, a word is text unless one of its replacement fields names it (before Python 3.12 the
+text parts carry the whole string's position, so which occurrence is which is told by name, not place).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from bisect import bisect_right
 from collections.abc import Iterable
 
@@ -31,15 +33,19 @@ def only_inert(tree: ast.Module, data: bytes, starts: Iterable[int]) -> bool:
         line += data.count(b"\n", counted, start)
         counted = start
         line_start = data.rfind(b"\n", 0, start) + 1
-        found = _place(tree, line, start - line_start)
+        found = _place(tree, line, start - line_start, _IDENTIFIER.match(data, start).group().decode())
         if found == "use" or found is None and not not_code_at(data, line_start, start):
             return False
     return True
 
 
-def _place(tree: ast.Module, line: int, column: int) -> str | None:
-    """What the word at (line, UTF-8 byte column) is: "inert" (an import's name without `as`, or in an
-    annotation or a plain string), "use", or None where no node holds it (a comment, a def's name)."""
+_IDENTIFIER = re.compile(rb"\w+")
+
+
+def _place(tree: ast.Module, line: int, column: int, word: str) -> str | None:
+    """What the word (`word`: its first identifier) at (line, UTF-8 byte column) is: "inert" (an import's
+    name without `as`, or in an annotation, a plain string or an f-string's text), "use", or None where no
+    node holds it (a comment, a def's name)."""
     node: ast.AST = tree
     while True:
         child, field = _child_at(node, line, column)
@@ -51,9 +57,9 @@ def _place(tree: ast.Module, line: int, column: int) -> str | None:
         if kind is ast.alias:
             return "inert" if child.asname is None else "use"  # type: ignore[attr-defined]
         if kind is ast.Constant:
-            return "inert"  # a string (an f-string's parts are not looked into: JoinedStr is a use)
+            return "inert"  # a string
         if kind is ast.JoinedStr:
-            return "use"
+            return "use" if _names(child, word) else "inert"
         node = child
 
 
@@ -85,3 +91,14 @@ def _holds(node: ast.AST, line: int, column: int) -> bool:
     end_line, end_column = node.end_lineno, node.end_col_offset  # type: ignore[attr-defined]
     return (start, node.col_offset) <= (line, column) and (  # type: ignore[attr-defined]
         end_line is None or (line, column) < (end_line, end_column))
+
+
+def _names(fstring: ast.AST, word: str) -> bool:
+    """Whether an expression in the f-string's replacement fields (format specs included) spells `word` as
+    a name, an attribute or a keyword (a string in them is text, as anywhere)."""
+    for node in ast.walk(fstring):
+        kind = type(node)
+        if (kind is ast.Name and node.id == word or kind is ast.Attribute and node.attr == word  # type: ignore[attr-defined]
+                or kind is ast.keyword and node.arg == word):  # type: ignore[attr-defined]
+            return True
+    return False
