@@ -31,13 +31,24 @@ def test_syntax_error_is_lora901_with_position_and_other_files_are_checked(write
 @pytest.mark.parametrize(("source", "position"), [
     ("from peft import LoraConfig\nc = LoraConfig(r=8,\n  def f(): pass\n", (2, 15)),  # where the '(' opens
     ("from peft import LoraConfig\nc = LoraConfig(r=8)\nx = )\n", (3, 5)),
-    ("from peft import LoraConfig  # caf\u00e9\nx = '\u00e9\u00e9' +)\n", (2, 11)),  # characters, not UTF-8 bytes
+    # characters, not UTF-8 bytes (LoraConfig read, not only imported: a file that only imports it is not parsed)
+    ("from peft import LoraConfig  # caf\u00e9\nx = LoraConfig\nx = '\u00e9\u00e9' +)\n", (3, 11)),
 ])
 def test_syntax_error_positions_count_from_one(write, tmp_path, source, position):
     write("broken.py", source)
     run = run_cli(["check", "--output-format", "json", "--no-cache", "broken.py"], cwd=tmp_path)
     [d] = run.json["diagnostics"]
     assert (d["code"], d["line"], d["column"]) == ("LORA901", *position)
+
+
+def test_a_syntax_error_in_a_file_that_only_imports_the_names_is_left_to_other_linters(write, tmp_path):
+    # Like a file that names LoraConfig only in a comment, one that only imports it (or names it in an
+    # annotation) holds nothing loralint checks: it is not parsed, so its syntax error is ruff's to report.
+    write("types.py", "from peft import LoraConfig\n\ndef f(config: LoraConfig) -> None:\n    x = = 2\n")
+    write("ok.py", GOOD_BAD)
+    run, found = diagnostics(tmp_path)
+    assert [(f[0], f[1]) for f in found] == [("ok.py", "LORA101")]
+    assert run.json["files_checked"] == 2
 
 
 def test_binary_and_non_utf8_files(write, tmp_path):

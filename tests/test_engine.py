@@ -173,13 +173,20 @@ def test_prefilter_skips_files_without_trigger_words(write, tmp_path, monkeypatc
     # the words only where they name nothing: a docstring's example, a comment, a message
     write("c.py", '"""Example:\n\n    config = LoraConfig(r=8)\n"""\n# get_peft_model(model, config)\n'
                   'raise ValueError("pass a LoraConfig")\n')
+    # PEFT's get_peft_model applies a config made elsewhere; only Unsloth's makes one (the file names unsloth)
+    write("d.py", "from peft import get_peft_model\n\ndef wrap(model, config):\n    return get_peft_model(model, config)\n")
+    write("e.py", "from unsloth import FastLanguageModel\nmodel = FastLanguageModel.get_peft_model(model, r=16)\n")
+    # a saved adapter loaded to generate with; one that is then merged (LORA405's) is read
+    write("f.py", "from peft import PeftModel\nmodel = PeftModel.from_pretrained(base, 'out')\nmodel.generate()\n")
+    write("g.py", "from peft import PeftModel\nmodel = PeftModel.from_pretrained(base, 'out').merge_and_unload()\n")
     seen = []
     import loralint.engine as engine
 
     real = engine.extract_source
     monkeypatch.setattr(engine, "extract_source", lambda display, data, fmt: seen.append(display) or real(display, data, fmt))
     result = report(tmp_path, "--no-cache")
-    assert seen == ["b.py"] and result["files_checked"] == 3
+    assert sorted(seen) == ["b.py", "e.py", "g.py"] and result["files_checked"] == 7
+    assert {c["path"] for c in result["configs"]} == {"b.py", "e.py"}
 
 
 def test_paths_in_cached_results_follow_the_command_line(write, tmp_path):
@@ -198,10 +205,10 @@ def test_prefilter_substring_shortcut_refuses_only_what_its_pattern_refuses():
     from hypothesis import example, given, settings
     from hypothesis import strategies as st
 
-    from loralint.extract import PREFILTERS, is_candidate
+    from loralint.extract import PREFILTERS, is_candidate, prefilter
 
     words = ["LoraConfig", "get_peft_model", "get_peft_config", "ModelConfig", "AutoPeftModelForCausalLM",
-             "PeftModel", ".from_pretrained", "lora_r", "LORA_alpha", "lora", "Lora :", "adapter", "peft_type",
+             "PeftModel", ".from_pretrained", "unsloth", "Trainer", "merge_adapter", "é", "lora_r", "LORA_alpha", "lora", "Lora :", "adapter", "peft_type",
              "use_peft", "finetuning_type", "_component_: torchtune.models.lora_llama", "peft_config", '"', "r",
              '"r"', "_", ":", " ", "\n", "x", ".", "Auto", "USE_Peft", "_component_:", "LoRA", "Adapter"]
     texts = st.lists(st.sampled_from(words), max_size=8).map("".join)
@@ -210,13 +217,17 @@ def test_prefilter_substring_shortcut_refuses_only_what_its_pattern_refuses():
     @given(texts, st.sampled_from(sorted(PREFILTERS)))
     @example("x = AutoPeftModelForCausalLM.from_pretrained(p)", "python")
     @example("x: 1\nUSE_Peft: true", "yaml")
+    @example("get_peft_model(model, r=16)", "notebook")
+    @example("unsloth.get_peft_model", "python")
+    @example("PeftModel.from_pretrained", "notebook")
+    @example("Trainer PeftModel.from_pretrained", "python")
     def same(text: str, fmt: str) -> None:
         data = text.encode()
         if fmt == "python" and any(c in text for c in "#'\""):
             # a word in a comment or string does not count in Python (the next test): never a candidate more
-            assert not is_candidate(data, fmt) or PREFILTERS[fmt].search(data) is not None
+            assert not is_candidate(data, fmt) or prefilter(data, fmt).search(data) is not None
         else:
-            assert is_candidate(data, fmt) == (PREFILTERS[fmt].search(data) is not None)
+            assert is_candidate(data, fmt) == (prefilter(data, fmt).search(data) is not None)
 
     same()
 
@@ -232,9 +243,10 @@ def test_a_python_word_counts_only_in_code_as_the_tokenizer_reads_it():
     from hypothesis import example, given, settings
     from hypothesis import strategies as st
 
-    from loralint.extract import PREFILTERS, is_candidate
+    from loralint.extract import is_candidate, prefilter
 
-    words = ["LoraConfig", "get_peft_model", "PeftModel", ".from_pretrained", "x = ", "(", ")", "\n", " ", "#",
+    words = ["LoraConfig", "get_peft_model", "PeftModel", ".from_pretrained", "unsloth", "load_in_", "x = ", "(", ")",
+             "\n", " ", "#",
              "'", '"', "'''", '"""', "\\", "f", "rb", "t", "if", "=", ":", "\\\n"]
 
     def blanked(text: str) -> str | None:
@@ -266,14 +278,16 @@ def test_a_python_word_counts_only_in_code_as_the_tokenizer_reads_it():
     @example('x = f"{LoraConfig(r=8)}"\n')
     @example('x = "a\\\nLoraConfig"\n')
     @example("'''LoraConfig\n")  # an unterminated string: a candidate, as before
+    @example("# unsloth\nget_peft_model(m, r=8)\n")
     def same(text: str) -> None:
         data = text.encode()
-        found = PREFILTERS["python"].search(data) is not None
+        pattern = prefilter(data, "python")  # `unsloth`, `load_in_` written anywhere make more words count
+        found = pattern.search(data) is not None
         code = blanked(text)
         if code is None:
             assert is_candidate(data, "python") <= found
         else:
-            assert is_candidate(data, "python") == (PREFILTERS["python"].search(code.encode()) is not None)
+            assert is_candidate(data, "python") == (pattern.search(code.encode()) is not None)
 
     same()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import textwrap
 
 import pytest
@@ -341,7 +342,9 @@ def test_reused_config_and_prepare_after_peft_are_recorded():
 
 # A module that names the words only where no value is made from them (imports without `as`, annotations,
 # strings, comments) is left out before its program model is built: peft's own tuners import LoraConfig
-# for their annotations. Each use below must still be analysed, and leaving a module out must change nothing.
+# for their annotations. INERT_TEXT is told so from its text, before any parse (extract/inert_text.py);
+# INERT, whose f-strings write the words, on its parse (extract/inert_names.py). Each use below must still
+# be analysed, and leaving a module out must change nothing.
 INERT = '''\
 """A tuner. Example: config = LoraConfig(r=8); model = get_peft_model(model, config)."""
 from peft import LoraConfig, get_peft_model  # LoraConfig(r=8) in a comment
@@ -362,6 +365,35 @@ class Layer:
 def helper(x: dict[str, LoraConfig] | None = None) -> list[ModelConfig]:
     return []
 '''
+INERT_TEXT = '''\
+"""A tuner: LoraConfig(r=8) in a docstring."""
+from peft import (  # ( a comment with a bracket
+    LoraConfig,
+    get_peft_model,
+)
+from trl import ModelConfig; import peft.tuners.lora.LoraConfig
+
+
+class Layer:
+    config: LoraConfig
+    other: "LoraConfig" = None
+    self_config: dict[str, LoraConfig | None] = {"(": None}
+
+    def update(
+        self,
+        config: Optional[LoraConfig],  # a comment: (
+        *args: LoraConfig,
+        scale: float = 1.0,
+        **kwargs: Annotated[LoraConfig, "]"],
+    ) -> dict[str, LoraConfig]:
+        return get_peft_model(self, config)
+
+
+async def helper(x: LoraConfig = None, y: int = (1, 2)) -> ModelConfig:
+    label = "LoraConfig("
+    return x
+'''
+INERT_MODULES = {"told from the text": INERT_TEXT, "told on the parse": INERT}
 USES = {
     "a call": "c = LoraConfig(r=8)\n",
     "an alias by import": "from peft import LoraConfig as L\nc = L(r=8)\n",
@@ -373,10 +405,16 @@ USES = {
     "an isinstance test": "def f(c):\n    return isinstance(c, LoraConfig)\n",
     "an f-string field": 'print(f"{LoraConfig(r=8)}")\n',
     "an f-string field beside the word as text": 'print(f"LoraConfig: {LoraConfig(r=8)}")\n',
-    "an f-string's format spec": 'print(f"{1:{get_peft_model(m, c)}}")\n',
+    "an f-string's format spec": 'print(f"{1:{LoraConfig(r=8)}}")\n',
     "a decorator": "@LoraConfig\ndef f():\n    pass\n",
-    "a def's name": "def get_peft_model(model, config):\n    return model\n",
-    "a keyword's name": "f(get_peft_model=1)\n",
+    "a def's name": "def LoraConfig(**kwargs):\n    return kwargs\n",
+    "a keyword's name": "f(LoraConfig=1)\n",
+    "Unsloth's get_peft_model": "from unsloth import FastLanguageModel\nm = FastLanguageModel.get_peft_model(m, r=8)\n",
+    "a parameter's default after its annotation": "def f(c: object = LoraConfig):\n    return c\n",
+    "a lambda's body among a def's defaults": "def f(make=lambda a, b: LoraConfig):\n    return make\n",
+    "a one-line body": "if True: LoraConfig(r=8)\n",
+    "a body after a def's header": "def f() -> None: return LoraConfig\n",
+    "a statement after `;`": "import os; make = LoraConfig\n",
     "a lambda": "make = lambda: LoraConfig(r=8)\n",
     "a class body's value": "class A:\n    config: LoraConfig = LoraConfig(r=8)\n",
     "a subscript": "configs = {'lora': LoraConfig}\nc = configs['lora'](r=8)\n",
@@ -387,8 +425,9 @@ def _walked(monkeypatch) -> list[str]:
     import loralint.program.model as model
 
     walked: list[str] = []
-    real = model.walk
-    monkeypatch.setattr(model, "walk", lambda tree: walked.append("walk") or real(tree))
+    real_walk, real_parse = model.walk, model.parse
+    monkeypatch.setattr(model, "walk", lambda tree: walked.append("walk") or real_walk(tree))
+    monkeypatch.setattr(model, "parse", lambda text: walked.append("parse") or real_parse(text))
     return walked
 
 
@@ -396,27 +435,79 @@ def test_a_module_naming_the_words_only_in_imports_annotations_strings_and_comme
     from loralint.extract import extract_source
 
     walked = _walked(monkeypatch)
-    result = extract_source("layer.py", INERT.encode(), "python")
-    assert (result.sites, result.loaded, result.diagnostics, walked) == ([], [], [], [])
-    for what, use in USES.items():
+    for module, parsed in ((INERT_TEXT, []), (INERT, ["parse"])):
         walked.clear()
-        extract_source("layer.py", (INERT + use).encode(), "python")
-        assert walked == ["walk"], what
+        result = extract_source("layer.py", module.encode(), "python")
+        assert (result.sites, result.loaded, result.diagnostics, walked) == ([], [], [], parsed)
+        for what, use in USES.items():
+            walked.clear()
+            extract_source("layer.py", (module + use).encode(), "python")
+            assert walked == ["parse", "walk"], what
 
 
+@pytest.mark.parametrize("module", INERT_MODULES)
 @pytest.mark.parametrize("use", [None, *USES])
 @pytest.mark.parametrize("line_break", ["\n", "\r\n", "\r"])
-def test_leaving_a_module_out_changes_no_result(monkeypatch, use, line_break):
-    # The same bytes with the shortcut off give the same result (a lone \r counts lines as ast does not
+def test_leaving_a_module_out_changes_no_result(monkeypatch, module, use, line_break):
+    # The same bytes with both shortcuts off give the same result (a lone \r counts lines as ast does not
     # here: such a file is analysed whole). A Latin-1 coding line takes the whole analysis too.
     import loralint.extract.inert_names as inert
+    import loralint.extract.inert_text as inert_text
     from loralint.cache_format import dumps
     from loralint.extract import extract_source
 
-    text = (INERT + (USES[use] if use else "")).replace("\n", line_break)
+    text = (INERT_MODULES[module] + (USES[use] if use else "")).replace("\n", line_break)
     for data in (text.encode(), ("# -*- coding: latin-1 -*-" + line_break + text + "# é" + line_break).encode("latin-1")):
         fast = dumps(extract_source("layer.py", data, "python"))
         monkeypatch.setattr(inert, "only_inert", lambda *args: False)
+        monkeypatch.setattr(inert_text, "only_inert_text", lambda *args: False)
         slow = dumps(extract_source("layer.py", data, "python"))
         monkeypatch.undo()
         assert fast == slow
+
+
+def test_what_the_text_tells_inert_the_parse_tells_inert_too():
+    # extract/inert_text.py leaves a module out unparsed: for any text that parses, each word it calls inert
+    # (an import without `as`, an annotation) must be inert on the parse, where inert_names reads the AST.
+    # The pieces mix both with uses that look like them (a lambda's `:` among a def's defaults, `else:`, a
+    # body after `:` on one line, brackets in strings and comments, `;`, backslash continuations).
+    from hypothesis import example, given, settings
+    from hypothesis import strategies as st
+
+    from loralint.extract import _in_code, _word_starts
+    from loralint.extract.inert_names import only_inert
+    from loralint.extract.inert_text import only_inert_text
+
+    pieces = [
+        "from peft import W\n", "from peft import (W,\n  x as y,\n)\n", "import peft.W\n", "from . import W as L\n",
+        "from .m import (a, W)  # c\n", "import a, W\n", "from x import W; W\n", "import a \\\n , W\n",
+        "def f(self, config: W, *a: W, **k: W) -> W:\n    return 1\n", "def f(c: Optional[W] = None) -> list[W]:\n    pass\n",
+        "def f(c=W):\n    pass\n", "def f(g=lambda a, b: W):\n    pass\n", "def f(c: int = W):\n    pass\n",
+        "def f() -> W: return W\n", "async def f(\n    x: W,  # ( comment\n    y: \"(\" = 1,\n) -> None:\n    pass\n",
+        "def f(a: Annotated[int, lambda x, y: W]): pass\n", "def f(a=(1, 2), b: W = 3): pass\n", "def f(W: int): pass\n",
+        "class A:\n    config: W\n    other: W = None\n", "class A(W):\n    pass\n", "class A: x: W\n", "x: W\n",
+        "self.x: W = W\n", "x: list[W] = []\n", "x = W\n", "y = {'a': W}\n", "if x: W\n", "else_: W\n",
+        "try:\n    pass\nfinally: W\n", "x = lambda a, b: W\n", "print(W)\n", "@W\ndef g(): pass\n", "f(x=W)\n",
+        "x = (\n  W,\n)\n", "x: (\n  W\n)\n", "s = '(W'\n", 's = """\n(\n"""\n', "# (\n", "x = f'{ W }'\n", "x = f'W'\n",
+        "x: int; y: W\n", "x: int = 1; W\n", "x \\\n : W\n", "x: \\\n W\n", "for a in b: c: W\n", "match: W\n",
+        "x[W]: int\n", "x.y[0]: W\n", "x: W == 1\n", "(x): W\n", "W: int = 1\n", "x = W.y\n", "x = W[0]\n", "\tx: W\n",
+    ]
+    programs = st.lists(st.sampled_from(pieces), min_size=1, max_size=6).map(lambda p: "".join(p).replace("W", "LoraConfig"))
+
+    @settings(max_examples=1500, deadline=None)
+    @given(programs, st.sampled_from(["\n", "\r\n"]))
+    @example("def f(g=lambda a, b: LoraConfig):\n    pass\n", "\n")
+    @example("from peft import (LoraConfig,\n  x as y,\n)\nclass A:\n    config: LoraConfig\n", "\r\n")
+    def same(text: str, line_break: str) -> None:
+        data = text.replace("\n", line_break).encode()
+        starts = list(_in_code(data, _word_starts(data)))
+        if not starts or starts[-1] < 0:
+            return
+        try:
+            tree = ast.parse(data)
+        except SyntaxError:
+            return  # left out unparsed or not, it holds no configuration to miss
+        if only_inert_text(data, starts):
+            assert only_inert(tree, data, starts), text
+
+    same()

@@ -33,22 +33,51 @@ from loralint.sites import Diagnostic, FileResult, Span
 FORMATS: dict[str, str] = {".py": "python", ".pyi": "python", ".yaml": "yaml", ".yml": "yaml", ".json": "json",
                            ".ipynb": "notebook"}
 
-# Words without which a file of that format cannot hold a configuration we extract.
-# A saved adapter loaded (PeftModel / PeftModelFor* / AutoPeftModelFor*.from_pretrained) needs no
-# LoraConfig in the file for LORA407 / LORA405.
-_PYTHON_WORDS = rb"\b(?:LoraConfig|get_peft_model|ModelConfig|get_peft_config)\b|\b(?:Auto)?PeftModel\w*\.from_pretrained\b"
+# Words without which a file of that format cannot hold a configuration we extract. In Python:
+# `LoraConfig`, `ModelConfig`, `get_peft_config`, `get_peft_model`, a saved adapter loaded
+# (`PeftModel` / `PeftModelFor*` / `AutoPeftModelFor*.from_pretrained`: LORA407 and LORA405 need no LoraConfig).
+# Two of them count only beside others in the file (`prefilter`). Of peft's own Python candidates, a fifth named
+# only these two, and none held a configuration or a finding.
+# - `get_peft_model` makes a configuration only as Unsloth's (`FastLanguageModel.get_peft_model(model, r=16)`,
+#   extract/python.py `_site_for`), whose qualified name comes from an import that spells `unsloth`. PEFT's
+#   `get_peft_model(model, config)` applies a config that only the other words make.
+# - A saved adapter loaded matters only to a trainer that trains it (a loaded site, LORA407: extract/loaded.py,
+#   training.py; a trainer's import path ends in `Trainer` or comes from `import_module`/`importorskip`, or a
+#   non-ASCII text spells it otherwise: extract/trainers.py `_may_name_trainers`), to a merge of it (LORA405,
+#   `merge_and_unload`/`merge_adapter`) and to a 4/8-bit keyword on its base (LORA306, `load_in_4bit`/`load_in_8bit`).
+_UNSLOTH = b"unsloth"
+_LOAD_READERS = (b"Trainer", b"import_module", b"importorskip", b"merge_and_unload", b"merge_adapter", b"load_in_")
+_ALWAYS = (b"LoraConfig", b"ModelConfig", b"get_peft_config")
+
+
+def _python_words(unsloth: bool, loads: bool) -> bytes:
+    words = rb"\b(?:" + b"|".join(_ALWAYS + ((b"get_peft_model",) if unsloth else ())) + rb")\b"
+    return words + rb"|\b(?:Auto)?PeftModel\w*\.from_pretrained\b" if loads else words
+
+
+# By (the text names unsloth, a loaded adapter may matter)
+_PYTHON_PATTERNS = {(unsloth, loads): lazy(_python_words(unsloth, loads)) for unsloth in (False, True)
+                    for loads in (False, True)}
 # YAML: the LoRA keys of axolotl, LLaMA-Factory (also `finetuning_type: lora` alone, whose
 # lora_* keys all default), torchtune (`_component_: ...lora_*`), TRL, Unsloth (`lora:` section).
 _YAML_WORDS = rb"\b(?:lora_\w+|adapter|peft_\w+|use_peft|finetuning_type)\b|_component_:\s*\S*lora|^lora\s*:"
-PREFILTERS: dict[str, LazyPattern] = {
-    "python": lazy(_PYTHON_WORDS),
+PREFILTERS: dict[str, LazyPattern] = {  # for Python and notebooks, every word: what `prefilter` picks from
+    "python": _PYTHON_PATTERNS[True, True],
     # A notebook's code sits in JSON strings, where these words are written as in Python.
-    "notebook": lazy(_PYTHON_WORDS),
+    "notebook": _PYTHON_PATTERNS[True, True],
     "yaml": lazy(_YAML_WORDS, re.I | re.M),
     "json": lazy(
         rb'"(?:lora_\w+|peft_type|peft_config|r|finetuning_type|use_peft|adapter|_component_)"\s*:'
     ),
 }
+
+
+def prefilter(data: bytes, fmt: str) -> LazyPattern:
+    """The pattern a file of that format (`data`: its bytes, UTF-8) must match somewhere to be a candidate."""
+    if fmt not in ("python", "notebook"):
+        return PREFILTERS[fmt]
+    loads = not data.isascii() or any(word in data for word in _LOAD_READERS)
+    return _PYTHON_PATTERNS[_UNSLOTH in data, loads]
 
 
 def file_format(path: str | Path) -> str | None:
@@ -85,15 +114,15 @@ _JSON_KEY_START = lazy(rb'"(?:lora_|peft_|r"|finetuning_type"|use_peft"|adapter"
 # or t-string's fields are code (Python 3.12 nests quotes there): a word inside one counts.
 # Each body is unrolled (a run of plain bytes, then one escape or lone quote, and again), so a match
 # never backtracks, and a quote is tried once: the search is linear in the text.
-_NOT_CODE = lazy(
+NOT_CODE = (  # with re.S (extract/inert_text.py reads statements with it)
     rb"#[^\r\n]*"
     rb"|'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''"
     rb'|"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""'
     rb"|'(?!'')[^'\\\r\n]*(?:\\.[^'\\\r\n]*)*'"
     rb'|"(?!"")[^"\\\r\n]*(?:\\.[^"\\\r\n]*)*"'
-    rb"|['\"]",  # opens no string
-    re.S,
+    rb"|['\"]"  # opens no string
 )
+_NOT_CODE = lazy(NOT_CODE, re.S)
 
 
 def is_candidate(data: bytes, fmt: str) -> bool:
@@ -103,17 +132,33 @@ def is_candidate(data: bytes, fmt: str) -> bool:
     if fmt == "python":
         return next(_in_code(text, _word_starts(text)), None) is not None
     if fmt == "yaml":
-        text, pattern = text.lower(), _YAML_LOWERED
-    else:
-        pattern = PREFILTERS[fmt]
+        text, match = text.lower(), _YAML_LOWERED.match
+    else:  # a notebook: its code cells' words are written in its JSON as in Python
+        match = _python_match(text)
     # A word at a time, in the table's order: the first match answers (no search for the others).
-    return any(True for word, shifts in _STARTS[fmt] for _ in _matches(text, word, shifts, pattern.match))
+    return any(True for word, shifts in _STARTS[fmt] for _ in _matches(text, word, shifts, match))
+
+
+def _python_match(text: bytes) -> Callable[[bytes, int], Any]:
+    """`prefilter(text, "python").match`, which reads the rest of the text only at a word that depends on it:
+    a notebook's megabytes are otherwise searched for the words alone."""
+    full, chosen = PREFILTERS["python"].match, []
+
+    def match(data: bytes, at: int) -> Any:
+        found = full(data, at)
+        if found is None or data.startswith(_ALWAYS, at):
+            return found
+        if not chosen:
+            chosen.append(prefilter(text, "python").match)
+        return chosen[0](data, at)
+
+    return match
 
 
 def _word_starts(text: bytes) -> Iterator[int]:
     """Where a match of the Python prefilter begins, in order, one at a time: a file's first words (its
     imports) are most often enough."""
-    match = PREFILTERS["python"].match
+    match = _python_match(text)
     found = [_matches(text, word, tuple(sorted(shifts)), match) for word, shifts in _PYTHON_STARTS if word in text]
     return found[0] if len(found) == 1 else heapq.merge(*found)  # most files: none of the words, or one
 
@@ -223,8 +268,11 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
 
             if tree is None and _positions_are_bytes(data):  # a script (a notebook's tree is its cells')
                 from loralint.extract.inert_names import only_inert
+                from loralint.extract.inert_text import only_inert_text
                 from loralint.program.model import parse
 
+                if only_inert_text(data, _in_code(data, _word_starts(data))):  # the words in code (f-strings count)
+                    return result  # imports and annotations only, told from the text: not even parsed
                 tree = parse(text)
                 if only_inert(tree, data, _word_starts(data)):
                     return result  # imports and annotations only: nothing to build a configuration from

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 
-HEAD = "from peft import LoraConfig\n"
+# One line that makes each file a LoRA file (a name read, not only imported: a file that only imports
+# LoraConfig holds nothing to check, and is not parsed).
+HEAD = "import peft; LoraConfig = peft.LoraConfig\n"
 # An ordinary file whose finding must survive every hostile neighbour: alpha/r = 0.25 is LORA101.
 ORDINARY = HEAD + 'cfg = LoraConfig(r=16, lora_alpha=4, target_modules=["q_proj"], task_type="CAUSAL_LM")\n'
 # Far more than a bounded run needs (~50-150 MB); far less than any of these inputs takes unbounded.
