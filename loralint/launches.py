@@ -134,7 +134,9 @@ class _Finder:
         self._folders: dict[Path, list[tuple[str, Path]]] = {}
         self._commands: dict[Path, list[tuple[int, tuple[str, str, int | None]]]] = {}
         self._up: dict[Path, list[Path]] = {}
-        self._real: dict[Path, Path] = {}  # realpath of a command's script, from each folder it may run in
+        # Per command (its file and line): the realpath of the script it names, from each folder it may run in, as
+        # text (a script's every command is compared with every checked script below it: ~550 on peft's tree)
+        self._scripts: dict[tuple[Path, int], list[tuple[Path, str]]] = {}
         self._configs: dict[tuple[Path, Path], AccelerateConfig | None] = {}  # (config, folder) → what it says
 
     def launches_of(self, script: Path) -> list[Launch]:
@@ -143,13 +145,13 @@ class _Finder:
         # The script's own comments (usage notes), then shell files from its folder upwards.
         texts = [(str(script), real)] + [entry for folder in folders for entry in self._launch_files(folder)]
         out: list[Launch] = []
+        target = str(real)
         for display, file in texts:
             commands = self._commands_of(file)
             if not commands:
                 continue
-            bases = self._folders_up(file.parent)  # where the command may run: the file's folder, then up
             for line, parsed in commands:
-                launch = self._match(parsed, real, bases, display, line)
+                launch = self._match(parsed, file, target, display, line)
                 if launch is not None:
                     out.append(launch)
                     if len(out) >= MAX_LAUNCHES:
@@ -200,14 +202,16 @@ class _Finder:
         except OSError:
             return None
 
-    def _match(self, parsed: tuple[str, str, int | None], script: Path, bases: list[Path], display: str,
+    def _match(self, parsed: tuple[str, str, int | None], file: Path, script: str, display: str,
                line: int) -> Launch | None:
+        """The launch when the command (`line` of `file`) runs `script` (a realpath) with a config we can read."""
         config_name, script_name, processes = parsed
-        for base in bases:
-            named = base / script_name
-            if named not in self._real:
-                self._real[named] = Path(os.path.realpath(named))
-            if self._real[named] != script:
+        runs = self._scripts.get((file, line))
+        if runs is None:  # where the command may run: the file's folder, then up
+            runs = self._scripts[(file, line)] = [(base, os.path.realpath(base / script_name))
+                                                  for base in self._folders_up(file.parent)]
+        for base, named in runs:
+            if named != script:
                 continue
             config_path = base / config_name
             if not config_path.is_file():

@@ -179,14 +179,18 @@ def test_prefilter_skips_files_without_trigger_words(write, tmp_path, monkeypatc
     # a saved adapter loaded to generate with; one that is then merged (LORA405's) is read
     write("f.py", "from peft import PeftModel\nmodel = PeftModel.from_pretrained(base, 'out')\nmodel.generate()\n")
     write("g.py", "from peft import PeftModel\nmodel = PeftModel.from_pretrained(base, 'out').merge_and_unload()\n")
+    # YAML's words count as keys: a docs table of contents that links the LoRA pages holds no configuration
+    write("toc.yml", "- title: LoRA\n  sections:\n  - local: package_reference/lora_utils\n    title: adapter utilities\n"
+                     "guides/adapter: package_reference/lora\n")
+    write("axolotl.yml", "base_model: gpt2\n'adapter' : lora\n")
     seen = []
     import loralint.engine as engine
 
     real = engine.extract_source
     monkeypatch.setattr(engine, "extract_source", lambda display, data, fmt: seen.append(display) or real(display, data, fmt))
     result = report(tmp_path, "--no-cache")
-    assert sorted(seen) == ["b.py", "e.py", "g.py"] and result["files_checked"] == 7
-    assert {c["path"] for c in result["configs"]} == {"b.py", "e.py"}
+    assert sorted(seen) == ["axolotl.yml", "b.py", "e.py", "g.py"] and result["files_checked"] == 9
+    assert {c["path"] for c in result["configs"]} == {"axolotl.yml", "b.py", "e.py"}
 
 
 def test_paths_in_cached_results_follow_the_command_line(write, tmp_path):

@@ -12,6 +12,7 @@ import heapq
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +60,17 @@ def _python_words(unsloth: bool, loads: bool) -> bytes:
 _PYTHON_PATTERNS = {(unsloth, loads): lazy(_python_words(unsloth, loads)) for unsloth in (False, True)
                     for loads in (False, True)}
 # YAML: the LoRA keys of axolotl, LLaMA-Factory (also `finetuning_type: lora` alone, whose
-# lora_* keys all default), torchtune (`_component_: ...lora_*`), TRL, Unsloth (`lora:` section).
-_YAML_WORDS = rb"\b(?:lora_\w+|adapter|peft_\w+|use_peft|finetuning_type)\b|_component_:\s*\S*lora|^lora\s*:"
+# lora_* keys all default), torchtune (`_component_: ...lora_*`), TRL, Unsloth (`lora:` section). Each a key
+# of its own (quoted or not), spelled as formats.py `detect` reads them: a docs table of contents that links the
+# LoRA pages (`local: package_reference/lora_utils`, `conceptual_guides/adapter: ...`) and a CI workflow's
+# environment (`PEFT_DEBUG: 1`) hold no configuration.
+_YAML_WORDS = (rb"(?:^|(?<=[\s{,\"'?]))(?:lora_\w+|adapter|peft_\w+|use_peft|finetuning_type)\b[\"']?[ \t]*:"
+               rb"|_component_:\s*\S*lora|^lora\s*:")
 PREFILTERS: dict[str, LazyPattern] = {  # for Python and notebooks, every word: what `prefilter` picks from
     "python": _PYTHON_PATTERNS[True, True],
     # A notebook's code sits in JSON strings, where these words are written as in Python.
     "notebook": _PYTHON_PATTERNS[True, True],
-    "yaml": lazy(_YAML_WORDS, re.I | re.M),
+    "yaml": lazy(_YAML_WORDS, re.M),
     "json": lazy(
         rb'"(?:lora_\w+|peft_type|peft_config|r|finetuning_type|use_peft|adapter|_component_)"\s*:'
     ),
@@ -76,8 +81,15 @@ def prefilter(data: bytes, fmt: str) -> LazyPattern:
     """The pattern a file of that format (`data`: its bytes, UTF-8) must match somewhere to be a candidate."""
     if fmt not in ("python", "notebook"):
         return PREFILTERS[fmt]
-    loads = not data.isascii() or any(word in data for word in _LOAD_READERS)
-    return _PYTHON_PATTERNS[_UNSLOTH in data, loads]
+    return _PYTHON_PATTERNS[_names_unsloth(data), _loads_matter(data)]
+
+
+def _names_unsloth(data: bytes) -> bool:
+    return _UNSLOTH in data
+
+
+def _loads_matter(data: bytes) -> bool:
+    return not data.isascii() or any(word in data for word in _LOAD_READERS)
 
 
 def file_format(path: str | Path) -> str | None:
@@ -90,8 +102,6 @@ def file_format(path: str | Path) -> str | None:
 # before it for `\b` and `^`) instead of searched for at every byte: a file that holds none of the words is
 # refused by a few substring searches, about ten times faster than the regex, and a large one that holds
 # them costs a match per occurrence (transformers: 2,912 files, 54 MB; peft's notebooks: 15 MB).
-# YAML's pattern ignores case: the literals are found, and the pattern (without re.I) matched, in the
-# text lowered (bytes.lower changes only A-Z, which re.I on a bytes pattern folds the same way).
 _PYTHON_STARTS = ((b"LoraConfig", (0,)), (b"get_peft_", (0,)), (b"ModelConfig", (0,)), (b"PeftModel", (0, -4)))
 _STARTS: dict[str, tuple[tuple[bytes, tuple[int, ...]], ...]] = {
     "python": _PYTHON_STARTS,
@@ -99,7 +109,6 @@ _STARTS: dict[str, tuple[tuple[bytes, tuple[int, ...]], ...]] = {
     "yaml": ((b"lora", (0,)), (b"adapter", (0,)), (b"peft", (0, -4)), (b"finetuning_type", (0,)),
              (b"_component_", (0,))),
 }
-_YAML_LOWERED = lazy(_YAML_WORDS, re.MULTILINE)
 # JSON's keys all begin with a quote, the most frequent byte of a JSON file: one pass of this pattern (whose
 # every match a PREFILTERS["json"] match begins with) is cheaper than a substring search a key.
 _JSON_KEY_START = lazy(rb'"(?:lora_|peft_|r"|finetuning_type"|use_peft"|adapter"|_component_")')
@@ -132,7 +141,7 @@ def is_candidate(data: bytes, fmt: str) -> bool:
     if fmt == "python":
         return next(_in_code(text, _word_starts(text)), None) is not None
     if fmt == "yaml":
-        text, match = text.lower(), _YAML_LOWERED.match
+        match = PREFILTERS[fmt].match
     else:  # a notebook: its code cells' words are written in its JSON as in Python
         match = _python_match(text)
     # A word at a time, in the table's order: the first match answers (no search for the others).
@@ -140,17 +149,20 @@ def is_candidate(data: bytes, fmt: str) -> bool:
 
 
 def _python_match(text: bytes) -> Callable[[bytes, int], Any]:
-    """`prefilter(text, "python").match`, which reads the rest of the text only at a word that depends on it:
-    a notebook's megabytes are otherwise searched for the words alone."""
-    full, chosen = PREFILTERS["python"].match, []
+    """`prefilter(text, "python").match`, which reads the rest of the text for a word that depends on it only
+    where it first meets that word: a notebook's megabytes are otherwise searched for the words alone."""
+    full = PREFILTERS["python"].match
+    counts: dict[bool, bool] = {}  # is it get_peft_model (else a loaded adapter) → whether it counts here
 
     def match(data: bytes, at: int) -> Any:
         found = full(data, at)
         if found is None or data.startswith(_ALWAYS, at):
             return found
-        if not chosen:
-            chosen.append(prefilter(text, "python").match)
-        return chosen[0](data, at)
+        unsloth = data.startswith(b"get_peft_model", at)
+        known = counts.get(unsloth)
+        if known is None:
+            known = counts[unsloth] = _names_unsloth(text) if unsloth else _loads_matter(text)
+        return found if known else None
 
     return match
 
@@ -158,9 +170,19 @@ def _python_match(text: bytes) -> Callable[[bytes, int], Any]:
 def _word_starts(text: bytes) -> Iterator[int]:
     """Where a match of the Python prefilter begins, in order, one at a time: a file's first words (its
     imports) are most often enough."""
-    match = _python_match(text)
-    found = [_matches(text, word, tuple(sorted(shifts)), match) for word, shifts in _PYTHON_STARTS if word in text]
+    found = _word_finders(text)
     return found[0] if len(found) == 1 else heapq.merge(*found)  # most files: none of the words, or one
+
+
+def every_word_start(text: bytes) -> list[int]:
+    """Every offset of `_word_starts`, in order."""
+    found = _word_finders(text)
+    return list(found[0]) if len(found) == 1 else sorted(chain.from_iterable(found))
+
+
+def _word_finders(text: bytes) -> list[Iterator[int]]:
+    match = _python_match(text)
+    return [_matches(text, word, tuple(sorted(shifts)), match) for word, shifts in _PYTHON_STARTS if word in text]
 
 
 def _matches(text: bytes, word: bytes, shifts: tuple[int, ...], match: Callable[..., Any]) -> Iterator[int]:
@@ -271,10 +293,11 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
                 from loralint.extract.inert_text import only_inert_text
                 from loralint.program.model import parse
 
-                if only_inert_text(data, _in_code(data, _word_starts(data))):  # the words in code (f-strings count)
+                starts = every_word_start(data)
+                if only_inert_text(data, _in_code(data, starts)):  # the words in code (f-strings count)
                     return result  # imports and annotations only, told from the text: not even parsed
                 tree = parse(text)
-                if only_inert(tree, data, _word_starts(data)):
+                if only_inert(tree, data, starts):
                     return result  # imports and annotations only: nothing to build a configuration from
             result.sites, limits, found, result.loaded, result.depends_on = extract_python_full(display, text,
                                                                                                 environment, tree)
