@@ -294,7 +294,7 @@ def _extract_source(display: str, data: bytes, fmt: str) -> FileResult:
                 from loralint.program.model import parse
 
                 starts = every_word_start(data)
-                if only_inert_text(data, _in_code(data, starts)):  # the words in code (f-strings count)
+                if only_inert_text(data, starts):
                     return result  # imports and annotations only, told from the text: not even parsed
                 tree = parse(text)
                 if only_inert(tree, data, starts):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from loralint.extract import NOT_CODE
 
@@ -33,7 +33,7 @@ _BRACKETS = re.compile(rb"[()\[\]{}]")
 _WORD = re.compile(rb"\w+")
 # What follows a word that may be inert: the end of an imported name, a parameter's annotation, an annotation.
 # A call, an attribute, a subscript or `as` follow a use (or a place this does not read).
-_END = re.compile(rb"[ \t]*(?:[,)\]|:=;#\r\n]|$)")
+_END = re.compile(rb"[ \t]*(?:[,)\]|:=;#\r\n\"']|$)")  # a quote: the end of a string (an annotation in quotes)
 _IMPORT = re.compile(rb"[ \t]*(?:import[ \t]|from[ \t][\w. \t]*?\bimport[ \t]*\(?)[\w \t\r\n,.]*")
 _DEF = re.compile(rb"[ \t]*(?:async[ \t]+)?def[ \t]+\w+[ \t]*\(")
 _PARAMETER = re.compile(rb"[ \t\r\n]*\**[ \t\r\n]*\w+[ \t\r\n]*:[^=]*")
@@ -43,47 +43,52 @@ _LAMBDA = re.compile(rb"\blambda\b")  # its parameters' commas and its `:` sit a
 _KEYWORDS = frozenset(word.encode() for word in keyword.kwlist)
 
 
-def only_inert_text(data: bytes, starts: Iterable[int]) -> bool:
-    """True when each offset of `starts` (where a word begins, ascending, each outside comments and plain
-    strings; -1: a quote opens no string) is in an import without `as` or in an annotation, as told from the
-    text; False when one is not, or this cannot tell. `starts` is read no further than the first word that is
-    plainly a use."""
-    found = []
-    for at in starts:  # most modules use a word at once (a call, an attribute): known without a scan
-        if at < 0 or _END.match(data, _WORD.match(data, at).end()) is None:  # type: ignore[union-attr]
+def only_inert_text(data: bytes, starts: Sequence[int]) -> bool:
+    """True when each offset of `starts` (where a word begins, ascending) is in a comment, a plain string, an
+    import without `as` or an annotation, as told from the text; False when one is not, or this cannot tell
+    (an f-string, a text that does not tokenize). The text is read no further than the first word in use.
+    A word followed by what follows no imported name or annotation (`(`, `.`, `as`: a call, an attribute, an
+    alias) answers False before any of the text is read, even in a docstring's example: the parse then tells."""
+    for at in starts:  # most modules write a word as a call or an attribute: parsed
+        if _END.match(data, _WORD.match(data, at).end()) is None:  # type: ignore[union-attr]
             return False
-        found.append(at)
-    if not found:
-        return False
-    words = iter(found)
-    at: int | None = next(words)
+    words = iter(starts)
+    at = next(words, None)
+    used = False  # a word met in code: a text whose words are all in comments and strings is left to the parse
     depth, statement = 0, 0
     for token in _SCAN.finditer(data):
         begin = token.start()
-        while at is not None and at < begin:
+        while at is not None and at < begin:  # a word in code
             if not _inert(data, statement, at):
                 return False
+            used = True
             at = next(words, None)
         if at is None:
-            return True
-        if at < token.end():
-            return False  # inside a string (an f-string's field): inert_names reads it
+            return used
         kind = data[begin]
-        if kind in b"([{":
+        end = token.end()
+        if end - begin == 1 and (kind == 0x27 or kind == 0x22):
+            return False  # a quote that opens no string: the file does not tokenize
+        if at < end:  # words in a comment or a string: none is a use, unless the string is an f- or t-string
+            prefix = data[max(begin - 2, 0):begin].lower()  # as extract._in_code tells an f-string
+            if kind != 0x23 and (b"f" in prefix or b"t" in prefix):
+                return False  # its fields are code: inert_names reads them on the parse
+            while at is not None and at < end:
+                at = next(words, None)
+        elif kind in b"([{":
             depth += 1
         elif kind in b")]}":
             depth -= 1
             if depth < 0:
                 return False
         elif (kind == 0x0A or kind == 0x3B) and depth == 0:  # \n, ;
-            statement = token.end()
-        elif token.end() - begin == 1 and kind in b"'\"":
-            return False  # a quote that opens no string: the file does not tokenize
+            statement = end
     while at is not None:
         if not _inert(data, statement, at):
             return False
+        used = True
         at = next(words, None)
-    return True
+    return used
 
 
 def _inert(data: bytes, statement: int, at: int) -> bool:
