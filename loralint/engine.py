@@ -332,11 +332,8 @@ def _start_workers(items: list[_Item], sizes: list[int], options: Options,
     # no more workers than there is Python for (each fork costs the main process a few milliseconds).
     python = sum(size for (source, _, _), size in zip(items, sizes) if source.fmt in ("python", "notebook"))
     workers = min(_jobs(options) - 1, max(1, python // POOL_BYTES_PER_WORKER))
-    # Largest first: a big file handed out last would leave the other processes idle at the end. YAML and JSON
-    # after all the Python, each kind largest first: this process, which takes from the back, reads them (and
-    # imports PyYAML, ~8 ms) while the workers parse Python, instead of each process importing it for a few.
-    python_first = [(source.fmt in ("python", "notebook"), size) for (source, _, _), size in zip(items, sizes)]
-    order = sorted(range(len(items)), key=python_first.__getitem__, reverse=True)
+    # Largest first: a big file handed out last would leave the other processes idle at the end.
+    order = sorted(range(len(items)), key=sizes.__getitem__, reverse=True)
     items = [items[i] for i in order]
     return items, Workers(items, [sizes[i] for i in order], workers, intake)
 
