@@ -251,7 +251,7 @@ def test_a_misspelt_axolotl_rank_or_alpha_is_one_error_with_its_rename(tmp_path,
     # axolotl has no default for lora_r / lora_alpha: the misspelt key leaves None, which fails in PEFT. One mistake:
     # LORA001 says both and renames the key (LORA002 / LORA012 stay quiet); the key simply missing is still LORA002/012.
     key = "lora_r" if field == "r" else "lora_alpha"
-    text = f"base_model: meta-llama/Llama-3.2-1B\nadapter: lora\nlora_r: 16\nlora_alpha: 32\nlora_target_linear: true\n"
+    text = "base_model: meta-llama/Llama-3.2-1B\nadapter: lora\nlora_r: 16\nlora_alpha: 32\nlora_target_linear: true\n"
     config = tmp_path / "config.yml"
     config.write_text(text.replace(f"{key}:", f"{typo}:"))
     run = run_cli(["check", "--no-cache", "--output-format", "json", "config.yml"], cwd=tmp_path)
