@@ -217,10 +217,15 @@ def _in_code(text: bytes, starts: Iterable[int], begin: int = 0) -> Iterator[int
             found = search(text, found.end())
         if found is None or found.start() > at:
             yield at
-        elif text[found.start()] != 0x23:  # a string, not a comment: its prefix, up to two letters before it
-            prefix = text[max(found.start() - 2, 0):found.start()].lower()
-            if b"f" in prefix or b"t" in prefix:
-                yield at
+        elif text[found.start()] != 0x23 and has_fields(text, found.start()):  # a string, not a comment
+            yield at
+
+
+def has_fields(text: bytes, quote: int) -> bool:
+    """Whether the string whose quote is at offset `quote` is an f- or t-string, whose replacement fields are
+    code: an f or t among its prefix, up to two letters before the quote."""
+    prefix = text[max(quote - 2, 0):quote].lower()
+    return b"f" in prefix or b"t" in prefix
 
 
 def _positions_are_bytes(data: bytes) -> bool:

@@ -23,7 +23,7 @@ import keyword
 import re
 from collections.abc import Sequence
 
-from loralint.extract import NOT_CODE
+from loralint.extract import NOT_CODE, has_fields
 
 # Tokens that end, open or continue a statement, found from the start of the text: a comment or string (the
 # prefilter's pattern: a lone quote opens none), a bracket, a backslash continuation, a line break, `;`.
@@ -70,8 +70,7 @@ def only_inert_text(data: bytes, starts: Sequence[int]) -> bool:
         if end - begin == 1 and (kind == 0x27 or kind == 0x22):
             return False  # a quote that opens no string: the file does not tokenize
         if at < end:  # words in a comment or a string: none is a use, unless the string is an f- or t-string
-            prefix = data[max(begin - 2, 0):begin].lower()  # as extract._in_code tells an f-string
-            if kind != 0x23 and (b"f" in prefix or b"t" in prefix):
+            if kind != 0x23 and has_fields(data, begin):
                 return False  # its fields are code: inert_names reads them on the parse
             while at is not None and at < end:
                 at = next(words, None)
