@@ -212,9 +212,10 @@ def test_prefilter_substring_shortcut_refuses_only_what_its_pattern_refuses():
     from loralint.extract import PREFILTERS, is_candidate, prefilter
 
     words = ["LoraConfig", "get_peft_model", "get_peft_config", "ModelConfig", "AutoPeftModelForCausalLM",
-             "PeftModel", ".from_pretrained", "unsloth", "Trainer", "merge_adapter", "é", "lora_r", "LORA_alpha", "lora", "Lora :", "adapter", "peft_type",
-             "use_peft", "finetuning_type", "_component_: torchtune.models.lora_llama", "peft_config", '"', "r",
-             '"r"', "_", ":", " ", "\n", "x", ".", "Auto", "USE_Peft", "_component_:", "LoRA", "Adapter"]
+             "PeftModel", ".from_pretrained", "unsloth", "Trainer", "merge_adapter", "é", "lora_r", "LORA_alpha",
+             "lora", "Lora :", "adapter", "peft_type", "use_peft", "finetuning_type",
+             "_component_: torchtune.models.lora_llama", "peft_config", '"', "r", '"r"', "_", ":", " ", "\n", "x", ".",
+             "Auto", "USE_Peft", "_component_:", "LoRA", "Adapter"]
     texts = st.lists(st.sampled_from(words), max_size=8).map("".join)
 
     @settings(max_examples=400, deadline=None)
@@ -250,8 +251,7 @@ def test_a_python_word_counts_only_in_code_as_the_tokenizer_reads_it():
     from loralint.extract import is_candidate, prefilter
 
     words = ["LoraConfig", "get_peft_model", "PeftModel", ".from_pretrained", "unsloth", "load_in_", "x = ", "(", ")",
-             "\n", " ", "#",
-             "'", '"', "'''", '"""', "\\", "f", "rb", "t", "if", "=", ":", "\\\n"]
+             "\n", " ", "#", "'", '"', "'''", '"""', "\\", "f", "rb", "t", "if", "=", ":", "\\\n"]
 
     def blanked(text: str) -> str | None:
         offsets = [0]
